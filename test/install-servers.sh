@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs the Debian server packages the integration tests run for real (see TESTING.md).
+# As root it installs what is missing; otherwise it prints the exact command and fails.
+set -eu
+
+packages="postgresql postgresql-client pgbouncer redis-server redis-sentinel"
+missing=""
+have() { command -v "$1" >/dev/null 2>&1 || [ -x "$1" ]; }
+pg_bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)"
+[ -n "$pg_bin" ] && [ -x "$pg_bin/initdb" ] || missing="$missing postgresql"
+have pg_dump || missing="$missing postgresql-client"
+have /usr/sbin/pgbouncer || missing="$missing pgbouncer"
+have redis-server || missing="$missing redis-server"
+have redis-sentinel || missing="$missing redis-sentinel"
+
+if [ -z "$missing" ]; then
+  exit 0
+fi
+if [ "$(id -u)" != "0" ]; then
+  echo "The integration tests need:$missing. Install them with:" >&2
+  echo "  sudo apt-get update && sudo apt-get install -y $packages" >&2
+  exit 2
+fi
+echo "installing Debian packages:$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends $packages >/dev/null
+# The packages start system-wide services; tests run their own servers on free ports.
+for svc in postgresql pgbouncer redis-server redis-sentinel; do
+  service "$svc" stop >/dev/null 2>&1 || true
+done

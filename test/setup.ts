@@ -1,0 +1,3 @@
+import { setupJest } from 'cdktf/lib/testing/adapters/jest';
+
+setupJest();
