@@ -1,8 +1,9 @@
 /**
  * Real servers for integration tests: Postgres, PgBouncer, Redis and Sentinel run as local
  * processes on 127.0.0.1 (see shared/TESTING.md). Every helper waits for readiness with a bounded
- * timeout, fails with the server's log tail, and stops its server by PID. An 'exit' handler kills
- * whatever a failed test left running, so no server or port outlives the test process.
+ * timeout, fails with the server's log tail, and stops its server by PID. Whatever a failed test
+ * left running is killed after the test file (or at process exit outside jest), so no server,
+ * port or temp dir outlives it.
  */
 import { ChildProcess, execFile, spawn } from 'child_process';
 import * as fs from 'fs';
@@ -83,8 +84,8 @@ const liveTempDirs = new Set<string>();
 /**
  * A fresh directory under $TMPDIR (or <repo>/.tmp), owned by the postgres user so servers running
  * as that user can write there. Removed by the stop() of the server that owns it (see
- * `startPostgres`), or when the test process exits, whichever comes first: a directory that
- * several servers share (one per Redis topology) must outlive each single restart.
+ * `startPostgres`), or after the test file (at process exit outside jest), whichever comes first:
+ * a directory that several servers share (one per Redis topology) must outlive each restart.
  */
 export function tempDir(prefix: string): string {
   const dir = fs.mkdtempSync(path.join(tmpRoot(), `${prefix}-`));
@@ -125,12 +126,19 @@ function killEverythingLeft(): void {
   liveTempDirs.clear();
 }
 
-process.once('exit', killEverythingLeft);
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    killEverythingLeft();
-    process.exit(128 + os.constants.signals[signal]);
-  });
+// Inside jest, `process` is a per-file copy whose 'exit' event never fires, so the cleanup runs
+// as a file-level afterAll (after the tests' own afterAll hooks). Outside jest (a script using
+// these helpers) the real process events do the same job.
+if (typeof afterAll === 'function') {
+  afterAll(killEverythingLeft);
+} else {
+  process.once('exit', killEverythingLeft);
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      killEverythingLeft();
+      process.exit(128 + os.constants.signals[signal]);
+    });
+  }
 }
 
 function isAlive(pid: number): boolean {

@@ -1,0 +1,142 @@
+import { requireEnvLine, shellScript } from './shell';
+import type { ContainerLaunch } from './types';
+import { checkIdentifier, checkNonEmpty, checkPath } from './validate';
+
+export interface PostgresRenderOptions {
+  /** Databases to create, owned by `appRole`. */
+  databases: string[];
+  /** LOGIN role the application uses: owns its databases; no superuser, createdb or createrole. */
+  appRole: string;
+  /** LOGIN role with SELECT on every table (and sequence) in those databases, future ones included. */
+  readonlyRole: string;
+  /** Server parameters, passed as `-c key=value`. */
+  parameters: Record<string, string | number | boolean>;
+  /**
+   * Where the official image looks for init scripts.
+   * @default '/docker-entrypoint-initdb.d'
+   */
+  initDir?: string;
+}
+
+const RENDERER = 'renderPostgres';
+const DEFAULT_INIT_DIR = '/docker-entrypoint-initdb.d';
+const INIT_SCRIPT_NAME = '10-tenantry-init.sh';
+
+function checkOptions(o: PostgresRenderOptions): void {
+  checkNonEmpty(RENDERER, 'databases', o.databases);
+  o.databases.forEach((database, i) => checkIdentifier(RENDERER, `databases[${i}]`, database));
+  checkIdentifier(RENDERER, 'appRole', o.appRole);
+  checkIdentifier(RENDERER, 'readonlyRole', o.readonlyRole);
+  if (o.appRole === o.readonlyRole) {
+    throw new Error(`${RENDERER}: appRole and readonlyRole must differ (both are ${JSON.stringify(o.appRole)})`);
+  }
+  if (o.initDir !== undefined) checkPath(RENDERER, 'initDir', o.initDir);
+}
+
+/**
+ * Roles first, in the maintenance database. The passwords come from the environment through
+ * psql's `\getenv` (psql 15+), so they appear neither in this file nor in any process's argv.
+ * Logging is switched off for this session because `ALTER ROLE … PASSWORD` is otherwise written
+ * to the server log whenever log_statement or an error logs the statement.
+ */
+const ROLES_SQL = String.raw`
+SET log_statement = 'none';
+SET log_min_duration_statement = -1;
+SET log_min_error_statement = 'panic';
+\getenv app_password TENANTRY_APP_PASSWORD
+\getenv readonly_password TENANTRY_READONLY_PASSWORD
+
+SELECT format('CREATE ROLE %I', :'app_role')
+ WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'app_role')
+\gexec
+SELECT format('CREATE ROLE %I', :'readonly_role')
+ WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'readonly_role')
+\gexec
+-- Re-asserted on every run: a re-run rotates the passwords and undoes any privilege drift.
+ALTER ROLE :"app_role" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD :'app_password';
+ALTER ROLE :"readonly_role" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD :'readonly_password';
+-- Belt and braces for the readonly role: even a privilege granted by mistake cannot write.
+ALTER ROLE :"readonly_role" SET default_transaction_read_only = on;
+`;
+
+/**
+ * Run once per database (after \set database). CREATE DATABASE cannot run inside a DO block or
+ * a transaction, hence \gexec. PUBLIC loses CONNECT and TEMPORARY, so only the tenant's two roles
+ * get in. The public schema is given to the app role explicitly because its default owner and
+ * grants differ between Postgres 14 and 15+, and a shared server may run either.
+ */
+const DATABASE_SQL = String.raw`
+SELECT format('CREATE DATABASE %I OWNER %I', :'database', :'app_role')
+ WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'database')
+\gexec
+ALTER DATABASE :"database" OWNER TO :"app_role";
+REVOKE ALL ON DATABASE :"database" FROM PUBLIC;
+GRANT CONNECT ON DATABASE :"database" TO :"readonly_role";
+\connect :database
+ALTER SCHEMA public OWNER TO :"app_role";
+REVOKE ALL ON SCHEMA public FROM PUBLIC;
+GRANT USAGE ON SCHEMA public TO :"readonly_role";
+GRANT SELECT ON ALL TABLES IN SCHEMA public TO :"readonly_role";
+GRANT SELECT ON ALL SEQUENCES IN SCHEMA public TO :"readonly_role";
+-- Tables the app creates later are readable too; sequences as well, so pg_dump can run as readonly.
+ALTER DEFAULT PRIVILEGES FOR ROLE :"app_role" IN SCHEMA public GRANT SELECT ON TABLES TO :"readonly_role";
+ALTER DEFAULT PRIVILEGES FOR ROLE :"app_role" IN SCHEMA public GRANT SELECT ON SEQUENCES TO :"readonly_role";
+`;
+
+/** psql input: names as psql variables (validated identifiers), then the SQL blocks above. */
+function initSql(o: PostgresRenderOptions): string {
+  const names = [`\\set app_role '${o.appRole}'`, `\\set readonly_role '${o.readonlyRole}'`].join('\n');
+  const perDatabase = o.databases.map((database) => `\\set database '${database}'\n${DATABASE_SQL.trim()}`);
+  return [names, ROLES_SQL.trim(), ...perDatabase].join('\n\n');
+}
+
+/**
+ * The init script: idempotent, so the official image can run it at first start and an operator
+ * (or a shared server's provisioning) can run it again to rotate passwords.
+ */
+export function renderPostgresInitScript(o: PostgresRenderOptions): string {
+  checkOptions(o);
+  return shellScript(
+    [
+      'Tenantry: creates the tenant databases and least-privilege roles. Safe to run again: it creates',
+      'only what is missing, re-asserts privileges and sets both passwords from the environment.',
+    ],
+    [
+      requireEnvLine('TENANTRY_APP_PASSWORD'),
+      requireEnvLine('TENANTRY_READONLY_PASSWORD'),
+      "# libpq's PG* variables win when set (a shared server, tests); otherwise the official image's",
+      '# init phase defaults apply: its local socket and POSTGRES_USER.',
+      'exec psql -v ON_ERROR_STOP=1 --no-psqlrc --quiet \\',
+      '  --username "${PGUSER:-${POSTGRES_USER:-postgres}}" --dbname "${PGDATABASE:-postgres}" <<\'SQL\'',
+      initSql(o),
+      'SQL',
+    ],
+  );
+}
+
+function formatParameter(value: string | number | boolean): string {
+  if (typeof value === 'boolean') return value ? 'on' : 'off';
+  return String(value);
+}
+
+/** `-c key=value` pairs sorted by key, so that equal options always give the same command. */
+function parameterArgs(parameters: PostgresRenderOptions['parameters']): string[] {
+  return Object.keys(parameters)
+    .sort()
+    .flatMap((key) => {
+      if (!/^[a-z][a-z0-9_.]*$/.test(key)) {
+        throw new Error(`${RENDERER}: parameter names are lower-case Postgres settings (value: ${JSON.stringify(key)})`);
+      }
+      return ['-c', `${key}=${formatParameter(parameters[key])}`];
+    });
+}
+
+/** The Postgres container: image entrypoint kept (it runs the init script on an empty data dir). */
+export function renderPostgres(o: PostgresRenderOptions): ContainerLaunch {
+  const initDir = o.initDir ?? DEFAULT_INIT_DIR;
+  return {
+    files: [{ path: `${initDir}/${INIT_SCRIPT_NAME}`, content: renderPostgresInitScript(o), executable: true }],
+    command: ['postgres', ...parameterArgs(o.parameters)],
+    env: ['POSTGRES_PASSWORD', 'TENANTRY_APP_PASSWORD', 'TENANTRY_READONLY_PASSWORD'],
+  };
+}
