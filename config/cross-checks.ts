@@ -1,0 +1,184 @@
+import type { ParsedDeployment, ParsedEnvironment } from './load';
+import { resolveBackupJobs } from './load';
+import { publishedPorts, SLOT_SIZE, slotCount } from './ports';
+import { BACKUP_SERVICES, TenantFile } from './schema';
+import { formatProblem, Problem, SourceFile } from './source';
+import { suggest } from './issues';
+
+/** Rules that span files: names, references between files, ports on a shared Docker host, policy. */
+export function crossCheck(
+  environments: ParsedEnvironment[],
+  tenants: { file: SourceFile; tenant: TenantFile }[],
+  deployments: ParsedDeployment[],
+): Problem[] {
+  return [
+    ...duplicateNames(environments.map((e) => ({ file: e.file, name: e.env.name })), 'environment'),
+    ...duplicateNames(tenants.map((t) => ({ file: t.file, name: t.tenant.name })), 'tenant'),
+    ...sharedNetworks(environments),
+    ...tenants.flatMap((t) => environmentReferences(t.file, t.tenant, environments)),
+    ...deployments.flatMap((d) => deploymentRules(d, environments)),
+    ...portConflicts(environments, deployments),
+  ];
+}
+
+function duplicateNames(items: { file: SourceFile; name: string }[], what: string): Problem[] {
+  const first = new Map<string, SourceFile>();
+  const problems: Problem[] = [];
+  for (const { file, name } of items) {
+    const earlier = first.get(name);
+    if (earlier) {
+      const where = formatProblem(earlier.problem(['name'], '')).replace(/: $/, '');
+      problems.push(file.problem(['name'], `${what} name "${name}" is already used by ${where}: names must be unique`));
+    } else {
+      first.set(name, file);
+    }
+  }
+  return problems;
+}
+
+/** Two environments on one Docker host must not claim the same Docker network. */
+function sharedNetworks(environments: ParsedEnvironment[]): Problem[] {
+  const seen = new Map<string, ParsedEnvironment>();
+  const problems: Problem[] = [];
+  for (const e of environments) {
+    const key = `${e.env.docker.host}\u0000${e.env.network.name}`;
+    const other = seen.get(key);
+    if (other) {
+      problems.push(
+        e.file.problem(['network', 'name'], `network.name: "${e.env.network.name}" is also used by environment "${other.env.name}" on the same Docker host ${e.env.docker.host}: give each environment its own network`),
+      );
+    } else seen.set(key, e);
+  }
+  return problems;
+}
+
+function environmentReferences(file: SourceFile, tenant: TenantFile, environments: ParsedEnvironment[]): Problem[] {
+  const known = environments.map((e) => e.env.name).sort();
+  const problems: Problem[] = [];
+  const unknown = (name: string) => {
+    const hint = suggest(name, known);
+    return `environment "${name}" does not exist${hint ? `; did you mean "${hint}"?` : ''} (environments: ${known.join(', ') || 'none'})`;
+  };
+  tenant.environments.forEach((name, i) => {
+    if (!known.includes(name)) problems.push(file.problem(['environments', i], `environments[${i}]: ${unknown(name)}`));
+    if (tenant.environments.indexOf(name) !== i) problems.push(file.problem(['environments', i], `environments[${i}]: "${name}" is listed twice`));
+  });
+  for (const name of Object.keys(tenant.overrides ?? {})) {
+    if (!tenant.environments.includes(name)) {
+      const message = known.includes(name)
+        ? `overrides.${name}: the tenant is not in environment "${name}": add it to "environments" or remove this override`
+        : `overrides.${name}: ${unknown(name)}`;
+      problems.push(file.problem(['overrides', name], message, { key: true }));
+    }
+  }
+  return problems;
+}
+
+function deploymentRules(d: ParsedDeployment, environments: ParsedEnvironment[]): Problem[] {
+  const env = environments.find((e) => e.env.name === d.environment)!.env;
+  const problems: Problem[] = [];
+  const at = (p: (string | number)[], message: string) => d.file.problem(d.locate(p), message);
+  const pg = d.services.postgres;
+
+  if (pg?.enabled && pg.mode === 'shared' && !env.sharedPostgres) {
+    problems.push(at(['services', 'postgres', 'mode'], `services.postgres.mode: "shared" needs a shared server, but environment "${env.name}" has no sharedPostgres section: add one to ${env.name}.yaml or use mode: dedicated`));
+  }
+  const windows = env.docker.platform === 'windows' || env.docker.host.startsWith('npipe://');
+  const pgStorage = pg?.storage?.kind ?? env.storage.kind;
+  if (windows && pg?.enabled && pg.mode === 'dedicated' && pgStorage === 'bind') {
+    problems.push(
+      at(['services', 'postgres'], `services.postgres: environment "${env.name}" runs on a Windows Docker host, where Postgres cannot chmod a bind-mounted data directory and refuses to start: set services.postgres.storage: { kind: volume } (backups may stay on bind or NFS)`),
+    );
+  }
+
+  if (env.ports.publish) {
+    const slots = slotCount(env.ports.from, env.ports.to);
+    if (d.tenant.portSlot === undefined) {
+      problems.push(d.file.problem(['name'], `environment "${env.name}" publishes ports (ports.publish: true), so this tenant needs a portSlot: add "portSlot: <0-${slots - 1}>" (each slot is ${SLOT_SIZE} host ports)`, { key: true }));
+    } else if (d.tenant.portSlot >= slots) {
+      problems.push(d.file.problem(['portSlot'], `portSlot: ${d.tenant.portSlot} is outside environment "${env.name}"'s port range ${env.ports.from}-${env.ports.to}, which has slots 0-${slots - 1}: pick a lower slot or widen ports.from/ports.to`));
+    }
+  }
+
+  if (env.production) problems.push(...productionBackupPolicy(d, env));
+  return problems;
+}
+
+/** Production data must be recoverable after losing the host: every stateful service backed up off-site, a week of dailies. */
+function productionBackupPolicy(d: ParsedDeployment, env: ParsedEnvironment['env']): Problem[] {
+  const jobs = resolveBackupJobs(env, d);
+  const problems: Problem[] = [];
+  for (const service of BACKUP_SERVICES) {
+    const settings = d.services[service];
+    if (!settings?.enabled) continue;
+    const job = jobs[service];
+    const written = d.file.has(d.locate(['backup', service])) ? ['backup', service] : ['services', service];
+    const where = d.file.problem(d.locate(written), '');
+    const problem = (message: string) => problems.push({ ...where, message });
+    if (!job) {
+      problem(`${service}: environment "${env.name}" is production and refuses a stateful service without a backup job: remove "enabled: false" from backup.${service}`);
+    } else if (!job.offsite) {
+      problem(`${service}: environment "${env.name}" is production and requires off-site copies: set backup.${service}.offsite: true`);
+    } else if (job.retention.daily < 7) {
+      problem(`${service}: environment "${env.name}" is production and keeps at least 7 daily backups; backup.${service}.retention.daily is ${job.retention.daily}`);
+    }
+  }
+  return problems;
+}
+
+interface PortClaim {
+  readonly port: number;
+  /** The container claiming the port, e.g. "dev-acme-postgres". */
+  readonly owner: string;
+  /** Claims are reported once per pair of groups (a tenant in an environment, or a shared server). */
+  readonly group: string;
+  readonly problem: (message: string) => Problem;
+}
+
+/** Published host ports must be unique per Docker host, across every environment on that host. */
+function portConflicts(environments: ParsedEnvironment[], deployments: ParsedDeployment[]): Problem[] {
+  const claims = new Map<string, PortClaim[]>();
+  const claim = (host: string, c: PortClaim) => claims.set(host, [...(claims.get(host) ?? []), c]);
+
+  for (const e of environments) {
+    if (e.env.ports.publish && e.env.sharedPostgres?.hostPort !== undefined) {
+      claim(e.env.docker.host, {
+        port: e.env.sharedPostgres.hostPort,
+        owner: `${e.env.name}-shared-postgres`,
+        group: `${e.env.name}-shared-postgres`,
+        problem: (m) => e.file.problem(['sharedPostgres', 'hostPort'], m),
+      });
+    }
+  }
+  for (const d of deployments) {
+    const env = environments.find((e) => e.env.name === d.environment)!.env;
+    if (!env.ports.publish || d.tenant.portSlot === undefined) continue;
+    const backupEnabled = Object.keys(resolveBackupJobs(env, d)).length > 0;
+    for (const p of publishedPorts(d.services, backupEnabled, env.ports.from, d.tenant.portSlot)) {
+      claim(env.docker.host, { port: p.external, owner: `${env.name}-${d.tenant.name}-${p.container}`, group: `${env.name}/${d.tenant.name}`, problem: (m) => d.file.problem(['portSlot'], m) });
+    }
+  }
+
+  const problems: Problem[] = [];
+  for (const [host, list] of claims) {
+    const byPort = new Map<number, PortClaim>();
+    const conflicts = new Map<string, { claim: PortClaim; first: PortClaim; count: number }>();
+    for (const c of list) {
+      const first = byPort.get(c.port);
+      if (!first) {
+        byPort.set(c.port, c);
+        continue;
+      }
+      const pair = `${c.group}\u0000${first.group}`;
+      const known = conflicts.get(pair);
+      if (known) known.count++;
+      else conflicts.set(pair, { claim: c, first, count: 1 });
+    }
+    for (const { claim: c, first, count } of conflicts.values()) {
+      const firstAt = formatProblem(first.problem('')).replace(/: $/, '');
+      const more = count > 1 ? ` (and ${count - 1} more port${count > 2 ? 's' : ''})` : '';
+      problems.push(c.problem(`host port ${c.port} of ${c.owner} is already claimed by ${first.owner} (${firstAt}) on Docker host ${host}${more}: give one of them another portSlot`));
+    }
+  }
+  return problems;
+}

@@ -1,0 +1,204 @@
+import * as fs from 'fs';
+import * as path from 'path';
+import type { z } from 'zod';
+import { crossCheck } from './cross-checks';
+import { describeIssues } from './issues';
+import { BackupJobConfig, DEFAULT_BACKUP_JOBS, EnvironmentConfig, StorageConfig, TenantConfig, TenantryConfig } from './model';
+import { publishedPorts } from './ports';
+import {
+  BACKUP_SERVICES,
+  EnvironmentFile,
+  environmentSchema,
+  TenantFile,
+  tenantEnvironmentSchema,
+  tenantFileSchema,
+  TenantServices,
+} from './schema';
+import { ConfigPath, Problem, sortProblems, SourceFile } from './source';
+
+export type LoadResult = { ok: true; config: TenantryConfig } | { ok: false; problems: Problem[] };
+
+export interface ParsedEnvironment {
+  readonly file: SourceFile;
+  readonly env: EnvironmentFile;
+}
+
+/** One tenant in one environment, validated, before ports and backups are resolved. */
+export interface ParsedDeployment {
+  readonly file: SourceFile;
+  readonly tenant: TenantFile;
+  readonly environment: string;
+  readonly services: TenantServices;
+  readonly backup: z.output<typeof tenantEnvironmentSchema>['backup'];
+  /** Where a path inside the merged settings was written: the override for this environment, or the base. */
+  readonly locate: (at: ConfigPath) => ConfigPath;
+}
+
+/** The config root: TENANTRY_CONFIG_DIR, or the working directory. */
+export function configRoot(env: NodeJS.ProcessEnv = process.env): string {
+  return path.resolve(env.TENANTRY_CONFIG_DIR || '.');
+}
+
+/**
+ * Reads `environments/*.yaml` and `tenants/*.yaml` under `root` and validates everything,
+ * collecting every problem in every file rather than stopping at the first.
+ */
+export function loadConfig(root: string): LoadResult {
+  const problems: Problem[] = [];
+  const envFiles = readYamlFolder(root, 'environments', problems);
+  const tenantFiles = readYamlFolder(root, 'tenants', problems);
+
+  const environments = envFiles.flatMap((file) => parseEnvironment(file, problems));
+  const tenants = tenantFiles.flatMap((file) => parseTenantFile(file, problems));
+  const envNames = new Set(environments.map((e) => e.env.name));
+  const deployments = tenants.flatMap(({ file, tenant }) =>
+    tenant.environments.filter((name) => envNames.has(name)).flatMap((name) => parseDeployment(file, tenant, name, problems)),
+  );
+
+  problems.push(...crossCheck(environments, tenants, deployments));
+  if (problems.length > 0) return { ok: false, problems: sortProblems(problems) };
+  return { ok: true, config: resolve(root, environments, deployments) };
+}
+
+function readYamlFolder(root: string, folder: string, problems: Problem[]): SourceFile[] {
+  const dir = path.join(root, folder);
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    if (folder === 'environments') {
+      problems.push({ file: dir, line: 1, col: 1, message: `no "${folder}" folder under ${root}: create it with one YAML file per environment, or point TENANTRY_CONFIG_DIR at your config` });
+    }
+    return [];
+  }
+  const files = names.filter((n) => /\.ya?ml$/.test(n)).sort().map((n) => SourceFile.read(path.join(dir, n)));
+  if (folder === 'environments' && files.length === 0) {
+    problems.push({ file: dir, line: 1, col: 1, message: 'no environment files (*.yaml) found: add one, e.g. environments/dev.yaml' });
+  }
+  for (const file of files) problems.push(...file.syntaxProblems);
+  return files.filter((f) => f.syntaxProblems.length === 0);
+}
+
+function validate<S extends z.ZodType>(schema: S, file: SourceFile, data: unknown, problems: Problem[], locate: (p: ConfigPath) => ConfigPath = (p) => p): z.output<S> | undefined {
+  if (data === undefined || data === null || typeof data !== 'object' || Array.isArray(data)) {
+    problems.push(file.wholeFile('expected a map of settings (key: value), found ' + (data == null ? 'an empty file' : 'something else')));
+    return undefined;
+  }
+  const result = schema.safeParse(data);
+  if (result.success) return result.data;
+  for (const m of describeIssues(result.error.issues, schema, data)) {
+    problems.push(file.problem(locate(m.path), m.message, { key: m.key }));
+  }
+  return undefined;
+}
+
+function parseEnvironment(file: SourceFile, problems: Problem[]): ParsedEnvironment[] {
+  const env = validate(environmentSchema, file, file.data, problems);
+  if (!env) return [];
+  const expected = path.basename(file.absolutePath).replace(/\.ya?ml$/, '');
+  if (env.name !== expected) {
+    problems.push(file.problem(['name'], `name: "${env.name}" does not match the file name "${path.basename(file.absolutePath)}": rename the file to ${env.name}.yaml or set name: ${expected}`));
+  }
+  return [{ file, env }];
+}
+
+function parseTenantFile(file: SourceFile, problems: Problem[]): { file: SourceFile; tenant: TenantFile }[] {
+  const tenant = validate(tenantFileSchema, file, file.data, problems);
+  if (!tenant) return [];
+  const expected = path.basename(file.absolutePath).replace(/\.ya?ml$/, '');
+  if (tenant.name !== expected) {
+    problems.push(file.problem(['name'], `name: "${tenant.name}" does not match the file name "${path.basename(file.absolutePath)}": rename the file to ${tenant.name}.yaml or set name: ${expected}`));
+  }
+  return [{ file, tenant }];
+}
+
+/** Merges the environment's override over the tenant's base settings and validates the result. */
+function parseDeployment(file: SourceFile, tenant: TenantFile, environment: string, problems: Problem[]): ParsedDeployment[] {
+  const override = tenant.overrides?.[environment] ?? {};
+  const merged = {
+    services: deepMerge(tenant.services, override.services),
+    backup: deepMerge(tenant.backup ?? {}, override.backup),
+  };
+  const overridden = { services: override.services, backup: override.backup };
+  const locate = (at: ConfigPath): ConfigPath => (writtenIn(overridden, at) ? ['overrides', environment, ...at] : at);
+  const parsed = validate(tenantEnvironmentSchema, file, merged, problems, locate);
+  return parsed ? [{ file, tenant, environment, services: parsed.services, backup: parsed.backup, locate }] : [];
+}
+
+/** Maps merge key by key; anything else (lists included) is replaced by the override. */
+function deepMerge(base: unknown, override: unknown): unknown {
+  if (override === undefined) return base;
+  if (isMap(base) && isMap(override)) {
+    const out: Record<string, unknown> = { ...base };
+    for (const [k, v] of Object.entries(override)) out[k] = deepMerge(base[k], v);
+    return out;
+  }
+  return override;
+}
+
+function isMap(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+/** Whether the override itself holds something at `at` (or a non-map ancestor that replaced it). */
+function writtenIn(overridden: unknown, at: ConfigPath): boolean {
+  let node = overridden;
+  for (const segment of at) {
+    if (!isMap(node) && !Array.isArray(node)) return node !== undefined;
+    node = (node as Record<string | number, unknown>)[segment];
+    if (node === undefined) return false;
+  }
+  return true;
+}
+
+function resolve(root: string, environments: ParsedEnvironment[], deployments: ParsedDeployment[]): TenantryConfig {
+  const sorted = [...environments].sort((a, b) => a.env.name.localeCompare(b.env.name));
+  return {
+    environments: sorted.map(({ file, env }): EnvironmentConfig => {
+      const { storage, backup, ...rest } = env;
+      const tenants = deployments
+        .filter((d) => d.environment === env.name)
+        .sort((a, b) => a.tenant.name.localeCompare(b.tenant.name))
+        .map((d) => resolveTenant(env, d));
+      return { ...rest, storage: resolveStorage(root, storage), offsite: backup.offsite, source: file.displayName, tenants };
+    }),
+  };
+}
+
+function resolveStorage(root: string, storage: EnvironmentFile['storage']): StorageConfig {
+  if (storage.kind !== 'bind') return storage;
+  return { kind: 'bind', dataRoot: path.resolve(root, storage.dataRoot) };
+}
+
+export function resolveBackupJobs(env: EnvironmentFile, d: Pick<ParsedDeployment, 'services' | 'backup'>): TenantConfig['backup'] {
+  const jobs: TenantConfig['backup'] = {};
+  for (const service of BACKUP_SERVICES) {
+    const settings = d.services[service];
+    if (!settings?.enabled) continue;
+    const base = DEFAULT_BACKUP_JOBS[service];
+    const envDefault = env.backup.defaults[service] ?? {};
+    const own = d.backup[service] ?? {};
+    if ((own.enabled ?? envDefault.enabled ?? true) === false) continue;
+    const job: BackupJobConfig = {
+      schedule: own.schedule ?? envDefault.schedule ?? base.schedule,
+      verifySchedule: own.verifySchedule ?? envDefault.verifySchedule ?? base.verifySchedule,
+      retention: { ...base.retention, ...stripUndefined(envDefault.retention), ...stripUndefined(own.retention) },
+      offsite: own.offsite ?? envDefault.offsite ?? base.offsite,
+    };
+    jobs[service] = job;
+  }
+  return jobs;
+}
+
+function stripUndefined<T extends object>(o: T | undefined): Partial<T> {
+  return Object.fromEntries(Object.entries(o ?? {}).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+function resolveTenant(env: EnvironmentFile, d: ParsedDeployment): TenantConfig {
+  const backup = resolveBackupJobs(env, d);
+  const ports =
+    env.ports.publish && d.tenant.portSlot !== undefined
+      ? publishedPorts(d.services, Object.keys(backup).length > 0, env.ports.from, d.tenant.portSlot)
+      : [];
+  return { name: d.tenant.name, environment: env.name, source: d.file.displayName, services: d.services, backup, publishedPorts: ports };
+}

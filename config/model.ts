@@ -1,0 +1,53 @@
+import type { PublishedPort } from './ports';
+import type { BackupService, EnvironmentFile, Retention, TenantServices } from './schema';
+
+/**
+ * The validated configuration, resolved so that constructs need no defaults, no file system and no
+ * knowledge of YAML: relative paths are absolute, overrides are merged, ports are assigned.
+ */
+export interface TenantryConfig {
+  /** Sorted by name. */
+  readonly environments: EnvironmentConfig[];
+}
+
+export type StorageConfig =
+  | { readonly kind: 'volume' }
+  | { readonly kind: 'bind'; readonly dataRoot: string }
+  | { readonly kind: 'nfs'; readonly server: string; readonly export: string; readonly options: string };
+
+export interface EnvironmentConfig extends Omit<EnvironmentFile, 'storage' | 'backup'> {
+  readonly storage: StorageConfig;
+  readonly offsite: EnvironmentFile['backup']['offsite'];
+  /** The environment's file, as shown in messages. */
+  readonly source: string;
+  /** This environment's tenants, sorted by name. */
+  readonly tenants: TenantConfig[];
+}
+
+export interface BackupJobConfig {
+  readonly schedule: string;
+  readonly verifySchedule?: string;
+  readonly retention: Retention;
+  readonly offsite: boolean;
+}
+
+/** One tenant as deployed in one environment (its overrides for that environment applied). */
+export interface TenantConfig {
+  readonly name: string;
+  readonly environment: string;
+  /** The tenant's file, as shown in messages. */
+  readonly source: string;
+  readonly services: TenantServices;
+  /** Backup job per stateful service that has one (absent: the service is off or its backup is). */
+  readonly backup: Partial<Record<BackupService, BackupJobConfig>>;
+  /** Host ports, when the environment publishes them. */
+  readonly publishedPorts: PublishedPort[];
+}
+
+/** Backup defaults when neither the environment nor the tenant says otherwise. */
+export const DEFAULT_BACKUP_JOBS: Record<BackupService, BackupJobConfig> = {
+  postgres: { schedule: '0 2 * * *', verifySchedule: '0 4 * * 0', retention: { daily: 7, weekly: 4, monthly: 6 }, offsite: true },
+  redis: { schedule: '15 * * * *', retention: { daily: 7, weekly: 4, monthly: 3 }, offsite: true },
+  qdrant: { schedule: '30 2 * * *', retention: { daily: 7, weekly: 4, monthly: 3 }, offsite: true },
+  minio: { schedule: '45 2 * * *', retention: { daily: 7, weekly: 4, monthly: 3 }, offsite: true },
+};

@@ -1,0 +1,368 @@
+import { z } from 'zod';
+import { CronError, isValidTimeZone, parseCron } from '../runtime/schedule/cron';
+
+/*
+ * The zod schemas here are the single source of truth for Tenantry's YAML: the TypeScript types
+ * are inferred from them, `npm run schema` turns them into the JSON Schema files editors use, and
+ * the loader reports their issues as file:line:col problems. Rules that need more than one file
+ * (duplicate names, port conflicts, unknown environments) live in config/cross-checks.ts.
+ */
+
+const DNS_LABEL = /^[a-z]([a-z0-9-]*[a-z0-9])?$/;
+
+/** Tenant and environment names end up in container names, hostnames and bucket names. */
+export const resourceName = z
+  .string()
+  .max(40, 'must be at most 40 characters (it becomes part of container, volume and bucket names)')
+  .regex(DNS_LABEL, 'must be a lowercase DNS label: a-z, 0-9 and "-", starting with a letter, not ending with "-"');
+
+const postgresIdentifier = z
+  .string()
+  .max(63, 'must be at most 63 characters (PostgreSQL identifier limit)')
+  .regex(/^[a-z_][a-z0-9_]*$/, 'must be a lowercase PostgreSQL identifier: a-z, 0-9 and "_", not starting with a digit');
+
+const tcpPort = z.number().int().min(1).max(65535);
+
+export const imageReference = z
+  .string()
+  .regex(
+    /^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(\/[a-z0-9]+([._-][a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$/,
+    'must be an image reference like "registry.example.com/postgres:16-alpine"',
+  );
+
+const absolutePath = z.string().refine((p) => p.startsWith('/'), {
+  message: 'must be an absolute path (starting with "/")',
+});
+
+export const cronExpression = z.string().superRefine((expression, ctx) => {
+  try {
+    parseCron(expression);
+  } catch (e) {
+    if (!(e instanceof CronError)) throw e;
+    ctx.addIssue({ code: 'custom', message: `invalid cron expression "${expression}": ${e.message}` });
+  }
+});
+
+const timeZone = z.string().refine(isValidTimeZone, {
+  message: 'is not an IANA time zone (e.g. "UTC", "Europe/Berlin")',
+});
+
+const memoryMb = z.number().int().min(16, 'must be at least 16 (MiB)').max(1048576);
+const cpus = z.number().positive().max(256);
+
+/** Where a stateful volume lives when a service overrides the environment's storage. */
+const serviceStorage = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal('volume') }),
+  z.strictObject({ kind: z.literal('bind'), path: absolutePath }),
+]);
+
+// ---------------------------------------------------------------- backups
+
+export const retentionSchema = z.strictObject({
+  daily: z.number().int().min(0).max(3650).default(7),
+  weekly: z.number().int().min(0).max(520).default(4),
+  monthly: z.number().int().min(0).max(240).default(6),
+});
+
+export const BACKUP_SERVICES = ['postgres', 'redis', 'qdrant', 'minio'] as const;
+export type BackupService = (typeof BACKUP_SERVICES)[number];
+
+/** One service's backup job. Every field is optional so environment defaults can fill it. */
+export const backupJobSchema = z.strictObject({
+  enabled: z.boolean().optional(),
+  schedule: cronExpression.optional(),
+  /** When the backup is restored into a scratch copy and compared with the source. */
+  verifySchedule: cronExpression.optional(),
+  retention: z
+    .strictObject({
+      daily: z.number().int().min(0).max(3650).optional(),
+      weekly: z.number().int().min(0).max(520).optional(),
+      monthly: z.number().int().min(0).max(240).optional(),
+    })
+    .optional(),
+  offsite: z.boolean().optional(),
+});
+
+const backupJobs = z.strictObject({
+  postgres: backupJobSchema.optional(),
+  redis: backupJobSchema.optional(),
+  qdrant: backupJobSchema.optional(),
+  minio: backupJobSchema.optional(),
+});
+
+// ---------------------------------------------------------------- environment
+
+const storageSchema = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal('volume') }),
+  z.strictObject({
+    kind: z.literal('bind'),
+    /** Absolute, or "./…" relative to the config directory (resolved to absolute at load). */
+    dataRoot: z.string().refine((p) => p.startsWith('/') || p.startsWith('./') || p.startsWith('../'), {
+      message: 'must be an absolute path, or start with "./" to mean relative to the config directory',
+    }),
+  }),
+  z.strictObject({
+    kind: z.literal('nfs'),
+    server: z
+      .string()
+      .regex(/^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$|^\[[0-9a-fA-F:]+\]$/, 'must be a host name or an IP address'),
+    export: absolutePath,
+    /** Mount options passed to the kernel's NFS client, comma separated. */
+    options: z
+      .string()
+      .regex(/^[A-Za-z0-9_.=-]+(,[A-Za-z0-9_.=-]+)*$/, 'must be comma-separated mount options like "nfsvers=4.1,soft"')
+      .refine((o) => !/(^|,)addr=/.test(o), { message: 'must not set addr=: Tenantry sets it from "server"' })
+      .default('nfsvers=4.1,hard,timeo=600,retrans=2'),
+  }),
+]);
+
+const imagesSchema = z.strictObject({
+  postgres: imageReference.optional(),
+  pgbouncer: imageReference.optional(),
+  redis: imageReference.optional(),
+  qdrant: imageReference.optional(),
+  minio: imageReference.optional(),
+  minioClient: imageReference.optional(),
+  backup: imageReference.optional(),
+});
+
+const backendSchema = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal('local'), path: z.string().optional() }),
+  z.strictObject({
+    kind: z.literal('s3'),
+    bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be a valid S3 bucket name'),
+    key: z.string().min(1).optional(),
+    region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'must be an AWS region like "eu-central-1"'),
+    encrypt: z.boolean().default(true),
+    kmsKeyId: z.string().optional(),
+    /** "lockfile" uses S3's conditional writes (Terraform ≥ 1.10); "dynamodb" needs dynamodbTable. */
+    locking: z.enum(['lockfile', 'dynamodb', 'none']).default('lockfile'),
+    dynamodbTable: z.string().optional(),
+  }),
+]);
+
+const offsiteSchema = z.strictObject({
+  /** "per-tenant": one bucket per tenant (isolation); "shared": one bucket, a prefix per tenant. */
+  mode: z.enum(['per-tenant', 'shared']).default('per-tenant'),
+  /** The bucket name in "shared" mode; the name prefix in "per-tenant" mode. */
+  bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,40}[a-z0-9]$/, 'must be a valid S3 bucket name (at most 42 characters: tenant and environment are appended)').optional(),
+  kmsKeyArn: z.string().regex(/^arn:aws[a-z-]*:kms:/, 'must be a KMS key ARN').optional(),
+  objectLock: z
+    .strictObject({ mode: z.enum(['GOVERNANCE', 'COMPLIANCE']).default('GOVERNANCE'), days: z.number().int().min(1).max(36500) })
+    .optional(),
+  /** An S3-compatible endpoint for the backup agents (e.g. a MinIO elsewhere); AWS when left out. */
+  endpoint: z.string().url().optional(),
+});
+
+export const environmentSchema = z
+  .strictObject({
+    name: resourceName,
+    /** Production environments get the strict policies (no published data ports, off-site backups). */
+    production: z.boolean().default(false),
+    timeZone: timeZone.default('UTC'),
+    docker: z.strictObject({
+      host: z
+        .string()
+        .regex(/^(unix|ssh|tcp|npipe):\/\/\S+$/, 'must be a Docker host URL: unix:///var/run/docker.sock or ssh://user@host'),
+      /** Extra ssh options for an ssh:// host, e.g. ["-o", "StrictHostKeyChecking=yes"]. */
+      sshOptions: z.array(z.string()).optional(),
+      /** The Docker host's OS: decides what storage Postgres may use. npipe:// hosts are always windows. */
+      platform: z.enum(['linux', 'windows']).default('linux'),
+    }),
+    network: z.strictObject({
+      name: z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, 'must be a Docker network name'),
+      subnet: z
+        .string()
+        .regex(/^(\d{1,3}\.){3}\d{1,3}\/\d{1,2}$/, 'must be an IPv4 CIDR like "172.30.0.0/16"')
+        .refine(validCidr, { message: 'must be an IPv4 CIDR with octets 0-255 and a prefix 8-30' }),
+    }),
+    storage: storageSchema,
+    images: imagesSchema.prefault({}),
+    ports: z
+      .strictObject({
+        /** Publish service ports on the Docker host (for development access). */
+        publish: z.boolean().default(false),
+        /** Host ports are handed out from here, 20 per tenant slot. */
+        from: tcpPort.default(20000),
+        to: tcpPort.default(29999),
+        /** Allow published Postgres/PgBouncer/Redis ports in a production environment. */
+        allowDataPortsInProduction: z.boolean().default(false),
+      })
+      .prefault({})
+      .refine((p) => p.from <= p.to, { message: '"from" must not be larger than "to"', path: ['from'] }),
+    backend: backendSchema.prefault({ kind: 'local' }),
+    aws: z.strictObject({ region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'must be an AWS region like "eu-central-1"') }).prefault({ region: 'us-east-1' }),
+    /** A Postgres server for tenants with `postgres.mode: shared`. */
+    sharedPostgres: z
+      .strictObject({
+        version: z.number().int().min(13).max(17).default(16),
+        memoryMb: memoryMb.default(1024),
+        cpus: cpus.optional(),
+        parameters: z.record(z.string().regex(/^[a-z_][a-z0-9_.]*$/), z.union([z.string(), z.number(), z.boolean()])).default({}),
+        hostPort: tcpPort.optional(),
+      })
+      .optional(),
+    backup: z
+      .strictObject({
+        /** Defaults for every tenant's backup jobs (a tenant's `backup` section overrides them). */
+        defaults: backupJobs.prefault({}),
+        offsite: offsiteSchema.prefault({}),
+      })
+      .prefault({}),
+  })
+  .superRefine((env, ctx) => {
+    if (env.backend.kind === 's3' && env.backend.locking === 'dynamodb' && !env.backend.dynamodbTable) {
+      ctx.addIssue({ code: 'custom', path: ['backend', 'locking'], message: 'locking "dynamodb" needs backend.dynamodbTable' });
+    }
+    if (env.backup.offsite.mode === 'shared' && !env.backup.offsite.bucket) {
+      ctx.addIssue({ code: 'custom', path: ['backup', 'offsite', 'mode'], message: 'mode "shared" needs backup.offsite.bucket (the one bucket all tenants share)' });
+    }
+  });
+
+// ---------------------------------------------------------------- tenant services
+
+const postgresSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  version: z.number().int().min(13).max(17).default(16),
+  /** "dedicated": a server per tenant; "shared": databases on the environment's sharedPostgres. */
+  mode: z.enum(['dedicated', 'shared']).default('dedicated'),
+  databases: z.array(postgresIdentifier).min(1).default(['app']),
+  parameters: z
+    .record(z.string().regex(/^[a-z_][a-z0-9_.]*$/, 'must be a PostgreSQL parameter name'), z.union([z.string(), z.number(), z.boolean()]))
+    .default({}),
+  memoryMb: memoryMb.default(512),
+  cpus: cpus.optional(),
+  storage: serviceStorage.optional(),
+});
+
+const pgbouncerSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  poolMode: z.enum(['session', 'transaction', 'statement']).default('transaction'),
+  poolSize: z.number().int().min(1).max(10000).default(25),
+  maxClients: z.number().int().min(1).max(100000).default(1000),
+  memoryMb: memoryMb.default(64),
+  cpus: cpus.optional(),
+});
+
+const redisSchema = z
+  .strictObject({
+    enabled: z.boolean().default(true),
+    replicas: z.number().int().min(0).max(5).default(2),
+    sentinels: z.number().int().min(1).max(7).default(3),
+    quorum: z.number().int().min(1).max(7).default(2),
+    downAfterMs: z.number().int().min(100).max(600000).default(5000),
+    minReplicasToWrite: z.number().int().min(0).max(5).default(1),
+    maxmemory: z.string().regex(/^\d+(kb|mb|gb)$/i, 'must be a size like "256mb" or "1gb"').default('256mb'),
+    memoryMb: memoryMb.default(384),
+    cpus: cpus.optional(),
+    storage: serviceStorage.optional(),
+  })
+  .superRefine((r, ctx) => {
+    if (r.quorum > r.sentinels) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['quorum'],
+        message: `quorum ${r.quorum} is larger than the number of sentinels (${r.sentinels}): no failover could ever be agreed; use at most ${r.sentinels}`,
+      });
+    }
+    if (r.minReplicasToWrite > r.replicas) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['minReplicasToWrite'],
+        message: `minReplicasToWrite ${r.minReplicasToWrite} is larger than replicas (${r.replicas}): the master would refuse every write`,
+      });
+    }
+  });
+
+const qdrantSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  version: z.string().regex(/^v\d+\.\d+\.\d+$/, 'must be a Qdrant release like "v1.12.4"').default('v1.12.4'),
+  memoryMb: memoryMb.default(512),
+  cpus: cpus.optional(),
+  storage: serviceStorage.optional(),
+});
+
+const bucketName = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be an S3 bucket name: 3-63 characters, a-z, 0-9, "." and "-"');
+
+const minioSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  buckets: z
+    .array(z.strictObject({ name: bucketName, versioned: z.boolean().default(false) }))
+    .default([])
+    .superRefine((buckets, ctx) => {
+      const seen = new Set<string>();
+      buckets.forEach((b, i) => {
+        if (seen.has(b.name)) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `bucket "${b.name}" is listed twice` });
+        seen.add(b.name);
+      });
+    }),
+  memoryMb: memoryMb.default(512),
+  cpus: cpus.optional(),
+  storage: serviceStorage.optional(),
+});
+
+export const servicesSchema = z
+  .strictObject({
+    postgres: postgresSchema.optional(),
+    pgbouncer: pgbouncerSchema.optional(),
+    redis: redisSchema.optional(),
+    qdrant: qdrantSchema.optional(),
+    minio: minioSchema.optional(),
+  })
+  .superRefine((s, ctx) => {
+    if (s.pgbouncer?.enabled && !s.postgres?.enabled) {
+      ctx.addIssue({ code: 'custom', path: ['pgbouncer'], message: 'pgbouncer needs postgres: add a postgres section or remove pgbouncer' });
+    }
+  });
+
+const tenantEnvironmentOverride = z.strictObject({
+  services: z.record(z.string(), z.unknown()).optional(),
+  backup: z.record(z.string(), z.unknown()).optional(),
+});
+
+/**
+ * A tenant file as written. `overrides.<env>` is merged over `services`/`backup` for that
+ * environment (maps merge, lists replace) and the result is validated with the full schema, so an
+ * override gets the same checks, and error positions, as the base.
+ */
+export const tenantFileSchema = z.strictObject({
+  name: resourceName,
+  environments: z.array(resourceName).min(1, 'must name at least one environment'),
+  /** Which block of 20 published host ports this tenant uses (needed where an environment publishes ports). */
+  portSlot: z.number().int().min(0).max(3276).optional(),
+  services: z.record(z.string(), z.unknown()).prefault({}),
+  backup: z.record(z.string(), z.unknown()).optional(),
+  overrides: z.record(resourceName, tenantEnvironmentOverride).optional(),
+});
+
+/** The validated services and backup settings of one tenant in one environment. */
+export const tenantEnvironmentSchema = z.strictObject({
+  services: servicesSchema,
+  backup: backupJobs.prefault({}),
+});
+
+export type EnvironmentFile = z.output<typeof environmentSchema>;
+export type TenantFile = z.output<typeof tenantFileSchema>;
+export type TenantServices = z.output<typeof servicesSchema>;
+export type BackupJobSettings = z.output<typeof backupJobSchema>;
+export type Retention = z.output<typeof retentionSchema>;
+
+function validCidr(cidr: string): boolean {
+  const [address, prefix] = cidr.split('/');
+  const bits = Number(prefix);
+  return address.split('.').every((octet) => Number(octet) <= 255) && bits >= 8 && bits <= 30;
+}
+
+/**
+ * The tenant file as editors see it (JSON Schema export only): the same as tenantFileSchema,
+ * with services, backup and overrides spelled out so typos are underlined while typing.
+ */
+export const tenantDocumentSchema = tenantFileSchema.extend({
+  services: servicesSchema.optional(),
+  backup: backupJobs.optional(),
+  overrides: z
+    .record(resourceName, z.strictObject({ services: servicesSchema.optional(), backup: backupJobs.optional() }))
+    .optional(),
+});

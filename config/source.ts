@@ -1,0 +1,115 @@
+import * as fs from 'fs';
+import * as path from 'path';
+import { Document, isMap, isPair, isScalar, isSeq, LineCounter, Node, parseDocument } from 'yaml';
+
+/** A problem in a config file, reported as `file:line:col: message`. */
+export interface Problem {
+  readonly file: string;
+  readonly line: number;
+  readonly col: number;
+  readonly message: string;
+}
+
+export type ConfigPath = readonly (string | number)[];
+
+export function formatProblem(p: Problem): string {
+  return `${p.file}:${p.line}:${p.col}: ${p.message}`;
+}
+
+/** Orders problems by file, then position, so every run prints them the same way. */
+export function sortProblems(problems: Problem[]): Problem[] {
+  const seen = new Set<string>();
+  return problems
+    .filter((p) => {
+      const key = formatProblem(p);
+      if (seen.has(key)) return false;
+      seen.add(key);
+      return true;
+    })
+    .sort((a, b) => a.file.localeCompare(b.file) || a.line - b.line || a.col - b.col || a.message.localeCompare(b.message));
+}
+
+/**
+ * One parsed YAML file that can say where any value in it is. Problems found later (schema,
+ * cross-file checks) point at the offending value's line and column through `locate`.
+ */
+export class SourceFile {
+  /** The file's name as printed in problems: relative to the working directory when inside it. */
+  readonly displayName: string;
+  readonly data: unknown;
+  readonly syntaxProblems: Problem[];
+  private readonly doc: Document.Parsed;
+  private readonly lines: LineCounter;
+
+  static read(absolutePath: string): SourceFile {
+    return new SourceFile(absolutePath, fs.readFileSync(absolutePath, 'utf8'));
+  }
+
+  constructor(readonly absolutePath: string, text: string) {
+    this.displayName = displayPath(absolutePath);
+    this.lines = new LineCounter();
+    this.doc = parseDocument(text, { lineCounter: this.lines, prettyErrors: false, uniqueKeys: true });
+    this.syntaxProblems = this.doc.errors.map((e) => {
+      const [offset] = e.pos;
+      return this.problemAtOffset(offset, `YAML syntax: ${firstLine(e.message)}`);
+    });
+    this.data = this.syntaxProblems.length === 0 ? this.doc.toJS({ maxAliasCount: 100 }) : undefined;
+  }
+
+  /** A problem at the value found at `at` (or its nearest existing parent); `key` points at the key instead. */
+  problem(at: ConfigPath, message: string, options: { key?: boolean } = {}): Problem {
+    const offset = this.offsetOf(at, options.key ?? false);
+    return offset === undefined ? this.wholeFile(message) : this.problemAtOffset(offset, message);
+  }
+
+  wholeFile(message: string): Problem {
+    return { file: this.displayName, line: 1, col: 1, message };
+  }
+
+  /** Whether the YAML text itself holds a value at this path (as opposed to a schema default). */
+  has(at: ConfigPath): boolean {
+    return this.doc.getIn(at, true) !== undefined;
+  }
+
+  private problemAtOffset(offset: number, message: string): Problem {
+    const { line, col } = this.lines.linePos(offset);
+    return { file: this.displayName, line, col, message };
+  }
+
+  private offsetOf(at: ConfigPath, wantKey: boolean): number | undefined {
+    let node: unknown = this.doc.contents;
+    let best = rangeStart(node);
+    for (let i = 0; i < at.length; i++) {
+      const segment = at[i];
+      const isLast = i === at.length - 1;
+      if (isMap(node)) {
+        const pair = node.items.find((p) => isPair(p) && isScalar(p.key) && String(p.key.value) === String(segment));
+        if (!pair) return best;
+        if (isLast && wantKey) return rangeStart(pair.key) ?? best;
+        node = pair.value;
+        best = rangeStart(node) ?? rangeStart(pair.key) ?? best;
+      } else if (isSeq(node) && typeof segment === 'number') {
+        node = node.items[segment];
+        if (node === undefined) return best;
+        best = rangeStart(node) ?? best;
+      } else {
+        return best;
+      }
+    }
+    return best;
+  }
+}
+
+function rangeStart(node: unknown): number | undefined {
+  const range = (node as Node | null | undefined)?.range;
+  return range ? range[0] : undefined;
+}
+
+function firstLine(message: string): string {
+  return message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
+}
+
+function displayPath(absolutePath: string): string {
+  const rel = path.relative(process.cwd(), absolutePath);
+  return rel && !rel.startsWith('..') && !path.isAbsolute(rel) ? rel : absolutePath;
+}

@@ -1,0 +1,62 @@
+import { Construct } from 'constructs';
+import { renderPgBouncer } from '../runtime/render/pgbouncer';
+import type { PostgresEndpoint } from './postgres';
+import { ServiceContainer } from './service-container';
+
+export interface PgBouncerProps {
+  readonly environment: string;
+  readonly tenant: string;
+  readonly image: string;
+  readonly network: string;
+  readonly postgres: PostgresEndpoint;
+  /** @default 'transaction' — the right mode for web applications; use 'session' for prepared statements across transactions */
+  readonly poolMode?: 'session' | 'transaction' | 'statement';
+  /** Server connections per database/user pair. @default 25 */
+  readonly poolSize?: number;
+  /** @default 1000 */
+  readonly maxClients?: number;
+  /** @default 64 */
+  readonly memoryMb?: number;
+  /** @default no CPU limit */
+  readonly cpus?: number;
+  /** Host port for 6432. @default not published */
+  readonly publishedPort?: number;
+}
+
+/** Connection pooling in front of the tenant's Postgres; applications connect here, as the app role. */
+export class PgBouncer extends Construct {
+  readonly host: string;
+  readonly port = 6432;
+
+  constructor(scope: Construct, id: string, props: PgBouncerProps) {
+    super(scope, id);
+    const poolSize = props.poolSize ?? 25;
+    const maxClients = props.maxClients ?? 1000;
+    if (poolSize > maxClients) {
+      throw new Error(`pgbouncer for tenant "${props.tenant}": poolSize (${poolSize}) must not exceed maxClients (${maxClients})`);
+    }
+    const container = new ServiceContainer(this, 'pooler', {
+      environment: props.environment,
+      tenant: props.tenant,
+      service: 'pgbouncer',
+      image: props.image,
+      network: props.network,
+      launch: renderPgBouncer({
+        listenPort: this.port,
+        serverHost: props.postgres.host,
+        serverPort: props.postgres.port,
+        databases: [...props.postgres.databases],
+        user: props.postgres.appRole,
+        poolMode: props.poolMode ?? 'transaction',
+        poolSize,
+        maxClients,
+      }),
+      env: { PGBOUNCER_PASSWORD: props.postgres.appPassword },
+      memoryMb: props.memoryMb ?? 64,
+      cpus: props.cpus,
+      publishedPorts: props.publishedPort === undefined ? undefined : [{ internal: this.port, external: props.publishedPort }],
+      healthcheck: `nc -z 127.0.0.1 ${this.port}`,
+    });
+    this.host = container.hostname;
+  }
+}

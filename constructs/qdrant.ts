@@ -1,0 +1,65 @@
+import { Construct } from 'constructs';
+import type { StorageConfig } from '../config/model';
+import { generatedSecret } from './secrets';
+import { ServiceContainer } from './service-container';
+import { ServiceStorageOverride, StatefulVolume } from './storage';
+
+export interface QdrantProps {
+  readonly environment: string;
+  readonly tenant: string;
+  readonly image: string;
+  readonly network: string;
+  readonly storage: StorageConfig;
+  /** @default the environment's storage */
+  readonly storageOverride?: ServiceStorageOverride;
+  readonly memoryMb: number;
+  /** @default no CPU limit */
+  readonly cpus?: number;
+  /** Host ports for the HTTP (6333) and gRPC (6334) APIs. @default not published */
+  readonly publishedPorts?: { readonly http: number; readonly grpc: number };
+}
+
+/** A vector database with an API key, its storage and its snapshots on separate volumes. */
+export class Qdrant extends Construct {
+  readonly url: string;
+  readonly apiKey: string;
+
+  constructor(scope: Construct, id: string, props: QdrantProps) {
+    super(scope, id);
+    this.apiKey = generatedSecret(this, 'api-key');
+    const volume = (purpose: string, containerPath: string) =>
+      new StatefulVolume(this, purpose, {
+        environment: props.environment,
+        tenant: props.tenant,
+        service: 'qdrant',
+        purpose,
+        storage: props.storage,
+        override: props.storageOverride,
+        containerPath,
+      }).mount;
+
+    const container = new ServiceContainer(this, 'server', {
+      environment: props.environment,
+      tenant: props.tenant,
+      service: 'qdrant',
+      image: props.image,
+      network: props.network,
+      launch: { files: [], env: ['QDRANT__SERVICE__API_KEY'] },
+      env: {
+        QDRANT__SERVICE__API_KEY: this.apiKey,
+        QDRANT__STORAGE__SNAPSHOTS_PATH: '/qdrant/snapshots',
+        QDRANT__TELEMETRY_DISABLED: 'true',
+      },
+      memoryMb: props.memoryMb,
+      cpus: props.cpus,
+      volumes: [volume('storage', '/qdrant/storage'), volume('snapshots', '/qdrant/snapshots')],
+      publishedPorts: props.publishedPorts && [
+        { internal: 6333, external: props.publishedPorts.http },
+        { internal: 6334, external: props.publishedPorts.grpc },
+      ],
+      // The image has bash but no curl; a TCP connect is the honest readiness signal it allows.
+      healthcheck: "bash -c ':> /dev/tcp/127.0.0.1/6333'",
+    });
+    this.url = `http://${container.hostname}:6333`;
+  }
+}

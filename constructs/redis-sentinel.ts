@@ -1,0 +1,134 @@
+import { Construct } from 'constructs';
+import type { StorageConfig } from '../config/model';
+import { renderRedisNode, renderSentinel } from '../runtime/render/redis';
+import { generatedSecret } from './secrets';
+import { ServiceContainer } from './service-container';
+import { ServiceStorageOverride, StatefulVolume } from './storage';
+
+export interface RedisSentinelProps {
+  readonly environment: string;
+  readonly tenant: string;
+  readonly image: string;
+  readonly network: string;
+  readonly storage: StorageConfig;
+  /** @default the environment's storage */
+  readonly storageOverride?: ServiceStorageOverride;
+  /** @default 2 */
+  readonly replicas?: number;
+  /** @default 3 */
+  readonly sentinels?: number;
+  /** Sentinels that must agree the master is down before a failover. @default 2 */
+  readonly quorum?: number;
+  /** @default 5000 */
+  readonly downAfterMs?: number;
+  /**
+   * The master refuses writes unless this many replicas are connected: bounds what a failover can
+   * lose to writes acknowledged in the last `min-replicas-max-lag` seconds.
+   * @default 1
+   */
+  readonly minReplicasToWrite?: number;
+  /** @default '256mb' */
+  readonly maxmemory?: string;
+  /** Per node. @default 384 */
+  readonly memoryMb?: number;
+  /** @default no CPU limit */
+  readonly cpus?: number;
+  /** Host ports by container key ("redis-0", "sentinel-1", …). @default none published */
+  readonly publishedPorts?: Readonly<Record<string, number>>;
+}
+
+/**
+ * Redis with Sentinel: redis-0 starts as master, redis-1..N replicate it, and the sentinels
+ * promote a replica when the master is down. Clients ask the sentinels for the master by name.
+ */
+export class RedisSentinel extends Construct {
+  readonly masterName: string;
+  readonly password: string;
+  readonly sentinelPassword: string;
+  /** `host:port` of every sentinel. */
+  readonly sentinelAddresses: string[];
+  readonly nodeHosts: string[];
+
+  constructor(scope: Construct, id: string, props: RedisSentinelProps) {
+    super(scope, id);
+    const replicas = props.replicas ?? 2;
+    const sentinels = props.sentinels ?? 3;
+    const quorum = props.quorum ?? 2;
+    const minReplicasToWrite = props.minReplicasToWrite ?? 1;
+    validate(props.tenant, { replicas, sentinels, quorum, minReplicasToWrite });
+
+    this.masterName = props.tenant;
+    this.password = generatedSecret(this, 'password');
+    this.sentinelPassword = generatedSecret(this, 'sentinel-password');
+    const common = { environment: props.environment, tenant: props.tenant, image: props.image, network: props.network, cpus: props.cpus };
+    const masterHost = `${props.environment}-${props.tenant}-redis-0`;
+    const published = (key: string, internal: number) =>
+      props.publishedPorts?.[key] === undefined ? undefined : [{ internal, external: props.publishedPorts[key] }];
+
+    this.nodeHosts = [];
+    for (let i = 0; i <= replicas; i++) {
+      const data = new StatefulVolume(this, `data-${i}`, {
+        environment: props.environment,
+        tenant: props.tenant,
+        service: `redis-${i}`,
+        purpose: 'data',
+        storage: props.storage,
+        override: props.storageOverride,
+        containerPath: '/data',
+      });
+      const node = new ServiceContainer(this, `node-${i}`, {
+        ...common,
+        service: 'redis',
+        index: i,
+        launch: renderRedisNode({
+          role: i === 0 ? 'master' : 'replica',
+          port: 6379,
+          announceHost: `${props.environment}-${props.tenant}-redis-${i}`,
+          masterHost,
+          masterPort: 6379,
+          maxmemory: props.maxmemory ?? '256mb',
+          minReplicasToWrite,
+        }),
+        env: { REDIS_PASSWORD: this.password },
+        memoryMb: props.memoryMb ?? 384,
+        volumes: [data.mount],
+        publishedPorts: published(`redis-${i}`, 6379),
+        healthcheck: 'redis-cli -a "$REDIS_PASSWORD" --no-auth-warning ping | grep -q PONG',
+      });
+      this.nodeHosts.push(node.hostname);
+    }
+
+    this.sentinelAddresses = [];
+    for (let i = 1; i <= sentinels; i++) {
+      const sentinel = new ServiceContainer(this, `sentinel-${i}`, {
+        ...common,
+        service: 'sentinel',
+        index: i,
+        launch: renderSentinel({
+          port: 26379,
+          announceHost: `${props.environment}-${props.tenant}-sentinel-${i}`,
+          masterName: this.masterName,
+          masterHost,
+          masterPort: 6379,
+          quorum,
+          downAfterMs: props.downAfterMs ?? 5000,
+        }),
+        env: { REDIS_PASSWORD: this.password, SENTINEL_PASSWORD: this.sentinelPassword },
+        memoryMb: 64,
+        publishedPorts: published(`sentinel-${i}`, 26379),
+        healthcheck: 'redis-cli -p 26379 -a "$SENTINEL_PASSWORD" --no-auth-warning ping | grep -q PONG',
+      });
+      this.sentinelAddresses.push(`${sentinel.hostname}:26379`);
+    }
+  }
+}
+
+function validate(tenant: string, p: { replicas: number; sentinels: number; quorum: number; minReplicasToWrite: number }): void {
+  const where = `redis for tenant "${tenant}"`;
+  if (p.quorum < 1 || p.quorum > p.sentinels) {
+    throw new Error(`${where}: quorum must be between 1 and sentinels (${p.sentinels}) (value: ${p.quorum})`);
+  }
+  if (p.minReplicasToWrite > p.replicas) {
+    throw new Error(`${where}: minReplicasToWrite (${p.minReplicasToWrite}) must not exceed replicas (${p.replicas}), or the master refuses every write`);
+  }
+}

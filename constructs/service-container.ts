@@ -1,0 +1,90 @@
+import { Container, ContainerHealthcheck } from '@cdktf/provider-docker/lib/container';
+import type { ITerraformDependable } from 'cdktf';
+import { Construct } from 'constructs';
+import type { ContainerLaunch } from '../runtime/render/types';
+import { containerName, tenantryLabels } from './naming';
+import { uploadBlocks } from './terraform-text';
+import type { VolumeMount } from './storage';
+
+export interface ServiceContainerProps {
+  readonly environment: string;
+  readonly tenant: string;
+  /** The service this container belongs to; becomes the `tenantry.service` label and part of the name. */
+  readonly service: string;
+  /** Numbers containers of a service that runs several (redis-0, sentinel-1). @default no number */
+  readonly index?: number;
+  /** Image ID or reference (pinned; the image policy aspect checks it). */
+  readonly image: string;
+  readonly network: string;
+  /** Rendered files, entrypoint and command, and the env var names the container needs. */
+  readonly launch: ContainerLaunch;
+  /** Values for every variable `launch.env` names (secrets as Terraform references). */
+  readonly env: Readonly<Record<string, string>>;
+  readonly memoryMb: number;
+  /** CPU limit in cores. @default no limit */
+  readonly cpus?: number;
+  /** @default no volumes */
+  readonly volumes?: readonly VolumeMount[];
+  /** Host ports to publish. @default none */
+  readonly publishedPorts?: readonly { readonly internal: number; readonly external: number }[];
+  /** A shell command that exits 0 when the service is healthy. @default no healthcheck */
+  readonly healthcheck?: string;
+  /** One-shot containers (setup jobs) run once and are not restarted. @default false */
+  readonly oneShot?: boolean;
+  /** Resources that must exist before this container starts. @default none */
+  readonly dependsOn?: ITerraformDependable[];
+}
+
+/**
+ * Every container Tenantry creates goes through here, so that the rules every container must
+ * follow (name, hostname, labels, network, memory limit, uploads escaped for Terraform, restart
+ * policy) hold by construction rather than by each service remembering them.
+ */
+export class ServiceContainer extends Construct {
+  /** Name and hostname on the environment network. */
+  readonly hostname: string;
+  readonly resource: Container;
+
+  constructor(scope: Construct, id: string, props: ServiceContainerProps) {
+    super(scope, id);
+    validateEnv(props);
+    if (!(props.memoryMb > 0)) throw new Error(`${props.service}: memoryMb must be positive (value: ${props.memoryMb})`);
+    this.hostname = containerName(props.environment, props.tenant, props.service, props.index);
+
+    this.resource = new Container(this, 'container', {
+      name: this.hostname,
+      hostname: this.hostname,
+      image: props.image,
+      entrypoint: props.launch.entrypoint,
+      command: props.launch.command,
+      env: Object.keys(props.env)
+        .sort()
+        .map((k) => `${k}=${props.env[k]}`),
+      upload: uploadBlocks(props.launch.files),
+      memory: props.memoryMb,
+      cpus: props.cpus === undefined ? undefined : String(props.cpus),
+      labels: tenantryLabels(props.environment, props.tenant, props.service),
+      networksAdvanced: [{ name: props.network, aliases: [this.hostname] }],
+      volumes: props.volumes?.map((v) => ({ containerPath: v.containerPath, volumeName: v.volumeName, hostPath: v.hostPath })),
+      ports: props.publishedPorts?.map((p) => ({ internal: p.internal, external: p.external, ip: '0.0.0.0' })),
+      healthcheck: props.healthcheck ? healthcheck(props.healthcheck) : undefined,
+      restart: props.oneShot ? 'no' : 'unless-stopped',
+      mustRun: !props.oneShot,
+      attach: false,
+      logDriver: 'json-file',
+      logOpts: { 'max-size': '10m', 'max-file': '3' },
+      dependsOn: props.dependsOn,
+    });
+  }
+}
+
+function healthcheck(command: string): ContainerHealthcheck {
+  return { test: ['CMD-SHELL', command], interval: '10s', timeout: '5s', retries: 5, startPeriod: '30s' };
+}
+
+function validateEnv(props: ServiceContainerProps): void {
+  const missing = props.launch.env.filter((name) => props.env[name] === undefined);
+  if (missing.length > 0) {
+    throw new Error(`${props.service}: the container needs environment variable(s) ${missing.join(', ')} but no value was given`);
+  }
+}

@@ -1,0 +1,127 @@
+import { Construct } from 'constructs';
+import type { StorageConfig } from '../config/model';
+import { renderPostgres } from '../runtime/render/postgres';
+import type { PostgresEndpoint } from './postgres';
+import { tenantRoles } from './postgres';
+import { generatedSecret } from './secrets';
+import { ServiceContainer } from './service-container';
+import { StatefulVolume } from './storage';
+
+/** The environment's one Postgres server for tenants with `postgres.mode: shared`. */
+export interface SharedPostgresProps {
+  readonly environment: string;
+  readonly image: string;
+  readonly network: string;
+  readonly storage: StorageConfig;
+  /** @default none */
+  readonly parameters?: Readonly<Record<string, string | number | boolean>>;
+  readonly memoryMb: number;
+  /** @default no CPU limit */
+  readonly cpus?: number;
+  /** Host port for 5432. @default not published */
+  readonly publishedPort?: number;
+}
+
+export const SHARED_TENANT = 'shared';
+
+export class SharedPostgresServer extends Construct {
+  readonly host: string;
+  readonly port = 5432;
+  readonly superuserPassword: string;
+  readonly image: string;
+
+  constructor(scope: Construct, id: string, props: SharedPostgresProps) {
+    super(scope, id);
+    this.image = props.image;
+    this.superuserPassword = generatedSecret(this, 'superuser-password');
+    const data = new StatefulVolume(this, 'data', {
+      environment: props.environment,
+      tenant: SHARED_TENANT,
+      service: 'postgres',
+      purpose: 'data',
+      storage: props.storage,
+      containerPath: '/var/lib/postgresql/data',
+    });
+    const server = new ServiceContainer(this, 'server', {
+      environment: props.environment,
+      tenant: SHARED_TENANT,
+      service: 'postgres',
+      image: props.image,
+      network: props.network,
+      launch: { files: [], command: renderPostgres({ databases: ['postgres'], appRole: 'unused', readonlyRole: 'unused', parameters: { ...props.parameters } }).command, env: ['POSTGRES_PASSWORD'] },
+      env: { POSTGRES_PASSWORD: this.superuserPassword, PGDATA: '/var/lib/postgresql/data/pgdata' },
+      memoryMb: props.memoryMb,
+      cpus: props.cpus,
+      volumes: [data.mount],
+      publishedPorts: props.publishedPort === undefined ? undefined : [{ internal: 5432, external: props.publishedPort }],
+      healthcheck: 'pg_isready -U postgres -h 127.0.0.1 -p 5432',
+    });
+    this.host = server.hostname;
+  }
+}
+
+export interface SharedPostgresDatabasesProps {
+  readonly environment: string;
+  readonly tenant: string;
+  readonly server: SharedPostgresServer;
+  readonly network: string;
+  readonly databases: readonly string[];
+}
+
+/**
+ * A tenant's databases and roles on the shared server. The server's init scripts ran long before
+ * this tenant existed, so a one-shot container runs the same (idempotent) script against it.
+ * The tenant's own roles, not the server's superuser, are what its PgBouncer and backups use.
+ */
+export class SharedPostgresDatabases extends Construct implements PostgresEndpoint {
+  readonly host: string;
+  readonly port: number;
+  readonly databases: readonly string[];
+  readonly appRole: string;
+  readonly appPassword: string;
+  readonly readonlyRole: string;
+  readonly readonlyPassword: string;
+  readonly backupRole: string;
+  readonly backupPassword: string;
+
+  constructor(scope: Construct, id: string, props: SharedPostgresDatabasesProps) {
+    super(scope, id);
+    const roles = tenantRoles(props.tenant);
+    this.host = props.server.host;
+    this.port = props.server.port;
+    this.databases = props.databases;
+    this.appRole = roles.appRole;
+    this.readonlyRole = roles.readonlyRole;
+    this.appPassword = generatedSecret(this, 'app-password');
+    this.readonlyPassword = generatedSecret(this, 'readonly-password');
+    this.backupRole = this.appRole;
+    this.backupPassword = this.appPassword;
+
+    const init = renderPostgres({ databases: [...props.databases], appRole: this.appRole, readonlyRole: this.readonlyRole, parameters: {} });
+    const script = init.files[0].path;
+    new ServiceContainer(this, 'provision', {
+      environment: props.environment,
+      tenant: props.tenant,
+      service: 'postgres-provision',
+      image: props.server.image,
+      network: props.network,
+      launch: {
+        files: init.files,
+        entrypoint: ['/bin/sh', '-c', `until pg_isready -q; do sleep 2; done; exec /bin/sh ${script}`],
+        env: init.env,
+      },
+      env: {
+        PGHOST: props.server.host,
+        PGPORT: String(props.server.port),
+        PGUSER: 'postgres',
+        POSTGRES_USER: 'postgres',
+        PGPASSWORD: props.server.superuserPassword,
+        POSTGRES_PASSWORD: props.server.superuserPassword,
+        TENANTRY_APP_PASSWORD: this.appPassword,
+        TENANTRY_READONLY_PASSWORD: this.readonlyPassword,
+      },
+      memoryMb: 64,
+      oneShot: true,
+    });
+  }
+}

@@ -1,0 +1,76 @@
+import { AwsProvider } from '@cdktf/provider-aws/lib/provider';
+import { DockerProvider } from '@cdktf/provider-docker/lib/provider';
+import { RandomProvider } from '@cdktf/provider-random/lib/provider';
+import { Aspects, LocalBackend, S3Backend, TerraformStack } from 'cdktf';
+import { Construct } from 'constructs';
+import type { EnvironmentConfig } from '../config/model';
+import { DEFAULT_IMAGES, EnvironmentImages } from '../constructs/images';
+import { EnvironmentNetwork } from '../constructs/network';
+import { MemoryLimitPolicy, PinnedImagesPolicy, ProductionDataPortsPolicy } from '../constructs/policy';
+import { SharedPostgresServer } from '../constructs/shared-postgres';
+import { Tenant } from '../constructs/tenant';
+
+export interface EnvironmentStackProps {
+  readonly environment: EnvironmentConfig;
+  /**
+   * Where the local backend keeps state, relative to the stack's working directory
+   * (cdktf.out/stacks/<env>), for `backend.kind: local`.
+   * @default "terraform.<env>.tfstate" in the stack's working directory
+   */
+  readonly localStatePath?: string;
+}
+
+/** One environment: its providers and backend, its network, and every tenant deployed to it. */
+export class EnvironmentStack extends TerraformStack {
+  readonly tenants: Tenant[] = [];
+
+  constructor(scope: Construct, id: string, props: EnvironmentStackProps) {
+    super(scope, id);
+    const env = props.environment;
+    this.configureBackend(env, props.localStatePath);
+    new DockerProvider(this, 'docker', { host: env.docker.host, sshOpts: env.docker.sshOptions });
+    new AwsProvider(this, 'aws', { region: env.aws.region });
+    new RandomProvider(this, 'random');
+
+    const network = new EnvironmentNetwork(this, 'network', { environment: env.name, name: env.network.name, subnet: env.network.subnet });
+    const images = new EnvironmentImages(this, 'images');
+    const shared = env.sharedPostgres
+      ? new SharedPostgresServer(this, 'shared-postgres', {
+          environment: env.name,
+          image: images.use(env.images.postgres ?? DEFAULT_IMAGES.postgres(env.sharedPostgres.version)),
+          network: network.name,
+          storage: env.storage,
+          parameters: env.sharedPostgres.parameters,
+          memoryMb: env.sharedPostgres.memoryMb,
+          cpus: env.sharedPostgres.cpus,
+          publishedPort: env.ports.publish ? env.sharedPostgres.hostPort : undefined,
+        })
+      : undefined;
+
+    for (const tenant of env.tenants) {
+      this.tenants.push(new Tenant(this, tenant.name, { tenant, environment: env, network: network.name, images, sharedPostgres: shared }));
+    }
+
+    Aspects.of(this).add(new PinnedImagesPolicy());
+    Aspects.of(this).add(new MemoryLimitPolicy());
+    Aspects.of(this).add(new ProductionDataPortsPolicy(env.name, env.production, env.ports.allowDataPortsInProduction));
+  }
+
+  private configureBackend(env: EnvironmentConfig, localStatePath: string | undefined): void {
+    const backend = env.backend;
+    if (backend.kind === 'local') {
+      new LocalBackend(this, { path: localStatePath ?? `terraform.${env.name}.tfstate` });
+      return;
+    }
+    new S3Backend(this, {
+      bucket: backend.bucket,
+      key: backend.key ?? `tenantry/${env.name}.tfstate`,
+      region: backend.region,
+      encrypt: backend.encrypt,
+      kmsKeyId: backend.kmsKeyId,
+      dynamodbTable: backend.locking === 'dynamodb' ? backend.dynamodbTable : undefined,
+    });
+    // S3-native locking (Terraform >= 1.10) is not among cdktf 0.21's S3Backend props.
+    if (backend.locking === 'lockfile') this.addOverride('terraform.backend.s3.use_lockfile', true);
+  }
+}
