@@ -513,7 +513,8 @@ export async function startRedisProcess(
 /**
  * Runs one redis-cli command against 127.0.0.1:port and resolves with its trimmed output.
  * The password travels in REDISCLI_AUTH (not argv). redis-cli exits 0 on error replies, so
- * an error reply ("NOAUTH …", "NOREPLICAS …", "ERR …") rejects with that reply as the message.
+ * an error reply ("NOAUTH …", "NOREPLICAS …", "ERR …") rejects with that reply as the message
+ * (followed by redis-cli's stderr, if any, in parentheses).
  */
 export function redisCli(port: number, password: string | undefined, ...args: string[]): Promise<string> {
   const cli = requireBinary('redis-cli', 'redis-tools');
@@ -522,9 +523,11 @@ export function redisCli(port: number, password: string | undefined, ...args: st
   return new Promise((resolve, reject) => {
     execFile(cli, ['-h', HOST, '-p', String(port), ...args], { env, timeout: 10_000 }, (error, stdout, stderr) => {
       const output = String(stdout).trim();
-      if (error) return reject(new Error(`redis-cli ${args.join(' ')} failed: ${String(stderr).trim() || error.message}`));
+      const warnings = String(stderr).trim();
+      if (error) return reject(new Error(`redis-cli ${args.join(' ')} failed: ${warnings || error.message}`));
       if (/^(ERR|NOAUTH|WRONGPASS|NOREPLICAS|NOPERM|READONLY|MASTERDOWN|LOADING)\b/.test(output)) {
-        return reject(new Error(output));
+        // A rejected password shows only on stderr ("AUTH failed: WRONGPASS …"); keep it in the message.
+        return reject(new Error(warnings ? `${output} (${warnings})` : output));
       }
       resolve(output);
     });

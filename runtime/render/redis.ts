@@ -1,0 +1,301 @@
+/**
+ * Redis data nodes and Sentinels. Both start from a shell script that turns a rendered template
+ * into the live config file Redis or Sentinel runs with, because:
+ *   - passwords arrive only through the environment, never in an uploaded file;
+ *   - Sentinel rewrites its own file, and on a failover it rewrites the nodes' files too
+ *     (`CONFIG REWRITE` of `replicaof`), so the live files sit in the writable data directory;
+ *   - what Sentinel recorded there must survive a restart, or a restart would undo a failover.
+ */
+import { requireEnvLine, shQuote, shellScript } from './shell';
+import type { ContainerLaunch } from './types';
+import { checkHost, checkInteger, checkPath, checkPort } from './validate';
+
+export interface RedisNodeRenderOptions {
+  /** The node's role at first start; afterwards Sentinel decides. */
+  role: 'master' | 'replica';
+  /** 6379 in containers. */
+  port: number;
+  /**
+   * Address to listen on.
+   * @default '0.0.0.0'
+   */
+  listenAddr?: string;
+  /** The node's own hostname (container name), announced to the master and to Sentinel. */
+  announceHost: string;
+  /** The initial master (replicas replicate from it; the master ignores these). */
+  masterHost: string;
+  masterPort: number;
+  /** e.g. '256mb'. */
+  maxmemory: string;
+  /** min-replicas-to-write; 0 disables. */
+  minReplicasToWrite: number;
+  /** @default 10 */
+  minReplicasMaxLagSeconds?: number;
+  /**
+   * Writable, persistent: data, AOF and the live config.
+   * @default '/data'
+   */
+  dataDir?: string;
+  /**
+   * Where the template and start script are uploaded.
+   * @default '/usr/local/etc/redis'
+   */
+  configDir?: string;
+}
+
+export interface SentinelRenderOptions {
+  /** 26379 in containers. */
+  port: number;
+  /**
+   * Address to listen on.
+   * @default '0.0.0.0'
+   */
+  listenAddr?: string;
+  /** This sentinel's hostname (container name), announced to the other sentinels. */
+  announceHost: string;
+  masterName: string;
+  /** The initial master; after a failover Sentinel's live config holds the current one. */
+  masterHost: string;
+  masterPort: number;
+  quorum: number;
+  downAfterMs: number;
+  /** @default 60000 */
+  failoverTimeoutMs?: number;
+  /** @default 1 */
+  parallelSyncs?: number;
+  /**
+   * Writable, persistent: Sentinel's live config is built here and rewritten by Sentinel.
+   * @default '/data'
+   */
+  dataDir?: string;
+  /**
+   * Where the template and start script are uploaded.
+   * @default '/usr/local/etc/redis'
+   */
+  configDir?: string;
+}
+
+const NODE_RENDERER = 'renderRedisNode';
+const SENTINEL_RENDERER = 'renderSentinel';
+const DEFAULT_DATA_DIR = '/data';
+const DEFAULT_CONFIG_DIR = '/usr/local/etc/redis';
+const START_SCRIPT_NAME = 'tenantry-start.sh';
+
+/**
+ * A shell function writing its argument as a Redis config string: double-quoted, with quotes and
+ * backslashes escaped. A function, not a command, so passwords never appear in any argv.
+ */
+const REDIS_QUOTE_FUNCTION = `redis_quote() { printf '"%s"' "$(printf '%s' "$1" | sed 's/[\\\\"]/\\\\&/g')"; }`;
+
+// ---------------------------------------------------------------------------------------------
+// Data nodes
+// ---------------------------------------------------------------------------------------------
+
+interface ResolvedNode extends RedisNodeRenderOptions {
+  listenAddr: string;
+  minReplicasMaxLagSeconds: number;
+  dataDir: string;
+  configDir: string;
+}
+
+function resolveNode(o: RedisNodeRenderOptions): ResolvedNode {
+  const resolved = {
+    ...o,
+    listenAddr: o.listenAddr ?? '0.0.0.0',
+    minReplicasMaxLagSeconds: o.minReplicasMaxLagSeconds ?? 10,
+    dataDir: o.dataDir ?? DEFAULT_DATA_DIR,
+    configDir: o.configDir ?? DEFAULT_CONFIG_DIR,
+  };
+  checkPort(NODE_RENDERER, 'port', resolved.port);
+  checkHost(NODE_RENDERER, 'listenAddr', resolved.listenAddr);
+  checkHost(NODE_RENDERER, 'announceHost', resolved.announceHost);
+  checkHost(NODE_RENDERER, 'masterHost', resolved.masterHost);
+  checkPort(NODE_RENDERER, 'masterPort', resolved.masterPort);
+  if (!/^[0-9]+(b|k|kb|m|mb|g|gb)?$/i.test(resolved.maxmemory)) {
+    throw new Error(`${NODE_RENDERER}: maxmemory must be a Redis memory size such as '256mb' (value: ${JSON.stringify(resolved.maxmemory)})`);
+  }
+  checkInteger(NODE_RENDERER, 'minReplicasToWrite', resolved.minReplicasToWrite, 0);
+  checkInteger(NODE_RENDERER, 'minReplicasMaxLagSeconds', resolved.minReplicasMaxLagSeconds, 1);
+  checkPath(NODE_RENDERER, 'dataDir', resolved.dataDir);
+  checkPath(NODE_RENDERER, 'configDir', resolved.configDir);
+  return resolved;
+}
+
+function nodeConfigText(o: ResolvedNode): string {
+  return [
+    '# Rendered by Tenantry. tenantry-start.sh builds the live config in the data directory from this',
+    '# template and the password in the environment.',
+    `port ${o.port}`,
+    `bind ${o.listenAddr}`,
+    `dir ${o.dataDir}`,
+    'appendonly yes',
+    `maxmemory ${o.maxmemory}`,
+    '# A data store, not a cache: refuse writes when full instead of dropping keys.',
+    'maxmemory-policy noeviction',
+    `replica-announce-ip ${o.announceHost}`,
+    '# On every node, because after a failover any of them can be the master.',
+    `min-replicas-to-write ${o.minReplicasToWrite}`,
+    `min-replicas-max-lag ${o.minReplicasMaxLagSeconds}`,
+    ...(o.role === 'replica' ? [`replicaof ${o.masterHost} ${o.masterPort}`] : []),
+    '',
+  ].join('\n');
+}
+
+export function renderRedisConfig(o: RedisNodeRenderOptions): string {
+  return nodeConfigText(resolveNode(o));
+}
+
+/**
+ * Every setting comes from the template on every start, so a changed template always applies.
+ * The one exception is the role: Sentinel records a failover by rewriting `replicaof` in the live
+ * file, so once that file exists its `replicaof` line (or the lack of one) wins over the
+ * template's. `masterauth` is set on the master too: after a failover it replicates like the rest.
+ */
+function nodeStartScript(o: ResolvedNode): string {
+  return shellScript(
+    ['Tenantry: starts a Redis node from its template, its last known role and REDIS_PASSWORD.'],
+    [
+      requireEnvLine('REDIS_PASSWORD'),
+      `template=${shQuote(`${o.configDir}/redis.conf`)}`,
+      `live=${shQuote(`${o.dataDir}/redis.live.conf`)}`,
+      REDIS_QUOTE_FUNCTION,
+      'role_source="$template"',
+      'if [ -f "$live" ]; then role_source="$live"; fi',
+      '# The live file holds the password: readable by Redis only.',
+      'umask 077',
+      '{',
+      '  grep -v \'^replicaof \' "$template"',
+      '  grep \'^replicaof \' "$role_source" || true',
+      '  printf \'requirepass %s\\nmasterauth %s\\n\' "$(redis_quote "$REDIS_PASSWORD")" "$(redis_quote "$REDIS_PASSWORD")"',
+      '} > "$live.next"',
+      'mv -f "$live.next" "$live"',
+      'exec redis-server "$live"',
+    ],
+  );
+}
+
+/** A Redis data node container: template and start script uploaded, the script as entrypoint. */
+export function renderRedisNode(o: RedisNodeRenderOptions): ContainerLaunch {
+  const resolved = resolveNode(o);
+  const script = `${resolved.configDir}/${START_SCRIPT_NAME}`;
+  return {
+    files: [
+      { path: `${resolved.configDir}/redis.conf`, content: nodeConfigText(resolved) },
+      { path: script, content: nodeStartScript(resolved), executable: true },
+    ],
+    entrypoint: ['/bin/sh', script],
+    env: ['REDIS_PASSWORD'],
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sentinels
+// ---------------------------------------------------------------------------------------------
+
+interface ResolvedSentinel extends SentinelRenderOptions {
+  listenAddr: string;
+  failoverTimeoutMs: number;
+  parallelSyncs: number;
+  dataDir: string;
+  configDir: string;
+}
+
+function resolveSentinel(o: SentinelRenderOptions): ResolvedSentinel {
+  const resolved = {
+    ...o,
+    listenAddr: o.listenAddr ?? '0.0.0.0',
+    failoverTimeoutMs: o.failoverTimeoutMs ?? 60_000,
+    parallelSyncs: o.parallelSyncs ?? 1,
+    dataDir: o.dataDir ?? DEFAULT_DATA_DIR,
+    configDir: o.configDir ?? DEFAULT_CONFIG_DIR,
+  };
+  checkPort(SENTINEL_RENDERER, 'port', resolved.port);
+  checkHost(SENTINEL_RENDERER, 'listenAddr', resolved.listenAddr);
+  checkHost(SENTINEL_RENDERER, 'announceHost', resolved.announceHost);
+  if (!/^[A-Za-z0-9_-]+$/.test(resolved.masterName)) {
+    throw new Error(`${SENTINEL_RENDERER}: masterName must be [A-Za-z0-9_-]+ (value: ${JSON.stringify(resolved.masterName)})`);
+  }
+  checkHost(SENTINEL_RENDERER, 'masterHost', resolved.masterHost);
+  checkPort(SENTINEL_RENDERER, 'masterPort', resolved.masterPort);
+  checkInteger(SENTINEL_RENDERER, 'quorum', resolved.quorum, 1);
+  checkInteger(SENTINEL_RENDERER, 'downAfterMs', resolved.downAfterMs, 1);
+  checkInteger(SENTINEL_RENDERER, 'failoverTimeoutMs', resolved.failoverTimeoutMs, 1);
+  checkInteger(SENTINEL_RENDERER, 'parallelSyncs', resolved.parallelSyncs, 1);
+  checkPath(SENTINEL_RENDERER, 'dataDir', resolved.dataDir);
+  checkPath(SENTINEL_RENDERER, 'configDir', resolved.configDir);
+  return resolved;
+}
+
+function sentinelConfigText(o: ResolvedSentinel): string {
+  const name = o.masterName;
+  return [
+    '# Rendered by Tenantry. tenantry-start.sh builds Sentinel\'s live, writable config in the data',
+    '# directory from this template, what Sentinel learned before a restart, and the passwords.',
+    `port ${o.port}`,
+    `bind ${o.listenAddr}`,
+    `dir ${o.dataDir}`,
+    '# Containers are known by name, and their addresses change when they are recreated. These two',
+    '# must precede `sentinel monitor`, which otherwise fails to resolve a hostname.',
+    'sentinel resolve-hostnames yes',
+    'sentinel announce-hostnames yes',
+    `sentinel announce-ip ${o.announceHost}`,
+    `sentinel monitor ${name} ${o.masterHost} ${o.masterPort} ${o.quorum}`,
+    `sentinel down-after-milliseconds ${name} ${o.downAfterMs}`,
+    `sentinel failover-timeout ${name} ${o.failoverTimeoutMs}`,
+    `sentinel parallel-syncs ${name} ${o.parallelSyncs}`,
+    '',
+  ].join('\n');
+}
+
+export function renderSentinelConfig(o: SentinelRenderOptions): string {
+  return sentinelConfigText(resolveSentinel(o));
+}
+
+/**
+ * Settings always come from the template, so a changed quorum or timeout applies on restart.
+ * What Sentinel learned comes from its live file: the current master (moved by a failover), the
+ * epochs that make the other sentinels accept that master, its own id (so peers do not see a
+ * stranger at a known address) and the known replicas and sentinels. Without these a restart
+ * would point the sentinel back at the first master. Passwords come from the environment on each
+ * start, so rotating them needs only a restart.
+ */
+function sentinelStartScript(o: ResolvedSentinel): string {
+  const name = o.masterName;
+  return shellScript(
+    ['Tenantry: starts Sentinel from its template, what it learned before a restart, and the passwords.'],
+    [
+      requireEnvLine('REDIS_PASSWORD'),
+      requireEnvLine('SENTINEL_PASSWORD'),
+      `template=${shQuote(`${o.configDir}/sentinel.conf`)}`,
+      `live=${shQuote(`${o.dataDir}/sentinel.live.conf`)}`,
+      REDIS_QUOTE_FUNCTION,
+      '# The live file holds both passwords: readable by Sentinel only.',
+      'umask 077',
+      'cp "$template" "$live.next"',
+      'if [ -f "$live" ]; then',
+      `  master="$(awk '$1 == "sentinel" && $2 == "monitor" && $3 == "${name}" { print $4 " " $5 }' "$live")"`,
+      '  if [ -n "$master" ]; then',
+      `    sed -i "s/^sentinel monitor ${name} [^ ]* [^ ]* /sentinel monitor ${name} $master /" "$live.next"`,
+      '  fi',
+      `  grep -E '^sentinel (myid|current-epoch) |^sentinel (config-epoch|leader-epoch|known-replica|known-sentinel) ${name} ' "$live" >> "$live.next" || true`,
+      'fi',
+      `printf 'requirepass %s\\nsentinel auth-pass ${name} %s\\n' "$(redis_quote "$SENTINEL_PASSWORD")" "$(redis_quote "$REDIS_PASSWORD")" >> "$live.next"`,
+      'mv -f "$live.next" "$live"',
+      'exec redis-sentinel "$live"',
+    ],
+  );
+}
+
+/** A Sentinel container: template and start script uploaded, the script as entrypoint. */
+export function renderSentinel(o: SentinelRenderOptions): ContainerLaunch {
+  const resolved = resolveSentinel(o);
+  const script = `${resolved.configDir}/${START_SCRIPT_NAME}`;
+  return {
+    files: [
+      { path: `${resolved.configDir}/sentinel.conf`, content: sentinelConfigText(resolved) },
+      { path: script, content: sentinelStartScript(resolved), executable: true },
+    ],
+    entrypoint: ['/bin/sh', script],
+    env: ['REDIS_PASSWORD', 'SENTINEL_PASSWORD'],
+  };
+}
