@@ -29,7 +29,11 @@ function main(): number {
   const app = new App({ outdir: scratch, stackTraces: false });
   const sources = new Map<string, string>();
   for (const environment of result.config.environments) {
-    new EnvironmentStack(app, environment.name, { environment, localStatePath: localStatePath(root, outdir, environment) });
+    new EnvironmentStack(app, environment.name, {
+      environment,
+      localStatePath: localStatePath(root, outdir, environment),
+      backupImageBuild: backupImageBuild(outdir, environment.name),
+    });
     sources.set(environment.name, environment.source);
     for (const tenant of environment.tenants) sources.set(`${environment.name}/${tenant.name}`, tenant.source);
   }
@@ -62,6 +66,13 @@ function policyErrors(app: App, sources: Map<string, string>): string[] {
     }
   }
   return lines.sort();
+}
+
+/** The agent image is built from this repository (its Dockerfile copies the compiled runtime). */
+function backupImageBuild(outdir: string, env: string): { context: string; dockerfile: string; name: string } {
+  const repo = path.resolve(__dirname, '..');
+  const { version } = JSON.parse(fs.readFileSync(path.join(repo, 'package.json'), 'utf8')) as { version: string };
+  return { context: path.relative(path.join(outdir, 'stacks', env), repo), dockerfile: 'runtime/agent/Dockerfile', name: `tenantry/backup-agent:${version}` };
 }
 
 /** The local backend's state file, relative to the stack's working directory as Terraform wants it. */

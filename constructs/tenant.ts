@@ -1,7 +1,11 @@
 import { TerraformOutput } from 'cdktf';
 import { Construct } from 'constructs';
 import type { EnvironmentConfig, TenantConfig } from '../config/model';
+import { Backup, BackupOffsiteTarget } from './backup';
 import { DEFAULT_IMAGES, EnvironmentImages } from './images';
+import { boundedName } from './naming';
+import { OffsiteBucket } from './offsite-bucket';
+import { OffsiteCredential } from './offsite-credential';
 import { ObjectStore } from './object-store';
 import { PgBouncer } from './pgbouncer';
 import { PostgresEndpoint, PostgresServer } from './postgres';
@@ -17,6 +21,10 @@ export interface TenantProps {
   readonly images: EnvironmentImages;
   /** Required when the tenant's Postgres has mode "shared". @default none */
   readonly sharedPostgres?: SharedPostgresServer;
+  /** The backup agent's image (ID or pinned reference). */
+  readonly backupImage: string;
+  /** The environment's one off-site bucket when `backup.offsite.mode` is "shared". @default a bucket per tenant */
+  readonly sharedOffsiteBucket?: OffsiteBucket;
 }
 
 /**
@@ -29,6 +37,7 @@ export class Tenant extends Construct {
   readonly redis?: RedisSentinel;
   readonly qdrant?: Qdrant;
   readonly objectStore?: ObjectStore;
+  readonly backup?: Backup;
 
   constructor(scope: Construct, id: string, props: TenantProps) {
     super(scope, id);
@@ -110,7 +119,54 @@ export class Tenant extends Construct {
       });
     }
 
+    if (Object.keys(tenant.backup).length > 0) {
+      const offsite = Object.values(tenant.backup).some((job) => job.offsite) ? this.offsiteTarget(props) : undefined;
+      this.backup = new Backup(this, 'backup', {
+        ...base,
+        image: props.backupImage,
+        timeZone: env.timeZone,
+        jobs: tenant.backup,
+        postgres: this.postgres,
+        redis: this.redis,
+        qdrant: this.qdrant,
+        objectStore: this.objectStore,
+        offsite,
+        publishedPort: port('backup'),
+      });
+    }
+
     this.connectionOutput(tenant.name);
+  }
+
+  /** The tenant's own bucket (or its prefix in the shared one) and a credential that reaches only that. */
+  private offsiteTarget(props: TenantProps): BackupOffsiteTarget {
+    const { tenant, environment: env } = props;
+    const settings = env.offsite;
+    const tags = { 'tenantry:environment': env.name, 'tenantry:tenant': tenant.name, 'managed-by': 'tenantry' };
+    const bucket =
+      props.sharedOffsiteBucket ??
+      new OffsiteBucket(this, 'offsite', {
+        bucketName: boundedName(`${settings.bucket ?? 'tenantry-backups'}-${env.name}-${tenant.name}`, 63),
+        tags,
+        kmsKeyArn: settings.kmsKeyArn,
+        objectLock: settings.objectLock,
+      });
+    const credential = new OffsiteCredential(this, 'offsite-credential', {
+      userName: boundedName(`${env.name}-${tenant.name}-backup`, 64),
+      bucketName: bucket.bucketName,
+      bucketArn: bucket.bucketArn,
+      prefix: tenant.name,
+      kmsKeyArn: settings.kmsKeyArn,
+      tags,
+    });
+    return {
+      bucket: bucket.bucketName,
+      prefix: tenant.name,
+      region: env.aws.region,
+      endpoint: settings.endpoint,
+      accessKeyId: credential.accessKeyId,
+      secretAccessKey: credential.secretAccessKey,
+    };
   }
 
   private sharedDatabases(props: TenantProps): PostgresEndpoint {
@@ -150,6 +206,7 @@ export class Tenant extends Construct {
       };
     }
     if (this.qdrant) value.qdrant = { url: this.qdrant.url, api_key: this.qdrant.apiKey };
+    if (this.backup) value.backup = { metrics_url: this.backup.metricsUrl };
     if (this.objectStore) {
       value.minio = { endpoint: this.objectStore.endpoint, access_key: this.objectStore.accessKey, secret_key: this.objectStore.secretKey };
     }

@@ -5,9 +5,10 @@ import type { RenderedFile } from '../runtime/render/types';
  * Terraform reads `${…}` and `%{…}` in any string as template syntax, so a shell script's
  * `${VAR:-x}` would be evaluated by Terraform instead of reaching the container. Doubling the
  * introducer (`$${`, `%%{`) is Terraform's escape: the container receives the original text.
+ * cdktf's own token markers (`${TfToken[…]}`) are left alone so that references still resolve.
  */
 export function escapeTerraformTemplate(text: string): string {
-  return text.replace(/\$\{/g, '$${').replace(/%\{/g, '%%{');
+  return text.replace(/\$\{(?!TfToken\[)/g, '$${').replace(/%\{/g, '%%{');
 }
 
 /** The inverse of escapeTerraformTemplate: what Terraform hands to the provider. */

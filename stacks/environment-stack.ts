@@ -4,7 +4,9 @@ import { RandomProvider } from '@cdktf/provider-random/lib/provider';
 import { Aspects, LocalBackend, S3Backend, TerraformStack } from 'cdktf';
 import { Construct } from 'constructs';
 import type { EnvironmentConfig } from '../config/model';
+import { Image } from '@cdktf/provider-docker/lib/image';
 import { DEFAULT_IMAGES, EnvironmentImages } from '../constructs/images';
+import { OffsiteBucket } from '../constructs/offsite-bucket';
 import { EnvironmentNetwork } from '../constructs/network';
 import { MemoryLimitPolicy, PinnedImagesPolicy, ProductionDataPortsPolicy } from '../constructs/policy';
 import { SharedPostgresServer } from '../constructs/shared-postgres';
@@ -18,6 +20,11 @@ export interface EnvironmentStackProps {
    * @default "terraform.<env>.tfstate" in the stack's working directory
    */
   readonly localStatePath?: string;
+  /**
+   * How to build the backup agent's image when the environment names no `images.backup`: the build
+   * context relative to the stack's working directory, the Dockerfile inside it, and the tag.
+   */
+  readonly backupImageBuild: { readonly context: string; readonly dockerfile: string; readonly name: string };
 }
 
 /** One environment: its providers and backend, its network, and every tenant deployed to it. */
@@ -29,8 +36,10 @@ export class EnvironmentStack extends TerraformStack {
     const env = props.environment;
     this.configureBackend(env, props.localStatePath);
     new DockerProvider(this, 'docker', { host: env.docker.host, sshOpts: env.docker.sshOptions });
-    new AwsProvider(this, 'aws', { region: env.aws.region });
     new RandomProvider(this, 'random');
+    // Only environments with off-site copies talk to AWS: a dev stack must plan without AWS credentials.
+    const offsite = env.tenants.some((t) => Object.values(t.backup).some((job) => job.offsite));
+    if (offsite) new AwsProvider(this, 'aws', { region: env.aws.region });
 
     const network = new EnvironmentNetwork(this, 'network', { environment: env.name, name: env.network.name, subnet: env.network.subnet });
     const images = new EnvironmentImages(this, 'images');
@@ -47,13 +56,38 @@ export class EnvironmentStack extends TerraformStack {
         })
       : undefined;
 
+    const sharedOffsiteBucket =
+      offsite && env.offsite.mode === 'shared' && env.offsite.bucket
+        ? new OffsiteBucket(this, 'offsite', {
+            bucketName: env.offsite.bucket,
+            tags: { 'tenantry:environment': env.name, 'managed-by': 'tenantry' },
+            kmsKeyArn: env.offsite.kmsKeyArn,
+            objectLock: env.offsite.objectLock,
+          })
+        : undefined;
+    const hasBackups = env.tenants.some((t) => Object.keys(t.backup).length > 0);
+    const backupImage = hasBackups ? this.backupImage(env, images, props.backupImageBuild) : '';
+
     for (const tenant of env.tenants) {
-      this.tenants.push(new Tenant(this, tenant.name, { tenant, environment: env, network: network.name, images, sharedPostgres: shared }));
+      this.tenants.push(
+        new Tenant(this, tenant.name, { tenant, environment: env, network: network.name, images, sharedPostgres: shared, backupImage, sharedOffsiteBucket }),
+      );
     }
 
     Aspects.of(this).add(new PinnedImagesPolicy());
     Aspects.of(this).add(new MemoryLimitPolicy());
     Aspects.of(this).add(new ProductionDataPortsPolicy(env.name, env.production, env.ports.allowDataPortsInProduction));
+  }
+
+  /** The agent image: the environment's registry image, or built on the Docker host from this repository. */
+  private backupImage(env: EnvironmentConfig, images: EnvironmentImages, build: EnvironmentStackProps['backupImageBuild']): string {
+    if (env.images.backup) return images.use(env.images.backup);
+    const image = new Image(this, 'backup-image', {
+      name: build.name,
+      keepLocally: true,
+      buildAttribute: { context: build.context, dockerfile: build.dockerfile, label: { 'tenantry.service': 'backup' } },
+    });
+    return image.imageId;
   }
 
   private configureBackend(env: EnvironmentConfig, localStatePath: string | undefined): void {

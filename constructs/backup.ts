@@ -1,0 +1,161 @@
+import { Construct } from 'constructs';
+import type { BackupJobConfig, StorageConfig } from '../config/model';
+import type { BackupService } from '../config/schema';
+import { AgentConfig, agentConfigSchema } from '../runtime/agent/config';
+import type { PostgresEndpoint } from './postgres';
+import { ServiceContainer } from './service-container';
+import { StatefulVolume } from './storage';
+
+export const AGENT_CONFIG_PATH = '/etc/tenantry/agent.json';
+export const AGENT_HTTP_PORT = 9187;
+
+/** Where finished backups are copied, and the credential that reaches only this tenant's part of it. */
+export interface BackupOffsiteTarget {
+  readonly bucket: string;
+  readonly prefix: string;
+  readonly region: string;
+  /** @default AWS S3 */
+  readonly endpoint?: string;
+  readonly accessKeyId: string;
+  readonly secretAccessKey: string;
+}
+
+export interface BackupProps {
+  readonly environment: string;
+  readonly tenant: string;
+  readonly image: string;
+  readonly network: string;
+  readonly storage: StorageConfig;
+  readonly timeZone: string;
+  /** Resolved jobs by service; only services that are present get a job. */
+  readonly jobs: Readonly<Partial<Record<BackupService, BackupJobConfig>>>;
+  /** @default no Postgres job */
+  readonly postgres?: PostgresEndpoint;
+  /** @default no Redis job */
+  readonly redis?: { readonly sentinelAddresses: readonly string[]; readonly masterName: string; readonly password: string; readonly sentinelPassword: string };
+  /** @default no Qdrant job */
+  readonly qdrant?: { readonly url: string; readonly apiKey: string };
+  /** @default no MinIO job */
+  readonly objectStore?: { readonly endpoint: string; readonly accessKey: string; readonly secretKey: string; readonly buckets: readonly { readonly name: string }[] };
+  /** Required when any job has `offsite: true`. @default no off-site copies */
+  readonly offsite?: BackupOffsiteTarget;
+  /** @default 256 */
+  readonly memoryMb?: number;
+  /** Host port for the agent's /metrics and /health. @default not published */
+  readonly publishedPort?: number;
+}
+
+/**
+ * The tenant's backup container: the `tenantry-agent` runs every job on its schedule, keeps its
+ * backups on their own volume (the environment's storage), and copies them off-site. Its config
+ * file is exactly `agentConfig` (validated here with the agent's own schema, so a construct change
+ * that the agent would reject fails at synth, not at 2 a.m.); secrets reach it only as env vars.
+ */
+export class Backup extends Construct {
+  readonly agentConfig: AgentConfig;
+  readonly metricsUrl: string;
+
+  constructor(scope: Construct, id: string, props: BackupProps) {
+    super(scope, id);
+    const { config, env } = agentConfigFor(props);
+    const parsed = agentConfigSchema.safeParse(config);
+    if (!parsed.success) {
+      throw new Error(`backup for tenant "${props.tenant}": the agent would reject its config: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    }
+    this.agentConfig = parsed.data;
+
+    const volume = new StatefulVolume(this, 'backups', {
+      environment: props.environment,
+      tenant: props.tenant,
+      service: 'backup',
+      purpose: 'backups',
+      storage: props.storage,
+      containerPath: '/backups',
+    });
+    const container = new ServiceContainer(this, 'agent', {
+      environment: props.environment,
+      tenant: props.tenant,
+      service: 'backup',
+      image: props.image,
+      network: props.network,
+      launch: {
+        files: [{ path: AGENT_CONFIG_PATH, content: JSON.stringify(config, null, 2) + '\n' }],
+        command: ['serve', '--config', AGENT_CONFIG_PATH],
+        env: Object.keys(env),
+      },
+      env,
+      memoryMb: props.memoryMb ?? 256,
+      volumes: [volume.mount],
+      publishedPorts: props.publishedPort === undefined ? undefined : [{ internal: AGENT_HTTP_PORT, external: props.publishedPort }],
+      healthcheck: `tenantry-agent health --config ${AGENT_CONFIG_PATH}`,
+    });
+    this.metricsUrl = `http://${container.hostname}:${AGENT_HTTP_PORT}/metrics`;
+  }
+}
+
+/** The agent's JSON config (no secrets: only the names of the env vars that carry them) and those env vars. */
+function agentConfigFor(props: BackupProps): { config: AgentConfig; env: Record<string, string> } {
+  const env: Record<string, string> = {};
+  const jobs: AgentConfig['jobs'] = [];
+  const common = (service: BackupService, job: BackupJobConfig) => ({ name: service, schedule: job.schedule, retention: { ...job.retention }, offsite: job.offsite });
+  const { postgres, redis, qdrant, objectStore } = props;
+
+  if (props.jobs.postgres && postgres) {
+    env.PG_PASSWORD = postgres.backupPassword;
+    jobs.push({
+      ...common('postgres', props.jobs.postgres),
+      kind: 'postgres',
+      verifySchedule: props.jobs.postgres.verifySchedule,
+      postgres: { host: postgres.host, port: postgres.port, user: postgres.backupRole, passwordEnv: 'PG_PASSWORD', databases: [...postgres.databases], parallelJobs: 2 },
+    });
+  }
+  if (props.jobs.redis && redis) {
+    env.REDIS_PASSWORD = redis.password;
+    env.SENTINEL_PASSWORD = redis.sentinelPassword;
+    jobs.push({
+      ...common('redis', props.jobs.redis),
+      kind: 'redis',
+      redis: { sentinels: [...redis.sentinelAddresses], masterName: redis.masterName, passwordEnv: 'REDIS_PASSWORD', sentinelPasswordEnv: 'SENTINEL_PASSWORD' },
+    });
+  }
+  if (props.jobs.qdrant && qdrant) {
+    env.QDRANT_API_KEY = qdrant.apiKey;
+    jobs.push({ ...common('qdrant', props.jobs.qdrant), kind: 'qdrant', qdrant: { url: qdrant.url, apiKeyEnv: 'QDRANT_API_KEY' } });
+  }
+  if (props.jobs.minio && objectStore && objectStore.buckets.length > 0) {
+    env.MINIO_ACCESS_KEY = objectStore.accessKey;
+    env.MINIO_SECRET_KEY = objectStore.secretKey;
+    jobs.push({
+      ...common('minio', props.jobs.minio),
+      kind: 'minio',
+      minio: { endpoint: objectStore.endpoint, accessKeyEnv: 'MINIO_ACCESS_KEY', secretKeyEnv: 'MINIO_SECRET_KEY', buckets: objectStore.buckets.map((b) => b.name), region: 'us-east-1' },
+    });
+  }
+
+  let offsite: AgentConfig['offsite'];
+  if (props.offsite) {
+    env.OFFSITE_ACCESS_KEY_ID = props.offsite.accessKeyId;
+    env.OFFSITE_SECRET_ACCESS_KEY = props.offsite.secretAccessKey;
+    offsite = {
+      bucket: props.offsite.bucket,
+      prefix: props.offsite.prefix,
+      region: props.offsite.region,
+      endpoint: props.offsite.endpoint,
+      forcePathStyle: props.offsite.endpoint !== undefined,
+      accessKeyIdEnv: 'OFFSITE_ACCESS_KEY_ID',
+      secretAccessKeyEnv: 'OFFSITE_SECRET_ACCESS_KEY',
+      retry: { attempts: 5, baseDelayMs: 1000 },
+    };
+  }
+
+  const config: AgentConfig = {
+    tenant: props.tenant,
+    environment: props.environment,
+    timeZone: props.timeZone,
+    backupDir: '/backups',
+    http: { port: AGENT_HTTP_PORT, host: '0.0.0.0' },
+    offsite,
+    jobs,
+  };
+  return { config: JSON.parse(JSON.stringify(config)) as AgentConfig, env };
+}

@@ -1,0 +1,66 @@
+import { IamAccessKey } from '@cdktf/provider-aws/lib/iam-access-key';
+import { IamUser } from '@cdktf/provider-aws/lib/iam-user';
+import { IamUserPolicy } from '@cdktf/provider-aws/lib/iam-user-policy';
+import { Construct } from 'constructs';
+
+export interface OffsiteCredentialProps {
+  /** IAM user name. */
+  readonly userName: string;
+  readonly bucketName: string;
+  readonly bucketArn: string;
+  /** The only key prefix this credential may read, write, list or delete under. */
+  readonly prefix: string;
+  /** A KMS key the bucket encrypts with: the credential may use it for this bucket only. @default none (SSE-S3) */
+  readonly kmsKeyArn?: string;
+  readonly tags: Readonly<Record<string, string>>;
+}
+
+/**
+ * An access key for one tenant's backup agent that reaches only that tenant's prefix: even in a
+ * bucket shared by every tenant, one tenant's agent cannot list, read or delete another's backups.
+ */
+export class OffsiteCredential extends Construct {
+  readonly accessKeyId: string;
+  /** Sensitive: a reference to the access key's secret, never its value. */
+  readonly secretAccessKey: string;
+
+  constructor(scope: Construct, id: string, props: OffsiteCredentialProps) {
+    super(scope, id);
+    if (props.prefix === '' || props.prefix.startsWith('/') || props.prefix.endsWith('/')) {
+      throw new Error(`offsite credential ${props.userName}: prefix must be non-empty without leading or trailing "/" (value: "${props.prefix}")`);
+    }
+    const user = new IamUser(this, 'user', { name: props.userName, path: '/tenantry/', tags: { ...props.tags } });
+    new IamUserPolicy(this, 'policy', { name: 'offsite-backups', user: user.name, policy: prefixPolicy(props) });
+    const key = new IamAccessKey(this, 'key', { user: user.name });
+    this.accessKeyId = key.id;
+    this.secretAccessKey = key.secret;
+  }
+}
+
+function prefixPolicy(props: OffsiteCredentialProps): string {
+  const statements: object[] = [
+    {
+      Sid: 'ListOwnPrefix',
+      Effect: 'Allow',
+      Action: ['s3:ListBucket', 's3:ListBucketVersions'],
+      Resource: props.bucketArn,
+      Condition: { StringLike: { 's3:prefix': [props.prefix, `${props.prefix}/*`] } },
+    },
+    {
+      Sid: 'ReadWriteOwnPrefix',
+      Effect: 'Allow',
+      Action: ['s3:GetObject', 's3:GetObjectVersion', 's3:PutObject', 's3:DeleteObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts'],
+      Resource: `${props.bucketArn}/${props.prefix}/*`,
+    },
+  ];
+  if (props.kmsKeyArn) {
+    statements.push({
+      Sid: 'UseBucketKey',
+      Effect: 'Allow',
+      Action: ['kms:Encrypt', 'kms:Decrypt', 'kms:GenerateDataKey'],
+      Resource: props.kmsKeyArn,
+      Condition: { StringLike: { 'kms:ViaService': 's3.*.amazonaws.com' } },
+    });
+  }
+  return JSON.stringify({ Version: '2012-10-17', Statement: statements });
+}
