@@ -1,0 +1,109 @@
+/**
+ * The rendered MinIO setup script, run by /bin/sh. No MinIO server can run here (no image can be
+ * pulled and there is no Debian package), so `mc` is a recording stand-in on PATH: these tests
+ * prove what the script asks mc to do, in which order, and how it waits and gives up.
+ */
+import { execFile } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+import { renderMinioSetup, MinioSetupRenderOptions } from '../../runtime/render/minio-setup';
+import { tempDir } from '../helpers/servers';
+
+/**
+ * Appends its arguments to $MC_LOG, one call per line. While $MC_DOWN_CALLS (a count) is not
+ * used up, `ls` fails the way mc does when the server is not answering yet.
+ */
+const RECORDING_MC = `#!/bin/sh
+printf '%s\\n' "$*" >> "$MC_LOG"
+if [ "$1" = ls ]; then
+  calls=$(cat "$MC_LOG.down" 2>/dev/null || echo 0)
+  if [ "$calls" -lt "\${MC_DOWN_CALLS:-0}" ]; then
+    echo $((calls + 1)) > "$MC_LOG.down"
+    echo "mc: <ERROR> Unable to list folder. dial tcp: connection refused" >&2
+    exit 1
+  fi
+fi
+`;
+
+const USER = 'tenant-root';
+const PASSWORD = 'root-secret-Pw';
+
+interface Run {
+  code: number;
+  stderr: string;
+  calls: string[];
+}
+
+describe('minio setup (mc is a recording stand-in: no MinIO server can run here)', () => {
+  let dir: string;
+  let log: string;
+
+  const options: MinioSetupRenderOptions = {
+    endpoint: 'http://dev-acme-minio:9000',
+    buckets: [
+      { name: 'images', versioned: true },
+      { name: 'thumbnails', versioned: false },
+    ],
+    readyAttempts: 4,
+    readyIntervalSeconds: 0,
+  };
+
+  beforeEach(() => {
+    dir = tempDir('minio-setup');
+    const bin = path.join(dir, 'bin');
+    fs.mkdirSync(bin);
+    fs.writeFileSync(path.join(bin, 'mc'), RECORDING_MC, { mode: 0o755 });
+    log = path.join(dir, 'mc-calls.log');
+  });
+
+  function runSetup(o: MinioSetupRenderOptions, env: Record<string, string>): Promise<Run> {
+    const launch = renderMinioSetup({ ...o, scriptDir: dir });
+    for (const file of launch.files) fs.writeFileSync(file.path, file.content, { mode: 0o755 });
+    const [shell, script] = launch.entrypoint ?? [];
+    const fullEnv = { PATH: `${path.join(dir, 'bin')}:/usr/bin:/bin`, MC_LOG: log, ...env };
+    return new Promise((resolve) => {
+      execFile(shell, [script], { env: fullEnv, timeout: 30_000 }, (error, _stdout, stderr) => {
+        const calls = fs.existsSync(log) ? fs.readFileSync(log, 'utf8').trim().split('\n') : [];
+        resolve({ code: error ? Number(error.code ?? 1) : 0, stderr: String(stderr), calls });
+      });
+    });
+  }
+
+  const credentials = { MINIO_ROOT_USER: USER, MINIO_ROOT_PASSWORD: PASSWORD };
+  const aliasCall = `alias set --api S3v4 tenantry http://dev-acme-minio:9000 ${USER} ${PASSWORD}`;
+  const bucketCalls = [
+    'mb --ignore-existing tenantry/images',
+    'version enable tenantry/images',
+    'mb --ignore-existing tenantry/thumbnails',
+    'version suspend tenantry/thumbnails',
+  ];
+
+  it('waits until the object store answers, then creates each bucket and sets its versioning', async () => {
+    const run = await runSetup(options, { ...credentials, MC_DOWN_CALLS: '2' });
+    expect(run).toMatchObject({ code: 0, stderr: '' });
+    expect(run.calls).toEqual([aliasCall, 'ls tenantry', aliasCall, 'ls tenantry', aliasCall, 'ls tenantry', ...bucketCalls]);
+  });
+
+  it('issues the same idempotent commands when run again', async () => {
+    const first = await runSetup(options, credentials);
+    fs.rmSync(log);
+    const second = await runSetup(options, credentials);
+    expect(first).toEqual(second);
+    expect(second.calls).toEqual([aliasCall, 'ls tenantry', ...bucketCalls]);
+  });
+
+  it('gives up after the configured attempts, naming the endpoint and the last error, creating nothing', async () => {
+    const run = await runSetup(options, { ...credentials, MC_DOWN_CALLS: '100' });
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain('tenantry: http://dev-acme-minio:9000 did not answer after 4 attempts: mc: <ERROR> Unable to list folder');
+    expect(run.calls.filter((call) => call === 'ls tenantry')).toHaveLength(4);
+    expect(run.calls.some((call) => call.startsWith('mb '))).toBe(false);
+  });
+
+  it('stops before calling mc when a credential is missing', async () => {
+    const run = await runSetup(options, { MINIO_ROOT_USER: USER });
+    expect(run.code).not.toBe(0);
+    expect(run.stderr).toContain('MINIO_ROOT_PASSWORD must be set');
+    expect(run.calls).toEqual([]);
+  });
+});
