@@ -1,0 +1,227 @@
+/**
+ * The agent's configuration file: the contract between the Backup construct (which writes this
+ * JSON into the container) and the agent (which reads it). docs/agent-config.md describes it with
+ * an example; change both together.
+ *
+ * Secrets never appear here: every password or key is named by the environment variable that
+ * holds it (`…Env` fields), and the container receives those variables from Terraform.
+ */
+import * as fs from 'fs';
+import { z } from 'zod';
+import { CronError, isValidTimeZone, parseCron } from '../schedule/cron';
+import { UserError } from './errors';
+
+export const DEFAULT_CONFIG_PATH = '/etc/tenantry/agent.json';
+
+const name = z
+  .string()
+  .regex(/^[a-z][a-z0-9-]{0,62}$/, 'must be lowercase letters, digits and "-", starting with a letter (at most 63 characters)');
+
+const envVarName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name like "PG_PASSWORD"');
+
+const cron = z.string().superRefine((expression, ctx) => {
+  try {
+    parseCron(expression);
+  } catch (e) {
+    if (!(e instanceof CronError)) throw e;
+    ctx.addIssue({ code: 'custom', message: `invalid cron expression "${expression}": ${e.message}` });
+  }
+});
+
+const hostPort = z.string().regex(/^[^\s:]+:\d{1,5}$/, 'must be "host:port", e.g. "redis-sentinel-1:26379"');
+
+const url = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' });
+
+const count = z.number().int().min(0);
+
+export const retentionPolicySchema = z.strictObject({
+  /** Newest backup of each of the last N calendar days (today included), in `timeZone`. */
+  daily: count.max(3650),
+  /** Newest backup of each of the last N ISO weeks (Monday to Sunday, this week included). */
+  weekly: count.max(520),
+  /** Newest backup of each of the last N calendar months (this month included). */
+  monthly: count.max(240),
+});
+
+/** What every job has, whatever it backs up. */
+const jobCommon = {
+  /** Unique within the file; names the job's folder under `backupDir` and its off-site prefix. */
+  name,
+  /** When the backup runs (5-field cron or @daily-style macro), evaluated in `timeZone`. */
+  schedule: cron,
+  retention: retentionPolicySchema,
+  /** Whether finished backups are copied to the `offsite` bucket (which must then be configured). */
+  offsite: z.boolean(),
+};
+
+const postgresJob = z.strictObject({
+  ...jobCommon,
+  kind: z.literal('postgres'),
+  /**
+   * When the newest backup is restored into a scratch database and compared with the row counts
+   * taken at dump time.
+   * @default never (only on `tenantry-agent verify`)
+   */
+  verifySchedule: cron.optional(),
+  postgres: z.strictObject({
+    host: z.string().min(1),
+    port: z.number().int().min(1).max(65535),
+    /** A role that can read every table; a superuser also gets role passwords into globals.sql. */
+    user: z.string().min(1),
+    passwordEnv: envVarName,
+    /** Databases to dump; each becomes a directory-format archive. */
+    databases: z.array(z.string().min(1)).min(1),
+    /**
+     * pg_dump/pg_restore worker processes.
+     * @default 2
+     */
+    parallelJobs: z.number().int().min(1).max(32).default(2),
+  }),
+});
+
+const redisJob = z.strictObject({
+  ...jobCommon,
+  kind: z.literal('redis'),
+  redis: z.strictObject({
+    /** Sentinels asked, in order, for a replica of `masterName`. */
+    sentinels: z.array(hostPort).min(1),
+    masterName: z.string().min(1),
+    /** Password of the Redis servers (master and replicas). */
+    passwordEnv: envVarName,
+    /** @default the sentinels need no password */
+    sentinelPasswordEnv: envVarName.optional(),
+  }),
+});
+
+const qdrantJob = z.strictObject({
+  ...jobCommon,
+  kind: z.literal('qdrant'),
+  qdrant: z.strictObject({
+    url,
+    apiKeyEnv: envVarName,
+    /** @default every collection the server lists at backup time */
+    collections: z.array(z.string().min(1)).min(1).optional(),
+  }),
+});
+
+const minioJob = z.strictObject({
+  ...jobCommon,
+  kind: z.literal('minio'),
+  minio: z.strictObject({
+    /** S3 API endpoint of the MinIO (or any S3-compatible) server. */
+    endpoint: url,
+    accessKeyEnv: envVarName,
+    secretKeyEnv: envVarName,
+    buckets: z.array(z.string().min(1)).min(1),
+    /** @default "us-east-1" (MinIO's default region) */
+    region: z.string().min(1).default('us-east-1'),
+  }),
+});
+
+export const jobSchema = z.discriminatedUnion('kind', [postgresJob, redisJob, qdrantJob, minioJob]);
+
+export const offsiteSchema = z.strictObject({
+  bucket: z.string().min(3),
+  /** Keys are `<prefix>/<job>/<backup-id>/<file>`; the tenant's credential is scoped to it. */
+  prefix: z.string().regex(/^[^/].*[^/]$|^[^/]$/, 'must not start or end with "/"'),
+  region: z.string().min(1),
+  /** @default AWS S3 for `region`; set it for an S3-compatible service */
+  endpoint: url.optional(),
+  /** @default false (virtual-hosted-style URLs, as AWS prefers) */
+  forcePathStyle: z.boolean().default(false),
+  accessKeyIdEnv: envVarName,
+  secretAccessKeyEnv: envVarName,
+  /** Per S3 request: attempts with exponential backoff starting at `baseDelayMs`, doubling, capped at 30 s. */
+  retry: z
+    .strictObject({
+      /** @default 5 */
+      attempts: z.number().int().min(1).max(20).default(5),
+      /** @default 1000 */
+      baseDelayMs: z.number().int().min(1).max(60_000).default(1000),
+    })
+    .default({ attempts: 5, baseDelayMs: 1000 }),
+});
+
+export const agentConfigSchema = z
+  .strictObject({
+    tenant: name,
+    environment: name,
+    /** IANA zone for schedules, retention calendar days and `list` output. */
+    timeZone: z.string().refine(isValidTimeZone, { message: 'is not an IANA time zone (e.g. "UTC", "Europe/Berlin")' }),
+    /** Absolute path of the backup volume; each job gets `<backupDir>/<job>/`. */
+    backupDir: z.string().startsWith('/', 'must be an absolute path'),
+    http: z.strictObject({
+      port: z.number().int().min(1).max(65535),
+      /** @default "0.0.0.0" (reachable from the container network for Prometheus) */
+      host: z.string().min(1).default('0.0.0.0'),
+    }),
+    /** @default no webhook */
+    webhook: z.strictObject({ urlEnv: envVarName }).optional(),
+    /** @default no off-site copies (then no job may set `offsite: true`) */
+    offsite: offsiteSchema.optional(),
+    jobs: z.array(jobSchema).min(1),
+  })
+  .superRefine((config, ctx) => {
+    const seen = new Set<string>();
+    config.jobs.forEach((job, i) => {
+      if (seen.has(job.name)) ctx.addIssue({ code: 'custom', path: ['jobs', i, 'name'], message: `duplicate job name "${job.name}"` });
+      seen.add(job.name);
+      if (job.offsite && config.offsite === undefined) {
+        ctx.addIssue({ code: 'custom', path: ['jobs', i, 'offsite'], message: 'is true but the file has no top-level "offsite" section' });
+      }
+    });
+  });
+
+export type AgentConfig = z.infer<typeof agentConfigSchema>;
+export type JobConfig = AgentConfig['jobs'][number];
+export type JobKind = JobConfig['kind'];
+export type OffsiteConfig = NonNullable<AgentConfig['offsite']>;
+export type RetentionPolicy = z.infer<typeof retentionPolicySchema>;
+
+/** `jobs[2].postgres.port` style, as people read paths in JSON. */
+function issuePath(path: readonly PropertyKey[]): string {
+  return path.reduce<string>((out, key) => (typeof key === 'number' ? `${out}[${key}]` : out ? `${out}.${String(key)}` : String(key)), '');
+}
+
+/** Validates an already-parsed value; every problem is listed, one per line. */
+export function parseAgentConfig(value: unknown, source: string): AgentConfig {
+  const result = agentConfigSchema.safeParse(value);
+  if (result.success) return result.data;
+  const problems = result.error.issues.map((issue) => `${source}: ${issuePath(issue.path) || '(top level)'}: ${issue.message}`);
+  throw new UserError(problems.join('\n'));
+}
+
+export function loadAgentConfig(path: string): AgentConfig {
+  let text: string;
+  try {
+    text = fs.readFileSync(path, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'does not exist' : code === 'EACCES' ? 'is not readable' : `cannot be read (${code})`;
+    throw new UserError(`agent config ${path} ${why}; pass --config <path> or set TENANTRY_AGENT_CONFIG`);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    throw new UserError(`agent config ${path} is not valid JSON: ${(e as Error).message}`);
+  }
+  return parseAgentConfig(value, path);
+}
+
+/** The value of a secret's environment variable; a missing one is a deployment mistake. */
+export function secretFromEnv(variable: string, env: NodeJS.ProcessEnv = process.env): string {
+  const value = env[variable];
+  if (value === undefined || value === '') {
+    throw new UserError(`environment variable ${variable} is not set (the agent config names it as a secret)`);
+  }
+  return value;
+}
+
+export function findJob(config: AgentConfig, jobName: string): JobConfig {
+  const job = config.jobs.find((j) => j.name === jobName);
+  if (job === undefined) {
+    throw new UserError(`no job named "${jobName}" in the agent config (jobs: ${config.jobs.map((j) => j.name).join(', ')})`);
+  }
+  return job;
+}
