@@ -8,13 +8,20 @@ import { environmentSchema, tenantDocumentSchema } from './schema';
  * schemas, for editors (the example YAML files point at them with a yaml-language-server line).
  * Input shapes are exported: defaults make keys optional, as they are for the person typing.
  */
-function write(name: string, schema: z.ZodType, title: string): void {
-  const json = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any', target: 'draft-7' });
-  const file = path.resolve(__dirname, '..', '..', 'schema', `${name}.schema.json`);
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  fs.writeFileSync(file, JSON.stringify({ title, ...json }, null, 2) + '\n');
-  console.log(`wrote ${path.relative(process.cwd(), file)}`);
+export function jsonSchemaFiles(): Record<string, string> {
+  const render = (schema: z.ZodType, title: string) =>
+    JSON.stringify({ title, ...z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any', target: 'draft-7' }) }, null, 2) + '\n';
+  return {
+    'environment.schema.json': render(environmentSchema, 'Tenantry environment'),
+    'tenant.schema.json': render(tenantDocumentSchema, 'Tenantry tenant'),
+  };
 }
 
-write('environment', environmentSchema, 'Tenantry environment');
-write('tenant', tenantDocumentSchema, 'Tenantry tenant');
+if (require.main === module) {
+  const dir = path.resolve(__dirname, '..', '..', 'schema');
+  fs.mkdirSync(dir, { recursive: true });
+  for (const [name, text] of Object.entries(jsonSchemaFiles())) {
+    fs.writeFileSync(path.join(dir, name), text);
+    console.log(`wrote ${path.relative(process.cwd(), path.join(dir, name))}`);
+  }
+}
