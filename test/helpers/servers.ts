@@ -95,7 +95,7 @@ export function tempDir(prefix: string): string {
   return dir;
 }
 
-/** Removes a directory made by `tempDir` now rather than at process exit. */
+/** Removes a directory made by `tempDir` now rather than after the test file. */
 export function removeTempDir(dir: string): void {
   fs.rmSync(dir, { recursive: true, force: true });
   liveTempDirs.delete(dir);
@@ -105,22 +105,14 @@ export function removeTempDir(dir: string): void {
 // Process bookkeeping
 // ---------------------------------------------------------------------------------------------
 
-interface Tracked {
-  pid: number;
-  /** Sent when the test process exits with the server still up: no time is left to wait. */
-  emergencySignal: NodeJS.Signals;
-}
-
-const running = new Map<number, Tracked>();
+/**
+ * Running servers by PID, with the signal that ends each one when a test file ends with it still
+ * up: no time is left to wait for a graceful stop then.
+ */
+const running = new Map<number, NodeJS.Signals>();
 
 function killEverythingLeft(): void {
-  for (const server of running.values()) {
-    try {
-      process.kill(server.pid, server.emergencySignal);
-    } catch {
-      // Already gone: nothing to clean up.
-    }
-  }
+  for (const [pid, signal] of running) killPid(pid, signal);
   running.clear();
   for (const dir of liveTempDirs) fs.rmSync(dir, { recursive: true, force: true });
   liveTempDirs.clear();
@@ -179,7 +171,7 @@ async function stopPid(pid: number, signal: NodeJS.Signals): Promise<void> {
 }
 
 function track(pid: number, emergencySignal: NodeJS.Signals): void {
-  running.set(pid, { pid, emergencySignal });
+  running.set(pid, emergencySignal);
 }
 
 function killPid(pid: number, signal: NodeJS.Signals): void {
@@ -500,13 +492,14 @@ export async function startRedisProcess(
   command: string[] | { script: string; env: NodeJS.ProcessEnv },
   port: number,
 ): Promise<ServerProcess> {
-  requireBinary('redis-server', 'redis-server');
-  requireBinary('redis-sentinel', 'redis-sentinel');
   if (Array.isArray(command)) {
     const [program, ...args] = command;
     if (!program) throw new Error('startRedisProcess: the command line is empty; pass e.g. [\'redis-server\', configFile]');
     return spawnServer(program, requireBinary(program, program), args, port, {});
   }
+  // A start script ends in `exec redis-server` or `exec redis-sentinel`: check both up front.
+  requireBinary('redis-server', 'redis-server');
+  requireBinary('redis-sentinel', 'redis-sentinel');
   return spawnServer(`redis (via ${command.script})`, '/bin/sh', [command.script], port, command.env);
 }
 

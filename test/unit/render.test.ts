@@ -185,7 +185,7 @@ describe('renderRedisNode and renderSentinel', () => {
     }
   });
 
-  it('resolves hostnames before the monitor line, which needs them', () => {
+  it('turns hostname resolution on before the monitor line that names a host', () => {
     const lines = renderSentinelConfig(sentinel).split('\n');
     const monitor = lines.indexOf('sentinel monitor acme dev-acme-redis-0 6379 2');
     expect(monitor).toBeGreaterThan(lines.indexOf('sentinel resolve-hostnames yes'));
