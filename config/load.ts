@@ -160,7 +160,7 @@ function resolve(root: string, environments: ParsedEnvironment[], deployments: P
         .filter((d) => d.environment === env.name)
         .sort((a, b) => a.tenant.name.localeCompare(b.tenant.name))
         .map((d) => resolveTenant(env, d));
-      return { ...rest, storage: resolveStorage(root, storage), offsite: backup.offsite, source: file.displayName, tenants };
+      return { ...rest, storage: resolveStorage(root, storage), offsite: backup.offsite, backupWebhook: backup.webhook, source: file.displayName, tenants };
     }),
   };
 }

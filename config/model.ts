@@ -18,6 +18,8 @@ export type StorageConfig =
 export interface EnvironmentConfig extends Omit<EnvironmentFile, 'storage' | 'backup'> {
   readonly storage: StorageConfig;
   readonly offsite: EnvironmentFile['backup']['offsite'];
+  /** Whether backup agents notify the `backup_webhook_url` Terraform variable's URL on failure. */
+  readonly backupWebhook: boolean;
   /** The environment's file, as shown in messages. */
   readonly source: string;
   /** This environment's tenants, sorted by name. */

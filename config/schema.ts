@@ -207,6 +207,11 @@ export const environmentSchema = z
         /** Defaults for every tenant's backup jobs (a tenant's `backup` section overrides them). */
         defaults: backupJobs.prefault({}),
         offsite: offsiteSchema.prefault({}),
+        /**
+         * POST a Slack-compatible message when a backup fails. The URL is a secret: it comes from the
+         * Terraform variable `backup_webhook_url`, never from YAML.
+         */
+        webhook: z.boolean().default(false),
       })
       .prefault({}),
   })

@@ -39,6 +39,8 @@ export interface BackupProps {
   readonly objectStore?: { readonly endpoint: string; readonly accessKey: string; readonly secretKey: string; readonly buckets: readonly { readonly name: string }[] };
   /** Required when any job has `offsite: true`. @default no off-site copies */
   readonly offsite?: BackupOffsiteTarget;
+  /** A Slack-compatible webhook URL (a secret: pass a Terraform variable's value) for failures. @default no webhook */
+  readonly webhookUrl?: string;
   /** @default 256 */
   readonly memoryMb?: number;
   /** Host port for the agent's /metrics and /health. @default not published */
@@ -148,12 +150,14 @@ function agentConfigFor(props: BackupProps): { config: AgentConfig; env: Record<
     };
   }
 
+  if (props.webhookUrl !== undefined) env.TENANTRY_WEBHOOK_URL = props.webhookUrl;
   const config: AgentConfig = {
     tenant: props.tenant,
     environment: props.environment,
     timeZone: props.timeZone,
     backupDir: '/backups',
     http: { port: AGENT_HTTP_PORT, host: '0.0.0.0' },
+    webhook: props.webhookUrl === undefined ? undefined : { urlEnv: 'TENANTRY_WEBHOOK_URL' },
     offsite,
     jobs,
   };

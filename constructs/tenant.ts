@@ -25,6 +25,8 @@ export interface TenantProps {
   readonly backupImage: string;
   /** The environment's one off-site bucket when `backup.offsite.mode` is "shared". @default a bucket per tenant */
   readonly sharedOffsiteBucket?: OffsiteBucket;
+  /** Where backup agents report failures (a reference to a sensitive variable). @default no webhook */
+  readonly backupWebhookUrl?: string;
 }
 
 /**
@@ -131,6 +133,7 @@ export class Tenant extends Construct {
         qdrant: this.qdrant,
         objectStore: this.objectStore,
         offsite,
+        webhookUrl: props.backupWebhookUrl,
         publishedPort: port('backup'),
       });
     }

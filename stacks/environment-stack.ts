@@ -1,7 +1,7 @@
 import { AwsProvider } from '@cdktf/provider-aws/lib/provider';
 import { DockerProvider } from '@cdktf/provider-docker/lib/provider';
 import { RandomProvider } from '@cdktf/provider-random/lib/provider';
-import { Aspects, LocalBackend, S3Backend, TerraformStack } from 'cdktf';
+import { Aspects, LocalBackend, S3Backend, TerraformStack, TerraformVariable } from 'cdktf';
 import { Construct } from 'constructs';
 import type { EnvironmentConfig } from '../config/model';
 import { Image } from '@cdktf/provider-docker/lib/image';
@@ -68,9 +68,26 @@ export class EnvironmentStack extends TerraformStack {
     const hasBackups = env.tenants.some((t) => Object.keys(t.backup).length > 0);
     const backupImage = hasBackups ? this.backupImage(env, images, props.backupImageBuild) : '';
 
+    const backupWebhookUrl = env.backupWebhook
+      ? new TerraformVariable(this, 'backup_webhook_url', {
+          type: 'string',
+          sensitive: true,
+          description: 'Slack-compatible webhook URL the backup agents POST to when a backup fails',
+        }).stringValue
+      : undefined;
+
     for (const tenant of env.tenants) {
       this.tenants.push(
-        new Tenant(this, tenant.name, { tenant, environment: env, network: network.name, images, sharedPostgres: shared, backupImage, sharedOffsiteBucket }),
+        new Tenant(this, tenant.name, {
+          tenant,
+          environment: env,
+          network: network.name,
+          images,
+          sharedPostgres: shared,
+          backupImage,
+          sharedOffsiteBucket,
+          backupWebhookUrl,
+        }),
       );
     }
 
