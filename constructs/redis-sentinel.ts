@@ -93,7 +93,8 @@ export class RedisSentinel extends Construct {
         memoryMb: props.memoryMb ?? 384,
         volumes: [data.mount],
         publishedPorts: published(`redis-${i}`, 6379),
-        healthcheck: 'redis-cli -a "$REDIS_PASSWORD" --no-auth-warning ping | grep -q PONG',
+        // REDISCLI_AUTH keeps the password off the process list, where `-a` would put it.
+        healthcheck: 'REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli ping | grep -q PONG',
       });
       this.nodeHosts.push(node.hostname);
     }
@@ -116,7 +117,7 @@ export class RedisSentinel extends Construct {
         env: { REDIS_PASSWORD: this.password, SENTINEL_PASSWORD: this.sentinelPassword },
         memoryMb: 64,
         publishedPorts: published(`sentinel-${i}`, 26379),
-        healthcheck: 'redis-cli -p 26379 -a "$SENTINEL_PASSWORD" --no-auth-warning ping | grep -q PONG',
+        healthcheck: 'REDISCLI_AUTH="$SENTINEL_PASSWORD" redis-cli -p 26379 ping | grep -q PONG',
       });
       this.sentinelAddresses.push(`${sentinel.hostname}:26379`);
     }
