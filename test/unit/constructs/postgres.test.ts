@@ -1,0 +1,133 @@
+import { Container } from '@cdktf/provider-docker/lib/container';
+import { Password } from '@cdktf/provider-random/lib/password';
+import { Construct } from 'constructs';
+import { PostgresProps, PostgresServer, tenantRoles } from '../../../constructs/postgres';
+import { unescapeTerraformTemplate } from '../../../constructs/terraform-text';
+import { renderPostgresInitScript } from '../../../runtime/render/postgres';
+import { container, envOf, labels, NETWORK, passwordId, RANDOM_PASSWORD_REF, resourcesOf, STORAGE, synth, upload } from './support';
+
+const BASE: PostgresProps = {
+  environment: 'dev',
+  tenant: 'acme',
+  image: 'postgres:16-alpine',
+  network: NETWORK,
+  storage: STORAGE.volume,
+  databases: ['app', 'analytics'],
+  memoryMb: 768,
+};
+
+function postgres(props: Partial<PostgresProps> = {}) {
+  let server: PostgresServer | undefined;
+  const out = synth((scope: Construct) => {
+    server = new PostgresServer(scope, 'postgres', { ...BASE, ...props });
+  });
+  return { ...out, server: server!, c: container(out.doc, `dev-${props.tenant ?? 'acme'}-postgres`) };
+}
+
+describe('PostgresServer', () => {
+  test('runs the given image as dev-acme-postgres on the network, with labels, memory and a restart policy', () => {
+    const { json } = postgres({ cpus: 2 });
+
+    expect(json).toHaveResourceWithProperties(Container, {
+      name: 'dev-acme-postgres',
+      hostname: 'dev-acme-postgres',
+      image: 'postgres:16-alpine',
+      memory: 768,
+      cpus: '2',
+      labels: labels('dev', 'acme', 'postgres'),
+      networks_advanced: [{ name: NETWORK, aliases: ['dev-acme-postgres'] }],
+      restart: 'unless-stopped',
+      must_run: true,
+    });
+  });
+
+  test('passes parameters as -c key=value sorted by key, booleans as on/off', () => {
+    const { c } = postgres({ parameters: { work_mem: '8MB', max_connections: 200, autovacuum: false, jit: true, shared_buffers: '128MB' } });
+
+    expect(c.command).toEqual([
+      'postgres',
+      '-c', 'autovacuum=off',
+      '-c', 'jit=on',
+      '-c', 'max_connections=200',
+      '-c', 'shared_buffers=128MB',
+      '-c', 'work_mem=8MB',
+    ]);
+    expect(c.entrypoint).toBeUndefined(); // the image's entrypoint runs the init scripts
+  });
+
+  test('without parameters the command is just "postgres"', () => {
+    expect(postgres().c.command).toEqual(['postgres']);
+  });
+
+  test('uploads the rendered init script, executable, to /docker-entrypoint-initdb.d', () => {
+    const { c } = postgres();
+    const script = upload(c, '/docker-entrypoint-initdb.d/10-tenantry-init.sh');
+
+    expect(c.upload).toHaveLength(1);
+    expect(script.executable).toBe(true);
+    expect(unescapeTerraformTemplate(script.content)).toBe(
+      renderPostgresInitScript({ databases: ['app', 'analytics'], appRole: 'acme_app', readonlyRole: 'acme_readonly', parameters: {} }),
+    );
+  });
+
+  test('passwords reach the container as references to three distinct random_passwords, never as values', () => {
+    const { c, doc } = postgres();
+    const env = envOf(c);
+
+    for (const name of ['POSTGRES_PASSWORD', 'TENANTRY_APP_PASSWORD', 'TENANTRY_READONLY_PASSWORD']) {
+      expect(env[name]).toMatch(RANDOM_PASSWORD_REF);
+    }
+    const ids = [env.POSTGRES_PASSWORD, env.TENANTRY_APP_PASSWORD, env.TENANTRY_READONLY_PASSWORD].map(passwordId);
+    expect(new Set(ids).size).toBe(3);
+    const passwords = resourcesOf<{ length: number; special: boolean }>(doc, 'random_password');
+    expect(Object.keys(passwords).sort()).toEqual([...ids].sort());
+    for (const id of ids) expect(passwords[id]).toEqual({ length: 32, special: false });
+    expect(env.PGDATA).toBe('/var/lib/postgresql/data/pgdata');
+  });
+
+  test('env entries are sorted by name, so the plan never reorders them', () => {
+    const { c } = postgres();
+    const names = (c.env ?? []).map((e) => e.split('=')[0]);
+    expect(names).toEqual([...names].sort());
+  });
+
+  test('health is pg_isready against the server itself', () => {
+    const { c } = postgres();
+    expect(c.healthcheck?.test).toEqual(['CMD-SHELL', 'pg_isready -U postgres -h 127.0.0.1 -p 5432']);
+  });
+
+  test('keeps its data on a stateful volume at the image data directory', () => {
+    const { c } = postgres({ storage: STORAGE.bind });
+    expect(c.volumes).toEqual([{ container_path: '/var/lib/postgresql/data', host_path: '/srv/tenantry/dev/acme/postgres/data' }]);
+  });
+
+  test('publishes 5432 only when a host port is given', () => {
+    expect(postgres().c.ports).toBeUndefined();
+    expect(postgres({ publishedPort: 20000 }).c.ports).toEqual([{ internal: 5432, external: 20000, ip: '0.0.0.0' }]);
+  });
+
+  test('exposes its endpoint: host, port, databases and roles derived from the tenant name', () => {
+    const { server } = postgres({ tenant: 'big-co' });
+
+    expect(server.host).toBe('dev-big-co-postgres');
+    expect(server.port).toBe(5432);
+    expect(server.databases).toEqual(['app', 'analytics']);
+    expect(server.appRole).toBe('big_co_app');
+    expect(server.readonlyRole).toBe('big_co_readonly');
+    expect(tenantRoles('big-co')).toEqual({ appRole: 'big_co_app', readonlyRole: 'big_co_readonly' });
+  });
+
+  test('refuses an empty database list, naming the tenant', () => {
+    expect(() => postgres({ databases: [] })).toThrow('postgres for tenant "acme": databases must not be empty');
+  });
+
+  test('refuses a parameter name that is not a Postgres setting', () => {
+    expect(() => postgres({ parameters: { 'Bad Name': 1 } })).toThrow(/parameter names are lower-case Postgres settings \(value: "Bad Name"\)/);
+  });
+
+  test('creates exactly one container and three passwords', () => {
+    const { json, doc } = postgres();
+    expect(Object.keys(resourcesOf(doc, 'docker_container'))).toHaveLength(1);
+    expect(json).toHaveResourceWithProperties(Password, { length: 32, special: false });
+  });
+});

@@ -1,0 +1,87 @@
+import { Container } from '@cdktf/provider-docker/lib/container';
+import { Construct } from 'constructs';
+import { ServiceContainer, ServiceContainerProps } from '../../../constructs/service-container';
+import { container, labels, NETWORK, synth } from './support';
+
+const BASE: ServiceContainerProps = {
+  environment: 'dev',
+  tenant: 'acme',
+  service: 'worker',
+  image: 'busybox:1.36',
+  network: NETWORK,
+  launch: { files: [], env: [] },
+  env: {},
+  memoryMb: 32,
+};
+
+function serviceContainer(props: Partial<ServiceContainerProps> = {}) {
+  return synth((scope: Construct) => {
+    new ServiceContainer(scope, 'worker', { ...BASE, ...props });
+  });
+}
+
+describe('ServiceContainer', () => {
+  test('name and hostname <env>-<tenant>-<service>[-<n>], network alias, the three labels', () => {
+    const { json } = serviceContainer({ index: 2 });
+
+    expect(json).toHaveResourceWithProperties(Container, {
+      name: 'dev-acme-worker-2',
+      hostname: 'dev-acme-worker-2',
+      labels: labels('dev', 'acme', 'worker'),
+      networks_advanced: [{ name: NETWORK, aliases: ['dev-acme-worker-2'] }],
+      memory: 32,
+      restart: 'unless-stopped',
+      must_run: true,
+      attach: false,
+      log_driver: 'json-file',
+      log_opts: { 'max-size': '10m', 'max-file': '3' },
+    });
+  });
+
+  test('a one-shot container is not restarted and need not keep running', () => {
+    const { json } = serviceContainer({ oneShot: true });
+    expect(json).toHaveResourceWithProperties(Container, { name: 'dev-acme-worker', restart: 'no', must_run: false });
+  });
+
+  test('uploads sorted by path, executable false unless said', () => {
+    const { doc } = serviceContainer({
+      launch: {
+        files: [
+          { path: '/etc/z.conf', content: 'z\n' },
+          { path: '/etc/a.sh', content: '#!/bin/sh\n', executable: true },
+        ],
+        env: [],
+      },
+    });
+
+    expect(container(doc, 'dev-acme-worker').upload).toEqual([
+      { file: '/etc/a.sh', content: '#!/bin/sh\n', executable: true },
+      { file: '/etc/z.conf', content: 'z\n', executable: false },
+    ]);
+  });
+
+  test('env sorted by name', () => {
+    const { doc } = serviceContainer({ launch: { files: [], env: ['B', 'A'] }, env: { B: '2', A: '1', C: '3' } });
+    expect(container(doc, 'dev-acme-worker').env).toEqual(['A=1', 'B=2', 'C=3']);
+  });
+
+  test('a variable the launch needs but no value was given for fails at synth, by name', () => {
+    expect(() => serviceContainer({ launch: { files: [], env: ['TOKEN', 'OTHER'] }, env: { OTHER: 'x' } })).toThrow(
+      'worker: the container needs environment variable(s) TOKEN but no value was given',
+    );
+  });
+
+  test.each([0, -1, Number.NaN])('memoryMb %p is refused', (memoryMb) => {
+    expect(() => serviceContainer({ memoryMb })).toThrow(`worker: memoryMb must be positive (value: ${memoryMb})`);
+  });
+
+  test('a healthcheck command becomes CMD-SHELL with fixed timings', () => {
+    const { doc } = serviceContainer({ healthcheck: 'true' });
+    expect(container(doc, 'dev-acme-worker').healthcheck).toEqual({ test: ['CMD-SHELL', 'true'], interval: '10s', timeout: '5s', retries: 5, start_period: '30s' });
+  });
+
+  test('published ports bind 0.0.0.0', () => {
+    const { doc } = serviceContainer({ publishedPorts: [{ internal: 80, external: 28080 }] });
+    expect(container(doc, 'dev-acme-worker').ports).toEqual([{ internal: 80, external: 28080, ip: '0.0.0.0' }]);
+  });
+});
