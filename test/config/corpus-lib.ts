@@ -82,7 +82,7 @@ export function splitLines(text: string): string[] {
 
 /** A fresh temporary directory under TMPDIR (its real path, so that process.cwd() agrees with it). */
 export function tempDir(label: string): string {
-  return fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), `tenantry-config-${label}-`)));
+  return fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), `tenantry-corpus-${label}-`)));
 }
 
 /**

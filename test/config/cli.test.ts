@@ -1,0 +1,111 @@
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+import { expectedLines, findCase, materialise, splitLines, tempDir } from './corpus-lib';
+
+/*
+ * The compiled app, run as a user runs it: `node dist/main.js` from the config directory.
+ * A bad config prints exactly the corpus lines plus one summary line on stderr, exits 2, prints
+ * no stack trace and writes nothing; the valid base config synthesizes one stack per environment.
+ */
+
+const REPO = path.resolve(__dirname, '..', '..');
+const MAIN = path.join(REPO, 'dist', 'main.js');
+/** What tsconfig.json compiles (its "include"), plus the config itself. */
+const SOURCE_DIRS = ['config', 'constructs', 'stacks', 'runtime', 'bench', 'e2e'];
+
+function newestSource(): number {
+  let newest = Math.max(fs.statSync(path.join(REPO, 'main.ts')).mtimeMs, fs.statSync(path.join(REPO, 'tsconfig.json')).mtimeMs);
+  const walk = (dir: string) => {
+    if (!fs.existsSync(dir)) return;
+    for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+      const full = path.join(dir, entry.name);
+      if (entry.isDirectory()) walk(full);
+      else if (entry.name.endsWith('.ts')) newest = Math.max(newest, fs.statSync(full).mtimeMs);
+    }
+  };
+  for (const dir of SOURCE_DIRS) walk(path.join(REPO, dir));
+  return newest;
+}
+
+/** `npm run build` when dist/main.js is missing or older than any source, as `npm run synth` would. */
+function buildIfStale(): void {
+  if (fs.existsSync(MAIN) && fs.statSync(MAIN).mtimeMs >= newestSource()) return;
+  const tsc = spawnSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.json'], { cwd: REPO, encoding: 'utf8' });
+  if (tsc.status !== 0) throw new Error(`the project does not compile (tsc -p tsconfig.json exited ${tsc.status}):\n${tsc.stdout}${tsc.stderr}`);
+}
+
+interface Run {
+  readonly status: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+  readonly root: string;
+  readonly outdir: string;
+}
+
+const dirs: string[] = [];
+
+/** Runs the app with cwd and TENANTRY_CONFIG_DIR = the materialised config, CDKTF_OUTDIR = an empty dir. */
+function runApp(caseName: string | undefined): Run {
+  const root = materialise(caseName === undefined ? undefined : findCase(caseName));
+  const work = tempDir('cli-out');
+  dirs.push(root, work);
+  const outdir = path.join(work, 'cdktf.out');
+  fs.mkdirSync(outdir);
+  const result = spawnSync(process.execPath, [MAIN], {
+    cwd: root,
+    env: { ...process.env, TENANTRY_CONFIG_DIR: root, CDKTF_OUTDIR: outdir },
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr, root, outdir };
+}
+
+/** Every file and folder under `dir`, relative, plus any scratch sibling ("cdktf.out.partial-<pid>"). */
+function written(outdir: string): string[] {
+  const list = (dir: string, prefix = ''): string[] =>
+    fs.readdirSync(dir, { withFileTypes: true }).flatMap((d) => {
+      const rel = path.posix.join(prefix, d.name);
+      return d.isDirectory() ? [rel, ...list(path.join(dir, d.name), rel)] : [rel];
+    });
+  const siblings = fs.readdirSync(path.dirname(outdir)).filter((n) => n.startsWith(`${path.basename(outdir)}.partial`));
+  return [...list(outdir), ...siblings.map((n) => `../${n}`)];
+}
+
+beforeAll(buildIfStale, 300_000);
+afterAll(() => {
+  for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+describe('node dist/main.js on a bad config', () => {
+  test.each(['03-yaml-duplicate-key', '24-port-conflict-same-slot', '59-many-problems-in-several-files'])(
+    '%s: exit 2, exactly the expected lines and a summary on stderr, no stack trace, nothing written',
+    (name) => {
+      const run = runApp(name);
+      const expected = expectedLines(findCase(name));
+      const lines = splitLines(run.stderr);
+      expect({ status: run.status, stderr: lines }).toEqual({
+        status: 2,
+        stderr: [...expected, `${expected.length} problem(s) in the configuration under ${run.root}; nothing was written.`],
+      });
+      expect(lines.filter((l) => /^\s+at /.test(l))).toEqual([]);
+      expect(run.stdout).toBe('');
+      expect(written(run.outdir)).toEqual([]);
+    },
+  );
+});
+
+describe('node dist/main.js on the valid base config', () => {
+  test('exits 0 and writes cdktf.out/stacks/<env>/cdk.tf.json for every environment', () => {
+    const run = runApp(undefined);
+    expect({ status: run.status, stderr: run.stderr }).toEqual({ status: 0, stderr: '' });
+    expect(run.stdout).toMatch(/^synthesized 4 environment\(s\), 6 tenant deployment\(s\) into /);
+    for (const env of ['dev', 'nas', 'prod', 'win']) {
+      const file = path.join(run.outdir, 'stacks', env, 'cdk.tf.json');
+      expect({ env, exists: fs.existsSync(file) }).toEqual({ env, exists: true });
+      const json = JSON.parse(fs.readFileSync(file, 'utf8')) as { resource?: Record<string, unknown> };
+      expect(Object.keys(json.resource ?? {}).length).toBeGreaterThan(0);
+    }
+    expect(written(run.outdir).filter((f) => f.startsWith('../'))).toEqual([]);
+  });
+});
