@@ -1,0 +1,84 @@
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { REPO_ROOT, writeConfig } from './support';
+
+/*
+ * main.ts as users run it (`npm run synth`): compiled JS, in a child process, configured by
+ * TENANTRY_CONFIG_DIR and CDKTF_OUTDIR. It has to be compiled: it finds package.json relative to
+ * its own compiled location (dist/..), so it cannot run from source. The build goes to a scratch
+ * directory (with a copy of package.json beside dist/, where main.ts looks for it), never to the
+ * shared dist/.
+ */
+
+let build: string;
+
+beforeAll(() => {
+  build = fs.mkdtempSync(path.join(os.tmpdir(), 'tenantry-main-build-'));
+  const tsc = spawnSync(path.join(REPO_ROOT, 'node_modules', '.bin', 'tsc'), ['-p', path.join(REPO_ROOT, 'tsconfig.json'), '--outDir', path.join(build, 'dist')], {
+    encoding: 'utf8',
+  });
+  // Type errors elsewhere in the tree (work in progress) still emit JS; only a missing main.js is fatal here.
+  if (!fs.existsSync(path.join(build, 'dist', 'main.js'))) throw new Error(`tsc did not produce main.js:\n${tsc.stdout}${tsc.stderr}`);
+  fs.copyFileSync(path.join(REPO_ROOT, 'package.json'), path.join(build, 'package.json'));
+}, 120_000);
+
+afterAll(() => fs.rmSync(build, { recursive: true, force: true }));
+
+function runMain(configDir: string, outdir: string) {
+  return spawnSync(process.execPath, [path.join(build, 'dist', 'main.js')], {
+    cwd: configDir,
+    encoding: 'utf8',
+    env: { ...process.env, TENANTRY_CONFIG_DIR: configDir, CDKTF_OUTDIR: outdir },
+  });
+}
+
+test('synthesizes every example environment to cdktf.out/stacks/<env>/cdk.tf.json, byte-identical on a second run', () => {
+  const outdir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tenantry-main-out-')), 'cdktf.out');
+  const read = () => ['dev', 'prod'].map((env) => fs.readFileSync(path.join(outdir, 'stacks', env, 'cdk.tf.json')));
+
+  const first = runMain(REPO_ROOT, outdir);
+  expect({ status: first.status, stderr: first.stderr }).toEqual({ status: 0, stderr: '' });
+  expect(first.stdout).toContain('synthesized 2 environment(s), 4 tenant deployment(s)');
+  const before = read();
+
+  const second = runMain(REPO_ROOT, outdir);
+  expect(second.status).toBe(0);
+  const after = read();
+  expect(after[0].equals(before[0]) && after[1].equals(before[1])).toBe(true);
+  expect(fs.readdirSync(path.dirname(outdir)).filter((n) => n.includes('.partial-'))).toEqual([]);
+});
+
+// BUG (main.ts, policyErrors): it collects annotations of type 'aws:cdk:error', but cdktf 0.21
+// records errors as '@cdktf/error' (AnnotationMetadataEntryType.ERROR). So when a policy aspect
+// reports an error, app.synth() throws, policyErrors() finds nothing and main rethrows: the user
+// gets cdktf's stack trace and exit code 1 instead of `file:1:1: message` lines and exit code 2.
+// Fix: `import { AnnotationMetadataEntryType } from 'cdktf'` and compare with
+// AnnotationMetadataEntryType.ERROR. (Config validation does not catch these cases first: the
+// schema accepts `images.postgres: postgres:latest` and published data ports in production.)
+test.failing('a policy error (an image tagged latest) is reported as file:1:1 lines, exit code 2, nothing written', () => {
+  const root = writeConfig({
+    'environments/dev.yaml': {
+      name: 'dev',
+      docker: { host: 'unix:///var/run/docker.sock' },
+      network: { name: 'tenantry-dev', subnet: '172.30.0.0/16' },
+      storage: { kind: 'volume' },
+      images: { postgres: 'postgres:latest' },
+    },
+    'tenants/acme.yaml': { name: 'acme', environments: ['dev'], services: { postgres: {} } },
+  });
+  const outdir = path.join(root, 'cdktf.out');
+
+  const result = runMain(root, outdir);
+
+  expect({ status: result.status, stderr: result.stderr }).toEqual({
+    status: 2,
+    stderr: [
+      `environments/dev.yaml:1:1: image "postgres:latest" is not pinned to a version: use a tag other than "latest" (e.g. postgres:16-alpine) or a digest (at dev/images/postgres-latest)`,
+      '1 policy error(s); nothing was written.',
+      '',
+    ].join('\n'),
+  });
+  expect(fs.existsSync(path.join(outdir, 'stacks', 'dev', 'cdk.tf.json'))).toBe(false);
+});
