@@ -183,11 +183,17 @@ function issuePath(path: readonly PropertyKey[]): string {
   return path.reduce<string>((out, key) => (typeof key === 'number' ? `${out}[${key}]` : out ? `${out}.${String(key)}` : String(key)), '');
 }
 
+function describeIssue(issue: z.core.$ZodIssue): string {
+  // zod says "expected string, received undefined" for a missing field; people say "is required".
+  if (issue.code === 'invalid_type' && issue.message.endsWith('received undefined')) return `is required (${issue.expected})`;
+  return issue.message;
+}
+
 /** Validates an already-parsed value; every problem is listed, one per line. */
 export function parseAgentConfig(value: unknown, source: string): AgentConfig {
   const result = agentConfigSchema.safeParse(value);
   if (result.success) return result.data;
-  const problems = result.error.issues.map((issue) => `${source}: ${issuePath(issue.path) || '(top level)'}: ${issue.message}`);
+  const problems = result.error.issues.map((issue) => `${source}: ${issuePath(issue.path) || '(top level)'}: ${describeIssue(issue)}`);
   throw new UserError(problems.join('\n'));
 }
 

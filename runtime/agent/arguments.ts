@@ -1,0 +1,85 @@
+/** The command line: `tenantry-agent <command> [arguments] [--options]`. */
+import { DEFAULT_CONFIG_PATH } from './config';
+import { UserError } from './errors';
+
+export const USAGE = `usage: tenantry-agent <command> [--config <path>]
+
+commands:
+  serve                             run the schedules and serve GET /metrics and GET /health
+  run <job>                         back up one job now
+  list [job] [--json]               backups with time, size, status, verification, off-site copy
+  verify <backup-id>                check a backup's files (and test-restore a Postgres backup)
+  restore <job> --from <backup-id|latest> [--target <t>] [--only <name>] [--force]
+          [--from-offsite] [--with-globals]
+                                    target: database (Postgres), host:port (Redis),
+                                    collection (Qdrant), bucket (MinIO)
+  health                            exit 0 if the running agent's /health is fine, 1 if not
+
+--config defaults to $TENANTRY_AGENT_CONFIG, then ${DEFAULT_CONFIG_PATH}.
+`;
+
+type Command = 'serve' | 'run' | 'list' | 'verify' | 'restore' | 'health' | 'help';
+
+interface CommandSpec {
+  positional: { min: number; max: number; names: string };
+  values: readonly string[];
+  switches: readonly string[];
+}
+
+const SPECS: Record<Command, CommandSpec> = {
+  serve: { positional: { min: 0, max: 0, names: '' }, values: [], switches: [] },
+  run: { positional: { min: 1, max: 1, names: '<job>' }, values: [], switches: [] },
+  list: { positional: { min: 0, max: 1, names: '[job]' }, values: [], switches: ['json'] },
+  verify: { positional: { min: 1, max: 1, names: '<backup-id>' }, values: [], switches: [] },
+  restore: { positional: { min: 1, max: 1, names: '<job>' }, values: ['from', 'target', 'only'], switches: ['force', 'from-offsite', 'with-globals'] },
+  health: { positional: { min: 0, max: 0, names: '' }, values: [], switches: [] },
+  help: { positional: { min: 0, max: 0, names: '' }, values: [], switches: [] },
+};
+
+export interface ParsedArguments {
+  command: Command;
+  configPath: string;
+  positional: string[];
+  values: Record<string, string>;
+  switches: Set<string>;
+}
+
+export function parseArguments(argv: readonly string[], env: NodeJS.ProcessEnv): ParsedArguments {
+  const [first, ...rest] = argv;
+  if (first === undefined || first === '--help' || first === '-h' || first === 'help') {
+    return { command: 'help', configPath: '', positional: [], values: {}, switches: new Set() };
+  }
+  if (!(first in SPECS)) throw new UserError(`unknown command "${first}" (commands: ${Object.keys(SPECS).filter((c) => c !== 'help').join(', ')}); see tenantry-agent --help`);
+  const command = first as Command;
+  const spec = SPECS[command];
+  const positional: string[] = [];
+  const values: Record<string, string> = {};
+  const switches = new Set<string>();
+  let configPath = env.TENANTRY_AGENT_CONFIG || DEFAULT_CONFIG_PATH;
+
+  for (let i = 0; i < rest.length; i++) {
+    const arg = rest[i];
+    if (!arg.startsWith('--')) {
+      positional.push(arg);
+      continue;
+    }
+    const [name, inline] = arg.slice(2).split(/=(.*)/s, 2);
+    if (name === 'config' || spec.values.includes(name)) {
+      const value = inline ?? rest[++i];
+      if (value === undefined || value === '') throw new UserError(`--${name} needs a value`);
+      if (name === 'config') configPath = value;
+      else values[name] = value;
+    } else if (spec.switches.includes(name) && inline === undefined) {
+      switches.add(name);
+    } else {
+      const known = [...spec.values, ...spec.switches].map((o) => `--${o}`).join(', ');
+      throw new UserError(`unknown option --${name} for "${command}"${known ? ` (options: ${known}, --config)` : ' (only --config)'}`);
+    }
+  }
+  const { min, max, names } = spec.positional;
+  if (positional.length < min || positional.length > max) {
+    throw new UserError(`"${command}" takes ${names ? names : 'no arguments'}, got ${positional.length ? positional.map((p) => `"${p}"`).join(' ') : 'none'}`);
+  }
+  if (command === 'restore' && values.from === undefined) throw new UserError('restore needs --from <backup-id|latest>');
+  return { command, configPath, positional, values, switches };
+}

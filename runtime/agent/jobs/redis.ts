@@ -1,0 +1,241 @@
+/**
+ * Redis: an RDB snapshot taken from a replica found through the sentinels, so the fork and the
+ * disk write of BGSAVE never hit the master. The master is used only when no replica is healthy,
+ * with a warning in the log.
+ *
+ * Restore loads the RDB into a fresh server this way: the agent starts a private redis-server
+ * (unix socket only, no persistence) on a hard link of dump.rdb, then copies every key of every
+ * database to the target with MIGRATE … COPY, which keeps values and TTLs exactly. The target is
+ * a running server (by default the current master, which passes the keys on to its replicas);
+ * it must be empty unless --force. Nothing on the target host's disk is touched. (Offline
+ * alternative: stop the server, put dump.rdb into its `dir`, start it.)
+ */
+import { ChildProcess, spawn } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+import type { JobConfig } from '../config';
+import { secretFromEnv } from '../config';
+import { UserError } from '../errors';
+import { runTool, toolVersion } from '../exec';
+import { fieldsOf, parseInfo, RedisConnection, RedisReplyError } from '../redis-connection';
+import { BackupOutcome, DriverContext, JobDriver, RestoreRequest } from './driver';
+
+type RedisJob = Extract<JobConfig, { kind: 'redis' }>;
+
+const RDB_FILE = 'dump.rdb';
+const MIGRATE_BATCH = 500;
+const MIGRATE_TIMEOUT_MS = 60_000;
+
+export interface RedisNode {
+  host: string;
+  port: number;
+  role: 'replica' | 'master';
+}
+
+function splitHostPort(value: string): { host: string; port: number } {
+  const colon = value.lastIndexOf(':');
+  return { host: value.slice(0, colon), port: Number(value.slice(colon + 1)) };
+}
+
+/** A replica a sentinel considers up, connected to its master and in sync. */
+function isHealthyReplica(fields: Record<string, string>): boolean {
+  const flags = (fields.flags ?? '').split(',');
+  return !flags.some((f) => ['s_down', 'o_down', 'disconnected'].includes(f)) && fields['master-link-status'] === 'ok';
+}
+
+export class RedisDriver implements JobDriver {
+  private readonly redis: RedisJob['redis'];
+
+  constructor(job: RedisJob) {
+    this.redis = job.redis;
+  }
+
+  async backup(dir: string, ctx: DriverContext): Promise<BackupOutcome> {
+    const password = secretFromEnv(this.redis.passwordEnv, ctx.env);
+    const node = await this.chooseNode(ctx);
+    ctx.log.info('taking the RDB', { address: `${node.host}:${node.port}`, role: node.role });
+    const connection = await RedisConnection.open(node, password);
+    let version: string;
+    try {
+      version = parseInfo(await connection.command('INFO', 'server')).redis_version ?? 'unknown';
+    } finally {
+      connection.close();
+    }
+    await runTool('redis-cli', ['-h', node.host, '-p', String(node.port), '--no-auth-warning', '--rdb', path.join(dir, RDB_FILE)], {
+      env: { REDISCLI_AUTH: password },
+      signal: ctx.signal,
+    });
+    return {
+      source: { version, address: `${node.host}:${node.port}`, role: node.role },
+      tools: { 'redis-cli': await toolVersion('redis-cli'), 'redis-check-rdb': await redisCheckRdbVersion() },
+      details: {},
+    };
+  }
+
+  /** The freshest healthy replica any sentinel knows; the master when there is none. */
+  async chooseNode(ctx: DriverContext): Promise<RedisNode> {
+    const sentinelPassword = this.redis.sentinelPasswordEnv === undefined ? undefined : secretFromEnv(this.redis.sentinelPasswordEnv, ctx.env);
+    const problems: string[] = [];
+    for (const sentinel of this.redis.sentinels) {
+      let connection: RedisConnection | undefined;
+      try {
+        connection = await RedisConnection.open(splitHostPort(sentinel), sentinelPassword);
+        const reply = await connection.command('SENTINEL', 'REPLICAS', this.redis.masterName);
+        const replicas = (Array.isArray(reply) ? reply : []).map(fieldsOf);
+        const healthy = replicas.filter(isHealthyReplica).sort((a, b) => Number(b['slave-repl-offset'] ?? 0) - Number(a['slave-repl-offset'] ?? 0));
+        if (healthy.length > 0) return { host: healthy[0].ip, port: Number(healthy[0].port), role: 'replica' };
+        const master = (await connection.command('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', this.redis.masterName)) as string[] | null;
+        if (master === null) throw new Error(`does not know a master named "${this.redis.masterName}"`);
+        ctx.log.warn('no healthy replica: taking the RDB from the master (its fork costs memory and latency)', { sentinel, replicas: replicas.length });
+        return { host: master[0], port: Number(master[1]), role: 'master' };
+      } catch (error) {
+        problems.push(`${sentinel}: ${(error as Error).message}`);
+        ctx.log.warn('sentinel did not answer usefully, trying the next one', { sentinel, error: (error as Error).message });
+      } finally {
+        connection?.close();
+      }
+    }
+    throw new Error(`no sentinel could name a Redis server for "${this.redis.masterName}": ${problems.join('; ')}`);
+  }
+
+  async check(dir: string): Promise<string> {
+    const output = await runTool('redis-check-rdb', [path.join(dir, RDB_FILE)]);
+    if (!output.includes('RDB looks OK')) throw new Error(`redis-check-rdb did not confirm the file: ${output.slice(-500)}`);
+    const keys = /(\d+) keys read/.exec(output)?.[1] ?? '?';
+    return `redis-check-rdb: OK, ${keys} keys`;
+  }
+
+  async restore(request: RestoreRequest, ctx: DriverContext): Promise<string> {
+    if (request.only !== undefined) throw new UserError('--only does not apply to Redis backups (an RDB is restored whole)');
+    const password = secretFromEnv(this.redis.passwordEnv, ctx.env);
+    const target = request.target === undefined ? await this.currentMaster(ctx) : parseTarget(request.target);
+    const scratch = await ScratchRedis.start(path.join(request.dir, RDB_FILE), path.dirname(request.dir), ctx);
+    try {
+      const destination = await RedisConnection.open(target, password);
+      try {
+        await refuseNonEmpty(destination, request.force, `${target.host}:${target.port}`);
+      } finally {
+        destination.close();
+      }
+      const keys = await scratch.migrateAll(target, password);
+      return `restored ${keys} keys into ${target.host}:${target.port}`;
+    } finally {
+      await scratch.stop();
+    }
+  }
+
+  private async currentMaster(ctx: DriverContext): Promise<{ host: string; port: number }> {
+    const sentinelPassword = this.redis.sentinelPasswordEnv === undefined ? undefined : secretFromEnv(this.redis.sentinelPasswordEnv, ctx.env);
+    for (const sentinel of this.redis.sentinels) {
+      try {
+        const connection = await RedisConnection.open(splitHostPort(sentinel), sentinelPassword);
+        try {
+          const master = (await connection.command('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', this.redis.masterName)) as string[] | null;
+          if (master !== null) return { host: master[0], port: Number(master[1]) };
+        } finally {
+          connection.close();
+        }
+      } catch (error) {
+        ctx.log.warn('sentinel did not answer, trying the next one', { sentinel, error: (error as Error).message });
+      }
+    }
+    throw new UserError(`no sentinel named the master of "${this.redis.masterName}"; pass --target host:port`);
+  }
+}
+
+function parseTarget(target: string): { host: string; port: number } {
+  if (!/^[^\s:]+:\d{1,5}$/.test(target)) throw new UserError(`--target for a Redis backup must be host:port (got "${target}")`);
+  return splitHostPort(target);
+}
+
+async function refuseNonEmpty(connection: RedisConnection, force: boolean, address: string): Promise<void> {
+  const keys = keyCount(parseInfo(await connection.command('INFO', 'keyspace')));
+  if (keys > 0 && !force) throw new UserError(`Redis at ${address} already holds ${keys} keys; restore into an empty server, or pass --force to overwrite keys of the same name`);
+}
+
+/** Total keys in an `INFO keyspace` reply (`db0:keys=3,expires=0,…`). */
+function keyCount(keyspace: Record<string, string>): number {
+  return Object.values(keyspace).reduce((sum, value) => sum + Number(/keys=(\d+)/.exec(value)?.[1] ?? 0), 0);
+}
+
+async function redisCheckRdbVersion(): Promise<string> {
+  // redis-check-rdb has no --version; it is built from the same source as redis-server.
+  return `redis-check-rdb from ${await toolVersion('redis-server')}`;
+}
+
+/** A private redis-server holding the backup's data, reachable only through a unix socket. */
+class ScratchRedis {
+  private constructor(private readonly child: ChildProcess, private readonly dir: string, private readonly socket: string) {}
+
+  static async start(rdb: string, parent: string, ctx: DriverContext): Promise<ScratchRedis> {
+    const dir = await fs.promises.mkdtemp(path.join(parent, '.restore-'));
+    // A hard link costs nothing, and redis-server replaces files by rename, never in place.
+    await fs.promises.link(rdb, path.join(dir, RDB_FILE)).catch(() => fs.promises.copyFile(rdb, path.join(dir, RDB_FILE)));
+    const socket = path.join(dir, 'redis.sock');
+    const child = spawn('redis-server', ['--port', '0', '--unixsocket', socket, '--dir', dir, '--dbfilename', RDB_FILE, '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+    const scratch = new ScratchRedis(child, dir, socket);
+    try {
+      await scratch.waitUntilLoaded(ctx);
+    } catch (error) {
+      await scratch.stop();
+      throw error;
+    }
+    return scratch;
+  }
+
+  private async waitUntilLoaded(ctx: DriverContext): Promise<void> {
+    const deadline = Date.now() + 10 * 60_000;
+    let exited: string | undefined;
+    this.child.once('exit', (code, signal) => (exited = signal ?? `exit code ${code}`));
+    this.child.once('error', (error) => (exited = error.message));
+    while (Date.now() < deadline && !ctx.signal.aborted) {
+      if (exited !== undefined) throw new Error(`the scratch redis-server stopped while loading the RDB (${exited})`);
+      try {
+        const connection = await RedisConnection.open({ path: this.socket }, undefined);
+        try {
+          await connection.command('PING');
+          return;
+        } finally {
+          connection.close();
+        }
+      } catch (error) {
+        if (error instanceof RedisReplyError && !error.message.includes('LOADING')) throw error;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    throw new Error('the scratch redis-server did not finish loading the RDB');
+  }
+
+  /**
+   * Copies every key of every database; returns how many there were. REPLACE is safe here (the
+   * target was checked empty, or --force was given) and needed: SCAN may return a key twice.
+   */
+  async migrateAll(target: { host: string; port: number }, password: string): Promise<number> {
+    const source = await RedisConnection.open({ path: this.socket }, undefined);
+    try {
+      const keyspace = parseInfo(await source.command('INFO', 'keyspace'));
+      for (const db of Object.keys(keyspace).map((name) => name.slice('db'.length))) {
+        await source.command('SELECT', db);
+        let cursor = '0';
+        do {
+          const [next, keys] = (await source.command('SCAN', cursor, 'COUNT', String(MIGRATE_BATCH))) as [string, string[]];
+          cursor = next;
+          if (keys.length === 0) continue;
+          await source.command('MIGRATE', target.host, String(target.port), '', db, String(MIGRATE_TIMEOUT_MS), 'COPY', 'REPLACE', 'AUTH', password, 'KEYS', ...keys);
+        } while (cursor !== '0');
+      }
+      return keyCount(keyspace);
+    } finally {
+      source.close();
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.child.exitCode === null && this.child.signalCode === null) {
+      const exited = new Promise((resolve) => this.child.once('exit', resolve));
+      this.child.kill('SIGKILL');
+      await exited;
+    }
+    await fs.promises.rm(this.dir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,300 @@
+/**
+ * One backup run, verification or restore of one job, with everything that makes it safe:
+ * the job lock, a partial directory promoted only after its check passed, checksums in the
+ * manifest, a failure record instead of a half backup, then off-site upload and retention.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import type { AgentConfig, JobConfig } from './config';
+import { listFiles, sha256File } from './durable';
+import { errorMessage, UserError } from './errors';
+import { driverFor } from './jobs';
+import type { DriverContext } from './jobs/driver';
+import { acquireLock } from './lock';
+import type { Logger } from './log';
+import { CheckResult, isGood, Manifest, MANIFEST_FILE, ManifestFile } from './manifest';
+import { Offsite } from './offsite';
+import { selectRetained } from './retention';
+import type { AgentState } from './status';
+import { BackupStore, newBackupId } from './store';
+import type { Notify } from './webhook';
+import { version as agentVersion } from '../../package.json';
+
+/** Everything a run needs from the agent around it. */
+export interface Agent {
+  readonly config: AgentConfig;
+  readonly state: AgentState;
+  readonly log: Logger;
+  readonly env: NodeJS.ProcessEnv;
+  readonly notify: Notify;
+  /** Aborted on shutdown: running tools are stopped and the run fails cleanly. */
+  readonly signal: AbortSignal;
+}
+
+function driverContext(agent: Agent, job: JobConfig): DriverContext {
+  return { log: agent.log.forJob(job.name), signal: agent.signal, env: agent.env };
+}
+
+/** Holds the job's lock (and its `running` gauge) while `work` runs. */
+async function withJobLock<T>(agent: Agent, job: JobConfig, work: (store: BackupStore) => Promise<T>): Promise<T> {
+  const store = new BackupStore(agent.config.backupDir, job.name);
+  await store.ensureDir();
+  const lock = acquireLock(store.lockFile, `job ${job.name}`);
+  const counters = agent.state.countersOf(job.name);
+  counters.running = true;
+  try {
+    return await work(store);
+  } finally {
+    counters.running = false;
+    lock.release();
+  }
+}
+
+/** Runs a backup now. Resolves with its manifest, whose status says whether it succeeded. */
+export function runBackup(agent: Agent, job: JobConfig): Promise<Manifest> {
+  return withJobLock(agent, job, async (store) => {
+    const log = agent.log.forJob(job.name);
+    for (const debris of await store.removeInterrupted()) log.warn('removed the leftovers of an interrupted run', { path: debris });
+    const manifest = await backUp(agent, job, store);
+    if (manifest.status !== 'ok') return manifest;
+    if (job.offsite) await shipOffsite(agent, job, store);
+    await applyRetention(agent, job, store);
+    return job.offsite ? store.read(manifest.id) : manifest;
+  });
+}
+
+async function backUp(agent: Agent, job: JobConfig, store: BackupStore): Promise<Manifest> {
+  const log = agent.log.forJob(job.name);
+  const startedAt = new Date();
+  const id = newBackupId(job.name, startedAt);
+  const base: Manifest = {
+    formatVersion: 1,
+    tenant: agent.config.tenant,
+    environment: agent.config.environment,
+    job: job.name,
+    kind: job.kind,
+    id,
+    status: 'failed',
+    startedAt: startedAt.toISOString(),
+    endedAt: startedAt.toISOString(),
+    sizeBytes: 0,
+    files: [],
+    source: { version: 'unknown' },
+    tools: { 'tenantry-agent': agentVersion, node: process.version },
+    details: {},
+  };
+  log.info('backup started', { id });
+  try {
+    const driver = driverFor(job);
+    const ctx = driverContext(agent, job);
+    const dir = await store.createPartial(id);
+    const outcome = await driver.backup(dir, ctx);
+    const check = await driver.check(dir, outcome.details, ctx);
+    const files = await describeFiles(dir);
+    const manifest: Manifest = {
+      ...base,
+      status: 'ok',
+      endedAt: new Date().toISOString(),
+      sizeBytes: files.reduce((sum, f) => sum + f.size, 0),
+      files,
+      source: outcome.source,
+      tools: { ...outcome.tools, ...base.tools },
+      check: { at: new Date().toISOString(), method: checkMethod(job), result: 'passed', details: check },
+      offsite: job.offsite ? { status: 'pending' } : undefined,
+      details: outcome.details,
+    };
+    await store.promote(manifest);
+    log.info('backup finished', { id, sizeBytes: manifest.sizeBytes, files: files.length, check });
+    return manifest;
+  } catch (error) {
+    const failed: Manifest = { ...base, endedAt: new Date().toISOString(), error: errorMessage(error) };
+    await recordFailure(agent, job, store, failed);
+    return failed;
+  }
+}
+
+async function recordFailure(agent: Agent, job: JobConfig, store: BackupStore, failed: Manifest): Promise<void> {
+  const log = agent.log.forJob(job.name);
+  agent.state.countersOf(job.name).failures++;
+  log.error('backup failed', { id: failed.id, error: failed.error });
+  try {
+    await store.recordFailure(failed);
+  } catch (error) {
+    // A full disk can refuse even the record; the log line above and the metrics still tell.
+    log.error('could not write the failure record', { id: failed.id, error: errorMessage(error) });
+  }
+  await agent.notify(`backup ${job.name} failed: ${failed.error}`);
+}
+
+function checkMethod(job: JobConfig): string {
+  return { postgres: 'pg_restore --list', redis: 'redis-check-rdb', qdrant: 'sha256 against Qdrant snapshot checksum', minio: 'object count and ETag' }[job.kind];
+}
+
+async function describeFiles(dir: string): Promise<ManifestFile[]> {
+  const files: ManifestFile[] = [];
+  for (const relative of await listFiles(dir)) {
+    if (relative === MANIFEST_FILE) continue;
+    const file = path.join(dir, relative);
+    const { size } = await fs.promises.stat(file);
+    files.push({ path: relative, size, sha256: await sha256File(file) });
+  }
+  return files;
+}
+
+/** Every file still has the size and sha256 the manifest recorded. */
+async function checkFiles(dir: string, manifest: Manifest): Promise<void> {
+  for (const file of manifest.files) {
+    const actual = await sha256File(path.join(dir, file.path)).catch((error: Error) => `unreadable (${error.message})`);
+    if (actual !== file.sha256) throw new Error(`${file.path}: sha256 ${actual}, the manifest recorded ${file.sha256}`);
+  }
+}
+
+/**
+ * Uploads every good backup that has no off-site copy yet, newest first, so pending uploads of
+ * earlier failed attempts are retried. Stops at the first failure: the others would meet the
+ * same outage, each after its full retry budget.
+ */
+async function shipOffsite(agent: Agent, job: JobConfig, store: BackupStore): Promise<void> {
+  if (agent.config.offsite === undefined) return;
+  const log = agent.log.forJob(job.name);
+  const pending = (await store.list()).flatMap((e) => (e.state === 'ok' && e.manifest && isGood(e.manifest) && e.manifest.offsite?.status !== 'uploaded' ? [e.manifest] : [])).reverse();
+  const offsite = new Offsite(agent.config.offsite, agent.env, log);
+  try {
+    for (const manifest of pending) {
+      const at = new Date().toISOString();
+      const uploaded: Manifest = { ...manifest, offsite: { status: 'uploaded', at, location: offsite.location(job.name, manifest.id) } };
+      try {
+        await offsite.upload(store.backupDir(manifest.id), uploaded);
+        await store.updateManifest(uploaded);
+        log.info('off-site copy uploaded', { id: manifest.id, location: uploaded.offsite?.location });
+      } catch (error) {
+        const message = errorMessage(error);
+        await store.updateManifest({ ...manifest, offsite: { status: 'failed', at, error: message } });
+        agent.state.countersOf(job.name).offsiteFailures++;
+        log.error('off-site upload failed; the local copy is kept and the upload is retried at the next run', { id: manifest.id, error: message });
+        await agent.notify(`off-site upload of ${manifest.id} failed (local copy kept, retried at the next run): ${message}`);
+        return;
+      }
+    }
+  } finally {
+    offsite.close();
+  }
+}
+
+async function applyRetention(agent: Agent, job: JobConfig, store: BackupStore): Promise<void> {
+  const log = agent.log.forJob(job.name);
+  const entries = await store.list();
+  const decision = selectRetained(
+    entries.map((e) => ({
+      id: e.id,
+      startedAt: e.startedAt,
+      good: e.state === 'ok' && e.manifest !== undefined && isGood(e.manifest),
+      verified: e.manifest?.verified?.result === 'passed',
+      running: e.state === 'running',
+    })),
+    job.retention,
+    new Date(),
+    agent.config.timeZone,
+  );
+  for (const id of decision.remove) {
+    await store.remove(id);
+    log.info('retention removed a backup', { id });
+  }
+}
+
+/** The newest good backup of a job, for `--from latest` and scheduled verification. */
+async function newestGood(store: BackupStore): Promise<Manifest> {
+  const good = (await store.list()).flatMap((e) => (e.state === 'ok' && e.manifest && isGood(e.manifest) ? [e.manifest] : []));
+  const newest = good[good.length - 1];
+  if (newest === undefined) throw new UserError(`job ${store.job} has no good backup yet`);
+  return newest;
+}
+
+async function readBackup(store: BackupStore, id: string): Promise<Manifest> {
+  if (!(await store.exists(id))) throw new UserError(`job ${store.job} has no finished backup "${id}"; \`tenantry-agent list ${store.job}\` shows them`);
+  return store.read(id);
+}
+
+/** The job a backup id belongs to (ids start with their job's name, but names may share prefixes). */
+export async function jobOfBackup(config: AgentConfig, id: string): Promise<JobConfig> {
+  for (const job of config.jobs) {
+    if (await new BackupStore(config.backupDir, job.name).exists(id)) return job;
+  }
+  throw new UserError(`no job has a finished backup "${id}"; \`tenantry-agent list\` shows them`);
+}
+
+/**
+ * Checks a finished backup deeper than its run did: every file against its sha256, then the
+ * kind's verification (a test restore for Postgres) or its check again. The result is stored in
+ * the manifest, as retention protects the newest verified backup.
+ */
+export function verifyBackup(agent: Agent, job: JobConfig, id: string | 'latest'): Promise<Manifest> {
+  return withJobLock(agent, job, async (store) => {
+    const log = agent.log.forJob(job.name);
+    const manifest = id === 'latest' ? await newestGood(store) : await readBackup(store, id);
+    if (manifest.status !== 'ok') throw new UserError(`backup ${manifest.id} did not finish (status ${manifest.status}); there is nothing to verify`);
+    const driver = driverFor(job);
+    const ctx = driverContext(agent, job);
+    const dir = store.backupDir(manifest.id);
+    const method = driver.verify ? 'sha256 + test restore with row counts' : `sha256 + ${checkMethod(job)}`;
+    let verified: CheckResult;
+    log.info('verification started', { id: manifest.id, method });
+    try {
+      await checkFiles(dir, manifest);
+      const details = driver.verify ? await driver.verify(dir, manifest, ctx) : await driver.check(dir, manifest.details, ctx);
+      verified = { at: new Date().toISOString(), method, result: 'passed', details };
+      log.info('verification passed', { id: manifest.id, details });
+    } catch (error) {
+      if (error instanceof UserError) throw error;
+      verified = { at: new Date().toISOString(), method, result: 'failed', details: errorMessage(error) };
+      agent.state.countersOf(job.name).verifyFailures++;
+      log.error('verification failed', { id: manifest.id, error: verified.details });
+      await agent.notify(`verification of ${manifest.id} failed: ${verified.details}`);
+    }
+    const updated: Manifest = { ...manifest, verified };
+    await store.updateManifest(updated);
+    return updated;
+  });
+}
+
+export interface RestoreOptions {
+  /** A backup id or "latest". */
+  readonly from: string;
+  readonly target?: string;
+  readonly only?: string;
+  readonly force: boolean;
+  readonly withGlobals: boolean;
+  /** Fetch the backup from the off-site bucket first (when it is not here). */
+  readonly fromOffsite: boolean;
+}
+
+export function restoreBackup(agent: Agent, job: JobConfig, options: RestoreOptions): Promise<string> {
+  return withJobLock(agent, job, async (store) => {
+    const log = agent.log.forJob(job.name);
+    const manifest = options.fromOffsite ? await fetchFromOffsite(agent, job, store, options.from) : options.from === 'latest' ? await newestGood(store) : await readBackup(store, options.from);
+    if (!isGood(manifest)) throw new UserError(`backup ${manifest.id} is not a good backup (status ${manifest.status}, check ${manifest.check?.result ?? 'none'}, verification ${manifest.verified?.result ?? 'none'})`);
+    const dir = store.backupDir(manifest.id);
+    await checkFiles(dir, manifest);
+    log.info('restore started', { id: manifest.id, target: options.target ?? '(default)' });
+    const summary = await driverFor(job).restore({ dir, manifest, target: options.target, only: options.only, force: options.force, withGlobals: options.withGlobals }, driverContext(agent, job));
+    log.info('restore finished', { id: manifest.id, summary });
+    return `${manifest.id}: ${summary}`;
+  });
+}
+
+async function fetchFromOffsite(agent: Agent, job: JobConfig, store: BackupStore, from: string): Promise<Manifest> {
+  if (agent.config.offsite === undefined) throw new UserError('--from-offsite needs an "offsite" section in the agent config');
+  const offsite = new Offsite(agent.config.offsite, agent.env, agent.log.forJob(job.name));
+  try {
+    const remote = await offsite.listBackups(job.name);
+    const id = from === 'latest' ? remote[remote.length - 1] : from;
+    if (id === undefined || !remote.includes(id)) {
+      throw new UserError(`the off-site bucket has no backup ${from === 'latest' ? 'at all' : `"${from}"`} for job ${job.name}${remote.length ? ` (newest: ${remote[remote.length - 1]})` : ''}`);
+    }
+    if (await store.exists(id)) return store.read(id);
+    agent.log.forJob(job.name).info('fetching the off-site copy', { id, location: offsite.location(job.name, id) });
+    return await offsite.download(job.name, id, store);
+  } finally {
+    offsite.close();
+  }
+}
