@@ -1,0 +1,93 @@
+/**
+ * The end-to-end drill, run exactly as `npm run drill` runs it (`node dist/e2e/drill.js`, after a
+ * build when dist is stale), as a child process: its processes, signal handlers and open-files
+ * limit are its own, as they are from the command line. Every step of its report must pass.
+ */
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import type { DrillReport, StepResult } from '../../e2e/report';
+
+const REPO = path.resolve(__dirname, '..', '..');
+const DRILL = path.join(REPO, 'dist', 'e2e', 'drill.js');
+/** What tsconfig.json compiles (its "include"). */
+const SOURCE_DIRS = ['config', 'constructs', 'stacks', 'runtime', 'bench', 'e2e', path.join('test', 'helpers')];
+
+function newestSource(): number {
+  let newest = Math.max(fs.statSync(path.join(REPO, 'main.ts')).mtimeMs, fs.statSync(path.join(REPO, 'tsconfig.json')).mtimeMs);
+  const walk = (dir: string) => {
+    if (!fs.existsSync(dir)) return;
+    for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+      const full = path.join(dir, entry.name);
+      if (entry.isDirectory()) walk(full);
+      else if (entry.name.endsWith('.ts')) newest = Math.max(newest, fs.statSync(full).mtimeMs);
+    }
+  };
+  for (const dir of SOURCE_DIRS) walk(path.join(REPO, dir));
+  return newest;
+}
+
+/** `npm run build` when the compiled drill is missing or older than any source. */
+function buildIfStale(): void {
+  if (fs.existsSync(DRILL) && fs.statSync(DRILL).mtimeMs >= newestSource()) return;
+  const tsc = spawnSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.json'], { cwd: REPO, encoding: 'utf8' });
+  if (tsc.status !== 0) throw new Error(`the project does not compile (tsc -p tsconfig.json exited ${tsc.status}):\n${tsc.stdout}${tsc.stderr}`);
+}
+
+/** The steps every drill report must contain, in order (names start with these). */
+const STEPS = [
+  'preflight',
+  'synthesize the dev environment',
+  'start every container',
+  'container healthchecks',
+  'Postgres: write through PgBouncer, back up, DROP DATABASE, restore, compare',
+  'PgBouncer: 1000 clients connected at once',
+  'Redis: SIGKILL the master',
+  'stop every process by PID',
+];
+
+describe('e2e drill: tenant acme of the dev stack, run from cdk.tf.json with real servers', () => {
+  let exitCode: number | null;
+  let output: string;
+  let report: DrillReport | undefined;
+
+  beforeAll(() => {
+    buildIfStale();
+    const dir = fs.mkdtempSync(path.join(process.env.TMPDIR || os.tmpdir(), 'drill-test-'));
+    const json = path.join(dir, 'report.json');
+    try {
+      const result = spawnSync(process.execPath, [DRILL, '--json', json], { cwd: REPO, encoding: 'utf8', timeout: 540_000, killSignal: 'SIGTERM' });
+      exitCode = result.status;
+      output = `${result.stdout}\n${result.stderr}`;
+      if (fs.existsSync(json)) report = JSON.parse(fs.readFileSync(json, 'utf8')) as DrillReport;
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }, 600_000);
+
+  const step = (prefix: string): StepResult | undefined => report?.steps.find((s) => s.name.startsWith(prefix));
+
+  it('writes a report and exits 0', () => {
+    if (exitCode !== 0 || !report) throw new Error(`the drill exited ${exitCode}; its output:\n${output}`);
+    expect(report.ok).toBe(true);
+  });
+
+  it('prints the translation table first', () => {
+    expect(report?.translation).toMatch(/^\s+1\. /);
+    expect(output.indexOf('Translation table')).toBeLessThan(output.indexOf('start every container'));
+  });
+
+  it.each(STEPS)('step passed: %s', (prefix) => {
+    const found = step(prefix);
+    if (!found) throw new Error(`no step "${prefix}…" in the report; output:\n${output}`);
+    if (!found.ok) throw new Error(`${found.name} failed: ${found.error}\n${found.details.join('\n')}`);
+  });
+
+  it('reports the figures each scenario is judged by', () => {
+    expect(step('PgBouncer')?.details.join('\n')).toMatch(/server connections of \w+ to app .*: max \d+ \(pool size 25\)/);
+    expect(step('Redis')?.details.join('\n')).toMatch(/failover: [\d.]+ s from kill to all sentinels/);
+    expect(step('Redis')?.details.join('\n')).toMatch(/acknowledged writes missing or different on the new master: 0/);
+    expect(step('Postgres')?.details.join('\n')).toMatch(/orders: \d+ rows md5 [0-9a-f]{32} → \d+ rows md5 [0-9a-f]{32}/);
+  });
+});
