@@ -1,0 +1,50 @@
+import { Construct } from 'constructs';
+import { SharedPostgresDatabases, SharedPostgresServer } from '../../../constructs/shared-postgres';
+import { unescapeTerraformTemplate } from '../../../constructs/terraform-text';
+import { renderPostgresInitScript } from '../../../runtime/render/postgres';
+import { container, envOf, labels, NETWORK, RANDOM_PASSWORD_REF, STORAGE, synth } from './support';
+
+function sharedServer(scope: Construct) {
+  return new SharedPostgresServer(scope, 'shared-postgres', {
+    environment: 'dev',
+    image: 'postgres:16-alpine',
+    network: NETWORK,
+    storage: STORAGE.volume,
+    parameters: { max_connections: 300 },
+    memoryMb: 1024,
+  });
+}
+
+describe('SharedPostgresServer and SharedPostgresDatabases', () => {
+  // BUG (constructs/shared-postgres.ts): the server's command comes from renderPostgres({ appRole:
+  // 'unused', readonlyRole: 'unused', ... }), which throws "appRole and readonlyRole must differ",
+  // so no shared server can be built (and no environment with sharedPostgres can synthesize).
+  // Fix: export the `-c` argument builder from runtime/render/postgres.ts and call it directly.
+  test.failing('the server: dev-shared-postgres with sorted -c parameters, its superuser password by reference', () => {
+    const { doc } = synth((scope) => sharedServer(scope));
+    const server = container(doc, 'dev-shared-postgres');
+
+    expect(server.command).toEqual(['postgres', '-c', 'max_connections=300']);
+    expect(server.labels).toEqual(labels('dev', 'shared', 'postgres'));
+    expect(envOf(server).POSTGRES_PASSWORD).toMatch(RANDOM_PASSWORD_REF);
+    expect(server.upload ?? []).toEqual([]);
+  });
+
+  // Same bug: a tenant's databases need the server first.
+  test.failing("a tenant's databases: a one-shot container runs the tenant's init script against the server", () => {
+    const { doc } = synth((scope) => {
+      const server = sharedServer(scope);
+      new SharedPostgresDatabases(scope, 'postgres', { environment: 'dev', tenant: 'acme', server, network: NETWORK, databases: ['app'] });
+    });
+    const provision = container(doc, 'dev-acme-postgres-provision');
+
+    expect([provision.restart, provision.must_run]).toEqual(['no', false]);
+    expect(provision.upload?.map((u) => unescapeTerraformTemplate(u.content))).toEqual([
+      renderPostgresInitScript({ databases: ['app'], appRole: 'acme_app', readonlyRole: 'acme_readonly', parameters: {} }),
+    ]);
+    const env = envOf(provision);
+    expect(env.PGHOST).toBe('dev-shared-postgres');
+    expect(env.PGPASSWORD).toBe(envOf(container(doc, 'dev-shared-postgres')).POSTGRES_PASSWORD);
+    for (const secret of ['PGPASSWORD', 'TENANTRY_APP_PASSWORD', 'TENANTRY_READONLY_PASSWORD']) expect(env[secret]).toMatch(RANDOM_PASSWORD_REF);
+  });
+});
