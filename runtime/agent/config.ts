@@ -76,6 +76,12 @@ const postgresJob = z.strictObject({
      * @default 2
      */
     parallelJobs: z.number().int().min(1).max(32).default(2),
+    /**
+     * Where the agent connects to create and drop databases (verification scratch copies, restore
+     * targets) and to read the roles.
+     * @default "postgres"
+     */
+    maintenanceDatabase: z.string().min(1).optional(),
   }),
 });
 

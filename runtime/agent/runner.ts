@@ -275,7 +275,6 @@ export function restoreBackup(agent: Agent, job: JobConfig, options: RestoreOpti
     if (!isGood(manifest)) throw new UserError(`backup ${manifest.id} is not a good backup (status ${manifest.status}, check ${manifest.check?.result ?? 'none'}, verification ${manifest.verified?.result ?? 'none'})`);
     const dir = store.backupDir(manifest.id);
     await checkFiles(dir, manifest);
-    log.info('restore started', { id: manifest.id, target: options.target ?? '(default)' });
     const summary = await driverFor(job).restore({ dir, manifest, target: options.target, only: options.only, force: options.force, withGlobals: options.withGlobals }, driverContext(agent, job));
     log.info('restore finished', { id: manifest.id, summary });
     return `${manifest.id}: ${summary}`;

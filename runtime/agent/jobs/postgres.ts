@@ -96,7 +96,7 @@ export class PostgresDriver implements JobDriver {
 
   /** Role passwords can only be read by a superuser; other roles get the roles without them. */
   private async dumpGlobals(dir: string, superuser: boolean, password: string, ctx: DriverContext): Promise<void> {
-    const args = ['--globals-only', `--file=${path.join(dir, GLOBALS_FILE)}`, `--dbname=${this.pg.databases[0]}`];
+    const args = ['--globals-only', `--file=${path.join(dir, GLOBALS_FILE)}`, `--database=${this.maintenanceDatabase}`];
     if (!superuser) {
       args.push('--no-role-passwords');
       ctx.log.warn('backup role is not a superuser: globals.sql has the roles without their passwords', { user: this.pg.user });
@@ -182,7 +182,7 @@ export class PostgresDriver implements JobDriver {
 
   /** Roles that already exist make psql report errors; those are expected, so psql continues. */
   private async applyGlobals(dir: string, password: string, ctx: DriverContext): Promise<void> {
-    await runTool('psql', ['--quiet', '--no-psqlrc', `--file=${path.join(dir, GLOBALS_FILE)}`, `--dbname=${this.pg.databases[0]}`], {
+    await runTool('psql', ['--quiet', '--no-psqlrc', `--file=${path.join(dir, GLOBALS_FILE)}`, `--dbname=${this.maintenanceDatabase}`], {
       env: this.toolEnv(password),
       signal: ctx.signal,
     });
@@ -220,9 +220,13 @@ export class PostgresDriver implements JobDriver {
     });
   }
 
-  /** CREATE/DROP DATABASE need a connection to some other database: the first configured one. */
+  /** CREATE/DROP DATABASE need a connection to another database, one that survives the restore. */
   private withMaintenance<T>(password: string, ctx: DriverContext, use: (db: Client) => Promise<T>): Promise<T> {
-    return this.withDatabase(this.pg.databases[0], password, ctx, use);
+    return this.withDatabase(this.maintenanceDatabase, password, ctx, use);
+  }
+
+  private get maintenanceDatabase(): string {
+    return this.pg.maintenanceDatabase ?? 'postgres';
   }
 
   private async withDatabase<T>(database: string, password: string, ctx: DriverContext, use: (db: Client) => Promise<T>): Promise<T> {

@@ -1,0 +1,268 @@
+/**
+ * The Postgres job against a real PostgreSQL server (Debian's, started per test file).
+ */
+import { execFileSync } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+import { Client } from 'pg';
+import { AgentConfig } from '../../runtime/agent/config';
+import { runBackup } from '../../runtime/agent/runner';
+import { BackupStore } from '../../runtime/agent/store';
+import { PostgresServer, startPostgres, tempDir } from '../helpers/servers';
+import { cli, jobDirEntries, manifests, testAgent, waitFor, writeConfig } from './harness';
+
+const SCHEMA = `
+  CREATE ROLE app_owner LOGIN PASSWORD 'owner-pw';
+  CREATE TABLE customers (id serial PRIMARY KEY, name text NOT NULL, email text UNIQUE, created timestamptz DEFAULT '2025-01-01');
+  CREATE TABLE orders (id bigserial PRIMARY KEY, customer_id int REFERENCES customers(id), total numeric(12,2), note text, items jsonb);
+  CREATE TABLE blobs (id int PRIMARY KEY, payload bytea, tags text[]);
+  CREATE SCHEMA billing;
+  CREATE TABLE billing.invoices (id int PRIMARY KEY, amount numeric, paid boolean);
+  CREATE VIEW big_orders AS SELECT * FROM orders WHERE total > 100;
+  ALTER TABLE customers OWNER TO app_owner;
+  INSERT INTO customers (name, email) SELECT 'customer ' || i, 'c' || i || '@example.com' FROM generate_series(1, 1000) i;
+  INSERT INTO orders (customer_id, total, note, items)
+    SELECT 1 + i % 1000, (i * 7 % 500)::numeric / 3, CASE WHEN i % 10 = 0 THEN NULL ELSE 'note ''' || i || E'\\ttab' END, jsonb_build_object('sku', i, 'qty', i % 5)
+    FROM generate_series(1, 5000) i;
+  INSERT INTO blobs SELECT i, decode(md5(i::text), 'hex'), ARRAY['a' || i, 'ü' || i] FROM generate_series(1, 300) i;
+  INSERT INTO billing.invoices SELECT i, i * 1.5, i % 2 = 0 FROM generate_series(1, 200) i;`;
+
+const TABLES = ['customers', 'orders', 'blobs', 'billing.invoices'];
+
+async function withDb<T>(server: PostgresServer, database: string, use: (db: Client) => Promise<T>): Promise<T> {
+  const db = new Client({ host: server.host, port: server.port, user: 'postgres', password: server.password, database });
+  await db.connect();
+  try {
+    return await use(db);
+  } finally {
+    await db.end();
+  }
+}
+
+/** Row count and an md5 over every row's text form, in a stable order, per table. */
+function fingerprint(server: PostgresServer, database: string): Promise<Record<string, string>> {
+  return withDb(server, database, async (db) => {
+    const out: Record<string, string> = {};
+    for (const table of TABLES) {
+      const { rows } = await db.query(`SELECT count(*) AS n, md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) AS sum FROM ${table} t`);
+      out[table] = `${rows[0].n}:${rows[0].sum}`;
+    }
+    return out;
+  });
+}
+
+function pgJob(server: PostgresServer, databases: string[]) {
+  return {
+    name: 'pg',
+    kind: 'postgres' as const,
+    schedule: '0 3 * * *',
+    retention: { daily: 7, weekly: 4, monthly: 6 },
+    offsite: false,
+    postgres: { host: server.host, port: server.port, user: 'postgres', passwordEnv: 'PG_PASSWORD', databases, parallelJobs: 2 },
+  };
+}
+
+describe('Postgres backup job (real PostgreSQL server)', () => {
+  let server: PostgresServer;
+  let config: AgentConfig;
+  let configPath: string;
+  let env: NodeJS.ProcessEnv;
+  let original: Record<string, string>;
+
+  beforeAll(async () => {
+    server = await startPostgres();
+    env = { PG_PASSWORD: server.password };
+    await withDb(server, 'postgres', (db) => db.query('CREATE DATABASE app'));
+    await withDb(server, 'app', (db) => db.query(SCHEMA));
+    original = await fingerprint(server, 'app');
+    ({ config, path: configPath } = writeConfig({ jobs: [pgJob(server, ['app'])] }));
+  });
+
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  test('run: dumps every database and the roles, checks the archive, writes a checksummed manifest', async () => {
+    const result = await cli(['run', 'pg', '--config', configPath], env);
+    expect(result.stderr).not.toContain(server.password);
+    expect(result.code).toBe(0);
+
+    const [manifest] = await manifests(config, 'pg');
+    expect(manifest).toMatchObject({ tenant: 'acme', environment: 'test', job: 'pg', kind: 'postgres', status: 'ok' });
+    expect(manifest.check).toMatchObject({ method: 'pg_restore --list', result: 'passed' });
+    expect(manifest.source.version).toMatch(/^15\./);
+    expect(manifest.tools.pg_dump).toMatch(/pg_dump \(PostgreSQL\) \d+/);
+    const paths = manifest.files.map((f) => f.path);
+    expect(paths).toContain('globals.sql');
+    expect(paths).toContain('app.dump/toc.dat');
+    expect(manifest.files.every((f) => /^[0-9a-f]{64}$/.test(f.sha256))).toBe(true);
+    expect(manifest.sizeBytes).toBe(manifest.files.reduce((sum, f) => sum + f.size, 0));
+    expect(manifest.details).toMatchObject({ databases: { app: { tables: { 'public.customers': 1000, 'public.orders': 5000, 'public.blobs': 300, 'billing.invoices': 200 } } } });
+    const globals = fs.readFileSync(path.join(config.backupDir, 'pg', manifest.id, 'globals.sql'), 'utf8');
+    expect(globals).toContain('CREATE ROLE app_owner');
+    expect(jobDirEntries(config, 'pg').filter((name) => name.endsWith('.partial'))).toEqual([]);
+  });
+
+  test('verify: restores into a scratch database, compares row counts, drops it, records the result', async () => {
+    const [backup] = await manifests(config, 'pg');
+    const result = await cli(['verify', backup.id, '--config', configPath], env);
+    expect(result.stdout).toContain('verification passed');
+    expect(result.code).toBe(0);
+    const [verified] = await manifests(config, 'pg');
+    expect(verified.verified).toMatchObject({ result: 'passed', method: 'sha256 + test restore with row counts' });
+    expect(verified.verified?.details).toBe('app: 4 tables, 6500 rows match');
+    const scratch = await withDb(server, 'postgres', (db) => db.query("SELECT datname FROM pg_database WHERE datname LIKE 'tenantry_verify_%'"));
+    expect(scratch.rows).toEqual([]);
+  });
+
+  test('verify fails when a file of the backup was altered', async () => {
+    const store = new BackupStore(config.backupDir, 'pg');
+    const [backup] = await manifests(config, 'pg');
+    const id = 'pg-20000101T000000.000Z';
+    fs.cpSync(store.backupDir(backup.id), store.backupDir(id), { recursive: true });
+    fs.writeFileSync(path.join(store.backupDir(id), 'manifest.json'), JSON.stringify({ ...backup, id, startedAt: '2000-01-01T00:00:00.000Z', verified: undefined }));
+    fs.appendFileSync(path.join(store.backupDir(id), 'globals.sql'), '-- changed\n');
+    try {
+      const result = await cli(['verify', id, '--config', configPath], env);
+      expect(result.code).toBe(1);
+      expect(result.stdout).toContain(`${id}: verification failed (sha256 + test restore with row counts): globals.sql: sha256 `);
+      expect((await store.read(id)).verified?.result).toBe('failed');
+    } finally {
+      fs.rmSync(store.backupDir(id), { recursive: true });
+    }
+  });
+
+  test('restore: a dropped database comes back with the same rows', async () => {
+    await withDb(server, 'postgres', (db) => db.query('DROP DATABASE app WITH (FORCE)'));
+    const result = await cli(['restore', 'pg', '--from', 'latest', '--config', configPath], env);
+    expect(result.stderr).toBe(result.logs.map((l) => JSON.stringify(l)).join('\n') + '\n');
+    expect(result.code).toBe(0);
+    expect(await fingerprint(server, 'app')).toEqual(original);
+    const owner = await withDb(server, 'app', (db) => db.query("SELECT tableowner FROM pg_tables WHERE tablename = 'customers'"));
+    expect(owner.rows[0].tableowner).toBe('app_owner');
+  });
+
+  test('restore refuses a non-empty database without --force, and restores into another name', async () => {
+    const refused = await cli(['restore', 'pg', '--from', 'latest', '--config', configPath], env);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr.trim()).toMatch(/^tenantry-agent: database "app" already holds \d+ tables or other relations; restore into another --target, or pass --force to replace it$/);
+
+    const copy = await cli(['restore', 'pg', '--from', 'latest', '--target', 'app_copy', '--config', configPath], env);
+    expect(copy.code).toBe(0);
+    expect(await fingerprint(server, 'app_copy')).toEqual(original);
+
+    await withDb(server, 'app_copy', (db) => db.query('DELETE FROM orders WHERE id > 10'));
+    const forced = await cli(['restore', 'pg', '--from', 'latest', '--target', 'app_copy', '--force', '--config', configPath], env);
+    expect(forced.code).toBe(0);
+    expect(await fingerprint(server, 'app_copy')).toEqual(original);
+  });
+
+  test('user mistakes: one line on stderr, exit 2', async () => {
+    const cases: [string[], string][] = [
+      [['restore', 'pg', '--from', 'pg-19990101T000000.000Z'], 'tenantry-agent: job pg has no finished backup "pg-19990101T000000.000Z"; `tenantry-agent list pg` shows them\n'],
+      [['restore', 'nope', '--from', 'latest'], 'tenantry-agent: no job named "nope" in the agent config (jobs: pg)\n'],
+      [['restore', 'pg', '--from', 'latest', '--only', 'other'], 'tenantry-agent: the backup has no database "other" (it has: app)\n'],
+      [['verify', 'pg-1'], 'tenantry-agent: no job has a finished backup "pg-1"; `tenantry-agent list` shows them\n'],
+      [['run', 'pg', '--frobnicate'], 'tenantry-agent: unknown option --frobnicate for "run" (only --config)\n'],
+    ];
+    for (const [args, message] of cases) {
+      const result = await cli([...args, '--config', configPath], env);
+      expect({ args, code: result.code, stderr: result.stderr }).toEqual({ args, code: 2, stderr: message });
+    }
+  });
+
+  test('list: a readable table and JSON', async () => {
+    const table = await cli(['list', '--config', configPath], env);
+    expect(table.code).toBe(0);
+    const [header, row] = table.stdout.split('\n');
+    expect(header).toMatch(/^JOB\s+BACKUP\s+STARTED \(Europe\/Berlin\)\s+DURATION\s+SIZE\s+STATUS\s+VERIFIED\s+OFF-SITE$/);
+    expect(row).toMatch(/^pg\s+pg-\d{8}T\d{6}\.\d{3}Z\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\s+\S+\s+[\d.]+ (KiB|MiB)\s+ok\s+passed \d{4}-\d\d-\d\d\s+not configured$/);
+    const json = JSON.parse((await cli(['list', 'pg', '--json', '--config', configPath], env)).stdout);
+    expect(json[0]).toMatchObject({ job: 'pg', status: 'ok', verified: { result: 'passed' }, offsite: 'not configured' });
+  });
+});
+
+describe('Postgres backup failures (real PostgreSQL server)', () => {
+  test('server killed (SIGKILL) in the middle of a dump: run failed, nothing promoted, the earlier backup still restores', async () => {
+    // Both servers share the superuser password: restoring globals.sql brings the role passwords back.
+    const password = 'same-on-both-servers';
+    const server = await startPostgres({ password });
+    const env = { PG_PASSWORD: password };
+    let fresh: PostgresServer | undefined;
+    try {
+      await withDb(server, 'postgres', (db) => db.query('CREATE DATABASE app'));
+      await withDb(server, 'app', (db) => db.query(SCHEMA));
+      const before = await fingerprint(server, 'app');
+      const { config, path: configPath } = writeConfig({ jobs: [pgJob(server, ['app'])] });
+      const { agent } = testAgent(config, env);
+      const good = await runBackup(agent, config.jobs[0]);
+      expect(good.status).toBe('ok');
+
+      // Enough data that the dump takes seconds, so the kill lands while data is being written.
+      await withDb(server, 'app', (db) => db.query("CREATE TABLE big AS SELECT i, md5(i::text) || md5((i + 1)::text) AS filler FROM generate_series(1, 3000000) i"));
+      const store = new BackupStore(config.backupDir, 'pg');
+      const run = runBackup(agent, config.jobs[0]);
+      await waitFor('pg_dump writing table data', () => {
+        const partial = fs.readdirSync(store.dir).find((name) => name.endsWith('.partial'));
+        const archive = partial && path.join(store.dir, partial, 'app.dump');
+        const data = archive && fs.existsSync(archive) ? fs.readdirSync(archive).filter((f) => f.endsWith('.dat.gz')) : [];
+        return data.some((f) => fs.statSync(path.join(archive as string, f)).size > 64 * 1024) ? true : undefined;
+      }, 60_000, 10);
+      server.kill('SIGKILL');
+      const failed = await run;
+
+      expect(failed.status).toBe('failed');
+      expect(failed.error).toMatch(/pg_dump|connection|terminat/i);
+      const entries = jobDirEntries(config, 'pg');
+      expect(entries).toEqual([good.id, `${failed.id}.failed.json`].sort());
+      const listed = JSON.parse((await cli(['list', '--json', '--config', configPath], env)).stdout) as { id: string; status: string }[];
+      expect(listed.map((b) => [b.id, b.status])).toEqual([[good.id, 'ok'], [failed.id, 'failed']]);
+      expect(agent.state.countersOf('pg').failures).toBe(1);
+
+      // The earlier backup restores into a brand-new server (roles first, from globals.sql).
+      fresh = await startPostgres({ password });
+      const freshConfig = writeConfig({ jobs: [pgJob(fresh, ['app'])] });
+      fs.cpSync(path.join(config.backupDir, 'pg', good.id), path.join(freshConfig.config.backupDir, 'pg', good.id), { recursive: true });
+      const restored = await cli(['restore', 'pg', '--from', good.id, '--with-globals', '--config', freshConfig.path], env);
+      expect(restored.stderr).toBe(restored.logs.map((l) => JSON.stringify(l)).join('\n') + '\n');
+      expect(restored.code).toBe(0);
+      expect(await fingerprint(fresh, 'app')).toEqual(before);
+    } finally {
+      await server.stop();
+      await fresh?.stop();
+    }
+  });
+
+  test('full disk (2 MiB tmpfs) in the middle of a dump: run failed, nothing promoted, the earlier backup still restores', async () => {
+    const server = await startPostgres();
+    const env = { PG_PASSWORD: server.password };
+    const mountPoint = tempDir('small-disk');
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', mountPoint]);
+    try {
+      await withDb(server, 'postgres', (db) => db.query('CREATE DATABASE app'));
+      await withDb(server, 'app', (db) => db.query(SCHEMA));
+      const before = await fingerprint(server, 'app');
+      const { config, path: configPath } = writeConfig({ backupDir: mountPoint, jobs: [pgJob(server, ['app'])] });
+      const { agent, notices } = testAgent(config, env);
+      const good = await runBackup(agent, config.jobs[0]);
+      expect(good.status).toBe('ok');
+
+      // Random text compresses poorly: ~10 MB of dump cannot fit in what is left of 2 MiB.
+      await withDb(server, 'app', (db) => db.query('CREATE TABLE big AS SELECT i, md5(random()::text) || md5(random()::text) AS filler FROM generate_series(1, 150000) i'));
+      const failed = await runBackup(agent, config.jobs[0]);
+
+      expect(failed.status).toBe('failed');
+      expect(failed.error).toMatch(/No space left on device|could not write/i);
+      expect(notices).toEqual([`backup pg failed: ${failed.error}`]);
+      expect(jobDirEntries(config, 'pg')).toEqual([good.id, `${failed.id}.failed.json`].sort());
+
+      await withDb(server, 'app', (db) => db.query('DROP TABLE big'));
+      const restored = await cli(['restore', 'pg', '--from', good.id, '--target', 'app_again', '--config', configPath], env);
+      expect(restored.code).toBe(0);
+      expect(await fingerprint(server, 'app_again')).toEqual(before);
+    } finally {
+      execFileSync('umount', [mountPoint]);
+      await server.stop();
+    }
+  });
+});
