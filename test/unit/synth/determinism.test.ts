@@ -23,7 +23,9 @@ function appSynth(outdir: string): Map<string, Buffer> {
   const environments = loadOrThrow(REPO_ROOT).environments;
   for (const environment of environments) new EnvironmentStack(app, environment.name, { environment, backupImageBuild: BACKUP_IMAGE_BUILD });
   app.synth();
-  return new Map(environments.map((e) => [e.name, fs.readFileSync(path.join(outdir, 'stacks', e.name, 'cdk.tf.json'))]));
+  const files = new Map(environments.map((e) => [e.name, fs.readFileSync(path.join(outdir, 'stacks', e.name, 'cdk.tf.json'))]));
+  fs.rmSync(outdir, { recursive: true, force: true });
+  return files;
 }
 
 describe('determinism of the example config', () => {

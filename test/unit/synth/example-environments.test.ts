@@ -1,5 +1,5 @@
 import type { EnvironmentConfig } from '../../../config/model';
-import { container, envOf, resourcesOf } from '../constructs/support';
+import { container, envOf, resourcesOf, VolumeJson } from '../constructs/support';
 import { containerAddress, containers, errorAnnotations, invariantViolations, loadOrThrow, REPO_ROOT, synthEnvironment, SynthesizedEnvironment } from './support';
 
 /*
@@ -88,14 +88,17 @@ describe('invariants over every example stack', () => {
     for (const m of mounts) expect(m.host_path).toMatch(new RegExp(`^${dataRoot}/(acme|globex)/[a-z0-9-]+/[a-z]+$`));
   });
 
-  test('prod keeps every volume on NFS under its export', () => {
-    const volumes = Object.values(resourcesOf<{ name: string; driver_opts?: Record<string, string> }>(stack('prod').doc, 'docker_volume'));
+  test('prod keeps every volume on NFS under its export, at <tenant>/<service>/<purpose>', () => {
+    const volumes = Object.values(resourcesOf<VolumeJson>(stack('prod').doc, 'docker_volume'));
     expect(volumes.length).toBeGreaterThan(0);
     for (const v of volumes) {
+      const tenant = v.labels.find((l) => l.label === 'tenantry.tenant')!.value;
+      const service = v.labels.find((l) => l.label === 'tenantry.service')!.value;
+      const purpose = v.name.slice(`prod-${tenant}-${service}-`.length);
       expect(v.driver_opts).toEqual({
         type: 'nfs',
         o: 'addr=nfs-1.internal.example.com,nfsvers=4.1,hard,timeo=600,retrans=2,noresvport',
-        device: expect.stringMatching(new RegExp(`^:/exports/tenantry/prod/${v.name.replace(/^prod-/, '').replace(/-(data|storage|snapshots|backups)$/, '').replace(/^(acme|globex)-/, '$1/')}/(data|storage|snapshots|backups)$`)),
+        device: `:/exports/tenantry/prod/${tenant}/${service}/${purpose}`,
       });
     }
   });

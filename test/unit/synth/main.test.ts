@@ -48,6 +48,7 @@ test('synthesizes every example environment to cdktf.out/stacks/<env>/cdk.tf.jso
   const after = read();
   expect(after[0].equals(before[0]) && after[1].equals(before[1])).toBe(true);
   expect(fs.readdirSync(path.dirname(outdir)).filter((n) => n.includes('.partial-'))).toEqual([]);
+  fs.rmSync(path.dirname(outdir), { recursive: true, force: true });
 });
 
 // BUG (main.ts, policyErrors): it collects annotations of type 'aws:cdk:error', but cdktf 0.21

@@ -44,8 +44,20 @@ export function errorAnnotations(stack: EnvironmentStack): { path: string; messa
     .flatMap((node) => node.node.metadata.filter((m) => m.type === AnnotationMetadataEntryType.ERROR).map((m) => ({ path: node.node.path, message: String(m.data) })));
 }
 
-/** A fresh config root under TMPDIR with these files (paths relative to it), objects written as YAML. */
-export function writeConfig(files: Record<string, unknown>, root = fs.mkdtempSync(path.join(os.tmpdir(), 'tenantry-config-'))): string {
+const configRoots: string[] = [];
+// Registered from here so that every test file that writes configs also removes them.
+afterAll(() => {
+  for (const root of configRoots.splice(0)) fs.rmSync(root, { recursive: true, force: true });
+});
+
+function newConfigRoot(): string {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'tenantry-config-'));
+  configRoots.push(root);
+  return root;
+}
+
+/** A config root under TMPDIR (removed after the test file) with these files, objects written as YAML. */
+export function writeConfig(files: Record<string, unknown>, root = newConfigRoot()): string {
   for (const [file, content] of Object.entries(files)) {
     fs.mkdirSync(path.dirname(path.join(root, file)), { recursive: true });
     fs.writeFileSync(path.join(root, file), typeof content === 'string' ? content : stringify(content));
