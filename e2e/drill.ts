@@ -50,6 +50,19 @@ function sameDigests(before: Record<string, TableDigest>, after: Record<string, 
   return differences;
 }
 
+/** Owner and ACL of a database and of its public schema, as one comparable line. */
+async function databaseAccess(superuser: { port: number; user: string; password: string }, database: string): Promise<string> {
+  const db = await asSuperuser(superuser, (client) =>
+    client.query<{ owner: string; acl: string | null }>('SELECT pg_get_userbyid(datdba) AS owner, datacl::text AS acl FROM pg_database WHERE datname = $1', [database]),
+  );
+  const schema = await asSuperuser({ ...superuser, database }, (client) =>
+    client.query<{ owner: string; acl: string | null }>("SELECT pg_get_userbyid(nspowner) AS owner, nspacl::text AS acl FROM pg_namespace WHERE nspname = 'public'"),
+  );
+  const [d] = db.rows;
+  const [s] = schema.rows;
+  return `owner ${d?.owner}, acl ${d?.acl ?? '(default: PUBLIC may connect)'}; schema public owner ${s?.owner}, acl ${s?.acl ?? '(default)'}`;
+}
+
 function agentOutput(result: { code: number; stdout: string; stderr: string }): string {
   return (result.stdout.trim() + (result.stderr.trim() ? `\n${result.stderr.trim()}` : '')).split('\n').slice(-12).join('\n');
 }
@@ -131,6 +144,7 @@ export async function runDrill(print: (line: string) => void = console.log): Pro
       const workload = await runAppWorkload(appUrl, analyticsUrl, { connections: 8, transactions: 400 });
       detail(`workload: ${workload.transactions} transactions over ${workload.connections} connections in ${workload.ms} ms; rows ${JSON.stringify(workload.rows)}`);
       const before = { ...(await digestTables(appUrl, APP_TABLES)), ...(await digestTables(analyticsUrl, ANALYTICS_TABLES)) };
+      const accessBefore = await databaseAccess(superuser, 'app');
 
       const backup = await tenant.agent(['run', 'postgres']);
       detail(`tenantry-agent run postgres: exit ${backup.code}`);
@@ -143,14 +157,19 @@ export async function runDrill(print: (line: string) => void = console.log): Pro
       if (gone.rowCount !== 0) throw new Error('database app still exists after DROP DATABASE');
       detail('DROP DATABASE app WITH (FORCE): done, database gone');
 
-      const restore = await tenant.agent(['restore', 'postgres', '--from', 'latest', '--target', 'app']);
-      detail(`tenantry-agent restore postgres --from latest --target app: exit ${restore.code}`);
+      // --only: the backup holds both databases and --target names one.
+      const restore = await tenant.agent(['restore', 'postgres', '--from', 'latest', '--only', 'app', '--target', 'app']);
+      detail(`tenantry-agent restore postgres --from latest --only app --target app: exit ${restore.code}`);
       if (restore.code !== 0) throw new Error(`the restore failed:\n${agentOutput(restore)}`);
       for (const line of agentOutput(restore).split('\n').slice(-3)) detail(`  ${line}`);
 
       const after = { ...(await digestTables(appUrl, APP_TABLES)), ...(await digestTables(analyticsUrl, ANALYTICS_TABLES)) };
       const differences = sameDigests(before, after, detail);
       if (differences.length > 0) throw new Error(`restored contents differ: ${differences.join(', ')}`);
+      // Who may connect and who owns it are part of the tenant's isolation, not only the rows.
+      const accessAfter = await databaseAccess(superuser, 'app');
+      detail(`database app: ${accessBefore} → ${accessAfter}`);
+      if (accessAfter !== accessBefore) throw new Error(`the restored database's owner or privileges differ: before ${accessBefore}; after ${accessAfter}`);
 
       // The restored database must still be the app's: owned by it, writable through PgBouncer.
       await runAppWorkload(appUrl, analyticsUrl, { connections: 2, transactions: 5 });

@@ -1,0 +1,114 @@
+/**
+ * What PgBouncer saves an application that opens a connection per request: `pgbench -C` (a new
+ * connection for every transaction, select-only, fixed duration) straight to Postgres and through
+ * PgBouncer, both started from tenant acme's synthesized dev containers by the drill's launcher
+ * (so the pool, auth and server settings are the synthesized ones). Both sides authenticate
+ * with SCRAM, as configured. Run: `npm run build && node dist/bench/connections.js`.
+ */
+import { execFileSync } from 'child_process';
+import * as os from 'os';
+import * as path from 'path';
+import { checkBinaries, postgresBinDir, TenantRun } from '../e2e/launcher';
+import { runToCompletion } from '../e2e/processes';
+import { textTable } from '../e2e/text-table';
+
+export interface ConnectionsRow {
+  target: 'postgres' | 'pgbouncer';
+  clients: number;
+  seconds: number;
+  transactions: number;
+  failed: number;
+  tps: number;
+  latencyMs: number;
+  connectionMs: number;
+}
+
+export interface ConnectionsOptions {
+  clients?: number[];
+  seconds?: number;
+  print?: (line: string) => void;
+}
+
+function figure(output: string, pattern: RegExp): number {
+  const match = pattern.exec(output);
+  return match ? Number(match[1]) : NaN;
+}
+
+export async function runConnectionsBenchmark(options: ConnectionsOptions = {}): Promise<ConnectionsRow[]> {
+  const clients = options.clients ?? [2, 8];
+  const seconds = options.seconds ?? 10;
+  const print = options.print ?? (() => undefined);
+  const pgbench = path.join(postgresBinDir(), 'pgbench');
+  checkBinaries([[pgbench, 'postgresql']]);
+  const run = await TenantRun.prepare('dev', 'acme');
+  try {
+    const [postgres] = run.byService('postgres');
+    const [pgbouncer] = run.byService('pgbouncer');
+    await run.start(postgres.name);
+    await run.start(pgbouncer.name);
+    const url = new URL(run.translation.output.database_urls.app);
+    const database = url.pathname.slice(1);
+    const env = { PATH: process.env.PATH, PGUSER: decodeURIComponent(url.username), PGPASSWORD: decodeURIComponent(url.password), PGDATABASE: database, PGHOST: '127.0.0.1' };
+    const init = await runToCompletion([pgbench, '-i', '-s', '1', '-q', '-p', String(postgres.port)], { env, timeoutMs: 120_000 });
+    if (init.code !== 0) throw new Error(`pgbench -i failed: ${init.stderr}`);
+    const rows: ConnectionsRow[] = [];
+    for (const n of clients) {
+      for (const target of ['postgres', 'pgbouncer'] as const) {
+        const port = target === 'postgres' ? postgres.port : pgbouncer.port;
+        // -n: no vacuum first (PgBouncer has no pgbench tables of its own to vacuum; same for both).
+        const args = ['-C', '-S', '-n', '-T', String(seconds), '-c', String(n), '-j', String(Math.min(n, os.cpus().length)), '-p', String(port)];
+        const result = await runToCompletion([pgbench, ...args], { env, timeoutMs: (seconds + 60) * 1000 });
+        if (result.code !== 0) throw new Error(`pgbench ${args.join(' ')} against ${target} failed (exit ${result.code}): ${result.stderr.slice(-1000)}`);
+        const row: ConnectionsRow = {
+          target,
+          clients: n,
+          seconds,
+          transactions: figure(result.stdout, /number of transactions actually processed: (\d+)/),
+          failed: figure(result.stdout, /number of failed transactions: (\d+)/) || 0,
+          tps: figure(result.stdout, /tps = ([\d.]+)/),
+          latencyMs: figure(result.stdout, /latency average = ([\d.]+) ms/),
+          connectionMs: figure(result.stdout, /average connection time = ([\d.]+) ms/),
+        };
+        rows.push(row);
+        print(`  ${target} with ${n} clients: ${row.tps.toFixed(0)} tps`);
+      }
+    }
+    return rows;
+  } finally {
+    await run.stopAll();
+  }
+}
+
+function version(argv: string[]): string {
+  try {
+    return execFileSync(argv[0], argv.slice(1), { encoding: 'utf8' }).split('\n')[0].trim();
+  } catch {
+    return `${path.basename(argv[0])}: unknown`;
+  }
+}
+
+export function formatConnectionsRows(rows: ConnectionsRow[]): string {
+  const bin = postgresBinDir();
+  const header = [
+    `pgbench -C -S -n -T ${rows[0]?.seconds ?? '?'} (new connection per transaction, select-only), 127.0.0.1, SCRAM on both paths`,
+    `machine: ${os.cpus().length} cores (nproc), ${os.cpus()[0]?.model ?? 'unknown CPU'}`,
+    `${version([path.join(bin, 'postgres'), '--version'])}; ${version(['/usr/sbin/pgbouncer', '--version'])}; ${version([path.join(bin, 'pgbench'), '--version'])}`,
+    'settings: synthesized dev stack of tenant acme (pool_mode transaction, default_pool_size 25; Postgres -c args as synthesized)',
+    '',
+  ];
+  const table = textTable(
+    ['target', 'clients', 'transactions', 'failed', 'tps', 'avg latency ms', 'avg connect ms'],
+    rows.map((r) => [r.target, r.clients, r.transactions, r.failed, r.tps.toFixed(1), r.latencyMs.toFixed(3), r.connectionMs.toFixed(3)]),
+  );
+  return [...header, table].join('\n');
+}
+
+if (require.main === module) {
+  runConnectionsBenchmark({ print: (line) => console.error(line) }).then(
+    (rows) => console.log(formatConnectionsRows(rows)),
+    (error) => {
+      console.error(error instanceof Error ? error.message : error);
+      process.exit(1);
+    },
+  );
+}
