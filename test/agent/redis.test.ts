@@ -1,0 +1,198 @@
+/**
+ * The Redis job against real Redis servers: a master, one replica and three sentinels
+ * (Debian's redis-server and redis-sentinel 7.0), all on 127.0.0.1.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { AgentConfig } from '../../runtime/agent/config';
+import { RedisConnection, parseInfo } from '../../runtime/agent/redis-connection';
+import { runBackup } from '../../runtime/agent/runner';
+import { freePort, ServerProcess, startRedisProcess, tempDir } from '../helpers/servers';
+import { cli, manifests, testAgent, waitFor, writeConfig } from './harness';
+
+const PASSWORD = 'redis-secret-pw';
+const MASTER = 'tenant-redis';
+
+/** Writes a config file the server (running as the tempDir's owner) may rewrite, as sentinel does. */
+function writeServerConfig(dir: string, name: string, lines: string[]): string {
+  const file = path.join(dir, name);
+  fs.writeFileSync(file, `${lines.join('\n')}\n`);
+  const { uid, gid } = fs.statSync(dir);
+  fs.chownSync(file, uid, gid);
+  return file;
+}
+
+async function startRedis(dir: string, name: string, extra: string[] = []): Promise<ServerProcess> {
+  const port = await freePort();
+  const conf = writeServerConfig(dir, `${name}.conf`, [
+    `port ${port}`,
+    'bind 127.0.0.1',
+    `dir ${dir}`,
+    `dbfilename ${name}.rdb`,
+    'save ""',
+    'appendonly no',
+    `requirepass ${PASSWORD}`,
+    `masterauth ${PASSWORD}`,
+    ...extra,
+  ]);
+  return startRedisProcess(['redis-server', conf], port);
+}
+
+async function startSentinel(dir: string, name: string, masterPort: number): Promise<ServerProcess> {
+  const port = await freePort();
+  const conf = writeServerConfig(dir, `${name}.conf`, [
+    `port ${port}`,
+    'bind 127.0.0.1',
+    `dir ${dir}`,
+    `sentinel monitor ${MASTER} 127.0.0.1 ${masterPort} 2`,
+    `sentinel auth-pass ${MASTER} ${PASSWORD}`,
+    `sentinel down-after-milliseconds ${MASTER} 1500`,
+    `sentinel failover-timeout ${MASTER} 600000`,
+  ]);
+  return startRedisProcess(['redis-sentinel', conf], port);
+}
+
+async function withRedis<T>(port: number, use: (c: RedisConnection) => Promise<T>): Promise<T> {
+  const connection = await RedisConnection.open({ host: '127.0.0.1', port }, PASSWORD);
+  try {
+    return await use(connection);
+  } finally {
+    connection.close();
+  }
+}
+
+const command = (port: number, ...args: string[]) => withRedis(port, (c) => c.command(...args));
+
+/** Every key with its type, value and whether it expires, in a comparable form. */
+async function contents(port: number): Promise<Record<string, unknown>> {
+  return withRedis(port, async (c) => {
+    const out: Record<string, unknown> = {};
+    for (const db of ['0', '3']) {
+      await c.command('SELECT', db);
+      for (const key of ((await c.command('KEYS', '*')) as string[]).sort()) {
+        const type = (await c.command('TYPE', key)) as string;
+        const value =
+          type === 'string' ? await c.command('GET', key)
+          : type === 'hash' ? await c.command('HGETALL', key)
+          : type === 'list' ? await c.command('LRANGE', key, '0', '-1')
+          : type === 'set' ? ((await c.command('SMEMBERS', key)) as string[]).sort()
+          : type === 'zset' ? await c.command('ZRANGE', key, '0', '-1', 'WITHSCORES')
+          : `unexpected type ${type}`;
+        out[`${db}/${key}`] = { type, value, expires: ((await c.command('PTTL', key)) as number) > 0 };
+      }
+    }
+    return out;
+  });
+}
+
+describe('Redis backup job (real redis-server replica and redis-sentinel)', () => {
+  const servers: ServerProcess[] = [];
+  let master: ServerProcess;
+  let replica: ServerProcess;
+  let sentinels: ServerProcess[];
+  let config: AgentConfig;
+  let configPath: string;
+  const env = { REDIS_PASSWORD: PASSWORD };
+
+  beforeAll(async () => {
+    const dir = tempDir('redis-topology');
+    master = await startRedis(dir, 'master');
+    replica = await startRedis(dir, 'replica', [`replicaof 127.0.0.1 ${master.port}`]);
+    sentinels = [];
+    for (const name of ['sentinel-1', 'sentinel-2', 'sentinel-3']) sentinels.push(await startSentinel(dir, name, master.port));
+    servers.push(master, replica, ...sentinels);
+
+    await withRedis(master.port, async (c) => {
+      await c.command('SET', 'greeting', 'hello, wörld ✓');
+      await c.command('SET', 'session:1', 'expires later', 'EX', '86400');
+      await c.command('HSET', 'user:1', 'name', 'Ada', 'email', 'ada@example.com');
+      await c.command('RPUSH', 'queue', 'a', 'b', 'c', 'a');
+      await c.command('SADD', 'tags', 'x', 'y', 'z');
+      await c.command('ZADD', 'scores', '1.5', 'p', '-2', 'q');
+      for (let i = 0; i < 2000; i++) await c.command('SET', `bulk:${i}`, `value-${i}`);
+      await c.command('SELECT', '3');
+      await c.command('SET', 'in-db-3', 'yes');
+    });
+    // The replica has everything, and every sentinel sees it as a healthy replica.
+    await command(master.port, 'WAIT', '1', '5000');
+    for (const sentinel of sentinels) {
+      await waitFor('sentinel to discover the replica', async () => {
+        const connection = await RedisConnection.open({ host: '127.0.0.1', port: sentinel.port }, undefined);
+        try {
+          const replicas = (await connection.command('SENTINEL', 'REPLICAS', MASTER)) as string[][];
+          return replicas.some((r) => r.includes(String(replica.port)) && r.includes('ok')) ? true : undefined;
+        } finally {
+          connection.close();
+        }
+      }, 30_000, 250);
+    }
+
+    ({ config, path: configPath } = writeConfig({
+      jobs: [{
+        name: 'cache',
+        kind: 'redis',
+        schedule: '@hourly',
+        retention: { daily: 3, weekly: 0, monthly: 0 },
+        offsite: false,
+        redis: { sentinels: sentinels.map((s) => `127.0.0.1:${s.port}`), masterName: MASTER, passwordEnv: 'REDIS_PASSWORD' },
+      }],
+    }));
+  });
+
+  afterAll(async () => {
+    await Promise.all(servers.map((s) => s.stop()));
+  });
+
+  test('takes the RDB from the replica (not the master) and checks it with redis-check-rdb', async () => {
+    const syncsServed = async (port: number) => Number(parseInfo(await command(port, 'INFO', 'stats')).sync_full);
+    const [replicaBefore, masterBefore] = [await syncsServed(replica.port), await syncsServed(master.port)];
+
+    const result = await cli(['run', 'cache', '--config', configPath], env);
+    expect(result.code).toBe(0);
+    expect(result.stderr).not.toContain(PASSWORD);
+
+    const [manifest] = await manifests(config, 'cache');
+    expect(manifest.source).toEqual({ version: expect.stringMatching(/^7\./), address: `127.0.0.1:${replica.port}`, role: 'replica' });
+    expect(manifest.check).toMatchObject({ method: 'redis-check-rdb', result: 'passed', details: 'redis-check-rdb: OK, 2007 keys' });
+    expect(manifest.files.map((f) => f.path)).toEqual(['dump.rdb']);
+    // The replica served a full sync (redis-cli --rdb); the master did not.
+    expect(await syncsServed(replica.port)).toBe(replicaBefore + 1);
+    expect(await syncsServed(master.port)).toBe(masterBefore);
+  });
+
+  test('restores into a fresh server: same keys, values, types and TTLs in every database', async () => {
+    const fresh = await startRedis(tempDir('redis-fresh'), 'fresh');
+    servers.push(fresh);
+    const result = await cli(['restore', 'cache', '--from', 'latest', '--target', `127.0.0.1:${fresh.port}`, '--config', configPath], env);
+    expect(result.stderr).toBe(result.logs.map((l) => JSON.stringify(l)).join('\n') + '\n');
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(new RegExp(`restored 2007 keys into 127.0.0.1:${fresh.port}`));
+    expect(await contents(fresh.port)).toEqual(await contents(master.port));
+    // The scratch server is gone and left nothing in the backup folder.
+    expect(fs.readdirSync(path.join(config.backupDir, 'cache')).filter((n) => n.startsWith('.restore-'))).toEqual([]);
+
+    const again = await cli(['restore', 'cache', '--from', 'latest', '--target', `127.0.0.1:${fresh.port}`, '--config', configPath], env);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toBe(`tenantry-agent: Redis at 127.0.0.1:${fresh.port} already holds 2007 keys; restore into an empty server, or pass --force to overwrite keys of the same name\n`);
+  });
+
+  test('falls back to the master, with a warning, when no replica is healthy', async () => {
+    await replica.stop();
+    for (const sentinel of sentinels) {
+      await waitFor('sentinel to mark the replica down', async () => {
+        const connection = await RedisConnection.open({ host: '127.0.0.1', port: sentinel.port }, undefined);
+        try {
+          const replicas = (await connection.command('SENTINEL', 'REPLICAS', MASTER)) as string[][];
+          return replicas.every((r) => /s_down|disconnected/.test(r[r.indexOf('flags') + 1])) ? true : undefined;
+        } finally {
+          connection.close();
+        }
+      }, 30_000, 250);
+    }
+    const { agent, lines } = testAgent(config, env);
+    const manifest = await runBackup(agent, config.jobs[0]);
+    expect(manifest.status).toBe('ok');
+    expect(manifest.source).toMatchObject({ address: `127.0.0.1:${master.port}`, role: 'master' });
+    expect(lines).toContainEqual(expect.objectContaining({ level: 'warn', job: 'cache', msg: 'no healthy replica: taking the RDB from the master (its fork costs memory and latency)' }));
+  });
+});
