@@ -40,25 +40,73 @@ export function postgresBinDir(): string {
   return path.join(base, versions[0], 'bin');
 }
 
-/** Programs the drill and benchmarks run, with the Debian package of each. */
+function installed(binary: string): boolean {
+  return binary.includes('/') ? fs.existsSync(binary) : (process.env.PATH ?? '').split(':').some((dir) => fs.existsSync(path.join(dir, binary)));
+}
+
+const isRoot = () => typeof process.getuid === 'function' && process.getuid() === 0;
+
+/**
+ * Programs the drill and benchmarks run, with the Debian package of each. What is missing is
+ * installed when running as root (as TESTING.md asks): the servers by the project's own
+ * test/install-servers.sh, anything else with apt-get. What is still missing throws MissingBinary.
+ */
 export function checkBinaries(extra: [string, string][] = []): void {
-  const bin = postgresBinDir();
-  const required: [string, string][] = [
-    [path.join(bin, 'postgres'), 'postgresql'],
-    [path.join(bin, 'pg_ctl'), 'postgresql'],
-    [path.join(bin, 'psql'), 'postgresql-client'],
-    [path.join(bin, 'pg_dump'), 'postgresql-client'],
-    [path.join(bin, 'pg_restore'), 'postgresql-client'],
-    ['/usr/sbin/pgbouncer', 'pgbouncer'],
-    ['redis-server', 'redis-server'],
-    ['redis-sentinel', 'redis-sentinel'],
-    ['redis-cli', 'redis-tools'],
-    ...extra,
-  ];
-  for (const [binary, debianPackage] of required) {
-    const found = binary.includes('/') ? fs.existsSync(binary) : (process.env.PATH ?? '').split(':').some((dir) => fs.existsSync(path.join(dir, binary)));
-    if (!found) throw new MissingBinary(binary, debianPackage);
+  const required = (): [string, string][] => {
+    const bin = fs.existsSync('/usr/lib/postgresql') ? postgresBinDirOrNull() : null;
+    return [
+      [bin ? path.join(bin, 'postgres') : 'initdb', 'postgresql'],
+      [bin ? path.join(bin, 'pg_ctl') : 'pg_ctl', 'postgresql'],
+      ['psql', 'postgresql-client'],
+      ['pg_dump', 'postgresql-client'],
+      ['pg_restore', 'postgresql-client'],
+      ['/usr/sbin/pgbouncer', 'pgbouncer'],
+      ['redis-server', 'redis-server'],
+      ['redis-sentinel', 'redis-sentinel'],
+      ['redis-cli', 'redis-tools'],
+      ...extra,
+    ];
+  };
+  let missing = required().filter(([binary]) => !installed(binary));
+  if (missing.length > 0 && isRoot()) {
+    execFileSync('bash', [path.join(REPO_DIR, 'test', 'install-servers.sh')], { stdio: 'inherit', timeout: 600_000 });
+    missing = required().filter(([binary]) => !installed(binary));
+    for (const [, debianPackage] of missing) installPackage(debianPackage);
+    missing = required().filter(([binary]) => !installed(binary));
   }
+  if (missing.length > 0) throw new MissingBinary(missing[0][0], missing[0][1]);
+}
+
+function postgresBinDirOrNull(): string | null {
+  try {
+    return postgresBinDir();
+  } catch {
+    return null;
+  }
+}
+
+/** apt-get install of one package (as root); false when that fails. Bounded in time. */
+export function installPackage(debianPackage: string): boolean {
+  if (!isRoot()) return false;
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  const install = () => execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', debianPackage], { env, stdio: 'pipe', timeout: 300_000 });
+  try {
+    install();
+    return true;
+  } catch {
+    try {
+      execFileSync('apt-get', ['update', '-qq'], { env, stdio: 'pipe', timeout: 300_000 });
+      install();
+      return true;
+    } catch {
+      return false;
+    }
+  }
+}
+
+/** A program a healthcheck calls but the drill does not need: installed when possible. */
+export function ensureOptional(binary: string, debianPackage: string): boolean {
+  return installed(binary) || (installPackage(debianPackage) && installed(binary));
 }
 
 /**
