@@ -38,7 +38,7 @@ export class QdrantDriver implements JobDriver {
 
   async backup(dir: string, ctx: DriverContext): Promise<BackupOutcome> {
     const api = this.api(ctx);
-    const version = ((await api.json('GET', '/')) as { version?: string }).version ?? 'unknown';
+    const version = (await api.serverInfo()).version ?? 'unknown';
     const collections = this.qdrant.collections ?? (await this.listCollections(api));
     const details: QdrantDetails = { collections: {} };
     for (const collection of collections) {
@@ -121,6 +121,13 @@ class QdrantApi {
     if (response.status === 404 && options.allowNotFound) return undefined;
     await this.ensureOk(response, method, route);
     return ((await response.json()) as { result: unknown }).result;
+  }
+
+  /** `GET /` answers `{ title, version }` unwrapped, unlike every other route. */
+  async serverInfo(): Promise<{ version?: string }> {
+    const response = await this.request('GET', '/');
+    await this.ensureOk(response, 'GET', '/');
+    return (await response.json()) as { version?: string };
   }
 
   /** Streams a file to disk and returns its sha256. */
