@@ -55,11 +55,8 @@ async function dispatch(args: ParsedArguments, config: AgentConfig, io: Io): Pro
   switch (args.command) {
     case 'serve':
       return serve(agent, io);
-    case 'run': {
-      const manifest = await runBackup(agent, findJob(config, args.positional[0]));
-      io.stdout(`${manifest.id}: ${manifest.status === 'ok' ? `ok, ${manifest.sizeBytes} bytes${manifest.offsite ? `, off-site ${manifest.offsite.status}` : ''}` : `FAILED: ${manifest.error}`}\n`);
-      return manifest.status === 'ok' ? 0 : 1;
-    }
+    case 'run':
+      return run(agent, args.positional[0], io);
     case 'list':
       return list(config, args, io);
     case 'verify': {
@@ -86,6 +83,19 @@ async function dispatch(args: ParsedArguments, config: AgentConfig, io: Io): Pro
       io.stdout(USAGE);
       return 0;
   }
+}
+
+/** Exit 1 when the backup failed, and also when only its off-site copy did: someone must look. */
+async function run(agent: Agent, jobName: string, io: Io): Promise<number> {
+  const manifest = await runBackup(agent, findJob(agent.config, jobName));
+  if (manifest.status !== 'ok') {
+    io.stdout(`${manifest.id}: FAILED: ${manifest.error}\n`);
+    return 1;
+  }
+  const offsite = manifest.offsite?.status;
+  const note = offsite === undefined ? '' : offsite === 'uploaded' ? ', off-site uploaded' : ', off-site failed (the local copy is kept; the upload is retried at the next run)';
+  io.stdout(`${manifest.id}: ok, ${manifest.sizeBytes} bytes${note}\n`);
+  return offsite === undefined || offsite === 'uploaded' ? 0 : 1;
 }
 
 async function list(config: AgentConfig, args: ParsedArguments, io: Io): Promise<number> {
