@@ -8,7 +8,7 @@
  *
  * Old versions are not copied: the backup is of what the application sees now.
  */
-import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { createHash } from 'crypto';
 import * as fs from 'fs';
@@ -200,11 +200,13 @@ async function md5AndSize(file: string): Promise<{ md5: string; size: number }> 
 /** Creates the bucket if needed; refuses one that holds objects unless forced. */
 async function prepareBucket(s3: S3Client, bucket: string, force: boolean): Promise<void> {
   try {
-    await s3.send(new CreateBucketCommand({ Bucket: bucket }));
+    await s3.send(new HeadBucketCommand({ Bucket: bucket }));
   } catch (error) {
-    if (!['BucketAlreadyOwnedByYou', 'BucketAlreadyExists'].includes(s3ErrorName(error))) throw error;
+    if (!['NotFound', 'NoSuchBucket'].includes(s3ErrorName(error))) throw error;
+    await s3.send(new CreateBucketCommand({ Bucket: bucket }));
   }
-  const existing = await s3.send(new ListObjectsV2Command({ Bucket: bucket, MaxKeys: 1 }));
+  // The first page answers "is it empty?"; no MaxKeys, as some S3 servers fail to page tiny pages.
+  const existing = await s3.send(new ListObjectsV2Command({ Bucket: bucket }));
   if ((existing.KeyCount ?? 0) > 0 && !force) {
     throw new UserError(`bucket "${bucket}" already holds objects; restore into another --target, or pass --force to overwrite objects of the same key`);
   }
