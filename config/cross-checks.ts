@@ -3,22 +3,51 @@ import { resolveBackupJobs } from './load';
 import { publishedPorts, SLOT_SIZE, slotCount } from './ports';
 import { BACKUP_SERVICES, TenantFile } from './schema';
 import { formatProblem, Problem, SourceFile } from './source';
-import { suggest } from './issues';
+import { dotted, suggest } from './issues';
 
 /** Rules that span files: names, references between files, ports on a shared Docker host, policy. */
 export function crossCheck(
   environments: ParsedEnvironment[],
   tenants: { file: SourceFile; tenant: TenantFile }[],
   deployments: ParsedDeployment[],
+  /** Every environment a file defines, valid or not: a tenant naming a broken one is not wrong. */
+  declared: string[],
 ): Problem[] {
-  return [
+  return mergeInherited([
     ...duplicateNames(environments.map((e) => ({ file: e.file, name: e.env.name })), 'environment'),
     ...duplicateNames(tenants.map((t) => ({ file: t.file, name: t.tenant.name })), 'tenant'),
     ...sharedNetworks(environments),
-    ...tenants.flatMap((t) => environmentReferences(t.file, t.tenant, environments)),
+    // With no environment file at all, that one problem says it all.
+    ...(declared.length === 0 ? [] : tenants.flatMap((t) => environmentReferences(t.file, t.tenant, declared))),
     ...deployments.flatMap((d) => deploymentRules(d, environments)),
     ...portConflicts(environments, deployments),
-  ];
+  ]);
+}
+
+const INHERITS = / \(tenant (\S+) inherits it\)$/;
+
+/** One line per environment setting that several tenants inherit, naming them all. */
+function mergeInherited(problems: Problem[]): Problem[] {
+  const groups = new Map<string, { problem: Problem; tenants: string[] }>();
+  const out: Problem[] = [];
+  for (const p of problems) {
+    const match = INHERITS.exec(p.message);
+    if (!match) {
+      out.push(p);
+      continue;
+    }
+    const message = p.message.replace(INHERITS, '');
+    const key = `${p.file}:${p.line}:${p.col}:${message}`;
+    const group = groups.get(key) ?? { problem: { ...p, message }, tenants: [] };
+    group.tenants.push(match[1]);
+    groups.set(key, group);
+  }
+  for (const { problem, tenants } of groups.values()) {
+    const names = [...new Set(tenants)].sort();
+    const who = names.length === 1 ? `tenant ${names[0]} inherits it` : `tenants ${names.slice(0, -1).join(', ')} and ${names[names.length - 1]} inherit it`;
+    out.push({ ...problem, message: `${problem.message} (${who})` });
+  }
+  return out;
 }
 
 function duplicateNames(items: { file: SourceFile; name: string }[], what: string): Problem[] {
@@ -52,8 +81,8 @@ function sharedNetworks(environments: ParsedEnvironment[]): Problem[] {
   return problems;
 }
 
-function environmentReferences(file: SourceFile, tenant: TenantFile, environments: ParsedEnvironment[]): Problem[] {
-  const known = environments.map((e) => e.env.name).sort();
+function environmentReferences(file: SourceFile, tenant: TenantFile, declared: string[]): Problem[] {
+  const known = [...new Set(declared)].sort();
   const problems: Problem[] = [];
   const unknown = (name: string) => {
     const hint = suggest(name, known);
@@ -100,30 +129,45 @@ function deploymentRules(d: ParsedDeployment, environments: ParsedEnvironment[])
     }
   }
 
-  if (env.production) problems.push(...productionBackupPolicy(d, env));
+  if (env.production) problems.push(...productionBackupPolicy(d, environments.find((e) => e.env.name === d.environment)!));
   return problems;
 }
 
 /** Production data must be recoverable after losing the host: every stateful service backed up off-site, a week of dailies. */
-function productionBackupPolicy(d: ParsedDeployment, env: ParsedEnvironment['env']): Problem[] {
+function productionBackupPolicy(d: ParsedDeployment, parsed: ParsedEnvironment): Problem[] {
+  const env = parsed.env;
   const jobs = resolveBackupJobs(env, d);
   const problems: Problem[] = [];
   for (const service of BACKUP_SERVICES) {
-    const settings = d.services[service];
-    if (!settings?.enabled) continue;
+    if (!d.services[service]?.enabled) continue;
     const job = jobs[service];
-    const written = d.file.has(d.locate(['backup', service])) ? ['backup', service] : ['services', service];
-    const where = d.file.problem(d.locate(written), '');
-    const problem = (message: string) => problems.push({ ...where, message });
-    if (!job) {
-      problem(`${service}: environment "${env.name}" is production and refuses a stateful service without a backup job: remove "enabled: false" from backup.${service}`);
-    } else if (!job.offsite) {
-      problem(`${service}: environment "${env.name}" is production and requires off-site copies: set backup.${service}.offsite: true`);
-    } else if (job.retention.daily < 7) {
-      problem(`${service}: environment "${env.name}" is production and keeps at least 7 daily backups; backup.${service}.retention.daily is ${job.retention.daily}`);
+    const rule = !job
+      ? { setting: ['enabled'], why: 'refuses a stateful service without a backup job', fix: 'set it to true (or remove it)' }
+      : !job.offsite
+        ? { setting: ['offsite'], why: 'requires off-site copies', fix: 'set it to true' }
+        : job.retention.daily < 7
+          ? { setting: ['retention', 'daily'], why: `keeps at least 7 daily backups (this keeps ${job.retention.daily})`, fix: 'set it to 7 or more' }
+          : undefined;
+    if (!rule) continue;
+    const own = ['backup', service, ...rule.setting];
+    const where = writtenAt(d, own);
+    const because = `environment "${env.name}" is production and ${rule.why}`;
+    if (where) {
+      problems.push(d.file.problem(where, `${dotted(where)}: ${because}: ${rule.fix}`));
+    } else {
+      // The tenant inherits the setting from the environment's defaults: that is the line to fix.
+      const envPath = ['backup', 'defaults', service, ...rule.setting];
+      problems.push(parsed.file.problem(envPath, `${dotted(envPath)}: ${because}: ${rule.fix} (tenant ${d.tenant.name} inherits it)`));
     }
   }
   return problems;
+}
+
+/** Where the tenant file itself sets `at` for this environment (its override first), if it does. */
+function writtenAt(d: ParsedDeployment, at: (string | number)[]): (string | number)[] | undefined {
+  const located = d.locate(at);
+  if (d.file.has(located)) return [...located];
+  return d.file.has(at) ? at : undefined;
 }
 
 interface PortClaim {
@@ -133,6 +177,15 @@ interface PortClaim {
   /** Claims are reported once per pair of groups (a tenant in an environment, or a shared server). */
   readonly group: string;
   readonly problem: (message: string) => Problem;
+}
+
+function portAdvice(claim: PortClaim, first: PortClaim): string {
+  const shared = [claim, first].find((c) => c.group.endsWith('-shared-postgres'));
+  if (shared) return `move sharedPostgres.hostPort of ${shared.group.replace(/-shared-postgres$/, '')} outside the tenants' port range, or give the tenant another portSlot`;
+  const [claimEnv] = claim.group.split('/');
+  const [firstEnv] = first.group.split('/');
+  if (claimEnv !== firstEnv) return `environments "${firstEnv}" and "${claimEnv}" share this Docker host: give them port ranges (ports.from/ports.to) that do not overlap`;
+  return 'give one of them another portSlot';
 }
 
 /** Published host ports must be unique per Docker host, across every environment on that host. */
@@ -177,7 +230,7 @@ function portConflicts(environments: ParsedEnvironment[], deployments: ParsedDep
     for (const { claim: c, first, count } of conflicts.values()) {
       const firstAt = formatProblem(first.problem('')).replace(/: $/, '');
       const more = count > 1 ? ` (and ${count - 1} more port${count > 2 ? 's' : ''})` : '';
-      problems.push(c.problem(`host port ${c.port} of ${c.owner} is already claimed by ${first.owner} (${firstAt}) on Docker host ${host}${more}: give one of them another portSlot`));
+      problems.push(c.problem(`host port ${c.port} of ${c.owner} is already claimed by ${first.owner} (${firstAt}) on Docker host ${host}${more}: ${portAdvice(c, first)}`));
     }
   }
   return problems;

@@ -13,11 +13,17 @@ export interface LocatedMessage {
  * wrong with the value actually given, and the fix where there is an obvious one (e.g. the key
  * a typo was meant to be).
  */
-export function describeIssues(issues: readonly z.core.$ZodIssue[], schema: z.ZodType, data: unknown): LocatedMessage[] {
-  return issues.flatMap((issue) => describeIssue(issue, schema, data));
+export function describeIssues(
+  issues: readonly z.core.$ZodIssue[],
+  schema: z.ZodType,
+  data: unknown,
+  /** Maps a path in `data` to the path as the person wrote it (e.g. inside an override). */
+  shown: (path: ConfigPath) => ConfigPath = (p) => p,
+): LocatedMessage[] {
+  return issues.flatMap((issue) => describeIssue(issue, schema, data, (p) => dotted(shown(p))));
 }
 
-function describeIssue(issue: z.core.$ZodIssue, schema: z.ZodType, data: unknown): LocatedMessage[] {
+function describeIssue(issue: z.core.$ZodIssue, schema: z.ZodType, data: unknown, dotted: (path: ConfigPath) => string): LocatedMessage[] {
   const path = issue.path.filter((p): p is string | number => typeof p !== 'symbol');
   const value = valueAt(data, path);
   switch (issue.code) {
@@ -36,7 +42,10 @@ function describeIssue(issue: z.core.$ZodIssue, schema: z.ZodType, data: unknown
       if (value === undefined) {
         return [{ path: path.slice(0, -1), key: false, message: `${dotted(path)}: missing required key "${String(path[path.length - 1])}"` }];
       }
-      return [{ path, key: false, message: `${dotted(path)}: expected ${issue.expected}, got ${describeValue(value)}` }];
+      if (value === null) {
+        return [{ path, key: false, message: `${dotted(path)}: is empty; expected ${typeName(issue.expected)}` }];
+      }
+      return [{ path, key: false, message: `${dotted(path)}: expected ${typeName(issue.expected)}, got ${describeValue(value)}` }];
     case 'too_small':
     case 'too_big':
       return [{ path, key: false, message: `${dotted(path)}: ${rangeMessage(issue, value)}` }];
@@ -50,11 +59,23 @@ function describeIssue(issue: z.core.$ZodIssue, schema: z.ZodType, data: unknown
       ];
     case 'invalid_union': {
       // A discriminated union whose discriminator is missing or unknown: name the choices.
-      const kinds = discriminatorChoices(schema, path);
+      // zod puts the discriminator in the path; older shapes point at the union itself.
+      const union = path[path.length - 1] === 'kind' ? path.slice(0, -1) : path;
+      const kinds = discriminatorChoices(schema, union, data);
       if (kinds) {
-        return [{ path: [...path, 'kind'], key: false, message: `${dotted([...path, 'kind'])}: must be one of: ${kinds.join(', ')}` }];
+        const kind = valueAt(data, [...union, 'kind']);
+        const choices = kinds.map((k) => JSON.stringify(k)).join(', ');
+        const message = kind === undefined ? `missing required key "kind"; use one of: ${choices}` : `${describeValue(kind)} is not allowed; use one of: ${choices}`;
+        return [{ path: kind === undefined ? union : [...union, 'kind'], key: false, message: `${dotted([...union, 'kind'])}: ${message}` }];
       }
       return [{ path, key: false, message: `${dotted(path)}: ${issue.message}` }];
+    }
+    case 'invalid_key': {
+      // A record key that fails its own schema: point at the key and say what keys must look like.
+      const key = path[path.length - 1];
+      const parent = path.slice(0, -1);
+      const inner = issue.issues.map((i) => i.message).find((m) => m.startsWith('must ')) ?? 'is not an allowed key';
+      return [{ path, key: true, message: `${dotted(parent)}: ${JSON.stringify(String(key))} ${inner}` }];
     }
     default:
       return [{ path, key: false, message: `${dotted(path)}: ${customMessage(issue.message, value)}` }];
@@ -69,17 +90,33 @@ function rangeMessage(issue: z.core.$ZodIssueTooSmall | z.core.$ZodIssueTooBig, 
     const bound = small ? (inclusive ? 'at least' : 'greater than') : inclusive ? 'at most' : 'less than';
     return `${describeValue(value)} is out of range: must be ${bound} ${String(limit)}`;
   }
+  const own = issue.message && !issue.message.startsWith('Too ') ? issue.message : undefined;
   if (issue.origin === 'array') {
-    return small ? `must have at least ${String(limit)} item(s)` : `must have at most ${String(limit)} item(s)`;
+    return own ?? (small ? `must have at least ${String(limit)} item(s)` : `must have at most ${String(limit)} item(s)`);
   }
-  if (issue.origin === 'string' && issue.message && !issue.message.startsWith('Too ')) return issue.message;
-  return small ? `must be at least ${String(limit)} characters` : `must be at most ${String(limit)} characters`;
+  const length = typeof value === 'string' ? `${describeValue(value)} is ${value.length} characters; ` : '';
+  if (own) return `${length}${own}`;
+  return `${length}${small ? `must be at least ${String(limit)} characters` : `must be at most ${String(limit)} characters`}`;
 }
 
 /** Schema messages are written as predicates ("must be …"); prefix the value so it reads as a sentence. */
 function customMessage(message: string, value: unknown): string {
   if (message.startsWith('must ') || message.startsWith('is ')) return `${describeValue(value)} ${message}`;
   return message;
+}
+
+/** zod's type names, as a person reading YAML thinks of them. */
+function typeName(expected: string): string {
+  const names: Record<string, string> = {
+    object: 'a map',
+    record: 'a map',
+    array: 'a list',
+    int: 'a whole number',
+    number: 'a number',
+    string: 'a string',
+    boolean: 'true or false',
+  };
+  return names[expected] ?? expected;
 }
 
 export function describeValue(value: unknown): string {
@@ -149,8 +186,8 @@ function schemaAt(schema: AnySchema, path: ConfigPath, data: unknown): AnySchema
   return node;
 }
 
-function discriminatorChoices(schema: AnySchema, path: ConfigPath): string[] | undefined {
-  const node = schemaAt(schema, path, undefined);
+function discriminatorChoices(schema: AnySchema, path: ConfigPath, data: unknown): string[] | undefined {
+  const node = schemaAt(schema, path, data);
   if (!node) return undefined;
   const def = unwrap(node)._zod.def as { type: string; options?: AnySchema[]; discriminator?: string };
   if (def.type !== 'union' || !def.discriminator || !def.options) return undefined;

@@ -2,7 +2,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import type { z } from 'zod';
 import { crossCheck } from './cross-checks';
-import { describeIssues } from './issues';
+import { describeIssues, describeValue } from './issues';
 import { BackupJobConfig, DEFAULT_BACKUP_JOBS, EnvironmentConfig, StorageConfig, TenantConfig, TenantryConfig } from './model';
 import { publishedPorts } from './ports';
 import {
@@ -52,12 +52,42 @@ export function loadConfig(root: string): LoadResult {
   const tenants = tenantFiles.flatMap((file) => parseTenantFile(file, problems));
   const envNames = new Set(environments.map((e) => e.env.name));
   const deployments = tenants.flatMap(({ file, tenant }) =>
-    tenant.environments.filter((name) => envNames.has(name)).flatMap((name) => parseDeployment(file, tenant, name, problems)),
+    unique(tenant.environments)
+      .filter((name) => envNames.has(name))
+      .flatMap((name) => parseDeployment(file, tenant, name, problems)),
   );
+  // A tenant file with a broken top-level field still has its services checked, so one run
+  // reports every problem; such a tenant takes no part in the cross-file checks.
+  for (const file of tenantFiles.filter((f) => !tenants.some((t) => t.file === f))) {
+    const raw = bestEffortTenant(file.data, envNames);
+    for (const name of raw?.environments ?? []) parseDeployment(file, raw!, name, problems);
+  }
 
-  problems.push(...crossCheck(environments, tenants, deployments));
+  // An environment whose file has problems still exists: tenants naming it are not wrong.
+  const declared = envFiles.map((f) => declaredName(f));
+  problems.push(...crossCheck(environments, tenants, deployments, declared));
   if (problems.length > 0) return { ok: false, problems: sortProblems(problems) };
   return { ok: true, config: resolve(root, environments, deployments) };
+}
+
+function unique<T>(items: T[]): T[] {
+  return items.filter((item, i) => items.indexOf(item) === i);
+}
+
+/** The environment a file means to define, even when it does not validate. */
+function declaredName(file: SourceFile): string {
+  const name = (file.data as { name?: unknown } | undefined)?.name;
+  return typeof name === 'string' ? name : path.basename(file.absolutePath).replace(/\.ya?ml$/, '');
+}
+
+/** The parts of an invalid tenant file that per-environment validation needs, when they are usable. */
+function bestEffortTenant(data: unknown, envNames: Set<string>): TenantFile | undefined {
+  if (!isMap(data) || !Array.isArray(data.environments)) return undefined;
+  const environments = unique(data.environments.filter((e): e is string => typeof e === 'string' && envNames.has(e)));
+  const services = isMap(data.services) ? data.services : {};
+  const backup = isMap(data.backup) ? data.backup : undefined;
+  const overrides = isMap(data.overrides) ? (Object.fromEntries(Object.entries(data.overrides).filter(([, v]) => isMap(v))) as TenantFile['overrides']) : undefined;
+  return { name: String(data.name), environments, services, backup, overrides };
 }
 
 function readYamlFolder(root: string, folder: string, problems: Problem[]): SourceFile[] {
@@ -67,26 +97,33 @@ function readYamlFolder(root: string, folder: string, problems: Problem[]): Sour
     names = fs.readdirSync(dir);
   } catch {
     if (folder === 'environments') {
-      problems.push({ file: dir, line: 1, col: 1, message: `no "${folder}" folder under ${root}: create it with one YAML file per environment, or point TENANTRY_CONFIG_DIR at your config` });
+      problems.push({ file: shown(dir), line: 1, col: 1, message: `no "${folder}" folder under ${shown(root)}: create it with one YAML file per environment, or point TENANTRY_CONFIG_DIR at your config` });
     }
     return [];
   }
   const files = names.filter((n) => /\.ya?ml$/.test(n)).sort().map((n) => SourceFile.read(path.join(dir, n)));
   if (folder === 'environments' && files.length === 0) {
-    problems.push({ file: dir, line: 1, col: 1, message: 'no environment files (*.yaml) found: add one, e.g. environments/dev.yaml' });
+    problems.push({ file: shown(dir), line: 1, col: 1, message: 'no environment files (*.yaml) found: add one, e.g. environments/dev.yaml' });
   }
   for (const file of files) problems.push(...file.syntaxProblems);
   return files.filter((f) => f.syntaxProblems.length === 0);
 }
 
+/** A path as problems show it: relative to the working directory when inside it. */
+function shown(p: string): string {
+  const rel = path.relative(process.cwd(), p);
+  return rel === '' ? '.' : rel.startsWith('..') || path.isAbsolute(rel) ? p : rel;
+}
+
 function validate<S extends z.ZodType>(schema: S, file: SourceFile, data: unknown, problems: Problem[], locate: (p: ConfigPath) => ConfigPath = (p) => p): z.output<S> | undefined {
   if (data === undefined || data === null || typeof data !== 'object' || Array.isArray(data)) {
-    problems.push(file.wholeFile('expected a map of settings (key: value), found ' + (data == null ? 'an empty file' : 'something else')));
+    const found = data == null ? 'an empty file' : Array.isArray(data) ? 'a list' : `a single value (${describeValue(data)})`;
+    problems.push(file.wholeFile(`expected a map of settings (key: value), found ${found}`));
     return undefined;
   }
   const result = schema.safeParse(data);
   if (result.success) return result.data;
-  for (const m of describeIssues(result.error.issues, schema, data)) {
+  for (const m of describeIssues(result.error.issues, schema, data, locate)) {
     problems.push(file.problem(locate(m.path), m.message, { key: m.key }));
   }
   return undefined;
@@ -116,13 +153,19 @@ function parseTenantFile(file: SourceFile, problems: Problem[]): { file: SourceF
 function parseDeployment(file: SourceFile, tenant: TenantFile, environment: string, problems: Problem[]): ParsedDeployment[] {
   const override = tenant.overrides?.[environment] ?? {};
   const merged = {
-    services: deepMerge(tenant.services, override.services),
+    services: emptySectionsAsDefaults(deepMerge(tenant.services, override.services)),
     backup: deepMerge(tenant.backup ?? {}, override.backup),
   };
   const overridden = { services: override.services, backup: override.backup };
   const locate = (at: ConfigPath): ConfigPath => (writtenIn(overridden, at) ? ['overrides', environment, ...at] : at);
   const parsed = validate(tenantEnvironmentSchema, file, merged, problems, locate);
   return parsed ? [{ file, tenant, environment, services: parsed.services, backup: parsed.backup, locate }] : [];
+}
+
+/** `redis:` with nothing under it is how people write "redis with the defaults". */
+function emptySectionsAsDefaults(services: unknown): unknown {
+  if (!isMap(services)) return services;
+  return Object.fromEntries(Object.entries(services).map(([k, v]) => [k, v === null ? {} : v]));
 }
 
 /** Maps merge key by key; anything else (lists included) is replaced by the override. */

@@ -45,15 +45,40 @@ export class SourceFile {
     return new SourceFile(absolutePath, fs.readFileSync(absolutePath, 'utf8'));
   }
 
-  constructor(readonly absolutePath: string, text: string) {
+  constructor(readonly absolutePath: string, private readonly text: string) {
     this.displayName = displayPath(absolutePath);
     this.lines = new LineCounter();
     this.doc = parseDocument(text, { lineCounter: this.lines, prettyErrors: false, uniqueKeys: true });
     this.syntaxProblems = this.doc.errors.map((e) => {
       const [offset] = e.pos;
-      return this.problemAtOffset(offset, `YAML syntax: ${firstLine(e.message)}`);
+      const { message, at } = explainSyntaxError(e.code, firstLine(e.message), text, offset);
+      return this.problemAtOffset(at, `YAML syntax: ${message}`);
     });
-    this.data = this.syntaxProblems.length === 0 ? this.doc.toJS({ maxAliasCount: 100 }) : undefined;
+    this.data = this.syntaxProblems.length === 0 ? this.toData() : undefined;
+  }
+
+  /** Aliases are only resolved here, so an unknown or exploding alias surfaces here, as a problem. */
+  private toData(): unknown {
+    try {
+      return this.doc.toJS({ maxAliasCount: 100 });
+    } catch (e) {
+      const message = (e as Error).message;
+      const alias = /Unresolved alias[^:]*: \*?(\S+)/.exec(message)?.[1];
+      const offset = alias ? this.textOffset(`*${alias}`) : 0;
+      this.syntaxProblems.push(
+        this.problemAtOffset(
+          offset,
+          alias
+            ? `YAML syntax: alias "*${alias}" refers to no anchor: define "&${alias}" before it`
+            : `YAML syntax: ${firstLine(message)} (aliases may expand to at most 100 nodes)`,
+        ),
+      );
+      return undefined;
+    }
+  }
+
+  private textOffset(needle: string): number {
+    return Math.max(0, this.text.indexOf(needle));
   }
 
   /** A problem at the value found at `at` (or its nearest existing parent); `key` points at the key instead. */
@@ -103,6 +128,31 @@ export class SourceFile {
 function rangeStart(node: unknown): number | undefined {
   const range = (node as Node | null | undefined)?.range;
   return range ? range[0] : undefined;
+}
+
+/** The YAML library's wording for the mistakes people make most, said in terms of the file. */
+function explainSyntaxError(code: string, message: string, text: string, offset: number): { message: string; at: number } {
+  if (code === 'MULTIPLE_DOCS') {
+    return { message: 'a config file holds one YAML document: remove this "---" or split the file', at: offset };
+  }
+  if (code === 'MISSING_CHAR' && /closing "?quote|closing ["']/i.test(message)) {
+    // The library reports the end of the file; the opening quote is what the person must find.
+    const quote = message.includes("'") && !message.includes('"quote') ? "'" : '"';
+    const opening = unclosedQuote(text, quote);
+    if (opening !== undefined) return { message: `the quoted string that starts here is never closed (missing closing ${quote})`, at: opening };
+  }
+  return { message, at: offset };
+}
+
+/** The offset of the first quote on a line that opens a string and never closes it on that line. */
+function unclosedQuote(text: string, quote: string): number | undefined {
+  let lineStart = 0;
+  for (const line of text.split('\n')) {
+    const count = line.split(quote).length - 1;
+    if (count % 2 === 1 && !line.trimStart().startsWith('#')) return lineStart + line.indexOf(quote);
+    lineStart += line.length + 1;
+  }
+  return undefined;
 }
 
 function firstLine(message: string): string {

@@ -12,8 +12,6 @@ import { formatProblem } from '../../config/source';
 export const BASE_DIR = path.join(__dirname, 'base');
 /** Cases whose expected.txt is what the loader prints today (asserted exactly). */
 export const CORPUS_DIR = path.join(__dirname, 'corpus');
-/** Known bugs: expected.txt is what the loader SHOULD print; move the folder to corpus/ once it does. */
-export const PENDING_DIR = path.join(__dirname, 'pending');
 
 /** Files in a case folder that are not config files. */
 export const EXPECTED_FILE = 'expected.txt';
@@ -35,10 +33,10 @@ export function listCases(folder: string): Case[] {
     .sort((a, b) => a.name.localeCompare(b.name));
 }
 
-/** A case by folder name, looked up in corpus/ and then pending/. */
+/** A case by folder name, with or without its number ("14-cron-wrong-field-count" or "cron-wrong-field-count"). */
 export function findCase(name: string): Case {
-  const found = [...listCases(CORPUS_DIR), ...listCases(PENDING_DIR)].find((c) => c.name === name);
-  if (!found) throw new Error(`no case "${name}" under ${CORPUS_DIR} or ${PENDING_DIR}`);
+  const found = listCases(CORPUS_DIR).find((c) => c.name === name || c.name.replace(/^\d+-/, '') === name);
+  if (!found) throw new Error(`no case "${name}" under ${CORPUS_DIR}`);
   return found;
 }
 

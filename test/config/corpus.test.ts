@@ -7,7 +7,6 @@ import {
   expectedLines,
   listCases,
   materialise,
-  PENDING_DIR,
   problemLines,
   removedFiles,
 } from './corpus-lib';
@@ -29,7 +28,6 @@ afterAll(() => {
 });
 
 const cases = listCases(CORPUS_DIR);
-const pending = listCases(PENDING_DIR);
 
 describe('the base config', () => {
   test('loads cleanly, so every problem a case prints is caused by the case', () => {
@@ -56,7 +54,7 @@ describe('the base config', () => {
 describe('the corpus', () => {
   test('has at least 35 cases, each with config files (or removals) and a non-empty expected.txt', () => {
     expect(cases.length).toBeGreaterThanOrEqual(35);
-    for (const c of [...cases, ...pending]) {
+    for (const c of cases) {
       expect({ case: c.name, changes: caseFiles(c).length + removedFiles(c).length > 0 }).toEqual({ case: c.name, changes: true });
       expect({ case: c.name, lines: expectedLines(c).length > 0 }).toEqual({ case: c.name, lines: true });
       for (const file of caseFiles(c)) {
@@ -65,8 +63,8 @@ describe('the corpus', () => {
     }
   });
 
-  test('case names are unique across corpus/ and pending/', () => {
-    const names = [...cases, ...pending].map((c) => c.name);
+  test('case numbers are unique', () => {
+    const names = cases.map((c) => c.name.split('-')[0]);
     expect(new Set(names).size).toBe(names.length);
   });
 });
@@ -76,24 +74,5 @@ describe('each case prints exactly its expected.txt', () => {
     const expected = expectedLines(c);
     for (const line of expected) expect(line).toMatch(/^[^:\s]+:\d+:\d+: \S/);
     expect(problemLines(fresh(c))).toEqual(expected);
-  });
-});
-
-/*
- * Known bugs (reported, not fixed here): expected.txt holds the wanted output. These tests pass
- * while the loader still prints something else; when one fails, the bug is fixed: move the folder
- * into corpus/ (renumbered) and delete nothing else.
- */
-describe('pending cases (known loader bugs) still differ from their wanted output', () => {
-  test.each(pending.map((c) => [c.name, c] as const))('%s', (_name, c) => {
-    let actual: string[];
-    try {
-      actual = problemLines(fresh(c));
-    } catch (e) {
-      actual = [`(loader threw: ${String(e)})`];
-    }
-    if (JSON.stringify(actual) === JSON.stringify(expectedLines(c))) {
-      throw new Error(`pending/${c.name} now prints its wanted output: move it to corpus/`);
-    }
   });
 });
