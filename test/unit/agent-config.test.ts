@@ -1,0 +1,80 @@
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { loadAgentConfig, parseAgentConfig } from '../../runtime/agent/config';
+import { UserError } from '../../runtime/agent/errors';
+
+const valid = {
+  tenant: 'acme',
+  environment: 'prod',
+  timeZone: 'Europe/Berlin',
+  backupDir: '/backups',
+  http: { port: 9187 },
+  jobs: [
+    {
+      name: 'pg',
+      kind: 'postgres',
+      schedule: '15 2 * * *',
+      verifySchedule: '@weekly',
+      retention: { daily: 7, weekly: 4, monthly: 6 },
+      offsite: false,
+      postgres: { host: 'db', port: 5432, user: 'backup', passwordEnv: 'PG_PASSWORD', databases: ['app'] },
+    },
+  ],
+};
+
+function problems(value: unknown): string[] {
+  try {
+    parseAgentConfig(value, 'agent.json');
+  } catch (e) {
+    expect(e).toBeInstanceOf(UserError);
+    return (e as Error).message.split('\n');
+  }
+  throw new Error('expected the config to be rejected');
+}
+
+describe('agent config', () => {
+  test('applies the documented defaults', () => {
+    const config = parseAgentConfig(valid, 'agent.json');
+    expect(config.http.host).toBe('0.0.0.0');
+    expect(config.jobs[0]).toMatchObject({ postgres: { parallelJobs: 2 } });
+  });
+
+  test('lists every problem with its path, one per line', () => {
+    const bad = {
+      ...valid,
+      timeZone: 'Mars/Olympus',
+      http: { port: 0 },
+      jobs: [
+        { ...valid.jobs[0], schedule: '0 25 * * *', offsite: true, postgres: { ...valid.jobs[0].postgres, passwordEnv: 'not a var' } },
+        { ...valid.jobs[0], extra: 1 },
+      ],
+    };
+    expect(problems(bad)).toEqual([
+      'agent.json: timeZone: is not an IANA time zone (e.g. "UTC", "Europe/Berlin")',
+      'agent.json: http.port: Too small: expected number to be >=1',
+      'agent.json: jobs[0].schedule: invalid cron expression "0 25 * * *": hour field: 25 is out of range 0-23',
+      'agent.json: jobs[0].postgres.passwordEnv: must be an environment variable name like "PG_PASSWORD"',
+      'agent.json: jobs[1]: Unrecognized key: "extra"',
+    ]);
+  });
+
+  test('cross-field rules: unique job names, off-site jobs need an offsite section', () => {
+    expect(problems({ ...valid, jobs: [{ ...valid.jobs[0], offsite: true }, valid.jobs[0]] })).toEqual([
+      'agent.json: jobs[0].offsite: is true but the file has no top-level "offsite" section',
+      'agent.json: jobs[1].name: duplicate job name "pg"',
+    ]);
+  });
+
+  test('a missing field says "is required"', () => {
+    const { tenant: _tenant, ...rest } = valid;
+    expect(problems(rest)).toEqual(['agent.json: tenant: is required (string)']);
+  });
+
+  test('loadAgentConfig: a missing or broken file is a user error naming the path', () => {
+    const dir = fs.mkdtempSync(path.join(process.env.TMPDIR || os.tmpdir(), 'agent-config-'));
+    expect(() => loadAgentConfig(path.join(dir, 'nope.json'))).toThrow(`agent config ${path.join(dir, 'nope.json')} does not exist; pass --config <path> or set TENANTRY_AGENT_CONFIG`);
+    fs.writeFileSync(path.join(dir, 'broken.json'), '{ "tenant": ');
+    expect(() => loadAgentConfig(path.join(dir, 'broken.json'))).toThrow(/^agent config .*broken\.json is not valid JSON: /);
+  });
+});
