@@ -71,7 +71,7 @@ export function formatFailover(result: FailoverBenchmark): string {
   const s = (ms: number) => (ms / 1000).toFixed(2);
   return [
     `Sentinel failover: SIGKILL of the master → every sentinel names the new master (polled every 50 ms)`,
-    `machine: ${os.cpus().length} cores (nproc); redis-server/redis-sentinel from Debian; tenant acme, dev stack as synthesized:`,
+    `machine: ${os.cpus().length} cores (nproc), load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}; redis-server/redis-sentinel from Debian; tenant acme, dev stack as synthesized (after translation):`,
     ...result.settings.map((line) => `  ${line}`),
     '',
     textTable(['kill', 'killed', 'promoted', 'failover s'], result.rows.map((r) => [r.kill, r.killed, r.promoted, s(r.failoverMs)])),

@@ -163,7 +163,10 @@ export class TenantRun {
     return s;
   }
 
-  /** Writes the container's files and starts it; resolves when it accepts connections. */
+  /**
+   * Writes the container's files and starts it; resolves when it accepts connections. Starting
+   * a container again after it died keeps its dirs (data), as a Docker restart does.
+   */
   async start(name: string): Promise<RunningService> {
     const c = this.container(name);
     materialize(c, this.owner);
@@ -180,12 +183,6 @@ export class TenantRun {
     };
     this.services.set(name, service);
     return service;
-  }
-
-  /** Starts a container again (a restart: its files are rewritten, its dirs kept). */
-  async restart(name: string): Promise<RunningService> {
-    await this.services.get(name)?.stop();
-    return this.start(name);
   }
 
   /** Forgets a service the caller killed itself (e.g. SIGKILL in a failover drill). */

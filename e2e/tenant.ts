@@ -22,6 +22,8 @@ export interface TenantContainer {
   volumes: string[];
   /** The CMD-SHELL healthcheck command. */
   healthcheck?: string;
+  /** Docker runtime settings the drill does not reproduce (listed in the translation table). */
+  runtime: { memoryMb?: number; restart?: string; published: string[] };
 }
 
 /**
@@ -87,6 +89,7 @@ export function tenantContainers(
         internalPorts,
         volumes: (c.volumes ?? []).map((v) => v.container_path),
         healthcheck: test && test[0] === 'CMD-SHELL' ? evaluate(test[1], 'healthcheck') : undefined,
+        runtime: { memoryMb: c.memory, restart: c.restart, published: (c.ports ?? []).filter((p) => p.external !== undefined).map((p) => `${p.ip ?? '0.0.0.0'}:${p.external}→${p.internal}`) },
       };
     })
     .sort((a, b) => a.name.localeCompare(b.name));

@@ -17,7 +17,9 @@ export interface SynthesizedContainer {
   command?: string[];
   env?: string[];
   upload?: { file: string; content: string; executable?: boolean }[];
-  ports?: { internal: number; external?: number }[];
+  ports?: { internal: number; external?: number; ip?: string }[];
+  memory?: number;
+  restart?: string;
   volumes?: { container_path: string; host_path?: string; volume_name?: string }[];
   labels?: { label: string; value: string }[];
   healthcheck?: { test: string[] };

@@ -68,7 +68,9 @@ type Apply =
   | { secret: string }
   /** Applied while reading the stack: unescaped `${…}` in uploads kept as literal text. */
   | { keepUnescapedInUploads: true }
-  | { notRun: true };
+  | { notRun: true }
+  /** A Docker runtime behaviour the drill does not reproduce. */
+  | { notReproduced: true };
 
 export interface DrillLayout {
   environment: string;
@@ -96,8 +98,6 @@ export interface Translation {
    * with the address rows applied: what an application here is handed.
    */
   output: TenantOutput;
-  /** Local `host:port` for a container's internal port, e.g. ('dev-acme-postgres', 5432). */
-  address(container: string, internalPort: number): { host: string; port: number };
 }
 
 /** The parts of the tenant output the drill's application-like clients use. */
@@ -161,6 +161,61 @@ function imageEntrypointRows(containers: TenantContainer[], layout: DrillLayout)
   return rows;
 }
 
+/** '*' when the names are every container the drill runs, else the names. */
+function scopeOf(names: string[], run: TenantContainer[]): TranslationRow['scope'] {
+  return run.every((c) => names.includes(c.name)) ? '*' : names;
+}
+
+/** What Docker does around the process that the drill does not do. */
+function runtimeRows(run: TenantContainer[]): TranslationRow[] {
+  const rows: TranslationRow[] = [];
+  const restarting = run.filter((c) => c.runtime.restart && c.runtime.restart !== 'no');
+  if (restarting.length > 0) {
+    rows.push({
+      change: 'restart policy',
+      scope: scopeOf(restarting.map((c) => c.name), run),
+      from: `restart: ${[...new Set(restarting.map((c) => c.runtime.restart))].join(', ')}`,
+      to: 'not reproduced: a process that dies stays down (the failover benchmark restarts it itself)',
+      why: 'the Redis step kills the master to model losing its host; Docker would restart a killed process within about a second, before down-after-milliseconds, and no failover would happen',
+      apply: { notReproduced: true },
+    });
+  }
+  const limited = run.filter((c) => c.runtime.memoryMb !== undefined);
+  if (limited.length > 0) {
+    rows.push({
+      change: 'memory limit',
+      scope: scopeOf(limited.map((c) => c.name), run),
+      from: limited.map((c) => `${c.name.split('-').slice(2).join('-')} ${c.runtime.memoryMb} MB`).join(', '),
+      to: 'not enforced',
+      why: 'no cgroup per process here; the drill\'s data sets are small',
+      apply: { notReproduced: true },
+    });
+  }
+  const published = run.filter((c) => c.runtime.published.length > 0);
+  if (published.length > 0) {
+    rows.push({
+      change: 'published ports',
+      scope: scopeOf(published.map((c) => c.name), run),
+      from: published.flatMap((c) => c.runtime.published).join(', '),
+      to: 'not published: clients use the local ports of the address rows',
+      why: 'one loopback, nothing reachable from outside',
+      apply: { notReproduced: true },
+    });
+  }
+  const checked = run.filter((c) => c.healthcheck);
+  if (checked.length > 0) {
+    rows.push({
+      change: 'healthcheck',
+      scope: scopeOf(checked.map((c) => c.name), run),
+      from: 'CMD-SHELL every 10 s by Docker',
+      to: 'run once by the drill after every container started, with the container\'s env and user',
+      why: 'no Docker daemon watching',
+      apply: { notReproduced: true },
+    });
+  }
+  return rows;
+}
+
 /** Which binaries, which environment and which OS user stand in for the images'. */
 function userAndEnvRows(run: TenantContainer[], layout: DrillLayout): TranslationRow[] {
   const rows: TranslationRow[] = [];
@@ -188,7 +243,7 @@ function userAndEnvRows(run: TenantContainer[], layout: DrillLayout): Translatio
       scope: postgresNames,
       from: 'LANG=en_US.utf8 (image ENV); psql in init scripts finds /var/run/postgresql by default',
       to: 'LANG=C.UTF-8; PGHOST=/var/run/postgresql (the path row maps it)',
-      why: 'Debian here has only the C locales; Debian libpq defaults to its own socket dir',
+      why: 'Debian here has only the C locales; the socket dir is a temp dir here (path row), so psql is told where',
       apply: { env: { LANG: 'C.UTF-8', PGHOST: '/var/run/postgresql' } },
     });
   }
@@ -247,6 +302,7 @@ export async function translateTenant(stack: SynthesizedStack, layout: DrillLayo
   for (const c of original.filter((c) => !runs(c))) {
     rows.push({ change: 'not run', scope: [c.name], from: c.name, to: '(not started)', why: `no ${c.service} program here (only its image has one); its address still gets a free port nobody listens on`, apply: { notRun: true } });
   }
+  rows.push(...runtimeRows(run));
   // Programs, users and environment first: the text rows below then also map the container
   // paths these name (PGHOST=/var/run/postgresql, --config /etc/tenantry/agent.json).
   rows.push(...imageEntrypointRows(run, layout), ...userAndEnvRows(run, layout));
@@ -349,11 +405,6 @@ export async function translateTenant(stack: SynthesizedStack, layout: DrillLayo
     original,
     secrets,
     output,
-    address(container, internalPort) {
-      const port = ports.get(`${container}:${internalPort}`);
-      if (port === undefined) throw new Error(`no port for ${container}:${internalPort}`);
-      return { host: LOCALHOST, port };
-    },
   };
   checkNothingLeft(result, layout.root);
   return result;
