@@ -69,7 +69,11 @@ export function checkBinaries(extra: [string, string][] = []): void {
   };
   let missing = required().filter(([binary]) => !installed(binary));
   if (missing.length > 0 && isRoot()) {
-    execFileSync('bash', [path.join(REPO_DIR, 'test', 'install-servers.sh')], { stdio: 'inherit', timeout: 600_000 });
+    try {
+      execFileSync('bash', [path.join(REPO_DIR, 'test', 'install-servers.sh')], { stdio: 'inherit', timeout: 600_000 });
+    } catch {
+      // Whatever is still missing is reported below.
+    }
     missing = required().filter(([binary]) => !installed(binary));
     for (const [, debianPackage] of missing) installPackage(debianPackage);
     missing = required().filter(([binary]) => !installed(binary));
