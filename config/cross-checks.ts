@@ -21,6 +21,7 @@ export function crossCheck(
     ...(declared.length === 0 ? [] : tenants.flatMap((t) => environmentReferences(t.file, t.tenant, declared))),
     ...deployments.flatMap((d) => deploymentRules(d, environments)),
     ...portConflicts(environments, deployments),
+    ...containerNameClashes(environments, deployments),
   ]);
 }
 
@@ -177,6 +178,30 @@ interface PortClaim {
   /** Claims are reported once per pair of groups (a tenant in an environment, or a shared server). */
   readonly group: string;
   readonly problem: (message: string) => Problem;
+}
+
+/**
+ * Container and volume names are `<env>-<tenant>-…`: environment "dev" with tenant "a-b" and
+ * environment "dev-a" with tenant "b" would both own "dev-a-b-postgres" on one Docker host.
+ */
+function containerNameClashes(environments: ParsedEnvironment[], deployments: ParsedDeployment[]): Problem[] {
+  const owners = new Map<string, ParsedDeployment>();
+  const problems: Problem[] = [];
+  for (const d of deployments) {
+    const env = environments.find((e) => e.env.name === d.environment)!.env;
+    const prefix = `${env.name}-${d.tenant.name}`;
+    const key = `${env.docker.host}\u0000${prefix}`;
+    const other = owners.get(key);
+    if (!other) {
+      owners.set(key, d);
+    } else if (other.environment !== d.environment || other.tenant.name !== d.tenant.name) {
+      const where = formatProblem(other.file.problem(['name'], '')).replace(/: $/, '');
+      problems.push(
+        d.file.problem(['name'], `name: containers of tenant "${d.tenant.name}" in environment "${d.environment}" would be named "${prefix}-…", like those of tenant "${other.tenant.name}" in environment "${other.environment}" (${where}) on the same Docker host: rename one of the tenants or environments`),
+      );
+    }
+  }
+  return problems;
 }
 
 function portAdvice(claim: PortClaim, first: PortClaim): string {

@@ -218,6 +218,8 @@ export function resolveBackupJobs(env: EnvironmentFile, d: Pick<ParsedDeployment
   for (const service of BACKUP_SERVICES) {
     const settings = d.services[service];
     if (!settings?.enabled) continue;
+    // A MinIO without buckets holds nothing the agent would copy.
+    if (service === 'minio' && d.services.minio?.buckets.length === 0) continue;
     const base = DEFAULT_BACKUP_JOBS[service];
     const envDefault = env.backup.defaults[service] ?? {};
     const own = d.backup[service] ?? {};

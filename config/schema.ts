@@ -198,7 +198,7 @@ export const environmentSchema = z
         version: z.number().int().min(13).max(17).default(16),
         memoryMb: memoryMb.default(1024),
         cpus: cpus.optional(),
-        parameters: z.record(z.string().regex(/^[a-z_][a-z0-9_.]*$/), z.union([z.string(), z.number(), z.boolean()])).default({}),
+        parameters: z.record(z.string().regex(/^[a-z][a-z0-9_.]*$/, 'must be a PostgreSQL parameter name'), z.union([z.string(), z.number(), z.boolean()])).default({}),
         hostPort: tcpPort.optional(),
       })
       .optional(),
@@ -233,7 +233,7 @@ const postgresSchema = z.strictObject({
   mode: z.enum(['dedicated', 'shared']).default('dedicated'),
   databases: z.array(postgresIdentifier).min(1).default(['app']),
   parameters: z
-    .record(z.string().regex(/^[a-z_][a-z0-9_.]*$/, 'must be a PostgreSQL parameter name'), z.union([z.string(), z.number(), z.boolean()]))
+    .record(z.string().regex(/^[a-z][a-z0-9_.]*$/, 'must be a PostgreSQL parameter name'), z.union([z.string(), z.number(), z.boolean()]))
     .default({}),
   memoryMb: memoryMb.default(512),
   cpus: cpus.optional(),
@@ -333,7 +333,7 @@ const tenantEnvironmentOverride = z.strictObject({
  * override gets the same checks, and error positions, as the base.
  */
 export const tenantFileSchema = z.strictObject({
-  name: resourceName,
+  name: resourceName.refine((n) => n !== 'shared', { message: 'is reserved for the environment\'s shared Postgres server: choose another name' }),
   environments: z.array(resourceName).min(1, 'must name at least one environment'),
   /** Which block of 20 published host ports this tenant uses (needed where an environment publishes ports). */
   portSlot: z.number().int().min(0).max(3276).optional(),

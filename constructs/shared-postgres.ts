@@ -1,6 +1,6 @@
 import { Construct } from 'constructs';
 import type { StorageConfig } from '../config/model';
-import { renderPostgres } from '../runtime/render/postgres';
+import { renderPostgres, renderPostgresCommand } from '../runtime/render/postgres';
 import type { PostgresEndpoint } from './postgres';
 import { tenantRoles } from './postgres';
 import { generatedSecret } from './secrets';
@@ -48,7 +48,7 @@ export class SharedPostgresServer extends Construct {
       service: 'postgres',
       image: props.image,
       network: props.network,
-      launch: { files: [], command: renderPostgres({ databases: ['postgres'], appRole: 'unused', readonlyRole: 'unused', parameters: { ...props.parameters } }).command, env: ['POSTGRES_PASSWORD'] },
+      launch: { files: [], command: renderPostgresCommand({ ...props.parameters }), env: ['POSTGRES_PASSWORD'] },
       env: { POSTGRES_PASSWORD: this.superuserPassword, PGDATA: '/var/lib/postgresql/data/pgdata' },
       memoryMb: props.memoryMb,
       cpus: props.cpus,

@@ -8,12 +8,13 @@ import type { RenderedFile } from '../runtime/render/types';
  * cdktf's own token markers (`${TfToken[…]}`) are left alone so that references still resolve.
  */
 export function escapeTerraformTemplate(text: string): string {
-  return text.replace(/\$\{(?!TfToken\[)/g, '$${').replace(/%\{/g, '%%{');
+  // Replacement functions, not strings: in a replacement string "$$" means one "$".
+  return text.replace(/\$\{(?!TfToken\[)/g, () => '$${').replace(/%\{/g, () => '%%{');
 }
 
 /** The inverse of escapeTerraformTemplate: what Terraform hands to the provider. */
 export function unescapeTerraformTemplate(text: string): string {
-  return text.replace(/\$\$\{/g, '${').replace(/%%\{/g, '%{');
+  return text.replace(/\$\$\{/g, () => '${').replace(/%%\{/g, () => '%{');
 }
 
 /** Rendered files as `upload` blocks, sorted by path so the plan never reorders them. */

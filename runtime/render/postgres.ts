@@ -131,12 +131,17 @@ function parameterArgs(parameters: PostgresRenderOptions['parameters']): string[
     });
 }
 
+/** The server's command line: `postgres` with the parameters as sorted `-c` pairs. */
+export function renderPostgresCommand(parameters: PostgresRenderOptions['parameters']): string[] {
+  return ['postgres', ...parameterArgs(parameters)];
+}
+
 /** The Postgres container: image entrypoint kept (it runs the init script on an empty data dir). */
 export function renderPostgres(o: PostgresRenderOptions): ContainerLaunch {
   const initDir = o.initDir ?? DEFAULT_INIT_DIR;
   return {
     files: [{ path: `${initDir}/${INIT_SCRIPT_NAME}`, content: renderPostgresInitScript(o), executable: true }],
-    command: ['postgres', ...parameterArgs(o.parameters)],
+    command: renderPostgresCommand(o.parameters),
     env: ['POSTGRES_PASSWORD', 'TENANTRY_APP_PASSWORD', 'TENANTRY_READONLY_PASSWORD'],
   };
 }

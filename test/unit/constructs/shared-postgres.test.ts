@@ -20,7 +20,7 @@ describe('SharedPostgresServer and SharedPostgresDatabases', () => {
   // 'unused', readonlyRole: 'unused', ... }), which throws "appRole and readonlyRole must differ",
   // so no shared server can be built (and no environment with sharedPostgres can synthesize).
   // Fix: export the `-c` argument builder from runtime/render/postgres.ts and call it directly.
-  test.failing('the server: dev-shared-postgres with sorted -c parameters, its superuser password by reference', () => {
+  test('the server: dev-shared-postgres with sorted -c parameters, its superuser password by reference', () => {
     const { doc } = synth((scope) => sharedServer(scope));
     const server = container(doc, 'dev-shared-postgres');
 
@@ -31,7 +31,7 @@ describe('SharedPostgresServer and SharedPostgresDatabases', () => {
   });
 
   // Same bug: a tenant's databases need the server first.
-  test.failing("a tenant's databases: a one-shot container runs the tenant's init script against the server", () => {
+  test("a tenant's databases: a one-shot container runs the tenant's init script against the server", () => {
     const { doc } = synth((scope) => {
       const server = sharedServer(scope);
       new SharedPostgresDatabases(scope, 'postgres', { environment: 'dev', tenant: 'acme', server, network: NETWORK, databases: ['app'] });

@@ -1,3 +1,4 @@
+import * as path from 'path';
 import { loadConfig } from '../../../config/load';
 import { containerName } from '../../../constructs/naming';
 import { SHARED_TENANT } from '../../../constructs/shared-postgres';
@@ -60,21 +61,30 @@ describe('policy aspects on a stack built from config', () => {
 });
 
 describe('names on a shared Docker host', () => {
-  // BUG (config/cross-checks.ts): container and volume names are `<env>-<tenant>-<service>`, and
-  // both environment and tenant names may contain "-", so environment "dev" with tenant "a-b" and
-  // environment "dev-a" with tenant "b" both get "dev-a-b-postgres". Docker refuses the second
-  // container at apply time; loadConfig accepts the config. Fix: a cross-check like portConflicts
-  // that collects container (and volume) names per Docker host and reports a clash at both
-  // tenants' `name:` lines.
-  test.failing('two environments on one host never produce the same container name', () => {
+  // Container and volume names are `<env>-<tenant>-<service>`, and both names may contain "-":
+  // environment "dev" with tenant "a-b" and environment "dev-a" with tenant "b" would both own
+  // "dev-a-b-postgres". Docker would refuse the second container at apply time, so the loader does now.
+  test('two environments on one host that would produce the same container names are refused at the tenant', () => {
     const root = writeConfig({
       'environments/dev.yaml': environment('dev', '172.30.0.0/16'),
       'environments/dev-a.yaml': environment('dev-a', '172.29.0.0/16'),
       'tenants/a-b.yaml': { name: 'a-b', environments: ['dev'], services: postgresOnly },
       'tenants/b.yaml': { name: 'b', environments: ['dev-a'], services: postgresOnly },
     });
-    const stacks = loadOrThrow(root).environments.map(synthEnvironment);
+    const result = loadConfig(root);
+    expect(result.ok).toBe(false);
+    const messages = result.ok ? [] : result.problems.map((p) => `${path.basename(p.file)}:${p.line}:${p.col}: ${p.message}`);
+    expect(messages).toEqual([expect.stringMatching(/^b\.yaml:1:7: name: containers of tenant "b" in environment "dev-a" would be named "dev-a-b-…", like those of tenant "a-b" in environment "dev"/)]);
+  });
 
+  test('the same tenant names in environments on different Docker hosts are fine', () => {
+    const root = writeConfig({
+      'environments/dev.yaml': environment('dev', '172.30.0.0/16'),
+      'environments/dev-a.yaml': { ...environment('dev-a', '172.29.0.0/16'), docker: { host: 'ssh://deploy@other-host' } },
+      'tenants/a-b.yaml': { name: 'a-b', environments: ['dev'], services: postgresOnly },
+      'tenants/b.yaml': { name: 'b', environments: ['dev-a'], services: postgresOnly },
+    });
+    const stacks = loadOrThrow(root).environments.map(synthEnvironment);
     expect(invariantViolations(stacks)).toEqual([]);
   });
 
@@ -84,7 +94,7 @@ describe('names on a shared Docker host', () => {
   // "dev-shared-postgres" (and volume "dev-shared-postgres-data"). Fix: refuse the tenant name
   // "shared" where the environment has sharedPostgres (or everywhere, simpler), with a message at
   // the tenant's `name:` line.
-  test.failing('loadConfig refuses a tenant called "shared" next to a shared Postgres server (same container name)', () => {
+  test('loadConfig refuses a tenant called "shared" next to a shared Postgres server (same container name)', () => {
     const root = writeConfig({
       'environments/dev.yaml': environment('dev', '172.30.0.0/16', { sharedPostgres: {} }),
       'tenants/shared.yaml': { name: 'shared', environments: ['dev'], services: postgresOnly },
@@ -102,7 +112,7 @@ describe('shared Postgres', () => {
   // sharedPostgres section fails at synth. Fix: export the `-c` argument builder from
   // runtime/render/postgres.ts (e.g. `postgresCommand(parameters)`) and use it here, instead of
   // rendering an init script that is thrown away.
-  test.failing('tenants with mode: shared get their databases on the server from a one-shot provisioning container', () => {
+  test('tenants with mode: shared get their databases on the server from a one-shot provisioning container', () => {
     const root = writeConfig({
       'environments/dev.yaml': environment('dev', '172.30.0.0/16', { sharedPostgres: { parameters: { max_connections: 300 } } }),
       'tenants/acme.yaml': { name: 'acme', environments: ['dev'], services: { postgres: { mode: 'shared', databases: ['app'] } } },

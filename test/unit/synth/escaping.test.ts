@@ -11,7 +11,7 @@ import { renderPostgres } from '../../../runtime/render/postgres';
 import { renderRedisNode, renderSentinel } from '../../../runtime/render/redis';
 import type { ContainerLaunch } from '../../../runtime/render/types';
 import { ContainerJson, containers, loadOrThrow, REPO_ROOT, synthEnvironment, SynthesizedEnvironment } from './support';
-import { terraformReads, withTerraformFailing } from './terraform-console';
+import { terraformReads, withTerraform } from './terraform-console';
 
 /*
  * What a container sees is what Terraform makes of the upload content in the JSON. For every
@@ -156,7 +156,7 @@ describe('no upload hands Terraform a template it would evaluate', () => {
   // (String.prototype.replace reads "$$" as one "$"), so every shell `${VAR:?…}` reaches the JSON
   // unescaped and `terraform plan` fails ("Extra characters after interpolation expression").
   // Fix: `.replace(/\$\{(?!TfToken\[)/g, '$$$${')` or a replacer function `() => '$${'`.
-  test.failing('every ${ and %{ in every upload is escaped, or a Terraform reference', () => {
+  test('every ${ and %{ in every upload is escaped, or a Terraform reference', () => {
     const offenders = cases.flatMap(({ s, c }) =>
       (c.upload ?? []).flatMap((u) => unescapedTemplates(u.content).map((snippet) => `${s.env.name} ${c.name} ${u.file}: ${snippet}`)),
     );
@@ -164,7 +164,7 @@ describe('no upload hands Terraform a template it would evaluate', () => {
   });
 
   // The same, judged by Terraform itself: it must read every upload as the rendered file.
-  withTerraformFailing('Terraform reads every upload of the example stacks as the rendered file (needs terraform on PATH)', () => {
+  withTerraform('Terraform reads every upload of the example stacks as the rendered file (needs terraform on PATH)', () => {
     const uploads = cases.flatMap(({ c }) => c.upload ?? []);
     expect(terraformReads(uploads.map((u) => u.content))).toEqual(uploads.map((u) => unescapeTerraformTemplate(u.content)));
   });

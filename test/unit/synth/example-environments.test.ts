@@ -153,7 +153,7 @@ describe('invariants over every example stack', () => {
 // but is not reachable from the host, although dev publishes every other service and globex's
 // connection output points applications at PgBouncer. Fix: one default in both places, e.g. in
 // portLayout `if (services.postgres?.enabled && services.pgbouncer?.enabled !== false)`.
-test.failing('in an environment that publishes ports, every long-running container of a tenant with a portSlot publishes one', () => {
+test('in an environment that publishes ports, every long-running container of a tenant with a portSlot publishes one', () => {
   const dev = stack('dev');
   const unpublished = containers(dev.doc)
     .filter((c) => c.restart !== 'no' && (c.ports ?? []).length === 0)

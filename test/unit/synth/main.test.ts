@@ -58,7 +58,7 @@ test('synthesizes every example environment to cdktf.out/stacks/<env>/cdk.tf.jso
 // Fix: `import { AnnotationMetadataEntryType } from 'cdktf'` and compare with
 // AnnotationMetadataEntryType.ERROR. (Config validation does not catch these cases first: the
 // schema accepts `images.postgres: postgres:latest` and published data ports in production.)
-test.failing('a policy error (an image tagged latest) is reported as file:1:1 lines, exit code 2, nothing written', () => {
+test('a policy error (an image tagged latest) is reported as file:1:1 lines, exit code 2, nothing written', () => {
   const root = writeConfig({
     'environments/dev.yaml': {
       name: 'dev',

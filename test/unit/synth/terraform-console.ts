@@ -60,5 +60,3 @@ export function terraformReads(values: readonly string[]): string[] {
 
 /** `test` where Terraform is installed, otherwise a visible skip. */
 export const withTerraform = TERRAFORM ? test : test.skip;
-/** `test.failing` where Terraform is installed (a known bug), otherwise a visible skip. */
-export const withTerraformFailing = TERRAFORM ? test.failing : test.skip;
