@@ -144,9 +144,9 @@ function imageEntrypointRows(containers: TenantContainer[], layout: DrillLayout)
     rows.push({
       change: 'image entrypoint',
       scope: agents,
-      from: 'backup image: tenantry-agent <command>',
+      from: 'backup image (runtime/agent/Dockerfile): /sbin/tini -- tenantry-agent <command>',
       to: `${process.execPath} ${cli} <command>`,
-      why: 'the image is built from this repository; its entrypoint is the compiled agent CLI',
+      why: 'the image is built from this repository; its entrypoint is the compiled agent CLI (no tini: the drill reaps and stops its own children)',
       apply: { imageEntrypoint: [process.execPath, cli], launch: 'exec' },
     });
     rows.push({
@@ -258,7 +258,14 @@ function userAndEnvRows(run: TenantContainer[], layout: DrillLayout): Translatio
   });
   const agentNames = run.filter((c) => c.service === 'backup').map((c) => c.name);
   if (agentNames.length > 0) {
-    rows.push({ change: 'user', scope: agentNames, from: 'the backup image user', to: 'root (the drill\'s user)', why: 'it writes the backup dir the drill created', apply: { user: 'root' } });
+    rows.push({
+      change: 'user',
+      scope: agentNames,
+      from: 'the backup image\'s USER tenantry (uid 10001)',
+      to: 'root (the drill\'s user)',
+      why: 'the drill creates the backup dir itself; Docker would create a missing bind path root-owned 0755, which uid 10001 cannot write (reported, not reproduced)',
+      apply: { user: 'root' },
+    });
   }
 
   return rows;
