@@ -101,6 +101,17 @@ export class RedisSentinel extends Construct {
 
     this.sentinelAddresses = [];
     for (let i = 1; i <= sentinels; i++) {
+      // Sentinel records failovers (current master, epochs, its own id) in its live config under
+      // /data; on the container's own volume that record survives the container being replaced.
+      const state = new StatefulVolume(this, `sentinel-state-${i}`, {
+        environment: props.environment,
+        tenant: props.tenant,
+        service: `sentinel-${i}`,
+        purpose: 'state',
+        storage: props.storage,
+        override: props.storageOverride,
+        containerPath: '/data',
+      });
       const sentinel = new ServiceContainer(this, `sentinel-${i}`, {
         ...common,
         service: 'sentinel',
@@ -116,6 +127,7 @@ export class RedisSentinel extends Construct {
         }),
         env: { REDIS_PASSWORD: this.password, SENTINEL_PASSWORD: this.sentinelPassword },
         memoryMb: 64,
+        volumes: [state.mount],
         publishedPorts: published(`sentinel-${i}`, 26379),
         healthcheck: 'REDISCLI_AUTH="$SENTINEL_PASSWORD" redis-cli -p 26379 ping | grep -q PONG',
       });

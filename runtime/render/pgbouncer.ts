@@ -81,6 +81,9 @@ function iniText(o: Resolved): string {
     ';; JDBC sends extra_float_digits and some clients send options at startup; PgBouncer refuses',
     ';; unknown startup parameters unless told to ignore them.',
     'ignore_startup_parameters = extra_float_digits,options',
+    ';; The app role may run the read-only SHOW commands (SHOW POOLS, SHOW STATS) on the "pgbouncer"',
+    ';; console database, so pool saturation can be seen without a separate admin password.',
+    `stats_users = ${o.user}`,
     '',
   ].join('\n');
 }

@@ -113,6 +113,16 @@ describe('pgbouncer (real PgBouncer 1.18 in front of Postgres 15)', () => {
     await client.end();
   });
 
+  it('lets the app role read pool statistics on the console database (stats_users), but not administer it', async () => {
+    // The console speaks only the simple query protocol, which pg uses for parameterless queries.
+    const console = clientFor('pgbouncer');
+    await console.connect();
+    const pools = await console.query('SHOW POOLS');
+    expect(pools.rows.map((r: { database: string }) => r.database)).toEqual(expect.arrayContaining(['pgbouncer']));
+    await expect(console.query('PAUSE')).rejects.toThrow(/admin access needed|not allowed/i);
+    await console.end();
+  });
+
   it('refuses a wrong password', async () => {
     const client = clientFor('orders', 'not-the-password');
     // PgBouncer 1.18 words a SCRAM failure differently from Postgres ("password authentication failed").
