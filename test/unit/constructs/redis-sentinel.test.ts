@@ -130,16 +130,24 @@ describe('RedisSentinel', () => {
     for (const c of sentinels) expect(envOf(c)).toEqual({ REDIS_PASSWORD: redisPassword, SENTINEL_PASSWORD: sentinelPassword });
   });
 
-  test('each node keeps its data on its own volume; memory 384 MiB per node, 64 MiB per sentinel', () => {
+  test('each node keeps its data, and each sentinel its failover record, on its own volume; memory 384 MiB per node, 64 MiB per sentinel', () => {
     const { nodes, sentinels, doc } = redis();
 
-    expect(volumes(doc).map((v) => v.name).sort()).toEqual(['dev-acme-redis-0-data', 'dev-acme-redis-1-data', 'dev-acme-redis-2-data']);
+    expect(volumes(doc).map((v) => v.name).sort()).toEqual([
+      'dev-acme-redis-0-data',
+      'dev-acme-redis-1-data',
+      'dev-acme-redis-2-data',
+      'dev-acme-sentinel-1-state',
+      'dev-acme-sentinel-2-state',
+      'dev-acme-sentinel-3-state',
+    ]);
     for (const node of nodes) {
       expect(node.volumes).toEqual([{ container_path: '/data', volume_name: expect.stringMatching(/^\$\{docker_volume\./) }]);
       expect(node.memory).toBe(384);
       expect(node.labels).toEqual(labels('dev', 'acme', 'redis'));
     }
     for (const sentinel of sentinels) {
+      expect(sentinel.volumes).toEqual([{ container_path: '/data', volume_name: expect.stringMatching(/^\$\{docker_volume\./) }]);
       expect(sentinel.memory).toBe(64);
       expect(sentinel.labels).toEqual(labels('dev', 'acme', 'sentinel'));
     }
