@@ -7,28 +7,46 @@ import * as http from 'http';
 import type { Logger } from './log';
 import { AgentState, assessHealth, renderMetrics, scheduleGaps, snapshotJobs } from './status';
 
-export async function startHttpServer(state: AgentState, log: Logger, host: string, port: number): Promise<http.Server> {
+interface Reply {
+  status: number;
+  type: string;
+  body: string;
+}
+
+type Route = (now: Date) => Promise<Reply>;
+
+function routes(state: AgentState): Record<string, Route> {
   const gaps = scheduleGaps(state.config, state.startedAt);
+  return {
+    'GET /metrics': async (now) => ({
+      status: 200,
+      type: 'text/plain; version=0.0.4; charset=utf-8',
+      body: renderMetrics(await snapshotJobs(state), state.config, now),
+    }),
+    'GET /health': async (now) => {
+      const health = assessHealth(await snapshotJobs(state), gaps, state, now);
+      return { status: health.status === 'ok' ? 200 : 503, type: 'application/json', body: `${JSON.stringify(health)}\n` };
+    },
+  };
+}
+
+const NOT_FOUND: Reply = { status: 404, type: 'text/plain', body: 'not found: try GET /metrics or GET /health\n' };
+
+export async function startHttpServer(state: AgentState, log: Logger, host: string, port: number): Promise<http.Server> {
+  const table = routes(state);
   const server = http.createServer((request, response) => {
-    const reply = (status: number, type: string, body: string) => {
-      response.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' });
-      response.end(body);
-    };
     const route = `${request.method} ${(request.url ?? '/').split('?')[0]}`;
-    const now = new Date();
-    const answer =
-      route === 'GET /metrics'
-        ? snapshotJobs(state).then((snapshots) => reply(200, 'text/plain; version=0.0.4; charset=utf-8', renderMetrics(snapshots, state.config, now)))
-        : route === 'GET /health'
-          ? snapshotJobs(state).then((snapshots) => {
-              const health = assessHealth(snapshots, gaps, state, now);
-              reply(health.status === 'ok' ? 200 : 503, 'application/json', `${JSON.stringify(health)}\n`);
-            })
-          : Promise.resolve(reply(404, 'text/plain', 'not found: try GET /metrics or GET /health\n'));
-    answer.catch((error: Error) => {
-      log.error('http handler failed', { route, error: error.message });
-      if (!response.headersSent) reply(500, 'text/plain', 'internal error\n');
-    });
+    const handler = table[route];
+    const reply = handler ? handler(new Date()) : Promise.resolve(NOT_FOUND);
+    reply
+      .catch((error: Error): Reply => {
+        log.error('http handler failed', { route, error: error.message });
+        return { status: 500, type: 'text/plain', body: 'internal error\n' };
+      })
+      .then(({ status, type, body }) => {
+        response.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' });
+        response.end(body);
+      });
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

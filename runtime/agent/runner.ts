@@ -211,14 +211,14 @@ async function newestGood(store: BackupStore): Promise<Manifest> {
 }
 
 async function readBackup(store: BackupStore, id: string): Promise<Manifest> {
-  if (!(await store.exists(id))) throw new UserError(`job ${store.job} has no finished backup "${id}"; \`tenantry-agent list ${store.job}\` shows them`);
+  if (!store.exists(id)) throw new UserError(`job ${store.job} has no finished backup "${id}"; \`tenantry-agent list ${store.job}\` shows them`);
   return store.read(id);
 }
 
 /** The job a backup id belongs to (ids start with their job's name, but names may share prefixes). */
 export async function jobOfBackup(config: AgentConfig, id: string): Promise<JobConfig> {
   for (const job of config.jobs) {
-    if (await new BackupStore(config.backupDir, job.name).exists(id)) return job;
+    if (new BackupStore(config.backupDir, job.name).exists(id)) return job;
   }
   throw new UserError(`no job has a finished backup "${id}"; \`tenantry-agent list\` shows them`);
 }
@@ -290,7 +290,7 @@ async function fetchFromOffsite(agent: Agent, job: JobConfig, store: BackupStore
     if (id === undefined || !remote.includes(id)) {
       throw new UserError(`the off-site bucket has no backup ${from === 'latest' ? 'at all' : `"${from}"`} for job ${job.name}${remote.length ? ` (newest: ${remote[remote.length - 1]})` : ''}`);
     }
-    if (await store.exists(id)) return store.read(id);
+    if (store.exists(id)) return store.read(id);
     agent.log.forJob(job.name).info('fetching the off-site copy', { id, location: offsite.location(job.name, id) });
     return await offsite.download(job.name, id, store);
   } finally {

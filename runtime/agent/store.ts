@@ -108,7 +108,8 @@ export class BackupStore {
     return parseManifest(await fs.promises.readFile(file, 'utf8'), file);
   }
 
-  async exists(id: string): Promise<boolean> {
+  /** Whether a finished backup of this id is here. */
+  exists(id: string): boolean {
     return fs.existsSync(path.join(this.backupDir(id), MANIFEST_FILE));
   }
 

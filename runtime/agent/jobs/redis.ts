@@ -26,7 +26,7 @@ const RDB_FILE = 'dump.rdb';
 const MIGRATE_BATCH = 500;
 const MIGRATE_TIMEOUT_MS = 60_000;
 
-export interface RedisNode {
+interface RedisNode {
   host: string;
   port: number;
   role: 'replica' | 'master';
@@ -72,22 +72,28 @@ export class RedisDriver implements JobDriver {
     };
   }
 
-  /** The freshest healthy replica any sentinel knows; the master when there is none. */
-  async chooseNode(ctx: DriverContext): Promise<RedisNode> {
-    const sentinelPassword = this.redis.sentinelPasswordEnv === undefined ? undefined : secretFromEnv(this.redis.sentinelPasswordEnv, ctx.env);
+  /** The freshest healthy replica the sentinels know; the master when there is none. */
+  private chooseNode(ctx: DriverContext): Promise<RedisNode> {
+    return this.askSentinels(ctx, async (sentinel, connection) => {
+      const reply = await connection.command('SENTINEL', 'REPLICAS', this.redis.masterName);
+      const replicas = (Array.isArray(reply) ? reply : []).map(fieldsOf);
+      const healthy = replicas.filter(isHealthyReplica).sort((a, b) => Number(b['slave-repl-offset'] ?? 0) - Number(a['slave-repl-offset'] ?? 0));
+      if (healthy.length > 0) return { host: healthy[0].ip, port: Number(healthy[0].port), role: 'replica' };
+      const master = await masterOf(connection, this.redis.masterName);
+      ctx.log.warn('no healthy replica: taking the RDB from the master (its fork costs memory and latency)', { sentinel, replicas: replicas.length });
+      return { ...master, role: 'master' };
+    });
+  }
+
+  /** Asks each sentinel in turn until one answers; a sentinel that is down is only a warning. */
+  private async askSentinels<T>(ctx: DriverContext, ask: (sentinel: string, connection: RedisConnection) => Promise<T>): Promise<T> {
+    const password = this.redis.sentinelPasswordEnv === undefined ? undefined : secretFromEnv(this.redis.sentinelPasswordEnv, ctx.env);
     const problems: string[] = [];
     for (const sentinel of this.redis.sentinels) {
       let connection: RedisConnection | undefined;
       try {
-        connection = await RedisConnection.open(splitHostPort(sentinel), sentinelPassword);
-        const reply = await connection.command('SENTINEL', 'REPLICAS', this.redis.masterName);
-        const replicas = (Array.isArray(reply) ? reply : []).map(fieldsOf);
-        const healthy = replicas.filter(isHealthyReplica).sort((a, b) => Number(b['slave-repl-offset'] ?? 0) - Number(a['slave-repl-offset'] ?? 0));
-        if (healthy.length > 0) return { host: healthy[0].ip, port: Number(healthy[0].port), role: 'replica' };
-        const master = (await connection.command('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', this.redis.masterName)) as string[] | null;
-        if (master === null) throw new Error(`does not know a master named "${this.redis.masterName}"`);
-        ctx.log.warn('no healthy replica: taking the RDB from the master (its fork costs memory and latency)', { sentinel, replicas: replicas.length });
-        return { host: master[0], port: Number(master[1]), role: 'master' };
+        connection = await RedisConnection.open(splitHostPort(sentinel), password);
+        return await ask(sentinel, connection);
       } catch (error) {
         problems.push(`${sentinel}: ${(error as Error).message}`);
         ctx.log.warn('sentinel did not answer usefully, trying the next one', { sentinel, error: (error as Error).message });
@@ -125,22 +131,18 @@ export class RedisDriver implements JobDriver {
   }
 
   private async currentMaster(ctx: DriverContext): Promise<{ host: string; port: number }> {
-    const sentinelPassword = this.redis.sentinelPasswordEnv === undefined ? undefined : secretFromEnv(this.redis.sentinelPasswordEnv, ctx.env);
-    for (const sentinel of this.redis.sentinels) {
-      try {
-        const connection = await RedisConnection.open(splitHostPort(sentinel), sentinelPassword);
-        try {
-          const master = (await connection.command('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', this.redis.masterName)) as string[] | null;
-          if (master !== null) return { host: master[0], port: Number(master[1]) };
-        } finally {
-          connection.close();
-        }
-      } catch (error) {
-        ctx.log.warn('sentinel did not answer, trying the next one', { sentinel, error: (error as Error).message });
-      }
+    try {
+      return await this.askSentinels(ctx, (_sentinel, connection) => masterOf(connection, this.redis.masterName));
+    } catch (error) {
+      throw new UserError(`${(error as Error).message}; pass --target host:port`);
     }
-    throw new UserError(`no sentinel named the master of "${this.redis.masterName}"; pass --target host:port`);
   }
+}
+
+async function masterOf(connection: RedisConnection, masterName: string): Promise<{ host: string; port: number }> {
+  const master = await connection.command('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', masterName);
+  if (!Array.isArray(master)) throw new Error(`does not know a master named "${masterName}"`);
+  return { host: String(master[0]), port: Number(master[1]) };
 }
 
 function parseTarget(target: string): { host: string; port: number } {

@@ -1,0 +1,198 @@
+/**
+ * Backup and restore of a ~1 GB Postgres database (pgbench -i -s 70): Tenantry's agent (a real
+ * `runBackup`: pg_dump -Fd -j2 -Z5 in an exported snapshot with row counts, globals, pg_restore
+ * --list, sha256 manifest; restore: pg_restore -j2 with session settings) against the common
+ * `pg_dump | gzip` and `gunzip | psql`. Each side runs `repetitions` times, alternating, on a
+ * server started like the tests start theirs; the table shows medians.
+ * Run: `npx tsc && node dist/bench/backup.js` (BENCH_PG_SCALE and BENCH_REPETITIONS override).
+ */
+import { spawn, execFileSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { performance } from 'perf_hooks';
+import { Client } from 'pg';
+import { textTable } from '../e2e/text-table';
+import { parseAgentConfig } from '../runtime/agent/config';
+import { createLogger } from '../runtime/agent/log';
+import { Agent, restoreBackup, runBackup } from '../runtime/agent/runner';
+import { AgentState } from '../runtime/agent/status';
+import { PostgresServer, startPostgres, tempDir } from '../test/helpers/servers';
+
+export interface BackupBenchRow {
+  method: string;
+  restoreMethod: string;
+  backupSeconds: number;
+  sizeBytes: number;
+  restoreSeconds: number;
+}
+
+export interface BackupBenchmark {
+  rows: BackupBenchRow[];
+  scale: number;
+  databaseBytes: number;
+  serverVersion: string;
+  repetitions: number;
+  /** 1-minute load average before and after: the machine may be shared. */
+  load: [number, number];
+}
+
+export interface BackupBenchOptions {
+  scale?: number;
+  repetitions?: number;
+  print?: (line: string) => void;
+}
+
+/** Runs `producer | consumer`, the consumer's stdout going to `outFile` when given; fails on any non-zero exit. */
+function pipeline(producer: string[], consumer: string[], env: NodeJS.ProcessEnv, outFile?: string): Promise<void> {
+  const run = (argv: string[], stdio: ('pipe' | 'ignore' | number)[]) => spawn(argv[0], argv.slice(1), { env: { ...process.env, ...env }, stdio });
+  const out = outFile === undefined ? 'ignore' : fs.openSync(outFile, 'w');
+  const first = run(producer, ['ignore', 'pipe', 'pipe']);
+  const second = run(consumer, ['pipe', out, 'pipe']);
+  first.stdout?.pipe(second.stdin as NodeJS.WritableStream);
+  const exit = (child: ReturnType<typeof run>, argv: string[]) =>
+    new Promise<void>((resolve, reject) => {
+      let stderr = '';
+      child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${argv.join(' ')} exited with ${code}: ${stderr.slice(-500)}`))));
+    });
+  return Promise.all([exit(first, producer), exit(second, consumer)]).then(() => {
+    if (typeof out === 'number') fs.closeSync(out);
+  });
+}
+
+async function sql(server: PostgresServer, database: string, text: string): Promise<string> {
+  const client = new Client({ host: server.host, port: server.port, user: 'postgres', password: server.password, database });
+  await client.connect();
+  try {
+    const result = await client.query(text);
+    return String(Object.values(result.rows[0] ?? {})[0] ?? '');
+  } finally {
+    await client.end();
+  }
+}
+
+async function timed(work: () => Promise<unknown>): Promise<number> {
+  const start = performance.now();
+  await work();
+  return (performance.now() - start) / 1000;
+}
+
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+
+export async function runBackupBenchmark(options: BackupBenchOptions = {}): Promise<BackupBenchmark> {
+  const scale = options.scale ?? Number(process.env.BENCH_PG_SCALE ?? 70);
+  const repetitions = options.repetitions ?? Number(process.env.BENCH_REPETITIONS ?? 3);
+  const print = options.print ?? (() => undefined);
+  const load: [number, number] = [os.loadavg()[0], 0];
+  const server = await startPostgres();
+  const work = tempDir('bench-backup');
+  try {
+    const env = server.env;
+    print(`pgbench -i -s ${scale} on port ${server.port} ...`);
+    await sql(server, 'postgres', 'CREATE DATABASE bench');
+    execFileSync(path.join(server.binDir, 'pgbench'), ['-i', '-s', String(scale), '-q', 'bench'], { env: { ...process.env, ...env }, stdio: 'ignore' });
+    const databaseBytes = Number(await sql(server, 'postgres', "SELECT pg_database_size('bench')"));
+    const serverVersion = await sql(server, 'postgres', 'SHOW server_version');
+
+    const config = parseAgentConfig(
+      {
+        tenant: 'bench',
+        environment: 'bench',
+        timeZone: 'UTC',
+        backupDir: path.join(work, 'agent'),
+        http: { port: 1 },
+        jobs: [{ name: 'pg', kind: 'postgres', schedule: '@daily', retention: { daily: 100, weekly: 0, monthly: 0 }, offsite: false, postgres: { host: server.host, port: server.port, user: 'postgres', passwordEnv: 'PG_PASSWORD', databases: ['bench'], parallelJobs: 2 } }],
+      },
+      'bench config',
+    );
+    const agent: Agent = {
+      config,
+      state: new AgentState(config),
+      log: createLogger(() => undefined),
+      env: { PG_PASSWORD: server.password },
+      notify: async () => undefined,
+      signal: new AbortController().signal,
+    };
+
+    const common = { backup: [] as number[], restore: [] as number[], size: 0 };
+    const tenantry = { backup: [] as number[], restore: [] as number[], size: 0 };
+    for (let i = 1; i <= repetitions; i++) {
+      const dumpFile = path.join(work, `plain-${i}.sql.gz`);
+      common.backup.push(await timed(() => pipeline(['pg_dump', '--dbname=bench'], ['gzip'], env, dumpFile)));
+      common.size = fs.statSync(dumpFile).size;
+      await sql(server, 'postgres', `CREATE DATABASE plain_${i}`);
+      common.restore.push(await timed(() => pipeline(['gunzip', '-c', dumpFile], ['psql', '--quiet', '--no-psqlrc', '-v', 'ON_ERROR_STOP=1', `--dbname=plain_${i}`], env)));
+      print(`run ${i}: pg_dump | gzip ${common.backup[i - 1].toFixed(1)} s, gunzip | psql ${common.restore[i - 1].toFixed(1)} s`);
+      await sql(server, 'postgres', `DROP DATABASE plain_${i}`);
+      fs.rmSync(dumpFile);
+
+      let id = '';
+      tenantry.backup.push(await timed(async () => {
+        const manifest = await runBackup(agent, config.jobs[0]);
+        if (manifest.status !== 'ok') throw new Error(`Tenantry backup failed: ${manifest.error}`);
+        id = manifest.id;
+        tenantry.size = manifest.sizeBytes;
+      }));
+      tenantry.restore.push(await timed(() => restoreBackup(agent, config.jobs[0], { from: id, target: `tenantry_${i}`, force: false, withGlobals: false, fromOffsite: false })));
+      print(`run ${i}: tenantry-agent run ${tenantry.backup[i - 1].toFixed(1)} s, restore ${tenantry.restore[i - 1].toFixed(1)} s`);
+      await sql(server, 'postgres', `DROP DATABASE tenantry_${i}`);
+    }
+    load[1] = os.loadavg()[0];
+    return {
+      rows: [
+        { method: 'pg_dump | gzip (plain SQL, gzip -6)', restoreMethod: 'gunzip | psql', backupSeconds: median(common.backup), sizeBytes: common.size, restoreSeconds: median(common.restore) },
+        { method: 'tenantry-agent run (pg_dump -Fd -j2 -Z5, snapshot row counts, globals, checks)', restoreMethod: 'tenantry-agent restore (pg_restore -j2)', backupSeconds: median(tenantry.backup), sizeBytes: tenantry.size, restoreSeconds: median(tenantry.restore) },
+      ],
+      scale,
+      databaseBytes,
+      serverVersion,
+      repetitions,
+      load,
+    };
+  } finally {
+    await server.stop();
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}
+
+function version(argv: string[]): string {
+  try {
+    return execFileSync(argv[0], argv.slice(1), { encoding: 'utf8' }).split('\n')[0].trim();
+  } catch {
+    return `${argv[0]}: unknown`;
+  }
+}
+
+export function formatBackupBenchmark(result: BackupBenchmark): string {
+  const [baseline] = result.rows;
+  const header = [
+    `Postgres backup and restore: pgbench -i -s ${result.scale} (${(result.databaseBytes / 1e9).toFixed(2)} GB on disk), server ${result.serverVersion}, 127.0.0.1; median of ${result.repetitions} alternating runs`,
+    `machine: ${os.cpus().length} cores (nproc), ${os.cpus()[0]?.model ?? 'unknown CPU'}; load average ${result.load[0].toFixed(1)} before, ${result.load[1].toFixed(1)} after`,
+    `${version(['pg_dump', '--version'])}; ${version(['pg_restore', '--version'])}; ${version(['gzip', '--version'])}`,
+    '',
+  ];
+  const table = textTable(
+    ['backup method', 'backup s', 'size (bytes)', 'restore method', 'restore s', 'backup speed-up', 'restore speed-up'],
+    result.rows.map((r) => [
+      r.method,
+      r.backupSeconds.toFixed(1),
+      r.sizeBytes.toLocaleString('en-US'),
+      r.restoreMethod,
+      r.restoreSeconds.toFixed(1),
+      `${(baseline.backupSeconds / r.backupSeconds).toFixed(2)}x`,
+      `${(baseline.restoreSeconds / r.restoreSeconds).toFixed(2)}x`,
+    ]),
+  );
+  return [...header, table].join('\n');
+}
+
+if (require.main === module) {
+  runBackupBenchmark({ print: (line) => console.error(line) }).then(
+    (result) => console.log(formatBackupBenchmark(result)),
+    (error) => {
+      console.error(error instanceof Error ? error.message : error);
+      process.exit(1);
+    },
+  );
+}
