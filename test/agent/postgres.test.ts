@@ -20,6 +20,10 @@ const SCHEMA = `
   CREATE TABLE billing.invoices (id int PRIMARY KEY, amount numeric, paid boolean);
   CREATE VIEW big_orders AS SELECT * FROM orders WHERE total > 100;
   ALTER TABLE customers OWNER TO app_owner;
+  ALTER DATABASE app OWNER TO app_owner;
+  REVOKE CONNECT, TEMPORARY ON DATABASE app FROM PUBLIC;
+  GRANT CONNECT ON DATABASE app TO app_owner;
+  ALTER DATABASE app SET work_mem = '8MB';
   INSERT INTO customers (name, email) SELECT 'customer ' || i, 'c' || i || '@example.com' FROM generate_series(1, 1000) i;
   INSERT INTO orders (customer_id, total, note, items)
     SELECT 1 + i % 1000, (i * 7 % 500)::numeric / 3, CASE WHEN i % 10 = 0 THEN NULL ELSE 'note ''' || i || E'\\ttab' END, jsonb_build_object('sku', i, 'qty', i % 5)
@@ -37,6 +41,18 @@ async function withDb<T>(server: PostgresServer, database: string, use: (db: Cli
   } finally {
     await db.end();
   }
+}
+
+/** Who owns a database, who may connect, and its settings: part of a tenant's isolation. */
+function databaseAccess(server: PostgresServer, database: string): Promise<unknown> {
+  return withDb(server, 'postgres', async (db) => {
+    const { rows } = await db.query(
+      `SELECT pg_get_userbyid(d.datdba) AS owner, d.datacl::text AS acl, s.setconfig::text AS settings
+       FROM pg_database d LEFT JOIN pg_db_role_setting s ON s.setdatabase = d.oid AND s.setrole = 0 WHERE d.datname = $1`,
+      [database],
+    );
+    return rows[0];
+  });
 }
 
 /** Row count and an md5 over every row's text form, in a stable order, per table. */
@@ -68,6 +84,7 @@ describe('Postgres backup job (real PostgreSQL server)', () => {
   let configPath: string;
   let env: NodeJS.ProcessEnv;
   let original: Record<string, string>;
+  let originalAccess: unknown;
 
   beforeAll(async () => {
     server = await startPostgres();
@@ -75,6 +92,7 @@ describe('Postgres backup job (real PostgreSQL server)', () => {
     await withDb(server, 'postgres', (db) => db.query('CREATE DATABASE app'));
     await withDb(server, 'app', (db) => db.query(SCHEMA));
     original = await fingerprint(server, 'app');
+    originalAccess = await databaseAccess(server, 'app');
     ({ config, path: configPath } = writeConfig({ jobs: [pgJob(server, ['app'])] }));
   });
 
@@ -132,7 +150,7 @@ describe('Postgres backup job (real PostgreSQL server)', () => {
     }
   });
 
-  test('restore: a dropped database comes back with the same rows', async () => {
+  test('restore: a dropped database comes back with the same rows, owner, privileges and settings', async () => {
     await withDb(server, 'postgres', (db) => db.query('DROP DATABASE app WITH (FORCE)'));
     const result = await cli(['restore', 'pg', '--from', 'latest', '--config', configPath], env);
     expect(result.stderr).toBe(result.logs.map((l) => JSON.stringify(l)).join('\n') + '\n');
@@ -140,6 +158,8 @@ describe('Postgres backup job (real PostgreSQL server)', () => {
     expect(await fingerprint(server, 'app')).toEqual(original);
     const owner = await withDb(server, 'app', (db) => db.query("SELECT tableowner FROM pg_tables WHERE tablename = 'customers'"));
     expect(owner.rows[0].tableowner).toBe('app_owner');
+    expect(originalAccess).toMatchObject({ owner: 'app_owner', settings: '{work_mem=8MB}' });
+    expect(await databaseAccess(server, 'app')).toEqual(originalAccess);
   });
 
   test('restore refuses a non-empty database without --force, and restores into another name', async () => {

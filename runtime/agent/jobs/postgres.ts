@@ -177,8 +177,16 @@ export class PostgresDriver implements JobDriver {
     const done: string[] = [];
     for (const source of sources) {
       const target = request.target ?? source;
-      await this.prepareTarget(target, request.force, password, ctx);
-      await this.pgRestore(path.join(request.dir, archiveOf(source)), target, [], password, ctx);
+      const archive = path.join(request.dir, archiveOf(source));
+      const existing = await this.prepareTarget(target, request.force, password, ctx);
+      if (existing === 'absent' && target === source) {
+        // The archive's own CREATE DATABASE brings back the owner, privileges and settings.
+        await this.pgRestore(archive, this.maintenanceDatabase, ['--create'], password, ctx);
+      } else {
+        // An empty database keeps its own; a copy under another name belongs to the restoring role.
+        if (existing === 'absent') await this.createDatabase(target, password, ctx);
+        await this.pgRestore(archive, target, [], password, ctx);
+      }
       done.push(source === target ? target : `${source} -> ${target}`);
     }
     return `restored ${done.join(', ')} on ${this.pg.host}:${this.pg.port}`;
@@ -192,17 +200,19 @@ export class PostgresDriver implements JobDriver {
     });
   }
 
-  /** Creates the target if missing; refuses to overwrite one that holds data unless forced. */
-  private async prepareTarget(target: string, force: boolean, password: string, ctx: DriverContext): Promise<void> {
+  /**
+   * Whether the target is an empty database to restore into, or absent (never there, or dropped
+   * because --force replaces a non-empty one). A non-empty target without --force is refused.
+   */
+  private async prepareTarget(target: string, force: boolean, password: string, ctx: DriverContext): Promise<'empty' | 'absent'> {
     const exists = await this.withMaintenance(password, ctx, async (db) => (await db.query('SELECT 1 FROM pg_database WHERE datname = $1', [target])).rowCount === 1);
-    if (exists) {
-      const relations = await this.withDatabase(target, password, ctx, userRelationCount);
-      if (relations === 0) return;
-      if (!force) throw new UserError(`database "${target}" already holds ${relations} tables or other relations; restore into another --target, or pass --force to replace it`);
-      ctx.log.warn('replacing a non-empty database (--force)', { database: target, relations });
-      await this.dropDatabase(target, password, ctx);
-    }
-    await this.createDatabase(target, password, ctx);
+    if (!exists) return 'absent';
+    const relations = await this.withDatabase(target, password, ctx, userRelationCount);
+    if (relations === 0) return 'empty';
+    if (!force) throw new UserError(`database "${target}" already holds ${relations} tables or other relations; restore into another --target, or pass --force to replace it`);
+    ctx.log.warn('replacing a non-empty database (--force)', { database: target, relations });
+    await this.dropDatabase(target, password, ctx);
+    return 'absent';
   }
 
   private pgRestore(archive: string, database: string, extra: string[], password: string, ctx: DriverContext): Promise<string> {
