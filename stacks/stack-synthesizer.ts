@@ -18,8 +18,11 @@ import { useCdktfStep } from './synth';
 
 /*
  * One stack to cdk.tf.json: cdktf 0.21.0's StackSynthesizer.synthesize (JSON branch) and
- * TerraformStack.toTerraform, step for step, with two differences that change no byte of output:
+ * TerraformStack.toTerraform, step for step, with three differences that change no byte of output:
  *
+ * - Each element's fragment is resolved by resolvePlainFast: literal data is copied as it is and
+ *   only what holds a token goes through cdktf's resolve (which otherwise builds a resolution
+ *   context for every key and every value of a document of millions of them).
  * - toTerraform resolves every element's fragment, merges them, and then resolves the whole merged
  *   document again. The fragments are already resolved (no token survives resolution), so the
  *   second pass is a full copy of the document that changes nothing. Here it runs only where
@@ -31,7 +34,7 @@ import { useCdktfStep } from './synth';
  *
  * The fast path is used only with the cdktf version it was written against (0.21.0) and JSON
  * output; anything else (and TENANTRY_SYNTH_CDKTF=synthesizer) goes through cdktf's own
- * synthesizer. TENANTRY_SYNTH_VERIFY=1 also runs
+ * synthesizer, and TENANTRY_SYNTH_CDKTF=resolve keeps cdktf's resolve for the fragments. TENANTRY_SYNTH_VERIFY=1 also runs
  * cdktf's own toTerraform + json-stable-stringify and fails if a single byte differs.
  */
 
@@ -97,6 +100,65 @@ function resolve(stack: TerraformStack, value: unknown): unknown {
   return Tokenization.resolve(value, { scope: stack, preparing: false, resolver: TOKEN_RESOLVER });
 }
 
+// What cdktf's resolve treats specially (tokens/private/encoding.js, tokens/token.js): strings
+// holding a token marker (`${TfToken[`, `#{TfToken[`, `&{TfToken[`) or a stringified number
+// token (NUMBER_TOKEN_REGEX), numbers encoding a token (a tagged double, |x| > 1e288), and the
+// map-token placeholder values, which it rejects with an error.
+const NUMBER_TOKEN_REGEX = /[-|\d|.\+]+(e[-|\d|.|e|E|\+]+)/;
+const MAP_TOKEN_PLACEHOLDERS: ReadonlySet<unknown> = new Set(['String Map Token Value', 'Any Map Token Value', -123456789]);
+const plainString = (s: string) => !s.includes('TfToken[') && !NUMBER_TOKEN_REGEX.test(s) && !MAP_TOKEN_PLACEHOLDERS.has(s);
+const plainNumber = (n: number) => (Number.isNaN(n) || Math.abs(n) < 1e280) && !MAP_TOKEN_PLACEHOLDERS.has(n);
+
+/**
+ * cdktf's resolve, walking plain data itself. On literal strings, numbers, booleans, null, plain
+ * arrays and plain objects, cdktf's resolve is the identity except that it drops undefined members
+ * (it allocates a resolution context for every key and value on the way, which is most of the cost
+ * of synthesis). Everything else (a token object, a string or number carrying a token, an array or
+ * object with a token inside its keys or list elements, a class instance, a function) is handed to
+ * cdktf's resolve, whole, as the subtree it is. The only visible difference is in cdktf's own
+ * error messages about such a subtree: its path starts at the subtree.
+ */
+function resolvePlainFast(stack: TerraformStack, value: unknown): unknown {
+  const walk = (v: unknown): unknown => {
+    switch (typeof v) {
+      case 'string':
+        return plainString(v) ? v : resolve(stack, v);
+      case 'number':
+        return plainNumber(v) ? v : resolve(stack, v);
+      case 'boolean':
+      case 'undefined':
+        return v;
+      case 'object':
+        break;
+      default:
+        return resolve(stack, v);
+    }
+    if (v === null) return null;
+    if (Array.isArray(v)) {
+      for (const x of v) {
+        if ((typeof x === 'string' && !plainString(x)) || (typeof x === 'number' && !plainNumber(x))) return resolve(stack, v);
+      }
+      const out: unknown[] = [];
+      for (const x of v) {
+        const r = walk(x);
+        if (r !== undefined) out.push(r);
+      }
+      return out;
+    }
+    const proto = Object.getPrototypeOf(v) as unknown;
+    if ((proto !== Object.prototype && proto !== null) || typeof (v as { resolve?: unknown }).resolve === 'function') return resolve(stack, v);
+    const keys = Object.keys(v);
+    for (const key of keys) if (!plainString(key)) return resolve(stack, v);
+    const out: Record<string, unknown> = {};
+    for (const key of keys) {
+      const r = walk((v as Record<string, unknown>)[key]);
+      if (r !== undefined) out[key] = r;
+    }
+    return out;
+  };
+  return walk(value);
+}
+
 /** The elements of a stack, not descending into nested stacks (cdktf's private `terraformElements`). */
 function terraformElements(node: IConstruct, into: TerraformElement[] = []): TerraformElement[] {
   if (TerraformElement.isTerraformElement(node)) into.push(node);
@@ -129,7 +191,8 @@ export function stackDocument(stack: TerraformStack): Record<string, unknown> {
     );
   }
   tf['//'] = { metadata, outputs };
-  for (const element of elements) deepMerge(tf, resolve(stack, element.toTerraform()));
+  const resolveFragment = useCdktfStep('resolve') ? resolve : resolvePlainFast;
+  for (const element of elements) deepMerge(tf, resolveFragment(stack, element.toTerraform()));
   deepMerge(tf, rawOverrides);
   // What the final resolve of cdktf's toTerraform still has to do: the metadata, and overrides.
   for (const key of ['//', ...Object.keys(rawOverrides)]) {

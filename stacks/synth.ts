@@ -26,8 +26,9 @@ import type { EnvironmentConfig } from '../config/model';
  *    already. Environments never reference each other, and each one is synthesized here in an App
  *    of its own, where a cross-stack reference cannot exist: the preparing pass has nothing to find
  *    and is skipped (prepareStack's backend check still runs). The final pass is skipped by
- *    stacks/stack-synthesizer.ts, which also streams the JSON to disk instead of building it in
- *    memory. Aspects, validations, annotations and the element JSON are cdktf's own code.
+ *    stacks/stack-synthesizer.ts, which also resolves only what holds a token (cdktf's resolve
+ *    costs more on literal data than on tokens) and streams the JSON to disk instead of building
+ *    it in memory. Aspects, validations, annotations and the element JSON are cdktf's own code.
  * 3. Environments in parallel (worker threads) when there are two or more, more than one core,
  *    and enough tenants to pay for a thread. Each environment is independent, so every stack's
  *    JSON is byte-identical to a serial run; the manifest is assembled from the per-environment
@@ -36,13 +37,14 @@ import type { EnvironmentConfig } from '../config/model';
 
 /**
  * Escape hatch and benchmark switch: run cdktf's own code for these steps (comma separated):
- * `prepare` (the preparing resolve pass), `synthesizer` (cdktf's StackSynthesizer), or `all`.
+ * `prepare` (the preparing resolve pass), `resolve` (cdktf's resolve on every element's
+ * plain data too), `synthesizer` (cdktf's StackSynthesizer, which implies `resolve`), or `all`.
  * The output must not change; if it does, that is a bug in Tenantry's shortcut.
  */
 export const CDKTF_STEPS_ENV = 'TENANTRY_SYNTH_CDKTF';
 
 /** Whether `step` should run cdktf's own code (TENANTRY_SYNTH_CDKTF). */
-export function useCdktfStep(step: 'prepare' | 'synthesizer', env: NodeJS.ProcessEnv = process.env): boolean {
+export function useCdktfStep(step: 'prepare' | 'synthesizer' | 'resolve', env: NodeJS.ProcessEnv = process.env): boolean {
   const steps = (env[CDKTF_STEPS_ENV] ?? '').split(',').map((s) => s.trim());
   return steps.includes('all') || steps.includes(step);
 }
