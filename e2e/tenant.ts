@@ -45,16 +45,8 @@ function label(container: SynthesizedContainer, name: string): string | undefine
   return container.labels?.find((l) => l.label === name)?.value;
 }
 
-/**
- * `unescaped` collects, per container, template sequences Terraform would evaluate in upload
- * content; when given they are kept literally (the workaround row), otherwise they are errors.
- */
-export function tenantContainers(
-  stack: SynthesizedStack,
-  tenant: string,
-  secrets: Record<string, string>,
-  unescaped?: Map<string, string[]>,
-): TenantContainer[] {
+/** The tenant's containers as the drill runs them; template text Terraform would evaluate in an upload is an error. */
+export function tenantContainers(stack: SynthesizedStack, tenant: string, secrets: Record<string, string>): TenantContainer[] {
   const containers = stack.containers.filter((c) => label(c, 'tenantry.tenant') === tenant);
   if (containers.length === 0) throw new Error(`${stack.file}: no docker_container labelled tenantry.tenant=${tenant}`);
   return containers
@@ -82,10 +74,7 @@ export function tenantContainers(
         entrypoint: c.entrypoint?.map((arg) => evaluate(arg, 'entrypoint')),
         command: c.command?.map((arg) => evaluate(arg, 'command')),
         env,
-        files: (c.upload ?? []).map((u) => {
-          const keep = unescaped && ((sequence: string) => unescaped.set(c.name, [...(unescaped.get(c.name) ?? []), sequence]));
-          return { path: u.file, content: evaluateString(u.content, secrets, where(`upload ${u.file}`), keep), executable: u.executable ?? false };
-        }),
+        files: (c.upload ?? []).map((u) => ({ path: u.file, content: evaluateString(u.content, secrets, where(`upload ${u.file}`)), executable: u.executable ?? false })),
         internalPorts,
         volumes: (c.volumes ?? []).map((v) => v.container_path),
         healthcheck: test && test[0] === 'CMD-SHELL' ? evaluate(test[1], 'healthcheck') : undefined,

@@ -77,11 +77,9 @@ const REFERENCE = /^random_password\.([A-Za-z0-9_-]+)\.result$/;
 /**
  * Evaluates a Terraform template string: escapes become literal text, `${random_password.X.result}`
  * becomes X's value. Any other `${…}` or `%{…}` is an error (a container would get whatever
- * Terraform made of it, which the drill cannot reproduce: almost certainly a missing escape),
- * unless `keepUnescaped` is given: then it is kept as literal text, as the escaped form would
- * give, and reported to `keepUnescaped` (the translation lists this workaround as a row).
+ * Terraform made of it, which the drill cannot reproduce: almost certainly a missing escape).
  */
-export function evaluateString(text: string, secrets: Record<string, string>, where: string, keepUnescaped?: (sequence: string) => void): string {
+export function evaluateString(text: string, secrets: Record<string, string>, where: string): string {
   let out = '';
   for (let i = 0; i < text.length; ) {
     const two = text.slice(i, i + 2);
@@ -95,10 +93,6 @@ export function evaluateString(text: string, secrets: Record<string, string>, wh
       if (match && secrets[match[1]] !== undefined) {
         out += secrets[match[1]];
         i = end + 1;
-      } else if (keepUnescaped) {
-        keepUnescaped(text.slice(i, end < 0 ? i + 40 : end + 1));
-        out += two;
-        i += 2;
       } else {
         throw new Error(`${where}: Terraform would evaluate ${text.slice(i, end < 0 ? i + 40 : end + 1)}; only random_password results are expected here (an unescaped "${two}" in a script?)`);
       }

@@ -66,8 +66,6 @@ type Apply =
   | { user: 'postgres' | 'root' }
   /** Applied while reading the stack (tenant.ts evaluates strings with these values). */
   | { secret: string }
-  /** Applied while reading the stack: unescaped `${…}` in uploads kept as literal text. */
-  | { keepUnescapedInUploads: true }
   | { notRun: true }
   /** A Docker runtime behaviour the drill does not reproduce. */
   | { notReproduced: true };
@@ -290,19 +288,8 @@ export async function translateTenant(stack: SynthesizedStack, layout: DrillLayo
       apply: { secret: id },
     });
   }
-  const unescaped = new Map<string, string[]>();
-  const original = tenantContainers(stack, layout.tenant, secrets, unescaped);
-  if (unescaped.size > 0) {
-    const examples = [...new Set([...unescaped.values()].flat())];
-    rows.push({
-      change: 'WORKAROUND (bug)',
-      scope: [...unescaped.keys()],
-      from: `${examples.length} distinct unescaped template sequence(s) in upload content, e.g. ${examples.slice(0, 3).join(' ')}: Terraform would reject or evaluate them`,
-      to: 'kept as literal text, as the escaped form ($${…}) would reach the container',
-      why: 'constructs/terraform-text.ts escapeTerraformTemplate: String.replace reads the replacement "$${" as "${", so nothing is escaped (known: test/unit/constructs/terraform-text.test.ts, test.failing)',
-      apply: { keepUnescapedInUploads: true },
-    });
-  }
+  // Unescaped template text in an upload is an error here: Terraform would evaluate it.
+  const original = tenantContainers(stack, layout.tenant, secrets);
   const runs = (c: TenantContainer) => (RUN_SERVICES as readonly string[]).includes(c.service);
   const run = original.filter(runs);
 

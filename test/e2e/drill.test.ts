@@ -42,21 +42,10 @@ const STEPS = [
   'start every container',
   'container healthchecks',
   'Postgres: write through PgBouncer, back up, DROP DATABASE, restore, compare',
+  'Postgres: the restored database keeps its owner and privileges',
   'PgBouncer: 1000 clients connected at once',
   'Redis: SIGKILL the master',
   'stop every process by PID',
-];
-
-/**
- * Steps that fail because of a known bug elsewhere; each `test.failing` below starts failing (so
- * it must be moved up to STEPS) once the bug is fixed.
- */
-const KNOWN_BUG_STEPS = [
-  // runtime/agent/jobs/postgres.ts prepareTarget() creates the target with a plain CREATE DATABASE:
-  // the restored database belongs to the backup role (postgres) and PUBLIC may CONNECT again,
-  // where the tenant init script made it owned by <tenant>_app with CONNECT revoked from PUBLIC.
-  // pg_dump without --create does not carry database-level owner/ACL.
-  'Postgres: the restored database keeps its owner and privileges',
 ];
 
 describe('e2e drill: tenant acme of the dev stack, run from cdk.tf.json with real servers', () => {
@@ -82,15 +71,14 @@ describe('e2e drill: tenant acme of the dev stack, run from cdk.tf.json with rea
 
   it('writes a report', () => {
     if (!report) throw new Error(`the drill wrote no report (exit ${exitCode}); its output:\n${output}`);
-    expect(report.steps.length).toBeGreaterThanOrEqual(STEPS.length + KNOWN_BUG_STEPS.length);
+    expect(report.steps.length).toBeGreaterThanOrEqual(STEPS.length);
   });
 
   it('exits 1 exactly when a step failed', () => {
     expect(exitCode).toBe(report?.ok ? 0 : 1);
   });
 
-  // Fails while a KNOWN_BUG_STEPS step fails.
-  test.failing('every step passed, exit code 0', () => {
+  it('every step passed, exit code 0', () => {
     expect(exitCode).toBe(0);
     expect(report?.ok).toBe(true);
   });
@@ -104,11 +92,6 @@ describe('e2e drill: tenant acme of the dev stack, run from cdk.tf.json with rea
     const found = step(prefix);
     if (!found) throw new Error(`no step "${prefix}…" in the report; output:\n${output}`);
     if (!found.ok) throw new Error(`${found.name} failed: ${found.error}\n${found.details.join('\n')}`);
-  });
-
-  test.failing.each(KNOWN_BUG_STEPS)('step passed (known bug): %s', (prefix) => {
-    const found = step(prefix);
-    expect(found?.ok).toBe(true);
   });
 
   it('reports the figures each scenario is judged by', () => {
