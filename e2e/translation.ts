@@ -142,9 +142,9 @@ function imageEntrypointRows(containers: TenantContainer[], layout: DrillLayout)
     rows.push({
       change: 'image entrypoint',
       scope: agents,
-      from: 'backup image (runtime/agent/Dockerfile): /sbin/tini -- tenantry-agent <command>',
+      from: 'backup image (runtime/agent/Dockerfile): /sbin/tini -- tenantry-entrypoint <command> (chown /backups, then su-exec tenantry tenantry-agent <command>)',
       to: `${process.execPath} ${cli} <command>`,
-      why: 'the image is built from this repository; its entrypoint is the compiled agent CLI (no tini: the drill reaps and stops its own children)',
+      why: 'the image is built from this repository; the drill runs the compiled agent CLI directly (no tini: the drill reaps and stops its own children; entrypoint.sh is tested in test/agent/entrypoint.test.ts)',
       apply: { imageEntrypoint: [process.execPath, cli], launch: 'exec' },
     });
     rows.push({
@@ -259,9 +259,9 @@ function userAndEnvRows(run: TenantContainer[], layout: DrillLayout): Translatio
     rows.push({
       change: 'user',
       scope: agentNames,
-      from: 'the backup image\'s USER tenantry (uid 10001)',
+      from: 'the agent process as user tenantry (uid 10001, after the entrypoint chowns /backups)',
       to: 'root (the drill\'s user)',
-      why: 'the drill creates the backup dir itself; Docker would create a missing bind path root-owned 0755, which uid 10001 cannot write (reported, not reproduced)',
+      why: 'no tenantry user exists on this machine; the drill creates the backup dir itself',
       apply: { user: 'root' },
     });
   }
