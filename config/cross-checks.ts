@@ -216,7 +216,11 @@ function portAdvice(claim: PortClaim, first: PortClaim): string {
 /** Published host ports must be unique per Docker host, across every environment on that host. */
 function portConflicts(environments: ParsedEnvironment[], deployments: ParsedDeployment[]): Problem[] {
   const claims = new Map<string, PortClaim[]>();
-  const claim = (host: string, c: PortClaim) => claims.set(host, [...(claims.get(host) ?? []), c]);
+  const claim = (host: string, c: PortClaim) => {
+    let list = claims.get(host);
+    if (!list) claims.set(host, (list = []));
+    list.push(c);
+  };
 
   for (const e of environments) {
     if (e.env.ports.publish && e.env.sharedPostgres?.hostPort !== undefined) {

@@ -180,8 +180,19 @@ function rejectImpossibleDates(schedule: CronSchedule): void {
   }
 }
 
+const knownZones = new Map<string, boolean>();
+
+/** Cached: every tenant's config asks, and building an Intl.DateTimeFormat is not cheap. */
 export function isValidTimeZone(tz: string): boolean {
-  if (tz.trim() === '') return false;
+  let valid = knownZones.get(tz);
+  if (valid === undefined) {
+    valid = tz.trim() !== '' && canFormatIn(tz);
+    knownZones.set(tz, valid);
+  }
+  return valid;
+}
+
+function canFormatIn(tz: string): boolean {
   try {
     new Intl.DateTimeFormat('en-US', { timeZone: tz });
     return true;

@@ -1,6 +1,7 @@
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
+import { buildIfStale } from '../helpers/build';
 import { expectedLines, findCase, materialise, splitLines, tempDir } from './corpus-lib';
 
 /*
@@ -11,29 +12,6 @@ import { expectedLines, findCase, materialise, splitLines, tempDir } from './cor
 
 const REPO = path.resolve(__dirname, '..', '..');
 const MAIN = path.join(REPO, 'dist', 'main.js');
-/** What tsconfig.json compiles (its "include"), plus the config itself. */
-const SOURCE_DIRS = ['config', 'constructs', 'stacks', 'runtime', 'bench', 'e2e'];
-
-function newestSource(): number {
-  let newest = Math.max(fs.statSync(path.join(REPO, 'main.ts')).mtimeMs, fs.statSync(path.join(REPO, 'tsconfig.json')).mtimeMs);
-  const walk = (dir: string) => {
-    if (!fs.existsSync(dir)) return;
-    for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
-      const full = path.join(dir, entry.name);
-      if (entry.isDirectory()) walk(full);
-      else if (entry.name.endsWith('.ts')) newest = Math.max(newest, fs.statSync(full).mtimeMs);
-    }
-  };
-  for (const dir of SOURCE_DIRS) walk(path.join(REPO, dir));
-  return newest;
-}
-
-/** `npm run build` when dist/main.js is missing or older than any source, as `npm run synth` would. */
-function buildIfStale(): void {
-  if (fs.existsSync(MAIN) && fs.statSync(MAIN).mtimeMs >= newestSource()) return;
-  const tsc = spawnSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.json'], { cwd: REPO, encoding: 'utf8' });
-  if (tsc.status !== 0) throw new Error(`the project does not compile (tsc -p tsconfig.json exited ${tsc.status}):\n${tsc.stdout}${tsc.stderr}`);
-}
 
 interface Run {
   readonly status: number | null;
@@ -72,7 +50,7 @@ function written(outdir: string): string[] {
   return [...list(outdir), ...siblings.map((n) => `../${n}`)];
 }
 
-beforeAll(buildIfStale, 300_000);
+beforeAll(() => buildIfStale(MAIN), 300_000);
 afterAll(() => {
   for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true });
 });

@@ -7,33 +7,11 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { buildIfStale } from '../helpers/build';
 import type { DrillReport, StepResult } from '../../e2e/report';
 
 const REPO = path.resolve(__dirname, '..', '..');
 const DRILL = path.join(REPO, 'dist', 'e2e', 'drill.js');
-/** What tsconfig.json compiles (its "include"). */
-const SOURCE_DIRS = ['config', 'constructs', 'stacks', 'runtime', 'bench', 'e2e', path.join('test', 'helpers')];
-
-function newestSource(): number {
-  let newest = Math.max(fs.statSync(path.join(REPO, 'main.ts')).mtimeMs, fs.statSync(path.join(REPO, 'tsconfig.json')).mtimeMs);
-  const walk = (dir: string) => {
-    if (!fs.existsSync(dir)) return;
-    for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
-      const full = path.join(dir, entry.name);
-      if (entry.isDirectory()) walk(full);
-      else if (entry.name.endsWith('.ts')) newest = Math.max(newest, fs.statSync(full).mtimeMs);
-    }
-  };
-  for (const dir of SOURCE_DIRS) walk(path.join(REPO, dir));
-  return newest;
-}
-
-/** `npm run build` when the compiled drill is missing or older than any source. */
-function buildIfStale(): void {
-  if (fs.existsSync(DRILL) && fs.statSync(DRILL).mtimeMs >= newestSource()) return;
-  const tsc = spawnSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.json'], { cwd: REPO, encoding: 'utf8' });
-  if (tsc.status !== 0) throw new Error(`the project does not compile (tsc -p tsconfig.json exited ${tsc.status}):\n${tsc.stdout}${tsc.stderr}`);
-}
 
 /** The steps every drill report must contain, in order (names start with these). */
 const STEPS = [
@@ -54,7 +32,7 @@ describe('e2e drill: tenant acme of the dev stack, run from cdk.tf.json with rea
   let report: DrillReport | undefined;
 
   beforeAll(() => {
-    buildIfStale();
+    buildIfStale(DRILL);
     const dir = fs.mkdtempSync(path.join(process.env.TMPDIR || os.tmpdir(), 'drill-test-'));
     const json = path.join(dir, 'report.json');
     try {
