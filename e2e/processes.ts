@@ -6,9 +6,9 @@
  */
 import { ChildProcess, execFile, spawn } from 'child_process';
 import * as net from 'net';
+import { signalThenKill, sleep } from '../test/helpers/pids';
 
 const LOG_TAIL_CHARS = 4000;
-const STOP_GRACE_MS = 10_000;
 
 export interface Owner {
   uid: number;
@@ -45,41 +45,10 @@ export function killEverythingLeft(): number {
 
 process.once('exit', killEverythingLeft);
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function waitUntilGone(pid: number, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (!isAlive(pid)) return true;
-    await sleep(50);
-  }
-  return !isAlive(pid);
-}
-
 /** `signal`, then SIGKILL after the grace period; resolves once the PID is gone. */
 export async function stopPid(pid: number, signal: NodeJS.Signals): Promise<void> {
   running.delete(pid);
-  try {
-    process.kill(pid, signal);
-  } catch {
-    return;
-  }
-  if (await waitUntilGone(pid, STOP_GRACE_MS)) return;
-  try {
-    process.kill(pid, 'SIGKILL');
-  } catch {
-    return;
-  }
-  await waitUntilGone(pid, STOP_GRACE_MS);
+  await signalThenKill(pid, signal);
 }
 
 /** Runs a command to completion (bounded by `timeoutMs`); never rejects, the caller decides. */

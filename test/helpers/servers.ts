@@ -11,13 +11,13 @@ import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
 import { randomBytes } from 'crypto';
+import { signalThenKill, sleep } from './pids';
 
 const HOST = '127.0.0.1';
 /** Below 32768: the kernel hands out ephemeral client ports from there up. */
 const PORT_MIN = 10000;
 const PORT_MAX = 32767;
 const READY_TIMEOUT_MS = 30_000;
-const STOP_GRACE_MS = 10_000;
 const LOG_TAIL_CHARS = 4000;
 const INSTALL_HINT = 'apt-get update && apt-get install -y';
 
@@ -133,41 +133,10 @@ if (typeof afterAll === 'function') {
   }
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-async function waitUntilGone(pid: number, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (!isAlive(pid)) return true;
-    await sleep(50);
-  }
-  return !isAlive(pid);
-}
-
 /** Sends `signal`, then SIGKILL if the server is still there after the grace period. */
 async function stopPid(pid: number, signal: NodeJS.Signals): Promise<void> {
   running.delete(pid);
-  try {
-    process.kill(pid, signal);
-  } catch {
-    return;
-  }
-  if (await waitUntilGone(pid, STOP_GRACE_MS)) return;
-  try {
-    process.kill(pid, 'SIGKILL');
-  } catch {
-    return;
-  }
-  await waitUntilGone(pid, STOP_GRACE_MS);
+  await signalThenKill(pid, signal);
 }
 
 function track(pid: number, emergencySignal: NodeJS.Signals): void {
