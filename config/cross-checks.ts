@@ -66,20 +66,40 @@ function duplicateNames(items: { file: SourceFile; name: string }[], what: strin
   return problems;
 }
 
-/** Two environments on one Docker host must not claim the same Docker network. */
+/** Two environments on one Docker host need their own network, on subnets that do not overlap (Docker refuses those). */
 function sharedNetworks(environments: ParsedEnvironment[]): Problem[] {
-  const seen = new Map<string, ParsedEnvironment>();
   const problems: Problem[] = [];
-  for (const e of environments) {
-    const key = `${e.env.docker.host}\u0000${e.env.network.name}`;
-    const other = seen.get(key);
-    if (other) {
-      problems.push(
-        e.file.problem(['network', 'name'], `network.name: "${e.env.network.name}" is also used by environment "${other.env.name}" on the same Docker host ${e.env.docker.host}: give each environment its own network`),
-      );
-    } else seen.set(key, e);
-  }
+  environments.forEach((e, i) => {
+    for (const other of environments.slice(0, i)) {
+      // A duplicated environment file is reported as such; its network would only repeat that.
+      if (other.env.docker.host !== e.env.docker.host || other.env.name === e.env.name) continue;
+      if (other.env.network.name === e.env.network.name) {
+        problems.push(
+          e.file.problem(['network', 'name'], `network.name: "${e.env.network.name}" is also used by environment "${other.env.name}" on the same Docker host ${e.env.docker.host}: give each environment its own network`),
+        );
+      } else if (overlap(e.env.network.subnet, other.env.network.subnet)) {
+        problems.push(
+          e.file.problem(['network', 'subnet'], `network.subnet: ${e.env.network.subnet} overlaps ${other.env.network.subnet} of environment "${other.env.name}" on the same Docker host ${e.env.docker.host}, which Docker refuses: pick a subnet outside it`),
+        );
+      }
+    }
+  });
   return problems;
+}
+
+function overlap(a: string, b: string): boolean {
+  const [aStart, aEnd] = cidrRange(a);
+  const [bStart, bEnd] = cidrRange(b);
+  return aStart <= bEnd && bStart <= aEnd;
+}
+
+/** First and last address of an IPv4 CIDR, as numbers (the schema has validated its shape). */
+function cidrRange(cidr: string): [number, number] {
+  const [address, prefix] = cidr.split('/');
+  const base = address.split('.').reduce((n, octet) => n * 256 + Number(octet), 0);
+  const size = 2 ** (32 - Number(prefix));
+  const start = base - (base % size);
+  return [start, start + size - 1];
 }
 
 function environmentReferences(file: SourceFile, tenant: TenantFile, declared: string[]): Problem[] {
