@@ -4,11 +4,11 @@
  * tracked by PID, stopped by PID (a signal, then SIGKILL after a grace period), and whatever is
  * still running when the drill's process exits is killed then.
  */
-import { ChildProcess, execFile, spawn } from 'child_process';
-import * as net from 'net';
-import { signalThenKill, sleep } from '../test/helpers/pids';
+import { execFile } from 'child_process';
+import { portAccepts, signalThenKill, sleep, spawnWatched } from '../test/helpers/processes';
 
-const LOG_TAIL_CHARS = 4000;
+export { portAccepts };
+
 
 export interface Owner {
   uid: number;
@@ -79,16 +79,6 @@ export interface LongRunning {
   stop(): Promise<void>;
 }
 
-function captureOutput(child: ChildProcess): () => string {
-  let tail = '';
-  const keep = (chunk: Buffer) => {
-    tail = (tail + chunk.toString('utf8')).slice(-LOG_TAIL_CHARS);
-  };
-  child.stdout?.on('data', keep);
-  child.stderr?.on('data', keep);
-  return () => tail || '(no output)';
-}
-
 /**
  * Starts a long-running process and waits (bounded) until `ready` holds. `stopSignal` is the
  * orderly stop; `emergencySignal` is sent at process exit, when no one can wait any more.
@@ -100,24 +90,13 @@ export async function startLongRunning(
   ready: () => Promise<boolean>,
   readyTimeoutMs = 30_000,
 ): Promise<LongRunning> {
-  const [file, ...args] = argv;
-  const child = spawn(file, args, { env: options.env, uid: options.owner?.uid, gid: options.owner?.gid, cwd: options.cwd ?? '/', stdio: ['ignore', 'pipe', 'pipe'] });
-  const logTail = captureOutput(child);
-  let exit: string | undefined;
-  child.once('exit', (code, signal) => {
-    exit = signal ? `signal ${signal}` : `exit code ${code}`;
-  });
-  child.once('error', (error) => {
-    exit = error.message;
-  });
-  await sleep(0);
-  const pid = child.pid;
-  if (pid === undefined) throw new Error(`${name} could not be started: ${exit ?? 'no pid'}`);
+  const { pid, logTail, exited } = await spawnWatched(name, argv, { env: options.env, uid: options.owner?.uid, gid: options.owner?.gid, cwd: options.cwd ?? '/' });
   running.set(pid, { pid, emergencySignal: options.emergencySignal });
-  const handle: LongRunning = { name, pid, logTail, exited: () => exit, stop: () => stopPid(pid, options.stopSignal) };
+  const handle: LongRunning = { name, pid, logTail, exited, stop: () => stopPid(pid, options.stopSignal) };
   const deadline = Date.now() + readyTimeoutMs;
   for (;;) {
     if (await ready()) return handle;
+    const exit = exited();
     if (exit) {
       running.delete(pid);
       throw new Error(`${name} exited before it was ready (${exit}). Output:\n${logTail()}`);
@@ -130,19 +109,3 @@ export async function startLongRunning(
   }
 }
 
-/** Whether something accepts TCP connections on 127.0.0.1:port. */
-export function portAccepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ port, host: '127.0.0.1' });
-    socket.setTimeout(1000);
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-    socket.once('timeout', () => {
-      socket.destroy();
-      resolve(false);
-    });
-  });
-}

@@ -5,13 +5,13 @@
  * left running is killed after the test file (or at process exit outside jest), so no server,
  * port or temp dir outlives it.
  */
-import { ChildProcess, execFile, spawn } from 'child_process';
+import { execFile } from 'child_process';
 import * as fs from 'fs';
 import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
 import { randomBytes } from 'crypto';
-import { signalThenKill, sleep } from './pids';
+import { portAccepts, signalThenKill, sleep, spawnWatched } from './processes';
 
 const HOST = '127.0.0.1';
 /** Below 32768: the kernel hands out ephemeral client ports from there up. */
@@ -154,22 +154,6 @@ function killPid(pid: number, signal: NodeJS.Signals): void {
 // ---------------------------------------------------------------------------------------------
 // Readiness
 // ---------------------------------------------------------------------------------------------
-
-function portAccepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ port, host: HOST });
-    socket.setTimeout(1000);
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-    socket.once('timeout', () => {
-      socket.destroy();
-      resolve(false);
-    });
-  });
-}
 
 /**
  * Polls `ready` until it holds. Fails early when `exited` reports that the server died, and in
@@ -386,44 +370,21 @@ export interface ServerProcess {
 }
 
 /** Keeps the last few KB a child printed: the servers here log to stdout/stderr. */
-function captureOutput(child: ChildProcess): () => string {
-  let tail = '';
-  const keep = (chunk: Buffer) => {
-    tail = (tail + chunk.toString('utf8')).slice(-LOG_TAIL_CHARS);
-  };
-  child.stdout?.on('data', keep);
-  child.stderr?.on('data', keep);
-  return () => tail || '(no output)';
-}
-
 /**
  * Spawns a long-running server as the postgres user and waits until `port` accepts connections.
  * The process is not detached: it shares the test's process group, so Ctrl-C reaches it too.
  */
 async function spawnServer(what: string, file: string, args: string[], port: number, env: NodeJS.ProcessEnv): Promise<ServerProcess> {
   const { uid, gid } = postgresUser();
-  const child = spawn(file, args, {
+  const { pid, logTail, exited } = await spawnWatched(what, [file, ...args], {
     uid,
     gid,
     cwd: '/',
     env: { PATH: serverPath(), HOME: os.tmpdir(), ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
   });
-  const logTail = captureOutput(child);
-  let exit: string | undefined;
-  child.once('exit', (code, signal) => {
-    exit = signal ? `signal ${signal}` : `exit code ${code}`;
-  });
-  child.once('error', (error) => {
-    exit = error.message;
-  });
-  // `spawn` reports a missing binary asynchronously; give it one tick before reading the pid.
-  await sleep(0);
-  const pid = child.pid;
-  if (pid === undefined) throw new Error(`${what} could not be started: ${exit ?? 'no pid'}`);
   track(pid, 'SIGKILL');
   try {
-    await waitForReady(`${what} on port ${port}`, () => portAccepts(port), logTail, () => exit);
+    await waitForReady(`${what} on port ${port}`, () => portAccepts(port), logTail, exited);
   } catch (error) {
     await stopPid(pid, 'SIGKILL');
     throw error;
