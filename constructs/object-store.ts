@@ -1,9 +1,8 @@
 import { Construct } from 'constructs';
-import type { StorageConfig } from '../config/model';
 import { renderMinioSetup } from '../runtime/render/minio-setup';
 import { generatedSecret } from './secrets';
 import { ServiceContainer } from './service-container';
-import { ServiceStorageOverride, StatefulVolume } from './storage';
+import { StatefulServiceProps, StatefulVolume } from './storage';
 
 export interface ObjectStoreBucket {
   readonly name: string;
@@ -11,17 +10,11 @@ export interface ObjectStoreBucket {
   readonly versioned?: boolean;
 }
 
-export interface ObjectStoreProps {
-  readonly environment: string;
-  readonly tenant: string;
+export interface ObjectStoreProps extends StatefulServiceProps {
   /** The S3-compatible server image (MinIO by default; any S3-compatible image with the same env contract). */
   readonly image: string;
   /** The `mc` client image that creates buckets after start. */
   readonly clientImage: string;
-  readonly network: string;
-  readonly storage: StorageConfig;
-  /** @default the environment's storage */
-  readonly storageOverride?: ServiceStorageOverride;
   /** @default none */
   readonly buckets?: readonly ObjectStoreBucket[];
   readonly memoryMb: number;

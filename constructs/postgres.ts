@@ -1,9 +1,8 @@
 import { Construct } from 'constructs';
-import type { StorageConfig } from '../config/model';
 import { renderPostgres } from '../runtime/render/postgres';
 import { generatedSecret } from './secrets';
 import { ServiceContainer } from './service-container';
-import { ServiceStorageOverride, StatefulVolume } from './storage';
+import { StatefulServiceProps, StatefulVolume } from './storage';
 
 /** What other constructs need to reach a tenant's databases. */
 export interface PostgresEndpoint {
@@ -20,14 +19,7 @@ export interface PostgresEndpoint {
   readonly backupPassword: string;
 }
 
-export interface PostgresProps {
-  readonly environment: string;
-  readonly tenant: string;
-  readonly image: string;
-  readonly network: string;
-  readonly storage: StorageConfig;
-  /** @default the environment's storage */
-  readonly storageOverride?: ServiceStorageOverride;
+export interface PostgresProps extends StatefulServiceProps {
   readonly databases: readonly string[];
   /** Server parameters, passed as `-c key=value`. @default none */
   readonly parameters?: Readonly<Record<string, string | number | boolean>>;

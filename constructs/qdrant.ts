@@ -1,17 +1,9 @@
 import { Construct } from 'constructs';
-import type { StorageConfig } from '../config/model';
 import { generatedSecret } from './secrets';
 import { ServiceContainer } from './service-container';
-import { ServiceStorageOverride, StatefulVolume } from './storage';
+import { StatefulServiceProps, StatefulVolume } from './storage';
 
-export interface QdrantProps {
-  readonly environment: string;
-  readonly tenant: string;
-  readonly image: string;
-  readonly network: string;
-  readonly storage: StorageConfig;
-  /** @default the environment's storage */
-  readonly storageOverride?: ServiceStorageOverride;
+export interface QdrantProps extends StatefulServiceProps {
   readonly memoryMb: number;
   /** @default no CPU limit */
   readonly cpus?: number;

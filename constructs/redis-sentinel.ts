@@ -1,18 +1,10 @@
 import { Construct } from 'constructs';
-import type { StorageConfig } from '../config/model';
 import { renderRedisNode, renderSentinel } from '../runtime/render/redis';
 import { generatedSecret } from './secrets';
 import { ServiceContainer } from './service-container';
-import { ServiceStorageOverride, StatefulVolume } from './storage';
+import { StatefulServiceProps, StatefulVolume } from './storage';
 
-export interface RedisSentinelProps {
-  readonly environment: string;
-  readonly tenant: string;
-  readonly image: string;
-  readonly network: string;
-  readonly storage: StorageConfig;
-  /** @default the environment's storage */
-  readonly storageOverride?: ServiceStorageOverride;
+export interface RedisSentinelProps extends StatefulServiceProps {
   /** @default 2 */
   readonly replicas?: number;
   /** @default 3 */

@@ -13,6 +13,18 @@ export interface VolumeMount {
 /** A service's own storage choice, overriding the environment's. */
 export type ServiceStorageOverride = { readonly kind: 'volume' } | { readonly kind: 'bind'; readonly path: string };
 
+/** What every stateful service of a tenant needs: where it runs, and where its data lives. */
+export interface StatefulServiceProps {
+  readonly environment: string;
+  readonly tenant: string;
+  readonly image: string;
+  readonly network: string;
+  /** The environment's storage. */
+  readonly storage: StorageConfig;
+  /** @default the environment's storage */
+  readonly storageOverride?: ServiceStorageOverride;
+}
+
 export interface StatefulVolumeProps {
   readonly environment: string;
   readonly tenant: string;
