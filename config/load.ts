@@ -77,7 +77,7 @@ function unique<T>(items: T[]): T[] {
 /** The environment a file means to define, even when it does not validate. */
 function declaredName(file: SourceFile): string {
   const name = (file.data as { name?: unknown } | undefined)?.name;
-  return typeof name === 'string' ? name : path.basename(file.absolutePath).replace(/\.ya?ml$/, '');
+  return typeof name === 'string' ? name : fileStem(file);
 }
 
 /** The parts of an invalid tenant file that per-environment validation needs, when they are usable. */
@@ -132,21 +132,28 @@ function validate<S extends z.ZodType>(schema: S, file: SourceFile, data: unknow
 function parseEnvironment(file: SourceFile, problems: Problem[]): ParsedEnvironment[] {
   const env = validate(environmentSchema, file, file.data, problems);
   if (!env) return [];
-  const expected = path.basename(file.absolutePath).replace(/\.ya?ml$/, '');
-  if (env.name !== expected) {
-    problems.push(file.problem(['name'], `name: "${env.name}" does not match the file name "${path.basename(file.absolutePath)}": rename the file to ${env.name}.yaml or set name: ${expected}`));
-  }
+  checkNameMatchesFile(file, env.name, problems);
   return [{ file, env }];
 }
 
 function parseTenantFile(file: SourceFile, problems: Problem[]): { file: SourceFile; tenant: TenantFile }[] {
   const tenant = validate(tenantFileSchema, file, file.data, problems);
   if (!tenant) return [];
-  const expected = path.basename(file.absolutePath).replace(/\.ya?ml$/, '');
-  if (tenant.name !== expected) {
-    problems.push(file.problem(['name'], `name: "${tenant.name}" does not match the file name "${path.basename(file.absolutePath)}": rename the file to ${tenant.name}.yaml or set name: ${expected}`));
-  }
+  checkNameMatchesFile(file, tenant.name, problems);
   return [{ file, tenant }];
+}
+
+/** "dev" for environments/dev.yaml. */
+function fileStem(file: SourceFile): string {
+  return path.basename(file.absolutePath).replace(/\.ya?ml$/, '');
+}
+
+/** One file per environment or tenant, named after it: that is how people find it. */
+function checkNameMatchesFile(file: SourceFile, name: string, problems: Problem[]): void {
+  const expected = fileStem(file);
+  if (name !== expected) {
+    problems.push(file.problem(['name'], `name: "${name}" does not match the file name "${path.basename(file.absolutePath)}": rename the file to ${name}.yaml or set name: ${expected}`));
+  }
 }
 
 /** Merges the environment's override over the tenant's base settings and validates the result. */
