@@ -1,6 +1,5 @@
 import type { ParsedDeployment, ParsedEnvironment } from './load';
-import { resolveBackupJobs } from './load';
-import { publishedPorts, SLOT_SIZE, slotCount } from './ports';
+import { SLOT_SIZE, slotCount } from './ports';
 import { BACKUP_SERVICES, TenantFile } from './schema';
 import { formatProblem, Problem, SourceFile } from './source';
 import { dotted, suggest } from './issues';
@@ -19,9 +18,9 @@ export function crossCheck(
     ...sharedNetworks(environments),
     // With no environment file at all, that one problem says it all.
     ...(declared.length === 0 ? [] : tenants.flatMap((t) => environmentReferences(t.file, t.tenant, declared))),
-    ...deployments.flatMap((d) => deploymentRules(d, environments)),
+    ...deployments.flatMap((d) => deploymentRules(d)),
     ...portConflicts(environments, deployments),
-    ...containerNameClashes(environments, deployments),
+    ...containerNameClashes(deployments),
   ]);
 }
 
@@ -124,8 +123,8 @@ function environmentReferences(file: SourceFile, tenant: TenantFile, declared: s
   return problems;
 }
 
-function deploymentRules(d: ParsedDeployment, environments: ParsedEnvironment[]): Problem[] {
-  const env = environments.find((e) => e.env.name === d.environment)!.env;
+function deploymentRules(d: ParsedDeployment): Problem[] {
+  const env = d.environment.env;
   const problems: Problem[] = [];
   const at = (p: (string | number)[], message: string) => d.file.problem(d.locate(p), message);
   const pg = d.services.postgres;
@@ -150,18 +149,17 @@ function deploymentRules(d: ParsedDeployment, environments: ParsedEnvironment[])
     }
   }
 
-  if (env.production) problems.push(...productionBackupPolicy(d, environments.find((e) => e.env.name === d.environment)!));
+  if (env.production) problems.push(...productionBackupPolicy(d));
   return problems;
 }
 
 /** Production data must be recoverable after losing the host: every stateful service backed up off-site, a week of dailies. */
-function productionBackupPolicy(d: ParsedDeployment, parsed: ParsedEnvironment): Problem[] {
-  const env = parsed.env;
-  const jobs = resolveBackupJobs(env, d);
+function productionBackupPolicy(d: ParsedDeployment): Problem[] {
+  const { env, file: envFile } = d.environment;
   const problems: Problem[] = [];
   for (const service of BACKUP_SERVICES) {
     if (!d.services[service]?.enabled) continue;
-    const job = jobs[service];
+    const job = d.jobs[service];
     const rule = !job
       ? { setting: ['enabled'], why: 'refuses a stateful service without a backup job', fix: 'set it to true (or remove it)' }
       : !job.offsite
@@ -178,7 +176,7 @@ function productionBackupPolicy(d: ParsedDeployment, parsed: ParsedEnvironment):
     } else {
       // The tenant inherits the setting from the environment's defaults: that is the line to fix.
       const envPath = ['backup', 'defaults', service, ...rule.setting];
-      problems.push(parsed.file.problem(envPath, `${dotted(envPath)}: ${because}: ${rule.fix} (tenant ${d.tenant.name} inherits it)`));
+      problems.push(envFile.problem(envPath, `${dotted(envPath)}: ${because}: ${rule.fix} (tenant ${d.tenant.name} inherits it)`));
     }
   }
   return problems;
@@ -204,20 +202,21 @@ interface PortClaim {
  * Container and volume names are `<env>-<tenant>-…`: environment "dev" with tenant "a-b" and
  * environment "dev-a" with tenant "b" would both own "dev-a-b-postgres" on one Docker host.
  */
-function containerNameClashes(environments: ParsedEnvironment[], deployments: ParsedDeployment[]): Problem[] {
+function containerNameClashes(deployments: ParsedDeployment[]): Problem[] {
   const owners = new Map<string, ParsedDeployment>();
   const problems: Problem[] = [];
   for (const d of deployments) {
-    const env = environments.find((e) => e.env.name === d.environment)!.env;
+    const env = d.environment.env;
     const prefix = `${env.name}-${d.tenant.name}`;
     const key = `${env.docker.host}\u0000${prefix}`;
     const other = owners.get(key);
     if (!other) {
       owners.set(key, d);
     } else if (other.environment !== d.environment || other.tenant.name !== d.tenant.name) {
+      const otherEnv = other.environment.env.name;
       const where = formatProblem(other.file.problem(['name'], '')).replace(/: $/, '');
       problems.push(
-        d.file.problem(['name'], `name: containers of tenant "${d.tenant.name}" in environment "${d.environment}" would be named "${prefix}-…", like those of tenant "${other.tenant.name}" in environment "${other.environment}" (${where}) on the same Docker host: rename one of the tenants or environments`),
+        d.file.problem(['name'], `name: containers of tenant "${d.tenant.name}" in environment "${env.name}" would be named "${prefix}-…", like those of tenant "${other.tenant.name}" in environment "${otherEnv}" (${where}) on the same Docker host: rename one of the tenants or environments`),
       );
     }
   }
@@ -253,10 +252,8 @@ function portConflicts(environments: ParsedEnvironment[], deployments: ParsedDep
     }
   }
   for (const d of deployments) {
-    const env = environments.find((e) => e.env.name === d.environment)!.env;
-    if (!env.ports.publish || d.tenant.portSlot === undefined) continue;
-    const backupEnabled = Object.keys(resolveBackupJobs(env, d)).length > 0;
-    for (const p of publishedPorts(d.services, backupEnabled, env.ports.from, d.tenant.portSlot)) {
+    const env = d.environment.env;
+    for (const p of d.ports) {
       claim(env.docker.host, { port: p.external, owner: `${env.name}-${d.tenant.name}-${p.container}`, group: `${env.name}/${d.tenant.name}`, problem: (m) => d.file.problem(['portSlot'], m) });
     }
   }

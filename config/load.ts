@@ -4,7 +4,7 @@ import type { z } from 'zod';
 import { crossCheck } from './cross-checks';
 import { describeIssues, describeValue } from './issues';
 import { BackupJobConfig, DEFAULT_BACKUP_JOBS, EnvironmentConfig, StorageConfig, TenantConfig, TenantryConfig } from './model';
-import { publishedPorts } from './ports';
+import { PublishedPort, publishedPorts } from './ports';
 import {
   BACKUP_SERVICES,
   EnvironmentFile,
@@ -23,13 +23,17 @@ export interface ParsedEnvironment {
   readonly env: EnvironmentFile;
 }
 
-/** One tenant in one environment, validated, before ports and backups are resolved. */
+/** One tenant in one environment, validated, with its backup jobs and host ports worked out once. */
 export interface ParsedDeployment {
   readonly file: SourceFile;
   readonly tenant: TenantFile;
-  readonly environment: string;
+  readonly environment: ParsedEnvironment;
   readonly services: TenantServices;
   readonly backup: z.output<typeof tenantEnvironmentSchema>['backup'];
+  /** Backup job per stateful service (environment and base defaults applied). */
+  readonly jobs: TenantConfig['backup'];
+  /** Host ports, where the environment publishes them and the tenant has a port slot. */
+  readonly ports: PublishedPort[];
   /** Where a path inside the merged settings was written: the override for this environment, or the base. */
   readonly locate: (at: ConfigPath) => ConfigPath;
 }
@@ -50,17 +54,18 @@ export function loadConfig(root: string): LoadResult {
 
   const environments = envFiles.flatMap((file) => parseEnvironment(file, problems));
   const tenants = tenantFiles.flatMap((file) => parseTenantFile(file, problems));
-  const envNames = new Set(environments.map((e) => e.env.name));
+  const byName = new Map(environments.map((e) => [e.env.name, e]));
+  const envNames = new Set(byName.keys());
   const deployments = tenants.flatMap(({ file, tenant }) =>
     unique(tenant.environments)
       .filter((name) => envNames.has(name))
-      .flatMap((name) => parseDeployment(file, tenant, name, problems)),
+      .flatMap((name) => parseDeployment(file, tenant, byName.get(name)!, problems)),
   );
   // A tenant file with a broken top-level field still has its services checked, so one run
   // reports every problem; such a tenant takes no part in the cross-file checks.
   for (const file of tenantFiles.filter((f) => !tenants.some((t) => t.file === f))) {
     const raw = bestEffortTenant(file.data, envNames);
-    for (const name of raw?.environments ?? []) parseDeployment(file, raw!, name, problems);
+    for (const name of raw?.environments ?? []) parseDeployment(file, raw!, byName.get(name)!, problems);
   }
 
   // An environment whose file has problems still exists: tenants naming it are not wrong.
@@ -157,16 +162,23 @@ function checkNameMatchesFile(file: SourceFile, name: string, problems: Problem[
 }
 
 /** Merges the environment's override over the tenant's base settings and validates the result. */
-function parseDeployment(file: SourceFile, tenant: TenantFile, environment: string, problems: Problem[]): ParsedDeployment[] {
-  const override = tenant.overrides?.[environment] ?? {};
+function parseDeployment(file: SourceFile, tenant: TenantFile, environment: ParsedEnvironment, problems: Problem[]): ParsedDeployment[] {
+  const env = environment.env;
+  const override = tenant.overrides?.[env.name] ?? {};
   const merged = {
     services: emptySectionsAsDefaults(deepMerge(tenant.services, override.services)),
     backup: deepMerge(tenant.backup ?? {}, override.backup),
   };
   const overridden = { services: override.services, backup: override.backup };
-  const locate = (at: ConfigPath): ConfigPath => (writtenIn(overridden, at) ? ['overrides', environment, ...at] : at);
+  const locate = (at: ConfigPath): ConfigPath => (writtenIn(overridden, at) ? ['overrides', env.name, ...at] : at);
   const parsed = validate(tenantEnvironmentSchema, file, merged, problems, locate);
-  return parsed ? [{ file, tenant, environment, services: parsed.services, backup: parsed.backup, locate }] : [];
+  if (!parsed) return [];
+  const jobs = resolveBackupJobs(env, parsed);
+  const ports =
+    env.ports.publish && tenant.portSlot !== undefined
+      ? publishedPorts(parsed.services, Object.keys(jobs).length > 0, env.ports.from, tenant.portSlot)
+      : [];
+  return [{ file, tenant, environment, services: parsed.services, backup: parsed.backup, jobs, ports, locate }];
 }
 
 /** `redis:` with nothing under it is how people write "redis with the defaults". */
@@ -207,9 +219,16 @@ function resolve(root: string, environments: ParsedEnvironment[], deployments: P
     environments: sorted.map(({ file, env }): EnvironmentConfig => {
       const { storage, backup, ...rest } = env;
       const tenants = deployments
-        .filter((d) => d.environment === env.name)
+        .filter((d) => d.environment.env === env)
         .sort((a, b) => a.tenant.name.localeCompare(b.tenant.name))
-        .map((d) => resolveTenant(env, d));
+        .map((d): TenantConfig => ({
+          name: d.tenant.name,
+          environment: env.name,
+          source: d.file.displayName,
+          services: d.services,
+          backup: d.jobs,
+          publishedPorts: d.ports,
+        }));
       return { ...rest, storage: resolveStorage(root, storage), offsite: backup.offsite, backupWebhook: backup.webhook, source: file.displayName, tenants };
     }),
   };
@@ -220,7 +239,7 @@ function resolveStorage(root: string, storage: EnvironmentFile['storage']): Stor
   return { kind: 'bind', dataRoot: path.resolve(root, storage.dataRoot) };
 }
 
-export function resolveBackupJobs(env: EnvironmentFile, d: Pick<ParsedDeployment, 'services' | 'backup'>): TenantConfig['backup'] {
+function resolveBackupJobs(env: EnvironmentFile, d: Pick<ParsedDeployment, 'services' | 'backup'>): TenantConfig['backup'] {
   const jobs: TenantConfig['backup'] = {};
   for (const service of BACKUP_SERVICES) {
     const settings = d.services[service];
@@ -244,13 +263,4 @@ export function resolveBackupJobs(env: EnvironmentFile, d: Pick<ParsedDeployment
 
 function stripUndefined<T extends object>(o: T | undefined): Partial<T> {
   return Object.fromEntries(Object.entries(o ?? {}).filter(([, v]) => v !== undefined)) as Partial<T>;
-}
-
-function resolveTenant(env: EnvironmentFile, d: ParsedDeployment): TenantConfig {
-  const backup = resolveBackupJobs(env, d);
-  const ports =
-    env.ports.publish && d.tenant.portSlot !== undefined
-      ? publishedPorts(d.services, Object.keys(backup).length > 0, env.ports.from, d.tenant.portSlot)
-      : [];
-  return { name: d.tenant.name, environment: env.name, source: d.file.displayName, services: d.services, backup, publishedPorts: ports };
 }
