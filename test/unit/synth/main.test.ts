@@ -15,7 +15,9 @@ import { REPO_ROOT, writeConfig } from './support';
 let build: string;
 
 beforeAll(() => {
-  build = fs.mkdtempSync(path.join(os.tmpdir(), 'tenantry-main-build-'));
+  // Inside the repository, whatever TMPDIR is: the compiled app finds node_modules by walking up.
+  fs.mkdirSync(path.join(REPO_ROOT, '.tmp'), { recursive: true });
+  build = fs.mkdtempSync(path.join(REPO_ROOT, '.tmp', 'tenantry-main-build-'));
   const tsc = spawnSync(path.join(REPO_ROOT, 'node_modules', '.bin', 'tsc'), ['-p', path.join(REPO_ROOT, 'tsconfig.json'), '--outDir', path.join(build, 'dist')], {
     encoding: 'utf8',
   });
