@@ -1,7 +1,7 @@
 import { Construct } from 'constructs';
 import type { BackupJobConfig, StorageConfig } from '../config/model';
 import type { BackupService } from '../config/schema';
-import { AgentConfig, agentConfigSchema } from '../runtime/agent/config';
+import { AgentConfig, agentConfigSchema, POSTGRES_DEFAULTS } from '../runtime/agent/config';
 import type { PostgresEndpoint } from './postgres';
 import { ServiceContainer } from './service-container';
 import { StatefulVolume } from './storage';
@@ -108,7 +108,7 @@ function agentConfigFor(props: BackupProps): { config: AgentConfig; env: Record<
       ...common('postgres', props.jobs.postgres),
       kind: 'postgres',
       verifySchedule: props.jobs.postgres.verifySchedule,
-      postgres: { host: postgres.host, port: postgres.port, user: postgres.backupRole, passwordEnv: 'PG_PASSWORD', databases: [...postgres.databases], parallelJobs: 2 },
+      postgres: { host: postgres.host, port: postgres.port, user: postgres.backupRole, passwordEnv: 'PG_PASSWORD', databases: [...postgres.databases], ...POSTGRES_DEFAULTS },
     });
   }
   if (props.jobs.redis && redis) {

@@ -54,6 +54,9 @@ const jobCommon = {
   offsite: z.boolean(),
 };
 
+/** What a Postgres job gets when its config leaves these out (the Backup construct writes them out). */
+export const POSTGRES_DEFAULTS = { parallelJobs: 2, splitTablesLargerThanMb: 256 } as const;
+
 const postgresJob = z.strictObject({
   ...jobCommon,
   kind: z.literal('postgres'),
@@ -75,7 +78,13 @@ const postgresJob = z.strictObject({
      * pg_dump/pg_restore worker processes.
      * @default 2
      */
-    parallelJobs: z.number().int().min(1).max(32).default(2),
+    parallelJobs: z.number().int().min(1).max(32).default(POSTGRES_DEFAULTS.parallelJobs),
+    /**
+     * Tables at least this big (MB on disk) are dumped and restored in parallel chunks, beside
+     * pg_dump's archive (see runtime/agent/jobs/postgres-tables.ts); 0 splits every table.
+     * @default 256
+     */
+    splitTablesLargerThanMb: z.number().int().min(0).default(POSTGRES_DEFAULTS.splitTablesLargerThanMb),
     /**
      * Where the agent connects to create and drop databases (verification scratch copies, restore
      * targets) and to read the roles.

@@ -2,6 +2,7 @@
  * Runs the backup tools (pg_dump, redis-cli, …). Secrets travel in the child's environment
  * (PGPASSWORD, REDISCLI_AUTH), never in argv, which `ps` and error messages would show.
  */
+import { ChildProcess, spawn } from 'child_process';
 import execa from 'execa';
 
 export interface ToolRun {
@@ -34,4 +35,77 @@ export async function runTool(file: string, args: readonly string[], options: To
 /** First line of `<tool> --version`, for the manifest. */
 export async function toolVersion(file: string): Promise<string> {
   return (await runTool(file, ['--version'])).split('\n')[0].trim();
+}
+
+/** One side of a pipeline: a tool and its arguments. */
+export interface ToolCommand {
+  file: string;
+  args: readonly string[];
+}
+
+export interface PipelineRun extends ToolRun {
+  /** Working directory of both tools. */
+  cwd?: string;
+}
+
+export interface PipelineOutput {
+  /** The consumer's standard output. */
+  stdout: string;
+  /** Standard error of the producer, then of the consumer. */
+  stderr: [string, string];
+}
+
+/**
+ * Runs `from | to` with the producer's stdout wired to the consumer's stdin at the descriptor
+ * level, so the data never passes through the agent. Both must exit 0. When both fail, the
+ * consumer's error is the one reported: a consumer that stops (a full disk) makes the producer
+ * fail with a broken pipe, which says nothing about why.
+ */
+export async function runPipeline(from: ToolCommand, to: ToolCommand, options: PipelineRun = {}): Promise<PipelineOutput> {
+  const env = { ...process.env, ...options.env };
+  const consumer = spawn(to.file, [...to.args], { env, cwd: options.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
+  const consumerDone = settle(to.file, consumer);
+  // The producer gets its own copy of the pipe's write end; the agent's copy is closed so that
+  // the consumer sees end-of-file when the producer exits.
+  const producer = consumer.stdin ? spawn(from.file, [...from.args], { env, cwd: options.cwd, stdio: ['ignore', consumer.stdin, 'pipe'] }) : undefined;
+  consumer.stdin?.destroy();
+  const producerDone = producer ? settle(from.file, producer) : Promise.resolve({ stdout: '', stderr: '', error: `${to.file} has no stdin` });
+  const kill = () => {
+    producer?.kill('SIGTERM');
+    consumer.kill('SIGTERM');
+  };
+  options.signal?.addEventListener('abort', kill, { once: true });
+  try {
+    const [made, taken] = await Promise.all([producerDone, consumerDone]);
+    const failure = taken.error ?? made.error;
+    if (failure !== undefined) throw new Error(failure);
+    return { stdout: taken.stdout, stderr: [made.stderr, taken.stderr] };
+  } finally {
+    options.signal?.removeEventListener('abort', kill);
+  }
+}
+
+interface Settled {
+  stdout: string;
+  stderr: string;
+  /** Why the tool failed, in the words runTool uses; undefined when it exited 0. */
+  error?: string;
+}
+
+function settle(file: string, child: ChildProcess): Promise<Settled> {
+  return new Promise((resolve) => {
+    let stdout = '';
+    let stderr = '';
+    child.stdout?.on('data', (chunk: Buffer) => (stdout = (stdout + chunk.toString()).slice(-OUTPUT_TAIL)));
+    child.stderr?.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-OUTPUT_TAIL)));
+    child.once('error', (error: NodeJS.ErrnoException) =>
+      resolve({ stdout, stderr, error: error.code === 'ENOENT' ? `${file} is not installed (not found on PATH)` : `${file}: ${error.message}` }),
+    );
+    child.once('close', (code, signal) => {
+      if (code === 0) return resolve({ stdout, stderr });
+      const why = signal ? `was killed by ${signal}` : `exited with ${code}`;
+      const output = (stderr || stdout).trim();
+      resolve({ stdout, stderr, error: `${file} ${why}${output ? `: ${output}` : ''}` });
+    });
+  });
 }

@@ -7,6 +7,7 @@ import * as path from 'path';
 import { Client } from 'pg';
 import { AgentConfig } from '../../runtime/agent/config';
 import { runBackup } from '../../runtime/agent/runner';
+import type { SplitTable } from '../../runtime/agent/jobs/postgres-tables';
 import { BackupStore } from '../../runtime/agent/store';
 import { PostgresServer, startPostgres, tempDir } from '../helpers/servers';
 import { cli, jobDirEntries, manifests, testAgent, waitFor, writeConfig } from './harness';
@@ -67,14 +68,15 @@ function fingerprint(server: PostgresServer, database: string): Promise<Record<s
   });
 }
 
-function pgJob(server: PostgresServer, databases: string[]) {
+/** `splitTablesLargerThanMb`: 256 is the agent's default; 0 puts every table's data in chunks. */
+function pgJob(server: PostgresServer, databases: string[], splitTablesLargerThanMb = 256) {
   return {
     name: 'pg',
     kind: 'postgres' as const,
     schedule: '0 3 * * *',
     retention: { daily: 7, weekly: 4, monthly: 6 },
     offsite: false,
-    postgres: { host: server.host, port: server.port, user: 'postgres', passwordEnv: 'PG_PASSWORD', databases, parallelJobs: 2 },
+    postgres: { host: server.host, port: server.port, user: 'postgres', passwordEnv: 'PG_PASSWORD', databases, parallelJobs: 2, splitTablesLargerThanMb },
   };
 }
 
@@ -202,6 +204,136 @@ describe('Postgres backup job (real PostgreSQL server)', () => {
   });
 });
 
+/**
+ * Tables over `splitTablesLargerThanMb` have their data copied in ctid-range chunks beside the
+ * archive. With the threshold at 0 every non-empty table goes that way, whatever its column types.
+ */
+describe('Postgres backup job, tables in parallel chunks (real PostgreSQL server)', () => {
+  const EXTRA = `
+    CREATE TABLE "Odd ""name"" table" (id int PRIMARY KEY, "Mixed Case" text, "a:b" int);
+    INSERT INTO "Odd ""name"" table" SELECT i, 'v' || i, i FROM generate_series(1, 2000) i;
+    -- aclitem has no binary send/receive: this table goes in COPY's text format.
+    CREATE TABLE grants_log (id int PRIMARY KEY, grant_item aclitem, note text);
+    INSERT INTO grants_log SELECT i, 'app_owner=r/postgres'::aclitem, 'n' || i FROM generate_series(1, 500) i;
+    CREATE TABLE measures (id int PRIMARY KEY, cm numeric, inches numeric GENERATED ALWAYS AS (cm / 2.54) STORED, span int4range, at timestamptz);
+    INSERT INTO measures (id, cm, span, at) SELECT i, i * 1.5, int4range(i, i + 10), '2025-01-01'::timestamptz + i * interval '1 minute' FROM generate_series(1, 3000) i;
+    CREATE TABLE events (id int, day date NOT NULL, payload text) PARTITION BY RANGE (day);
+    CREATE TABLE events_2025 PARTITION OF events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+    CREATE TABLE events_2026 PARTITION OF events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+    INSERT INTO events SELECT i, '2025-06-01'::date + (i % 400), repeat('x', i % 50) FROM generate_series(1, 4000) i;
+    GRANT SELECT ON orders TO app_owner;`;
+  const EXTRA_TABLES = ['"Odd ""name"" table"', 'grants_log', 'measures', 'events'];
+  let server: PostgresServer;
+  let config: AgentConfig;
+  let configPath: string;
+  let env: NodeJS.ProcessEnv;
+  let original: Record<string, string>;
+
+  const everything = async (database: string) => ({
+    ...(await fingerprint(server, database)),
+    ...(await withDb(server, database, async (db) => {
+      const out: Record<string, string> = {};
+      for (const table of EXTRA_TABLES) {
+        const { rows } = await db.query(`SELECT count(*) AS n, md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) AS sum FROM ${table} t`);
+        out[table] = `${rows[0].n}:${rows[0].sum}`;
+      }
+      out.orders_acl = (await db.query("SELECT relacl::text AS acl FROM pg_class WHERE relname = 'orders'")).rows[0].acl;
+      out.indexes = (await db.query("SELECT string_agg(indexname, ',' ORDER BY indexname) AS names FROM pg_indexes WHERE schemaname IN ('public', 'billing')")).rows[0].names;
+      return out;
+    })),
+  });
+
+  beforeAll(async () => {
+    server = await startPostgres();
+    env = { PG_PASSWORD: server.password };
+    await withDb(server, 'postgres', (db) => db.query('CREATE DATABASE app'));
+    await withDb(server, 'app', (db) => db.query(SCHEMA + EXTRA));
+    original = await everything('app');
+    ({ config, path: configPath } = writeConfig({ jobs: [pgJob(server, ['app'], 0)] }));
+  });
+
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  test('run: each table in two chunks (one per worker), binary where every column type allows, rows counted by the copies', async () => {
+    const result = await cli(['run', 'pg', '--config', configPath], env);
+    expect({ code: result.code, errors: result.logs.filter((l) => l.level === 'error') }).toEqual({ code: 0, errors: [] });
+    const [manifest] = await manifests(config, 'pg');
+    const { split, tables } = (manifest.details as { databases: Record<string, { split: SplitTable[]; tables: Record<string, number> }> }).databases.app;
+    const byLabel = Object.fromEntries(split.map((t) => [t.label, t]));
+    expect(Object.keys(byLabel).sort()).toEqual(
+      ['billing.invoices', 'public.Odd "name" table', 'public.blobs', 'public.customers', 'public.events_2025', 'public.events_2026', 'public.grants_log', 'public.measures', 'public.orders'].sort(),
+    );
+    expect(byLabel['public.grants_log'].format).toBe('text');
+    expect(byLabel['public.orders'].format).toBe('binary');
+    expect(byLabel['public.measures'].columns).toBe('id, cm, span, at');
+    for (const table of split) {
+      expect(table.parts).toHaveLength(2);
+      expect(table.parts.reduce((sum, p) => sum + p.rows, 0)).toBe(tables[table.label]);
+    }
+    expect(tables).toMatchObject({ 'public.customers': 1000, 'public.orders': 5000, 'public.grants_log': 500, 'public.events_2025': expect.any(Number) });
+    const paths = manifest.files.map((f) => f.path);
+    expect(paths).toContain('app.tables/1.1.bin.zst');
+    expect(paths.filter((p) => p.startsWith('app.tables/'))).toHaveLength(18);
+    expect(manifest.tools.zstd).toMatch(/v\d+\.\d+/);
+    expect(manifest.check?.details).toMatch(/9 tables in 18 chunks$/);
+  });
+
+  test('verify and restore: the same rows, grants and indexes as the original', async () => {
+    const [backup] = await manifests(config, 'pg');
+    const verified = await cli(['verify', backup.id, '--config', configPath], env);
+    expect(verified.code).toBe(0);
+    expect(verified.stdout).toContain('verification passed');
+
+    await withDb(server, 'postgres', (db) => db.query('DROP DATABASE app WITH (FORCE)'));
+    const restored = await cli(['restore', 'pg', '--from', 'latest', '--config', configPath], env);
+    expect(restored.stderr).toBe(restored.logs.map((l) => JSON.stringify(l)).join('\n') + '\n');
+    expect(restored.code).toBe(0);
+    expect(await everything('app')).toEqual(original);
+    expect(original.orders_acl).toContain('app_owner=r/');
+  });
+
+  test('chunks share one snapshot: transfers running during the dump never show up half-done', async () => {
+    await withDb(server, 'app', (db) =>
+      db.query('CREATE TABLE accounts (id int PRIMARY KEY, balance int NOT NULL); INSERT INTO accounts SELECT i, 0 FROM generate_series(1, 200000) i'),
+    );
+    // Each transfer moves 1 between two accounts in one transaction: the total stays 0. Updated
+    // rows get new versions elsewhere in the heap, so chunks read at different moments would
+    // count a moved row twice or not at all.
+    let transfers = 0;
+    let stop = false;
+    const writer = withDb(server, 'app', async (db) => {
+      while (!stop) {
+        const from = 1 + Math.floor(Math.random() * 200000);
+        const to = 1 + ((from + 100000) % 200000);
+        await db.query(`BEGIN; UPDATE accounts SET balance = balance - 1 WHERE id = ${from}; UPDATE accounts SET balance = balance + 1 WHERE id = ${to}; COMMIT`);
+        transfers++;
+      }
+    });
+    try {
+      await waitFor('transfers under way', () => (transfers > 50 ? true : undefined), 10_000, 10);
+      const { agent } = testAgent(config, env);
+      const during = transfers;
+      const manifest = await runBackup(agent, config.jobs[0]);
+      expect(manifest.status).toBe('ok');
+      expect(transfers).toBeGreaterThan(during);
+      const chunked = (manifest.details as { databases: { app: { split: SplitTable[] } } }).databases.app.split.find((t) => t.label === 'public.accounts');
+      expect(chunked?.parts).toHaveLength(2);
+
+      stop = true;
+      await writer;
+      const copy = await cli(['restore', 'pg', '--from', manifest.id, '--target', 'app_snapshot', '--config', configPath], env);
+      expect(copy.code).toBe(0);
+      const totals = await withDb(server, 'app_snapshot', (db) => db.query('SELECT count(*)::int AS n, sum(balance)::int AS total FROM accounts'));
+      expect(totals.rows[0]).toEqual({ n: 200000, total: 0 });
+    } finally {
+      stop = true;
+      await writer;
+    }
+  });
+});
+
 describe('Postgres backup failures (real PostgreSQL server)', () => {
   test('server killed (SIGKILL) in the middle of a dump: run failed, nothing promoted, the earlier backup still restores', async () => {
     // Both servers share the superuser password: restoring globals.sql brings the role passwords back.
@@ -213,7 +345,7 @@ describe('Postgres backup failures (real PostgreSQL server)', () => {
       await withDb(server, 'postgres', (db) => db.query('CREATE DATABASE app'));
       await withDb(server, 'app', (db) => db.query(SCHEMA));
       const before = await fingerprint(server, 'app');
-      const { config, path: configPath } = writeConfig({ jobs: [pgJob(server, ['app'])] });
+      const { config, path: configPath } = writeConfig({ jobs: [pgJob(server, ['app'], 64)] });
       const { agent } = testAgent(config, env);
       const good = await runBackup(agent, config.jobs[0]);
       expect(good.status).toBe('ok');
@@ -222,11 +354,12 @@ describe('Postgres backup failures (real PostgreSQL server)', () => {
       await withDb(server, 'app', (db) => db.query("CREATE TABLE big AS SELECT i, md5(i::text) || md5((i + 1)::text) AS filler FROM generate_series(1, 3000000) i"));
       const store = new BackupStore(config.backupDir, 'pg');
       const run = runBackup(agent, config.jobs[0]);
-      await waitFor('pg_dump writing table data', () => {
+      // Table big (~250 MB) is over the split threshold: its data goes to chunk files beside the archive.
+      await waitFor('table data being written', () => {
         const partial = fs.readdirSync(store.dir).find((name) => name.endsWith('.partial'));
-        const archive = partial && path.join(store.dir, partial, 'app.dump');
-        const data = archive && fs.existsSync(archive) ? fs.readdirSync(archive).filter((f) => f.endsWith('.dat.gz')) : [];
-        return data.some((f) => fs.statSync(path.join(archive as string, f)).size > 64 * 1024) ? true : undefined;
+        const chunks = partial && path.join(store.dir, partial, 'app.tables');
+        const data = chunks && fs.existsSync(chunks) ? fs.readdirSync(chunks).filter((f) => f.endsWith('.zst')) : [];
+        return data.some((f) => fs.statSync(path.join(chunks as string, f)).size > 64 * 1024) ? true : undefined;
       }, 60_000, 10);
       server.kill('SIGKILL');
       const failed = await run;

@@ -37,7 +37,7 @@ describe('agent config', () => {
   test('applies the documented defaults', () => {
     const config = parseAgentConfig(valid, 'agent.json');
     expect(config.http.host).toBe('0.0.0.0');
-    expect(config.jobs[0]).toMatchObject({ postgres: { parallelJobs: 2 } });
+    expect(config.jobs[0]).toMatchObject({ postgres: { parallelJobs: 2, splitTablesLargerThanMb: 256 } });
   });
 
   test('lists every problem with its path, one per line', () => {

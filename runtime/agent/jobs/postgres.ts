@@ -38,18 +38,22 @@ import { UserError } from '../errors';
 import { runTool, toolVersion } from '../exec';
 import type { Manifest } from '../manifest';
 import { BackupOutcome, DriverContext, JobDriver, RestoreRequest, selectParts } from './driver';
+import { CHUNK_COMPRESSION, dumpChunks, inPool, loadChunks, planSplit, SplitTable } from './postgres-tables';
 
 type PostgresJob = Extract<JobConfig, { kind: 'postgres' }>;
 
 export const PG_DUMP_COMPRESSION = 5;
 const GLOBALS_FILE = 'globals.sql';
 const archiveOf = (database: string) => `${database}.dump`;
+/** Chunks of the database's big tables (postgres-tables.ts). */
+const chunksOf = (database: string) => `${database}.tables`;
 
 /** Row count per table ("schema.table"), as taken in the dump's snapshot. */
 type RowCounts = Record<string, number>;
 
 interface PostgresDetails {
-  databases: Record<string, { tables: RowCounts }>;
+  /** Row counts of every table; `split`: the tables whose data is in chunk files, not the archive. */
+  databases: Record<string, { tables: RowCounts; split?: SplitTable[] }>;
   compression: string;
   rolePasswords: boolean;
 }
@@ -63,7 +67,7 @@ const TABLES_SQL = `
     AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
   ORDER BY 2`;
 
-/** Session settings that speed a restore up and that any role may set. */
+/** Session settings that speed a restore up and that any role may set (pg_restore and psql read PGOPTIONS). */
 const RESTORE_SESSION = '-c maintenance_work_mem=512MB -c synchronous_commit=off';
 
 export class PostgresDriver implements JobDriver {
@@ -87,13 +91,18 @@ export class PostgresDriver implements JobDriver {
     await this.dumpGlobals(dir, superuser, password, ctx);
     const databases: PostgresDetails['databases'] = {};
     for (const database of this.pg.databases) {
-      databases[database] = { tables: await this.dumpDatabase(database, dir, password, ctx) };
-      ctx.log.info('database dumped', { database, tables: Object.keys(databases[database].tables).length });
+      databases[database] = await this.dumpDatabase(database, dir, password, ctx);
+      ctx.log.info('database dumped', { database, tables: Object.keys(databases[database].tables).length, split: (databases[database].split ?? []).map((t) => t.label).join(', ') });
     }
-    const details: PostgresDetails = { databases, compression: `gzip:${PG_DUMP_COMPRESSION}`, rolePasswords: superuser };
+    const details: PostgresDetails = { databases, compression: `archive gzip:${PG_DUMP_COMPRESSION}, chunks zstd:${CHUNK_COMPRESSION}`, rolePasswords: superuser };
+    const split = Object.values(databases).some((d) => (d.split ?? []).length > 0);
     return {
       source: { version, address: `${this.pg.host}:${this.pg.port}` },
-      tools: { pg_dump: await toolVersion('pg_dump'), pg_dumpall: await toolVersion('pg_dumpall') },
+      tools: {
+        pg_dump: await toolVersion('pg_dump'),
+        pg_dumpall: await toolVersion('pg_dumpall'),
+        ...(split ? { psql: await toolVersion('psql'), zstd: await toolVersion('zstd') } : {}),
+      },
       details: { ...details },
     };
   }
@@ -108,20 +117,34 @@ export class PostgresDriver implements JobDriver {
     await runTool('pg_dumpall', args, { env: this.toolEnv(password), signal: ctx.signal });
   }
 
-  private async dumpDatabase(database: string, dir: string, password: string, ctx: DriverContext): Promise<RowCounts> {
+  /**
+   * pg_dump and the chunk copies of the big tables run side by side in one exported snapshot; the
+   * big tables are locked first, so no DDL changes them between the snapshot and pg_dump's own
+   * locks. Row counts come from the same snapshot: from the chunk copies' own counts for split
+   * tables, from count(*) for the rest.
+   */
+  private async dumpDatabase(database: string, dir: string, password: string, ctx: DriverContext): Promise<PostgresDetails['databases'][string]> {
     const session = await this.connect(database, password, ctx);
     try {
       await session.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
       const snapshot = (await session.query<{ id: string }>('SELECT pg_export_snapshot() AS id')).rows[0].id;
+      const planned = await planSplit(session, this.pg.splitTablesLargerThanMb * 1024 * 1024, this.pg.parallelJobs);
+      for (const table of planned) await session.query(`LOCK TABLE ONLY ${table.qualified} IN ACCESS SHARE MODE`);
+      const env = this.toolEnv(password);
       const dump = runTool(
         'pg_dump',
-        ['--format=directory', `--jobs=${this.pg.parallelJobs}`, `--compress=${PG_DUMP_COMPRESSION}`, `--snapshot=${snapshot}`, `--file=${path.join(dir, archiveOf(database))}`, `--dbname=${database}`],
-        { env: this.toolEnv(password), signal: ctx.signal },
+        [
+          '--format=directory', `--jobs=${this.pg.parallelJobs}`, `--compress=${PG_DUMP_COMPRESSION}`, `--snapshot=${snapshot}`,
+          ...planned.map((table) => `--exclude-table-data=${table.pattern}`),
+          `--file=${path.join(dir, archiveOf(database))}`, `--dbname=${database}`,
+        ],
+        { env, signal: ctx.signal },
       );
-      // Counting while pg_dump runs: same snapshot, and the scan overlaps the dump's own.
-      const [counts] = await Promise.all([countRows(session), dump]);
+      const chunks = dumpChunks(dir, chunksOf(database), planned, snapshot, { database, env, workers: this.pg.parallelJobs, signal: ctx.signal });
+      const [counts, split] = await Promise.all([countRows(session, new Set(planned.map((t) => t.label))), chunks, dump]);
       await session.query('COMMIT');
-      return counts;
+      for (const table of split) counts[table.label] = table.parts.reduce((sum, part) => sum + part.rows, 0);
+      return split.length > 0 ? { tables: sortKeys(counts), split } : { tables: counts };
     } finally {
       await session.end().catch(() => undefined);
     }
@@ -130,10 +153,12 @@ export class PostgresDriver implements JobDriver {
   async check(dir: string, details: Record<string, unknown>): Promise<string> {
     const { databases } = details as unknown as PostgresDetails;
     const summaries: string[] = [];
-    for (const database of Object.keys(databases)) {
+    for (const [database, { split = [] }] of Object.entries(databases)) {
       const toc = await runTool('pg_restore', ['--list', path.join(dir, archiveOf(database))]);
       const entries = toc.split('\n').filter((line) => line.trim() !== '' && !line.startsWith(';')).length;
-      summaries.push(`${database}: ${entries} archive entries`);
+      const parts = split.flatMap((table) => table.parts);
+      for (const part of parts) checkZstdFile(path.join(dir, part.file));
+      summaries.push(`${database}: ${entries} archive entries${parts.length > 0 ? `, ${split.length} tables in ${parts.length} chunks` : ''}`);
     }
     if (!fs.existsSync(path.join(dir, GLOBALS_FILE))) throw new Error(`${GLOBALS_FILE} is missing`);
     return summaries.join(', ');
@@ -153,7 +178,7 @@ export class PostgresDriver implements JobDriver {
       const scratch = scratchName(database, stamp);
       await this.createDatabase(scratch, password, ctx);
       try {
-        await this.pgRestore(path.join(dir, archiveOf(database)), scratch, ['--no-owner', '--no-privileges'], password, ctx);
+        await this.restoreDatabase(dir, database, scratch, { create: false, extra: ['--no-owner', '--no-privileges'], details: databases[database] }, password, ctx);
         const restored = await this.withDatabase(scratch, password, ctx, countRows);
         const problems = compareCounts(tables, restored);
         if (problems.length > 0) throw new Error(`${database}: restored copy differs from the dump's snapshot: ${problems.join('; ')}`);
@@ -177,16 +202,12 @@ export class PostgresDriver implements JobDriver {
     const done: string[] = [];
     for (const source of sources) {
       const target = request.target ?? source;
-      const archive = path.join(request.dir, archiveOf(source));
       const existing = await this.prepareTarget(target, request.force, password, ctx);
-      if (existing === 'absent' && target === source) {
-        // The archive's own CREATE DATABASE brings back the owner, privileges and settings.
-        await this.pgRestore(archive, this.maintenanceDatabase, ['--create'], password, ctx);
-      } else {
-        // An empty database keeps its own; a copy under another name belongs to the restoring role.
-        if (existing === 'absent') await this.createDatabase(target, password, ctx);
-        await this.pgRestore(archive, target, [], password, ctx);
-      }
+      // The archive's own CREATE DATABASE brings back the owner, privileges and settings. An
+      // empty database keeps its own; a copy under another name belongs to the restoring role.
+      const create = existing === 'absent' && target === source;
+      if (existing === 'absent' && !create) await this.createDatabase(target, password, ctx);
+      await this.restoreDatabase(request.dir, source, target, { create, extra: [], details: databases[source] }, password, ctx);
       done.push(source === target ? target : `${source} -> ${target}`);
     }
     return `restored ${done.join(', ')} on ${this.pg.host}:${this.pg.port}`;
@@ -213,6 +234,29 @@ export class PostgresDriver implements JobDriver {
     ctx.log.warn('replacing a non-empty database (--force)', { database: target, relations });
     await this.dropDatabase(target, password, ctx);
     return 'absent';
+  }
+
+  /**
+   * Definitions (pre-data), then the archive's data and the big tables' chunks side by side, then
+   * indexes and constraints (post-data), each step with `parallelJobs` workers.
+   */
+  private async restoreDatabase(
+    dir: string,
+    source: string,
+    target: string,
+    how: { create: boolean; extra: string[]; details: PostgresDetails['databases'][string] },
+    password: string,
+    ctx: DriverContext,
+  ): Promise<void> {
+    const archive = path.join(dir, archiveOf(source));
+    if (how.create) await this.pgRestore(archive, this.maintenanceDatabase, ['--section=pre-data', '--create', ...how.extra], password, ctx);
+    else await this.pgRestore(archive, target, ['--section=pre-data', ...how.extra], password, ctx);
+    const env = { ...this.toolEnv(password), PGOPTIONS: RESTORE_SESSION };
+    await inPool(['archive', 'chunks'], 2, ctx.signal, async (part, signal) => {
+      if (part === 'archive') await this.pgRestore(archive, target, ['--section=data', ...how.extra], password, { ...ctx, signal });
+      else await loadChunks(dir, how.details.split ?? [], { database: target, env, workers: this.pg.parallelJobs, signal });
+    });
+    await this.pgRestore(archive, target, ['--section=post-data', ...how.extra], password, ctx);
   }
 
   private pgRestore(archive: string, database: string, extra: string[], password: string, ctx: DriverContext): Promise<string> {
@@ -273,9 +317,11 @@ export class PostgresDriver implements JobDriver {
   }
 }
 
-async function countRows(db: Client): Promise<RowCounts> {
+/** count(*) of every table in the session's snapshot, but those in `skip`. */
+async function countRows(db: Client, skip: ReadonlySet<string> = new Set()): Promise<RowCounts> {
   const counts: RowCounts = {};
   for (const { qualified, label } of (await db.query<{ qualified: string; label: string }>(TABLES_SQL)).rows) {
+    if (skip.has(label)) continue;
     counts[label] = Number((await db.query<{ n: string }>(`SELECT count(*) AS n FROM ONLY ${qualified}`)).rows[0].n);
   }
   return counts;
@@ -287,6 +333,23 @@ async function userRelationCount(db: Client): Promise<number> {
     WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
       AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'`);
   return Number(result.rows[0].n);
+}
+
+/** Same keys in the order TABLES_SQL lists them, so manifests read the same whichever way a count was taken. */
+function sortKeys(counts: RowCounts): RowCounts {
+  return Object.fromEntries(Object.entries(counts).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
+/** A chunk the cheap per-run check can vouch for: present, and a zstd frame (its magic number). */
+function checkZstdFile(file: string): void {
+  const header = Buffer.alloc(4);
+  const fd = fs.openSync(file, 'r');
+  try {
+    fs.readSync(fd, header, 0, 4, 0);
+  } finally {
+    fs.closeSync(fd);
+  }
+  if (header.readUInt32LE(0) !== 0xfd2fb528) throw new Error(`${path.basename(file)} is not a zstd file`);
 }
 
 export function compareCounts(expected: RowCounts, actual: RowCounts): string[] {

@@ -63,7 +63,7 @@ describe('Backup', () => {
         verifySchedule: '0 4 * * 0',
         retention: { daily: 7, weekly: 4, monthly: 6 },
         offsite: false,
-        postgres: { host: 'dev-acme-postgres', port: 5432, user: 'postgres', passwordEnv: 'PG_PASSWORD', databases: ['app'], parallelJobs: 2 },
+        postgres: { host: 'dev-acme-postgres', port: 5432, user: 'postgres', passwordEnv: 'PG_PASSWORD', databases: ['app'], parallelJobs: 2, splitTablesLargerThanMb: 256 },
       }),
       expect.objectContaining({
         name: 'redis',

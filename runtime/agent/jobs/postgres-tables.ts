@@ -1,0 +1,229 @@
+/**
+ * Large tables, dumped and restored in parallel chunks.
+ *
+ * `pg_dump -j` parallelises across tables, never within one, so a database whose data sits in one
+ * big table dumps and restores at the speed of a single COPY. Tables at least
+ * `splitTablesLargerThanMb` big are therefore left out of pg_dump's data (`--exclude-table-data`;
+ * their definitions, indexes and grants stay in the archive) and copied instead in ranges of
+ * their physical row position (ctid), each range by its own psql session that imports the dump's
+ * exported snapshot, so every chunk and the archive see one and the same database state. Chunks
+ * are zstd-compressed and written in COPY's binary format when every column type has binary I/O
+ * (cheaper to parse on restore: measured 5.0 s against 7.0 s for 7 M pgbench rows), in text
+ * otherwise. A restore loads the chunks in parallel after the archive's pre-data section
+ * (tables) and before its post-data section (indexes, constraints), so indexes are built once,
+ * over all rows.
+ *
+ * Ranges of ctid are read with a TID range scan (PostgreSQL 14 and later); on older servers
+ * nothing is split. Measurements and their commands: docs/benchmarks.md.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import type { Client } from 'pg';
+import { runPipeline, ToolCommand } from '../exec';
+
+/** zstd level for chunks: 3 (zstd's default) compresses pgbench's 800 MB to 10 MB at ~1.5 GB/s. */
+export const CHUNK_COMPRESSION = 3;
+/** Chunks per table: at least one per worker, and one per this many bytes of table. */
+const CHUNK_TARGET_BYTES = 1024 ** 3;
+
+export interface SplitPart {
+  /** Relative to the backup directory. */
+  file: string;
+  /** Rows in the chunk, as the server counted them while copying. */
+  rows: number;
+}
+
+/** A table whose data is in chunk files instead of the pg_dump archive. */
+export interface SplitTable {
+  /** "schema.table", as in the row counts. */
+  label: string;
+  /** Quoted `schema.table` for SQL. */
+  qualified: string;
+  /** Quoted, comma-separated column list (generated columns excluded: COPY cannot load them). */
+  columns: string;
+  format: 'binary' | 'text';
+  parts: SplitPart[];
+}
+
+interface PlannedTable extends Omit<SplitTable, 'parts'> {
+  /** `--exclude-table-data` pattern: both names double-quoted, so nothing in them is a wildcard. */
+  pattern: string;
+  /** Block ranges [from, to); `to` is undefined for the last, which runs to the end. */
+  ranges: [number, number | undefined][];
+}
+
+/**
+ * Tables worth splitting: ordinary tables (partitions included, they are tables of their own) of
+ * at least `thresholdBytes`, not owned by an extension. Names with control characters stay with
+ * pg_dump: psql's \copy reads its command up to the end of a line.
+ */
+const CANDIDATES_SQL = `
+  SELECT c.oid, n.nspname, c.relname,
+         format('%I.%I', n.nspname, c.relname) AS qualified,
+         pg_relation_size(c.oid) AS bytes,
+         pg_relation_size(c.oid) / current_setting('block_size')::int AS blocks,
+         (SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum)
+            FROM pg_attribute a
+           WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '') AS columns,
+         (SELECT bool_and(a.attname !~ '[[:cntrl:]]') FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0) AS plain_names
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+  WHERE c.relkind = 'r'
+    AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'
+    AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+    AND pg_relation_size(c.oid) >= $1
+    AND n.nspname !~ '[[:cntrl:]]' AND c.relname !~ '[[:cntrl:]]'
+  ORDER BY 2, 3`;
+
+/**
+ * Whether binary COPY can carry every column: each type involved, through domains, array
+ * elements, composite fields and range subtypes, has both a binary send and receive function.
+ */
+const BINARY_IO_SQL = `
+  WITH RECURSIVE types(oid) AS (
+    SELECT a.atttypid FROM pg_attribute a WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+    UNION
+    SELECT x.child FROM types JOIN pg_type t ON t.oid = types.oid
+    CROSS JOIN LATERAL (
+      SELECT t.typbasetype WHERE t.typtype = 'd'
+      UNION ALL SELECT t.typelem WHERE t.typcategory = 'A' AND t.typelem <> 0
+      UNION ALL SELECT a.atttypid FROM pg_attribute a WHERE t.typtype = 'c' AND a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped
+      UNION ALL SELECT r.rngsubtype FROM pg_range r WHERE r.rngtypid = t.oid OR r.rngmultitypid = t.oid
+    ) x(child)
+  )
+  SELECT coalesce(bool_and(t.typsend <> 0 AND t.typreceive <> 0), true) AS binary FROM types JOIN pg_type t ON t.oid = types.oid`;
+
+/** Returns the tables to split, or none when the server cannot scan ctid ranges. */
+export async function planSplit(session: Client, thresholdBytes: number, workers: number): Promise<PlannedTable[]> {
+  const version = Number((await session.query<{ v: string }>("SELECT current_setting('server_version_num') AS v")).rows[0].v);
+  if (version < 140000) return [];
+  const { rows } = await session.query<{ oid: number; nspname: string; relname: string; qualified: string; bytes: string; blocks: string; columns: string | null; plain_names: boolean }>(
+    CANDIDATES_SQL,
+    [thresholdBytes],
+  );
+  const planned: PlannedTable[] = [];
+  for (const row of rows) {
+    const blocks = Number(row.blocks);
+    if (row.columns === null || !row.plain_names || blocks === 0) continue;
+    const binary = (await session.query<{ binary: boolean }>(BINARY_IO_SQL, [row.oid])).rows[0].binary;
+    const count = Math.min(blocks, Math.max(workers, Math.ceil(Number(row.bytes) / CHUNK_TARGET_BYTES)));
+    const bounds = Array.from({ length: count + 1 }, (_, i) => Math.floor((i * blocks) / count));
+    planned.push({
+      label: `${row.nspname}.${row.relname}`,
+      qualified: row.qualified,
+      columns: row.columns,
+      format: binary ? 'binary' : 'text',
+      pattern: `"${row.nspname.replace(/"/g, '""')}"."${row.relname.replace(/"/g, '""')}"`,
+      ranges: bounds.slice(0, -1).map((from, i) => [from, i === count - 1 ? undefined : bounds[i + 1]]),
+    });
+  }
+  return planned;
+}
+
+export interface ChunkSession {
+  database: string;
+  /** libpq settings (PGHOST, PGPASSWORD, …) for psql. */
+  env: NodeJS.ProcessEnv;
+  workers: number;
+  signal?: AbortSignal;
+}
+
+/** `ctid >= '(from,0)' AND ctid < '(to,0)'`, without the `::tid` cast, which psql would read as a variable. */
+function rangeCondition([from, to]: [number, number | undefined]): string {
+  const lower = from > 0 ? `ctid >= '(${from},0)'` : '';
+  const upper = to !== undefined ? `ctid < '(${to},0)'` : '';
+  return [lower, upper].filter(Boolean).join(' AND ') || 'true';
+}
+
+const chunkFile = (directory: string, table: number, part: number, format: SplitTable['format']) =>
+  `${directory}/${table + 1}.${part + 1}.${format === 'binary' ? 'bin' : 'txt'}.zst`;
+
+/**
+ * Copies every planned chunk into `<dir>/<directory>/` with `workers` psql sessions at a time,
+ * each inside `snapshot`, its rows piped through zstd.
+ */
+export async function dumpChunks(dir: string, directory: string, tables: PlannedTable[], snapshot: string, session: ChunkSession): Promise<SplitTable[]> {
+  const jobs = tables.flatMap((table, t) => table.ranges.map((range, p) => ({ table, t, p, range })));
+  if (jobs.length > 0) await fs.promises.mkdir(path.join(dir, directory));
+  const rows = await inPool(jobs, session.workers, session.signal, async ({ table, t, p, range }, signal) => {
+    const file = chunkFile(directory, t, p, table.format);
+    // psql's command output (the "COPY n" status among it) goes to a file: stdout carries the rows.
+    const status = `${file}.psql-output`;
+    const psql: ToolCommand = {
+      file: 'psql',
+      args: [
+        '--no-psqlrc', '--set=ON_ERROR_STOP=1', `--output=${status}`, `--dbname=${session.database}`,
+        '--command=BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY',
+        `--command=SET TRANSACTION SNAPSHOT '${snapshot}'`,
+        // Never a silently filtered copy: with row security on, a policy would hide rows.
+        '--command=SET row_security = off',
+        `--command=\\copy (SELECT ${table.columns} FROM ONLY ${table.qualified} WHERE ${rangeCondition(range)}) TO pstdout (FORMAT ${table.format})`,
+        '--command=COMMIT',
+      ],
+    };
+    const zstd: ToolCommand = { file: 'zstd', args: ['--quiet', `-${CHUNK_COMPRESSION}`, '-o', file] };
+    await runPipeline(psql, zstd, { env: session.env, cwd: dir, signal });
+    const output = await fs.promises.readFile(path.join(dir, status), 'utf8');
+    await fs.promises.rm(path.join(dir, status));
+    return copiedRows(output, `${table.label} chunk ${p + 1}`);
+  });
+  let job = 0;
+  return tables.map(({ label, qualified, columns, format, ranges }, t) => ({
+    label,
+    qualified,
+    columns,
+    format,
+    parts: ranges.map((_, p) => ({ file: chunkFile(directory, t, p, format), rows: rows[job++] })),
+  }));
+}
+
+/** Loads every chunk into `database` (whose tables exist, without indexes yet), `workers` at a time. */
+export async function loadChunks(dir: string, tables: SplitTable[], session: ChunkSession): Promise<void> {
+  const jobs = tables.flatMap((table) => table.parts.map((part) => ({ table, part })));
+  await inPool(jobs, session.workers, session.signal, async ({ table, part }, signal) => {
+    const zstd: ToolCommand = { file: 'zstd', args: ['--decompress', '--stdout', '--quiet', part.file] };
+    const psql: ToolCommand = {
+      file: 'psql',
+      args: ['--no-psqlrc', '--set=ON_ERROR_STOP=1', `--dbname=${session.database}`, `--command=COPY ${table.qualified} (${table.columns}) FROM STDIN (FORMAT ${table.format})`],
+    };
+    const { stdout } = await runPipeline(zstd, psql, { env: session.env, cwd: dir, signal });
+    const loaded = copiedRows(stdout, `${table.label} from ${part.file}`);
+    if (loaded !== part.rows) throw new Error(`${table.label}: ${part.file} loaded ${loaded} rows, the backup recorded ${part.rows}`);
+  });
+}
+
+function copiedRows(output: string, what: string): number {
+  const match = /^COPY (\d+)$/m.exec(output);
+  if (!match) throw new Error(`${what}: psql did not report a row count (output: ${output.trim().slice(-300) || 'none'})`);
+  return Number(match[1]);
+}
+
+/**
+ * Runs `work` over `items` with at most `width` at once, results in item order. The first
+ * failure aborts the others (their tools are killed) and is the one thrown.
+ */
+export async function inPool<T, R>(items: readonly T[], width: number, parent: AbortSignal | undefined, work: (item: T, signal: AbortSignal) => Promise<R>): Promise<R[]> {
+  const controller = new AbortController();
+  const stop = () => controller.abort();
+  parent?.addEventListener('abort', stop, { once: true });
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  let failure: { error: unknown } | undefined;
+  const worker = async () => {
+    while (next < items.length && failure === undefined) {
+      const index = next++;
+      try {
+        results[index] = await work(items[index], controller.signal);
+      } catch (error) {
+        failure ??= { error };
+        controller.abort();
+      }
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: Math.min(width, items.length) }, worker));
+  } finally {
+    parent?.removeEventListener('abort', stop);
+  }
+  if (failure) throw failure.error;
+  return results;
+}
