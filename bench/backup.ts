@@ -1,12 +1,14 @@
 /**
  * Backup and restore of a ~1 GB Postgres database (pgbench -i -s 70): Tenantry's agent (a real
- * `runBackup`: pg_dump -Fd -j2 -Z5 in an exported snapshot with row counts, globals, pg_restore
- * --list, sha256 manifest; restore: pg_restore -j2 with session settings) against the common
+ * `runBackup`: big tables in ctid-range chunks through binary COPY and zstd, pg_dump -Fd -j2 -Z5
+ * for the rest, all in one exported snapshot, with row counts, globals, pg_restore --list, sha256
+ * manifest; a real `restoreBackup`: pre-data, then chunks and archive data on 2 workers, then
+ * post-data) against the common
  * `pg_dump | gzip` and `gunzip | psql`. Each side runs `repetitions` times, alternating, on a
  * server started like the tests start theirs; the table shows medians.
  * Run: `npx tsc && node dist/bench/backup.js` (BENCH_PG_SCALE and BENCH_REPETITIONS override).
  */
-import { spawn, execFileSync } from 'child_process';
+import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -14,6 +16,7 @@ import { performance } from 'perf_hooks';
 import { Client } from 'pg';
 import { textTable } from '../e2e/text-table';
 import { parseAgentConfig } from '../runtime/agent/config';
+import { runPipeline } from '../runtime/agent/exec';
 import { createLogger } from '../runtime/agent/log';
 import { Agent, restoreBackup, runBackup } from '../runtime/agent/runner';
 import { AgentState } from '../runtime/agent/status';
@@ -43,24 +46,6 @@ export interface BackupBenchOptions {
   print?: (line: string) => void;
 }
 
-/** Runs `producer | consumer`, the consumer's stdout going to `outFile` when given; fails on any non-zero exit. */
-function pipeline(producer: string[], consumer: string[], env: NodeJS.ProcessEnv, outFile?: string): Promise<void> {
-  const run = (argv: string[], stdio: ('pipe' | 'ignore' | number)[]) => spawn(argv[0], argv.slice(1), { env: { ...process.env, ...env }, stdio });
-  const out = outFile === undefined ? 'ignore' : fs.openSync(outFile, 'w');
-  const first = run(producer, ['ignore', 'pipe', 'pipe']);
-  const second = run(consumer, ['pipe', out, 'pipe']);
-  first.stdout?.pipe(second.stdin as NodeJS.WritableStream);
-  const exit = (child: ReturnType<typeof run>, argv: string[]) =>
-    new Promise<void>((resolve, reject) => {
-      let stderr = '';
-      child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-      child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${argv.join(' ')} exited with ${code}: ${stderr.slice(-500)}`))));
-    });
-  return Promise.all([exit(first, producer), exit(second, consumer)]).then(() => {
-    if (typeof out === 'number') fs.closeSync(out);
-  });
-}
-
 async function sql(server: PostgresServer, database: string, text: string): Promise<string> {
   const client = new Client({ host: server.host, port: server.port, user: 'postgres', password: server.password, database });
   await client.connect();
@@ -82,7 +67,7 @@ const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floo
 
 export async function runBackupBenchmark(options: BackupBenchOptions = {}): Promise<BackupBenchmark> {
   const scale = options.scale ?? Number(process.env.BENCH_PG_SCALE ?? 70);
-  const repetitions = options.repetitions ?? Number(process.env.BENCH_REPETITIONS ?? 3);
+  const repetitions = options.repetitions ?? Number(process.env.BENCH_REPETITIONS ?? 5);
   const print = options.print ?? (() => undefined);
   const load: [number, number] = [os.loadavg()[0], 0];
   const server = await startPostgres();
@@ -119,10 +104,10 @@ export async function runBackupBenchmark(options: BackupBenchOptions = {}): Prom
     const tenantry = { backup: [] as number[], restore: [] as number[], size: 0 };
     for (let i = 1; i <= repetitions; i++) {
       const dumpFile = path.join(work, `plain-${i}.sql.gz`);
-      common.backup.push(await timed(() => pipeline(['pg_dump', '--dbname=bench'], ['gzip'], env, dumpFile)));
+      common.backup.push(await timed(() => runPipeline({ file: 'pg_dump', args: ['--dbname=bench'] }, { file: 'sh', args: ['-c', 'exec gzip > "$0"', dumpFile] }, { env })));
       common.size = fs.statSync(dumpFile).size;
       await sql(server, 'postgres', `CREATE DATABASE plain_${i}`);
-      common.restore.push(await timed(() => pipeline(['gunzip', '-c', dumpFile], ['psql', '--quiet', '--no-psqlrc', '-v', 'ON_ERROR_STOP=1', `--dbname=plain_${i}`], env)));
+      common.restore.push(await timed(() => runPipeline({ file: 'gunzip', args: ['-c', dumpFile] }, { file: 'psql', args: ['--quiet', '--no-psqlrc', '-v', 'ON_ERROR_STOP=1', `--dbname=plain_${i}`] }, { env })));
       print(`run ${i}: pg_dump | gzip ${common.backup[i - 1].toFixed(1)} s, gunzip | psql ${common.restore[i - 1].toFixed(1)} s`);
       await sql(server, 'postgres', `DROP DATABASE plain_${i}`);
       fs.rmSync(dumpFile);
@@ -142,7 +127,7 @@ export async function runBackupBenchmark(options: BackupBenchOptions = {}): Prom
     return {
       rows: [
         { method: 'pg_dump | gzip (plain SQL, gzip -6)', restoreMethod: 'gunzip | psql', backupSeconds: median(common.backup), sizeBytes: common.size, restoreSeconds: median(common.restore) },
-        { method: 'tenantry-agent run (pg_dump -Fd -j2 -Z5, snapshot row counts, globals, checks)', restoreMethod: 'tenantry-agent restore (pg_restore -j2)', backupSeconds: median(tenantry.backup), sizeBytes: tenantry.size, restoreSeconds: median(tenantry.restore) },
+        { method: 'tenantry-agent run (2 workers: big tables in ctid chunks, binary COPY | zstd -3; pg_dump -Fd -Z5 for the rest; row counts, globals, checks)', restoreMethod: 'tenantry-agent restore (pre-data; chunks and archive data on 2 workers; post-data -j2)', backupSeconds: median(tenantry.backup), sizeBytes: tenantry.size, restoreSeconds: median(tenantry.restore) },
       ],
       scale,
       databaseBytes,
@@ -169,7 +154,7 @@ export function formatBackupBenchmark(result: BackupBenchmark): string {
   const header = [
     `Postgres backup and restore: pgbench -i -s ${result.scale} (${(result.databaseBytes / 1e9).toFixed(2)} GB on disk), server ${result.serverVersion}, 127.0.0.1; median of ${result.repetitions} alternating runs`,
     `machine: ${os.cpus().length} cores (nproc), ${os.cpus()[0]?.model ?? 'unknown CPU'}; load average ${result.load[0].toFixed(1)} before, ${result.load[1].toFixed(1)} after`,
-    `${version(['pg_dump', '--version'])}; ${version(['pg_restore', '--version'])}; ${version(['gzip', '--version'])}`,
+    `${version(['pg_dump', '--version'])}; ${version(['pg_restore', '--version'])}; ${version(['gzip', '--version'])}; ${version(['zstd', '--version'])}`,
     '',
   ];
   const table = textTable(

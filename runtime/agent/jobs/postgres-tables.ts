@@ -19,6 +19,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import type { Client } from 'pg';
+import { inPool } from '../concurrency';
 import { runPipeline, ToolCommand } from '../exec';
 
 /** zstd level for chunks: 3 (zstd's default) compresses pgbench's 800 MB to 10 MB at ~1.5 GB/s. */
@@ -195,35 +196,4 @@ function copiedRows(output: string, what: string): number {
   const match = /^COPY (\d+)$/m.exec(output);
   if (!match) throw new Error(`${what}: psql did not report a row count (output: ${output.trim().slice(-300) || 'none'})`);
   return Number(match[1]);
-}
-
-/**
- * Runs `work` over `items` with at most `width` at once, results in item order. The first
- * failure aborts the others (their tools are killed) and is the one thrown.
- */
-export async function inPool<T, R>(items: readonly T[], width: number, parent: AbortSignal | undefined, work: (item: T, signal: AbortSignal) => Promise<R>): Promise<R[]> {
-  const controller = new AbortController();
-  const stop = () => controller.abort();
-  parent?.addEventListener('abort', stop, { once: true });
-  const results: R[] = new Array(items.length);
-  let next = 0;
-  let failure: { error: unknown } | undefined;
-  const worker = async () => {
-    while (next < items.length && failure === undefined) {
-      const index = next++;
-      try {
-        results[index] = await work(items[index], controller.signal);
-      } catch (error) {
-        failure ??= { error };
-        controller.abort();
-      }
-    }
-  };
-  try {
-    await Promise.all(Array.from({ length: Math.min(width, items.length) }, worker));
-  } finally {
-    parent?.removeEventListener('abort', stop);
-  }
-  if (failure) throw failure.error;
-  return results;
 }

@@ -34,11 +34,12 @@ import * as path from 'path';
 import { Client } from 'pg';
 import { secretFromEnv } from '../config';
 import type { JobConfig } from '../config';
+import { allOrNothing } from '../concurrency';
 import { UserError } from '../errors';
 import { runTool, toolVersion } from '../exec';
 import type { Manifest } from '../manifest';
 import { BackupOutcome, DriverContext, JobDriver, RestoreRequest, selectParts } from './driver';
-import { CHUNK_COMPRESSION, dumpChunks, inPool, loadChunks, planSplit, SplitTable } from './postgres-tables';
+import { CHUNK_COMPRESSION, dumpChunks, loadChunks, planSplit, SplitTable } from './postgres-tables';
 
 type PostgresJob = Extract<JobConfig, { kind: 'postgres' }>;
 
@@ -88,21 +89,22 @@ export class PostgresDriver implements JobDriver {
     } finally {
       await first.end();
     }
-    await this.dumpGlobals(dir, superuser, password, ctx);
     const databases: PostgresDetails['databases'] = {};
-    for (const database of this.pg.databases) {
-      databases[database] = await this.dumpDatabase(database, dir, password, ctx);
-      ctx.log.info('database dumped', { database, tables: Object.keys(databases[database].tables).length, split: (databases[database].split ?? []).map((t) => t.label).join(', ') });
-    }
-    const details: PostgresDetails = { databases, compression: `archive gzip:${PG_DUMP_COMPRESSION}, chunks zstd:${CHUNK_COMPRESSION}`, rolePasswords: superuser };
+    const dumpDatabases = async (signal: AbortSignal) => {
+      for (const database of this.pg.databases) {
+        databases[database] = await this.dumpDatabase(database, dir, password, { ...ctx, signal });
+        ctx.log.info('database dumped', { database, tables: Object.keys(databases[database].tables).length, split: (databases[database].split ?? []).map((t) => t.label).join(', ') });
+      }
+    };
+    // The roles are dumped, and the tool versions read, while the databases are dumped.
+    await allOrNothing([(signal) => this.dumpGlobals(dir, superuser, password, { ...ctx, signal }), dumpDatabases], ctx.signal);
+    const [pgDump, pgDumpall] = await Promise.all([toolVersion('pg_dump'), toolVersion('pg_dumpall')]);
     const split = Object.values(databases).some((d) => (d.split ?? []).length > 0);
+    const chunkTools = split ? await Promise.all([toolVersion('psql'), toolVersion('zstd')]) : undefined;
+    const details: PostgresDetails = { databases, compression: `archive gzip:${PG_DUMP_COMPRESSION}, chunks zstd:${CHUNK_COMPRESSION}`, rolePasswords: superuser };
     return {
       source: { version, address: `${this.pg.host}:${this.pg.port}` },
-      tools: {
-        pg_dump: await toolVersion('pg_dump'),
-        pg_dumpall: await toolVersion('pg_dumpall'),
-        ...(split ? { psql: await toolVersion('psql'), zstd: await toolVersion('zstd') } : {}),
-      },
+      tools: { pg_dump: pgDump, pg_dumpall: pgDumpall, ...(chunkTools ? { psql: chunkTools[0], zstd: chunkTools[1] } : {}) },
       details: { ...details },
     };
   }
@@ -131,17 +133,18 @@ export class PostgresDriver implements JobDriver {
       const planned = await planSplit(session, this.pg.splitTablesLargerThanMb * 1024 * 1024, this.pg.parallelJobs);
       for (const table of planned) await session.query(`LOCK TABLE ONLY ${table.qualified} IN ACCESS SHARE MODE`);
       const env = this.toolEnv(password);
-      const dump = runTool(
-        'pg_dump',
-        [
-          '--format=directory', `--jobs=${this.pg.parallelJobs}`, `--compress=${PG_DUMP_COMPRESSION}`, `--snapshot=${snapshot}`,
-          ...planned.map((table) => `--exclude-table-data=${table.pattern}`),
-          `--file=${path.join(dir, archiveOf(database))}`, `--dbname=${database}`,
-        ],
-        { env, signal: ctx.signal },
-      );
-      const chunks = dumpChunks(dir, chunksOf(database), planned, snapshot, { database, env, workers: this.pg.parallelJobs, signal: ctx.signal });
-      const [counts, split] = await Promise.all([countRows(session, new Set(planned.map((t) => t.label))), chunks, dump]);
+      const dump = (signal: AbortSignal) =>
+        runTool(
+          'pg_dump',
+          [
+            '--format=directory', `--jobs=${this.pg.parallelJobs}`, `--compress=${PG_DUMP_COMPRESSION}`, `--snapshot=${snapshot}`,
+            ...planned.map((table) => `--exclude-table-data=${table.pattern}`),
+            `--file=${path.join(dir, archiveOf(database))}`, `--dbname=${database}`,
+          ],
+          { env, signal },
+        ).then(() => undefined);
+      const chunks = (signal: AbortSignal) => dumpChunks(dir, chunksOf(database), planned, snapshot, { database, env, workers: this.pg.parallelJobs, signal });
+      const [split, counts] = await allOrNothing([chunks, () => countRows(session, new Set(planned.map((t) => t.label))), dump], ctx.signal);
       await session.query('COMMIT');
       for (const table of split) counts[table.label] = table.parts.reduce((sum, part) => sum + part.rows, 0);
       return split.length > 0 ? { tables: sortKeys(counts), split } : { tables: counts };
@@ -252,10 +255,13 @@ export class PostgresDriver implements JobDriver {
     if (how.create) await this.pgRestore(archive, this.maintenanceDatabase, ['--section=pre-data', '--create', ...how.extra], password, ctx);
     else await this.pgRestore(archive, target, ['--section=pre-data', ...how.extra], password, ctx);
     const env = { ...this.toolEnv(password), PGOPTIONS: RESTORE_SESSION };
-    await inPool(['archive', 'chunks'], 2, ctx.signal, async (part, signal) => {
-      if (part === 'archive') await this.pgRestore(archive, target, ['--section=data', ...how.extra], password, { ...ctx, signal });
-      else await loadChunks(dir, how.details.split ?? [], { database: target, env, workers: this.pg.parallelJobs, signal });
-    });
+    await allOrNothing(
+      [
+        (signal) => this.pgRestore(archive, target, ['--section=data', ...how.extra], password, { ...ctx, signal }),
+        (signal) => loadChunks(dir, how.details.split ?? [], { database: target, env, workers: this.pg.parallelJobs, signal }),
+      ],
+      ctx.signal,
+    );
     await this.pgRestore(archive, target, ['--section=post-data', ...how.extra], password, ctx);
   }
 

@@ -1,0 +1,95 @@
+/**
+ * The agent's side-by-side runners: the pool used for table chunks, and the pipeline that wires
+ * a dump tool to a compressor. Real processes (sh, cat, gzip) stand in for psql and zstd.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { allOrNothing, inPool } from '../../runtime/agent/concurrency';
+import { runPipeline } from '../../runtime/agent/exec';
+import { tempDir } from '../helpers/servers';
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => {
+      clearTimeout(timer);
+      reject(new Error('aborted'));
+    });
+  });
+
+describe('inPool', () => {
+  test('never runs more than `width` at once, and returns results in item order', async () => {
+    let running = 0;
+    let most = 0;
+    const results = await inPool([30, 5, 20, 1, 10, 2], 2, undefined, async (ms) => {
+      most = Math.max(most, ++running);
+      await sleep(ms);
+      running--;
+      return ms * 10;
+    });
+    expect(results).toEqual([300, 50, 200, 10, 100, 20]);
+    expect(most).toBe(2);
+  });
+
+  test('the first failure aborts the others, starts nothing new, and is thrown only once all have stopped', async () => {
+    const events: string[] = [];
+    const run = inPool(['slow', 'fails', 'never'], 2, undefined, async (item, signal) => {
+      events.push(`start ${item}`);
+      if (item === 'fails') throw new Error('disk full');
+      try {
+        await sleep(5_000, signal);
+      } finally {
+        events.push(`stopped ${item}`);
+      }
+    });
+    await expect(run).rejects.toThrow('disk full');
+    expect(events).toEqual(['start slow', 'start fails', 'stopped slow']);
+  });
+
+  test('an already aborted parent signal stops the work at once', async () => {
+    const parent = new AbortController();
+    parent.abort();
+    await expect(allOrNothing([(signal) => sleep(5_000, signal)], parent.signal)).rejects.toThrow('aborted');
+  });
+});
+
+describe('runPipeline', () => {
+  test('the producer\'s output reaches the consumer byte for byte; the consumer\'s stdout and both stderrs come back', async () => {
+    const dir = tempDir('pipeline');
+    const source = path.join(dir, 'source');
+    fs.writeFileSync(source, Buffer.from(Array.from({ length: 3_000_000 }, (_, i) => (i * 7919) % 251)));
+    const result = await runPipeline(
+      { file: 'sh', args: ['-c', 'cat source; echo produced >&2'] },
+      { file: 'sh', args: ['-c', 'gzip -1 > out.gz; echo consumed; echo note >&2'] },
+      { cwd: dir },
+    );
+    expect(result).toEqual({ stdout: 'consumed\n', stderr: ['produced\n', 'note\n'] });
+    const { gunzipSync } = await import('zlib');
+    expect(gunzipSync(fs.readFileSync(path.join(dir, 'out.gz'))).equals(fs.readFileSync(source))).toBe(true);
+  });
+
+  test('when the consumer fails, its error is reported, not the producer\'s broken pipe', async () => {
+    await expect(
+      runPipeline({ file: 'sh', args: ['-c', 'yes | head -c 50000000'] }, { file: 'sh', args: ['-c', 'head -c 10 >/dev/null; echo "No space left on device" >&2; exit 1'] }),
+    ).rejects.toThrow(/^sh exited with 1: No space left on device$/);
+  });
+
+  test('a producer that fails is reported even though the consumer finished', async () => {
+    await expect(runPipeline({ file: 'sh', args: ['-c', 'echo "server closed the connection" >&2; exit 2'] }, { file: 'cat', args: [] })).rejects.toThrow(
+      'sh exited with 2: server closed the connection',
+    );
+  });
+
+  test('a missing tool is named', async () => {
+    await expect(runPipeline({ file: 'no-such-dump-tool', args: [] }, { file: 'cat', args: [] })).rejects.toThrow('no-such-dump-tool is not installed (not found on PATH)');
+  });
+
+  test('aborting kills both tools', async () => {
+    const controller = new AbortController();
+    const run = runPipeline({ file: 'sleep', args: ['30'] }, { file: 'cat', args: [] }, { signal: controller.signal });
+    setTimeout(() => controller.abort(), 100);
+    const started = Date.now();
+    await expect(run).rejects.toThrow(/killed by SIGTERM/);
+    expect(Date.now() - started).toBeLessThan(5_000);
+  });
+});
