@@ -14,7 +14,9 @@
  * over all rows.
  *
  * Ranges of ctid are read with a TID range scan (PostgreSQL 14 and later); on older servers
- * nothing is split. Measurements and their commands: docs/benchmarks.md.
+ * nothing is split. Binary COPY data loads into the same or a newer PostgreSQL major version (the
+ * binary forms of built-in types do not change); a column of an extension's type needs that
+ * extension on the target, as any restore does. Measurements: docs/benchmarks.md.
  */
 import * as fs from 'fs';
 import * as path from 'path';
