@@ -6,7 +6,7 @@
  * post-data) against the common
  * `pg_dump | gzip` and `gunzip | psql`. Each side runs `repetitions` times, alternating, on a
  * server started like the tests start theirs; the table shows medians.
- * Run: `npx tsc && node dist/bench/backup.js` (BENCH_PG_SCALE and BENCH_REPETITIONS override).
+ * Run: `npx tsc && node dist/bench/backup.js` (BENCH_PG_SCALE, BENCH_REPETITIONS and BENCH_PG_BIN override).
  */
 import { execFileSync } from 'child_process';
 import * as fs from 'fs';
@@ -70,7 +70,11 @@ export async function runBackupBenchmark(options: BackupBenchOptions = {}): Prom
   const repetitions = options.repetitions ?? Number(process.env.BENCH_REPETITIONS ?? 5);
   const print = options.print ?? (() => undefined);
   const load: [number, number] = [os.loadavg()[0], 0];
-  const server = await startPostgres();
+  // BENCH_PG_BIN: another PostgreSQL's bin directory (e.g. 17, from bench/fetch-postgres-trixie.sh)
+  // for the server and for every client tool of both sides.
+  const binDir = process.env.BENCH_PG_BIN;
+  if (binDir) process.env.PATH = `${binDir}:${process.env.PATH ?? ''}`;
+  const server = await startPostgres(binDir ? { binDir, parameters: { jit: 'off' } } : {});
   const work = tempDir('bench-backup');
   try {
     const env = server.env;

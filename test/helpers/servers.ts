@@ -279,9 +279,9 @@ function confValue(value: string): string {
  * free port, listening on 127.0.0.1 and on a socket inside the temp dir (never /var/run).
  */
 export async function startPostgres(
-  opts: { password?: string; parameters?: Record<string, string> } = {},
+  opts: { password?: string; parameters?: Record<string, string>; /** @default Debian's newest */ binDir?: string } = {},
 ): Promise<PostgresServer> {
-  const binDir = postgresBinDir();
+  const binDir = opts.binDir ?? postgresBinDir();
   const password = opts.password ?? randomBytes(18).toString('base64url');
   const root = tempDir('postgres');
   const dataDir = path.join(root, 'data');
