@@ -221,13 +221,22 @@ describe('Postgres backup job, tables in parallel chunks (real PostgreSQL server
     CREATE TABLE events_2025 PARTITION OF events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
     CREATE TABLE events_2026 PARTITION OF events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
     INSERT INTO events SELECT i, '2025-06-01'::date + (i % 400), repeat('x', i % 50) FROM generate_series(1, 4000) i;
+    -- Binary arrays and composites name their element and field type OIDs; a restore creates
+    -- mood and pair with new OIDs (checked below), and the binary chunks still load.
+    CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
+    CREATE TYPE pair AS (a mood, b text);
+    CREATE TABLE feelings (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, now mood, history mood[]);
+    INSERT INTO feelings (now, history) SELECT (ARRAY['sad', 'ok', 'happy'])[1 + i % 3]::mood, ARRAY['ok', 'happy']::mood[] FROM generate_series(1, 700) i;
+    CREATE TABLE moods (id int PRIMARY KEY, m mood, p pair);
+    INSERT INTO moods SELECT i, 'happy', ROW('ok', 'p' || i)::pair FROM generate_series(1, 700) i;
     GRANT SELECT ON orders TO app_owner;`;
-  const EXTRA_TABLES = ['"Odd ""name"" table"', 'grants_log', 'measures', 'events'];
+  const EXTRA_TABLES = ['"Odd ""name"" table"', 'grants_log', 'measures', 'events', 'feelings', 'moods'];
   let server: PostgresServer;
   let config: AgentConfig;
   let configPath: string;
   let env: NodeJS.ProcessEnv;
   let original: Record<string, string>;
+  let moodOid: number;
 
   const everything = async (database: string) => ({
     ...(await fingerprint(server, database)),
@@ -249,6 +258,7 @@ describe('Postgres backup job, tables in parallel chunks (real PostgreSQL server
     await withDb(server, 'postgres', (db) => db.query('CREATE DATABASE app'));
     await withDb(server, 'app', (db) => db.query(SCHEMA + EXTRA));
     original = await everything('app');
+    moodOid = await withDb(server, 'app', async (db) => (await db.query("SELECT 'mood'::regtype::oid AS oid")).rows[0].oid);
     ({ config, path: configPath } = writeConfig({ jobs: [pgJob(server, ['app'], 0)] }));
   });
 
@@ -263,9 +273,11 @@ describe('Postgres backup job, tables in parallel chunks (real PostgreSQL server
     const { split, tables } = (manifest.details as { databases: Record<string, { split: SplitTable[]; tables: Record<string, number> }> }).databases.app;
     const byLabel = Object.fromEntries(split.map((t) => [t.label, t]));
     expect(Object.keys(byLabel).sort()).toEqual(
-      ['billing.invoices', 'public.Odd "name" table', 'public.blobs', 'public.customers', 'public.events_2025', 'public.events_2026', 'public.grants_log', 'public.measures', 'public.orders'].sort(),
+      ['billing.invoices', 'public.Odd "name" table', 'public.blobs', 'public.customers', 'public.events_2025', 'public.events_2026', 'public.feelings', 'public.grants_log', 'public.measures', 'public.moods', 'public.orders'].sort(),
     );
     expect(byLabel['public.grants_log'].format).toBe('text');
+    expect(byLabel['public.feelings'].format).toBe('binary');
+    expect(byLabel['public.moods'].format).toBe('binary');
     expect(byLabel['public.orders'].format).toBe('binary');
     expect(byLabel['public.measures'].columns).toBe('id, cm, span, at');
     for (const table of split) {
@@ -275,9 +287,9 @@ describe('Postgres backup job, tables in parallel chunks (real PostgreSQL server
     expect(tables).toMatchObject({ 'public.customers': 1000, 'public.orders': 5000, 'public.grants_log': 500, 'public.events_2025': expect.any(Number) });
     const paths = manifest.files.map((f) => f.path);
     expect(paths).toContain('app.tables/1.1.bin.zst');
-    expect(paths.filter((p) => p.startsWith('app.tables/'))).toHaveLength(18);
+    expect(paths.filter((p) => p.startsWith('app.tables/'))).toHaveLength(22);
     expect(manifest.tools.zstd).toMatch(/v\d+\.\d+/);
-    expect(manifest.check?.details).toMatch(/9 tables in 18 chunks$/);
+    expect(manifest.check?.details).toMatch(/11 tables in 22 chunks$/);
   });
 
   test('verify and restore: the same rows, grants and indexes as the original', async () => {
@@ -292,6 +304,8 @@ describe('Postgres backup job, tables in parallel chunks (real PostgreSQL server
     expect(restored.code).toBe(0);
     expect(await everything('app')).toEqual(original);
     expect(original.orders_acl).toContain('app_owner=r/');
+    const restoredMoodOid = await withDb(server, 'app', async (db) => (await db.query("SELECT 'mood'::regtype::oid AS oid")).rows[0].oid);
+    expect(restoredMoodOid).not.toBe(moodOid);
   });
 
   test('chunks share one snapshot: transfers running during the dump never show up half-done', async () => {

@@ -80,6 +80,9 @@ const CANDIDATES_SQL = `
 /**
  * Whether binary COPY can carry every column: each type involved, through domains, array
  * elements, composite fields and range subtypes, has both a binary send and receive function.
+ * (The binary forms of arrays and composites name their element and field type OIDs; PostgreSQL
+ * 15 and 17 load them into a database where those user-defined types have other OIDs, which the
+ * tests check with an enum array and a composite of an enum.)
  */
 const BINARY_IO_SQL = `
   WITH RECURSIVE types(oid) AS (
