@@ -1,7 +1,8 @@
 /**
  * Running tool-driving work side by side. Work receives an AbortSignal and must stop its tools
  * when it fires; the first failure aborts the rest, and nothing returns (or throws) before every
- * piece has stopped, so no tool is still writing into a backup directory the runner is removing.
+ * piece of work has settled, so the tools the agent started have exited before the runner removes
+ * a backup directory (a tool's own children, such as pg_dump -j's workers, end with their leader).
  */
 
 /**

@@ -57,9 +57,9 @@ export interface PipelineOutput {
 
 /**
  * Runs `from | to` with the producer's stdout wired to the consumer's stdin at the descriptor
- * level, so the data never passes through the agent. Both must exit 0. When both fail, the
- * consumer's error is the one reported: a consumer that stops (a full disk) makes the producer
- * fail with a broken pipe, which says nothing about why.
+ * level, so the data never passes through the agent. Both must exit 0. When both fail, both
+ * errors are reported, the consumer's first: either may be the cause (a consumer stopped by a
+ * full disk breaks the producer's pipe; a corrupt input makes the consumer see a short stream).
  */
 export async function runPipeline(from: ToolCommand, to: ToolCommand, options: PipelineRun = {}): Promise<PipelineOutput> {
   const env = { ...process.env, ...options.env };
@@ -77,8 +77,8 @@ export async function runPipeline(from: ToolCommand, to: ToolCommand, options: P
   options.signal?.addEventListener('abort', kill, { once: true });
   try {
     const [made, taken] = await Promise.all([producerDone, consumerDone]);
-    const failure = taken.error ?? made.error;
-    if (failure !== undefined) throw new Error(failure);
+    const failures = [taken.error, made.error].filter((error): error is string => error !== undefined);
+    if (failures.length > 0) throw new Error(failures.join('; '));
     return { stdout: taken.stdout, stderr: [made.stderr, taken.stderr] };
   } finally {
     options.signal?.removeEventListener('abort', kill);

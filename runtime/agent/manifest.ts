@@ -30,7 +30,12 @@ const offsiteState = z.object({
 });
 
 export const manifestSchema = z.object({
-  formatVersion: z.literal(1),
+  /**
+   * 1: every backup before chunked tables. 2: a Postgres backup whose big tables' rows are in
+   * chunk files beside the archive (`details.databases.*.split`); an agent that knows only 1
+   * refuses it instead of restoring those tables empty.
+   */
+  formatVersion: z.union([z.literal(1), z.literal(2)]),
   tenant: z.string(),
   environment: z.string(),
   job: z.string(),

@@ -93,6 +93,7 @@ async function backUp(agent: Agent, job: JobConfig, store: BackupStore): Promise
     const files = await describeFiles(dir);
     const manifest: Manifest = {
       ...base,
+      formatVersion: outcome.formatVersion ?? 1,
       status: 'ok',
       endedAt: new Date().toISOString(),
       sizeBytes: files.reduce((sum, f) => sum + f.size, 0),

@@ -229,8 +229,14 @@ describe('Postgres backup job, tables in parallel chunks (real PostgreSQL server
     INSERT INTO feelings (now, history) SELECT (ARRAY['sad', 'ok', 'happy'])[1 + i % 3]::mood, ARRAY['ok', 'happy']::mood[] FROM generate_series(1, 700) i;
     CREATE TABLE moods (id int PRIMARY KEY, m mood, p pair);
     INSERT INTO moods SELECT i, 'happy', ROW('ok', 'p' || i)::pair FROM generate_series(1, 700) i;
+    -- Hash partitions on an enum: the hash depends on OIDs, so their rows must go in through the
+    -- root (pg_dump does that); they are never split.
+    CREATE TABLE hashed (id int, m mood) PARTITION BY HASH (m);
+    CREATE TABLE hashed_0 PARTITION OF hashed FOR VALUES WITH (MODULUS 2, REMAINDER 0);
+    CREATE TABLE hashed_1 PARTITION OF hashed FOR VALUES WITH (MODULUS 2, REMAINDER 1);
+    INSERT INTO hashed SELECT i, (ARRAY['sad', 'ok', 'happy'])[1 + i % 3]::mood FROM generate_series(1, 900) i;
     GRANT SELECT ON orders TO app_owner;`;
-  const EXTRA_TABLES = ['"Odd ""name"" table"', 'grants_log', 'measures', 'events', 'feelings', 'moods'];
+  const EXTRA_TABLES = ['"Odd ""name"" table"', 'grants_log', 'measures', 'events', 'feelings', 'moods', 'hashed'];
   let server: PostgresServer;
   let config: AgentConfig;
   let configPath: string;
@@ -306,6 +312,47 @@ describe('Postgres backup job, tables in parallel chunks (real PostgreSQL server
     expect(original.orders_acl).toContain('app_owner=r/');
     const restoredMoodOid = await withDb(server, 'app', async (db) => (await db.query("SELECT 'mood'::regtype::oid AS oid")).rows[0].oid);
     expect(restoredMoodOid).not.toBe(moodOid);
+  });
+
+  test('chunk sessions ignore the database\'s and the agent\'s own settings: no timeout, one date style, one encoding', async () => {
+    await withDb(server, 'postgres', (db) => db.query('CREATE DATABASE settings_db'));
+    await withDb(server, 'settings_db', (db) =>
+      db.query(`
+        CREATE TABLE typed (id int PRIMARY KEY, d date, span interval, f float8, t text, r regclass);
+        INSERT INTO typed SELECT i, date '2024-02-01' + i % 3, interval '1 day 02:03:04' * i, 0.1 + 0.2 + i, 'café ' || i, 'typed'::regclass FROM generate_series(1, 20000) i;
+        ALTER DATABASE settings_db SET datestyle = 'SQL, DMY';
+        ALTER DATABASE settings_db SET intervalstyle = 'sql_standard';
+        ALTER DATABASE settings_db SET extra_float_digits = -3;
+        ALTER DATABASE settings_db SET statement_timeout = '1ms';`),
+    );
+    const read = (database: string) =>
+      withDb(server, database, async (db) => {
+        await db.query("SET statement_timeout = 0; SET datestyle = 'ISO'; SET intervalstyle = 'postgres'; SET extra_float_digits = 3");
+        return (await db.query("SELECT count(*)::int AS n, md5(string_agg(format('%s|%s|%s|%s|%s|%s', id, d, span, f, t, r), ',' ORDER BY id)) AS sum FROM typed")).rows[0];
+      });
+    const before = await read('settings_db');
+    const { config: settingsConfig, path: settingsPath } = writeConfig({ jobs: [pgJob(server, ['settings_db'], 0)] });
+    const backedUp = await cli(['run', 'pg', '--config', settingsPath], env);
+    expect({ code: backedUp.code, errors: backedUp.logs.filter((l) => l.level === 'error') }).toEqual({ code: 0, errors: [] });
+    const [manifest] = await manifests(settingsConfig, 'pg');
+    expect(manifest.formatVersion).toBe(2);
+    const [typed] = (manifest.details as { databases: { settings_db: { split: SplitTable[] } } }).databases.settings_db.split;
+    // regclass goes as text: its binary form is a bare OID, meaningless in another database.
+    expect({ format: typed.format, encoding: typed.encoding }).toEqual({ format: 'text', encoding: 'UTF8' });
+
+    // Restored under another name (no database settings there) by an agent whose own client
+    // encoding differs from the dump's.
+    const saved = process.env.PGCLIENTENCODING;
+    process.env.PGCLIENTENCODING = 'LATIN1';
+    try {
+      const restored = await cli(['restore', 'pg', '--from', 'latest', '--target', 'settings_copy', '--config', settingsPath], env);
+      expect(restored.code).toBe(0);
+    } finally {
+      if (saved === undefined) delete process.env.PGCLIENTENCODING;
+      else process.env.PGCLIENTENCODING = saved;
+    }
+    expect(await read('settings_copy')).toEqual(before);
+    expect(before.n).toBe(20000);
   });
 
   test('chunks share one snapshot: transfers running during the dump never show up half-done', async () => {

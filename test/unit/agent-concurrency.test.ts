@@ -68,10 +68,13 @@ describe('runPipeline', () => {
     expect(gunzipSync(fs.readFileSync(path.join(dir, 'out.gz'))).equals(fs.readFileSync(source))).toBe(true);
   });
 
-  test('when the consumer fails, its error is reported, not the producer\'s broken pipe', async () => {
+  test('when both fail, both errors are reported, the consumer\'s first', async () => {
     await expect(
-      runPipeline({ file: 'sh', args: ['-c', 'yes | head -c 50000000'] }, { file: 'sh', args: ['-c', 'head -c 10 >/dev/null; echo "No space left on device" >&2; exit 1'] }),
-    ).rejects.toThrow(/^sh exited with 1: No space left on device$/);
+      runPipeline(
+        { file: 'sh', args: ['-c', 'yes | head -c 50000000 || { echo "write error: Broken pipe" >&2; exit 3; }'] },
+        { file: 'sh', args: ['-c', 'head -c 10 >/dev/null; echo "No space left on device" >&2; exit 1'] },
+      ),
+    ).rejects.toThrow(/^sh exited with 1: No space left on device; sh exited with 3: .*Broken pipe$/s);
   });
 
   test('a producer that fails is reported even though the consumer finished', async () => {

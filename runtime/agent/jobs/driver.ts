@@ -21,6 +21,8 @@ export interface BackupOutcome {
   readonly tools: Record<string, string>;
   /** Facts the check, verification or restore need later (e.g. row counts at dump time). */
   readonly details: Record<string, unknown>;
+  /** The manifest format the backup needs to be read correctly (see manifest.ts). @default 1 */
+  readonly formatVersion?: 1 | 2;
 }
 
 export interface RestoreRequest {

@@ -40,6 +40,8 @@ export interface SplitPart {
 export interface SplitTable {
   /** "schema.table", as in the row counts. */
   label: string;
+  /** The client encoding the chunks were written in (the database's): text values are in it. */
+  encoding: string;
   /** Quoted `schema.table` for SQL. */
   qualified: string;
   /** Quoted, comma-separated column list (generated columns excluded: COPY cannot load them). */
@@ -49,6 +51,8 @@ export interface SplitTable {
 }
 
 interface PlannedTable extends Omit<SplitTable, 'parts'> {
+  /** The table's OID when planned: the name must still mean this table once it is locked. */
+  oid: number;
   /** `--exclude-table-data` pattern: both names double-quoted, so nothing in them is a wildcard. */
   pattern: string;
   /** Block ranges [from, to); `to` is undefined for the last, which runs to the end. */
@@ -58,7 +62,9 @@ interface PlannedTable extends Omit<SplitTable, 'parts'> {
 /**
  * Tables worth splitting: ordinary tables (partitions included, they are tables of their own) of
  * at least `thresholdBytes`, not owned by an extension. Names with control characters stay with
- * pg_dump: psql's \copy reads its command up to the end of a line.
+ * pg_dump: psql's \copy reads its command up to the end of a line. So do partitions under a hash-
+ * partitioned table: a hash of an enum depends on OIDs that differ in the restored database, so
+ * their rows may belong to another partition there (pg_dump loads them through the root).
  */
 const CANDIDATES_SQL = `
   SELECT c.oid, n.nspname, c.relname,
@@ -75,14 +81,18 @@ const CANDIDATES_SQL = `
     AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
     AND pg_relation_size(c.oid) >= $1
     AND n.nspname !~ '[[:cntrl:]]' AND c.relname !~ '[[:cntrl:]]'
+    AND NOT (c.relispartition AND EXISTS (
+      SELECT 1 FROM pg_partition_ancestors(c.oid) a JOIN pg_partitioned_table p ON p.partrelid = a.relid WHERE p.partstrat = 'h'))
   ORDER BY 2, 3`;
 
 /**
  * Whether binary COPY can carry every column: each type involved, through domains, array
- * elements, composite fields and range subtypes, has both a binary send and receive function.
- * (The binary forms of arrays and composites name their element and field type OIDs; PostgreSQL
- * 15 and 17 load them into a database where those user-defined types have other OIDs, which the
- * tests check with an enum array and a composite of an enum.)
+ * elements, composite fields and range subtypes, has both a binary send and receive function,
+ * and none is an OID alias (regclass, regtype, …): their binary form is the bare OID, which names
+ * another object, or none, in the restored database; as text they are names. (The binary forms
+ * of arrays and composites name their element and field type OIDs; PostgreSQL 15 and 17 load
+ * them into a database where those user-defined types have other OIDs, which the tests check
+ * with an enum array and a composite of an enum.)
  */
 const BINARY_IO_SQL = `
   WITH RECURSIVE types(oid) AS (
@@ -96,12 +106,18 @@ const BINARY_IO_SQL = `
       UNION ALL SELECT r.rngsubtype FROM pg_range r WHERE r.rngtypid = t.oid OR r.rngmultitypid = t.oid
     ) x(child)
   )
-  SELECT coalesce(bool_and(t.typsend <> 0 AND t.typreceive <> 0), true) AS binary FROM types JOIN pg_type t ON t.oid = types.oid`;
+  SELECT coalesce(bool_and(t.typsend <> 0 AND t.typreceive <> 0
+           AND NOT (t.typnamespace = 'pg_catalog'::regnamespace AND t.typname IN (
+             'regclass', 'regtype', 'regproc', 'regprocedure', 'regoper', 'regoperator', 'regconfig',
+             'regdictionary', 'regnamespace', 'regrole', 'regcollation'))), true) AS binary
+  FROM types JOIN pg_type t ON t.oid = types.oid`;
 
 /** Returns the tables to split, or none when the server cannot scan ctid ranges. */
 export async function planSplit(session: Client, thresholdBytes: number, workers: number): Promise<PlannedTable[]> {
-  const version = Number((await session.query<{ v: string }>("SELECT current_setting('server_version_num') AS v")).rows[0].v);
-  if (version < 140000) return [];
+  const { version, encoding } = (
+    await session.query<{ version: string; encoding: string }>("SELECT current_setting('server_version_num') AS version, pg_encoding_to_char(encoding) AS encoding FROM pg_database WHERE datname = current_database()")
+  ).rows[0];
+  if (Number(version) < 140000) return [];
   const { rows } = await session.query<{ oid: number; nspname: string; relname: string; qualified: string; bytes: string; blocks: string; columns: string | null; plain_names: boolean }>(
     CANDIDATES_SQL,
     [thresholdBytes],
@@ -114,7 +130,9 @@ export async function planSplit(session: Client, thresholdBytes: number, workers
     const count = Math.min(blocks, Math.max(workers, Math.ceil(Number(row.bytes) / CHUNK_TARGET_BYTES)));
     const bounds = Array.from({ length: count + 1 }, (_, i) => Math.floor((i * blocks) / count));
     planned.push({
+      oid: row.oid,
       label: `${row.nspname}.${row.relname}`,
+      encoding,
       qualified: row.qualified,
       columns: row.columns,
       format: binary ? 'binary' : 'text',
@@ -131,6 +149,21 @@ export interface ChunkSession {
   env: NodeJS.ProcessEnv;
   workers: number;
   signal?: AbortSignal;
+}
+
+/**
+ * Settings of every chunk session, whatever the server, database or role set, as pg_dump and
+ * pg_restore fix theirs: no timeout cuts a copy short, and text values are written and read in
+ * one format (dates, intervals, floats at full precision; names schema-qualified).
+ */
+const CHUNK_SESSION = [
+  'statement_timeout=0', 'idle_in_transaction_session_timeout=0', 'lock_timeout=0',
+  'datestyle=ISO', 'intervalstyle=postgres', 'extra_float_digits=3', 'search_path=',
+].map((setting) => `-c ${setting}`).join(' ');
+
+/** libpq environment of a chunk session: the fixed settings (after `extraOptions`) and the encoding. */
+export function chunkSessionEnv(env: NodeJS.ProcessEnv, encoding: string, extraOptions = ''): NodeJS.ProcessEnv {
+  return { ...env, PGOPTIONS: [extraOptions, CHUNK_SESSION].filter(Boolean).join(' '), PGCLIENTENCODING: encoding };
 }
 
 /** `ctid >= '(from,0)' AND ctid < '(to,0)'`, without the `::tid` cast, which psql would read as a variable. */
@@ -162,19 +195,23 @@ export async function dumpChunks(dir: string, directory: string, tables: Planned
         `--command=SET TRANSACTION SNAPSHOT '${snapshot}'`,
         // Never a silently filtered copy: with row security on, a policy would hide rows.
         '--command=SET row_security = off',
+        // The dump's own session holds this lock already. Waiting could only mean queueing
+        // behind a schema change that itself waits for the dump: give way and fail instead.
+        `--command=LOCK TABLE ONLY ${table.qualified} IN ACCESS SHARE MODE NOWAIT`,
         `--command=\\copy (SELECT ${table.columns} FROM ONLY ${table.qualified} WHERE ${rangeCondition(range)}) TO pstdout (FORMAT ${table.format})`,
         '--command=COMMIT',
       ],
     };
-    const zstd: ToolCommand = { file: 'zstd', args: ['--quiet', `-${CHUNK_COMPRESSION}`, '-o', file] };
-    await runPipeline(psql, zstd, { env: session.env, cwd: dir, signal });
+    const zstd: ToolCommand = { file: 'zstd', args: ['--quiet', `-${CHUNK_COMPRESSION}`, '-o', `./${file}`] };
+    await runPipeline(psql, zstd, { env: chunkSessionEnv(session.env, table.encoding), cwd: dir, signal });
     const output = await fs.promises.readFile(path.join(dir, status), 'utf8');
     await fs.promises.rm(path.join(dir, status));
     return copiedRows(output, `${table.label} chunk ${p + 1}`);
   });
   let job = 0;
-  return tables.map(({ label, qualified, columns, format, ranges }, t) => ({
+  return tables.map(({ label, encoding, qualified, columns, format, ranges }, t) => ({
     label,
+    encoding,
     qualified,
     columns,
     format,
@@ -186,12 +223,12 @@ export async function dumpChunks(dir: string, directory: string, tables: Planned
 export async function loadChunks(dir: string, tables: SplitTable[], session: ChunkSession): Promise<void> {
   const jobs = tables.flatMap((table) => table.parts.map((part) => ({ table, part })));
   await inPool(jobs, session.workers, session.signal, async ({ table, part }, signal) => {
-    const zstd: ToolCommand = { file: 'zstd', args: ['--decompress', '--stdout', '--quiet', part.file] };
+    const zstd: ToolCommand = { file: 'zstd', args: ['--decompress', '--stdout', '--quiet', `./${part.file}`] };
     const psql: ToolCommand = {
       file: 'psql',
       args: ['--no-psqlrc', '--set=ON_ERROR_STOP=1', `--dbname=${session.database}`, `--command=COPY ${table.qualified} (${table.columns}) FROM STDIN (FORMAT ${table.format})`],
     };
-    const { stdout } = await runPipeline(zstd, psql, { env: session.env, cwd: dir, signal });
+    const { stdout } = await runPipeline(zstd, psql, { env: chunkSessionEnv(session.env, table.encoding, session.env.PGOPTIONS), cwd: dir, signal });
     const loaded = copiedRows(stdout, `${table.label} from ${part.file}`);
     if (loaded !== part.rows) throw new Error(`${table.label}: ${part.file} loaded ${loaded} rows, the backup recorded ${part.rows}`);
   });

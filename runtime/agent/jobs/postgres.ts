@@ -65,6 +65,9 @@ const TABLES_SQL = `
     AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
   ORDER BY 2`;
 
+/** How long the dump's session and pg_dump wait for a table lock before the run fails. */
+const LOCK_WAIT = '60s';
+
 /** Session settings that speed a restore up and that any role may set (pg_restore and psql read PGOPTIONS). */
 const RESTORE_SESSION = '-c maintenance_work_mem=512MB -c synchronous_commit=off';
 
@@ -103,6 +106,7 @@ export class PostgresDriver implements JobDriver {
       source: { version, address: `${this.pg.host}:${this.pg.port}` },
       tools: { pg_dump: pgDump, pg_dumpall: pgDumpall, ...(chunkTools ? { psql: chunkTools[0], zstd: chunkTools[1] } : {}) },
       details: { ...details },
+      formatVersion: chunkTools ? 2 : 1,
     };
   }
 
@@ -117,24 +121,32 @@ export class PostgresDriver implements JobDriver {
   }
 
   /**
-   * pg_dump and the chunk copies of the big tables run side by side in one exported snapshot; the
-   * big tables are locked first, so no DDL changes them between the snapshot and pg_dump's own
-   * locks. Row counts come from the same snapshot: from the chunk copies' own counts for split
-   * tables, from count(*) for the rest.
+   * pg_dump and the chunk copies of the big tables run side by side in one exported snapshot. The
+   * big tables are locked by this session first and checked to still be the tables planned (a
+   * table replaced under its name in between would be copied from the wrong relation), so no DDL
+   * changes them until the dump ends. Nothing waits for a lock for long: this session and pg_dump
+   * give up after LOCK_WAIT, the chunk sessions at once (they could only queue behind a schema
+   * change that itself waits for the dump). Row counts come from the same snapshot: from the
+   * chunk copies' own counts for split tables, from count(*) for the rest.
    */
   private async dumpDatabase(database: string, dir: string, password: string, ctx: DriverContext): Promise<PostgresDetails['databases'][string]> {
     const session = await this.connect(database, password, ctx);
     try {
+      await session.query(`SET lock_timeout = '${LOCK_WAIT}'`);
       await session.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
       const snapshot = (await session.query<{ id: string }>('SELECT pg_export_snapshot() AS id')).rows[0].id;
       const planned = await planSplit(session, this.pg.splitTablesLargerThanMb * 1024 * 1024, this.pg.parallelJobs);
-      for (const table of planned) await session.query(`LOCK TABLE ONLY ${table.qualified} IN ACCESS SHARE MODE`);
+      for (const table of planned) {
+        await session.query(`LOCK TABLE ONLY ${table.qualified} IN ACCESS SHARE MODE`);
+        const now = (await session.query<{ oid: number | null }>('SELECT to_regclass($1)::oid AS oid', [table.qualified])).rows[0].oid;
+        if (now !== table.oid) throw new Error(`table ${table.label} was replaced while the backup started; the next run will copy it`);
+      }
       const env = this.toolEnv(password);
       const dump = (signal: AbortSignal) =>
         runTool(
           'pg_dump',
           [
-            '--format=directory', `--jobs=${this.pg.parallelJobs}`, `--compress=${PG_DUMP_COMPRESSION}`, `--snapshot=${snapshot}`,
+            '--format=directory', `--jobs=${this.pg.parallelJobs}`, `--compress=${PG_DUMP_COMPRESSION}`, `--snapshot=${snapshot}`, `--lock-wait-timeout=${LOCK_WAIT}`,
             ...planned.map((table) => `--exclude-table-data=${table.pattern}`),
             `--file=${path.join(dir, archiveOf(database))}`, `--dbname=${database}`,
           ],
@@ -307,6 +319,9 @@ export class PostgresDriver implements JobDriver {
       password,
       database,
       application_name: 'tenantry-agent',
+      // A database's or role's timeouts are for its applications: the agent's queries (count(*)
+      // of a big table, a session idling in the dump's transaction) must not be cut short.
+      options: '-c statement_timeout=0 -c idle_in_transaction_session_timeout=0',
       connectionTimeoutMillis: 10_000,
     });
     // Without a listener, a server that goes away while the connection idles crashes the agent.
