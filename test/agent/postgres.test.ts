@@ -451,6 +451,39 @@ describe('Postgres backup failures (real PostgreSQL server)', () => {
     }
   });
 
+  test('a schema change queued during the dump makes the run fail at once instead of waiting on it forever', async () => {
+    // One worker, two chunked tables: b_later's chunk starts after a_first's. An ALTER TABLE on
+    // b_later queues behind the dump's lock; a chunk that waited for its own lock would queue
+    // behind the ALTER, which waits for the dump: a cycle Postgres cannot see.
+    const server = await startPostgres();
+    const env = { PG_PASSWORD: server.password };
+    try {
+      await withDb(server, 'postgres', (db) => db.query('CREATE DATABASE app'));
+      await withDb(server, 'app', (db) =>
+        db.query(`CREATE TABLE a_first AS SELECT i, md5(i::text) AS filler FROM generate_series(1, 2000000) i;
+                  CREATE TABLE b_later AS SELECT i FROM generate_series(1, 1000) i;`),
+      );
+      const job = pgJob(server, ['app'], 0);
+      const { config } = writeConfig({ jobs: [{ ...job, postgres: { ...job.postgres, parallelJobs: 1 } }] });
+      const { agent } = testAgent(config, env);
+      const store = new BackupStore(config.backupDir, 'pg');
+      const run = runBackup(agent, config.jobs[0]);
+      await waitFor('a_first being copied', () => {
+        const partial = fs.existsSync(store.dir) ? fs.readdirSync(store.dir).find((name) => name.endsWith('.partial')) : undefined;
+        return partial && fs.existsSync(path.join(store.dir, partial, 'app.tables', '1.1.bin.zst')) ? true : undefined;
+      }, 30_000, 5);
+      const alter = withDb(server, 'app', (db) => db.query('ALTER TABLE b_later ADD COLUMN note text'));
+      const started = Date.now();
+      const failed = await run;
+      expect({ status: failed.status, error: failed.error }).toEqual({ status: 'failed', error: expect.stringMatching(/could not obtain lock on relation "public.b_later".*a schema change on public.b_later was waiting for the backup, which gave way to it/) });
+      expect(Date.now() - started).toBeLessThan(30_000);
+      await alter;
+      expect(jobDirEntries(config, 'pg')).toEqual([`${failed.id}.failed.json`]);
+    } finally {
+      await server.stop();
+    }
+  });
+
   test('full disk (2 MiB tmpfs) in the middle of a dump: run failed, nothing promoted, the earlier backup still restores', async () => {
     const server = await startPostgres();
     const env = { PG_PASSWORD: server.password };

@@ -203,7 +203,10 @@ export async function dumpChunks(dir: string, directory: string, tables: Planned
       ],
     };
     const zstd: ToolCommand = { file: 'zstd', args: ['--quiet', `-${CHUNK_COMPRESSION}`, '-o', `./${file}`] };
-    await runPipeline(psql, zstd, { env: chunkSessionEnv(session.env, table.encoding), cwd: dir, signal });
+    await runPipeline(psql, zstd, { env: chunkSessionEnv(session.env, table.encoding), cwd: dir, signal }).catch((error: Error) => {
+      if (!/could not obtain lock on relation/.test(error.message)) throw error;
+      throw new Error(`${error.message} (a schema change on ${table.label} was waiting for the backup, which gave way to it; the next run copies the table)`);
+    });
     const output = await fs.promises.readFile(path.join(dir, status), 'utf8');
     await fs.promises.rm(path.join(dir, status));
     return copiedRows(output, `${table.label} chunk ${p + 1}`);
