@@ -24,7 +24,7 @@ import type { Client } from 'pg';
 import { inPool } from '../concurrency';
 import { runPipeline, ToolCommand } from '../exec';
 
-/** zstd level for chunks: 3 (zstd's default) compresses pgbench's 800 MB to 10 MB at ~1.5 GB/s. */
+/** zstd level for chunks: 3 (zstd's default) compresses pgbench's 800 MB of rows to 10 MB, 0.12-0.18 s per 400 MB. */
 export const CHUNK_COMPRESSION = 3;
 /** Chunks per table: at least one per worker, and one per this many bytes of table. */
 const CHUNK_TARGET_BYTES = 1024 ** 3;
@@ -166,7 +166,7 @@ export function chunkSessionEnv(env: NodeJS.ProcessEnv, encoding: string, extraO
   return { ...env, PGOPTIONS: [extraOptions, CHUNK_SESSION].filter(Boolean).join(' '), PGCLIENTENCODING: encoding };
 }
 
-/** `ctid >= '(from,0)' AND ctid < '(to,0)'`, without the `::tid` cast, which psql would read as a variable. */
+/** `ctid >= '(from,0)' AND ctid < '(to,0)'`: the comparison types the literals, no cast needed. */
 function rangeCondition([from, to]: [number, number | undefined]): string {
   const lower = from > 0 ? `ctid >= '(${from},0)'` : '';
   const upper = to !== undefined ? `ctid < '(${to},0)'` : '';
