@@ -153,7 +153,12 @@ export class PostgresDriver implements JobDriver {
           { env, signal },
         ).then(() => undefined);
       const chunks = (signal: AbortSignal) => dumpChunks(dir, chunksOf(database), planned, snapshot, { database, env, workers: this.pg.parallelJobs, signal });
-      const [split, counts] = await allOrNothing([chunks, () => countRows(session, new Set(planned.map((t) => t.label))), dump], ctx.signal);
+      const count = (signal: AbortSignal) => {
+        // A failed dump need not wait for the counts: closing the session ends its query.
+        signal.addEventListener('abort', () => void session.end().catch(() => undefined), { once: true });
+        return countRows(session, new Set(planned.map((t) => t.label)));
+      };
+      const [split, counts] = await allOrNothing([chunks, count, dump], ctx.signal);
       await session.query('COMMIT');
       for (const table of split) counts[table.label] = table.parts.reduce((sum, part) => sum + part.rows, 0);
       return split.length > 0 ? { tables: sortKeys(counts), split } : { tables: counts };
