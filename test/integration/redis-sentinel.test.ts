@@ -129,7 +129,9 @@ describe('redis sentinel topology (real redis-server and redis-sentinel 7.0)', (
     for (const replica of replicas) {
       await eventually(async () => expect(await replicationInfo(replica.port, redisPassword)).toMatchObject({ role: 'slave', master_link_status: 'up' }));
     }
-    await node(master.port, 'SET', 'greeting', 'hello');
+    // min-replicas-to-write counts a replica once its first REPLCONF ACK (sent every second)
+    // has arrived, which can be just after its link is up: until then the master says NOREPLICAS.
+    await eventually(async () => expect(await node(master.port, 'SET', 'greeting', 'hello')).toBe('OK'));
     expect(await node(master.port, 'WAIT', '2', '5000')).toBe('2');
     for (const replica of replicas) expect(await node(replica.port, 'GET', 'greeting')).toBe('hello');
   }, 30_000);
