@@ -32,9 +32,9 @@ export async function runTool(file: string, args: readonly string[], options: To
   }
 }
 
-/** First line of `<tool> --version`, for the manifest. */
-export async function toolVersion(file: string): Promise<string> {
-  return (await runTool(file, ['--version'])).split('\n')[0].trim();
+/** First line of `<tool> --version`, for the manifest (`env`: e.g. the PATH the job's tools run with). */
+export async function toolVersion(file: string, env?: NodeJS.ProcessEnv): Promise<string> {
+  return (await runTool(file, ['--version'], { env })).split('\n')[0].trim();
 }
 
 /** One side of a pipeline: a tool and its arguments. */

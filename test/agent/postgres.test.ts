@@ -179,6 +179,25 @@ describe('Postgres backup job (real PostgreSQL server)', () => {
     expect(await fingerprint(server, 'app_copy')).toEqual(original);
   });
 
+  test('dumps with the client tools of the server\'s major version, not a newer pg_dump first on PATH', async () => {
+    // Stand-ins for a newer client: they answer --version and fail at anything else.
+    const fake = tempDir('newer-client');
+    for (const tool of ['pg_dump', 'pg_dumpall', 'pg_restore', 'psql']) {
+      fs.writeFileSync(path.join(fake, tool), `#!/bin/sh\necho "${tool} (PostgreSQL) 99.0"\n[ "$1" = --version ] || exit 1\n`, { mode: 0o755 });
+    }
+    const saved = process.env.PATH;
+    process.env.PATH = `${fake}:${saved ?? ''}`;
+    try {
+      const result = await cli(['run', 'pg', '--config', configPath], env);
+      expect(result.code).toBe(0);
+      const [manifest] = await manifests(config, 'pg');
+      expect(manifest.tools.pg_dump).toMatch(/^pg_dump \(PostgreSQL\) 15\./);
+      expect(manifest.check?.result).toBe('passed');
+    } finally {
+      process.env.PATH = saved;
+    }
+  });
+
   test('user mistakes: one line on stderr, exit 2', async () => {
     const cases: [string[], string][] = [
       [['restore', 'pg', '--from', 'pg-19990101T000000.000Z'], 'tenantry-agent: job pg has no finished backup "pg-19990101T000000.000Z"; `tenantry-agent list pg` shows them\n'],

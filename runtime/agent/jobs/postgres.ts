@@ -65,6 +65,23 @@ const TABLES_SQL = `
     AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
   ORDER BY 2`;
 
+/** Where a PostgreSQL major version's client tools are installed: Alpine's layout, then Debian's. */
+const TOOL_DIRS = (major: number) => [`/usr/libexec/postgresql${major}`, `/usr/lib/postgresql/${major}/bin`];
+
+/**
+ * The client tools for a server of major version `serverMajor`: the oldest installed version not
+ * older than the server. pg_dump refuses a newer server, and a newer pg_restore sets parameters an
+ * older server does not know (pg_restore 17 sets transaction_timeout, which 16 and older reject).
+ * undefined: none is installed in a known place, so the tools on PATH are used.
+ */
+export function pickToolDir(serverMajor: number, exists: (file: string) => boolean): string | undefined {
+  for (let major = serverMajor; major <= serverMajor + 10; major++) {
+    const dir = TOOL_DIRS(major).find((candidate) => exists(path.join(candidate, 'pg_dump')));
+    if (dir) return dir;
+  }
+  return undefined;
+}
+
 /** How long the dump's session and pg_dump wait for a table lock before the run fails. */
 const LOCK_WAIT = '60s';
 
@@ -73,6 +90,8 @@ const RESTORE_SESSION = '-c maintenance_work_mem=512MB -c synchronous_commit=off
 
 export class PostgresDriver implements JobDriver {
   private readonly pg: PostgresJob['postgres'];
+  /** Set once the server's version is known (pickToolDir); undefined: the tools on PATH. */
+  private toolDir?: string;
 
   constructor(job: PostgresJob) {
     this.pg = job.postgres;
@@ -85,6 +104,7 @@ export class PostgresDriver implements JobDriver {
     let superuser: boolean;
     try {
       version = (await first.query<{ server_version: string }>('SHOW server_version')).rows[0].server_version;
+      await this.chooseTools(first, ctx);
       superuser = (await first.query<{ rolsuper: boolean }>('SELECT rolsuper FROM pg_roles WHERE rolname = current_user')).rows[0]?.rolsuper ?? false;
     } finally {
       await first.end();
@@ -98,9 +118,10 @@ export class PostgresDriver implements JobDriver {
     };
     // The roles are dumped, and the tool versions read, while the databases are dumped.
     await allOrNothing([(signal) => this.dumpGlobals(dir, superuser, password, { ...ctx, signal }), dumpDatabases], ctx.signal);
-    const [pgDump, pgDumpall] = await Promise.all([toolVersion('pg_dump'), toolVersion('pg_dumpall')]);
+    const tools = this.toolEnv(password);
+    const [pgDump, pgDumpall] = await Promise.all([toolVersion('pg_dump', tools), toolVersion('pg_dumpall', tools)]);
     const split = Object.values(databases).some((d) => (d.split ?? []).length > 0);
-    const chunkTools = split ? await Promise.all([toolVersion('psql'), toolVersion('zstd')]) : undefined;
+    const chunkTools = split ? await Promise.all([toolVersion('psql', tools), toolVersion('zstd', tools)]) : undefined;
     const details: PostgresDetails = { databases, compression: `archive gzip:${PG_DUMP_COMPRESSION}, chunks zstd:${CHUNK_COMPRESSION}`, rolePasswords: superuser };
     return {
       source: { version, address: `${this.pg.host}:${this.pg.port}` },
@@ -171,7 +192,7 @@ export class PostgresDriver implements JobDriver {
     const { databases } = details as unknown as PostgresDetails;
     const summaries: string[] = [];
     for (const [database, { split = [] }] of Object.entries(databases)) {
-      const toc = await runTool('pg_restore', ['--list', path.join(dir, archiveOf(database))]);
+      const toc = await runTool('pg_restore', ['--list', path.join(dir, archiveOf(database))], { env: this.toolPath() });
       const entries = toc.split('\n').filter((line) => line.trim() !== '' && !line.startsWith(';')).length;
       const parts = split.flatMap((table) => table.parts);
       for (const part of parts) checkZstdFile(path.join(dir, part.file));
@@ -189,6 +210,7 @@ export class PostgresDriver implements JobDriver {
   async verify(dir: string, manifest: Manifest, ctx: DriverContext): Promise<string> {
     const { databases } = manifest.details as unknown as PostgresDetails;
     const password = secretFromEnv(this.pg.passwordEnv, ctx.env);
+    await this.withMaintenance(password, ctx, (db) => this.chooseTools(db, ctx));
     const stamp = new Date().toISOString().replace(/\D/g, '').slice(0, 14);
     const summaries: string[] = [];
     for (const [database, { tables }] of Object.entries(databases)) {
@@ -215,6 +237,7 @@ export class PostgresDriver implements JobDriver {
       throw new UserError(`--target names one database but the backup has ${sources.length} (${sources.join(', ')}); add --only <database>`);
     }
     const password = secretFromEnv(this.pg.passwordEnv, ctx.env);
+    await this.withMaintenance(password, ctx, (db) => this.chooseTools(db, ctx));
     if (request.withGlobals) await this.applyGlobals(request.dir, password, ctx);
     const done: string[] = [];
     for (const source of sources) {
@@ -336,7 +359,19 @@ export class PostgresDriver implements JobDriver {
   }
 
   private toolEnv(password: string): NodeJS.ProcessEnv {
-    return { PGHOST: this.pg.host, PGPORT: String(this.pg.port), PGUSER: this.pg.user, PGPASSWORD: password, PGCONNECT_TIMEOUT: '10', PGAPPNAME: 'tenantry-agent' };
+    return { ...this.toolPath(), PGHOST: this.pg.host, PGPORT: String(this.pg.port), PGUSER: this.pg.user, PGPASSWORD: password, PGCONNECT_TIMEOUT: '10', PGAPPNAME: 'tenantry-agent' };
+  }
+
+  /** PATH with the chosen tools first, when a version-matched directory was found. */
+  private toolPath(): NodeJS.ProcessEnv {
+    return this.toolDir ? { PATH: `${this.toolDir}:${process.env.PATH ?? ''}` } : {};
+  }
+
+  /** Picks the client tools matching the server `db` is connected to (pickToolDir). */
+  private async chooseTools(db: Client, ctx: DriverContext): Promise<void> {
+    const major = Math.floor(Number((await db.query<{ v: string }>("SELECT current_setting('server_version_num') AS v")).rows[0].v) / 10000);
+    this.toolDir = pickToolDir(major, fs.existsSync);
+    if (!this.toolDir) ctx.log.warn('no client tools installed for this server version; using those on PATH', { serverMajor: major });
   }
 }
 
