@@ -184,7 +184,11 @@ async function shipOffsite(agent: Agent, job: JobConfig, store: BackupStore): Pr
 
 async function applyRetention(agent: Agent, job: JobConfig, store: BackupStore): Promise<void> {
   const log = agent.log.forJob(job.name);
-  const entries = await store.list();
+  const all = await store.list();
+  // A backup this agent cannot read may still be good (a newer agent's format, a repairable
+  // manifest): it is left alone, never counted as a failed run to clean up.
+  for (const e of all.filter((entry) => entry.unreadable)) log.warn('kept a backup whose manifest cannot be read', { id: e.id, problem: e.problem });
+  const entries = all.filter((entry) => !entry.unreadable);
   const decision = selectRetained(
     entries.map((e) => ({
       id: e.id,

@@ -29,6 +29,11 @@ export interface BackupEntry {
   readonly manifest?: Manifest;
   /** Why the entry is not usable, when it is not. */
   readonly problem?: string;
+  /**
+   * A finished backup directory whose manifest cannot be read (damaged, or written by a newer
+   * agent in a format this one does not know): retention never removes it.
+   */
+  readonly unreadable?: boolean;
 }
 
 /** `pg-20250630T021500.123Z`: sortable, readable, unique per job (one run at a time). */
@@ -146,7 +151,7 @@ export class BackupStore {
       const state = !isRecord && manifest.status === 'ok' ? 'ok' : 'failed';
       return { id, job: this.job, state, startedAt: new Date(manifest.startedAt), manifest, problem: manifest.error };
     } catch (e) {
-      return { id, job: this.job, state: 'failed', startedAt: startedAtFromId(id), problem: `unreadable manifest: ${(e as Error).message}` };
+      return { id, job: this.job, state: 'failed', startedAt: startedAtFromId(id), problem: `unreadable manifest: ${(e as Error).message}`, unreadable: !isRecord };
     }
   }
 

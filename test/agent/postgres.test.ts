@@ -7,6 +7,7 @@ import * as path from 'path';
 import { Client } from 'pg';
 import { AgentConfig } from '../../runtime/agent/config';
 import { runBackup } from '../../runtime/agent/runner';
+import { lockUnchanged, TABLES_SQL, TableRef } from '../../runtime/agent/jobs/postgres';
 import type { SplitTable } from '../../runtime/agent/jobs/postgres-tables';
 import { BackupStore } from '../../runtime/agent/store';
 import { PostgresServer, startPostgres, tempDir } from '../helpers/servers';
@@ -193,9 +194,45 @@ describe('Postgres backup job (real PostgreSQL server)', () => {
       const [manifest] = await manifests(config, 'pg');
       expect(manifest.tools.pg_dump).toMatch(/^pg_dump \(PostgreSQL\) 15\./);
       expect(manifest.check?.result).toBe('passed');
+      // verify and restore (roles through psql included) choose the same way.
+      expect((await cli(['verify', manifest.id, '--config', configPath], env)).code).toBe(0);
+      const restored = await cli(['restore', 'pg', '--from', manifest.id, '--target', 'app_tools', '--with-globals', '--config', configPath], env);
+      expect(restored.code).toBe(0);
+      expect(await fingerprint(server, 'app_tools')).toEqual(original);
     } finally {
       process.env.PATH = saved;
     }
+  });
+
+  test('retention leaves alone a backup whose manifest this agent cannot read (a newer format, or damaged)', async () => {
+    const store = new BackupStore(config.backupDir, 'pg');
+    const [backup] = await manifests(config, 'pg');
+    const id = 'pg-20000101T000000.000Z';
+    fs.cpSync(store.backupDir(backup.id), store.backupDir(id), { recursive: true });
+    fs.writeFileSync(path.join(store.backupDir(id), 'manifest.json'), JSON.stringify({ ...backup, id, startedAt: '2000-01-01T00:00:00.000Z', formatVersion: 99 }));
+    try {
+      const result = await cli(['run', 'pg', '--config', configPath], env);
+      expect(result.code).toBe(0);
+      expect(fs.existsSync(store.backupDir(id))).toBe(true);
+      expect(result.logs).toContainEqual(expect.objectContaining({ level: 'warn', msg: 'kept a backup whose manifest cannot be read', fields: expect.objectContaining({ id }) }));
+    } finally {
+      fs.rmSync(store.backupDir(id), { recursive: true, force: true });
+    }
+  });
+
+  test('a table truncated or replaced between the snapshot and its lock fails the run instead of dumping it empty', async () => {
+    await withDb(server, 'app', (db) => db.query('CREATE TABLE churn (id int); INSERT INTO churn SELECT generate_series(1, 100); CREATE TABLE swapped (id int)'));
+    for (const change of ['TRUNCATE churn', 'DROP TABLE swapped; CREATE TABLE swapped (id int)']) {
+      const error = await withDb(server, 'app', async (session) => {
+        await session.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+        const tables = (await session.query<TableRef>(TABLES_SQL)).rows;
+        const planned = tables.filter((t) => t.label === 'public.swapped');
+        await withDb(server, 'app', (other) => other.query(change));
+        return lockUnchanged(session, tables, planned).then(() => undefined, (e: Error) => e.message);
+      });
+      expect({ change, error }).toEqual({ change, error: expect.stringMatching(change.startsWith('TRUNCATE') ? /^public\.churn changed \(TRUNCATE/ : /^table public\.swapped was replaced/) });
+    }
+    await withDb(server, 'app', (db) => db.query('DROP TABLE churn, swapped'));
   });
 
   test('user mistakes: one line on stderr, exit 2', async () => {

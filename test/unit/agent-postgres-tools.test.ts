@@ -2,7 +2,7 @@
  * Which PostgreSQL client tools the agent runs for a server version (pickToolDir): a pure choice
  * over the directories Alpine and Debian install them in.
  */
-import { pickToolDir } from '../../runtime/agent/jobs/postgres';
+import { archiveMajor, pickToolDir } from '../../runtime/agent/jobs/postgres';
 
 const installed = (...dirs: string[]) => (file: string) => dirs.some((dir) => file === `${dir}/pg_dump`);
 
@@ -23,5 +23,18 @@ describe('pickToolDir', () => {
 
   test('Alpine\'s directory before Debian\'s for the same version', () => {
     expect(pickToolDir(16, installed('/usr/lib/postgresql/16/bin', '/usr/libexec/postgresql16'))).toBe('/usr/libexec/postgresql16');
+  });
+});
+
+describe('archiveMajor', () => {
+  test('the major version of the pg_dump a manifest records; 0 when it records none', () => {
+    expect(archiveMajor({ tools: { pg_dump: 'pg_dump (PostgreSQL) 16.4' } })).toBe(16);
+    expect(archiveMajor({ tools: { pg_dump: 'pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)' } })).toBe(15);
+    expect(archiveMajor({ tools: {} })).toBe(0);
+  });
+
+  test('a restore of a 16-made archive into a 15 server runs pg_restore 16, which can read it', () => {
+    const dirs = installed('/usr/libexec/postgresql15', '/usr/libexec/postgresql16', '/usr/libexec/postgresql17');
+    expect(pickToolDir(Math.max(15, archiveMajor({ tools: { pg_dump: 'pg_dump (PostgreSQL) 16.4' } })), dirs)).toBe('/usr/libexec/postgresql16');
   });
 });

@@ -149,6 +149,8 @@ export interface ChunkSession {
   env: NodeJS.ProcessEnv;
   workers: number;
   signal?: AbortSignal;
+  /** The server's major version: 17 and later also get transaction_timeout switched off. */
+  serverMajor: number;
 }
 
 /**
@@ -162,8 +164,9 @@ const CHUNK_SESSION = [
 ].map((setting) => `-c ${setting}`).join(' ');
 
 /** libpq environment of a chunk session: the fixed settings (after `extraOptions`) and the encoding. */
-export function chunkSessionEnv(env: NodeJS.ProcessEnv, encoding: string, extraOptions = ''): NodeJS.ProcessEnv {
-  return { ...env, PGOPTIONS: [extraOptions, CHUNK_SESSION].filter(Boolean).join(' '), PGCLIENTENCODING: encoding };
+export function chunkSessionEnv(env: NodeJS.ProcessEnv, encoding: string, serverMajor: number, extraOptions = ''): NodeJS.ProcessEnv {
+  const options = [extraOptions, CHUNK_SESSION, serverMajor >= 17 ? '-c transaction_timeout=0' : ''].filter(Boolean).join(' ');
+  return { ...env, PGOPTIONS: options, PGCLIENTENCODING: encoding };
 }
 
 /** `ctid >= '(from,0)' AND ctid < '(to,0)'`: the comparison types the literals, no cast needed. */
@@ -203,7 +206,7 @@ export async function dumpChunks(dir: string, directory: string, tables: Planned
       ],
     };
     const zstd: ToolCommand = { file: 'zstd', args: ['--quiet', `-${CHUNK_COMPRESSION}`, '-o', `./${file}`] };
-    await runPipeline(psql, zstd, { env: chunkSessionEnv(session.env, table.encoding), cwd: dir, signal }).catch((error: Error) => {
+    await runPipeline(psql, zstd, { env: chunkSessionEnv(session.env, table.encoding, session.serverMajor), cwd: dir, signal }).catch((error: Error) => {
       if (!/could not obtain lock on relation/.test(error.message)) throw error;
       throw new Error(`${error.message} (a schema change on ${table.label} was waiting for the backup, which gave way to it; the next run copies the table)`);
     });
@@ -231,7 +234,7 @@ export async function loadChunks(dir: string, tables: SplitTable[], session: Chu
       file: 'psql',
       args: ['--no-psqlrc', '--set=ON_ERROR_STOP=1', `--dbname=${session.database}`, `--command=COPY ${table.qualified} (${table.columns}) FROM STDIN (FORMAT ${table.format})`],
     };
-    const { stdout } = await runPipeline(zstd, psql, { env: chunkSessionEnv(session.env, table.encoding, session.env.PGOPTIONS), cwd: dir, signal });
+    const { stdout } = await runPipeline(zstd, psql, { env: chunkSessionEnv(session.env, table.encoding, session.serverMajor, session.env.PGOPTIONS), cwd: dir, signal });
     const loaded = copiedRows(stdout, `${table.label} from ${part.file}`);
     if (loaded !== part.rows) throw new Error(`${table.label}: ${part.file} loaded ${loaded} rows, the backup recorded ${part.rows}`);
   });

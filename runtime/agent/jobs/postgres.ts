@@ -57,8 +57,8 @@ interface PostgresDetails {
 }
 
 /** Ordinary tables with data of their own: not catalogs, not partitioned parents, not extension-owned. */
-const TABLES_SQL = `
-  SELECT format('%I.%I', n.nspname, c.relname) AS qualified, n.nspname || '.' || c.relname AS label
+export const TABLES_SQL = `
+  SELECT c.oid, format('%I.%I', n.nspname, c.relname) AS qualified, n.nspname || '.' || c.relname AS label
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
   WHERE c.relkind = 'r'
     AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'
@@ -92,6 +92,7 @@ export class PostgresDriver implements JobDriver {
   private readonly pg: PostgresJob['postgres'];
   /** Set once the server's version is known (pickToolDir); undefined: the tools on PATH. */
   private toolDir?: string;
+  private serverMajor = 0;
 
   constructor(job: PostgresJob) {
     this.pg = job.postgres;
@@ -156,12 +157,9 @@ export class PostgresDriver implements JobDriver {
       await session.query(`SET lock_timeout = '${LOCK_WAIT}'`);
       await session.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
       const snapshot = (await session.query<{ id: string }>('SELECT pg_export_snapshot() AS id')).rows[0].id;
+      const tables = (await session.query<TableRef>(TABLES_SQL)).rows;
       const planned = await planSplit(session, this.pg.splitTablesLargerThanMb * 1024 * 1024, this.pg.parallelJobs);
-      for (const table of planned) {
-        await session.query(`LOCK TABLE ONLY ${table.qualified} IN ACCESS SHARE MODE`);
-        const now = (await session.query<{ oid: number | null }>('SELECT to_regclass($1)::oid AS oid', [table.qualified])).rows[0].oid;
-        if (now !== table.oid) throw new Error(`table ${table.label} was replaced while the backup started; the next run will copy it`);
-      }
+      await lockUnchanged(session, tables, planned);
       const env = this.toolEnv(password);
       const dump = (signal: AbortSignal) =>
         runTool(
@@ -173,11 +171,13 @@ export class PostgresDriver implements JobDriver {
           ],
           { env, signal },
         ).then(() => undefined);
-      const chunks = (signal: AbortSignal) => dumpChunks(dir, chunksOf(database), planned, snapshot, { database, env, workers: this.pg.parallelJobs, signal });
+      const chunks = (signal: AbortSignal) =>
+        dumpChunks(dir, chunksOf(database), planned, snapshot, { database, env, workers: this.pg.parallelJobs, signal, serverMajor: this.serverMajor });
       const count = (signal: AbortSignal) => {
         // A failed dump need not wait for the counts: closing the session ends its query.
         signal.addEventListener('abort', () => void session.end().catch(() => undefined), { once: true });
-        return countRows(session, new Set(planned.map((t) => t.label)));
+        const split = new Set(planned.map((t) => t.label));
+        return countRows(session, tables.filter((t) => !split.has(t.label)));
       };
       const [split, counts] = await allOrNothing([chunks, count, dump], ctx.signal);
       await session.query('COMMIT');
@@ -210,7 +210,7 @@ export class PostgresDriver implements JobDriver {
   async verify(dir: string, manifest: Manifest, ctx: DriverContext): Promise<string> {
     const { databases } = manifest.details as unknown as PostgresDetails;
     const password = secretFromEnv(this.pg.passwordEnv, ctx.env);
-    await this.withMaintenance(password, ctx, (db) => this.chooseTools(db, ctx));
+    await this.withMaintenance(password, ctx, (db) => this.chooseTools(db, ctx, archiveMajor(manifest)));
     const stamp = new Date().toISOString().replace(/\D/g, '').slice(0, 14);
     const summaries: string[] = [];
     for (const [database, { tables }] of Object.entries(databases)) {
@@ -218,7 +218,7 @@ export class PostgresDriver implements JobDriver {
       await this.createDatabase(scratch, password, ctx);
       try {
         await this.restoreDatabase(dir, database, scratch, { create: false, extra: ['--no-owner', '--no-privileges'], details: databases[database] }, password, ctx);
-        const restored = await this.withDatabase(scratch, password, ctx, countRows);
+        const restored = await this.withDatabase(scratch, password, ctx, async (db) => countRows(db, (await db.query<TableRef>(TABLES_SQL)).rows));
         const problems = compareCounts(tables, restored);
         if (problems.length > 0) throw new Error(`${database}: restored copy differs from the dump's snapshot: ${problems.join('; ')}`);
         const rows = Object.values(tables).reduce((a, b) => a + b, 0);
@@ -237,7 +237,7 @@ export class PostgresDriver implements JobDriver {
       throw new UserError(`--target names one database but the backup has ${sources.length} (${sources.join(', ')}); add --only <database>`);
     }
     const password = secretFromEnv(this.pg.passwordEnv, ctx.env);
-    await this.withMaintenance(password, ctx, (db) => this.chooseTools(db, ctx));
+    await this.withMaintenance(password, ctx, (db) => this.chooseTools(db, ctx, archiveMajor(request.manifest)));
     if (request.withGlobals) await this.applyGlobals(request.dir, password, ctx);
     const done: string[] = [];
     for (const source of sources) {
@@ -295,7 +295,7 @@ export class PostgresDriver implements JobDriver {
     await allOrNothing(
       [
         (signal) => this.pgRestore(archive, target, ['--section=data', ...how.extra], password, { ...ctx, signal }),
-        (signal) => loadChunks(dir, how.details.split ?? [], { database: target, env, workers: this.pg.parallelJobs, signal }),
+        (signal) => loadChunks(dir, how.details.split ?? [], { database: target, env, workers: this.pg.parallelJobs, signal, serverMajor: this.serverMajor }),
       ],
       ctx.signal,
     );
@@ -355,6 +355,9 @@ export class PostgresDriver implements JobDriver {
     // Without a listener, a server that goes away while the connection idles crashes the agent.
     client.on('error', (error) => ctx.log.warn('postgres connection lost', { database, error: error.message }));
     await client.connect();
+    // PostgreSQL 17's transaction_timeout would end a long dump's transaction; older servers
+    // reject the name, hence the guard.
+    await client.query("SELECT set_config('transaction_timeout', '0', false) WHERE current_setting('server_version_num')::int >= 170000");
     return client;
   }
 
@@ -364,22 +367,57 @@ export class PostgresDriver implements JobDriver {
 
   /** PATH with the chosen tools first, when a version-matched directory was found. */
   private toolPath(): NodeJS.ProcessEnv {
-    return this.toolDir ? { PATH: `${this.toolDir}:${process.env.PATH ?? ''}` } : {};
+    return this.toolDir ? { PATH: [this.toolDir, process.env.PATH].filter(Boolean).join(':') } : {};
   }
 
-  /** Picks the client tools matching the server `db` is connected to (pickToolDir). */
-  private async chooseTools(db: Client, ctx: DriverContext): Promise<void> {
-    const major = Math.floor(Number((await db.query<{ v: string }>("SELECT current_setting('server_version_num') AS v")).rows[0].v) / 10000);
+  /**
+   * Picks the client tools for the server `db` is connected to (pickToolDir), and for a restore
+   * not older than the pg_dump that wrote the archive (`archiveMajor`): pg_restore cannot read
+   * the archive format of a newer pg_dump.
+   */
+  private async chooseTools(db: Client, ctx: DriverContext, archiveMajor = 0): Promise<void> {
+    this.serverMajor = Math.floor(Number((await db.query<{ v: string }>("SELECT current_setting('server_version_num') AS v")).rows[0].v) / 10000);
+    const major = Math.max(this.serverMajor, archiveMajor);
     this.toolDir = pickToolDir(major, fs.existsSync);
-    if (!this.toolDir) ctx.log.warn('no client tools installed for this server version; using those on PATH', { serverMajor: major });
+    if (!this.toolDir) ctx.log.warn('no client tools installed for this server version; using those on PATH', { serverMajor: this.serverMajor, needed: major });
   }
 }
 
-/** count(*) of every table in the session's snapshot, but those in `skip`. */
-async function countRows(db: Client, skip: ReadonlySet<string> = new Set()): Promise<RowCounts> {
+export interface TableRef {
+  oid: number;
+  qualified: string;
+  label: string;
+}
+
+/**
+ * Locks every table the dump reads (ACCESS SHARE, as pg_dump does), then fails when one changed
+ * between the snapshot and the lock in a way the snapshot cannot see: a table replaced under its
+ * name (another OID), or rewritten by TRUNCATE or ALTER TABLE (another relfilenode; a snapshot
+ * taken before such a rewrite sees the table empty). With the locks held nothing can change
+ * them until the dump's transaction ends.
+ */
+export async function lockUnchanged(session: Client, tables: TableRef[], planned: { qualified: string; label: string; oid: number }[]): Promise<void> {
+  if (tables.length === 0) return;
+  await session.query(`LOCK TABLE ${tables.map((t) => `ONLY ${t.qualified}`).join(', ')} IN ACCESS SHARE MODE`);
+  for (const table of planned) {
+    const now = (await session.query<{ oid: number | null }>('SELECT to_regclass($1)::oid AS oid', [table.qualified])).rows[0].oid;
+    if (now !== table.oid) throw new Error(`table ${table.label} was replaced while the backup started; the next run copies it`);
+  }
+  // pg_class as of the snapshot against the relcache as of now.
+  const { rows } = await session.query<{ label: string }>(
+    `SELECT n.nspname || '.' || c.relname AS label FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.oid = ANY($1::oid[]) AND c.relfilenode <> 0 AND c.relfilenode IS DISTINCT FROM pg_relation_filenode(c.oid) ORDER BY 1`,
+    [tables.map((t) => t.oid)],
+  );
+  if (rows.length > 0) {
+    throw new Error(`${rows.map((r) => r.label).join(', ')} changed (TRUNCATE or a rewriting ALTER TABLE) while the backup started; the next run copies it`);
+  }
+}
+
+/** count(*) of each table in the session's snapshot. */
+async function countRows(db: Client, tables: readonly TableRef[]): Promise<RowCounts> {
   const counts: RowCounts = {};
-  for (const { qualified, label } of (await db.query<{ qualified: string; label: string }>(TABLES_SQL)).rows) {
-    if (skip.has(label)) continue;
+  for (const { qualified, label } of tables) {
     counts[label] = Number((await db.query<{ n: string }>(`SELECT count(*) AS n FROM ONLY ${qualified}`)).rows[0].n);
   }
   return counts;
@@ -391,6 +429,12 @@ async function userRelationCount(db: Client): Promise<number> {
     WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
       AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'`);
   return Number(result.rows[0].n);
+}
+
+/** The major version of the pg_dump that wrote a backup, from its manifest (0 when unknown). */
+export function archiveMajor(manifest: Pick<Manifest, 'tools'>): number {
+  const match = /\(PostgreSQL\) (\d+)/.exec(manifest.tools.pg_dump ?? '');
+  return match ? Number(match[1]) : 0;
 }
 
 /** Same keys in the order TABLES_SQL lists them, so manifests read the same whichever way a count was taken. */
