@@ -149,8 +149,28 @@ function deploymentRules(d: ParsedDeployment): Problem[] {
     }
   }
 
+  const pinned = env.images.postgres;
+  const pinnedMajor = pinned === undefined ? undefined : imageMajor(pinned);
+  const versionAt = writtenAt(d, ['services', 'postgres', 'version']);
+  if (pg?.enabled && pg.mode === 'dedicated' && pinnedMajor !== undefined && versionAt && pinnedMajor !== pg.version) {
+    problems.push(
+      d.file.problem(versionAt, `${dotted(versionAt)}: ${pg.version}, but environment "${env.name}" pins images.postgres "${pinned}" (PostgreSQL ${pinnedMajor}), which every dedicated server there runs: set it to ${pinnedMajor}, or remove images.postgres from ${env.name}.yaml`),
+    );
+  }
+
   if (env.production) problems.push(...productionBackupPolicy(d));
   return problems;
+}
+
+/**
+ * The PostgreSQL major version an image reference names in its tag ("postgres:16-alpine",
+ * "registry:5000/pg:15.4"); undefined when the tag does not start with one ("latest", a digest).
+ */
+export function imageMajor(image: string): number | undefined {
+  const name = image.split('@')[0];
+  const tag = name.lastIndexOf(':') > name.lastIndexOf('/') ? name.slice(name.lastIndexOf(':') + 1) : '';
+  const match = /^(\d+)(?:$|[._-])/.exec(tag);
+  return match ? Number(match[1]) : undefined;
 }
 
 /** Production data must be recoverable after losing the host: every stateful service backed up off-site, a week of dailies. */
