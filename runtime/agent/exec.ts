@@ -15,6 +15,15 @@ export interface ToolRun {
 
 const OUTPUT_TAIL = 2000;
 
+const notInstalled = (file: string) => `${file} is not installed (not found on PATH)`;
+
+/** "<tool> exited with 2: <the end of its stderr, or stdout>", or "… was killed by SIGTERM". */
+function failure(file: string, exit: { code: number | null | undefined; signal: string | null | undefined }, stderr: string, stdout: string): string {
+  const why = exit.signal ? `was killed by ${exit.signal}` : `exited with ${exit.code}`;
+  const output = (stderr || stdout).slice(-OUTPUT_TAIL).trim();
+  return `${file} ${why}${output ? `: ${output}` : ''}`;
+}
+
 /** Runs a tool to completion and returns its stdout; a failure says which tool and why. */
 export async function runTool(file: string, args: readonly string[], options: ToolRun = {}): Promise<string> {
   const child = execa(file, [...args], { env: options.env, input: options.input, reject: false });
@@ -23,10 +32,8 @@ export async function runTool(file: string, args: readonly string[], options: To
   try {
     const result = await child;
     if (!result.failed) return result.stdout;
-    if ((result as { code?: string }).code === 'ENOENT') throw new Error(`${file} is not installed (not found on PATH)`);
-    const why = result.signal ? `was killed by ${result.signal}` : `exited with ${result.exitCode}`;
-    const output = (result.stderr || result.stdout).slice(-OUTPUT_TAIL).trim();
-    throw new Error(`${file} ${why}${output ? `: ${output}` : ''}`);
+    if ((result as { code?: string }).code === 'ENOENT') throw new Error(notInstalled(file));
+    throw new Error(failure(file, { code: result.exitCode, signal: result.signal }, result.stderr, result.stdout));
   } finally {
     options.signal?.removeEventListener('abort', onAbort);
   }
@@ -99,13 +106,10 @@ function settle(file: string, child: ChildProcess): Promise<Settled> {
     child.stdout?.on('data', (chunk: Buffer) => (stdout = (stdout + chunk.toString()).slice(-OUTPUT_TAIL)));
     child.stderr?.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-OUTPUT_TAIL)));
     child.once('error', (error: NodeJS.ErrnoException) =>
-      resolve({ stdout, stderr, error: error.code === 'ENOENT' ? `${file} is not installed (not found on PATH)` : `${file}: ${error.message}` }),
+      resolve({ stdout, stderr, error: error.code === 'ENOENT' ? notInstalled(file) : `${file}: ${error.message}` }),
     );
     child.once('close', (code, signal) => {
-      if (code === 0) return resolve({ stdout, stderr });
-      const why = signal ? `was killed by ${signal}` : `exited with ${code}`;
-      const output = (stderr || stdout).trim();
-      resolve({ stdout, stderr, error: `${file} ${why}${output ? `: ${output}` : ''}` });
+      resolve(code === 0 ? { stdout, stderr } : { stdout, stderr, error: failure(file, { code, signal }, stderr, stdout) });
     });
   });
 }
