@@ -143,10 +143,9 @@ export class PostgresDriver implements JobDriver {
   }
 
   /**
-   * pg_dump and the chunk copies of the big tables run side by side in one exported snapshot. The
-   * big tables are locked by this session first and checked to still be the tables planned (a
-   * table replaced under its name in between would be copied from the wrong relation), so no DDL
-   * changes them until the dump ends. Nothing waits for a lock for long: this session and pg_dump
+   * pg_dump and the chunk copies of the big tables run side by side in one exported snapshot.
+   * Every table is locked by this session first and checked to still be the table the snapshot
+   * saw (lockUnchanged), so no DDL changes them until the dump ends. Nothing waits for a lock for long: this session and pg_dump
    * give up after LOCK_WAIT, the chunk sessions at once (they could only queue behind a schema
    * change that itself waits for the dump). Row counts come from the same snapshot: from the
    * chunk copies' own counts for split tables, from count(*) for the rest.
@@ -159,7 +158,7 @@ export class PostgresDriver implements JobDriver {
       const snapshot = (await session.query<{ id: string }>('SELECT pg_export_snapshot() AS id')).rows[0].id;
       const tables = (await session.query<TableRef>(TABLES_SQL)).rows;
       const planned = await planSplit(session, this.pg.splitTablesLargerThanMb * 1024 * 1024, this.pg.parallelJobs);
-      await lockUnchanged(session, tables, planned);
+      await lockUnchanged(session, tables);
       const env = this.toolEnv(password);
       const dump = (signal: AbortSignal) =>
         runTool(
@@ -396,19 +395,21 @@ export interface TableRef {
  * taken before such a rewrite sees the table empty). With the locks held nothing can change
  * them until the dump's transaction ends.
  */
-export async function lockUnchanged(session: Client, tables: TableRef[], planned: { qualified: string; label: string; oid: number }[]): Promise<void> {
+export async function lockUnchanged(session: Client, tables: TableRef[]): Promise<void> {
   if (tables.length === 0) return;
   await session.query(`LOCK TABLE ${tables.map((t) => `ONLY ${t.qualified}`).join(', ')} IN ACCESS SHARE MODE`);
-  for (const table of planned) {
-    const now = (await session.query<{ oid: number | null }>('SELECT to_regclass($1)::oid AS oid', [table.qualified])).rows[0].oid;
-    if (now !== table.oid) throw new Error(`table ${table.label} was replaced while the backup started; the next run copies it`);
-  }
-  // pg_class as of the snapshot against the relcache as of now.
-  const { rows } = await session.query<{ label: string }>(
-    `SELECT n.nspname || '.' || c.relname AS label FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-     WHERE c.oid = ANY($1::oid[]) AND c.relfilenode <> 0 AND c.relfilenode IS DISTINCT FROM pg_relation_filenode(c.oid) ORDER BY 1`,
+  // pg_class as of the snapshot against the catalog and relcache as of now.
+  const { rows } = await session.query<{ label: string; replaced: boolean }>(
+    `SELECT label, replaced FROM (
+       SELECT n.nspname || '.' || c.relname AS label,
+              to_regclass(format('%I.%I', n.nspname, c.relname)) IS DISTINCT FROM c.oid AS replaced,
+              c.relfilenode <> 0 AND c.relfilenode IS DISTINCT FROM pg_relation_filenode(c.oid) AS rewritten
+       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = ANY($1::oid[])) t
+     WHERE replaced OR rewritten ORDER BY NOT replaced, label`,
     [tables.map((t) => t.oid)],
   );
+  const [first] = rows;
+  if (first?.replaced) throw new Error(`table ${first.label} was replaced while the backup started; the next run copies it`);
   if (rows.length > 0) {
     throw new Error(`${rows.map((r) => r.label).join(', ')} changed (TRUNCATE or a rewriting ALTER TABLE) while the backup started; the next run copies it`);
   }
