@@ -22,6 +22,7 @@ import { createLogger } from '../runtime/agent/log';
 import { Agent, restoreBackup, runBackup } from '../runtime/agent/runner';
 import { AgentState } from '../runtime/agent/status';
 import { PostgresServer, startPostgres, tempDir } from '../test/helpers/servers';
+import { runBenchmarkProgram, versionLine } from './program';
 
 export interface BackupBenchRow {
   method: string;
@@ -152,20 +153,12 @@ export async function runBackupBenchmark(options: BackupBenchOptions = {}): Prom
   }
 }
 
-function version(argv: string[]): string {
-  try {
-    return execFileSync(argv[0], argv.slice(1), { encoding: 'utf8' }).split('\n')[0].trim();
-  } catch {
-    return `${argv[0]}: unknown`;
-  }
-}
-
 export function formatBackupBenchmark(result: BackupBenchmark): string {
   const [baseline] = result.rows;
   const header = [
     `Postgres backup and restore: pgbench -i -s ${result.scale} (${(result.databaseBytes / 1e9).toFixed(2)} GB on disk), server ${result.serverVersion}, 127.0.0.1; median of ${result.repetitions} alternating runs`,
     `machine: ${os.cpus().length} cores (nproc), ${os.cpus()[0]?.model ?? 'unknown CPU'}; load average ${result.load[0].toFixed(1)} before, ${result.load[1].toFixed(1)} after`,
-    `${version(['pg_dump', '--version'])}; ${version(['pg_restore', '--version'])}; ${version(['gzip', '--version'])}; ${version(['zstd', '--version'])}`,
+    `${versionLine(['pg_dump', '--version'])}; ${versionLine(['pg_restore', '--version'])}; ${versionLine(['gzip', '--version'])}; ${versionLine(['zstd', '--version'])}`,
     '',
   ];
   const table = textTable(
@@ -183,12 +176,4 @@ export function formatBackupBenchmark(result: BackupBenchmark): string {
   return [...header, table].join('\n');
 }
 
-if (require.main === module) {
-  runBackupBenchmark({ print: (line) => console.error(line) }).then(
-    (result) => console.log(formatBackupBenchmark(result)),
-    (error) => {
-      console.error(error instanceof Error ? error.message : error);
-      process.exit(1);
-    },
-  );
-}
+if (require.main === module) runBenchmarkProgram((print) => runBackupBenchmark({ print }), formatBackupBenchmark);

@@ -5,12 +5,12 @@
  * (so the pool, auth and server settings are the synthesized ones). Both sides authenticate
  * with SCRAM, as configured. Run: `npm run build && node dist/bench/connections.js`.
  */
-import { execFileSync } from 'child_process';
 import * as os from 'os';
 import * as path from 'path';
 import { checkBinaries, postgresBinDir, TenantRun } from '../e2e/launcher';
 import { runToCompletion } from '../e2e/processes';
 import { textTable } from '../e2e/text-table';
+import { runBenchmarkProgram, versionLine } from './program';
 
 export interface ConnectionsRow {
   target: 'postgres' | 'pgbouncer';
@@ -118,20 +118,12 @@ export async function runConnectionsBenchmark(options: ConnectionsOptions = {}):
   }
 }
 
-function version(argv: string[]): string {
-  try {
-    return execFileSync(argv[0], argv.slice(1), { encoding: 'utf8' }).split('\n')[0].trim();
-  } catch {
-    return `${path.basename(argv[0])}: unknown`;
-  }
-}
-
 export function formatConnectionsRows(rows: ConnectionsRow[]): string {
   const bin = postgresBinDir();
   const header = [
     `pgbench -C -S -n -T ${rows[0]?.seconds ?? '?'} (new connection per transaction, select-only), ${rows[0]?.runs ?? '?'} runs per row alternating targets, medians; 127.0.0.1, SCRAM on both paths`,
     `machine: ${os.cpus().length} cores (nproc), ${os.cpus()[0]?.model ?? 'unknown CPU'}, load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')} (shared machine: compare rows, not absolute numbers)`,
-    `${version([path.join(bin, 'postgres'), '--version'])}; ${version(['/usr/sbin/pgbouncer', '--version'])}; ${version([path.join(bin, 'pgbench'), '--version'])}`,
+    `${versionLine([path.join(bin, 'postgres'), '--version'])}; ${versionLine(['/usr/sbin/pgbouncer', '--version'])}; ${versionLine([path.join(bin, 'pgbench'), '--version'])}`,
     'settings: synthesized dev stack of tenant acme (pool_mode transaction, default_pool_size 25; Postgres -c args as synthesized)',
     '',
   ];
@@ -142,12 +134,4 @@ export function formatConnectionsRows(rows: ConnectionsRow[]): string {
   return [...header, table].join('\n');
 }
 
-if (require.main === module) {
-  runConnectionsBenchmark({ print: (line) => console.error(line) }).then(
-    (rows) => console.log(formatConnectionsRows(rows)),
-    (error) => {
-      console.error(error instanceof Error ? error.message : error);
-      process.exit(1);
-    },
-  );
-}
+if (require.main === module) runBenchmarkProgram((print) => runConnectionsBenchmark({ print }), formatConnectionsRows);

@@ -10,6 +10,7 @@ import * as os from 'os';
 import { checkBinaries, TenantRun } from '../e2e/launcher';
 import { killMasterAndTime, SentinelView, waitForSteadyState } from '../e2e/redis-failover';
 import { textTable } from '../e2e/text-table';
+import { runBenchmarkProgram } from './program';
 
 export interface FailoverRow {
   kill: number;
@@ -82,11 +83,5 @@ export function formatFailover(result: FailoverBenchmark): string {
 
 if (require.main === module) {
   const kills = Number(process.argv[2] ?? 10);
-  runFailoverBenchmark({ kills, print: (line) => console.error(line) }).then(
-    (result) => console.log(formatFailover(result)),
-    (error) => {
-      console.error(error instanceof Error ? error.message : error);
-      process.exit(1);
-    },
-  );
+  runBenchmarkProgram((print) => runFailoverBenchmark({ kills, print }), formatFailover);
 }
