@@ -2,7 +2,7 @@
  * Runs the backup tools (pg_dump, redis-cli, …). Secrets travel in the child's environment
  * (PGPASSWORD, REDISCLI_AUTH), never in argv, which `ps` and error messages would show.
  */
-import { ChildProcess, spawn } from 'child_process';
+import { ChildProcess, spawn, spawnSync } from 'child_process';
 import execa from 'execa';
 
 export interface ToolRun {
@@ -48,6 +48,31 @@ export async function toolVersion(file: string, env?: NodeJS.ProcessEnv): Promis
 export interface ToolCommand {
   file: string;
   args: readonly string[];
+  /** The tool's name in failures, when `file` only wraps it (stdbuf). @default file */
+  name?: string;
+}
+
+/** The stdout buffer withLargeOutputBuffer gives a tool. */
+const OUTPUT_BUFFER = '1M';
+/** Whether `stdbuf` works, per PATH: it needs coreutils' preload library beside it. */
+const stdbufWorks = new Map<string, boolean>();
+
+/**
+ * `command` run through coreutils' stdbuf with a 1 MiB stdout buffer where stdbuf works, and as
+ * it is where it does not. C stdio writes to a pipe in 4 KiB pieces, so a tool that hands every
+ * row to fwrite (psql copying a table out) makes one write(2), and wakes its reader once, per
+ * 4 KiB. Measured on 800 MB of binary COPY rows through zstd, two streams on 2 cores: 2.4-2.7 s
+ * with stdio's buffer, 2.0-2.3 s with 1 MiB (docs/benchmarks.md).
+ */
+export function withLargeOutputBuffer(command: ToolCommand, env: NodeJS.ProcessEnv = {}): ToolCommand {
+  const searchPath = { ...process.env, ...env }.PATH ?? '';
+  let works = stdbufWorks.get(searchPath);
+  if (works === undefined) {
+    works = spawnSync('stdbuf', [`--output=${OUTPUT_BUFFER}`, 'true'], { env: { ...process.env, PATH: searchPath }, stdio: 'ignore' }).status === 0;
+    stdbufWorks.set(searchPath, works);
+  }
+  if (!works) return command;
+  return { file: 'stdbuf', args: [`--output=${OUTPUT_BUFFER}`, command.file, ...command.args], name: command.name ?? command.file };
 }
 
 export interface PipelineRun extends ToolRun {
@@ -71,12 +96,12 @@ export interface PipelineOutput {
 export async function runPipeline(from: ToolCommand, to: ToolCommand, options: PipelineRun = {}): Promise<PipelineOutput> {
   const env = { ...process.env, ...options.env };
   const consumer = spawn(to.file, [...to.args], { env, cwd: options.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
-  const consumerDone = settle(to.file, consumer);
+  const consumerDone = settle(to.name ?? to.file, consumer, to.name !== undefined);
   // The producer gets its own copy of the pipe's write end; the agent's copy is closed so that
   // the consumer sees end-of-file when the producer exits.
   const producer = consumer.stdin ? spawn(from.file, [...from.args], { env, cwd: options.cwd, stdio: ['ignore', consumer.stdin, 'pipe'] }) : undefined;
   consumer.stdin?.destroy();
-  const producerDone = producer ? settle(from.file, producer) : Promise.resolve({ stdout: '', stderr: '', error: `${to.file} has no stdin` });
+  const producerDone = producer ? settle(from.name ?? from.file, producer, from.name !== undefined) : Promise.resolve({ stdout: '', stderr: '', error: `${to.name ?? to.file} has no stdin` });
   const kill = () => {
     producer?.kill('SIGTERM');
     consumer.kill('SIGTERM');
@@ -99,7 +124,8 @@ interface Settled {
   error?: string;
 }
 
-function settle(file: string, child: ChildProcess): Promise<Settled> {
+/** `file`: the tool's name in failures; `wrapped`: the child is a wrapper that runs it. */
+function settle(file: string, child: ChildProcess, wrapped = false): Promise<Settled> {
   return new Promise((resolve) => {
     let stdout = '';
     let stderr = '';
@@ -109,7 +135,10 @@ function settle(file: string, child: ChildProcess): Promise<Settled> {
       resolve({ stdout, stderr, error: error.code === 'ENOENT' ? notInstalled(file) : `${file}: ${error.message}` }),
     );
     child.once('close', (code, signal) => {
-      resolve(code === 0 ? { stdout, stderr } : { stdout, stderr, error: failure(file, { code, signal }, stderr, stdout) });
+      if (code === 0) resolve({ stdout, stderr });
+      // A wrapper (stdbuf) that cannot start its tool exits 127, as a shell does.
+      else if (code === 127 && wrapped) resolve({ stdout, stderr, error: notInstalled(file) });
+      else resolve({ stdout, stderr, error: failure(file, { code, signal }, stderr, stdout) });
     });
   });
 }

@@ -1,11 +1,12 @@
 /**
- * The agent's side-by-side runners: the pool used for table chunks, and the pipeline that wires
- * a dump tool to a compressor. Real processes (sh, cat, gzip) stand in for psql and zstd.
+ * The agent's side-by-side runners: the pool used for table chunks, the pipeline that wires a
+ * dump tool to a compressor, and the stdout buffer its producer gets. Real processes (sh, cat,
+ * gzip, printenv) stand in for psql and zstd.
  */
 import * as fs from 'fs';
 import * as path from 'path';
 import { allOrNothing, inPool } from '../../runtime/agent/concurrency';
-import { runPipeline } from '../../runtime/agent/exec';
+import { runPipeline, withLargeOutputBuffer } from '../../runtime/agent/exec';
 import { tempDir } from '../helpers/servers';
 
 const sleep = (ms: number, signal?: AbortSignal) =>
@@ -94,5 +95,37 @@ describe('runPipeline', () => {
     const started = Date.now();
     await expect(run).rejects.toThrow(/killed by SIGTERM/);
     expect(Date.now() - started).toBeLessThan(5_000);
+  });
+});
+
+describe('withLargeOutputBuffer', () => {
+  test('runs the tool under stdbuf with a 1 MiB stdout buffer, and the data passes unchanged', async () => {
+    const wrapped = withLargeOutputBuffer({ file: 'printenv', args: ['_STDBUF_O'] });
+    expect(wrapped).toEqual({ file: 'stdbuf', args: ['--output=1M', 'printenv', '_STDBUF_O'], name: 'printenv' });
+    // stdbuf hands the size to its preload library through the tool's environment.
+    expect((await runPipeline(wrapped, { file: 'cat', args: [] })).stdout).toBe('1048576\n');
+    const dir = tempDir('stdbuf');
+    fs.writeFileSync(path.join(dir, 'source'), Buffer.from(Array.from({ length: 3_000_000 }, (_, i) => (i * 31) % 256)));
+    await runPipeline(withLargeOutputBuffer({ file: 'cat', args: ['source'] }), { file: 'sh', args: ['-c', 'cat > copy'] }, { cwd: dir });
+    expect(fs.readFileSync(path.join(dir, 'copy')).equals(fs.readFileSync(path.join(dir, 'source')))).toBe(true);
+  });
+
+  test('failures name the tool, not stdbuf', async () => {
+    await expect(runPipeline(withLargeOutputBuffer({ file: 'sh', args: ['-c', 'echo "connection refused" >&2; exit 2'] }), { file: 'cat', args: [] })).rejects.toThrow(
+      /^sh exited with 2: connection refused$/,
+    );
+    await expect(runPipeline(withLargeOutputBuffer({ file: 'no-such-dump-tool', args: [] }), { file: 'cat', args: [] })).rejects.toThrow(
+      /^no-such-dump-tool is not installed \(not found on PATH\)$/,
+    );
+  });
+
+  test('where stdbuf does not work, the tool runs as it is', () => {
+    const dir = tempDir('no-stdbuf');
+    // A PATH without coreutils' stdbuf; and one whose stdbuf fails (its preload library missing).
+    expect(withLargeOutputBuffer({ file: 'psql', args: ['-X'] }, { PATH: dir })).toEqual({ file: 'psql', args: ['-X'] });
+    const broken = path.join(dir, 'broken');
+    fs.mkdirSync(broken);
+    fs.writeFileSync(path.join(broken, 'stdbuf'), '#!/bin/sh\necho "stdbuf: failed to find libstdbuf.so" >&2\nexit 125\n', { mode: 0o755 });
+    expect(withLargeOutputBuffer({ file: 'psql', args: ['-X'] }, { PATH: `${broken}:/usr/bin:/bin` })).toEqual({ file: 'psql', args: ['-X'] });
   });
 });

@@ -22,7 +22,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import type { Client } from 'pg';
 import { inPool } from '../concurrency';
-import { runPipeline, ToolCommand } from '../exec';
+import { runPipeline, ToolCommand, withLargeOutputBuffer } from '../exec';
 
 /** zstd level for chunks: 3 (zstd's default) compresses pgbench's 800 MB of rows to 10 MB, 0.12-0.18 s per 400 MB. */
 export const CHUNK_COMPRESSION = 3;
@@ -206,7 +206,7 @@ export async function dumpChunks(dir: string, directory: string, tables: Planned
       ],
     };
     const zstd: ToolCommand = { file: 'zstd', args: ['--quiet', `-${CHUNK_COMPRESSION}`, '-o', `./${file}`] };
-    await runPipeline(psql, zstd, { env: chunkSessionEnv(session.env, table.encoding, session.serverMajor), cwd: dir, signal }).catch((error: Error) => {
+    await runPipeline(withLargeOutputBuffer(psql, session.env), zstd, { env: chunkSessionEnv(session.env, table.encoding, session.serverMajor), cwd: dir, signal }).catch((error: Error) => {
       if (!/could not obtain lock on relation/.test(error.message)) throw error;
       throw new Error(`${error.message} (a schema change on ${table.label} was waiting for the backup, which gave way to it; the next run copies the table)`);
     });
