@@ -69,15 +69,18 @@ describe('OffsiteBucket', () => {
 
   test('lifecycle: noncurrent versions expire after 30 days, or the object-lock period when longer; no rule expires current objects', () => {
     const rules = (doc: ReturnType<typeof bucket>['doc']) =>
-      only<{ rule: { id: string; noncurrent_version_expiration?: { noncurrent_days: number }[]; expiration?: { days?: number }[] }[] }>(
+      only<{ rule: { id: string; noncurrent_version_expiration?: { noncurrent_days: number }[]; expiration?: Record<string, unknown>[] }[] }>(
         doc,
         'aws_s3_bucket_lifecycle_configuration',
       ).rule;
 
-    expect(rules(bucket().doc).map((r) => r.id)).toEqual(['expire-noncurrent-versions', 'abort-incomplete-uploads', 'remove-expired-delete-markers']);
-    expect(rules(bucket().doc)[0].noncurrent_version_expiration).toEqual([{ noncurrent_days: 30 }]);
+    const [noncurrent, uploads, markers] = rules(bucket().doc);
+    expect([noncurrent, uploads, markers].map((r) => r.id)).toEqual(['expire-noncurrent-versions', 'abort-incomplete-uploads', 'remove-expired-delete-markers']);
+    expect(noncurrent.noncurrent_version_expiration).toEqual([{ noncurrent_days: 30 }]);
+    expect(uploads).toMatchObject({ abort_incomplete_multipart_upload: [{ days_after_initiation: 7 }] });
     expect(rules(bucket({ objectLock: { mode: 'GOVERNANCE', days: 90 } }).doc)[0].noncurrent_version_expiration).toEqual([{ noncurrent_days: 90 }]);
-    for (const r of rules(bucket().doc)) expect(r.expiration?.every((e) => e.days === undefined) ?? true).toBe(true);
+    // The only expiration of current objects allowed: delete markers with no versions left behind.
+    for (const r of rules(bucket().doc)) for (const e of r.expiration ?? []) expect(e).toEqual({ expired_object_delete_marker: true });
   });
 
   test('object lock: enabled on the bucket and a default retention, only when asked for', () => {
@@ -90,7 +93,7 @@ describe('OffsiteBucket', () => {
     expect(resourcesOf(unlocked.doc, 'aws_s3_bucket_object_lock_configuration')).toEqual({});
   });
 
-  test.each(['Example-Backups', 'ab', 'a..b', 'x'.repeat(64), '-leading'])('refuses bucket name %p with what to shorten', (bucketName) => {
+  test.each(['Example-Backups', 'Backups_Prod', 'ab', 'a..b', 'x'.repeat(64), '-leading'])('refuses bucket name %p with what to shorten', (bucketName) => {
     expect(() => bucket({ bucketName })).toThrow(`offsite bucket name "${bucketName}" is not a valid S3 bucket name`);
   });
 
@@ -127,9 +130,18 @@ describe('OffsiteCredential', () => {
     const [list, readWrite, ...rest] = statements(credential('acme').doc);
 
     expect(rest).toEqual([]);
-    expect(list).toMatchObject({ Effect: 'Allow', Resource: 'arn:aws:s3:::example-backups', Condition: { StringLike: { 's3:prefix': ['acme', 'acme/*'] } } });
-    expect(readWrite).toMatchObject({ Effect: 'Allow', Resource: 'arn:aws:s3:::example-backups/acme/*' });
+    expect(list).toMatchObject({ Sid: 'ListOwnPrefix', Effect: 'Allow', Resource: 'arn:aws:s3:::example-backups', Condition: { StringLike: { 's3:prefix': ['acme', 'acme/*'] } } });
+    expect(readWrite).toMatchObject({ Sid: 'ReadWriteOwnPrefix', Effect: 'Allow', Resource: 'arn:aws:s3:::example-backups/acme/*' });
     expect(readWrite.Action).not.toContain('s3:*');
+  });
+
+  test('with a KMS key too, it only allows, never s3:*, and never objects outside the prefix', () => {
+    const all = statements(credential('acme', 'arn:aws:kms:eu-central-1:111122223333:key/abc').doc);
+    expect(all.map((s) => s.Effect)).toEqual(['Allow', 'Allow', 'Allow']);
+    for (const s of all) {
+      expect([s.Action].flat()).not.toContain('s3:*');
+      expect([s.Resource].flat()).not.toContain('arn:aws:s3:::example-backups/*');
+    }
   });
 
   test('may use the KMS key only through S3', () => {
@@ -137,7 +149,7 @@ describe('OffsiteCredential', () => {
     expect(kms).toMatchObject({ Resource: 'arn:aws:kms:eu-central-1:111122223333:key/abc', Condition: { StringLike: { 'kms:ViaService': 's3.*.amazonaws.com' } } });
   });
 
-  test.each(['', '/acme', 'acme/'])('refuses prefix %p', (prefix) => {
+  test.each(['', '/acme', 'acme/', '/acme/'])('refuses prefix %p', (prefix) => {
     expect(() => credential(prefix)).toThrow(`offsite credential prod-acme-backup: prefix must be non-empty without leading or trailing "/" (value: "${prefix}")`);
   });
 });
