@@ -17,8 +17,9 @@ import { performance } from 'perf_hooks';
 import { Client } from 'pg';
 import { textTable } from '../e2e/text-table';
 import { parseAgentConfig } from '../runtime/agent/config';
-import { runPipeline } from '../runtime/agent/exec';
+import { runPipeline, runTool } from '../runtime/agent/exec';
 import { createLogger } from '../runtime/agent/log';
+import { RESTORE_SESSION } from '../runtime/agent/jobs/postgres';
 import { Agent, restoreBackup, runBackup } from '../runtime/agent/runner';
 import { AgentState } from '../runtime/agent/status';
 import { PostgresServer, startPostgres, tempDir } from '../test/helpers/servers';
@@ -34,6 +35,8 @@ export interface BackupBenchRow {
 
 export interface BackupBenchmark {
   rows: BackupBenchRow[];
+  /** The server's own work on the same data, with no client: what no backup or restore over a connection can beat here. */
+  serverAlone: { backupSeconds: number; restoreSeconds: number };
   scale: number;
   databaseBytes: number;
   serverVersion: string;
@@ -48,8 +51,8 @@ export interface BackupBenchOptions {
   print?: (line: string) => void;
 }
 
-async function sql(server: PostgresServer, database: string, text: string): Promise<string> {
-  const client = new Client({ host: server.host, port: server.port, user: 'postgres', password: server.password, database });
+async function sql(server: PostgresServer, database: string, text: string, options?: string): Promise<string> {
+  const client = new Client({ host: server.host, port: server.port, user: 'postgres', password: server.password, database, options });
   await client.connect();
   try {
     const result = await client.query(text);
@@ -72,6 +75,46 @@ async function timed(server: PostgresServer, work: () => Promise<unknown>): Prom
 }
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+
+/** The split tables of a Tenantry backup's one database, from its manifest. */
+type SplitTables = { qualified: string; columns: string; format: string; parts: { file: string }[] }[];
+
+/**
+ * The lower bound of a logical backup and restore on this server: the same work done by the
+ * server alone, side by side on `workers` sessions as Tenantry's chunks run, with no client,
+ * socket, pipe or compressor in the way. Backup: each ctid range of pgbench_accounts copied by
+ * the server to /dev/null. Restore: pre-data, the chunks loaded by the server from server-side
+ * files (decompressed beforehand, untimed) beside the archive's data, then post-data. Superuser
+ * COPY to and from server files: a benchmark's tool, not the agent's.
+ */
+async function serverAlone(server: PostgresServer, backupDir: string, split: SplitTables, scratch: string, workers: number, database: string): Promise<{ backupSeconds: number; restoreSeconds: number }> {
+  const blocks = Number(await sql(server, 'bench', "SELECT pg_relation_size('pgbench_accounts') / current_setting('block_size')::int"));
+  const bounds = Array.from({ length: workers + 1 }, (_, i) => Math.floor((i * blocks) / workers));
+  const ranges = bounds.slice(0, -1).map((from, i) => `ctid >= '(${from},0)'${i < workers - 1 ? ` AND ctid < '(${bounds[i + 1]},0)'` : ''}`);
+  const backupSeconds = await timed(server, () => Promise.all(ranges.map((range) => sql(server, 'bench', `COPY (SELECT * FROM ONLY public.pgbench_accounts WHERE ${range}) TO '/dev/null' (FORMAT binary)`))));
+
+  fs.mkdirSync(scratch, { recursive: true, mode: 0o755 });
+  const loads = split.flatMap((table) =>
+    table.parts.map((part, p) => {
+      const file = path.join(scratch, `${path.basename(part.file)}.${p}`);
+      execFileSync('zstd', ['--decompress', '--quiet', '--force', '-o', file, path.join(backupDir, part.file)]);
+      fs.chmodSync(file, 0o644);
+      return `COPY ${table.qualified} (${table.columns}) FROM '${file}' (FORMAT ${table.format})`;
+    }),
+  );
+  const archive = path.join(backupDir, 'bench.dump');
+  // The session settings of the agent's restore (RESTORE_SESSION in runtime/agent/jobs/postgres.ts).
+  const pgRestore = (args: string[]) => runTool('pg_restore', [...args, `--jobs=${workers}`, `--dbname=${database}`, archive], { env: { ...server.env, PGOPTIONS: RESTORE_SESSION } });
+  await sql(server, 'postgres', `CREATE DATABASE ${database}`);
+  const restoreSeconds = await timed(server, async () => {
+    await pgRestore(['--section=pre-data']);
+    await Promise.all([pgRestore(['--section=data']), ...loads.map((load) => sql(server, database, load, RESTORE_SESSION))]);
+    await pgRestore(['--section=post-data']);
+  });
+  await sql(server, 'postgres', `DROP DATABASE ${database}`);
+  fs.rmSync(scratch, { recursive: true, force: true });
+  return { backupSeconds, restoreSeconds };
+}
 
 export async function runBackupBenchmark(options: BackupBenchOptions = {}): Promise<BackupBenchmark> {
   const scale = options.scale ?? Number(process.env.BENCH_PG_SCALE ?? 70);
@@ -114,6 +157,7 @@ export async function runBackupBenchmark(options: BackupBenchOptions = {}): Prom
 
     const common = { backup: [] as number[], restore: [] as number[], size: 0 };
     const tenantry = { backup: [] as number[], restore: [] as number[], size: 0 };
+    const alone = { backup: [] as number[], restore: [] as number[] };
     for (let i = 1; i <= repetitions; i++) {
       const dumpFile = path.join(work, `plain-${i}.sql.gz`);
       common.backup.push(await timed(server, () => runPipeline({ file: 'pg_dump', args: ['--dbname=bench'] }, { file: 'sh', args: ['-c', 'exec gzip > "$0"', dumpFile] }, { env })));
@@ -125,15 +169,22 @@ export async function runBackupBenchmark(options: BackupBenchOptions = {}): Prom
       fs.rmSync(dumpFile);
 
       let id = '';
+      let split: SplitTables = [];
       tenantry.backup.push(await timed(server, async () => {
         const manifest = await runBackup(agent, config.jobs[0]);
         if (manifest.status !== 'ok') throw new Error(`Tenantry backup failed: ${manifest.error}`);
         id = manifest.id;
         tenantry.size = manifest.sizeBytes;
+        split = (manifest.details as { databases: Record<string, { split?: SplitTables }> }).databases.bench.split ?? [];
       }));
       tenantry.restore.push(await timed(server, () => restoreBackup(agent, config.jobs[0], { from: id, target: `tenantry_${i}`, force: false, withGlobals: false, fromOffsite: false })));
       print(`run ${i}: tenantry-agent run ${tenantry.backup[i - 1].toFixed(1)} s, restore ${tenantry.restore[i - 1].toFixed(1)} s`);
       await sql(server, 'postgres', `DROP DATABASE tenantry_${i}`);
+
+      const floor = await serverAlone(server, path.join(config.backupDir, 'pg', id), split, path.join(work, 'server-files'), 2, `alone_${i}`);
+      alone.backup.push(floor.backupSeconds);
+      alone.restore.push(floor.restoreSeconds);
+      print(`run ${i}: the server alone: copy out ${floor.backupSeconds.toFixed(1)} s, load and index ${floor.restoreSeconds.toFixed(1)} s`);
     }
     load[1] = os.loadavg()[0];
     return {
@@ -141,6 +192,7 @@ export async function runBackupBenchmark(options: BackupBenchOptions = {}): Prom
         { method: 'pg_dump | gzip (plain SQL, gzip -6)', restoreMethod: 'gunzip | psql', backupSeconds: median(common.backup), sizeBytes: common.size, restoreSeconds: median(common.restore) },
         { method: 'tenantry-agent run (2 workers: big tables in ctid chunks, binary COPY | zstd -3; pg_dump -Fd -Z5 for the rest; row counts, globals, checks)', restoreMethod: 'tenantry-agent restore (pre-data; chunks and archive data on 2 workers; post-data -j2)', backupSeconds: median(tenantry.backup), sizeBytes: tenantry.size, restoreSeconds: median(tenantry.restore) },
       ],
+      serverAlone: { backupSeconds: median(alone.backup), restoreSeconds: median(alone.restore) },
       scale,
       databaseBytes,
       serverVersion,
@@ -173,7 +225,14 @@ export function formatBackupBenchmark(result: BackupBenchmark): string {
       `${(baseline.restoreSeconds / r.restoreSeconds).toFixed(2)}x`,
     ]),
   );
-  return [...header, table].join('\n');
+  const alone = result.serverAlone;
+  const footer = [
+    '',
+    `2x targets: backup <= ${(baseline.backupSeconds / 2).toFixed(2)} s, restore <= ${(baseline.restoreSeconds / 2).toFixed(2)} s.`,
+    `The server alone (no client: COPY to /dev/null and from server-side files, 2 sessions, then post-data): backup ${alone.backupSeconds.toFixed(2)} s, restore ${alone.restoreSeconds.toFixed(2)} s;`,
+    `Tenantry's run is ${(result.rows[1].backupSeconds / alone.backupSeconds).toFixed(2)}x and its restore ${(result.rows[1].restoreSeconds / alone.restoreSeconds).toFixed(2)}x the server's own time.`,
+  ];
+  return [...header, table, ...footer].join('\n');
 }
 
 if (require.main === module) runBenchmarkProgram((print) => runBackupBenchmark({ print }), formatBackupBenchmark);

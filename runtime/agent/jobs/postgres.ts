@@ -86,7 +86,7 @@ export function pickToolDir(serverMajor: number, exists: (file: string) => boole
 const LOCK_WAIT = '60s';
 
 /** Session settings that speed a restore up and that any role may set (pg_restore and psql read PGOPTIONS). */
-const RESTORE_SESSION = '-c maintenance_work_mem=512MB -c synchronous_commit=off';
+export const RESTORE_SESSION = '-c maintenance_work_mem=512MB -c synchronous_commit=off';
 
 export class PostgresDriver implements JobDriver {
   private readonly pg: PostgresJob['postgres'];
