@@ -35,7 +35,7 @@ export interface BackupBenchRow {
 
 export interface BackupBenchmark {
   rows: BackupBenchRow[];
-  /** The server's own work on the same data, with no client: what no backup or restore over a connection can beat here. */
+  /** The same work done by the server alone, with no client: how much of each side is the server's own. */
   serverAlone: { backupSeconds: number; restoreSeconds: number };
   scale: number;
   databaseBytes: number;
@@ -80,12 +80,14 @@ const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floo
 type SplitTables = { qualified: string; columns: string; format: string; parts: { file: string }[] }[];
 
 /**
- * The lower bound of a logical backup and restore on this server: the same work done by the
- * server alone, side by side on `workers` sessions as Tenantry's chunks run, with no client,
- * socket, pipe or compressor in the way. Backup: each ctid range of pgbench_accounts copied by
- * the server to /dev/null. Restore: pre-data, the chunks loaded by the server from server-side
- * files (decompressed beforehand, untimed) beside the archive's data, then post-data. Superuser
- * COPY to and from server files: a benchmark's tool, not the agent's.
+ * The server's own share of a backup and a restore: the same work done by the server alone, side
+ * by side on `workers` sessions as Tenantry's chunks run, with no client, socket, pipe or
+ * compressor in the way. Backup: each ctid range of pgbench_accounts copied by the server to
+ * /dev/null. Restore: pre-data, the chunks loaded by the server from server-side files
+ * (decompressed beforehand, untimed) beside the archive's data, then post-data, with the agent's
+ * session settings. Not a strict lower bound (a backend reading a file is not free either), but
+ * a restore that takes this long with no client at all cannot be made 2x faster by any client.
+ * Superuser COPY to and from server files: a benchmark's tool, not the agent's.
  */
 async function serverAlone(server: PostgresServer, backupDir: string, split: SplitTables, scratch: string, workers: number, database: string): Promise<{ backupSeconds: number; restoreSeconds: number }> {
   const blocks = Number(await sql(server, 'bench', "SELECT pg_relation_size('pgbench_accounts') / current_setting('block_size')::int"));

@@ -1,7 +1,7 @@
 /**
  * The agent's side-by-side runners: the pool used for table chunks, the pipeline that wires a
  * dump tool to a compressor, and the stdout buffer its producer gets. Real processes (sh, cat,
- * gzip, printenv) stand in for psql and zstd.
+ * gzip, printenv, sed) stand in for psql and zstd.
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -104,9 +104,10 @@ describe('withLargeOutputBuffer', () => {
     expect(wrapped).toEqual({ file: 'stdbuf', args: ['--output=1M', 'printenv', '_STDBUF_O'], name: 'printenv' });
     // stdbuf hands the size to its preload library through the tool's environment.
     expect((await runPipeline(wrapped, { file: 'cat', args: [] })).stdout).toBe('1048576\n');
+    // sed writes through C stdio (cat would not), so its output is the one the buffer changes.
     const dir = tempDir('stdbuf');
-    fs.writeFileSync(path.join(dir, 'source'), Buffer.from(Array.from({ length: 3_000_000 }, (_, i) => (i * 31) % 256)));
-    await runPipeline(withLargeOutputBuffer({ file: 'cat', args: ['source'] }), { file: 'sh', args: ['-c', 'cat > copy'] }, { cwd: dir });
+    fs.writeFileSync(path.join(dir, 'source'), Array.from({ length: 200_000 }, (_, i) => `${i}\t${'x'.repeat(i % 23)}\n`).join(''));
+    await runPipeline(withLargeOutputBuffer({ file: 'sed', args: ['-n', 'p', 'source'] }), { file: 'sh', args: ['-c', 'cat > copy'] }, { cwd: dir });
     expect(fs.readFileSync(path.join(dir, 'copy')).equals(fs.readFileSync(path.join(dir, 'source')))).toBe(true);
   });
 
