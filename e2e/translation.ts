@@ -249,7 +249,7 @@ function userAndEnvRows(run: TenantContainer[], layout: DrillLayout): Translatio
   rows.push({
     change: 'user',
     scope: servers,
-    from: 'the image user (postgres via gosu, pgbouncer\'s postgres user, root for the redis start scripts)',
+    from: 'the image user (postgres via gosu, pgbouncer\'s postgres user, root for the redis start scripts until they drop to redis)',
     to: 'OS user postgres',
     why: 'pgbouncer refuses root and the test harness never runs servers as root',
     apply: { user: 'postgres' },

@@ -3,7 +3,7 @@
 # As root it installs what is missing; otherwise it prints the exact command and fails.
 set -eu
 
-packages="postgresql postgresql-client pgbouncer redis-server redis-sentinel zstd"
+packages="postgresql postgresql-client pgbouncer redis-server redis-sentinel zstd gosu"
 missing=""
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "$1" ]; }
 pg_bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)"
@@ -13,6 +13,8 @@ have /usr/sbin/pgbouncer || missing="$missing pgbouncer"
 have redis-server || missing="$missing redis-server"
 have redis-sentinel || missing="$missing redis-sentinel"
 have zstd || missing="$missing zstd"
+# The privilege drop of the Redis start scripts (the Debian redis images ship gosu).
+have gosu || missing="$missing gosu"
 
 if [ -z "$missing" ]; then
   exit 0

@@ -87,6 +87,36 @@ const START_SCRIPT_NAME = 'tenantry-start.sh';
  */
 const REDIS_QUOTE_FUNCTION = `redis_quote() { printf '"%s"' "$(printf '%s' "$1" | sed 's/[\\\\"]/\\\\&/g')"; }`;
 
+/**
+ * The official images start as root and leave it in their entrypoint, which drops to the `redis`
+ * user; the start scripts replace that entrypoint, so they drop themselves. Started as root, a
+ * script finds su-exec (Alpine images) or gosu (Debian images) first, builds the live config as
+ * root, then hands the data directory (a fresh bind mount or NFS export belongs to root) to the
+ * redis user, as the entrypoint does, and runs the server as that user. An image with neither
+ * tool, or with no `redis` user, runs the server as it is, and says so in its log.
+ */
+const FIND_PRIVILEGE_DROP = [
+  'drop=""',
+  'if [ "$(id -u)" = 0 ]; then',
+  '  drop="$(command -v su-exec || command -v gosu || true)"',
+  '  if [ -z "$drop" ] || ! id redis >/dev/null 2>&1; then',
+  '    drop=""',
+  '    echo "tenantry-start: no su-exec or gosu, or no redis user, in this image: the server runs as root" >&2',
+  '  fi',
+  'fi',
+];
+
+/** The last lines of a start script: `server` with the live config, as the redis user when `drop` is set. */
+function execServer(server: string, dataDir: string): string[] {
+  return [
+    'if [ -n "$drop" ]; then',
+    `  find ${shQuote(dataDir)} \\! -user redis -exec chown redis '{}' +`,
+    `  exec "$drop" redis ${server} "$live"`,
+    'fi',
+    `exec ${server} "$live"`,
+  ];
+}
+
 // ---------------------------------------------------------------------------------------------
 // Data nodes
 // ---------------------------------------------------------------------------------------------
@@ -156,6 +186,7 @@ function nodeStartScript(o: ResolvedNode): string {
     ['Tenantry: starts a Redis node from its template, its last known role and REDIS_PASSWORD.'],
     [
       requireEnvLine('REDIS_PASSWORD'),
+      ...FIND_PRIVILEGE_DROP,
       `template=${shQuote(`${o.configDir}/redis.conf`)}`,
       `live=${shQuote(`${o.dataDir}/redis.live.conf`)}`,
       REDIS_QUOTE_FUNCTION,
@@ -169,7 +200,7 @@ function nodeStartScript(o: ResolvedNode): string {
       '  printf \'requirepass %s\\nmasterauth %s\\n\' "$(redis_quote "$REDIS_PASSWORD")" "$(redis_quote "$REDIS_PASSWORD")"',
       '} > "$live.next"',
       'mv -f "$live.next" "$live"',
-      'exec redis-server "$live"',
+      ...execServer('redis-server', o.dataDir),
     ],
   );
 }
@@ -266,6 +297,7 @@ function sentinelStartScript(o: ResolvedSentinel): string {
     [
       requireEnvLine('REDIS_PASSWORD'),
       requireEnvLine('SENTINEL_PASSWORD'),
+      ...FIND_PRIVILEGE_DROP,
       `template=${shQuote(`${o.configDir}/sentinel.conf`)}`,
       `live=${shQuote(`${o.dataDir}/sentinel.live.conf`)}`,
       REDIS_QUOTE_FUNCTION,
@@ -281,7 +313,7 @@ function sentinelStartScript(o: ResolvedSentinel): string {
       'fi',
       `printf 'requirepass %s\\nsentinel auth-pass ${name} %s\\n' "$(redis_quote "$SENTINEL_PASSWORD")" "$(redis_quote "$REDIS_PASSWORD")" >> "$live.next"`,
       'mv -f "$live.next" "$live"',
-      'exec redis-sentinel "$live"',
+      ...execServer('redis-sentinel', o.dataDir),
     ],
   );
 }

@@ -374,8 +374,8 @@ export interface ServerProcess {
  * Spawns a long-running server as the postgres user and waits until `port` accepts connections.
  * The process is not detached: it shares the test's process group, so Ctrl-C reaches it too.
  */
-async function spawnServer(what: string, file: string, args: string[], port: number, env: NodeJS.ProcessEnv): Promise<ServerProcess> {
-  const { uid, gid } = postgresUser();
+async function spawnServer(what: string, file: string, args: string[], port: number, env: NodeJS.ProcessEnv, asRoot = false): Promise<ServerProcess> {
+  const { uid, gid } = asRoot ? { uid: 0, gid: 0 } : postgresUser();
   const { pid, logTail, exited } = await spawnWatched(what, [file, ...args], {
     uid,
     gid,
@@ -414,13 +414,15 @@ export async function startPgBouncer(
 }
 
 /**
- * Starts redis-server or redis-sentinel as the postgres user (as in the image, never as root):
+ * Starts redis-server or redis-sentinel as the postgres user (never as root, unless `asRoot`):
  * either a command line whose first element is the program (`['redis-server', conf]`), or a
  * rendered start script run with `/bin/sh` and the given env.
  */
 export async function startRedisProcess(
   command: string[] | { script: string; env: NodeJS.ProcessEnv },
   port: number,
+  /** Start the script as root, as a container does (only for tests of the scripts' own privilege drop). */
+  options: { asRoot?: boolean } = {},
 ): Promise<ServerProcess> {
   if (Array.isArray(command)) {
     const [program, ...args] = command;
@@ -430,7 +432,7 @@ export async function startRedisProcess(
   // A start script ends in `exec redis-server` or `exec redis-sentinel`: check both up front.
   requireBinary('redis-server', 'redis-server');
   requireBinary('redis-sentinel', 'redis-sentinel');
-  return spawnServer(`redis (via ${command.script})`, '/bin/sh', [command.script], port, command.env);
+  return spawnServer(`redis (via ${command.script})`, '/bin/sh', [command.script], port, command.env, options.asRoot);
 }
 
 /**
