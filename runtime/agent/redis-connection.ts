@@ -72,14 +72,29 @@ export class RedisConnection {
   private readonly pending: Pending[] = [];
   private closedError: Error | undefined;
 
-  private constructor(private readonly socket: net.Socket, readonly address: string) {
+  private constructor(
+    private readonly socket: net.Socket,
+    readonly address: string,
+    /** How long a command may wait for its reply; 0: as long as it takes. */
+    private readonly replyTimeoutMs: number,
+  ) {
     socket.on('data', (chunk) => this.receive(chunk));
     socket.on('error', (error) => this.fail(new Error(`${address}: ${error.message}`)));
     socket.on('close', () => this.fail(new Error(`${address}: connection closed`)));
   }
 
-  /** Connects (bounded by `timeoutMs`) and authenticates when a password is given. */
-  static async open(endpoint: { host: string; port: number } | { path: string }, password: string | undefined, timeoutMs = 5000): Promise<RedisConnection> {
+  /**
+   * Connects (bounded by `timeoutMs`) and authenticates when a password is given. Every reply,
+   * AUTH's included, must come within `replyTimeoutMs`: a server that accepts connections but
+   * does not answer (stopped, swapping, wedged) fails the command instead of holding the job, and
+   * the job's lock, for ever. 0 waits as long as it takes (for commands that bound themselves).
+   */
+  static async open(
+    endpoint: { host: string; port: number } | { path: string },
+    password: string | undefined,
+    timeoutMs = 5000,
+    replyTimeoutMs = 10_000,
+  ): Promise<RedisConnection> {
     const address = 'path' in endpoint ? endpoint.path : `${endpoint.host}:${endpoint.port}`;
     const socket = await new Promise<net.Socket>((resolve, reject) => {
       const s = net.connect(endpoint);
@@ -90,7 +105,7 @@ export class RedisConnection {
       });
       s.once('error', (error) => reject(new Error(`cannot connect to ${address}: ${error.message}`)));
     });
-    const connection = new RedisConnection(socket, address);
+    const connection = new RedisConnection(socket, address, replyTimeoutMs);
     if (password !== undefined) await connection.command('AUTH', password);
     return connection;
   }
@@ -98,7 +113,19 @@ export class RedisConnection {
   command(...args: string[]): Promise<RedisReply> {
     if (this.closedError) return Promise.reject(this.closedError);
     return new Promise((resolve, reject) => {
-      this.pending.push({ resolve, reject });
+      // A late reply would answer the wrong command: the connection is closed, not reused.
+      const timer = this.replyTimeoutMs > 0 ? setTimeout(() => this.abandon(new Error(`${this.address}: no reply to ${args[0]} within ${this.replyTimeoutMs} ms`)), this.replyTimeoutMs) : undefined;
+      const settled = () => clearTimeout(timer);
+      this.pending.push({
+        resolve: (reply) => {
+          settled();
+          resolve(reply);
+        },
+        reject: (error) => {
+          settled();
+          reject(error);
+        },
+      });
       this.socket.write(encodeCommand(args));
     });
   }
@@ -117,6 +144,11 @@ export class RedisConnection {
       if (parsed.reply instanceof RedisReplyError) waiter?.reject(new RedisReplyError(`${this.address}: ${parsed.reply.message}`));
       else waiter?.resolve(parsed.reply);
     }
+  }
+
+  private abandon(error: Error): void {
+    this.fail(error);
+    this.socket.destroy();
   }
 
   private fail(error: Error): void {

@@ -176,6 +176,26 @@ describe('Redis backup job (real redis-server replica and redis-sentinel)', () =
     expect(again.stderr).toBe(`tenantry-agent: Redis at 127.0.0.1:${fresh.port} already holds 2007 keys; restore into an empty server, or pass --force to overwrite keys of the same name\n`);
   });
 
+  test('skips a replica the sentinels still list as healthy but that does not answer, and takes the master', async () => {
+    // Stopped, the replica still accepts connections (the kernel queues them) but never replies,
+    // and the sentinels go on listing it as healthy until down-after-milliseconds (1.5 s) pass.
+    replica.kill('SIGSTOP');
+    try {
+      const { agent, lines } = testAgent(config, env);
+      const manifest = await runBackup(agent, config.jobs[0]);
+      expect({ status: manifest.status, error: manifest.error }).toEqual({ status: 'ok', error: undefined });
+      expect(manifest.source).toMatchObject({ address: `127.0.0.1:${master.port}`, role: 'master' });
+      expect(lines).toContainEqual(expect.objectContaining({
+        level: 'warn',
+        msg: 'replica listed as healthy did not answer, trying the next candidate',
+        fields: { address: `127.0.0.1:${replica.port}`, error: `127.0.0.1:${replica.port}: no reply to AUTH within 10000 ms` },
+      }));
+      expect(lines).toContainEqual(expect.objectContaining({ level: 'warn', msg: 'no healthy replica: taking the RDB from the master (its fork costs memory and latency)', fields: expect.objectContaining({ unreachable: `127.0.0.1:${replica.port}` }) }));
+    } finally {
+      replica.kill('SIGCONT');
+    }
+  }, 30_000);
+
   test('falls back to the master, with a warning, when no replica is healthy', async () => {
     await replica.stop();
     for (const sentinel of sentinels) {
@@ -191,7 +211,8 @@ describe('Redis backup job (real redis-server replica and redis-sentinel)', () =
     }
     const { agent, lines } = testAgent(config, env);
     const manifest = await runBackup(agent, config.jobs[0]);
-    expect(manifest.status).toBe('ok');
+    // The error too, so that a failed run says why.
+    expect({ status: manifest.status, error: manifest.error }).toEqual({ status: 'ok', error: undefined });
     expect(manifest.source).toMatchObject({ address: `127.0.0.1:${master.port}`, role: 'master' });
     expect(lines).toContainEqual(expect.objectContaining({ level: 'warn', job: 'cache', msg: 'no healthy replica: taking the RDB from the master (its fork costs memory and latency)' }));
   });

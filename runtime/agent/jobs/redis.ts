@@ -1,7 +1,7 @@
 /**
  * Redis: an RDB snapshot taken from a replica found through the sentinels, so the fork and the
- * disk write of BGSAVE never hit the master. The master is used only when no replica is healthy,
- * with a warning in the log.
+ * disk write of BGSAVE never hit the master. The master is used only when no replica is healthy
+ * and answers, with a warning in the log.
  *
  * Restore loads the RDB into a fresh server this way: the agent starts a private redis-server
  * (unix socket only, no persistence) on a hard link of dump.rdb, then copies every key of every
@@ -52,15 +52,8 @@ export class RedisDriver implements JobDriver {
 
   async backup(dir: string, ctx: DriverContext): Promise<BackupOutcome> {
     const password = secretFromEnv(this.redis.passwordEnv, ctx.env);
-    const node = await this.chooseNode(ctx);
+    const { node, version } = await this.reachableNode(password, ctx);
     ctx.log.info('taking the RDB', { address: `${node.host}:${node.port}`, role: node.role });
-    const connection = await RedisConnection.open(node, password);
-    let version: string;
-    try {
-      version = parseInfo(await connection.command('INFO', 'server')).redis_version ?? 'unknown';
-    } finally {
-      connection.close();
-    }
     await runTool('redis-cli', ['-h', node.host, '-p', String(node.port), '--no-auth-warning', '--rdb', path.join(dir, RDB_FILE)], {
       env: { REDISCLI_AUTH: password },
       signal: ctx.signal,
@@ -72,16 +65,39 @@ export class RedisDriver implements JobDriver {
     };
   }
 
-  /** The freshest healthy replica the sentinels know; the master when there is none. */
-  private chooseNode(ctx: DriverContext): Promise<RedisNode> {
+  /**
+   * The freshest healthy replica that answers, the master when none does, and its version. A
+   * sentinel can still list a replica that has just gone away as healthy (between two of its
+   * checks, or while it reconnects), so each is tried in turn; one that cannot be reached is
+   * only a warning. A reply error (a wrong password) is not a reason to try the next server.
+   */
+  private async reachableNode(password: string, ctx: DriverContext): Promise<{ node: RedisNode; version: string }> {
+    const { replicas, master, sentinel, listed } = await this.candidates(ctx);
+    const unreachable: string[] = [];
+    for (const replica of replicas) {
+      try {
+        return { node: replica, version: await serverVersion(replica, password) };
+      } catch (error) {
+        if (error instanceof RedisReplyError) throw error;
+        unreachable.push(`${replica.host}:${replica.port}`);
+        ctx.log.warn('replica listed as healthy did not answer, trying the next candidate', { address: `${replica.host}:${replica.port}`, error: (error as Error).message });
+      }
+    }
+    ctx.log.warn('no healthy replica: taking the RDB from the master (its fork costs memory and latency)', { sentinel, replicas: listed, ...(unreachable.length > 0 ? { unreachable: unreachable.join(', ') } : {}) });
+    return { node: master, version: await serverVersion(master, password) };
+  }
+
+  /** From the first sentinel that answers: the healthy replicas, freshest first, and the master. */
+  private candidates(ctx: DriverContext): Promise<{ replicas: RedisNode[]; master: RedisNode; sentinel: string; listed: number }> {
     return this.askSentinels(ctx, async (sentinel, connection) => {
       const reply = await connection.command('SENTINEL', 'REPLICAS', this.redis.masterName);
-      const replicas = (Array.isArray(reply) ? reply : []).map(fieldsOf);
-      const healthy = replicas.filter(isHealthyReplica).sort((a, b) => Number(b['slave-repl-offset'] ?? 0) - Number(a['slave-repl-offset'] ?? 0));
-      if (healthy.length > 0) return { host: healthy[0].ip, port: Number(healthy[0].port), role: 'replica' };
-      const master = await masterOf(connection, this.redis.masterName);
-      ctx.log.warn('no healthy replica: taking the RDB from the master (its fork costs memory and latency)', { sentinel, replicas: replicas.length });
-      return { ...master, role: 'master' };
+      const listed = (Array.isArray(reply) ? reply : []).map(fieldsOf);
+      const replicas = listed
+        .filter(isHealthyReplica)
+        .sort((a, b) => Number(b['slave-repl-offset'] ?? 0) - Number(a['slave-repl-offset'] ?? 0))
+        .map((r): RedisNode => ({ host: r.ip, port: Number(r.port), role: 'replica' }));
+      const master: RedisNode = { ...(await masterOf(connection, this.redis.masterName)), role: 'master' };
+      return { replicas, master, sentinel, listed: listed.length };
     });
   }
 
@@ -136,6 +152,16 @@ export class RedisDriver implements JobDriver {
     } catch (error) {
       throw new UserError(`${(error as Error).message}; pass --target host:port`);
     }
+  }
+}
+
+/** `redis_version` from INFO server: also proves the server answers, with this password. */
+async function serverVersion(node: RedisNode, password: string): Promise<string> {
+  const connection = await RedisConnection.open(node, password);
+  try {
+    return parseInfo(await connection.command('INFO', 'server')).redis_version ?? 'unknown';
+  } finally {
+    connection.close();
   }
 }
 
@@ -213,7 +239,9 @@ class ScratchRedis {
    * target was checked empty, or --force was given) and needed: SCAN may return a key twice.
    */
   async migrateAll(target: { host: string; port: number }, password: string): Promise<number> {
-    const source = await RedisConnection.open({ path: this.socket }, undefined);
+    // No reply timeout: MIGRATE bounds itself (MIGRATE_TIMEOUT_MS of idle I/O), and a batch of
+    // large keys may take longer than any fixed limit.
+    const source = await RedisConnection.open({ path: this.socket }, undefined, 5000, 0);
     try {
       const keyspace = parseInfo(await source.command('INFO', 'keyspace'));
       for (const db of Object.keys(keyspace).map((name) => name.slice('db'.length))) {
