@@ -113,6 +113,12 @@ describe('pgbouncer (real PgBouncer 1.18 in front of Postgres 15)', () => {
     await client.end();
   });
 
+  it('refuses any other startup parameter, naming it (the README says to set such defaults per role)', async () => {
+    const client = new Client({ host: '127.0.0.1', port: options.listenPort, database: 'billing', user: APP_ROLE, password: appPassword, statement_timeout: 5000 });
+    client.on('error', () => undefined);
+    await expect(client.connect()).rejects.toThrow(/unsupported startup parameter: statement_timeout/);
+  });
+
   it('lets the app role read pool statistics on the console database (stats_users), but not administer it', async () => {
     // The console speaks only the simple query protocol, which pg uses for parameterless queries.
     const console = clientFor('pgbouncer');
