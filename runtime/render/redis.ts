@@ -106,13 +106,19 @@ const FIND_PRIVILEGE_DROP = [
   'fi',
 ];
 
-/** The last lines of a start script: `server` with the live config, as the redis user when `drop` is set. */
+/**
+ * The last lines of a start script: `server` with the live config, as the redis user when `drop`
+ * is set and the data directory could be given to that user. Storage where root may not chown
+ * (NFS with root_squash) keeps the server running as root, as before, with a warning, instead of
+ * stopping the container.
+ */
 function execServer(server: string, dataDir: string): string[] {
   return [
-    'if [ -n "$drop" ]; then',
-    `  find ${shQuote(dataDir)} \\! -user redis -exec chown redis '{}' +`,
-    `  exec "$drop" redis ${server} "$live"`,
+    `if [ -n "$drop" ] && ! find ${shQuote(dataDir)} \\! -user redis -exec chown redis '{}' +; then`,
+    '  drop=""',
+    `  echo "tenantry-start: could not give ${dataDir} to the redis user: the server runs as root" >&2`,
     'fi',
+    `if [ -n "$drop" ]; then exec "$drop" redis ${server} "$live"; fi`,
     `exec ${server} "$live"`,
   ];
 }

@@ -52,8 +52,8 @@ describe('Redis start scripts started as root', () => {
     const dataDir = tempDir('redis-root-data');
     fs.writeFileSync(path.join(dataDir, 'dump.rdb.old'), 'left by an earlier server run as root');
     const launch = masterNode(port, dataDir, tempDir('redis-root-config'));
-    const server = await startRedisProcess({ script: writeLaunchFiles(launch), env: { REDIS_PASSWORD: password } }, port, { asRoot: true });
-    running.push(server);
+    const script = writeLaunchFiles(launch);
+    const server = await startRedisProcess({ script, env: { REDIS_PASSWORD: password } }, port, { asRoot: true });
 
     expect(fs.readFileSync(`/proc/${server.pid}/comm`, 'utf8').trim()).toBe('redis-server');
     expect(processUid(server.pid)).toBe(redisUid);
@@ -64,6 +64,14 @@ describe('Redis start scripts started as root', () => {
     // Writing its snapshot into the data directory needs the directory to be the redis user's.
     expect(await redisCli(port, password, 'SAVE')).toBe('OK');
     expect(fs.statSync(path.join(dataDir, 'dump.rdb')).uid).toBe(redisUid);
+
+    // A restart goes through root again, over files redis now owns, and loads the snapshot.
+    await server.stop();
+    const restarted = await startRedisProcess({ script, env: { REDIS_PASSWORD: password } }, port, { asRoot: true });
+    running.push(restarted);
+    expect(processUid(restarted.pid)).toBe(redisUid);
+    expect(await redisCli(port, password, 'GET', 'k')).toBe('v');
+    expect(fs.statSync(path.join(dataDir, 'redis.live.conf')).mode & 0o777).toBe(0o600);
   });
 
   test('a sentinel runs as redis and can rewrite its live config', async () => {
@@ -79,9 +87,25 @@ describe('Redis start scripts started as root', () => {
     expect(processUid(sentinel.pid)).toBe(redisUid);
     const live = path.join(dataDir, 'sentinel.live.conf');
     expect(fs.statSync(live).uid).toBe(redisUid);
-    // Sentinel writes its id into the live file at start; as root-owned it could not.
-    await redisCli(port, password, 'SENTINEL', 'FLUSHCONFIG');
+    // Sentinel rewrites the live file (a temporary file renamed over it, in the data directory):
+    // as redis, in a directory redis owns, and still readable by redis alone (it holds both passwords).
+    expect(await redisCli(port, password, 'SENTINEL', 'FLUSHCONFIG')).toBe('OK');
     expect(fs.readFileSync(live, 'utf8')).toMatch(/^sentinel myid [0-9a-f]{40}$/m);
+    expect(fs.statSync(live).uid).toBe(redisUid);
+    expect(fs.statSync(live).mode & 0o777).toBe(0o600);
+  });
+
+  test('where root may not chown the data directory (NFS with root_squash) the server runs as root, with a warning', () => {
+    // gosu is there (/usr/sbin), chown is refused (a stand-in that fails as on such an export).
+    const bin = tempDir('redis-root-nochown');
+    fs.writeFileSync(path.join(bin, 'chown'), '#!/bin/sh\necho "chown: changing ownership: Operation not permitted" >&2\nexit 1\n', { mode: 0o755 });
+    fs.writeFileSync(path.join(bin, 'redis-server'), '#!/bin/sh\necho "server uid $(id -u)"\n', { mode: 0o755 });
+    const dataDir = tempDir('redis-root-nochown-data');
+    const launch = masterNode(6399, dataDir, tempDir('redis-root-nochown-config'));
+    const result = spawnSync('/bin/sh', [writeLaunchFiles(launch)], { env: { PATH: `${bin}:/usr/sbin:/usr/bin:/bin`, REDIS_PASSWORD: password }, encoding: 'utf8' });
+    expect(result.status).toBe(0);
+    expect(result.stderr).toContain(`tenantry-start: could not give ${dataDir} to the redis user: the server runs as root`);
+    expect(result.stdout.trim()).toBe('server uid 0');
   });
 
   test('without su-exec or gosu the script says so and runs the server as it is', () => {
