@@ -4,6 +4,7 @@
  */
 import { ChildProcess, spawn, spawnSync } from 'child_process';
 import execa from 'execa';
+import * as fs from 'fs';
 
 export interface ToolRun {
   /** Extra environment for the child, on top of the agent's own. */
@@ -37,6 +38,52 @@ export async function runTool(file: string, args: readonly string[], options: To
   } finally {
     options.signal?.removeEventListener('abort', onAbort);
   }
+}
+
+export interface GrowthWatch {
+  /** Aborts when the file has not grown for the given time, or when the parent signal aborts. */
+  signal: AbortSignal;
+  /** Whether the watch, not the parent, aborted. */
+  stalled(): boolean;
+  stop(): void;
+}
+
+/**
+ * Watches a file that a tool is writing (a transfer), for tools that have no read timeout of
+ * their own: its signal aborts when the file has not grown for `stallMs`, so a source that stops
+ * sending in the middle cannot hold a job for ever. A file not yet created counts as size -1.
+ */
+export function watchGrowth(file: string, stallMs: number, parent?: AbortSignal): GrowthWatch {
+  const controller = new AbortController();
+  let size = -1;
+  let grewAt = Date.now();
+  let stalled = false;
+  const timer = setInterval(() => {
+    let now = -1;
+    try {
+      now = fs.statSync(file).size;
+    } catch {
+      // Not created yet.
+    }
+    if (now !== size) {
+      size = now;
+      grewAt = Date.now();
+    } else if (Date.now() - grewAt >= stallMs && !controller.signal.aborted) {
+      stalled = true;
+      controller.abort();
+    }
+  }, Math.max(10, Math.min(1000, stallMs / 4)));
+  const onParent = () => controller.abort();
+  if (parent?.aborted) controller.abort();
+  else parent?.addEventListener('abort', onParent, { once: true });
+  return {
+    signal: controller.signal,
+    stalled: () => stalled,
+    stop: () => {
+      clearInterval(timer);
+      parent?.removeEventListener('abort', onParent);
+    },
+  };
 }
 
 /** First line of `<tool> --version`, for the manifest (`env`: e.g. the PATH the job's tools run with). */

@@ -106,7 +106,15 @@ export class RedisConnection {
       s.once('error', (error) => reject(new Error(`cannot connect to ${address}: ${error.message}`)));
     });
     const connection = new RedisConnection(socket, address, replyTimeoutMs);
-    if (password !== undefined) await connection.command('AUTH', password);
+    if (password !== undefined) {
+      try {
+        await connection.command('AUTH', password);
+      } catch (error) {
+        // A refused password leaves the socket open on the server's side (Redis's timeout is 0).
+        connection.close();
+        throw error;
+      }
+    }
     return connection;
   }
 

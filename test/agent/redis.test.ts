@@ -176,6 +176,18 @@ describe('Redis backup job (real redis-server replica and redis-sentinel)', () =
     expect(again.stderr).toBe(`tenantry-agent: Redis at 127.0.0.1:${fresh.port} already holds 2007 keys; restore into an empty server, or pass --force to overwrite keys of the same name\n`);
   });
 
+  test('a refused password fails the run at the replica (no retry on the master) and leaves no connection open', async () => {
+    const clients = async () => Number(parseInfo((await command(replica.port, 'INFO', 'clients')) as string).connected_clients);
+    const before = await clients();
+    const { agent, lines } = testAgent(config, { REDIS_PASSWORD: 'not-the-password' });
+    const manifest = await runBackup(agent, config.jobs[0]);
+    expect(manifest.status).toBe('failed');
+    expect(manifest.error).toMatch(new RegExp(`^127\\.0\\.0\\.1:${replica.port}: WRONGPASS`));
+    expect(lines.map((l) => l.msg)).not.toContain('no healthy replica: taking the RDB from the master (its fork costs memory and latency)');
+    // The refused connection was closed by the agent, not left to the server (whose timeout is 0).
+    await waitFor('the refused connection to close', async () => ((await clients()) === before ? true : undefined), 5_000, 100);
+  });
+
   test('skips a replica the sentinels still list as healthy but that does not answer, and takes the master', async () => {
     // Stopped, the replica still accepts connections (the kernel queues them) but never replies,
     // and the sentinels go on listing it as healthy until down-after-milliseconds (1.5 s) pass.

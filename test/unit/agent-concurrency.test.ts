@@ -6,7 +6,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { allOrNothing, inPool } from '../../runtime/agent/concurrency';
-import { runPipeline, withLargeOutputBuffer } from '../../runtime/agent/exec';
+import { runPipeline, runTool, watchGrowth, withLargeOutputBuffer } from '../../runtime/agent/exec';
 import { tempDir } from '../helpers/servers';
 
 const sleep = (ms: number, signal?: AbortSignal) =>
@@ -128,5 +128,43 @@ describe('withLargeOutputBuffer', () => {
     fs.mkdirSync(broken);
     fs.writeFileSync(path.join(broken, 'stdbuf'), '#!/bin/sh\necho "stdbuf: failed to find libstdbuf.so" >&2\nexit 125\n', { mode: 0o755 });
     expect(withLargeOutputBuffer({ file: 'psql', args: ['-X'] }, { PATH: `${broken}:/usr/bin:/bin` })).toEqual({ file: 'psql', args: ['-X'] });
+  });
+});
+
+describe('watchGrowth', () => {
+  test('a file that keeps growing is never called stalled', async () => {
+    const file = path.join(tempDir('growth'), 'transfer');
+    const watch = watchGrowth(file, 300);
+    try {
+      await runTool('sh', ['-c', 'for i in 1 2 3 4 5 6 7 8; do echo chunk >> "$0"; sleep 0.1; done', file], { signal: watch.signal });
+      expect(watch.stalled()).toBe(false);
+    } finally {
+      watch.stop();
+    }
+  });
+
+  test('a transfer that stops sending is stopped once the file has not grown for the limit', async () => {
+    const file = path.join(tempDir('growth'), 'transfer');
+    const watch = watchGrowth(file, 300);
+    const started = Date.now();
+    try {
+      await expect(runTool('sh', ['-c', 'echo first > "$0"; exec sleep 30', file], { signal: watch.signal })).rejects.toThrow(/killed by SIGTERM/);
+      expect(watch.stalled()).toBe(true);
+      expect(Date.now() - started).toBeLessThan(5_000);
+    } finally {
+      watch.stop();
+    }
+  });
+
+  test('the parent signal still aborts, and then it is not a stall', async () => {
+    const parent = new AbortController();
+    const watch = watchGrowth(path.join(tempDir('growth'), 'never-written'), 60_000, parent.signal);
+    setTimeout(() => parent.abort(), 100);
+    try {
+      await expect(runTool('sleep', ['30'], { signal: watch.signal })).rejects.toThrow(/killed by SIGTERM/);
+      expect(watch.stalled()).toBe(false);
+    } finally {
+      watch.stop();
+    }
   });
 });

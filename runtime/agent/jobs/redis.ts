@@ -16,7 +16,7 @@ import * as path from 'path';
 import type { JobConfig } from '../config';
 import { secretFromEnv } from '../config';
 import { UserError } from '../errors';
-import { runTool, toolVersion } from '../exec';
+import { runTool, toolVersion, watchGrowth } from '../exec';
 import { fieldsOf, parseInfo, RedisConnection, RedisReplyError } from '../redis-connection';
 import { BackupOutcome, DriverContext, JobDriver, RestoreRequest } from './driver';
 
@@ -25,6 +25,12 @@ type RedisJob = Extract<JobConfig, { kind: 'redis' }>;
 const RDB_FILE = 'dump.rdb';
 const MIGRATE_BATCH = 500;
 const MIGRATE_TIMEOUT_MS = 60_000;
+/**
+ * How long the RDB file may stay the same size before the transfer counts as stalled. Generous:
+ * before the first byte the server forks and writes its snapshot (disk-based replication), which
+ * takes minutes for a large dataset; it keeps the link alive meanwhile, but the file does not grow.
+ */
+const RDB_STALL_MS = 10 * 60_000;
 
 interface RedisNode {
   host: string;
@@ -53,11 +59,19 @@ export class RedisDriver implements JobDriver {
   async backup(dir: string, ctx: DriverContext): Promise<BackupOutcome> {
     const password = secretFromEnv(this.redis.passwordEnv, ctx.env);
     const { node, version } = await this.reachableNode(password, ctx);
-    ctx.log.info('taking the RDB', { address: `${node.host}:${node.port}`, role: node.role });
-    await runTool('redis-cli', ['-h', node.host, '-p', String(node.port), '--no-auth-warning', '--rdb', path.join(dir, RDB_FILE)], {
-      env: { REDISCLI_AUTH: password },
-      signal: ctx.signal,
-    });
+    const address = `${node.host}:${node.port}`;
+    ctx.log.info('taking the RDB', { address, role: node.role });
+    // redis-cli --rdb has no read timeout: a server that stops sending would hold the run.
+    const rdb = path.join(dir, RDB_FILE);
+    const watch = watchGrowth(rdb, RDB_STALL_MS, ctx.signal);
+    try {
+      await runTool('redis-cli', ['-h', node.host, '-p', String(node.port), '--no-auth-warning', '--rdb', rdb], { env: { REDISCLI_AUTH: password }, signal: watch.signal });
+    } catch (error) {
+      if (!watch.stalled()) throw error;
+      throw new Error(`${address} sent no RDB data for ${RDB_STALL_MS / 60_000} minutes; redis-cli was stopped (the next run tries again)`);
+    } finally {
+      watch.stop();
+    }
     return {
       source: { version, address: `${node.host}:${node.port}`, role: node.role },
       tools: { 'redis-cli': await toolVersion('redis-cli'), 'redis-check-rdb': await redisCheckRdbVersion() },
@@ -68,8 +82,9 @@ export class RedisDriver implements JobDriver {
   /**
    * The freshest healthy replica that answers, the master when none does, and its version. A
    * sentinel can still list a replica that has just gone away as healthy (between two of its
-   * checks, or while it reconnects), so each is tried in turn; one that cannot be reached is
-   * only a warning. A reply error (a wrong password) is not a reason to try the next server.
+   * checks, or while it reconnects), so each is tried in turn; one that cannot be reached or
+   * answers with an error (BUSY running a script) is only a warning. A refused password is not a
+   * reason to try the next server.
    */
   private async reachableNode(password: string, ctx: DriverContext): Promise<{ node: RedisNode; version: string }> {
     const { replicas, master, sentinel, listed } = await this.candidates(ctx);
@@ -78,7 +93,8 @@ export class RedisDriver implements JobDriver {
       try {
         return { node: replica, version: await serverVersion(replica, password) };
       } catch (error) {
-        if (error instanceof RedisReplyError) throw error;
+        // The same password goes to every server: a refused one is refused everywhere.
+        if (isAuthError(error)) throw error;
         unreachable.push(`${replica.host}:${replica.port}`);
         ctx.log.warn('replica listed as healthy did not answer, trying the next candidate', { address: `${replica.host}:${replica.port}`, error: (error as Error).message });
       }
@@ -153,6 +169,11 @@ export class RedisDriver implements JobDriver {
       throw new UserError(`${(error as Error).message}; pass --target host:port`);
     }
   }
+}
+
+/** An authentication error reply (WRONGPASS, NOAUTH, an AUTH the server cannot take). */
+function isAuthError(error: unknown): boolean {
+  return error instanceof RedisReplyError && /\b(WRONGPASS|NOAUTH|AUTH)\b/.test(error.message);
 }
 
 /** `redis_version` from INFO server: also proves the server answers, with this password. */
