@@ -104,11 +104,32 @@ describe('withLargeOutputBuffer', () => {
     expect(wrapped).toEqual({ file: 'stdbuf', args: ['--output=1M', 'printenv', '_STDBUF_O'], name: 'printenv' });
     // stdbuf hands the size to its preload library through the tool's environment.
     expect((await runPipeline(wrapped, { file: 'cat', args: [] })).stdout).toBe('1048576\n');
-    // sed writes through C stdio (cat would not), so its output is the one the buffer changes.
+    // sed writes through C stdio (cat does not use it).
     const dir = tempDir('stdbuf');
     fs.writeFileSync(path.join(dir, 'source'), Array.from({ length: 200_000 }, (_, i) => `${i}\t${'x'.repeat(i % 23)}\n`).join(''));
     await runPipeline(withLargeOutputBuffer({ file: 'sed', args: ['-n', 'p', 'source'] }), { file: 'sh', args: ['-c', 'cat > copy'] }, { cwd: dir });
     expect(fs.readFileSync(path.join(dir, 'copy')).equals(fs.readFileSync(path.join(dir, 'source')))).toBe(true);
+  });
+
+  test('the tool really holds its output in the larger buffer: 100 KB written, nothing sent before the end', async () => {
+    // sed reads lines from a stdin kept open and writes them through stdio: with stdio's own
+    // buffer (4 KiB with glibc) output appears while it runs, with 1 MiB only when it exits.
+    const bytesSentBeforeEnd = async (command: { file: string; args: readonly string[] }) => {
+      const { spawn } = await import('child_process');
+      const child = spawn(command.file, [...command.args], { stdio: ['pipe', 'pipe', 'inherit'] });
+      let received = 0;
+      child.stdout.on('data', (chunk: Buffer) => (received += chunk.length));
+      child.stdin.write(Array.from({ length: 5000 }, (_, i) => `line ${i} ${'y'.repeat(12)}\n`).join(''));
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const before = received;
+      child.stdin.end();
+      await new Promise((resolve) => child.once('close', resolve));
+      return { before, total: received };
+    };
+    const plain = await bytesSentBeforeEnd({ file: 'sed', args: ['-n', 'p'] });
+    const buffered = await bytesSentBeforeEnd(withLargeOutputBuffer({ file: 'sed', args: ['-n', 'p'] }));
+    expect(plain.before).toBeGreaterThan(0);
+    expect(buffered).toEqual({ before: 0, total: plain.total });
   });
 
   test('failures name the tool, not stdbuf', async () => {
