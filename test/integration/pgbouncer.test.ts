@@ -10,18 +10,11 @@ import { Client } from 'pg';
 import { renderPgBouncer, PgBouncerRenderOptions } from '../../runtime/render/pgbouncer';
 import { renderPostgresInitScript } from '../../runtime/render/postgres';
 import type { ContainerLaunch } from '../../runtime/render/types';
+import { writeLaunchFiles } from '../helpers/launch';
 import { freePort, PostgresServer, ServerProcess, startPgBouncer, startPostgres, tempDir } from '../helpers/servers';
 
 const APP_ROLE = 'acme_app';
 const DATABASES = ['orders', 'billing'];
-
-/** Writes a launch's files where they say (the test's paths are already temp paths). */
-function writeLaunchFiles(launch: ContainerLaunch): void {
-  for (const file of launch.files) {
-    fs.mkdirSync(path.dirname(file.path), { recursive: true });
-    fs.writeFileSync(file.path, file.content, { mode: file.executable ? 0o755 : 0o644 });
-  }
-}
 
 function prepareDatabases(server: PostgresServer, appPassword: string): Promise<void> {
   const script = path.join(tempDir('pgbouncer-init'), 'init.sh');

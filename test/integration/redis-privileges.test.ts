@@ -10,15 +10,10 @@ import { randomBytes } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { renderRedisNode, renderSentinel } from '../../runtime/render/redis';
-import type { ContainerLaunch } from '../../runtime/render/types';
+import { writeStartScript } from '../helpers/launch';
 import { freePort, redisCli, ServerProcess, startRedisProcess, tempDir } from '../helpers/servers';
 
 const HOST = '127.0.0.1';
-
-function writeLaunchFiles(launch: ContainerLaunch): string {
-  for (const file of launch.files) fs.writeFileSync(file.path, file.content, { mode: file.executable ? 0o755 : 0o644 });
-  return launch.entrypoint![1];
-}
 
 /** The numeric uid of a user, from `id -u`. */
 function uidOf(user: string): number {
@@ -52,7 +47,7 @@ describe('Redis start scripts started as root', () => {
     const dataDir = tempDir('redis-root-data');
     fs.writeFileSync(path.join(dataDir, 'dump.rdb.old'), 'left by an earlier server run as root');
     const launch = masterNode(port, dataDir, tempDir('redis-root-config'));
-    const script = writeLaunchFiles(launch);
+    const script = writeStartScript(launch);
     const server = await startRedisProcess({ script, env: { REDIS_PASSWORD: password } }, port, { asRoot: true });
 
     expect(fs.readFileSync(`/proc/${server.pid}/comm`, 'utf8').trim()).toBe('redis-server');
@@ -77,11 +72,11 @@ describe('Redis start scripts started as root', () => {
   test('a sentinel runs as redis and can rewrite its live config', async () => {
     const nodePort = await freePort();
     const node = masterNode(nodePort, tempDir('redis-root-node'), tempDir('redis-root-node-config'));
-    running.push(await startRedisProcess({ script: writeLaunchFiles(node), env: { REDIS_PASSWORD: password } }, nodePort, { asRoot: true }));
+    running.push(await startRedisProcess({ script: writeStartScript(node), env: { REDIS_PASSWORD: password } }, nodePort, { asRoot: true }));
     const port = await freePort();
     const dataDir = tempDir('sentinel-root-data');
     const launch = renderSentinel({ port, listenAddr: HOST, announceHost: HOST, masterName: 'tenant', masterHost: HOST, masterPort: nodePort, quorum: 1, downAfterMs: 5000, dataDir, configDir: tempDir('sentinel-root-config') });
-    const sentinel = await startRedisProcess({ script: writeLaunchFiles(launch), env: { REDIS_PASSWORD: password, SENTINEL_PASSWORD: password } }, port, { asRoot: true });
+    const sentinel = await startRedisProcess({ script: writeStartScript(launch), env: { REDIS_PASSWORD: password, SENTINEL_PASSWORD: password } }, port, { asRoot: true });
     running.push(sentinel);
 
     expect(processUid(sentinel.pid)).toBe(redisUid);
@@ -102,7 +97,7 @@ describe('Redis start scripts started as root', () => {
     fs.writeFileSync(path.join(bin, 'redis-server'), '#!/bin/sh\necho "server uid $(id -u)"\n', { mode: 0o755 });
     const dataDir = tempDir('redis-root-nochown-data');
     const launch = masterNode(6399, dataDir, tempDir('redis-root-nochown-config'));
-    const result = spawnSync('/bin/sh', [writeLaunchFiles(launch)], { env: { PATH: `${bin}:/usr/sbin:/usr/bin:/bin`, REDIS_PASSWORD: password }, encoding: 'utf8' });
+    const result = spawnSync('/bin/sh', [writeStartScript(launch)], { env: { PATH: `${bin}:/usr/sbin:/usr/bin:/bin`, REDIS_PASSWORD: password }, encoding: 'utf8' });
     expect(result.status).toBe(0);
     expect(result.stderr).toContain(`tenantry-start: could not give ${dataDir} to the redis user: the server runs as root`);
     expect(result.stdout.trim()).toBe('server uid 0');
@@ -113,7 +108,7 @@ describe('Redis start scripts started as root', () => {
     const bin = tempDir('redis-root-stub');
     fs.writeFileSync(path.join(bin, 'redis-server'), '#!/bin/sh\necho "server uid $(id -u)"\n', { mode: 0o755 });
     const launch = masterNode(6399, tempDir('redis-root-stub-data'), tempDir('redis-root-stub-config'));
-    const result = spawnSync('/bin/sh', [writeLaunchFiles(launch)], { env: { PATH: `${bin}:/usr/bin:/bin`, REDIS_PASSWORD: password }, encoding: 'utf8' });
+    const result = spawnSync('/bin/sh', [writeStartScript(launch)], { env: { PATH: `${bin}:/usr/bin:/bin`, REDIS_PASSWORD: password }, encoding: 'utf8' });
     expect(result.status).toBe(0);
     expect(result.stderr).toContain('no su-exec or gosu, or no redis user, in this image: the server runs as root');
     expect(result.stdout.trim()).toBe('server uid 0');

@@ -8,17 +8,11 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { renderRedisNode, renderSentinel } from '../../runtime/render/redis';
 import type { ContainerLaunch } from '../../runtime/render/types';
+import { writeStartScript } from '../helpers/launch';
 import { freePort, redisCli, ServerProcess, startRedisProcess, tempDir } from '../helpers/servers';
 
 const MASTER_NAME = 'tenant';
 const HOST = '127.0.0.1';
-
-function writeLaunchFiles(launch: ContainerLaunch): string {
-  for (const file of launch.files) fs.writeFileSync(file.path, file.content, { mode: file.executable ? 0o755 : 0o644 });
-  const script = launch.entrypoint?.[1];
-  if (!script) throw new Error('the launch has no start script');
-  return script;
-}
 
 /** Retries `check` until it passes or `timeoutMs` is over; then its last error is the failure. */
 async function eventually<T>(check: () => Promise<T>, timeoutMs = 20_000): Promise<T> {
@@ -95,7 +89,7 @@ describe('redis sentinel topology (real redis-server and redis-sentinel 7.0)', (
         configDir: tempDir(`redis-node${i}-config`),
       });
       launches.push(launch);
-      nodes.push({ port, dataDir, script: writeLaunchFiles(launch) });
+      nodes.push({ port, dataDir, script: writeStartScript(launch) });
     }
     for (let i = 0; i < 3; i++) {
       const port = await freePort();
@@ -114,7 +108,7 @@ describe('redis sentinel topology (real redis-server and redis-sentinel 7.0)', (
         configDir: tempDir(`redis-sentinel${i}-config`),
       });
       launches.push(launch);
-      sentinels.push({ port, dataDir, script: writeLaunchFiles(launch) });
+      sentinels.push({ port, dataDir, script: writeStartScript(launch) });
     }
     for (const member of nodes) await startNode(member);
     for (const member of sentinels) await startSentinel(member);
