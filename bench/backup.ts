@@ -21,6 +21,7 @@ import { parseAgentConfig } from '../runtime/agent/config';
 import { runPipeline, runTool } from '../runtime/agent/exec';
 import { createLogger } from '../runtime/agent/log';
 import { RESTORE_SESSION } from '../runtime/agent/jobs/postgres';
+import { blockRanges, rangeCondition } from '../runtime/agent/jobs/postgres-tables';
 import { Agent, restoreBackup, runBackup } from '../runtime/agent/runner';
 import { AgentState } from '../runtime/agent/status';
 import { PostgresServer, startPostgres, tempDir } from '../test/helpers/servers';
@@ -93,8 +94,7 @@ type SplitTables = { qualified: string; columns: string; format: string; parts: 
  */
 async function serverAlone(server: PostgresServer, backupDir: string, split: SplitTables, scratch: string, workers: number, database: string): Promise<{ backupSeconds: number; restoreSeconds: number }> {
   const blocks = Number(await sql(server, 'bench', "SELECT pg_relation_size('pgbench_accounts') / current_setting('block_size')::int"));
-  const bounds = Array.from({ length: workers + 1 }, (_, i) => Math.floor((i * blocks) / workers));
-  const ranges = bounds.slice(0, -1).map((from, i) => `ctid >= '(${from},0)'${i < workers - 1 ? ` AND ctid < '(${bounds[i + 1]},0)'` : ''}`);
+  const ranges = blockRanges(blocks, workers).map(rangeCondition);
   const backupSeconds = await timed(server, () => Promise.all(ranges.map((range) => sql(server, 'bench', `COPY (SELECT * FROM ONLY public.pgbench_accounts WHERE ${range}) TO '/dev/null' (FORMAT binary)`))));
 
   fs.mkdirSync(scratch, { recursive: true, mode: 0o755 });

@@ -149,12 +149,12 @@ export interface PipelineOutput {
 export async function runPipeline(from: ToolCommand, to: ToolCommand, options: PipelineRun = {}): Promise<PipelineOutput> {
   const env = { ...process.env, ...options.env };
   const consumer = spawn(to.file, [...to.args], { env, cwd: options.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
-  const consumerDone = settle(to.name ?? to.file, consumer, to.name !== undefined);
+  const consumerDone = settle(to, consumer);
   // The producer gets its own copy of the pipe's write end; the agent's copy is closed so that
   // the consumer sees end-of-file when the producer exits.
   const producer = consumer.stdin ? spawn(from.file, [...from.args], { env, cwd: options.cwd, stdio: ['ignore', consumer.stdin, 'pipe'] }) : undefined;
   consumer.stdin?.destroy();
-  const producerDone = producer ? settle(from.name ?? from.file, producer, from.name !== undefined) : Promise.resolve({ stdout: '', stderr: '', error: `${to.name ?? to.file} has no stdin` });
+  const producerDone = producer ? settle(from, producer) : Promise.resolve({ stdout: '', stderr: '', error: `${toolName(to)} has no stdin` });
   const kill = () => {
     producer?.kill('SIGTERM');
     consumer.kill('SIGTERM');
@@ -177,8 +177,12 @@ interface Settled {
   error?: string;
 }
 
-/** `file`: the tool's name in failures; `wrapped`: the child is a wrapper that runs it. */
-function settle(file: string, child: ChildProcess, wrapped = false): Promise<Settled> {
+/** The name failures give a command: its tool's, also when a wrapper (stdbuf) runs it. */
+const toolName = (command: ToolCommand) => command.name ?? command.file;
+
+function settle(command: ToolCommand, child: ChildProcess): Promise<Settled> {
+  const file = toolName(command);
+  const wrapped = command.name !== undefined;
   return new Promise((resolve) => {
     let stdout = '';
     let stderr = '';

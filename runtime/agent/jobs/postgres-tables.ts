@@ -128,7 +128,6 @@ export async function planSplit(session: Client, thresholdBytes: number, workers
     if (row.columns === null || !row.plain_names || blocks === 0) continue;
     const binary = (await session.query<{ binary: boolean }>(BINARY_IO_SQL, [row.oid])).rows[0].binary;
     const count = Math.min(blocks, Math.max(workers, Math.ceil(Number(row.bytes) / CHUNK_TARGET_BYTES)));
-    const bounds = Array.from({ length: count + 1 }, (_, i) => Math.floor((i * blocks) / count));
     planned.push({
       oid: row.oid,
       label: `${row.nspname}.${row.relname}`,
@@ -137,7 +136,7 @@ export async function planSplit(session: Client, thresholdBytes: number, workers
       columns: row.columns,
       format: binary ? 'binary' : 'text',
       pattern: `"${row.nspname.replace(/"/g, '""')}"."${row.relname.replace(/"/g, '""')}"`,
-      ranges: bounds.slice(0, -1).map((from, i) => [from, i === count - 1 ? undefined : bounds[i + 1]]),
+      ranges: blockRanges(blocks, count),
     });
   }
   return planned;
@@ -169,8 +168,14 @@ export function chunkSessionEnv(env: NodeJS.ProcessEnv, encoding: string, server
   return { ...env, PGOPTIONS: options, PGCLIENTENCODING: encoding };
 }
 
+/** `count` ranges of about equal size over `blocks` blocks, [from, to); the last is open-ended. */
+export function blockRanges(blocks: number, count: number): [number, number | undefined][] {
+  const bounds = Array.from({ length: count + 1 }, (_, i) => Math.floor((i * blocks) / count));
+  return bounds.slice(0, -1).map((from, i) => [from, i === count - 1 ? undefined : bounds[i + 1]]);
+}
+
 /** `ctid >= '(from,0)' AND ctid < '(to,0)'`: the comparison types the literals, no cast needed. */
-function rangeCondition([from, to]: [number, number | undefined]): string {
+export function rangeCondition([from, to]: [number, number | undefined]): string {
   const lower = from > 0 ? `ctid >= '(${from},0)'` : '';
   const upper = to !== undefined ? `ctid < '(${to},0)'` : '';
   return [lower, upper].filter(Boolean).join(' AND ') || 'true';

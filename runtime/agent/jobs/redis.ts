@@ -73,7 +73,7 @@ export class RedisDriver implements JobDriver {
       watch.stop();
     }
     return {
-      source: { version, address: `${node.host}:${node.port}`, role: node.role },
+      source: { version, address, role: node.role },
       tools: { 'redis-cli': await toolVersion('redis-cli'), 'redis-check-rdb': await redisCheckRdbVersion() },
       details: {},
     };
@@ -95,8 +95,9 @@ export class RedisDriver implements JobDriver {
       } catch (error) {
         // The same password goes to every server: a refused one is refused everywhere.
         if (isAuthError(error)) throw error;
-        unreachable.push(`${replica.host}:${replica.port}`);
-        ctx.log.warn('replica listed as healthy did not answer, trying the next candidate', { address: `${replica.host}:${replica.port}`, error: (error as Error).message });
+        const address = `${replica.host}:${replica.port}`;
+        unreachable.push(address);
+        ctx.log.warn('replica listed as healthy did not answer, trying the next candidate', { address, error: (error as Error).message });
       }
     }
     ctx.log.warn('no healthy replica: taking the RDB from the master (its fork costs memory and latency)', { sentinel, replicas: listed, ...(unreachable.length > 0 ? { unreachable: unreachable.join(', ') } : {}) });
