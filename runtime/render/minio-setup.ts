@@ -1,3 +1,4 @@
+import { isBucketName } from '../bucket-name';
 import { requireEnvLine, shQuote, shellScript } from './shell';
 import type { ContainerLaunch } from './types';
 import { checkInteger, checkNonEmpty, checkPath } from './validate';
@@ -27,9 +28,6 @@ const RENDERER = 'renderMinioSetup';
 const ALIAS = 'tenantry';
 const SCRIPT_NAME = 'minio-setup.sh';
 
-/** S3 bucket naming rules (lower case, digits, dots, hyphens; 3 to 63 characters). */
-const BUCKET_NAME = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
-
 interface Resolved extends MinioSetupRenderOptions {
   scriptDir: string;
   readyAttempts: number;
@@ -43,7 +41,7 @@ function resolve(o: MinioSetupRenderOptions): Resolved {
   }
   checkNonEmpty(RENDERER, 'buckets', resolved.buckets.map(({ name }) => name));
   for (const [i, { name }] of resolved.buckets.entries()) {
-    if (!BUCKET_NAME.test(name)) throw new Error(`${RENDERER}: buckets[${i}].name must be a valid S3 bucket name (value: ${JSON.stringify(name)})`);
+    if (!isBucketName(name)) throw new Error(`${RENDERER}: buckets[${i}].name must be a valid S3 bucket name (value: ${JSON.stringify(name)})`);
   }
   checkPath(RENDERER, 'scriptDir', resolved.scriptDir);
   checkInteger(RENDERER, 'readyAttempts', resolved.readyAttempts, 1);

@@ -79,7 +79,7 @@ describe('Backup construct in an environment stack', () => {
     const postgres = config.jobs[0];
     expect(postgres.postgres).toMatchObject({ host: 'prod-acme-postgres', databases: ['app', 'reports'], passwordEnv: 'PG_PASSWORD' });
     expect(config.jobs[1].redis.sentinels).toEqual(['prod-acme-sentinel-1:26379', 'prod-acme-sentinel-2:26379', 'prod-acme-sentinel-3:26379']);
-    expect(config.offsite).toMatchObject({ bucket: 'acme-corp-backups-prod-acme', prefix: 'acme', region: 'eu-central-1' });
+    expect(config.offsite).toMatchObject({ bucket: 'acme-corp-backups-prod-acme', prefix: 'prod/acme', region: 'eu-central-1' });
     expect(JSON.stringify(config)).not.toMatch(/random_password|aws_iam_access_key/);
   });
 
@@ -121,8 +121,8 @@ describe('Backup construct in an environment stack', () => {
     expect(byType(shared, 'aws_iam_user')).toHaveLength(2);
     const statements = byType(shared, 'aws_iam_user_policy').map(([, p]) => JSON.parse(String(p.policy)).Statement[1].Resource);
     const [[bucketId]] = byType(shared, 'aws_s3_bucket');
-    expect(statements.sort()).toEqual([`\${aws_s3_bucket.${bucketId}.arn}/acme/*`, `\${aws_s3_bucket.${bucketId}.arn}/beta/*`]);
-    expect(agentConfig(container(shared, 'prod-beta-backup')).offsite).toMatchObject({ bucket: 'all-tenants-backups', prefix: 'beta' });
+    expect(statements.sort()).toEqual([`\${aws_s3_bucket.${bucketId}.arn}/prod/acme/*`, `\${aws_s3_bucket.${bucketId}.arn}/prod/beta/*`]);
+    expect(agentConfig(container(shared, 'prod-beta-backup')).offsite).toMatchObject({ bucket: 'all-tenants-backups', prefix: 'prod/beta' });
   });
 
   it('adding a tenant changes no resource of an existing tenant', () => {
