@@ -207,9 +207,20 @@ export class Tenant extends Construct {
     if (this.qdrant) value.qdrant = { url: this.qdrant.url, api_key: this.qdrant.apiKey };
     if (this.backup) value.backup = { metrics_url: this.backup.metricsUrl };
     if (this.objectStore) {
-      value.minio = { endpoint: this.objectStore.endpoint, access_key: this.objectStore.accessKey, secret_key: this.objectStore.secretKey };
+      const user = this.objectStore.application;
+      value.minio = user ? { endpoint: this.objectStore.endpoint, access_key: user.accessKey, secret_key: user.secretKey } : { endpoint: this.objectStore.endpoint };
     }
     const output = new TerraformOutput(this, 'connection', { value, sensitive: true, description: `Connection details for tenant ${name}` });
     output.overrideLogicalId(`tenant_${name.replace(/-/g, '_')}`);
+    this.adminOutput(name);
+  }
+
+  /** Credentials only operators need (setup, restores), apart from what applications get. */
+  private adminOutput(name: string): void {
+    const value: Record<string, unknown> = {};
+    if (this.objectStore) value.minio_root = { endpoint: this.objectStore.endpoint, access_key: this.objectStore.root.accessKey, secret_key: this.objectStore.root.secretKey };
+    if (Object.keys(value).length === 0) return;
+    const output = new TerraformOutput(this, 'admin', { value, sensitive: true, description: `Operator credentials for tenant ${name}: not for applications` });
+    output.overrideLogicalId(`admin_${name.replace(/-/g, '_')}`);
   }
 }
