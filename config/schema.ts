@@ -242,7 +242,7 @@ export const environmentSchema = z
         ctx.addIssue({
           code: 'custom',
           path: ['backup', 'offsite', setting],
-          message: `${setting} is a setting of the bucket, which environment "${env.backup.offsite.managedBy}" declares (managedBy): set it there and remove it here`,
+          message: `is a setting of the bucket, which environment "${env.backup.offsite.managedBy}" declares (managedBy): set it there and remove it here`,
         });
       }
     }
