@@ -3,7 +3,8 @@ import * as path from 'path';
 import type { z } from 'zod';
 import { crossCheck } from './cross-checks';
 import { describeIssues, describeValue } from './issues';
-import { BackupJobConfig, DEFAULT_BACKUP_JOBS, EnvironmentConfig, StorageConfig, TenantConfig, TenantryConfig } from './model';
+import { BackupJobConfig, DEFAULT_BACKUP_JOBS, EnvironmentConfig, OffsiteTargetConfig, StorageConfig, TenantConfig, TenantryConfig } from './model';
+import { offsiteCredentialName, offsitePrefix, perTenantBucketName, usesOffsite } from './offsite';
 import { PublishedPort, publishedPorts } from './ports';
 import {
   BACKUP_SERVICES,
@@ -215,6 +216,7 @@ function writtenIn(overridden: unknown, at: ConfigPath): boolean {
 
 function resolve(root: string, environments: ParsedEnvironment[], deployments: ParsedDeployment[]): TenantryConfig {
   const sorted = [...environments].sort((a, b) => a.env.name.localeCompare(b.env.name));
+  const byName = new Map(environments.map((e) => [e.env.name, e.env]));
   return {
     environments: sorted.map(({ file, env }): EnvironmentConfig => {
       const { storage, backup, ...rest } = env;
@@ -228,10 +230,42 @@ function resolve(root: string, environments: ParsedEnvironment[], deployments: P
           services: d.services,
           backup: d.jobs,
           publishedPorts: d.ports,
+          offsite: usesOffsite(d) ? offsiteTarget(env, byName.get(env.backup.offsite.managedBy ?? env.name)!, d.tenant.name) : undefined,
         }));
-      return { ...rest, storage: resolveStorage(root, storage), offsite: backup.offsite, backupWebhook: backup.webhook, source: file.displayName, tenants };
+      return {
+        ...rest,
+        storage: resolveStorage(root, storage),
+        offsite: backup.offsite,
+        sharedOffsiteBucket: sharedOffsiteBucket(env, environments, deployments),
+        backupWebhook: backup.webhook,
+        source: file.displayName,
+        tenants,
+      };
     }),
   };
+}
+
+/** `owner` is the environment whose stack declares the bucket: this one, or the one it names in managedBy. */
+function offsiteTarget(env: EnvironmentFile, owner: EnvironmentFile, tenant: string): OffsiteTargetConfig {
+  const settings = env.backup.offsite;
+  return {
+    bucket: settings.mode === 'shared' ? settings.bucket! : perTenantBucketName(settings.bucket, env.name, tenant),
+    prefix: offsitePrefix(env.name, tenant),
+    credentialName: offsiteCredentialName(env.name, tenant),
+    region: owner.aws.region,
+    endpoint: owner.backup.offsite.endpoint,
+    kmsKeyArn: owner.backup.offsite.kmsKeyArn,
+  };
+}
+
+/** A shared bucket exists where a tenant of this environment, or of one naming it in managedBy, copies off-site. */
+function sharedOffsiteBucket(env: EnvironmentFile, environments: ParsedEnvironment[], deployments: ParsedDeployment[]): EnvironmentConfig['sharedOffsiteBucket'] {
+  const settings = env.backup.offsite;
+  if (settings.mode !== 'shared' || settings.bucket === undefined) return undefined;
+  const declared = settings.managedBy === undefined;
+  const users = declared ? environments.filter((e) => e.env === env || e.env.backup.offsite.managedBy === env.name).map((e) => e.env) : [env];
+  const used = deployments.some((d) => users.includes(d.environment.env) && usesOffsite(d));
+  return used ? { name: settings.bucket, declared } : undefined;
 }
 
 function resolveStorage(root: string, storage: EnvironmentFile['storage']): StorageConfig {

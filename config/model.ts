@@ -18,6 +18,11 @@ export type StorageConfig =
 export interface EnvironmentConfig extends Omit<EnvironmentFile, 'storage' | 'backup'> {
   readonly storage: StorageConfig;
   readonly offsite: EnvironmentFile['backup']['offsite'];
+  /**
+   * The one bucket of "shared" mode, when this environment uses it or another environment names it
+   * in `managedBy`: `declared` is false when another environment's stack declares it.
+   */
+  readonly sharedOffsiteBucket?: { readonly name: string; readonly declared: boolean };
   /** Whether backup agents notify the `backup_webhook_url` Terraform variable's URL on failure. */
   readonly backupWebhook: boolean;
   /** The environment's file, as shown in messages. */
@@ -44,6 +49,23 @@ export interface TenantConfig {
   readonly backup: Partial<Record<BackupService, BackupJobConfig>>;
   /** Host ports, when the environment publishes them. */
   readonly publishedPorts: PublishedPort[];
+  /** Where off-site copies go, when any backup job has `offsite: true`. */
+  readonly offsite?: OffsiteTargetConfig;
+}
+
+/** One tenant's place in an off-site bucket, and the bucket's settings, resolved. */
+export interface OffsiteTargetConfig {
+  readonly bucket: string;
+  /** `<env>/<tenant>`: the only keys this tenant's credential reaches. */
+  readonly prefix: string;
+  /** The IAM user of the tenant's off-site credential. */
+  readonly credentialName: string;
+  /** The bucket's region: that of the environment declaring it. */
+  readonly region: string;
+  /** @default AWS S3 */
+  readonly endpoint?: string;
+  /** @default SSE-S3 */
+  readonly kmsKeyArn?: string;
 }
 
 /** Backup defaults when neither the environment nor the tenant says otherwise. */

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { BUCKET_NAME, BUCKET_NAME_RULE } from '../runtime/bucket-name';
 import { CronError, isValidTimeZone, parseCron } from '../runtime/schedule/cron';
 
 /*
@@ -22,6 +23,8 @@ const postgresIdentifier = z
   .regex(/^[a-z_][a-z0-9_]*$/, 'must be a lowercase PostgreSQL identifier: a-z, 0-9 and "_", not starting with a digit');
 
 const tcpPort = z.number().int().min(1).max(65535);
+
+const bucketName = z.string().regex(BUCKET_NAME, `must be an S3 bucket name (${BUCKET_NAME_RULE})`);
 
 export const imageReference = z
   .string()
@@ -130,7 +133,7 @@ const backendSchema = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('local'), path: z.string().optional() }),
   z.strictObject({
     kind: z.literal('s3'),
-    bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be a valid S3 bucket name'),
+    bucket: bucketName,
     key: z.string().min(1).optional(),
     region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'must be an AWS region like "eu-central-1"'),
     encrypt: z.boolean().default(true),
@@ -145,7 +148,12 @@ const offsiteSchema = z.strictObject({
   /** "per-tenant": one bucket per tenant (isolation); "shared": one bucket, a prefix per tenant. */
   mode: z.enum(['per-tenant', 'shared']).default('per-tenant'),
   /** The bucket name in "shared" mode; the name prefix in "per-tenant" mode. */
-  bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,40}[a-z0-9]$/, 'must be a valid S3 bucket name (at most 42 characters: tenant and environment are appended)').optional(),
+  bucket: bucketName.max(42, 'must be at most 42 characters (per-tenant buckets append "-<environment>-<tenant>")').optional(),
+  /**
+   * "shared" mode only: the environment whose stack declares this bucket (several environments
+   * may share one bucket, each under its own `<environment>/` prefix, but one stack owns it).
+   */
+  managedBy: resourceName.optional(),
   kmsKeyArn: z.string().regex(/^arn:aws[a-z-]*:kms:/, 'must be a KMS key ARN').optional(),
   objectLock: z
     .strictObject({ mode: z.enum(['GOVERNANCE', 'COMPLIANCE']).default('GOVERNANCE'), days: z.number().int().min(1).max(36500) })
@@ -153,6 +161,9 @@ const offsiteSchema = z.strictObject({
   /** An S3-compatible endpoint for the backup agents (e.g. a MinIO elsewhere); AWS when left out. */
   endpoint: z.string().url().optional(),
 });
+
+/** What the environment that declares a shared bucket decides for every environment using it. */
+const BUCKET_SETTINGS = ['kmsKeyArn', 'objectLock', 'endpoint'] as const;
 
 export const environmentSchema = z
   .strictObject({
@@ -222,6 +233,19 @@ export const environmentSchema = z
     if (env.backup.offsite.mode === 'shared' && !env.backup.offsite.bucket) {
       ctx.addIssue({ code: 'custom', path: ['backup', 'offsite', 'mode'], message: 'mode "shared" needs backup.offsite.bucket (the one bucket all tenants share)' });
     }
+    if (env.backup.offsite.managedBy !== undefined && env.backup.offsite.mode !== 'shared') {
+      ctx.addIssue({ code: 'custom', path: ['backup', 'offsite', 'managedBy'], message: 'managedBy names the environment that declares a shared bucket: it needs mode "shared" and the bucket\'s name in backup.offsite.bucket' });
+    }
+    if (env.backup.offsite.managedBy !== undefined) {
+      for (const setting of BUCKET_SETTINGS) {
+        if (env.backup.offsite[setting] === undefined) continue;
+        ctx.addIssue({
+          code: 'custom',
+          path: ['backup', 'offsite', setting],
+          message: `is a setting of the bucket, which environment "${env.backup.offsite.managedBy}" declares (managedBy): set it there and remove it here`,
+        });
+      }
+    }
   });
 
 // ---------------------------------------------------------------- tenant services
@@ -286,10 +310,6 @@ const qdrantSchema = z.strictObject({
   cpus: cpus.optional(),
   storage: serviceStorage.optional(),
 });
-
-const bucketName = z
-  .string()
-  .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be an S3 bucket name: 3-63 characters, a-z, 0-9, "." and "-"');
 
 const minioSchema = z.strictObject({
   enabled: z.boolean().default(true),

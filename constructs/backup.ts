@@ -1,7 +1,7 @@
 import { Construct } from 'constructs';
 import type { BackupJobConfig, StorageConfig } from '../config/model';
 import type { BackupService } from '../config/schema';
-import { AgentConfig, agentConfigSchema, POSTGRES_DEFAULTS } from '../runtime/agent/config';
+import { AgentConfig, agentConfigSchema, MINIO_RESTORE_CREDENTIAL_ENV, POSTGRES_DEFAULTS } from '../runtime/agent/config';
 import type { PostgresEndpoint } from './postgres';
 import { ServiceContainer } from './service-container';
 import { StatefulVolume } from './storage';
@@ -36,7 +36,12 @@ export interface BackupProps {
   /** @default no Qdrant job */
   readonly qdrant?: { readonly url: string; readonly apiKey: string };
   /** @default no MinIO job */
-  readonly objectStore?: { readonly endpoint: string; readonly accessKey: string; readonly secretKey: string; readonly buckets: readonly { readonly name: string }[] };
+  readonly objectStore?: {
+    readonly endpoint: string;
+    /** The agent's own, read-only MinIO user (a restore gets root from the operator, for that restore only). */
+    readonly backup?: { readonly accessKey: string; readonly secretKey: string };
+    readonly buckets: readonly { readonly name: string }[];
+  };
   /** Required when any job has `offsite: true`. @default no off-site copies */
   readonly offsite?: BackupOffsiteTarget;
   /** A Slack-compatible webhook URL (a secret: pass a Terraform variable's value) for failures. @default no webhook */
@@ -124,13 +129,20 @@ function agentConfigFor(props: BackupProps): { config: AgentConfig; env: Record<
     env.QDRANT_API_KEY = qdrant.apiKey;
     jobs.push({ ...common('qdrant', props.jobs.qdrant), kind: 'qdrant', qdrant: { url: qdrant.url, apiKeyEnv: 'QDRANT_API_KEY' } });
   }
-  if (props.jobs.minio && objectStore && objectStore.buckets.length > 0) {
-    env.MINIO_ACCESS_KEY = objectStore.accessKey;
-    env.MINIO_SECRET_KEY = objectStore.secretKey;
+  if (props.jobs.minio && objectStore?.backup && objectStore.buckets.length > 0) {
+    env.MINIO_ACCESS_KEY = objectStore.backup.accessKey;
+    env.MINIO_SECRET_KEY = objectStore.backup.secretKey;
     jobs.push({
       ...common('minio', props.jobs.minio),
       kind: 'minio',
-      minio: { endpoint: objectStore.endpoint, accessKeyEnv: 'MINIO_ACCESS_KEY', secretKeyEnv: 'MINIO_SECRET_KEY', buckets: objectStore.buckets.map((b) => b.name), region: 'us-east-1' },
+      minio: {
+        endpoint: objectStore.endpoint,
+        accessKeyEnv: 'MINIO_ACCESS_KEY',
+        secretKeyEnv: 'MINIO_SECRET_KEY',
+        ...MINIO_RESTORE_CREDENTIAL_ENV,
+        buckets: objectStore.buckets.map((b) => b.name),
+        region: 'us-east-1',
+      },
     });
   }
 

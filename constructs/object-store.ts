@@ -1,5 +1,5 @@
 import { Construct } from 'constructs';
-import { renderMinioSetup } from '../runtime/render/minio-setup';
+import { MINIO_SETUP_ENV, renderMinioSetup } from '../runtime/render/minio-setup';
 import { generatedSecret } from './secrets';
 import { ServiceContainer } from './service-container';
 import { StatefulServiceProps, StatefulVolume } from './storage';
@@ -24,21 +24,32 @@ export interface ObjectStoreProps extends StatefulServiceProps {
   readonly publishedPorts?: { readonly api: number; readonly console: number };
 }
 
+/** An access key and a reference to its secret (never the value). */
+export interface ObjectStoreCredential {
+  readonly accessKey: string;
+  readonly secretKey: string;
+}
+
 /**
- * S3-compatible object storage (MinIO). Buckets and their versioning are set after the server
- * starts by a one-shot `mc` container, idempotently, so adding a bucket to the config adds it.
+ * S3-compatible object storage (MinIO). Buckets, their versioning and two users are set after the
+ * server starts by a one-shot `mc` container, idempotently, so adding a bucket to the config adds
+ * it (and extends both users' policies to it). Root goes only to the server, the setup container
+ * and the operators' output; applications and the backup agent get users limited to the buckets.
  */
 export class ObjectStore extends Construct {
   readonly endpoint: string;
-  readonly accessKey: string;
-  readonly secretKey: string;
+  /** For operators only (and a restore, which writes): never for applications. */
+  readonly root: ObjectStoreCredential;
+  /** Read, write and list on the tenant's buckets. Absent when the config lists no bucket. */
+  readonly application?: ObjectStoreCredential;
+  /** Exactly what the backup job calls: list and read the tenant's buckets. Absent when the config lists no bucket. */
+  readonly backup?: ObjectStoreCredential;
   readonly buckets: readonly ObjectStoreBucket[];
 
   constructor(scope: Construct, id: string, props: ObjectStoreProps) {
     super(scope, id);
     this.buckets = props.buckets ?? [];
-    this.accessKey = `${props.tenant}-admin`;
-    this.secretKey = generatedSecret(this, 'root-password');
+    this.root = { accessKey: `${props.tenant}-admin`, secretKey: generatedSecret(this, 'root-password') };
     const data = new StatefulVolume(this, 'data', {
       environment: props.environment,
       tenant: props.tenant,
@@ -48,14 +59,14 @@ export class ObjectStore extends Construct {
       override: props.storageOverride,
       containerPath: '/data',
     });
-    const credentials = { MINIO_ROOT_USER: this.accessKey, MINIO_ROOT_PASSWORD: this.secretKey };
+    const credentials = { [MINIO_SETUP_ENV.rootUser]: this.root.accessKey, [MINIO_SETUP_ENV.rootPassword]: this.root.secretKey };
     const server = new ServiceContainer(this, 'server', {
       environment: props.environment,
       tenant: props.tenant,
       service: 'minio',
       image: props.image,
       network: props.network,
-      launch: { files: [], command: ['server', '/data', '--console-address', ':9001'], env: ['MINIO_ROOT_USER', 'MINIO_ROOT_PASSWORD'] },
+      launch: { files: [], command: ['server', '/data', '--console-address', ':9001'], env: Object.keys(credentials) },
       env: credentials,
       memoryMb: props.memoryMb,
       cpus: props.cpus,
@@ -69,14 +80,21 @@ export class ObjectStore extends Construct {
     this.endpoint = `http://${server.hostname}:9000`;
 
     if (this.buckets.length > 0) {
+      this.application = { accessKey: `${props.tenant}-app`, secretKey: generatedSecret(this, 'application-password') };
+      this.backup = { accessKey: `${props.tenant}-backup`, secretKey: generatedSecret(this, 'backup-password') };
       new ServiceContainer(this, 'setup', {
         environment: props.environment,
         tenant: props.tenant,
         service: 'minio-setup',
         image: props.clientImage,
         network: props.network,
-        launch: renderMinioSetup({ endpoint: this.endpoint, buckets: this.buckets.map((b) => ({ name: b.name, versioned: b.versioned ?? false })) }),
-        env: credentials,
+        launch: renderMinioSetup({
+          endpoint: this.endpoint,
+          buckets: this.buckets.map((b) => ({ name: b.name, versioned: b.versioned ?? false })),
+          applicationUser: this.application.accessKey,
+          backupUser: this.backup.accessKey,
+        }),
+        env: { ...credentials, [MINIO_SETUP_ENV.applicationSecret]: this.application.secretKey, [MINIO_SETUP_ENV.backupSecret]: this.backup.secretKey },
         memoryMb: 64,
         oneShot: true,
         dependsOn: [server.resource],

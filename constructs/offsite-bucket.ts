@@ -5,7 +5,9 @@ import { S3BucketPolicy } from '@cdktf/provider-aws/lib/s3-bucket-policy';
 import { S3BucketPublicAccessBlock } from '@cdktf/provider-aws/lib/s3-bucket-public-access-block';
 import { S3BucketServerSideEncryptionConfigurationA } from '@cdktf/provider-aws/lib/s3-bucket-server-side-encryption-configuration';
 import { S3BucketVersioningA } from '@cdktf/provider-aws/lib/s3-bucket-versioning';
+import { DataAwsPartition } from '@cdktf/provider-aws/lib/data-aws-partition';
 import { Construct } from 'constructs';
+import { BUCKET_NAME_RULE, isBucketName } from '../runtime/bucket-name';
 
 export interface OffsiteBucketProps {
   /** Globally unique S3 bucket name. */
@@ -30,6 +32,13 @@ export interface OffsiteBucketProps {
   readonly objectLock?: { readonly mode: 'GOVERNANCE' | 'COMPLIANCE'; readonly days: number };
 }
 
+/** What a credential needs of a bucket, whichever stack declares it. */
+export interface OffsiteBucketReference {
+  /** The literal name (it goes into agent config files, which must be readable). */
+  readonly bucketName: string;
+  readonly bucketArn: string;
+}
+
 /**
  * An S3 bucket for off-site backup copies: versioned, encrypted at rest, never public, TLS only.
  *
@@ -42,7 +51,17 @@ export interface OffsiteBucketProps {
  * | incomplete multipart uploads  | lifecycle, after 7 days                     | an interrupted upload would otherwise be billed forever                                      |
  * | expired delete markers        | lifecycle                                   | keeps listings fast                                                                           |
  */
-export class OffsiteBucket extends Construct {
+export class OffsiteBucket extends Construct implements OffsiteBucketReference {
+  /**
+   * A bucket another environment's stack declares (`backup.offsite.managedBy`): only its name and
+   * ARN, so this stack neither creates nor changes it.
+   */
+  static managedElsewhere(scope: Construct, id: string, bucketName: string): OffsiteBucketReference {
+    validateBucketName(bucketName);
+    const partition = new DataAwsPartition(scope, id);
+    return { bucketName, bucketArn: `arn:${partition.partition}:s3:::${bucketName}` };
+  }
+
   readonly bucketName: string;
   readonly bucketArn: string;
 
@@ -133,7 +152,7 @@ function denyInsecureTransport(bucketArn: string): string {
 }
 
 function validateBucketName(name: string): void {
-  if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(name) || name.includes('..')) {
-    throw new Error(`offsite bucket name "${name}" is not a valid S3 bucket name (3-63 characters of a-z, 0-9, "." and "-"): shorten backup.offsite.bucket, the environment or the tenant name`);
+  if (!isBucketName(name)) {
+    throw new Error(`offsite bucket name "${name}" is not a valid S3 bucket name (${BUCKET_NAME_RULE}): shorten backup.offsite.bucket, the environment or the tenant name`);
   }
 }

@@ -2,13 +2,14 @@ import { IamAccessKey } from '@cdktf/provider-aws/lib/iam-access-key';
 import { IamUser } from '@cdktf/provider-aws/lib/iam-user';
 import { IamUserPolicy } from '@cdktf/provider-aws/lib/iam-user-policy';
 import { Construct } from 'constructs';
+import { actionsOn, kmsActions, OFFSITE_S3_CALLS } from '../runtime/agent/s3-calls';
 
 export interface OffsiteCredentialProps {
   /** IAM user name. */
   readonly userName: string;
   readonly bucketName: string;
   readonly bucketArn: string;
-  /** The only key prefix this credential may read, write, list or delete under. */
+  /** The only key prefix (`<env>/<tenant>`) this credential may list, read and write under. */
   readonly prefix: string;
   /** A KMS key the bucket encrypts with: the credential may use it for this bucket only. @default none (SSE-S3) */
   readonly kmsKeyArn?: string;
@@ -16,8 +17,10 @@ export interface OffsiteCredentialProps {
 }
 
 /**
- * An access key for one tenant's backup agent that reaches only that tenant's prefix: even in a
- * bucket shared by every tenant, one tenant's agent cannot list, read or delete another's backups.
+ * An access key for one tenant's backup agent that reaches only that tenant's prefix in its own
+ * environment: even in a bucket shared by every tenant and environment, one agent cannot list or
+ * read another's backups. It holds exactly the S3 calls the agent makes (OFFSITE_S3_CALLS), which
+ * include no delete: a leaked key cannot erase backups.
  */
 export class OffsiteCredential extends Construct {
   readonly accessKeyId: string;
@@ -42,14 +45,14 @@ function prefixPolicy(props: OffsiteCredentialProps): string {
     {
       Sid: 'ListOwnPrefix',
       Effect: 'Allow',
-      Action: ['s3:ListBucket', 's3:ListBucketVersions'],
+      Action: actionsOn(OFFSITE_S3_CALLS, 'bucket'),
       Resource: props.bucketArn,
       Condition: { StringLike: { 's3:prefix': [props.prefix, `${props.prefix}/*`] } },
     },
     {
       Sid: 'ReadWriteOwnPrefix',
       Effect: 'Allow',
-      Action: ['s3:GetObject', 's3:GetObjectVersion', 's3:PutObject', 's3:DeleteObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts'],
+      Action: actionsOn(OFFSITE_S3_CALLS, 'object'),
       Resource: `${props.bucketArn}/${props.prefix}/*`,
     },
   ];
@@ -57,7 +60,7 @@ function prefixPolicy(props: OffsiteCredentialProps): string {
     statements.push({
       Sid: 'UseBucketKey',
       Effect: 'Allow',
-      Action: ['kms:Encrypt', 'kms:Decrypt', 'kms:GenerateDataKey'],
+      Action: kmsActions(OFFSITE_S3_CALLS),
       Resource: props.kmsKeyArn,
       Condition: { StringLike: { 'kms:ViaService': 's3.*.amazonaws.com' } },
     });

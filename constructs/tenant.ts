@@ -1,10 +1,9 @@
 import { TerraformOutput } from 'cdktf';
 import { Construct } from 'constructs';
-import type { EnvironmentConfig, TenantConfig } from '../config/model';
+import type { EnvironmentConfig, OffsiteTargetConfig, TenantConfig } from '../config/model';
 import { Backup, BackupOffsiteTarget } from './backup';
 import { DEFAULT_IMAGES, EnvironmentImages } from './images';
-import { boundedName } from './naming';
-import { OffsiteBucket } from './offsite-bucket';
+import { OffsiteBucket, OffsiteBucketReference } from './offsite-bucket';
 import { OffsiteCredential } from './offsite-credential';
 import { ObjectStore } from './object-store';
 import { PgBouncer } from './pgbouncer';
@@ -23,8 +22,11 @@ export interface TenantProps {
   readonly sharedPostgres?: SharedPostgresServer;
   /** The backup agent's image (ID or pinned reference). */
   readonly backupImage: string;
-  /** The environment's one off-site bucket when `backup.offsite.mode` is "shared". @default a bucket per tenant */
-  readonly sharedOffsiteBucket?: OffsiteBucket;
+  /**
+   * The environment's one off-site bucket when `backup.offsite.mode` is "shared" (declared by this
+   * stack, or by the environment named in `managedBy`). @default a bucket per tenant
+   */
+  readonly sharedOffsiteBucket?: OffsiteBucketReference;
   /** Where backup agents report failures (a reference to a sensitive variable). @default no webhook */
   readonly backupWebhookUrl?: string;
 }
@@ -122,7 +124,7 @@ export class Tenant extends Construct {
     }
 
     if (Object.keys(tenant.backup).length > 0) {
-      const offsite = Object.values(tenant.backup).some((job) => job.offsite) ? this.offsiteTarget(props) : undefined;
+      const offsite = tenant.offsite ? this.offsiteTarget(props, tenant.offsite) : undefined;
       this.backup = new Backup(this, 'backup', {
         ...base,
         image: props.backupImage,
@@ -142,31 +144,25 @@ export class Tenant extends Construct {
   }
 
   /** The tenant's own bucket (or its prefix in the shared one) and a credential that reaches only that. */
-  private offsiteTarget(props: TenantProps): BackupOffsiteTarget {
+  private offsiteTarget(props: TenantProps, target: OffsiteTargetConfig): BackupOffsiteTarget {
     const { tenant, environment: env } = props;
-    const settings = env.offsite;
     const tags = { 'tenantry:environment': env.name, 'tenantry:tenant': tenant.name, 'managed-by': 'tenantry' };
     const bucket =
       props.sharedOffsiteBucket ??
-      new OffsiteBucket(this, 'offsite', {
-        bucketName: boundedName(`${settings.bucket ?? 'tenantry-backups'}-${env.name}-${tenant.name}`, 63),
-        tags,
-        kmsKeyArn: settings.kmsKeyArn,
-        objectLock: settings.objectLock,
-      });
+      new OffsiteBucket(this, 'offsite', { bucketName: target.bucket, tags, kmsKeyArn: target.kmsKeyArn, objectLock: env.offsite.objectLock });
     const credential = new OffsiteCredential(this, 'offsite-credential', {
-      userName: boundedName(`${env.name}-${tenant.name}-backup`, 64),
+      userName: target.credentialName,
       bucketName: bucket.bucketName,
       bucketArn: bucket.bucketArn,
-      prefix: tenant.name,
-      kmsKeyArn: settings.kmsKeyArn,
+      prefix: target.prefix,
+      kmsKeyArn: target.kmsKeyArn,
       tags,
     });
     return {
       bucket: bucket.bucketName,
-      prefix: tenant.name,
-      region: env.aws.region,
-      endpoint: settings.endpoint,
+      prefix: target.prefix,
+      region: target.region,
+      endpoint: target.endpoint,
       accessKeyId: credential.accessKeyId,
       secretAccessKey: credential.secretAccessKey,
     };
@@ -211,9 +207,20 @@ export class Tenant extends Construct {
     if (this.qdrant) value.qdrant = { url: this.qdrant.url, api_key: this.qdrant.apiKey };
     if (this.backup) value.backup = { metrics_url: this.backup.metricsUrl };
     if (this.objectStore) {
-      value.minio = { endpoint: this.objectStore.endpoint, access_key: this.objectStore.accessKey, secret_key: this.objectStore.secretKey };
+      const user = this.objectStore.application;
+      value.minio = user ? { endpoint: this.objectStore.endpoint, access_key: user.accessKey, secret_key: user.secretKey } : { endpoint: this.objectStore.endpoint };
     }
     const output = new TerraformOutput(this, 'connection', { value, sensitive: true, description: `Connection details for tenant ${name}` });
     output.overrideLogicalId(`tenant_${name.replace(/-/g, '_')}`);
+    this.adminOutput(name);
+  }
+
+  /** Credentials only operators need (setup, restores), apart from what applications get. */
+  private adminOutput(name: string): void {
+    const value: Record<string, unknown> = {};
+    if (this.objectStore) value.minio_root = { endpoint: this.objectStore.endpoint, access_key: this.objectStore.root.accessKey, secret_key: this.objectStore.root.secretKey };
+    if (Object.keys(value).length === 0) return;
+    const output = new TerraformOutput(this, 'admin', { value, sensitive: true, description: `Operator credentials for tenant ${name}: not for applications` });
+    output.overrideLogicalId(`admin_${name.replace(/-/g, '_')}`);
   }
 }

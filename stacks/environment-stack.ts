@@ -37,13 +37,13 @@ export class EnvironmentStack extends TerraformStack {
     this.configureBackend(env, props.localStatePath);
     new DockerProvider(this, 'docker', { host: env.docker.host, sshOpts: env.docker.sshOptions });
     new RandomProvider(this, 'random');
-    // Only environments with off-site copies talk to AWS: a dev stack must plan without AWS credentials.
-    const offsite = env.tenants.some((t) => Object.values(t.backup).some((job) => job.offsite));
+    // Only environments with off-site copies (or a bucket others use) talk to AWS: a dev stack must plan without AWS credentials.
+    const offsite = env.tenants.some((t) => t.offsite) || env.sharedOffsiteBucket !== undefined;
     if (offsite) new AwsProvider(this, 'aws', { region: env.aws.region });
 
     const network = new EnvironmentNetwork(this, 'network', { environment: env.name, name: env.network.name, subnet: env.network.subnet });
     const images = new EnvironmentImages(this, 'images');
-    const shared = env.sharedPostgres
+    const sharedPostgres = env.sharedPostgres
       ? new SharedPostgresServer(this, 'shared-postgres', {
           environment: env.name,
           image: images.use(env.images.postgres ?? DEFAULT_IMAGES.postgres(env.sharedPostgres.version)),
@@ -56,15 +56,17 @@ export class EnvironmentStack extends TerraformStack {
         })
       : undefined;
 
-    const sharedOffsiteBucket =
-      offsite && env.offsite.mode === 'shared' && env.offsite.bucket
+    const shared = env.sharedOffsiteBucket;
+    const sharedOffsiteBucket = !shared
+      ? undefined
+      : shared.declared
         ? new OffsiteBucket(this, 'offsite', {
-            bucketName: env.offsite.bucket,
+            bucketName: shared.name,
             tags: { 'tenantry:environment': env.name, 'managed-by': 'tenantry' },
             kmsKeyArn: env.offsite.kmsKeyArn,
             objectLock: env.offsite.objectLock,
           })
-        : undefined;
+        : OffsiteBucket.managedElsewhere(this, 'offsite-partition', shared.name);
     const hasBackups = env.tenants.some((t) => Object.keys(t.backup).length > 0);
     const backupImage = hasBackups ? this.backupImage(env, images, props.backupImageBuild) : '';
 
@@ -83,7 +85,7 @@ export class EnvironmentStack extends TerraformStack {
           environment: env,
           network: network.name,
           images,
-          sharedPostgres: shared,
+          sharedPostgres,
           backupImage,
           sharedOffsiteBucket,
           backupWebhookUrl,

@@ -119,14 +119,28 @@ const qdrantJob = z.strictObject({
   }),
 });
 
+/**
+ * Where a MinIO restore finds the credential that may write (root): set by the operator for that
+ * one `docker exec`, never in the container's environment, since the agent's own user only reads.
+ */
+export const MINIO_RESTORE_CREDENTIAL_ENV = {
+  restoreAccessKeyEnv: 'TENANTRY_RESTORE_MINIO_ACCESS_KEY',
+  restoreSecretKeyEnv: 'TENANTRY_RESTORE_MINIO_SECRET_KEY',
+} as const;
+
 const minioJob = z.strictObject({
   ...jobCommon,
   kind: z.literal('minio'),
   minio: z.strictObject({
     /** S3 API endpoint of the MinIO (or any S3-compatible) server. */
     endpoint: url,
+    /** The backup's credential: list and read the buckets (the agent's own MinIO user). */
     accessKeyEnv: envVarName,
     secretKeyEnv: envVarName,
+    /** The restore's credential (it writes), passed only for the restore. @default TENANTRY_RESTORE_MINIO_ACCESS_KEY */
+    restoreAccessKeyEnv: envVarName.default(MINIO_RESTORE_CREDENTIAL_ENV.restoreAccessKeyEnv),
+    /** @default TENANTRY_RESTORE_MINIO_SECRET_KEY */
+    restoreSecretKeyEnv: envVarName.default(MINIO_RESTORE_CREDENTIAL_ENV.restoreSecretKeyEnv),
     buckets: z.array(z.string().min(1)).min(1),
     /** @default "us-east-1" (MinIO's default region) */
     region: z.string().min(1).default('us-east-1'),

@@ -5,7 +5,7 @@ import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } fr
 import { randomBytes } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import { AgentConfig } from '../../runtime/agent/config';
+import { AgentConfig, MINIO_RESTORE_CREDENTIAL_ENV } from '../../runtime/agent/config';
 import { sha256File } from '../../runtime/agent/durable';
 import { renderManifest } from '../../runtime/agent/manifest';
 import { createS3Client } from '../../runtime/agent/s3';
@@ -44,6 +44,12 @@ describe('MinIO backup job (s3rver as an S3 protocol stand-in for MinIO)', () =>
   let configPath: string;
   let config: AgentConfig;
   const env = { MINIO_ACCESS_KEY: S3RVER_CREDENTIALS.accessKeyId, MINIO_SECRET_KEY: S3RVER_CREDENTIALS.secretAccessKey };
+  // s3rver has one credential; in a deployment the restore's is MinIO's root, the backup's a read-only user.
+  const restoreEnv = {
+    ...env,
+    [MINIO_RESTORE_CREDENTIAL_ENV.restoreAccessKeyEnv]: S3RVER_CREDENTIALS.accessKeyId,
+    [MINIO_RESTORE_CREDENTIAL_ENV.restoreSecretKeyEnv]: S3RVER_CREDENTIALS.secretAccessKey,
+  };
 
   beforeAll(async () => {
     minio = await startS3StandIn(['images', 'thumbnails']);
@@ -59,7 +65,7 @@ describe('MinIO backup job (s3rver as an S3 protocol stand-in for MinIO)', () =>
         schedule: '30 2 * * *',
         retention: { daily: 7, weekly: 4, monthly: 3 },
         offsite: false,
-        minio: { endpoint: minio.endpoint, accessKeyEnv: 'MINIO_ACCESS_KEY', secretKeyEnv: 'MINIO_SECRET_KEY', buckets: ['images', 'thumbnails'], region: 'us-east-1' },
+        minio: { endpoint: minio.endpoint, accessKeyEnv: 'MINIO_ACCESS_KEY', secretKeyEnv: 'MINIO_SECRET_KEY', ...MINIO_RESTORE_CREDENTIAL_ENV, buckets: ['images', 'thumbnails'], region: 'us-east-1' },
       }],
     });
     configPath = written.path;
@@ -79,13 +85,22 @@ describe('MinIO backup job (s3rver as an S3 protocol stand-in for MinIO)', () =>
     expect(manifest.check).toMatchObject({ method: 'object count and ETag', result: 'passed', details: '6 objects in 2 buckets match their ETags' });
   });
 
+  test('a restore without the restore credential is refused with the command that passes it, and writes nothing', async () => {
+    const result = await cli(['restore', 'objects', '--from', 'latest', '--only', 'images', '--target', 'images-unwritten', '--config', configPath], env);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('TENANTRY_RESTORE_MINIO_ACCESS_KEY and TENANTRY_RESTORE_MINIO_SECRET_KEY are not set');
+    expect(result.stderr).toContain('docker exec -e TENANTRY_RESTORE_MINIO_ACCESS_KEY="$(terraform output -json admin_<tenant> | jq -r .minio_root.access_key)" -e TENANTRY_RESTORE_MINIO_SECRET_KEY=');
+    expect(result.stderr).toContain('tenantry-agent restore objects --from');
+    await expect(s3.send(new ListObjectsV2Command({ Bucket: 'images-unwritten' }))).rejects.toThrow();
+  });
+
   test('restore into another bucket: same keys, bodies, content types and metadata', async () => {
-    const result = await cli(['restore', 'objects', '--from', 'latest', '--only', 'images', '--target', 'images-restored', '--config', configPath], env);
+    const result = await cli(['restore', 'objects', '--from', 'latest', '--only', 'images', '--target', 'images-restored', '--config', configPath], restoreEnv);
     expect(result.code).toBe(0);
     expect(result.stdout).toMatch(/restored 5 objects from images into images-restored/);
     expect(await objectsOf(s3, 'images-restored')).toEqual(await objectsOf(s3, 'images'));
 
-    const refused = await cli(['restore', 'objects', '--from', 'latest', '--only', 'images', '--target', 'images-restored', '--config', configPath], env);
+    const refused = await cli(['restore', 'objects', '--from', 'latest', '--only', 'images', '--target', 'images-restored', '--config', configPath], restoreEnv);
     expect(refused.code).toBe(2);
     expect(refused.stderr).toBe('tenantry-agent: bucket "images-restored" already holds objects; restore into another --target, or pass --force to overwrite objects of the same key\n');
   });

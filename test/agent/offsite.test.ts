@@ -7,6 +7,7 @@ import * as fs from 'fs';
 import * as http from 'http';
 import * as path from 'path';
 import { AgentConfig } from '../../runtime/agent/config';
+import { offsitePrefix } from '../../config/offsite';
 import { parseManifest } from '../../runtime/agent/manifest';
 import { createS3Client } from '../../runtime/agent/s3';
 import { AgentState, renderMetrics, snapshotJobs } from '../../runtime/agent/status';
@@ -15,7 +16,8 @@ import { freePort } from '../helpers/servers';
 import { cli, manifests, writeConfig } from './harness';
 import { QdrantStandIn, S3RVER_CREDENTIALS, S3StandIn, startQdrantStandIn, startS3StandIn } from './standins';
 
-const PREFIX = 'tenants/acme/test';
+// The prefix the constructs give tenant acme in environment prod: the environment is part of it.
+const PREFIX = offsitePrefix('prod', 'acme');
 
 describe('off-site copies (s3rver as the S3 protocol stand-in)', () => {
   let s3: S3StandIn;

@@ -23,6 +23,10 @@ if [ "$1" = ls ]; then
     exit 1
   fi
 fi
+if [ "$1 $2 $3" = "admin policy attach" ] && [ -n "\${MC_ATTACH_ERROR:-}" ]; then
+  echo "$MC_ATTACH_ERROR" >&2
+  exit 1
+fi
 `;
 
 const USER = 'tenant-root';
@@ -44,6 +48,8 @@ describe('minio setup (mc is a recording stand-in: no MinIO server can run here)
       { name: 'images', versioned: true },
       { name: 'thumbnails', versioned: false },
     ],
+    applicationUser: 'acme-app',
+    backupUser: 'acme-backup',
     readyAttempts: 4,
     readyIntervalSeconds: 0,
   };
@@ -69,7 +75,7 @@ describe('minio setup (mc is a recording stand-in: no MinIO server can run here)
     });
   }
 
-  const credentials = { MINIO_ROOT_USER: USER, MINIO_ROOT_PASSWORD: PASSWORD };
+  const credentials = { MINIO_ROOT_USER: USER, MINIO_ROOT_PASSWORD: PASSWORD, MINIO_APPLICATION_SECRET_KEY: 'app-secret', MINIO_BACKUP_SECRET_KEY: 'backup-secret' };
   const aliasCall = `alias set --api S3v4 tenantry http://dev-acme-minio:9000 ${USER} ${PASSWORD}`;
   const bucketCalls = [
     'mb --ignore-existing tenantry/images',
@@ -77,11 +83,19 @@ describe('minio setup (mc is a recording stand-in: no MinIO server can run here)
     'mb --ignore-existing tenantry/thumbnails',
     'version suspend tenantry/thumbnails',
   ];
+  const userCalls = () => [
+    `admin policy create tenantry tenantry-application ${dir}/application-policy.json`,
+    'admin user add tenantry acme-app app-secret',
+    'admin policy attach tenantry tenantry-application --user acme-app',
+    `admin policy create tenantry tenantry-backup ${dir}/backup-policy.json`,
+    'admin user add tenantry acme-backup backup-secret',
+    'admin policy attach tenantry tenantry-backup --user acme-backup',
+  ];
 
   it('waits until the object store answers, then creates each bucket and sets its versioning', async () => {
     const run = await runSetup(options, { ...credentials, MC_DOWN_CALLS: '2' });
     expect(run).toMatchObject({ code: 0, stderr: '' });
-    expect(run.calls).toEqual([aliasCall, 'ls tenantry', aliasCall, 'ls tenantry', aliasCall, 'ls tenantry', ...bucketCalls]);
+    expect(run.calls).toEqual([aliasCall, 'ls tenantry', aliasCall, 'ls tenantry', aliasCall, 'ls tenantry', ...bucketCalls, ...userCalls()]);
   });
 
   it('issues the same idempotent commands when run again', async () => {
@@ -89,7 +103,7 @@ describe('minio setup (mc is a recording stand-in: no MinIO server can run here)
     fs.rmSync(log);
     const second = await runSetup(options, credentials);
     expect(first).toEqual(second);
-    expect(second.calls).toEqual([aliasCall, 'ls tenantry', ...bucketCalls]);
+    expect(second.calls).toEqual([aliasCall, 'ls tenantry', ...bucketCalls, ...userCalls()]);
   });
 
   it('gives up after the configured attempts, naming the endpoint and the last error, creating nothing', async () => {
@@ -105,5 +119,62 @@ describe('minio setup (mc is a recording stand-in: no MinIO server can run here)
     expect(run.code).not.toBe(0);
     expect(run.stderr).toContain('MINIO_ROOT_PASSWORD must be set');
     expect(run.calls).toEqual([]);
+    const noBackupSecret = await runSetup(options, { ...credentials, MINIO_BACKUP_SECRET_KEY: '' });
+    expect(noBackupSecret.stderr).toContain('MINIO_BACKUP_SECRET_KEY must be set');
+    expect(noBackupSecret.calls).toEqual([]);
+  });
+
+  it('a policy already attached (mc before 2024-10 fails on it) is success; any other attach error stops the setup', async () => {
+    const again = await runSetup(options, { ...credentials, MC_ATTACH_ERROR: 'mc: <ERROR> Unable to make user/group policy association. The specified policy change is already in effect.' });
+    expect(again).toMatchObject({ code: 0, stderr: '' });
+    expect(again.calls).toEqual([aliasCall, 'ls tenantry', ...bucketCalls, ...userCalls()]);
+    fs.rmSync(log);
+    const refused = await runSetup(options, { ...credentials, MC_ATTACH_ERROR: 'mc: <ERROR> Unable to make user/group policy association. Access Denied.' });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('tenantry: attaching policy tenantry-application to acme-app failed: mc: <ERROR> Unable to make user/group policy association. Access Denied.');
+    expect(refused.calls).not.toContain('admin user add tenantry acme-backup backup-secret');
+  });
+
+  /*
+   * Contract with MinIO's policy format (MinIO's docs, "Policy Based Access Control": the AWS IAM
+   * policy language; Version "2012-10-17", statements of Effect, Action "s3:…", Resource
+   * "arn:aws:s3:::<bucket>" for bucket actions and "arn:aws:s3:::<bucket>/*" for object actions).
+   * No MinIO can run here to evaluate them, so the documents are checked against that shape.
+   */
+  describe('policy documents (contract with MinIO\'s documented policy format; no MinIO runs here)', () => {
+    const documents = () => {
+      const launch = renderMinioSetup({ ...options, scriptDir: '/tenantry' });
+      const file = (name: string) => JSON.parse(launch.files.find((f) => f.path === `/tenantry/${name}`)!.content);
+      return { application: file('application-policy.json'), backup: file('backup-policy.json') };
+    };
+    const buckets = ['arn:aws:s3:::images', 'arn:aws:s3:::thumbnails'];
+    const objects = ['arn:aws:s3:::images/*', 'arn:aws:s3:::thumbnails/*'];
+
+    it('both have the shape MinIO reads: Version 2012-10-17, Allow statements of s3 actions on these buckets only, no wildcard action', () => {
+      for (const policy of Object.values(documents())) {
+        expect(Object.keys(policy).sort()).toEqual(['Statement', 'Version']);
+        expect(policy.Version).toBe('2012-10-17');
+        for (const statement of policy.Statement) {
+          expect(Object.keys(statement).sort()).toEqual(['Action', 'Effect', 'Resource', 'Sid']);
+          expect(statement.Effect).toBe('Allow');
+          for (const action of statement.Action) expect(action).toMatch(/^s3:[A-Z][A-Za-z]+$/);
+          expect([buckets, objects]).toContainEqual(statement.Resource);
+        }
+      }
+    });
+
+    it("the backup agent's user holds exactly what the backup job calls (MINIO_BACKUP_S3_CALLS): list and read", () => {
+      expect(documents().backup.Statement).toEqual([
+        { Sid: 'TenantBuckets', Effect: 'Allow', Action: ['s3:ListBucket'], Resource: buckets },
+        { Sid: 'TenantObjects', Effect: 'Allow', Action: ['s3:GetObject'], Resource: objects },
+      ]);
+    });
+
+    it("the application's user reads, writes and lists objects of its buckets, and cannot change or delete the buckets", () => {
+      expect(documents().application.Statement).toEqual([
+        { Sid: 'TenantBuckets', Effect: 'Allow', Action: ['s3:GetBucketLocation', 's3:ListBucket', 's3:ListBucketMultipartUploads'], Resource: buckets },
+        { Sid: 'TenantObjects', Effect: 'Allow', Action: ['s3:AbortMultipartUpload', 's3:DeleteObject', 's3:GetObject', 's3:ListMultipartUploadParts', 's3:PutObject'], Resource: objects },
+      ]);
+    });
   });
 });

@@ -51,6 +51,8 @@ const minio: MinioSetupRenderOptions = {
     { name: 'images', versioned: true },
     { name: 'thumbnails', versioned: false },
   ],
+  applicationUser: 'acme-app',
+  backupUser: 'acme-backup',
 };
 
 const launches: Record<string, () => ContainerLaunch> = {
@@ -97,7 +99,7 @@ describe('renderers', () => {
     expect(renderPgBouncer(pgbouncer).env).toEqual(['PGBOUNCER_PASSWORD']);
     expect(renderRedisNode(redisNode).env).toEqual(['REDIS_PASSWORD']);
     expect(renderSentinel(sentinel).env).toEqual(['REDIS_PASSWORD', 'SENTINEL_PASSWORD']);
-    expect(renderMinioSetup(minio).env).toEqual(['MINIO_ROOT_USER', 'MINIO_ROOT_PASSWORD']);
+    expect(renderMinioSetup(minio).env).toEqual(['MINIO_ROOT_USER', 'MINIO_ROOT_PASSWORD', 'MINIO_APPLICATION_SECRET_KEY', 'MINIO_BACKUP_SECRET_KEY']);
   });
 });
 

@@ -47,13 +47,15 @@ const bucketDir = (dir: string, bucket: string) => path.join(dir, 'buckets', buc
 
 export class MinioDriver implements JobDriver {
   private readonly minio: MinioJob['minio'];
+  private readonly jobName: string;
 
   constructor(job: MinioJob) {
     this.minio = job.minio;
+    this.jobName = job.name;
   }
 
   async backup(dir: string, ctx: DriverContext): Promise<BackupOutcome> {
-    const s3 = this.client(ctx);
+    const s3 = this.client(this.minio.accessKeyEnv, this.minio.secretKeyEnv, ctx);
     const details: MinioDetails = { buckets: {} };
     try {
       for (const bucket of this.minio.buckets) {
@@ -113,7 +115,7 @@ export class MinioDriver implements JobDriver {
     if (request.target !== undefined && sources.length > 1) {
       throw new UserError(`--target names one bucket but the backup has ${sources.length} (${sources.join(', ')}); add --only <bucket>`);
     }
-    const s3 = this.client(ctx);
+    const s3 = this.client(...this.restoreCredential(ctx), ctx);
     const done: string[] = [];
     try {
       for (const source of sources) {
@@ -129,14 +131,28 @@ export class MinioDriver implements JobDriver {
     return `restored ${done.join(', ')} at ${this.minio.endpoint}`;
   }
 
-  private client(ctx: DriverContext): S3Client {
+  private client(accessKeyEnv: string, secretKeyEnv: string, ctx: DriverContext): S3Client {
     return createS3Client({
       region: this.minio.region,
       endpoint: this.minio.endpoint,
       forcePathStyle: true, // MinIO serves buckets as paths unless configured with a domain
-      accessKeyId: secretFromEnv(this.minio.accessKeyEnv, ctx.env),
-      secretAccessKey: secretFromEnv(this.minio.secretKeyEnv, ctx.env),
+      accessKeyId: secretFromEnv(accessKeyEnv, ctx.env),
+      secretAccessKey: secretFromEnv(secretKeyEnv, ctx.env),
     });
+  }
+
+  /** The agent's own MinIO user only reads: a restore writes, with a credential passed for it alone. */
+  private restoreCredential(ctx: DriverContext): [string, string] {
+    const { restoreAccessKeyEnv: access, restoreSecretKeyEnv: secret } = this.minio;
+    const missing = [access, secret].filter((name) => !ctx.env[name]);
+    if (missing.length > 0) {
+      throw new UserError(
+        `restoring MinIO writes to its buckets, which the backup agent's own MinIO user (read only) may not: ${missing.join(' and ')} ${missing.length > 1 ? 'are' : 'is'} not set. ` +
+          `Pass the root credential for this restore only, from the operators' output: ` +
+          `docker exec -e ${access}="$(terraform output -json admin_<tenant> | jq -r .minio_root.access_key)" -e ${secret}="$(terraform output -json admin_<tenant> | jq -r .minio_root.secret_key)" <env>-<tenant>-backup tenantry-agent restore ${this.jobName} --from … (see the README, "Restore")`,
+      );
+    }
+    return [access, secret];
   }
 }
 

@@ -65,19 +65,30 @@ describe('ObjectStore', () => {
     });
   });
 
-  test('the setup container gets the same credentials as the server', () => {
+  test('the setup container gets the root credential of the server, and the secret keys of the two users it creates', () => {
     const { doc } = objectStore();
-    expect(envOf(container(doc, 'dev-acme-minio-setup'))).toEqual(envOf(container(doc, 'dev-acme-minio')));
+    const setup = envOf(container(doc, 'dev-acme-minio-setup'));
+    const server = envOf(container(doc, 'dev-acme-minio'));
+    expect(setup).toMatchObject(server);
+    expect(Object.keys(setup).sort()).toEqual(['MINIO_APPLICATION_SECRET_KEY', 'MINIO_BACKUP_SECRET_KEY', 'MINIO_ROOT_PASSWORD', 'MINIO_ROOT_USER']);
+    expect(setup.MINIO_APPLICATION_SECRET_KEY).toMatch(RANDOM_PASSWORD_REF);
+    expect(setup.MINIO_BACKUP_SECRET_KEY).toMatch(RANDOM_PASSWORD_REF);
+    expect(new Set([setup.MINIO_APPLICATION_SECRET_KEY, setup.MINIO_BACKUP_SECRET_KEY, setup.MINIO_ROOT_PASSWORD]).size).toBe(3);
   });
 
   test('its script is exactly the rendered one: each bucket created, versioning enabled or suspended per bucket', () => {
     const { doc } = objectStore();
     const setup = container(doc, 'dev-acme-minio-setup');
-    const rendered = renderMinioSetup({ endpoint: 'http://dev-acme-minio:9000', buckets: [{ name: 'images', versioned: true }, { name: 'thumbnails', versioned: false }] });
+    const rendered = renderMinioSetup({
+      endpoint: 'http://dev-acme-minio:9000',
+      buckets: [{ name: 'images', versioned: true }, { name: 'thumbnails', versioned: false }],
+      applicationUser: 'acme-app',
+      backupUser: 'acme-backup',
+    });
     const script = upload(setup, rendered.files[0].path);
     const text = unescapeTerraformTemplate(script.content);
 
-    expect(setup.upload).toHaveLength(1);
+    expect(setup.upload).toHaveLength(3);
     expect(text).toBe(rendered.files[0].content);
     expect(script.executable).toBe(true);
     expect(setup.entrypoint).toEqual(rendered.entrypoint);

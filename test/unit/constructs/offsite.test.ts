@@ -4,6 +4,7 @@ import { S3BucketVersioningA } from '@cdktf/provider-aws/lib/s3-bucket-versionin
 import { Construct } from 'constructs';
 import { OffsiteBucket, OffsiteBucketProps } from '../../../constructs/offsite-bucket';
 import { OffsiteCredential } from '../../../constructs/offsite-credential';
+import { OFFSITE_S3_CALLS } from '../../../runtime/agent/s3-calls';
 import { resourcesOf, synth } from './support';
 
 const TAGS = { 'tenantry:environment': 'prod', 'managed-by': 'tenantry' };
@@ -126,13 +127,21 @@ describe('OffsiteCredential', () => {
     expect(Object.keys(resourcesOf(doc, 'aws_iam_access_key'))).toHaveLength(1);
   });
 
-  test("lists, reads, writes and deletes only under the tenant's prefix", () => {
-    const [list, readWrite, ...rest] = statements(credential('acme').doc);
+  test("lists, reads and writes only under its environment's and tenant's prefix", () => {
+    const [list, readWrite, ...rest] = statements(credential('prod/acme').doc);
 
     expect(rest).toEqual([]);
-    expect(list).toMatchObject({ Sid: 'ListOwnPrefix', Effect: 'Allow', Resource: 'arn:aws:s3:::example-backups', Condition: { StringLike: { 's3:prefix': ['acme', 'acme/*'] } } });
-    expect(readWrite).toMatchObject({ Sid: 'ReadWriteOwnPrefix', Effect: 'Allow', Resource: 'arn:aws:s3:::example-backups/acme/*' });
-    expect(readWrite.Action).not.toContain('s3:*');
+    expect(list).toMatchObject({ Sid: 'ListOwnPrefix', Effect: 'Allow', Resource: 'arn:aws:s3:::example-backups', Condition: { StringLike: { 's3:prefix': ['prod/acme', 'prod/acme/*'] } } });
+    expect(readWrite).toMatchObject({ Sid: 'ReadWriteOwnPrefix', Effect: 'Allow', Resource: 'arn:aws:s3:::example-backups/prod/acme/*' });
+  });
+
+  test('holds exactly the S3 (and KMS) actions of the calls the agent makes (OFFSITE_S3_CALLS): no delete, no versions, no wildcard', () => {
+    const all = statements(credential('prod/acme', 'arn:aws:kms:eu-central-1:111122223333:key/abc').doc);
+    const granted = all.flatMap((s) => [s.Action].flat()).sort();
+    const called = Object.values(OFFSITE_S3_CALLS).flatMap((c) => [c.action, ...c.kms]);
+
+    expect(granted).toEqual([...new Set(called)].sort());
+    expect(granted).toEqual(['kms:Decrypt', 'kms:GenerateDataKey', 's3:AbortMultipartUpload', 's3:GetObject', 's3:ListBucket', 's3:PutObject']);
   });
 
   test('with a KMS key too, it only allows, never s3:*, and never objects outside the prefix', () => {

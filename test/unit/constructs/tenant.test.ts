@@ -50,7 +50,7 @@ describe('Tenant', () => {
   test('one sensitive output tenant_<name> with everything an application needs, secrets as references', () => {
     const { outputs } = buildTenant(EVERYTHING);
 
-    expect(Object.keys(outputs)).toEqual(['tenant_acme']);
+    expect(Object.keys(outputs).sort()).toEqual(['admin_acme', 'tenant_acme']);
     const output = outputs.tenant_acme;
     expect(output.sensitive).toBe(true);
     expect(output.description).toBe('Connection details for tenant acme');
@@ -66,8 +66,23 @@ describe('Tenant', () => {
       sentinel_password: expect.stringMatching(RANDOM_PASSWORD_REF),
     });
     expect(value.qdrant).toEqual({ url: 'http://dev-acme-qdrant:6333', api_key: expect.stringMatching(RANDOM_PASSWORD_REF) });
-    expect(value.minio).toEqual({ endpoint: 'http://dev-acme-minio:9000', access_key: 'acme-admin', secret_key: expect.stringMatching(RANDOM_PASSWORD_REF) });
+    expect(value.minio).toEqual({ endpoint: 'http://dev-acme-minio:9000', access_key: 'acme-app', secret_key: expect.stringMatching(RANDOM_PASSWORD_REF) });
     expect(value.backup).toEqual({ metrics_url: 'http://dev-acme-backup:9187/metrics' });
+  });
+
+  test("applications get MinIO's application user; root goes only to the server, the setup container and admin_<name>", () => {
+    const { outputs, doc } = buildTenant(EVERYTHING);
+    const env = (name: string) => envOf(containers(doc).find((c) => c.name === name)!);
+    const root = env('dev-acme-minio').MINIO_ROOT_PASSWORD;
+    const application = env('dev-acme-minio-setup').MINIO_APPLICATION_SECRET_KEY;
+
+    expect((outputs.tenant_acme.value as { minio: { secret_key: string } }).minio.secret_key).toBe(application);
+    expect(JSON.stringify(outputs.tenant_acme.value)).not.toContain(root);
+    expect(outputs.admin_acme.sensitive).toBe(true);
+    expect(outputs.admin_acme.value).toEqual({ minio_root: { endpoint: 'http://dev-acme-minio:9000', access_key: 'acme-admin', secret_key: root } });
+    const holders = containers(doc).filter((c) => (c.env ?? []).some((e) => e.endsWith(`=${root}`))).map((c) => c.name);
+    expect(holders.sort()).toEqual(['dev-acme-minio', 'dev-acme-minio-setup']);
+    expect(env('dev-acme-backup')).toMatchObject({ MINIO_ACCESS_KEY: 'acme-backup', MINIO_SECRET_KEY: env('dev-acme-minio-setup').MINIO_BACKUP_SECRET_KEY });
   });
 
   test('the output URL uses the same app password the PgBouncer container authenticates with', () => {
@@ -108,7 +123,7 @@ describe('Tenant', () => {
 
     expect(ids.length).toBeGreaterThan(20);
     for (const id of ids) expect(id).toMatch(/^acme_/);
-    expect(Object.keys(resourcesOf(doc, 'random_password'))).toHaveLength(7);
+    expect(Object.keys(resourcesOf(doc, 'random_password'))).toHaveLength(9);
   });
 
   // BUG (config/load.ts resolveBackupJobs vs constructs/backup.ts): MinIO without buckets (the

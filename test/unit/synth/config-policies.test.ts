@@ -74,15 +74,21 @@ describe('names on a shared Docker host', () => {
     const result = loadConfig(root);
     expect(result.ok).toBe(false);
     const messages = result.ok ? [] : result.problems.map((p) => `${path.basename(p.file)}:${p.line}:${p.col}: ${p.message}`);
-    expect(messages).toEqual([expect.stringMatching(/^b\.yaml:1:7: name: containers of tenant "b" in environment "dev-a" would be named "dev-a-b-…", like those of tenant "a-b" in environment "dev"/)]);
+    // Off-site bucket and IAM user names are `<bucket>-<env>-<tenant>` and `<env>-<tenant>-backup`: they clash too.
+    expect(messages).toEqual([
+      expect.stringMatching(/^b\.yaml:1:7: name: bucket "tenantry-backups-dev-a-b", the off-site bucket of tenant "b" in environment "dev-a", is also the off-site bucket of tenant "a-b" in environment "dev"/),
+      expect.stringMatching(/^b\.yaml:1:7: name: containers of tenant "b" in environment "dev-a" would be named "dev-a-b-…", like those of tenant "a-b" in environment "dev"/),
+      expect.stringMatching(/^b\.yaml:1:7: name: the off-site credential of tenant "b" in environment "dev-a" would be IAM user "dev-a-b-backup", like that of tenant "a-b" in environment "dev"/),
+    ]);
   });
 
-  test('the same tenant names in environments on different Docker hosts are fine', () => {
+  test('the same tenant names in environments on different Docker hosts are fine (without off-site copies, whose AWS names are global)', () => {
+    const local = { postgres: { offsite: false } };
     const root = writeConfig({
       'environments/dev.yaml': environment('dev', '172.30.0.0/16'),
       'environments/dev-a.yaml': { ...environment('dev-a', '172.29.0.0/16'), docker: { host: 'ssh://deploy@other-host' } },
-      'tenants/a-b.yaml': { name: 'a-b', environments: ['dev'], services: postgresOnly },
-      'tenants/b.yaml': { name: 'b', environments: ['dev-a'], services: postgresOnly },
+      'tenants/a-b.yaml': { name: 'a-b', environments: ['dev'], services: postgresOnly, backup: local },
+      'tenants/b.yaml': { name: 'b', environments: ['dev-a'], services: postgresOnly, backup: local },
     });
     const stacks = loadOrThrow(root).environments.map(synthEnvironment);
     expect(invariantViolations(stacks)).toEqual([]);

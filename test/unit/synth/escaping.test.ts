@@ -67,7 +67,7 @@ function expectedLaunch(env: EnvironmentConfig, tenant: TenantConfig, c: Contain
     case 'minio':
       return { files: [], command: ['server', '/data', '--console-address', ':9001'], env: [] };
     case 'minio-setup':
-      return renderMinioSetup({ endpoint: `http://${host('minio')}:9000`, buckets: s.minio!.buckets.map((b) => ({ name: b.name, versioned: b.versioned })) });
+      return renderMinioSetup({ endpoint: `http://${host('minio')}:9000`, buckets: s.minio!.buckets.map((b) => ({ name: b.name, versioned: b.versioned })), applicationUser: `${tenant.name}-app`, backupUser: `${tenant.name}-backup` });
     case 'qdrant':
       return { files: [], env: [] };
     case 'backup':

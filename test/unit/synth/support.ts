@@ -182,8 +182,15 @@ export function invariantViolations(stacks: readonly SynthesizedEnvironment[]): 
       const text = JSON.stringify(output.value);
       if (/\$\{(random_password|aws_iam_access_key)\./.test(text) && output.sensitive !== true) problems.push(`${where} output ${name} carries a secret but is not sensitive`);
     }
-    if (Object.keys(s.doc.output ?? {}).sort().join() !== s.env.tenants.map((t) => `tenant_${t.name.replace(/-/g, '_')}`).sort().join()) {
-      problems.push(`${where} outputs ${Object.keys(s.doc.output ?? {}).join(', ')} are not one per tenant`);
+    const tenantOutputs = s.env.tenants.map((t) => `tenant_${t.name.replace(/-/g, '_')}`);
+    const outputs = Object.keys(s.doc.output ?? {});
+    if (outputs.filter((o) => o.startsWith('tenant_')).sort().join() !== tenantOutputs.sort().join() || outputs.some((o) => !/^(tenant|admin)_/.test(o))) {
+      problems.push(`${where} outputs ${outputs.join(', ')} are not one tenant_<name> per tenant (and admin_<name> for operators)`);
+    }
+    // Applications get their own users: root and superuser credentials go to operators (admin_<name>) only.
+    for (const name of tenantOutputs) {
+      const root = /\$\{random_password\.[^.}]*(root|superuser)-password[^}]*\}/.exec(JSON.stringify(s.doc.output?.[name]?.value ?? ''));
+      if (root) problems.push(`${where} output ${name}, which applications read, holds an operator credential ${root[0]}`);
     }
 
     for (const word of randomLooking(s.json)) problems.push(`${where} random-looking string in the JSON (a secret in plain text?): ${word}`);

@@ -1,0 +1,68 @@
+/**
+ * Every S3 call the agent makes, by its @aws-sdk/client-s3 command (or @aws-sdk/lib-storage
+ * helper), and what a policy must allow for it. The off-site credential and the agent's MinIO user
+ * are built from these tables, so they hold exactly what the agent calls; a test reads runtime/
+ * and fails when a file sends a command its table lacks, or a table lists one nobody sends.
+ */
+
+/** What IAM (or MinIO's IAM-compatible policies) must allow for one call. */
+export interface S3Call {
+  readonly action: string;
+  /** The action applies to the bucket (`arn:…:bucket`) or to its objects (`arn:…:bucket/<key>`). */
+  readonly on: 'bucket' | 'object';
+  /** What S3 asks KMS for on the caller's behalf when the bucket encrypts with SSE-KMS. */
+  readonly kms: readonly string[];
+}
+
+export type S3CallTable = Readonly<Record<string, S3Call>>;
+
+/**
+ * runtime/agent/offsite.ts: uploads (single and multipart), listing and downloads. No delete:
+ * off-site retention is the bucket's lifecycle, so a leaked credential cannot erase backups.
+ * Multipart uploads need kms:Decrypt as well (S3 reads the encrypted parts to complete them).
+ */
+export const OFFSITE_S3_CALLS: S3CallTable = {
+  PutObjectCommand: { action: 's3:PutObject', on: 'object', kms: ['kms:GenerateDataKey'] },
+  CreateMultipartUploadCommand: { action: 's3:PutObject', on: 'object', kms: ['kms:GenerateDataKey'] },
+  UploadPartCommand: { action: 's3:PutObject', on: 'object', kms: ['kms:GenerateDataKey'] },
+  CompleteMultipartUploadCommand: { action: 's3:PutObject', on: 'object', kms: ['kms:Decrypt'] },
+  AbortMultipartUploadCommand: { action: 's3:AbortMultipartUpload', on: 'object', kms: [] },
+  ListObjectsV2Command: { action: 's3:ListBucket', on: 'bucket', kms: [] },
+  GetObjectCommand: { action: 's3:GetObject', on: 'object', kms: ['kms:Decrypt'] },
+};
+
+/** runtime/agent/jobs/minio.ts, backup: the agent's own MinIO user holds exactly these (read only). */
+export const MINIO_BACKUP_S3_CALLS: S3CallTable = {
+  ListObjectsV2Command: { action: 's3:ListBucket', on: 'bucket', kms: [] },
+  GetObjectCommand: { action: 's3:GetObject', on: 'object', kms: [] },
+};
+
+/**
+ * runtime/agent/jobs/minio.ts, restore: writes, so it runs with the root credential an operator
+ * passes for that one restore (no policy is built from this table; it documents what restore needs).
+ */
+export const MINIO_RESTORE_S3_CALLS: S3CallTable = {
+  HeadBucketCommand: { action: 's3:ListBucket', on: 'bucket', kms: [] },
+  CreateBucketCommand: { action: 's3:CreateBucket', on: 'bucket', kms: [] },
+  ListObjectsV2Command: { action: 's3:ListBucket', on: 'bucket', kms: [] },
+  PutObjectCommand: { action: 's3:PutObject', on: 'object', kms: [] },
+  HeadObjectCommand: { action: 's3:GetObject', on: 'object', kms: [] },
+  /** lib-storage's multipart upload: CreateMultipartUpload, UploadPart, CompleteMultipartUpload, AbortMultipartUpload. */
+  Upload: { action: 's3:PutObject', on: 'object', kms: [] },
+};
+
+/** Which runtime file sends the calls of which tables (the source scan checks each file against them). */
+export const S3_CALLS_BY_SOURCE: Readonly<Record<string, readonly S3CallTable[]>> = {
+  'runtime/agent/offsite.ts': [OFFSITE_S3_CALLS],
+  'runtime/agent/jobs/minio.ts': [MINIO_BACKUP_S3_CALLS, MINIO_RESTORE_S3_CALLS],
+};
+
+/** The table's IAM actions on buckets or on objects, sorted and without repeats. */
+export function actionsOn(table: S3CallTable, on: S3Call['on']): string[] {
+  return [...new Set(Object.values(table).filter((call) => call.on === on).map((call) => call.action))].sort();
+}
+
+/** The KMS actions the table's calls need under SSE-KMS, sorted and without repeats. */
+export function kmsActions(table: S3CallTable): string[] {
+  return [...new Set(Object.values(table).flatMap((call) => call.kms))].sort();
+}
