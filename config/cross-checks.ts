@@ -3,6 +3,7 @@ import { SLOT_SIZE, slotCount } from './ports';
 import { BACKUP_SERVICES, TenantFile } from './schema';
 import { formatProblem, Problem, SourceFile } from './source';
 import { dotted, suggest } from './issues';
+import { storageRules } from './checks/storage';
 
 /** Rules that span files: names, references between files, ports on a shared Docker host, policy. */
 export function crossCheck(
@@ -21,6 +22,7 @@ export function crossCheck(
     ...deployments.flatMap((d) => deploymentRules(d)),
     ...portConflicts(environments, deployments),
     ...containerNameClashes(deployments),
+    ...storageRules(environments, deployments),
   ]);
 }
 

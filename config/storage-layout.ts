@@ -42,9 +42,20 @@ export const SHARED_TENANT = 'shared';
 export function volumeLocation(storage: StorageConfig, override: ServiceStorage | undefined, id: VolumeIdentity): VolumeLocation {
   const name = `${id.environment}-${id.tenant}-${id.service}-${id.purpose}`;
   if (override?.kind === 'bind') return { kind: 'bind', hostPath: under(override.path, id.service, id.purpose) };
-  if (override?.kind === 'volume' || storage.kind === 'volume') return { kind: 'volume', name };
-  if (storage.kind === 'bind') return { kind: 'bind', hostPath: under(storage.dataRoot, id.tenant, id.service, id.purpose) };
-  return { kind: 'nfs', name, server: storage.server, path: under(storage.export, id.tenant, id.service, id.purpose), options: storage.options };
+  const directory = override?.kind === 'volume' ? undefined : tenantDirectory(storage, id.tenant);
+  if (!directory) return { kind: 'volume', name };
+  if (directory.kind === 'bind') return { kind: 'bind', hostPath: under(directory.hostPath, id.service, id.purpose) };
+  return { kind: 'nfs', name, server: directory.server, path: under(directory.path, id.service, id.purpose), options: directory.options };
+}
+
+/** The directory that holds all of a tenant's volumes on the environment's bind or NFS storage (none for named volumes). */
+export function tenantDirectory(
+  storage: StorageConfig,
+  tenant: string,
+): { readonly kind: 'bind'; readonly hostPath: string } | { readonly kind: 'nfs'; readonly server: string; readonly path: string; readonly options: string } | undefined {
+  if (storage.kind === 'bind') return { kind: 'bind', hostPath: under(storage.dataRoot, tenant) };
+  if (storage.kind === 'nfs') return { kind: 'nfs', server: storage.server, path: under(storage.export, tenant), options: storage.options };
+  return undefined;
 }
 
 /** `root/a/b`, for a root written with or without one trailing "/" (and "/" itself). */
@@ -126,7 +137,7 @@ export function storagePathProblem(p: string, kind: StoragePathKind): string | u
  * and that moves when the config is checked out elsewhere, so such a root is written absolute.
  */
 export function dataRootProblem(p: string): string | undefined {
-  if (p === '..' || p.startsWith('../')) return 'leaves the config directory: a relative dataRoot must stay inside it ("./…"); write the absolute path instead';
+  if (p === '..' || p.startsWith('../')) return 'must not leave the config directory: a relative dataRoot is "./…" inside it, so that the data moves with the config; write the absolute path instead';
   if (p === './') return 'is the config directory itself: name a folder inside it, such as ./data';
   if (p.startsWith('./')) return storagePathProblem(p.slice(1), 'relative');
   if (!p.startsWith('/')) return 'must be an absolute path, or start with "./" to mean relative to the config directory';
