@@ -121,27 +121,28 @@ function where(site: Site): string {
  * rather than an environment's storage, the later file rather than the earlier.
  */
 function sharedLocations(environments: ParsedEnvironment[], deployments: ParsedDeployment[]): Problem[] {
-  const groups = new Map<string, { clash: Clash; paths: Set<string> }>();
+  const groups = new Map<string, { clash: Clash; paths: Set<string>; environments: Set<string> }>();
   const telling = (c: Clash) => (c.relation === 'same' ? 2 : 0) + (c.claim.whole || c.other.whole ? 0 : 1);
   for (const found of clashes(claimsOf(environments, deployments))) {
     const clash = reporterFirst(found);
     const key = `${where(clash.claim.site)}\u0000${where(clash.other.site)}`;
     const group = groups.get(key);
-    if (!group) groups.set(key, { clash, paths: new Set([clash.claim.path]) });
+    if (!group) groups.set(key, { clash, paths: new Set([clash.claim.path]), environments: new Set([clash.claim.environment, clash.other.environment]) });
     else {
       group.paths.add(clash.claim.path);
+      group.environments.add(clash.claim.environment).add(clash.other.environment);
       // Show the most telling clash of the pair: two volumes in one directory, rather than whole tenant directories.
       if (telling(clash) > telling(group.clash)) group.clash = clash;
     }
   }
-  return [...groups.values()].map(({ clash, paths }) => {
+  return [...groups.values()].map(({ clash, paths, environments }) => {
     const { claim, other, relation } = clash;
     const more = paths.size > 1 ? `, and so would ${paths.size - 1} more of its directories` : '';
     const sameSite = where(claim.site) === where(other.site);
     const otherAt = sameSite ? 'set on the same line' : where(other.site);
     const how =
       relation === 'same' ? `the same directory as ${other.owner} (${otherAt})` : relation === 'inside' ? `inside ${other.path}, ${other.owner} (${otherAt})` : `which holds ${other.path}, ${other.owner} (${otherAt})`;
-    return claim.site.file.problem(claim.site.at, `${dotted(claim.site.at)}: ${claim.owner} would be ${claim.path} on ${claim.space}, ${how}${more}: ${fix(claim, other, sameSite)}`);
+    return claim.site.file.problem(claim.site.at, `${dotted(claim.site.at)}: ${claim.owner} would be ${claim.path} on ${claim.space}, ${how}${more}: ${fix(claim, other, sameSite ? [...environments].sort() : undefined)}`);
   });
 }
 
@@ -154,10 +155,11 @@ function reporterFirst(c: Clash): Clash {
   return order >= 0 ? c : swap();
 }
 
-function fix(claim: Claim, other: Claim, sameSite: boolean): string {
-  if (claim.site.override && sameSite) {
-    const envs = [other.environment, claim.environment].sort();
-    return `a service's path holds <path>/<service>/<purpose> whatever the environment: put this storage under ${envs.map((e) => `overrides.${e}`).join(' and ')}, with a path for each`;
+/** `sameSiteEnvironments`: one setting gives several environments the same directories (one tenant file). */
+function fix(claim: Claim, other: Claim, sameSiteEnvironments: string[] | undefined): string {
+  if (claim.site.override && sameSiteEnvironments) {
+    const overrides = sameSiteEnvironments.map((e) => `overrides.${e}`);
+    return `a service's path holds <path>/<service>/<purpose> whatever the environment: put this storage under ${overrides.slice(0, -1).join(', ')} and ${overrides[overrides.length - 1]}, with a path for each`;
   }
   if (claim.site.override && !other.site.override) {
     return `a service's path holds <path>/<service>/<purpose>, without the tenant: choose one outside ${other.root} (environment "${other.environment}"'s data root, where every tenant has its own directory)`;
