@@ -166,7 +166,9 @@ function fix(claim: Claim, other: Claim, sameSiteEnvironments: string[] | undefi
   }
   if (claim.site.override) return `a service's path holds <path>/<service>/<purpose>, without the tenant or environment: give each of them a path of its own, neither inside nor around the other`;
   const setting = claim.site.at[claim.site.at.length - 1];
-  return `give each environment its own ${setting}, e.g. ${claim.root.replace(/(.)\/$/, '$1')}/${claim.environment}`;
+  const root = claim.root.replace(/(.)\/$/, '$1');
+  const example = root === other.root.replace(/(.)\/$/, '$1') ? `, e.g. ${root}/${claim.environment}` : '';
+  return `give each environment its own ${setting}, neither inside nor around another environment's tenant directories${example}`;
 }
 
 /**

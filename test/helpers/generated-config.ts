@@ -48,7 +48,7 @@ function environmentArbitrary(name: string): fc.Arbitrary<GeneratedEnvironment> 
     fc.constant({ kind: 'volume' as const }),
     fc.constantFrom('/srv/tenantry', `/srv/tenantry/${name}`, '/srv/tenantry/acme').map((dataRoot) => ({ kind: 'bind' as const, dataRoot })),
     fc
-      .record({ server: fc.constantFrom('nfs-1.example.com', 'NFS-1.example.com', 'nfs-2.example.com'), export: fc.constantFrom('/exports/tenantry', `/exports/tenantry/${name}`, '/exports/') })
+      .record({ server: fc.constantFrom('nfs-1.example.com', 'NFS-1.example.com', 'nfs-2.example.com'), export: fc.constantFrom('/exports/tenantry', `/exports/tenantry/${name}`, '/exports/tenantry/acme', '/exports/') })
       .map((nfs) => ({ kind: 'nfs' as const, ...nfs })),
   );
   return fc.record({ name: fc.constant(name), production: fc.boolean(), dockerHost: fc.constantFrom(...DOCKER_HOSTS), storage, sharedPostgres: fc.boolean() });

@@ -183,3 +183,21 @@ describe('storage rules that let a configuration through', () => {
     expect(loadOrThrow(root).environments[0].storage).toEqual({ kind: 'bind', dataRoot: path.join(root, 'data/dev') });
   });
 });
+
+describe('a tenant directory is its own, even where no two volumes share a path', () => {
+  test('an environment whose dataRoot is another environment\'s tenant directory on the same Docker host is refused there', () => {
+    const root = writeConfig({
+      'environments/dev.yaml': env('dev', '172.30.0.0/16', { storage: { kind: 'bind', dataRoot: '/srv/tenantry' } }),
+      'environments/qa.yaml': env('qa', '172.31.0.0/16', { storage: { kind: 'bind', dataRoot: '/srv/tenantry/acme' } }),
+      'tenants/acme.yaml': { name: 'acme', environments: ['dev'], services: { postgres: {} } },
+      'tenants/globex.yaml': { name: 'globex', environments: ['qa'], services: { postgres: {} } },
+    });
+    const result = loadConfig(root);
+
+    expect(result.ok ? [] : result.problems.map(formatProblem)).toEqual([
+      expect.stringMatching(
+        /environments\/qa\.yaml:\d+:\d+: storage\.dataRoot: tenant "globex"'s postgres data in environment "qa" would be \/srv\/tenantry\/acme\/globex\/postgres\/data on Docker host unix:\/\/\/var\/run\/docker\.sock, inside \/srv\/tenantry\/acme, tenant "acme"'s directory in environment "dev" \(\S*environments\/dev\.yaml:\d+:\d+\).*: give each environment its own dataRoot, neither inside nor around another environment's tenant directories$/,
+      ),
+    ]);
+  });
+});
