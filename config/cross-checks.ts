@@ -4,6 +4,7 @@ import { SLOT_SIZE, slotCount } from './ports';
 import { BACKUP_SERVICES, TenantFile } from './schema';
 import { formatProblem, Problem, SourceFile } from './source';
 import { dotted, suggest } from './issues';
+import { storageRules } from './checks/storage';
 
 /** Rules that span files: names, references between files, ports on a shared Docker host, policy. */
 export function crossCheck(
@@ -24,6 +25,7 @@ export function crossCheck(
     ...containerNameClashes(deployments),
     ...offsiteBucketOwners(environments, declared),
     ...bucketNameClashes(environments, deployments),
+    ...storageRules(environments, deployments),
   ]);
 }
 

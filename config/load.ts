@@ -22,6 +22,8 @@ export type LoadResult = { ok: true; config: TenantryConfig } | { ok: false; pro
 export interface ParsedEnvironment {
   readonly file: SourceFile;
   readonly env: EnvironmentFile;
+  /** `env.storage` with a relative dataRoot made absolute: what the checks compare and the constructs get. */
+  readonly storage: StorageConfig;
 }
 
 /** One tenant in one environment, validated, with its backup jobs and host ports worked out once. */
@@ -53,7 +55,7 @@ export function loadConfig(root: string): LoadResult {
   const envFiles = readYamlFolder(root, 'environments', problems);
   const tenantFiles = readYamlFolder(root, 'tenants', problems);
 
-  const environments = envFiles.flatMap((file) => parseEnvironment(file, problems));
+  const environments = envFiles.flatMap((file) => parseEnvironment(root, file, problems));
   const tenants = tenantFiles.flatMap((file) => parseTenantFile(file, problems));
   const byName = new Map(environments.map((e) => [e.env.name, e]));
   const envNames = new Set(byName.keys());
@@ -73,7 +75,7 @@ export function loadConfig(root: string): LoadResult {
   const declared = envFiles.map((f) => declaredName(f));
   problems.push(...crossCheck(environments, tenants, deployments, declared));
   if (problems.length > 0) return { ok: false, problems: sortProblems(problems) };
-  return { ok: true, config: resolve(root, environments, deployments) };
+  return { ok: true, config: resolve(environments, deployments) };
 }
 
 function unique<T>(items: T[]): T[] {
@@ -135,11 +137,11 @@ function validate<S extends z.ZodType>(schema: S, file: SourceFile, data: unknow
   return undefined;
 }
 
-function parseEnvironment(file: SourceFile, problems: Problem[]): ParsedEnvironment[] {
+function parseEnvironment(root: string, file: SourceFile, problems: Problem[]): ParsedEnvironment[] {
   const env = validate(environmentSchema, file, file.data, problems);
   if (!env) return [];
   checkNameMatchesFile(file, env.name, problems);
-  return [{ file, env }];
+  return [{ file, env, storage: resolveStorage(root, env.storage) }];
 }
 
 function parseTenantFile(file: SourceFile, problems: Problem[]): { file: SourceFile; tenant: TenantFile }[] {
@@ -214,12 +216,12 @@ function writtenIn(overridden: unknown, at: ConfigPath): boolean {
   return true;
 }
 
-function resolve(root: string, environments: ParsedEnvironment[], deployments: ParsedDeployment[]): TenantryConfig {
+function resolve(environments: ParsedEnvironment[], deployments: ParsedDeployment[]): TenantryConfig {
   const sorted = [...environments].sort((a, b) => a.env.name.localeCompare(b.env.name));
   const byName = new Map(environments.map((e) => [e.env.name, e.env]));
   return {
-    environments: sorted.map(({ file, env }): EnvironmentConfig => {
-      const { storage, backup, ...rest } = env;
+    environments: sorted.map(({ file, env, storage }): EnvironmentConfig => {
+      const { backup, ...rest } = env;
       const tenants = deployments
         .filter((d) => d.environment.env === env)
         .sort((a, b) => a.tenant.name.localeCompare(b.tenant.name))
@@ -234,7 +236,7 @@ function resolve(root: string, environments: ParsedEnvironment[], deployments: P
         }));
       return {
         ...rest,
-        storage: resolveStorage(root, storage),
+        storage,
         offsite: backup.offsite,
         sharedOffsiteBucket: sharedOffsiteBucket(env, environments, deployments),
         backupWebhook: backup.webhook,

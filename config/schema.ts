@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { BUCKET_NAME, BUCKET_NAME_RULE } from '../runtime/bucket-name';
 import { CronError, isValidTimeZone, parseCron } from '../runtime/schedule/cron';
+import { dataRootProblem, storagePathProblem } from './storage-layout';
 
 /*
  * The zod schemas here are the single source of truth for Tenantry's YAML: the TypeScript types
@@ -37,6 +38,13 @@ const absolutePath = z.string().refine((p) => p.startsWith('/'), {
   message: 'must be an absolute path (starting with "/")',
 });
 
+/** A path that holds tenant data: absolute, normalized, and not a system directory (config/storage-layout.ts says why). */
+const storagePath = (kind: 'host' | 'nfs-export') =>
+  absolutePath.superRefine((p, ctx) => {
+    const problem = p.startsWith('/') ? storagePathProblem(p, kind) : undefined;
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  });
+
 export const cronExpression = z.string().superRefine((expression, ctx) => {
   try {
     parseCron(expression);
@@ -56,7 +64,8 @@ const cpus = z.number().positive().max(256);
 /** Where a stateful volume lives when a service overrides the environment's storage. */
 const serviceStorage = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('volume') }),
-  z.strictObject({ kind: z.literal('bind'), path: absolutePath }),
+  /** The service's volumes go to `<path>/<service>/<purpose>`: the path is this deployment's alone. */
+  z.strictObject({ kind: z.literal('bind'), path: storagePath('host') }),
 ]);
 
 // ---------------------------------------------------------------- backups
@@ -100,8 +109,9 @@ const storageSchema = z.discriminatedUnion('kind', [
   z.strictObject({
     kind: z.literal('bind'),
     /** Absolute, or "./…" relative to the config directory (resolved to absolute at load). */
-    dataRoot: z.string().refine((p) => p.startsWith('/') || p.startsWith('./') || p.startsWith('../'), {
-      message: 'must be an absolute path, or start with "./" to mean relative to the config directory',
+    dataRoot: z.string().superRefine((p, ctx) => {
+      const problem = dataRootProblem(p);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
     }),
   }),
   z.strictObject({
@@ -109,7 +119,7 @@ const storageSchema = z.discriminatedUnion('kind', [
     server: z
       .string()
       .regex(/^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$|^\[[0-9a-fA-F:]+\]$/, 'must be a host name or an IP address'),
-    export: absolutePath,
+    export: storagePath('nfs-export'),
     /** Mount options passed to the kernel's NFS client, comma separated. */
     options: z
       .string()

@@ -1,5 +1,6 @@
 import { Construct } from 'constructs';
 import type { StorageConfig } from '../config/model';
+import { SHARED_POSTGRES_VOLUME, SHARED_TENANT } from '../config/storage-layout';
 import { renderPostgres, renderPostgresCommand } from '../runtime/render/postgres';
 import type { PostgresEndpoint } from './postgres';
 import { tenantRoles } from './postgres';
@@ -22,8 +23,6 @@ export interface SharedPostgresProps {
   readonly publishedPort?: number;
 }
 
-export const SHARED_TENANT = 'shared';
-
 export class SharedPostgresServer extends Construct {
   readonly host: string;
   readonly port = 5432;
@@ -36,9 +35,7 @@ export class SharedPostgresServer extends Construct {
     this.superuserPassword = generatedSecret(this, 'superuser-password');
     const data = new StatefulVolume(this, 'data', {
       environment: props.environment,
-      tenant: SHARED_TENANT,
-      service: 'postgres',
-      purpose: 'data',
+      ...SHARED_POSTGRES_VOLUME,
       storage: props.storage,
       containerPath: '/var/lib/postgresql/data',
     });

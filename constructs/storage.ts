@@ -1,6 +1,7 @@
 import { Volume } from '@cdktf/provider-docker/lib/volume';
 import { Construct } from 'constructs';
 import type { StorageConfig } from '../config/model';
+import { ServiceStorage, volumeLocation } from '../config/storage-layout';
 import { tenantryLabels } from './naming';
 
 /** How a container mounts a volume: a named Docker volume, or a host path (bind storage). */
@@ -11,7 +12,7 @@ export interface VolumeMount {
 }
 
 /** A service's own storage choice, overriding the environment's. */
-export type ServiceStorageOverride = { readonly kind: 'volume' } | { readonly kind: 'bind'; readonly path: string };
+export type ServiceStorageOverride = ServiceStorage;
 
 /** What every stateful service of a tenant needs: where it runs, and where its data lives. */
 export interface StatefulServiceProps {
@@ -41,43 +42,29 @@ export interface StatefulVolumeProps {
 }
 
 /**
- * One stateful volume on the environment's storage:
- *
- * | storage | what is created                                          | where the data lives                           |
- * |---------|----------------------------------------------------------|------------------------------------------------|
- * | volume  | `docker_volume` (local driver)                           | Docker's volume directory on the host          |
- * | bind    | nothing (Docker creates the host directory on first run) | `<dataRoot>/<tenant>/<service>/<purpose>`      |
- * | nfs     | `docker_volume` with `driver_opts` type=nfs              | `<server>:<export>/<tenant>/<service>/<purpose>` |
+ * One stateful volume, where config/storage-layout.ts says it lives: a named `docker_volume` (local
+ * driver; with `driver_opts` type=nfs on NFS storage), or a host path that Docker creates on first
+ * run (bind storage, nothing to declare).
  *
  * driver_opts force replacement of the volume in kreuzwerker/docker, so they depend only on the
  * environment's storage settings and the names, never on anything that changes between runs.
  */
 export class StatefulVolume extends Construct {
   readonly mount: VolumeMount;
-  readonly name: string;
 
   constructor(scope: Construct, id: string, props: StatefulVolumeProps) {
     super(scope, id);
-    this.name = `${props.environment}-${props.tenant}-${props.service}-${props.purpose}`;
-    const kind = props.override?.kind ?? props.storage.kind;
-
-    if (props.override?.kind === 'bind') {
-      this.mount = { containerPath: props.containerPath, hostPath: `${props.override.path}/${props.service}/${props.purpose}` };
-    } else if (kind === 'bind' && props.storage.kind === 'bind') {
-      this.mount = { containerPath: props.containerPath, hostPath: `${props.storage.dataRoot}/${props.tenant}/${props.service}/${props.purpose}` };
-    } else {
-      const driverOpts = kind === 'nfs' && props.storage.kind === 'nfs' ? nfsOptions(props.storage, `${props.tenant}/${props.service}/${props.purpose}`) : undefined;
-      const volume = new Volume(this, 'volume', {
-        name: this.name,
-        driver: 'local',
-        driverOpts,
-        labels: tenantryLabels(props.environment, props.tenant, props.service),
-      });
-      this.mount = { containerPath: props.containerPath, volumeName: volume.name };
+    const location = volumeLocation(props.storage, props.override, props);
+    if (location.kind === 'bind') {
+      this.mount = { containerPath: props.containerPath, hostPath: location.hostPath };
+      return;
     }
+    const volume = new Volume(this, 'volume', {
+      name: location.name,
+      driver: 'local',
+      driverOpts: location.kind === 'nfs' ? { type: 'nfs', o: `addr=${location.server},${location.options}`, device: `:${location.path}` } : undefined,
+      labels: tenantryLabels(props.environment, props.tenant, props.service),
+    });
+    this.mount = { containerPath: props.containerPath, volumeName: volume.name };
   }
-}
-
-function nfsOptions(nfs: Extract<StorageConfig, { kind: 'nfs' }>, subdirectory: string): Record<string, string> {
-  return { type: 'nfs', o: `addr=${nfs.server},${nfs.options}`, device: `:${nfs.export.replace(/\/$/, '')}/${subdirectory}` };
 }

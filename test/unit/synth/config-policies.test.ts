@@ -1,7 +1,7 @@
 import * as path from 'path';
 import { loadConfig } from '../../../config/load';
 import { containerName } from '../../../constructs/naming';
-import { SHARED_TENANT } from '../../../constructs/shared-postgres';
+import { SHARED_TENANT } from '../../../config/storage-layout';
 import { container } from '../constructs/support';
 import { containers, errorAnnotations, invariantViolations, loadOrThrow, synthEnvironment, writeConfig } from './support';
 
@@ -95,7 +95,7 @@ describe('names on a shared Docker host', () => {
   });
 
   // BUG (config/schema.ts or config/cross-checks.ts): the shared Postgres server is named as if it
-  // belonged to a tenant called "shared" (SHARED_TENANT in constructs/shared-postgres.ts), and
+  // belonged to a tenant called "shared" (SHARED_TENANT in config/storage-layout.ts), and
   // nothing reserves that name: a tenant "shared" with its own Postgres would also be
   // "dev-shared-postgres" (and volume "dev-shared-postgres-data"). Fix: refuse the tenant name
   // "shared" where the environment has sharedPostgres (or everywhere, simpler), with a message at

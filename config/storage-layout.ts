@@ -1,0 +1,145 @@
+import * as path from 'path';
+import type { StorageConfig } from './model';
+import type { TenantServices } from './schema';
+
+/*
+ * Where every stateful volume lives: the one place that says it. Constructs mount what
+ * `volumeLocation` returns, and the cross-file checks (config/checks/storage.ts) compare the same
+ * locations, so the layout that is checked is the layout that is deployed.
+ *
+ * | storage              | location                                          |
+ * |----------------------|---------------------------------------------------|
+ * | volume               | named volume `<env>-<tenant>-<service>-<purpose>`  |
+ * | bind (environment)   | `<dataRoot>/<tenant>/<service>/<purpose>`          |
+ * | bind (service path)  | `<path>/<service>/<purpose>`                       |
+ * | nfs                  | `<server>:<export>/<tenant>/<service>/<purpose>`   |
+ *
+ * A service path holds neither tenant nor environment (existing data lives there, so it stays),
+ * which is why the checks refuse two deployments that would share one.
+ */
+
+/** A service's own storage, overriding the environment's (`services.<s>.storage`). */
+export type ServiceStorage = { readonly kind: 'volume' } | { readonly kind: 'bind'; readonly path: string };
+
+/** Whose volume it is and what it holds. */
+export interface VolumeIdentity {
+  readonly environment: string;
+  readonly tenant: string;
+  /** The container the volume belongs to, e.g. "postgres" or "redis-1". */
+  readonly service: string;
+  /** What the volume holds, e.g. "data" or "snapshots". */
+  readonly purpose: string;
+}
+
+export type VolumeLocation =
+  | { readonly kind: 'volume'; readonly name: string }
+  | { readonly kind: 'bind'; readonly hostPath: string }
+  | { readonly kind: 'nfs'; readonly name: string; readonly server: string; readonly path: string; readonly options: string };
+
+/** The tenant name the environment's shared Postgres server is deployed under. */
+export const SHARED_TENANT = 'shared';
+
+export function volumeLocation(storage: StorageConfig, override: ServiceStorage | undefined, id: VolumeIdentity): VolumeLocation {
+  const name = `${id.environment}-${id.tenant}-${id.service}-${id.purpose}`;
+  if (override?.kind === 'bind') return { kind: 'bind', hostPath: under(override.path, id.service, id.purpose) };
+  const directory = override?.kind === 'volume' ? undefined : tenantDirectory(storage, id.tenant);
+  if (!directory) return { kind: 'volume', name };
+  if (directory.kind === 'bind') return { kind: 'bind', hostPath: under(directory.hostPath, id.service, id.purpose) };
+  return { kind: 'nfs', name, server: directory.server, path: under(directory.path, id.service, id.purpose), options: directory.options };
+}
+
+/** The directory that holds all of a tenant's volumes on the environment's bind or NFS storage (none for named volumes). */
+export function tenantDirectory(
+  storage: StorageConfig,
+  tenant: string,
+): { readonly kind: 'bind'; readonly hostPath: string } | { readonly kind: 'nfs'; readonly server: string; readonly path: string; readonly options: string } | undefined {
+  if (storage.kind === 'bind') return { kind: 'bind', hostPath: under(storage.dataRoot, tenant) };
+  if (storage.kind === 'nfs') return { kind: 'nfs', server: storage.server, path: under(storage.export, tenant), options: storage.options };
+  return undefined;
+}
+
+/** `root/a/b`, for a root written with or without one trailing "/" (and "/" itself). */
+function under(root: string, ...segments: string[]): string {
+  return [root.replace(/\/$/, ''), ...segments].join('/');
+}
+
+/** A stateful volume of a tenant, and the `services.<s>` section whose storage it follows. */
+export interface TenantVolume {
+  readonly service: string;
+  readonly purpose: string;
+  /** The section of `services` whose `storage` applies; absent for the backup volume, always on the environment's storage. */
+  readonly section?: 'postgres' | 'redis' | 'qdrant' | 'minio';
+}
+
+/**
+ * Every stateful volume a tenant's constructs create (constructs/postgres.ts, redis-sentinel.ts,
+ * qdrant.ts, object-store.ts, backup.ts). test/unit/config/storage-layout.test.ts compares this list
+ * with what a synthesized tenant mounts, so a new volume in a construct cannot escape the checks.
+ */
+export function tenantVolumes(services: TenantServices, hasBackup: boolean): TenantVolume[] {
+  const volumes: TenantVolume[] = [];
+  const pg = services.postgres;
+  if (pg?.enabled && pg.mode === 'dedicated') volumes.push({ service: 'postgres', purpose: 'data', section: 'postgres' });
+  const redis = services.redis;
+  if (redis?.enabled) {
+    for (let i = 0; i <= redis.replicas; i++) volumes.push({ service: `redis-${i}`, purpose: 'data', section: 'redis' });
+    for (let i = 1; i <= redis.sentinels; i++) volumes.push({ service: `sentinel-${i}`, purpose: 'state', section: 'redis' });
+  }
+  if (services.qdrant?.enabled) {
+    volumes.push({ service: 'qdrant', purpose: 'storage', section: 'qdrant' }, { service: 'qdrant', purpose: 'snapshots', section: 'qdrant' });
+  }
+  if (services.minio?.enabled) volumes.push({ service: 'minio', purpose: 'data', section: 'minio' });
+  if (hasBackup) volumes.push({ service: 'backup', purpose: 'backups' });
+  return volumes;
+}
+
+/** The environment's shared Postgres server's one volume. */
+export const SHARED_POSTGRES_VOLUME = { tenant: SHARED_TENANT, service: 'postgres', purpose: 'data' } as const;
+
+// ---------------------------------------------------------------- what a storage path may be
+
+/**
+ * Directories that belong to the operating system or to Docker itself: tenant data at or under
+ * them could overwrite the host, or be overwritten by it.
+ */
+const SYSTEM_DIRECTORIES = ['/bin', '/boot', '/dev', '/etc', '/lib', '/lib32', '/lib64', '/libx32', '/proc', '/run', '/sbin', '/sys', '/usr', '/var/lib/docker', '/var/lib/containerd', '/var/run'];
+/** Directories whose direct children are the system's own: a root here would mix tenants with them. */
+const SYSTEM_PARENTS = ['/', '/var', '/var/lib', '/home'];
+
+/** What a storage path names: a directory on the Docker host, one relative to the config directory ("./…"), or an NFS export. */
+type StoragePathKind = 'host' | 'relative' | 'nfs-export';
+
+/**
+ * Why a host path or NFS export cannot hold tenant data, as a predicate ("must …"), or undefined
+ * when it can. Paths must be written normalized so that the one spelling the checks compare is
+ * the one Docker mounts: one trailing "/" is allowed (and dropped), nothing else.
+ */
+export function storagePathProblem(p: string, kind: StoragePathKind): string | undefined {
+  if (/[\s\u0000-\u001f\u007f]/.test(p)) return 'must not contain spaces or control characters';
+  if (kind !== 'nfs-export' && p.includes(':')) return 'must not contain ":" (Docker reads it as the end of the host path)';
+  if (p === '/') return kind === 'nfs-export' ? undefined : 'is the root of the host\'s file system: give tenant data a directory of its own, such as /srv/tenantry';
+  const trimmed = p.replace(/(.)\/$/, '$1');
+  const segments = trimmed.split('/').slice(1);
+  const normalized = `${kind === 'relative' ? '.' : ''}${path.posix.normalize(trimmed)}`;
+  if (segments.includes('..')) return 'must not contain ".." (a path must stay under the directory it names): write the directory it means without ".."';
+  if (segments.includes('.')) return `must not contain "." segments: write ${normalized}`;
+  if (segments.includes('')) return `must not contain empty segments ("//"): write ${normalized}`;
+  if (kind !== 'host') return undefined;
+  const system = SYSTEM_DIRECTORIES.find((dir) => trimmed === dir || trimmed.startsWith(`${dir}/`));
+  if (system) return `is ${trimmed === system ? '' : 'under '}${system}, which belongs to the host's system or to Docker: give tenant data a directory of its own, such as /srv/tenantry`;
+  if (SYSTEM_PARENTS.includes(trimmed)) return `is ${trimmed}, whose subdirectories are the system's own (tenant directories would sit among them): give tenant data a directory of its own, such as /srv/tenantry`;
+  return undefined;
+}
+
+/**
+ * Why an environment's `dataRoot` cannot be used, or undefined. A relative root is "./…" inside
+ * the config directory: "../" would put tenant data in a folder that no file of this config names
+ * and that moves when the config is checked out elsewhere, so such a root is written absolute.
+ */
+export function dataRootProblem(p: string): string | undefined {
+  if (p === '..' || p.startsWith('../')) return 'must not leave the config directory: a relative dataRoot is "./…" inside it, so that the data moves with the config; write the absolute path instead';
+  if (p === './') return 'is the config directory itself: name a folder inside it, such as ./data';
+  if (p.startsWith('./')) return storagePathProblem(p.slice(1), 'relative');
+  if (!p.startsWith('/')) return 'must be an absolute path, or start with "./" to mean relative to the config directory';
+  return storagePathProblem(p, 'host');
+}
