@@ -1,3 +1,4 @@
+import { policyChecks } from './checks/policy';
 import type { ParsedDeployment, ParsedEnvironment } from './load';
 import { SLOT_SIZE, slotCount } from './ports';
 import { BACKUP_SERVICES, TenantFile } from './schema';
@@ -21,6 +22,7 @@ export function crossCheck(
     ...deployments.flatMap((d) => deploymentRules(d)),
     ...portConflicts(environments, deployments),
     ...containerNameClashes(deployments),
+    ...policyChecks(environments, tenants, deployments),
   ]);
 }
 

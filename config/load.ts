@@ -3,7 +3,7 @@ import * as path from 'path';
 import type { z } from 'zod';
 import { crossCheck } from './cross-checks';
 import { describeIssues, describeValue } from './issues';
-import { BackupJobConfig, DEFAULT_BACKUP_JOBS, EnvironmentConfig, StorageConfig, TenantConfig, TenantryConfig } from './model';
+import { BackupJobConfig, DEFAULT_BACKUP_JOBS, EnvironmentConfig, holdsBackupData, StorageConfig, TenantConfig, TenantryConfig } from './model';
 import { PublishedPort, publishedPorts } from './ports';
 import {
   BACKUP_SERVICES,
@@ -244,8 +244,7 @@ function resolveBackupJobs(env: EnvironmentFile, d: Pick<ParsedDeployment, 'serv
   for (const service of BACKUP_SERVICES) {
     const settings = d.services[service];
     if (!settings?.enabled) continue;
-    // A MinIO without buckets holds nothing the agent would copy.
-    if (service === 'minio' && d.services.minio?.buckets.length === 0) continue;
+    if (!holdsBackupData(d.services, service)) continue;
     const base = DEFAULT_BACKUP_JOBS[service];
     const envDefault = env.backup.defaults[service] ?? {};
     const own = d.backup[service] ?? {};

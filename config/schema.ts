@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { CronError, isValidTimeZone, parseCron } from '../runtime/schedule/cron';
+import { isPinned } from './images';
 
 /*
  * The zod schemas here are the single source of truth for Tenantry's YAML: the TypeScript types
@@ -27,8 +28,12 @@ export const imageReference = z
   .string()
   .regex(
     /^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(\/[a-z0-9]+([._-][a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$/,
-    'must be an image reference like "registry.example.com/postgres:16-alpine"',
-  );
+    // A reference that is not one says nothing useful about its tag.
+    { message: 'must be an image reference like "registry.example.com/postgres:16-alpine"', abort: true },
+  )
+  .refine(isPinned, {
+    message: 'is not pinned to a version, so each deploy may pull a different image: add a version tag other than "latest" (e.g. ":7.4.2-alpine") or a digest ("@sha256:…")',
+  });
 
 const absolutePath = z.string().refine((p) => p.startsWith('/'), {
   message: 'must be an absolute path (starting with "/")',
@@ -83,11 +88,20 @@ export const backupJobSchema = z.strictObject({
   offsite: z.boolean().optional(),
 });
 
+/** Only Postgres backups are test-restored on a schedule; a verifySchedule elsewhere would be silently ignored. */
+function unverifiedJobSchema(service: string) {
+  return backupJobSchema.extend({
+    verifySchedule: z
+      .never(`only Postgres backups are verified on a schedule (restored into a scratch server); ${service} backups are checked by their checksums on "tenantry-agent verify": remove verifySchedule`)
+      .optional(),
+  });
+}
+
 const backupJobs = z.strictObject({
   postgres: backupJobSchema.optional(),
-  redis: backupJobSchema.optional(),
-  qdrant: backupJobSchema.optional(),
-  minio: backupJobSchema.optional(),
+  redis: unverifiedJobSchema('Redis').optional(),
+  qdrant: unverifiedJobSchema('Qdrant').optional(),
+  minio: unverifiedJobSchema('MinIO').optional(),
 });
 
 // ---------------------------------------------------------------- environment

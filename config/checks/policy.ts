@@ -1,0 +1,104 @@
+import { dotted } from '../issues';
+import type { ParsedDeployment, ParsedEnvironment } from '../load';
+import { holdsBackupData } from '../model';
+import { BACKUP_SERVICES, BackupService, TenantFile } from '../schema';
+import { ConfigPath, Problem, SourceFile } from '../source';
+
+/*
+ * Policies the synthesized stacks must meet, and settings that would have no effect, reported at the
+ * key to change and in the same run as every other problem. The aspects in constructs/policy.ts hold
+ * the same rules for constructs used as a library; a configuration that passes these checks never
+ * trips them. Unpinned images are refused by the schema (config/images.ts), and every container's
+ * memory limit comes from a schema field with a minimum, so neither needs a rule here.
+ */
+export function policyChecks(
+  environments: ParsedEnvironment[],
+  tenants: { file: SourceFile; tenant: TenantFile }[],
+  deployments: ParsedDeployment[],
+): Problem[] {
+  return [
+    ...environments.flatMap((e) => sharedPostgresPort(e)),
+    ...deployments.flatMap((d) => productionDataPorts(d)),
+    ...tenants.flatMap((t) => ignoredTenantSettings(t, deployments, environments)),
+  ];
+}
+
+/** Mirrors ProductionDataPortsPolicy: which published containers carry data. */
+function productionDataPorts(d: ParsedDeployment): Problem[] {
+  const { env, file } = d.environment;
+  if (!env.production || env.ports.allowDataPortsInProduction || !d.ports.some((p) => p.dataPort)) return [];
+  return [
+    file.problem(
+      ['ports', 'publish'],
+      `ports.publish: environment "${env.name}" is production, and publishing ports would expose Postgres, PgBouncer and Redis outside the Docker network: set ports.publish: false, or ports.allowDataPortsInProduction: true if you really mean it (tenant ${d.tenant.name} inherits it)`,
+    ),
+  ];
+}
+
+function sharedPostgresPort({ env, file }: ParsedEnvironment): Problem[] {
+  const hostPort = env.sharedPostgres?.hostPort;
+  if (hostPort === undefined) return [];
+  const at = ['sharedPostgres', 'hostPort'];
+  if (!env.ports.publish) {
+    return [file.problem(at, `sharedPostgres.hostPort: ${hostPort} would be ignored: this environment publishes no ports (ports.publish is false): set ports.publish: true, or remove hostPort`)];
+  }
+  if (env.production && !env.ports.allowDataPortsInProduction) {
+    return [
+      file.problem(at, `sharedPostgres.hostPort: environment "${env.name}" is production, and this would expose every shared-server tenant's databases outside the Docker network: remove hostPort, or set ports.allowDataPortsInProduction: true if you really mean it`),
+    ];
+  }
+  return [];
+}
+
+const SERVICE_LABELS: Record<BackupService, string> = { postgres: 'Postgres', redis: 'Redis', qdrant: 'Qdrant', minio: 'MinIO' };
+
+/** Postgres settings that only a dedicated server reads: a shared server has the environment's. */
+const DEDICATED_POSTGRES_SETTINGS = ['version', 'parameters', 'memoryMb', 'cpus', 'storage'] as const;
+
+/**
+ * Settings a tenant writes that no environment would use. A setting in an override is checked in
+ * its environment; one in the base is wrong only when every environment of the tenant ignores it
+ * (a base setting used somewhere is not silently ignored), and only when all of them could be read.
+ */
+function ignoredTenantSettings(t: { file: SourceFile; tenant: TenantFile }, deployments: ParsedDeployment[], environments: ParsedEnvironment[]): Problem[] {
+  const valid = new Set(environments.map((e) => e.env.name));
+  const mine = deployments.filter((d) => d.file === t.file);
+  const complete = mine.length > 0 && mine.length === new Set(t.tenant.environments.filter((n) => valid.has(n))).size;
+  const problems: Problem[] = [];
+  const check = (at: ConfigPath, why: (d: ParsedDeployment) => string | undefined, fix: string) => {
+    for (const d of mine) {
+      const override = ['overrides', d.environment.env.name, ...at];
+      const reason = why(d);
+      if (reason && t.file.has(override)) problems.push(t.file.problem(override, `${dotted(override)}: would be ignored: in environment "${d.environment.env.name}" ${reason}: ${fix}`, { key: true }));
+    }
+    if (!complete || !t.file.has(at)) return;
+    const reasons = mine.map((d) => why(d));
+    if (reasons.some((r) => r === undefined)) return;
+    const names = mine.map((d) => d.environment.env.name);
+    const where = names.length === 1 ? `environment "${names[0]}"` : `environments ${names.map((n) => `"${n}"`).join(', ')}`;
+    const reason = new Set(reasons).size === 1 ? reasons[0] : reasons.map((r, i) => `${names[i]}: ${r}`).join('; ');
+    problems.push(t.file.problem(at, `${dotted(at)}: would be ignored: in ${where} ${reason}: ${fix}`, { key: true }));
+  };
+
+  for (const service of BACKUP_SERVICES) {
+    check(['backup', service], (d) => nothingToBackUp(d, service), `remove backup.${service}, or add services.${service}`);
+  }
+  for (const setting of DEDICATED_POSTGRES_SETTINGS) {
+    check(
+      ['services', 'postgres', setting],
+      (d) => (d.services.postgres?.enabled && d.services.postgres.mode === 'shared' ? `the tenant's databases live on the shared server (services.postgres.mode: shared), which takes its ${setting} from the environment's sharedPostgres section` : undefined),
+      `remove it, or use mode: dedicated`,
+    );
+  }
+  return problems;
+}
+
+/** Why a service's backup settings have nothing to apply to in this deployment (no backup job is made then). */
+function nothingToBackUp(d: ParsedDeployment, service: BackupService): string | undefined {
+  const settings = d.services[service];
+  const label = SERVICE_LABELS[service];
+  if (!settings) return `the tenant has no ${label} (no services.${service})`;
+  if (!settings.enabled) return `the tenant's ${label} is off (services.${service}.enabled: false)`;
+  if (!holdsBackupData(d.services, service)) return 'the tenant\'s MinIO has no buckets, so there is nothing to back up';
+  return undefined;
+}
