@@ -32,7 +32,10 @@ export const imageReference = z
     { message: 'must be an image reference like "registry.example.com/postgres:16-alpine"', abort: true },
   )
   .refine(isPinned, {
-    message: 'is not pinned to a version, so each deploy may pull a different image: add a version tag other than "latest" (e.g. ":7.4.2-alpine") or a digest ("@sha256:…")',
+    error: (issue) => {
+      const name = String(issue.input).replace(/:latest$/, '');
+      return `is not pinned to a version, so each deploy may pull a different image: name one, e.g. "${name}:<version>" (not "latest"), or a digest "${name}@sha256:…"`;
+    },
   });
 
 const absolutePath = z.string().refine((p) => p.startsWith('/'), {

@@ -65,40 +65,44 @@ function ignoredTenantSettings(t: { file: SourceFile; tenant: TenantFile }, depl
   const mine = deployments.filter((d) => d.file === t.file);
   const complete = mine.length > 0 && mine.length === new Set(t.tenant.environments.filter((n) => valid.has(n))).size;
   const problems: Problem[] = [];
-  const check = (at: ConfigPath, why: (d: ParsedDeployment) => string | undefined, fix: string) => {
+  const check = (at: ConfigPath, ignored: (d: ParsedDeployment) => Ignored | undefined) => {
     for (const d of mine) {
       const override = ['overrides', d.environment.env.name, ...at];
-      const reason = why(d);
-      if (reason && t.file.has(override)) problems.push(t.file.problem(override, `${dotted(override)}: would be ignored: in environment "${d.environment.env.name}" ${reason}: ${fix}`, { key: true }));
+      const why = ignored(d);
+      if (why && t.file.has(override)) problems.push(t.file.problem(override, `${dotted(override)}: would be ignored: in environment "${d.environment.env.name}" ${why.reason}: ${why.fix}`, { key: true }));
     }
     if (!complete || !t.file.has(at)) return;
-    const reasons = mine.map((d) => why(d));
-    if (reasons.some((r) => r === undefined)) return;
-    const names = mine.map((d) => d.environment.env.name);
-    const where = names.length === 1 ? `environment "${names[0]}"` : `environments ${names.map((n) => `"${n}"`).join(', ')}`;
+    const whys = mine.map((d) => ignored(d));
+    if (whys.some((w) => w === undefined)) return;
+    const names = mine.map((d) => `"${d.environment.env.name}"`);
+    const where = names.length === 1 ? `environment ${names[0]}` : `environments ${names.slice(0, -1).join(', ')} and ${names[names.length - 1]}`;
+    const reasons = whys.map((w) => w!.reason);
     const reason = new Set(reasons).size === 1 ? reasons[0] : reasons.map((r, i) => `${names[i]}: ${r}`).join('; ');
-    problems.push(t.file.problem(at, `${dotted(at)}: would be ignored: in ${where} ${reason}: ${fix}`, { key: true }));
+    problems.push(t.file.problem(at, `${dotted(at)}: would be ignored: in ${where} ${reason}: ${whys[0]!.fix}`, { key: true }));
   };
 
-  for (const service of BACKUP_SERVICES) {
-    check(['backup', service], (d) => nothingToBackUp(d, service), `remove backup.${service}, or add services.${service}`);
-  }
+  for (const service of BACKUP_SERVICES) check(['backup', service], (d) => nothingToBackUp(d, service));
   for (const setting of DEDICATED_POSTGRES_SETTINGS) {
-    check(
-      ['services', 'postgres', setting],
-      (d) => (d.services.postgres?.enabled && d.services.postgres.mode === 'shared' ? `the tenant's databases live on the shared server (services.postgres.mode: shared), which takes its ${setting} from the environment's sharedPostgres section` : undefined),
-      `remove it, or use mode: dedicated`,
+    check(['services', 'postgres', setting], (d) =>
+      d.services.postgres?.enabled && d.services.postgres.mode === 'shared'
+        ? { reason: `the tenant's databases live on the shared server (services.postgres.mode: shared), which takes its ${setting} from the environment's sharedPostgres section`, fix: 'remove it, or use mode: dedicated' }
+        : undefined,
     );
   }
   return problems;
 }
 
+interface Ignored {
+  readonly reason: string;
+  readonly fix: string;
+}
+
 /** Why a service's backup settings have nothing to apply to in this deployment (no backup job is made then). */
-function nothingToBackUp(d: ParsedDeployment, service: BackupService): string | undefined {
+function nothingToBackUp(d: ParsedDeployment, service: BackupService): Ignored | undefined {
   const settings = d.services[service];
   const label = SERVICE_LABELS[service];
-  if (!settings) return `the tenant has no ${label} (no services.${service})`;
-  if (!settings.enabled) return `the tenant's ${label} is off (services.${service}.enabled: false)`;
-  if (!holdsBackupData(d.services, service)) return 'the tenant\'s MinIO has no buckets, so there is nothing to back up';
+  if (!settings) return { reason: `the tenant has no ${label} (no services.${service})`, fix: `remove it, or add services.${service}` };
+  if (!settings.enabled) return { reason: `the tenant's ${label} is off (services.${service}.enabled: false)`, fix: 'remove it' };
+  if (!holdsBackupData(d.services, service)) return { reason: "the tenant's MinIO has no buckets, so there is nothing to back up", fix: 'remove it, or list buckets under services.minio.buckets' };
   return undefined;
 }

@@ -63,7 +63,7 @@ describe('policies: the loader refuses them at the key, the aspects still guard 
       'tenants/acme.yaml': { name: 'acme', environments: ['dev'], services: postgresOnly },
     };
     expect(problems(writeConfig(files))).toEqual([
-      'dev.yaml:10:13: images.postgres: "postgres:latest" is not pinned to a version, so each deploy may pull a different image: add a version tag other than "latest" (e.g. ":7.4.2-alpine") or a digest ("@sha256:…")',
+      'dev.yaml:10:13: images.postgres: "postgres:latest" is not pinned to a version, so each deploy may pull a different image: name one, e.g. "postgres:<version>" (not "latest"), or a digest "postgres@sha256:…"',
     ]);
 
     const [env] = loadOrThrow(writeConfig({ ...files, 'environments/dev.yaml': environment('dev', '172.30.0.0/16') })).environments;

@@ -73,7 +73,7 @@ test('a policy error (an image tagged latest) is reported at its key, exit code 
   expect({ status: result.status, stderr: result.stderr }).toEqual({
     status: 2,
     stderr: [
-      `environments/dev.yaml:10:13: images.postgres: "postgres:latest" is not pinned to a version, so each deploy may pull a different image: add a version tag other than "latest" (e.g. ":7.4.2-alpine") or a digest ("@sha256:…")`,
+      `environments/dev.yaml:10:13: images.postgres: "postgres:latest" is not pinned to a version, so each deploy may pull a different image: name one, e.g. "postgres:<version>" (not "latest"), or a digest "postgres@sha256:…"`,
       `1 problem(s) in the configuration under ${root}; nothing was written.`,
       '',
     ].join('\n'),
