@@ -1,6 +1,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import type { z } from 'zod';
+import { policyChecks } from './checks/policy';
 import { crossCheck } from './cross-checks';
 import { describeIssues, describeValue } from './issues';
 import { BackupJobConfig, DEFAULT_BACKUP_JOBS, EnvironmentConfig, holdsBackupData, StorageConfig, TenantConfig, TenantryConfig } from './model';
@@ -71,8 +72,37 @@ export function loadConfig(root: string): LoadResult {
   // An environment whose file has problems still exists: tenants naming it are not wrong.
   const declared = envFiles.map((f) => declaredName(f));
   problems.push(...crossCheck(environments, tenants, deployments, declared));
+  problems.push(...policyInBrokenEnvironments(envFiles, environments, tenants, problems));
   if (problems.length > 0) return { ok: false, problems: sortProblems(problems) };
   return { ok: true, config: resolve(root, environments, deployments) };
+}
+
+/**
+ * An environment file with schema problems would hide every policy problem of its tenants there
+ * until it is fixed. Its sections without problems are usable: with the broken ones left to their
+ * defaults (which never make a policy stricter: production false, nothing published), its tenants'
+ * settings there are validated and the policy checks run. Nothing else is derived from it.
+ */
+function policyInBrokenEnvironments(envFiles: SourceFile[], valid: ParsedEnvironment[], tenants: { file: SourceFile; tenant: TenantFile }[], problems: Problem[]): Problem[] {
+  const taken = new Set(valid.map((e) => e.env.name));
+  const usable = envFiles.filter((f) => !valid.some((e) => e.file === f)).flatMap((f) => usableSections(f));
+  const byName = new Map(usable.filter((e) => !taken.has(e.env.name)).map((e) => [e.env.name, e]));
+  const deployments = tenants.flatMap(({ file, tenant }) =>
+    unique(tenant.environments)
+      .filter((name) => byName.has(name))
+      .flatMap((name) => parseDeployment(file, tenant, byName.get(name)!, problems)),
+  );
+  return policyChecks([...byName.values()], tenants, deployments);
+}
+
+function usableSections(file: SourceFile): ParsedEnvironment[] {
+  if (!isMap(file.data)) return [];
+  const result = environmentSchema.safeParse(file.data);
+  if (result.success) return [];
+  const broken = new Set(result.error.issues.flatMap((i) => (i.path.length > 0 ? [String(i.path[0])] : i.code === 'unrecognized_keys' ? i.keys : [])));
+  const rest = Object.fromEntries(Object.entries(file.data).filter(([key]) => !broken.has(key)));
+  const again = environmentSchema.safeParse(rest);
+  return again.success ? [{ file, env: again.data }] : [];
 }
 
 function unique<T>(items: T[]): T[] {

@@ -18,19 +18,22 @@ export function policyChecks(
 ): Problem[] {
   return [
     ...environments.flatMap((e) => sharedPostgresPort(e)),
-    ...deployments.flatMap((d) => productionDataPorts(d)),
-    ...tenants.flatMap((t) => ignoredTenantSettings(t, deployments, environments)),
+    ...environments.flatMap((e) => productionDataPorts(e, deployments)),
+    ...tenants.flatMap((t) => ignoredTenantSettings(t, deployments)),
   ];
 }
 
-/** Mirrors ProductionDataPortsPolicy: which published containers carry data. */
-function productionDataPorts(d: ParsedDeployment): Problem[] {
-  const { env, file } = d.environment;
-  if (!env.production || env.ports.allowDataPortsInProduction || !d.ports.some((p) => p.dataPort)) return [];
+/** Mirrors ProductionDataPortsPolicy: one line per environment, naming the tenants that would publish data ports. */
+function productionDataPorts(environment: ParsedEnvironment, deployments: ParsedDeployment[]): Problem[] {
+  const { env, file } = environment;
+  if (!env.production || env.ports.allowDataPortsInProduction) return [];
+  const tenants = deployments.filter((d) => d.environment === environment && d.ports.some((p) => p.dataPort)).map((d) => d.tenant.name);
+  if (tenants.length === 0) return [];
+  const who = tenants.length === 1 ? `tenant ${tenants[0]} publishes them` : `tenants ${tenants.slice(0, -1).join(', ')} and ${tenants[tenants.length - 1]} publish them`;
   return [
     file.problem(
       ['ports', 'publish'],
-      `ports.publish: environment "${env.name}" is production, and publishing ports would expose Postgres, PgBouncer and Redis outside the Docker network: set ports.publish: false, or ports.allowDataPortsInProduction: true if you really mean it (tenant ${d.tenant.name} inherits it)`,
+      `ports.publish: environment "${env.name}" is production, and publishing ports would expose Postgres, PgBouncer and Redis outside the Docker network (${who}): set ports.publish: false, or ports.allowDataPortsInProduction: true if you really mean it`,
     ),
   ];
 }
@@ -58,12 +61,12 @@ const DEDICATED_POSTGRES_SETTINGS = ['version', 'parameters', 'memoryMb', 'cpus'
 /**
  * Settings a tenant writes that no environment would use. A setting in an override is checked in
  * its environment; one in the base is wrong only when every environment of the tenant ignores it
- * (a base setting used somewhere is not silently ignored), and only when all of them could be read.
+ * (a base setting used somewhere is not silently ignored), and only when all of them are checked together.
  */
-function ignoredTenantSettings(t: { file: SourceFile; tenant: TenantFile }, deployments: ParsedDeployment[], environments: ParsedEnvironment[]): Problem[] {
-  const valid = new Set(environments.map((e) => e.env.name));
+function ignoredTenantSettings(t: { file: SourceFile; tenant: TenantFile }, deployments: ParsedDeployment[]): Problem[] {
   const mine = deployments.filter((d) => d.file === t.file);
-  const complete = mine.length > 0 && mine.length === new Set(t.tenant.environments.filter((n) => valid.has(n))).size;
+  // Environments that could not be read (or were checked apart) might use a base setting.
+  const complete = t.tenant.environments.every((name) => mine.some((d) => d.environment.env.name === name));
   const problems: Problem[] = [];
   const check = (at: ConfigPath, ignored: (d: ParsedDeployment) => Ignored | undefined) => {
     for (const d of mine) {

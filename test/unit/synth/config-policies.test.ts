@@ -32,7 +32,7 @@ describe('policies: the loader refuses them at the key, the aspects still guard 
       'tenants/acme.yaml': { name: 'acme', environments: ['prod'], portSlot: 0, services: postgresOnly },
     };
     expect(problems(writeConfig(files))).toEqual([
-      'prod.yaml:11:12: ports.publish: environment "prod" is production, and publishing ports would expose Postgres, PgBouncer and Redis outside the Docker network: set ports.publish: false, or ports.allowDataPortsInProduction: true if you really mean it (tenant acme inherits it)',
+      'prod.yaml:11:12: ports.publish: environment "prod" is production, and publishing ports would expose Postgres, PgBouncer and Redis outside the Docker network (tenant acme publishes them): set ports.publish: false, or ports.allowDataPortsInProduction: true if you really mean it',
     ]);
 
     const [dev] = loadOrThrow(writeConfig({ ...files, 'environments/prod.yaml': environment('prod', '172.31.0.0/16', { ports: { publish: true } }) })).environments;
