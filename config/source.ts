@@ -211,6 +211,9 @@ function misreadHint(text: string, offset: number, code?: string): { message: st
   if (seen && ((value[0] !== '[' && value[0] !== '{') || strayAfterFlow)) {
     return { message: `the unquoted value ${value} starts with "${value[0]}", ${seen}: quote the value: ${quoted}`, at, quoted };
   }
+  if (value.startsWith('- ') && code !== undefined) {
+    return { message: `the unquoted value ${value} starts with "- ", which YAML reads as a list item, not allowed on the line of a key: quote the value: ${quoted}`, at, quoted };
+  }
   if (code === 'BLOCK_AS_IMPLICIT_KEY' && /:\s/.test(value)) {
     return { message: `the unquoted value ${value} holds ": ", which YAML reads as the start of a nested key: quote the value: ${quoted}`, at, quoted };
   }
