@@ -1,3 +1,4 @@
+import { imageTag } from '../images';
 import { dotted } from '../issues';
 import type { ParsedDeployment, ParsedEnvironment } from '../load';
 import { holdsBackupData } from '../model';
@@ -19,6 +20,7 @@ export function policyChecks(
   return [
     ...environments.flatMap((e) => sharedPostgresPort(e)),
     ...environments.flatMap((e) => productionDataPorts(e, deployments)),
+    ...deployments.flatMap((d) => qdrantVersionAgainstImage(d)),
     ...tenants.flatMap((t) => ignoredTenantSettings(t, deployments)),
   ];
 }
@@ -51,6 +53,21 @@ function sharedPostgresPort({ env, file }: ParsedEnvironment): Problem[] {
     ];
   }
   return [];
+}
+
+/** images.qdrant replaces the image a tenant's `qdrant.version` would choose: a different version there would be ignored. */
+function qdrantVersionAgainstImage(d: ParsedDeployment): Problem[] {
+  const { env } = d.environment;
+  const qdrant = d.services.qdrant;
+  const pinned = env.images.qdrant;
+  const tag = pinned === undefined ? undefined : imageTag(pinned);
+  if (!qdrant?.enabled || tag === undefined || tag === qdrant.version || tag.startsWith(`${qdrant.version}-`)) return [];
+  const at = ['services', 'qdrant', 'version'];
+  const where = d.file.has(d.locate(at)) ? d.locate(at) : d.file.has(at) ? at : undefined;
+  if (!where) return [];
+  return [
+    d.file.problem(where, `${dotted(where)}: "${qdrant.version}" would be ignored: environment "${env.name}" pins images.qdrant "${pinned}", which every Qdrant there runs: make the two agree, or remove images.qdrant from ${env.name}.yaml`),
+  ];
 }
 
 const SERVICE_LABELS: Record<BackupService, string> = { postgres: 'Postgres', redis: 'Redis', qdrant: 'Qdrant', minio: 'MinIO' };
