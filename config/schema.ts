@@ -95,7 +95,7 @@ export const backupJobSchema = z.strictObject({
 function unverifiedJobSchema(service: string) {
   return backupJobSchema.extend({
     verifySchedule: z
-      .never(`only Postgres backups are verified on a schedule (restored into a scratch server); ${service} backups are checked by their checksums on "tenantry-agent verify": remove verifySchedule`)
+      .never(`only Postgres backups are verified on a schedule (restored into a scratch database); a ${service} backup is checked when it is taken: remove verifySchedule`)
       .optional(),
   });
 }
