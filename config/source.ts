@@ -201,7 +201,8 @@ function misreadHint(text: string, offset: number, code?: string): { message: st
   const lineEnd = text.indexOf('\n', offset);
   const line = text.slice(lineStart, lineEnd < 0 ? undefined : lineEnd);
   const match = /^(\s*(?:-\s+)?(?:[\w.-]+:\s+)?)(\S.*?)(?:\s+#.*)?$/.exec(line);
-  if (!match || (match[1].trim() === '' && !line.trimStart().startsWith('-') && !/:\s/.test(line))) return undefined;
+  // Only a value after a key or a list dash: anything else is not a misread value.
+  if (!match || match[1].trim() === '') return undefined;
   const [, lead, value] = match;
   const quoted = `${lead.trim()} ${JSON.stringify(value)}`;
   const at = lineStart + lead.length;

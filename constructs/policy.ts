@@ -7,8 +7,9 @@ import { isPinned } from '../config/images';
 /*
  * Policies that hold for every stack, whatever built the resources: they visit the construct tree
  * after construction and report through Annotations, so `Testing.synth(stack, true)` sees them and
- * main.ts prints them as errors. Config validation reports the same mistakes earlier, with file and
- * line; these are the guard for constructs used directly as a library.
+ * main.ts prints them as errors. The config layer refuses every configuration that would trip one,
+ * at the key to change (the image schema, config/checks/policy.ts; test/unit/synth/policy-twins.test.ts
+ * checks that on generated configs); these are the guard for constructs used directly as a library.
  */
 
 /** Every image pinned to a version: a tag other than `latest`, or a digest. */

@@ -105,7 +105,7 @@ function ignoredTenantSettings(t: { file: SourceFile; tenant: TenantFile }, depl
   for (const setting of DEDICATED_POSTGRES_SETTINGS) {
     check(['services', 'postgres', setting], (d) =>
       d.services.postgres?.enabled && d.services.postgres.mode === 'shared'
-        ? { reason: `the tenant's databases live on the shared server (services.postgres.mode: shared), which takes its ${setting} from the environment's sharedPostgres section`, fix: 'remove it, or use mode: dedicated' }
+        ? { reason: `the tenant's databases live on the environment's shared server (services.postgres.mode: shared), whose ${setting} the environment file sets`, fix: 'remove it, or use mode: dedicated' }
         : undefined,
     );
   }
