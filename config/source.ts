@@ -113,10 +113,14 @@ export class SourceFile {
     return offset === undefined ? this.wholeFile(shown) : this.problemAtOffset(offset, shown);
   }
 
-  /** A " #" inside an unquoted string starts a comment: when such a value is wrong, that may be why. */
+  /**
+   * A " #" inside an unquoted string starts a comment: when such a value is wrong, that may be why.
+   * Only for a comment one space after the value (comments people mean usually sit further away).
+   */
   private commentHint(at: ConfigPath): string {
     const node = this.doc.getIn(at, true);
-    if (!isScalar(node) || node.type !== Scalar.PLAIN || typeof node.value !== 'string' || !node.comment) return '';
+    if (!isScalar(node) || node.type !== Scalar.PLAIN || typeof node.value !== 'string' || !node.comment || !node.range) return '';
+    if (this.text.slice(node.range[1], node.range[1] + 2) !== ' #') return '';
     return ` (YAML read the text after " #" on that line as a comment: if "#${node.comment}" belongs to the value, quote the whole value)`;
   }
 

@@ -58,3 +58,11 @@ test('a value holding ": " or starting with a flow collection: either read as wr
     { numRuns: 300, seed: 9008 },
   );
 });
+
+test('a wrong string value right before " #" notes the comment; one with a comment set apart does not', () => {
+  const file = new SourceFile('/cfg/x.yaml', 'color: fff #0a0\nversion: v1.12  # pinned by ops\n');
+  expect(file.problem(['color'], 'color: "fff" is not a colour').message).toBe(
+    'color: "fff" is not a colour (YAML read the text after " #" on that line as a comment: if "#0a0" belongs to the value, quote the whole value)',
+  );
+  expect(file.problem(['version'], 'version: "v1.12" is not a release').message).toBe('version: "v1.12" is not a release');
+});
