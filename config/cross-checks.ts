@@ -1,3 +1,4 @@
+import { policyChecks } from './checks/policy';
 import type { ParsedDeployment, ParsedEnvironment } from './load';
 import { offsiteCredentialName, perTenantBucketName, usesOffsite } from './offsite';
 import { SLOT_SIZE, slotCount } from './ports';
@@ -26,6 +27,7 @@ export function crossCheck(
     ...offsiteBucketOwners(environments, declared),
     ...bucketNameClashes(environments, deployments),
     ...storageRules(environments, deployments),
+    ...policyChecks(environments, tenants, deployments),
   ]);
 }
 

@@ -39,6 +39,8 @@ function describeIssue(issue: z.core.$ZodIssue, schema: z.ZodType, data: unknown
         };
       });
     case 'invalid_type':
+      // A key that is refused where it would be ignored (z.never with the reason as its message).
+      if (issue.expected === 'never') return [{ path, key: true, message: `${dotted(path)}: ${issue.message}` }];
       if (value === undefined) {
         return [{ path: path.slice(0, -1), key: false, message: `${dotted(path)}: missing required key "${String(path[path.length - 1])}"` }];
       }

@@ -1,9 +1,10 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import type { z } from 'zod';
+import { policyChecks } from './checks/policy';
 import { crossCheck } from './cross-checks';
 import { describeIssues, describeValue } from './issues';
-import { BackupJobConfig, DEFAULT_BACKUP_JOBS, EnvironmentConfig, OffsiteTargetConfig, StorageConfig, TenantConfig, TenantryConfig } from './model';
+import { BackupJobConfig, DEFAULT_BACKUP_JOBS, EnvironmentConfig, holdsBackupData, OffsiteTargetConfig, StorageConfig, TenantConfig, TenantryConfig } from './model';
 import { offsiteCredentialName, offsitePrefix, perTenantBucketName, usesOffsite } from './offsite';
 import { PublishedPort, publishedPorts } from './ports';
 import {
@@ -74,8 +75,37 @@ export function loadConfig(root: string): LoadResult {
   // An environment whose file has problems still exists: tenants naming it are not wrong.
   const declared = envFiles.map((f) => declaredName(f));
   problems.push(...crossCheck(environments, tenants, deployments, declared));
+  problems.push(...policyInBrokenEnvironments(root, envFiles, environments, tenants, problems));
   if (problems.length > 0) return { ok: false, problems: sortProblems(problems) };
   return { ok: true, config: resolve(environments, deployments) };
+}
+
+/**
+ * An environment file with schema problems would hide every policy problem of its tenants there
+ * until it is fixed. Its sections without problems are usable: with the broken ones left to their
+ * defaults (which never make a policy stricter: production false, nothing published), its tenants'
+ * settings there are validated and the policy checks run. Nothing else is derived from it.
+ */
+function policyInBrokenEnvironments(root: string, envFiles: SourceFile[], valid: ParsedEnvironment[], tenants: { file: SourceFile; tenant: TenantFile }[], problems: Problem[]): Problem[] {
+  const taken = new Set(valid.map((e) => e.env.name));
+  const usable = envFiles.filter((f) => !valid.some((e) => e.file === f)).flatMap((f) => usableSections(root, f));
+  const byName = new Map(usable.filter((e) => !taken.has(e.env.name)).map((e) => [e.env.name, e]));
+  const deployments = tenants.flatMap(({ file, tenant }) =>
+    unique(tenant.environments)
+      .filter((name) => byName.has(name))
+      .flatMap((name) => parseDeployment(file, tenant, byName.get(name)!, problems)),
+  );
+  return policyChecks([...byName.values()], tenants, deployments);
+}
+
+function usableSections(root: string, file: SourceFile): ParsedEnvironment[] {
+  if (!isMap(file.data)) return [];
+  const result = environmentSchema.safeParse(file.data);
+  if (result.success) return [];
+  const broken = new Set(result.error.issues.flatMap((i) => (i.path.length > 0 ? [String(i.path[0])] : i.code === 'unrecognized_keys' ? i.keys : [])));
+  const rest = Object.fromEntries(Object.entries(file.data).filter(([key]) => !broken.has(key)));
+  const again = environmentSchema.safeParse(rest);
+  return again.success ? [{ file, env: again.data, storage: resolveStorage(root, again.data.storage) }] : [];
 }
 
 function unique<T>(items: T[]): T[] {
@@ -280,8 +310,7 @@ function resolveBackupJobs(env: EnvironmentFile, d: Pick<ParsedDeployment, 'serv
   for (const service of BACKUP_SERVICES) {
     const settings = d.services[service];
     if (!settings?.enabled) continue;
-    // A MinIO without buckets holds nothing the agent would copy.
-    if (service === 'minio' && d.services.minio?.buckets.length === 0) continue;
+    if (!holdsBackupData(d.services, service)) continue;
     const base = DEFAULT_BACKUP_JOBS[service];
     const envDefault = env.backup.defaults[service] ?? {};
     const own = d.backup[service] ?? {};

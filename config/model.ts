@@ -75,3 +75,8 @@ export const DEFAULT_BACKUP_JOBS: Record<BackupService, BackupJobConfig> = {
   qdrant: { schedule: '30 2 * * *', retention: { daily: 7, weekly: 4, monthly: 3 }, offsite: true },
   minio: { schedule: '45 2 * * *', retention: { daily: 7, weekly: 4, monthly: 3 }, offsite: true },
 };
+
+/** Whether an enabled service holds anything the backup agent would copy: a MinIO without buckets does not. */
+export function holdsBackupData(services: TenantServices, service: BackupService): boolean {
+  return service !== 'minio' || (services.minio?.buckets.length ?? 0) > 0;
+}

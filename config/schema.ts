@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { BUCKET_NAME, BUCKET_NAME_RULE } from '../runtime/bucket-name';
 import { CronError, isValidTimeZone, parseCron } from '../runtime/schedule/cron';
 import { dataRootProblem, storagePathProblem } from './storage-layout';
+import { isPinned } from './images';
 
 /*
  * The zod schemas here are the single source of truth for Tenantry's YAML: the TypeScript types
@@ -31,8 +32,15 @@ export const imageReference = z
   .string()
   .regex(
     /^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(\/[a-z0-9]+([._-][a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$/,
-    'must be an image reference like "registry.example.com/postgres:16-alpine"',
-  );
+    // A reference that is not one says nothing useful about its tag.
+    { message: 'must be an image reference like "registry.example.com/postgres:16-alpine"', abort: true },
+  )
+  .refine(isPinned, {
+    error: (issue) => {
+      const name = String(issue.input).replace(/:latest$/, '');
+      return `is not pinned to a version, so each deploy may pull a different image: name one, e.g. "${name}:<version>" (not "latest"), or a digest "${name}@sha256:…"`;
+    },
+  });
 
 const absolutePath = z.string().refine((p) => p.startsWith('/'), {
   message: 'must be an absolute path (starting with "/")',
@@ -95,11 +103,20 @@ export const backupJobSchema = z.strictObject({
   offsite: z.boolean().optional(),
 });
 
+/** Only Postgres backups are test-restored on a schedule; a verifySchedule elsewhere would be silently ignored. */
+function unverifiedJobSchema(service: string) {
+  return backupJobSchema.extend({
+    verifySchedule: z
+      .never(`only Postgres backups are verified on a schedule (restored into a scratch database); a ${service} backup is checked when it is taken: remove verifySchedule`)
+      .optional(),
+  });
+}
+
 const backupJobs = z.strictObject({
   postgres: backupJobSchema.optional(),
-  redis: backupJobSchema.optional(),
-  qdrant: backupJobSchema.optional(),
-  minio: backupJobSchema.optional(),
+  redis: unverifiedJobSchema('Redis').optional(),
+  qdrant: unverifiedJobSchema('Qdrant').optional(),
+  minio: unverifiedJobSchema('MinIO').optional(),
 });
 
 // ---------------------------------------------------------------- environment

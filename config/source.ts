@@ -1,6 +1,6 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { Document, isMap, isPair, isScalar, isSeq, LineCounter, Node, parseDocument } from 'yaml';
+import { Document, isMap, isPair, isScalar, isSeq, LineCounter, Node, parseDocument, Scalar, visit } from 'yaml';
 
 /** A problem in a config file, reported as `file:line:col: message`. */
 export interface Problem {
@@ -54,7 +54,31 @@ export class SourceFile {
       const { message, at } = explainSyntaxError(e.code, firstLine(e.message), text, offset);
       return this.problemAtOffset(at, `YAML syntax: ${message}`);
     });
+    // These parse, but into something other than what was written: "!x" and "&x" vanish from the value.
+    if (this.syntaxProblems.length === 0) this.syntaxProblems.push(...this.misreadValues());
     this.data = this.syntaxProblems.length === 0 ? this.toData() : undefined;
+  }
+
+  /** Values whose leading "!" became an unknown tag, or whose leading "&" became an anchor nothing refers to. */
+  private misreadValues(): Problem[] {
+    const problems: Problem[] = [];
+    for (const w of this.doc.warnings) {
+      if (w.code !== 'TAG_RESOLVE_FAILED') continue;
+      const hint = misreadHint(this.text, w.pos[0]);
+      problems.push(hint ? this.problemAtOffset(hint.at, `YAML syntax: ${hint.message}`) : this.problemAtOffset(w.pos[0], `YAML syntax: ${firstLine(w.message)}`));
+    }
+    const referenced = new Set<string>();
+    const anchored: Scalar[] = [];
+    visit(this.doc, {
+      Alias: (_, node) => void referenced.add(node.source),
+      Scalar: (_, node) => void (node.anchor && anchored.push(node)),
+    });
+    for (const node of anchored) {
+      if (referenced.has(node.anchor!) || !node.range) continue;
+      const hint = misreadHint(this.text, this.text.lastIndexOf(`&${node.anchor}`, node.range[0]));
+      if (hint) problems.push(this.problemAtOffset(hint.at, `YAML syntax: ${hint.message} (the value became ${node.value === null ? 'empty' : JSON.stringify(String(node.value))})`));
+    }
+    return problems;
   }
 
   /** Aliases are only resolved here, so an unknown or exploding alias surfaces here, as a problem. */
@@ -65,11 +89,12 @@ export class SourceFile {
       const message = (e as Error).message;
       const alias = /Unresolved alias[^:]*: \*?(\S+)/.exec(message)?.[1];
       const offset = alias ? this.textOffset(`*${alias}`) : 0;
+      const quoted = alias ? misreadHint(this.text, offset)?.quoted : undefined;
       this.syntaxProblems.push(
         this.problemAtOffset(
           offset,
           alias
-            ? `YAML syntax: alias "*${alias}" refers to no anchor: define "&${alias}" before it`
+            ? `YAML syntax: alias "*${alias}" refers to no anchor: define "&${alias}" before it${quoted ? `, or if the "*" is part of the text, quote it: ${quoted}` : ''}`
             : `YAML syntax: ${firstLine(message)} (aliases may expand to at most 100 nodes)`,
         ),
       );
@@ -84,7 +109,19 @@ export class SourceFile {
   /** A problem at the value found at `at` (or its nearest existing parent); `key` points at the key instead. */
   problem(at: ConfigPath, message: string, options: { key?: boolean } = {}): Problem {
     const offset = this.offsetOf(at, options.key ?? false);
-    return offset === undefined ? this.wholeFile(message) : this.problemAtOffset(offset, message);
+    const shown = options.key ? message : `${message}${this.commentHint(at)}`;
+    return offset === undefined ? this.wholeFile(shown) : this.problemAtOffset(offset, shown);
+  }
+
+  /**
+   * A " #" inside an unquoted string starts a comment: when such a value is wrong, that may be why.
+   * Only for a comment one space after the value (comments people mean usually sit further away).
+   */
+  private commentHint(at: ConfigPath): string {
+    const node = this.doc.getIn(at, true);
+    if (!isScalar(node) || node.type !== Scalar.PLAIN || typeof node.value !== 'string' || !node.comment || !node.range) return '';
+    if (this.text.slice(node.range[1], node.range[1] + 2) !== ' #') return '';
+    return ` (YAML read the text after " #" on that line as a comment: if "#${node.comment}" belongs to the value, quote the whole value)`;
   }
 
   wholeFile(message: string): Problem {
@@ -141,7 +178,51 @@ function explainSyntaxError(code: string, message: string, text: string, offset:
     const opening = unclosedQuote(text, quote);
     if (opening !== undefined) return { message: `the quoted string that starts here is never closed (missing closing ${quote})`, at: opening };
   }
-  return { message, at: offset };
+  const hint = misreadHint(text, offset, code);
+  return hint ?? { message, at: offset };
+}
+
+/** What YAML makes of an unquoted value that starts with one of its indicator characters. */
+const LEADING_INDICATORS: Record<string, string> = {
+  '*': 'which YAML reads as an alias (a reference to an "&" anchor)',
+  '&': 'which YAML reads as an anchor (a name for reuse by an alias), not as part of the value',
+  '!': 'which YAML reads as a type tag, not as part of the value',
+  '@': 'which YAML reserves: an unquoted value cannot start with it',
+  '`': 'which YAML reserves: an unquoted value cannot start with it',
+  '%': 'which YAML reads as a directive',
+  '[': 'which YAML reads as a list that ends at "]", leaving the rest of the line as a stray second value',
+  '{': 'which YAML reads as a map that ends at "}", leaving the rest of the line as a stray second value',
+};
+
+/**
+ * The common way an unquoted value goes wrong, when the line at `offset` has one: it starts with a
+ * YAML indicator, or holds ": " (the parser's BLOCK_AS_IMPLICIT_KEY). Says what YAML saw there
+ * and gives the line with the value quoted.
+ */
+function misreadHint(text: string, offset: number, code?: string): { message: string; at: number; quoted: string } | undefined {
+  if (offset < 0) return undefined;
+  const lineStart = text.lastIndexOf('\n', offset - 1) + 1;
+  const lineEnd = text.indexOf('\n', offset);
+  const line = text.slice(lineStart, lineEnd < 0 ? undefined : lineEnd);
+  const match = /^(\s*(?:-\s+)?(?:[\w.-]+:\s+)?)(\S.*?)(?:\s+#.*)?$/.exec(line);
+  // Only a value after a key or a list dash: anything else is not a misread value.
+  if (!match || match[1].trim() === '') return undefined;
+  const [, lead, value] = match;
+  const quoted = `${lead.trim()} ${JSON.stringify(value)}`;
+  const at = lineStart + lead.length;
+  const seen = LEADING_INDICATORS[value[0]];
+  // A flow list or map that is never closed is a different mistake ("[" is not misread there).
+  const strayAfterFlow = code === undefined || code === 'UNEXPECTED_TOKEN';
+  if (seen && ((value[0] !== '[' && value[0] !== '{') || strayAfterFlow)) {
+    return { message: `the unquoted value ${value} starts with "${value[0]}", ${seen}: quote the value: ${quoted}`, at, quoted };
+  }
+  if (value.startsWith('- ') && code !== undefined) {
+    return { message: `the unquoted value ${value} starts with "- ", which YAML reads as a list item, not allowed on the line of a key: quote the value: ${quoted}`, at, quoted };
+  }
+  if (code === 'BLOCK_AS_IMPLICIT_KEY' && /:\s/.test(value)) {
+    return { message: `the unquoted value ${value} holds ": ", which YAML reads as the start of a nested key: quote the value: ${quoted}`, at, quoted };
+  }
+  return undefined;
 }
 
 /** The offset of the first quote on a line that opens a string and never closes it on that line. */

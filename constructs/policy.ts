@@ -2,12 +2,14 @@ import { Container } from '@cdktf/provider-docker/lib/container';
 import { Image } from '@cdktf/provider-docker/lib/image';
 import { Annotations, IAspect, Token } from 'cdktf';
 import { IConstruct } from 'constructs';
+import { isPinned } from '../config/images';
 
 /*
  * Policies that hold for every stack, whatever built the resources: they visit the construct tree
  * after construction and report through Annotations, so `Testing.synth(stack, true)` sees them and
- * main.ts prints them as errors. Config validation reports the same mistakes earlier, with file and
- * line; these are the guard for constructs used directly as a library.
+ * main.ts prints them as errors. The config layer refuses every configuration that would trip one,
+ * at the key to change (the image schema, config/checks/policy.ts; test/unit/synth/policy-twins.test.ts
+ * checks that on generated configs); these are the guard for constructs used directly as a library.
  */
 
 /** Every image pinned to a version: a tag other than `latest`, or a digest. */
@@ -20,13 +22,6 @@ export class PinnedImagesPolicy implements IAspect {
       Annotations.of(node).addError(`image "${name}" is not pinned to a version: use a tag other than "latest" (e.g. postgres:16-alpine) or a digest`);
     }
   }
-}
-
-export function isPinned(reference: string): boolean {
-  if (/@sha256:[a-f0-9]{64}$/.test(reference)) return true;
-  const lastSegment = reference.slice(reference.lastIndexOf('/') + 1);
-  const colon = lastSegment.indexOf(':');
-  return colon > 0 && lastSegment.slice(colon + 1) !== 'latest';
 }
 
 /** Every container has a memory limit, so one tenant cannot starve a host shared with others. */

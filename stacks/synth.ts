@@ -193,6 +193,10 @@ function synthesizeUnit(environment: EnvironmentConfig, settings: UnitSettings):
     if (errors.length === 0) throw error;
     return { name: environment.name, errors };
   }
+  // cdktf-cli runs the app with CDKTF_CONTINUE_SYNTH_ON_ERROR_ANNOTATIONS set, under which cdktf
+  // writes the stack despite error annotations: they must still stop the run.
+  const errors = policyErrors(app, environment);
+  if (errors.length > 0) return { name: environment.name, errors };
   return { name: environment.name, manifest: app.manifest.stacks[environment.name], errors: [] };
 }
 

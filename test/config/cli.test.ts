@@ -56,7 +56,7 @@ afterAll(() => {
 });
 
 describe('node dist/main.js on a bad config', () => {
-  test.each(['03-yaml-duplicate-key', '24-port-conflict-same-slot', '59-many-problems-in-several-files'])(
+  test.each(['03-yaml-duplicate-key', '24-port-conflict-same-slot', '59-many-problems-in-several-files', '180-image-not-pinned', '181-production-publishes-data-ports'])(
     '%s: exit 2, exactly the expected lines and a summary on stderr, no stack trace, nothing written',
     (name) => {
       const run = runApp(name);
@@ -86,4 +86,48 @@ describe('node dist/main.js on the valid base config', () => {
     }
     expect(written(run.outdir).filter((f) => f.startsWith('../'))).toEqual([]);
   });
+});
+
+/*
+ * `npx cdktf synth` runs the same app (cdktf.json's "app") as a child of cdktf-cli 0.21, the final
+ * release, which decides the exit code and the output itself (@cdktf/cli-core SynthStack.synth):
+ * any non-zero exit of the app becomes process.exit(1); each chunk of the app's stderr is echoed
+ * to cdktf's stdout as it arrives ("[ERROR] default - …") and all of it is repeated in cdktf's
+ * failure summary on stderr. The app cannot change either, so the contract under cdktf is: exit
+ * code 1, each problem once on cdktf's stderr, nothing written. `npm run synth` exits 2 (README).
+ */
+function runCdktf(caseName: string | undefined): Run {
+  const root = materialise(caseName === undefined ? undefined : findCase(caseName));
+  dirs.push(root);
+  fs.writeFileSync(path.join(root, 'cdktf.json'), JSON.stringify({ language: 'typescript', app: `"${process.execPath}" "${MAIN}"`, output: 'cdktf.out', sendCrashReports: 'false' }));
+  const result = spawnSync(process.execPath, [path.join(REPO, 'node_modules', 'cdktf-cli', 'bundle', 'bin', 'cdktf'), 'synth'], {
+    cwd: root,
+    env: { ...process.env, CHECKPOINT_DISABLE: '1', FORCE_COLOR: '0', NO_COLOR: '1' },
+    encoding: 'utf8',
+    timeout: 180_000,
+  });
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr, root, outdir: path.join(root, 'cdktf.out') };
+}
+
+describe('npx cdktf synth (cdktf-cli) on a bad config', () => {
+  test.each(['59-many-problems-in-several-files', '181-production-publishes-data-ports'])(
+    '%s: exit 1 (cdktf-cli\'s code for any failed synth), each problem once on its stderr, nothing written',
+    (name) => {
+      const run = runCdktf(name);
+      const expected = expectedLines(findCase(name));
+      const stderr = splitLines(run.stderr).map((l) => l.trim());
+      expect(run.status).toBe(1);
+      for (const line of expected) expect({ line, times: stderr.filter((l) => l === line).length }).toEqual({ line, times: 1 });
+      expect(stderr).toContain(`${expected.length} problem(s) in the configuration under ${run.root}; nothing was written.`);
+      expect(stderr.filter((l) => /^at .+:\d+:\d+\)?$/.test(l))).toEqual([]);
+      expect(fs.existsSync(run.outdir) ? written(run.outdir) : []).toEqual([]);
+    },
+    180_000,
+  );
+
+  test('the valid base config: exit 0 and a stack for every environment', () => {
+    const run = runCdktf(undefined);
+    expect({ status: run.status, errors: splitLines(run.stderr).filter((l) => /error/i.test(l)) }).toEqual({ status: 0, errors: [] });
+    for (const env of ['dev', 'nas', 'prod', 'win']) expect({ env, exists: fs.existsSync(path.join(run.outdir, 'stacks', env, 'cdk.tf.json')) }).toEqual({ env, exists: true });
+  }, 180_000);
 });

@@ -1,9 +1,11 @@
+import * as fs from 'fs';
 import * as path from 'path';
 import { loadConfig } from '../../../config/load';
 import { containerName } from '../../../constructs/naming';
 import { SHARED_TENANT } from '../../../config/storage-layout';
 import { container } from '../constructs/support';
-import { containers, errorAnnotations, invariantViolations, loadOrThrow, synthEnvironment, writeConfig } from './support';
+import { synthesizeEnvironments } from '../../../stacks/synth';
+import { containers, errorAnnotations, invariantViolations, loadOrThrow, REPO_ROOT, synthEnvironment, writeConfig } from './support';
 
 /*
  * Policies and naming rules for configs written as YAML files and read by loadConfig, so each
@@ -18,15 +20,23 @@ function environment(name: string, subnet: string, extra: Record<string, unknown
 
 const postgresOnly = { postgres: { databases: ['app'] }, pgbouncer: { enabled: false } };
 
-describe('policy aspects on a stack built from config', () => {
-  test('a production environment publishing a Postgres port is an error on that container', () => {
-    const root = writeConfig({
+describe('policies: the loader refuses them at the key, the aspects still guard the constructs', () => {
+  const problems = (root: string) => {
+    const result = loadConfig(root);
+    return result.ok ? [] : result.problems.map((p) => `${path.basename(p.file)}:${p.line}:${p.col}: ${p.message}`);
+  };
+
+  test('a production environment publishing a Postgres port: refused at ports.publish, and an error on the container when built without the loader', () => {
+    const files = {
       'environments/prod.yaml': environment('prod', '172.31.0.0/16', { production: true, ports: { publish: true } }),
       'tenants/acme.yaml': { name: 'acme', environments: ['prod'], portSlot: 0, services: postgresOnly },
-    });
-    const [env] = loadOrThrow(root).environments;
+    };
+    expect(problems(writeConfig(files))).toEqual([
+      'prod.yaml:11:12: ports.publish: environment "prod" is production, and publishing ports would expose Postgres, PgBouncer and Redis outside the Docker network (tenant acme publishes them): set ports.publish: false, or ports.allowDataPortsInProduction: true if you really mean it',
+    ]);
 
-    const errors = errorAnnotations(synthEnvironment(env).stack);
+    const [dev] = loadOrThrow(writeConfig({ ...files, 'environments/prod.yaml': environment('prod', '172.31.0.0/16', { ports: { publish: true } }) })).environments;
+    const errors = errorAnnotations(synthEnvironment({ ...dev, production: true }).stack);
 
     expect(errors).toEqual([
       {
@@ -47,16 +57,45 @@ describe('policy aspects on a stack built from config', () => {
     expect(errorAnnotations(synthEnvironment(env).stack)).toEqual([]);
   });
 
-  test('an environment image tagged latest is an error on that image', () => {
-    const root = writeConfig({
+  test('an environment image tagged latest: refused at images.postgres, and an error on the image when built without the loader', () => {
+    const files = {
       'environments/dev.yaml': environment('dev', '172.30.0.0/16', { images: { postgres: 'postgres:latest' } }),
+      'tenants/acme.yaml': { name: 'acme', environments: ['dev'], services: postgresOnly },
+    };
+    expect(problems(writeConfig(files))).toEqual([
+      'dev.yaml:10:13: images.postgres: "postgres:latest" is not pinned to a version, so each deploy may pull a different image: name one, e.g. "postgres:<version>" (not "latest"), or a digest "postgres@sha256:…"',
+    ]);
+
+    const [env] = loadOrThrow(writeConfig({ ...files, 'environments/dev.yaml': environment('dev', '172.30.0.0/16') })).environments;
+    const unpinned = { ...env, images: { ...env.images, postgres: 'postgres:latest' } };
+    expect(errorAnnotations(synthEnvironment(unpinned).stack).map((e) => e.message)).toEqual([
+      'image "postgres:latest" is not pinned to a version: use a tag other than "latest" (e.g. postgres:16-alpine) or a digest',
+    ]);
+  });
+
+  // cdktf-cli runs the app with CDKTF_CONTINUE_SYNTH_ON_ERROR_ANNOTATIONS=true, under which cdktf's
+  // synthesizer writes a stack despite error annotations (it leaves them for the CLI to print).
+  test('an aspect error stops synthesizeEnvironments even under CDKTF_CONTINUE_SYNTH_ON_ERROR_ANNOTATIONS', async () => {
+    const root = writeConfig({
+      'environments/dev.yaml': environment('dev', '172.30.0.0/16'),
       'tenants/acme.yaml': { name: 'acme', environments: ['dev'], services: postgresOnly },
     });
     const [env] = loadOrThrow(root).environments;
-
-    expect(errorAnnotations(synthEnvironment(env).stack).map((e) => e.message)).toEqual([
-      'image "postgres:latest" is not pinned to a version: use a tag other than "latest" (e.g. postgres:16-alpine) or a digest',
-    ]);
+    const outdir = path.join(root, 'cdktf.out');
+    const scratch = `${outdir}.partial`;
+    const saved = process.env.CDKTF_CONTINUE_SYNTH_ON_ERROR_ANNOTATIONS;
+    process.env.CDKTF_CONTINUE_SYNTH_ON_ERROR_ANNOTATIONS = 'true';
+    try {
+      const result = await synthesizeEnvironments([{ ...env, images: { ...env.images, postgres: 'postgres:latest' } }], { root, outdir, scratch, repo: REPO_ROOT, workers: 1 });
+      expect(result).toEqual({
+        ok: false,
+        errors: [`${env.source}:1:1: image "postgres:latest" is not pinned to a version: use a tag other than "latest" (e.g. postgres:16-alpine) or a digest (at dev/images/postgres-latest)`],
+      });
+      expect(fs.existsSync(path.join(scratch, 'manifest.json'))).toBe(false);
+    } finally {
+      if (saved === undefined) delete process.env.CDKTF_CONTINUE_SYNTH_ON_ERROR_ANNOTATIONS;
+      else process.env.CDKTF_CONTINUE_SYNTH_ON_ERROR_ANNOTATIONS = saved;
+    }
   });
 });
 

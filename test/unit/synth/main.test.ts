@@ -53,14 +53,9 @@ test('synthesizes every example environment to cdktf.out/stacks/<env>/cdk.tf.jso
   fs.rmSync(path.dirname(outdir), { recursive: true, force: true });
 });
 
-// BUG (main.ts, policyErrors): it collects annotations of type 'aws:cdk:error', but cdktf 0.21
-// records errors as '@cdktf/error' (AnnotationMetadataEntryType.ERROR). So when a policy aspect
-// reports an error, app.synth() throws, policyErrors() finds nothing and main rethrows: the user
-// gets cdktf's stack trace and exit code 1 instead of `file:1:1: message` lines and exit code 2.
-// Fix: `import { AnnotationMetadataEntryType } from 'cdktf'` and compare with
-// AnnotationMetadataEntryType.ERROR. (Config validation does not catch these cases first: the
-// schema accepts `images.postgres: postgres:latest` and published data ports in production.)
-test('a policy error (an image tagged latest) is reported as file:1:1 lines, exit code 2, nothing written', () => {
+// A policy the aspects enforce (constructs/policy.ts) is refused by the loader first, at its key,
+// with every other problem; the aspects stay as the guard for constructs used as a library.
+test('a policy error (an image tagged latest) is reported at its key, exit code 2, nothing written', () => {
   const root = writeConfig({
     'environments/dev.yaml': {
       name: 'dev',
@@ -78,8 +73,8 @@ test('a policy error (an image tagged latest) is reported as file:1:1 lines, exi
   expect({ status: result.status, stderr: result.stderr }).toEqual({
     status: 2,
     stderr: [
-      `environments/dev.yaml:1:1: image "postgres:latest" is not pinned to a version: use a tag other than "latest" (e.g. postgres:16-alpine) or a digest (at dev/images/postgres-latest)`,
-      '1 policy error(s); nothing was written.',
+      `environments/dev.yaml:10:13: images.postgres: "postgres:latest" is not pinned to a version, so each deploy may pull a different image: name one, e.g. "postgres:<version>" (not "latest"), or a digest "postgres@sha256:…"`,
+      `1 problem(s) in the configuration under ${root}; nothing was written.`,
       '',
     ].join('\n'),
   });

@@ -6,7 +6,7 @@ import { stringify } from 'yaml';
 import { loadConfig } from '../../../config/load';
 import type { EnvironmentConfig, TenantryConfig } from '../../../config/model';
 import { formatProblem } from '../../../config/source';
-import { isPinned } from '../../../constructs/policy';
+import { isPinned } from '../../../config/images';
 import { EnvironmentStack } from '../../../stacks/environment-stack';
 import { ContainerJson, containers, resourcesOf, SynthDoc, VolumeJson } from '../constructs/support';
 
