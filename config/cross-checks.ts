@@ -1,10 +1,10 @@
 import { policyChecks } from './checks/policy';
 import type { ParsedDeployment, ParsedEnvironment } from './load';
-import { offsiteCredentialName, perTenantBucketName, usesOffsite } from './offsite';
 import { SLOT_SIZE, slotCount } from './ports';
 import { BACKUP_SERVICES, TenantFile } from './schema';
 import { formatProblem, Problem, SourceFile } from './source';
 import { dotted, suggest } from './issues';
+import { offsiteRules } from './checks/offsite';
 import { storageRules } from './checks/storage';
 
 /** Rules that span files: names, references between files, ports on a shared Docker host, policy. */
@@ -24,8 +24,7 @@ export function crossCheck(
     ...deployments.flatMap((d) => deploymentRules(d)),
     ...portConflicts(environments, deployments),
     ...containerNameClashes(deployments),
-    ...offsiteBucketOwners(environments, declared),
-    ...bucketNameClashes(environments, deployments),
+    ...offsiteRules(environments, deployments, declared),
     ...storageRules(environments, deployments),
     ...policyChecks(environments, tenants, deployments),
   ]);
@@ -305,120 +304,6 @@ function portConflicts(environments: ParsedEnvironment[], deployments: ParsedDep
       const more = count > 1 ? ` (and ${count - 1} more port${count > 2 ? 's' : ''})` : '';
       problems.push(c.problem(`host port ${c.port} of ${c.owner} is already claimed by ${first.owner} (${firstAt}) on Docker host ${host}${more}: ${portAdvice(c, first)}`));
     }
-  }
-  return problems;
-}
-
-const OFFSITE_BUCKET = ['backup', 'offsite', 'bucket'];
-const MANAGED_BY = ['backup', 'offsite', 'managedBy'];
-
-/** `environments/prod.yaml:12:13`, for naming the other end of a clash in a message. */
-function position(file: SourceFile, at: (string | number)[]): string {
-  return formatProblem(file.problem(at, '')).replace(/: $/, '');
-}
-
-/**
- * One stack declares each shared bucket: every other environment naming it says which one does
- * (`managedBy`), and that environment really declares that bucket.
- */
-function offsiteBucketOwners(environments: ParsedEnvironment[], declared: string[]): Problem[] {
-  const problems: Problem[] = [];
-  const owners = new Map<string, ParsedEnvironment>();
-  for (const e of environments) {
-    const { mode, bucket, managedBy } = e.env.backup.offsite;
-    if (mode !== 'shared' || bucket === undefined) continue;
-    if (managedBy === undefined) {
-      const owner = owners.get(bucket);
-      if (!owner) {
-        owners.set(bucket, e);
-      } else if (owner.env.name !== e.env.name) {
-        problems.push(
-          e.file.problem(OFFSITE_BUCKET, `backup.offsite.bucket: "${bucket}" is also declared by environment "${owner.env.name}" (${position(owner.file, OFFSITE_BUCKET)}), and a bucket must belong to one stack: add "managedBy: ${owner.env.name}" under backup.offsite here to share it (each environment keeps its own "<environment>/" prefix), or choose another bucket`),
-        );
-      }
-      continue;
-    }
-    const owner = environments.find((o) => o.env.name === managedBy);
-    const known = [...new Set(declared)].sort();
-    if (managedBy === e.env.name) {
-      problems.push(e.file.problem(MANAGED_BY, `backup.offsite.managedBy: "${managedBy}" is this environment: leave managedBy out where the bucket is declared, and name this environment in the others`));
-    } else if (!owner) {
-      // A broken environment file reports its own problems; naming it is not wrong.
-      if (known.includes(managedBy)) continue;
-      const hint = suggest(managedBy, known);
-      problems.push(e.file.problem(MANAGED_BY, `backup.offsite.managedBy: environment "${managedBy}" does not exist${hint ? `; did you mean "${hint}"?` : ''} (environments: ${known.join(', ')})`));
-    } else {
-      const theirs = owner.env.backup.offsite;
-      const declares = theirs.mode === 'shared' && theirs.bucket === bucket && theirs.managedBy === undefined;
-      if (!declares) {
-        const what =
-          theirs.mode !== 'shared'
-            ? `it has per-tenant buckets (mode "${theirs.mode}")`
-            : theirs.bucket !== bucket
-              ? `its shared bucket is "${theirs.bucket}" (${position(owner.file, OFFSITE_BUCKET)})`
-              : `it names managedBy: ${theirs.managedBy} itself (${position(owner.file, MANAGED_BY)})`;
-        problems.push(e.file.problem(MANAGED_BY, `backup.offsite.managedBy: environment "${managedBy}" does not declare bucket "${bucket}": ${what}; name the environment whose backup.offsite has mode "shared", bucket "${bucket}" and no managedBy`));
-      }
-    }
-  }
-  return problems;
-}
-
-interface BucketClaim {
-  readonly name: string;
-  readonly what: string;
-  readonly file: SourceFile;
-  readonly at: (string | number)[];
-  readonly state: boolean;
-}
-
-/**
- * Bucket names are global: every bucket a stack declares (shared, per-tenant after truncation)
- * is declared once across all environments, and no off-site bucket is a Terraform state bucket
- * (state holds every secret; a backup credential must not reach it). Environments may share a
- * state bucket with each other: each has its own key. IAM user names are global per account too.
- */
-function bucketNameClashes(environments: ParsedEnvironment[], deployments: ParsedDeployment[]): Problem[] {
-  const claims: BucketClaim[] = [];
-  for (const e of environments) {
-    const { mode, bucket } = e.env.backup.offsite;
-    if (e.env.backend.kind === 's3') claims.push({ name: e.env.backend.bucket, what: `the Terraform state bucket of environment "${e.env.name}"`, file: e.file, at: ['backend', 'bucket'], state: true });
-    if (mode === 'shared' && bucket !== undefined) claims.push({ name: bucket, what: `the shared off-site bucket of environment "${e.env.name}"`, file: e.file, at: OFFSITE_BUCKET, state: false });
-  }
-  const credentials = new Map<string, ParsedDeployment>();
-  const problems: Problem[] = [];
-  for (const d of deployments.filter(usesOffsite)) {
-    const env = d.environment.env;
-    if (env.backup.offsite.mode === 'per-tenant') {
-      const name = perTenantBucketName(env.backup.offsite.bucket, env.name, d.tenant.name);
-      claims.push({ name, what: `the off-site bucket of tenant "${d.tenant.name}" in environment "${env.name}"`, file: d.file, at: ['name'], state: false });
-    }
-    const user = offsiteCredentialName(env.name, d.tenant.name);
-    const other = credentials.get(user);
-    if (!other) {
-      credentials.set(user, d);
-    } else {
-      problems.push(
-        d.file.problem(['name'], `name: the off-site credential of tenant "${d.tenant.name}" in environment "${env.name}" would be IAM user "${user}", like that of tenant "${other.tenant.name}" in environment "${other.environment.env.name}" (${position(other.file, ['name'])}): rename one of the tenants or environments`),
-      );
-    }
-  }
-
-  const first = new Map<string, BucketClaim>();
-  for (const claim of claims) {
-    const earlier = first.get(claim.name);
-    if (!earlier) {
-      first.set(claim.name, claim);
-      continue;
-    }
-    // Environments sharing a state bucket, and shared buckets named twice (offsiteBucketOwners), are not this rule's.
-    if (earlier.state === claim.state && (claim.state || claim.at === OFFSITE_BUCKET)) continue;
-    const [offsite, other] = claim.state ? [earlier, claim] : [claim, earlier];
-    const why = other.state
-      ? 'an off-site bucket must not be a Terraform state bucket (state holds every secret, and a backup credential must not reach it)'
-      : 'bucket names are global, and each bucket belongs to one stack';
-    const fix = offsite.at === OFFSITE_BUCKET ? 'choose another bucket' : 'set another backup.offsite.bucket in the environment, or rename the tenant';
-    problems.push(offsite.file.problem(offsite.at, `${dotted(offsite.at)}: bucket "${claim.name}", ${offsite.what}, is also ${other.what} (${position(other.file, other.at)}): ${why}: ${fix}`));
   }
   return problems;
 }

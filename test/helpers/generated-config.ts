@@ -8,8 +8,13 @@ import fc from 'fast-check';
  * `services` or in `overrides.<env>`. Everything else is kept valid (networks, names, ports,
  * production's backup policy), so a refusal can only come from the rules under test.
  *
- * Meant to grow: off-site buckets (shared/per-tenant, shared across environments) and
- * credentials are the next dimensions to add (issue 9, items 2 and 3).
+ * With `{ offsite: true }` environments also choose how their off-site copies are kept, built to
+ * make environments and tenants collide there: per-tenant buckets under shared or distinct name
+ * prefixes, one shared bucket named by several environments with or without `managedBy` (which may
+ * name the wrong environment, or itself), a shared bucket named like another environment's
+ * per-tenant bucket or its Terraform state bucket, and non-production environments that keep no
+ * off-site copies. With `{ storage: false }` every environment keeps its data on named volumes,
+ * so a test of other rules sees no storage refusals.
  */
 
 export interface GeneratedEnvironment {
@@ -18,6 +23,22 @@ export interface GeneratedEnvironment {
   readonly dockerHost: string;
   readonly storage: { kind: 'volume' } | { kind: 'bind'; dataRoot: string } | { kind: 'nfs'; server: string; export: string };
   readonly sharedPostgres: boolean;
+  /** How the environment keeps off-site copies (`{ offsite: true }` only). */
+  readonly offsite?: GeneratedOffsite;
+  /** The S3 bucket of the Terraform state (`{ offsite: true }` only). */
+  readonly stateBucket?: string;
+}
+
+export type GeneratedOffsite =
+  | { readonly mode: 'none' }
+  | { readonly mode: 'per-tenant'; readonly bucket?: string }
+  | { readonly mode: 'shared'; readonly bucket: string; readonly managedBy?: string };
+
+export interface GeneratorOptions {
+  /** Random storage (bind, NFS, overrides) as well as named volumes. @default true */
+  readonly storage?: boolean;
+  /** Random off-site settings and state buckets. @default false: every environment's defaults */
+  readonly offsite?: boolean;
 }
 
 export type GeneratedOverride = undefined | { kind: 'volume' } | { kind: 'bind'; path: string };
@@ -43,18 +64,39 @@ const ENVIRONMENT_NAMES = ['dev', 'qa', 'live'];
 const TENANT_NAMES = ['acme', 'globex', 'initech', 'umbrella'];
 const DOCKER_HOSTS = ['unix:///var/run/docker.sock', 'ssh://deploy@docker-2.example.com'];
 
-function environmentArbitrary(name: string): fc.Arbitrary<GeneratedEnvironment> {
-  const storage = fc.oneof(
+/** Names picked so that generated environments meet: a shared bucket equal to another's per-tenant bucket or state bucket. */
+const SHARED_BUCKETS = ['corp-backups', 'corp-backups-2', 'tbk-dev-acme', 'corp-state'];
+const STATE_BUCKETS = ['corp-state', 'corp-backups'];
+
+function offsiteArbitrary(): fc.Arbitrary<GeneratedOffsite> {
+  return fc.oneof(
+    fc.constant({ mode: 'none' as const }),
+    fc.constantFrom(undefined, 'tbk', 'tbk-dev').map((bucket) => ({ mode: 'per-tenant' as const, ...(bucket ? { bucket } : {}) })),
+    fc
+      .record({ bucket: fc.constantFrom(...SHARED_BUCKETS), managedBy: fc.option(fc.constantFrom(...ENVIRONMENT_NAMES), { nil: undefined }) })
+      .map(({ bucket, managedBy }) => ({ mode: 'shared' as const, bucket, ...(managedBy ? { managedBy } : {}) })),
+  );
+}
+
+function environmentArbitrary(name: string, options: GeneratorOptions): fc.Arbitrary<GeneratedEnvironment> {
+  const anyStorage = fc.oneof(
     fc.constant({ kind: 'volume' as const }),
     fc.constantFrom('/srv/tenantry', `/srv/tenantry/${name}`, '/srv/tenantry/acme').map((dataRoot) => ({ kind: 'bind' as const, dataRoot })),
     fc
       .record({ server: fc.constantFrom('nfs-1.example.com', 'NFS-1.example.com', 'nfs-2.example.com'), export: fc.constantFrom('/exports/tenantry', `/exports/tenantry/${name}`, '/exports/tenantry/acme', '/exports/') })
       .map((nfs) => ({ kind: 'nfs' as const, ...nfs })),
   );
-  return fc.record({ name: fc.constant(name), production: fc.boolean(), dockerHost: fc.constantFrom(...DOCKER_HOSTS), storage, sharedPostgres: fc.boolean() });
+  const storage: fc.Arbitrary<GeneratedEnvironment['storage']> = options.storage === false ? fc.constant({ kind: 'volume' as const }) : anyStorage;
+  const base = fc.record({ name: fc.constant(name), production: fc.boolean(), dockerHost: fc.constantFrom(...DOCKER_HOSTS), storage, sharedPostgres: fc.boolean() });
+  if (!options.offsite) return base;
+  return fc
+    .tuple(base, offsiteArbitrary(), fc.option(fc.constantFrom(...STATE_BUCKETS), { nil: undefined }))
+    // Production keeps off-site copies (another rule's error otherwise).
+    .map(([env, offsite, stateBucket]) => ({ ...env, offsite: env.production && offsite.mode === 'none' ? { mode: 'per-tenant' as const } : offsite, ...(stateBucket ? { stateBucket } : {}) }));
 }
 
-function overrideArbitrary(tenant: string): fc.Arbitrary<GeneratedOverride> {
+function overrideArbitrary(tenant: string, options: GeneratorOptions): fc.Arbitrary<GeneratedOverride> {
+  if (options.storage === false) return fc.constant(undefined);
   return fc.oneof(
     { weight: 3, arbitrary: fc.constant(undefined) },
     { weight: 1, arbitrary: fc.constant({ kind: 'volume' as const }) },
@@ -62,8 +104,8 @@ function overrideArbitrary(tenant: string): fc.Arbitrary<GeneratedOverride> {
   );
 }
 
-function tenantArbitrary(name: string, environments: string[]): fc.Arbitrary<GeneratedTenant> {
-  const override = overrideArbitrary(name);
+function tenantArbitrary(name: string, environments: string[], options: GeneratorOptions): fc.Arbitrary<GeneratedTenant> {
+  const override = overrideArbitrary(name, options);
   return fc.record({
     name: fc.constant(name),
     environments: fc.subarray(environments, { minLength: 1 }),
@@ -79,12 +121,12 @@ function tenantArbitrary(name: string, environments: string[]): fc.Arbitrary<Gen
   });
 }
 
-export function generatedConfig(): fc.Arbitrary<GeneratedConfig> {
+export function generatedConfig(options: GeneratorOptions = {}): fc.Arbitrary<GeneratedConfig> {
   return fc
     .subarray(ENVIRONMENT_NAMES, { minLength: 1 })
-    .chain((names) => fc.tuple(fc.tuple(...names.map(environmentArbitrary)), fc.subarray(TENANT_NAMES, { minLength: 1 })))
+    .chain((names) => fc.tuple(fc.tuple(...names.map((n) => environmentArbitrary(n, options))), fc.subarray(TENANT_NAMES, { minLength: 1 })))
     .chain(([environments, tenantNames]) =>
-      fc.tuple(fc.constant(environments), fc.tuple(...tenantNames.map((t) => tenantArbitrary(t, environments.map((e) => e.name))))),
+      fc.tuple(fc.constant(environments), fc.tuple(...tenantNames.map((t) => tenantArbitrary(t, environments.map((e) => e.name), options)))),
     )
     .map(([environments, tenants]) => ({
       environments,
@@ -104,6 +146,8 @@ export function configFiles(config: GeneratedConfig): Record<string, unknown> {
       network: { name: `generated-${e.name}`, subnet: `172.${50 + i}.0.0/16` },
       storage: e.storage,
       ...(e.sharedPostgres ? { sharedPostgres: {} } : {}),
+      ...(e.stateBucket ? { backend: { kind: 's3', bucket: e.stateBucket, region: 'eu-central-1' } } : {}),
+      ...(e.offsite ? { backup: offsiteSettings(e.offsite) } : {}),
     };
   });
   for (const t of config.tenants) {
@@ -125,4 +169,13 @@ export function configFiles(config: GeneratedConfig): Record<string, unknown> {
     files[`tenants/${t.name}.yaml`] = { name: t.name, environments: t.environments, services, ...(Object.keys(overrides).length > 0 ? { overrides } : {}) };
   }
   return files;
+}
+
+/** An environment's `backup` section for its generated off-site choice. */
+function offsiteSettings(offsite: GeneratedOffsite): Record<string, unknown> {
+  if (offsite.mode === 'none') {
+    const off = { offsite: false };
+    return { defaults: { postgres: off, redis: off, qdrant: off, minio: off } };
+  }
+  return { offsite: offsite };
 }
