@@ -29,6 +29,14 @@ export interface TenantProps {
   readonly backupWebhookUrl?: string;
 }
 
+/** `terraform output -json admin_<tenant>`: the operators' credentials of one tenant. */
+export function adminOutputName(tenant: string): string {
+  return `admin_${tenant.replace(/-/g, '_')}`;
+}
+
+/** The key of the Postgres superuser in the admin output. */
+export const ADMIN_POSTGRES_KEY = 'postgres_superuser';
+
 /**
  * Everything one tenant gets in one environment. Every construct ID below derives from the tenant
  * and service names only, so a tenant's logical IDs never depend on which other tenants exist.
@@ -129,6 +137,7 @@ export class Tenant extends Construct {
         timeZone: env.timeZone,
         jobs: tenant.backup,
         postgres: this.postgres,
+        postgresRestoreSource: `terraform output -json ${adminOutputName(tenant.name)} (key ${ADMIN_POSTGRES_KEY}: user, password)`,
         redis: this.redis,
         qdrant: this.qdrant,
         objectStore: this.objectStore,
@@ -139,6 +148,18 @@ export class Tenant extends Construct {
     }
 
     this.connectionOutput(tenant.name);
+    this.adminOutput(tenant.name);
+  }
+
+  /**
+   * Credentials for operators only, never handed to a container that runs all the time: the
+   * Postgres superuser a restore needs (the shared server's, for a tenant on it).
+   */
+  private adminOutput(name: string): void {
+    if (!this.postgres) return;
+    const value = { [ADMIN_POSTGRES_KEY]: { user: this.postgres.superuser.user, password: this.postgres.superuser.password, host: this.postgres.host, port: this.postgres.port } };
+    const output = new TerraformOutput(this, 'admin', { value, sensitive: true, description: `Operator credentials for tenant ${name} (restores)` });
+    output.overrideLogicalId(adminOutputName(name));
   }
 
   /** The tenant's own bucket (or its prefix in the shared one) and a credential that reaches only that. */
