@@ -44,6 +44,7 @@ function checkOptions(o: PostgresRenderOptions): void {
  * to the server log whenever log_statement or an error logs the statement.
  */
 const ROLES_SQL = String.raw`
+SET client_min_messages = warning;
 SET log_statement = 'none';
 SET log_min_duration_statement = -1;
 SET log_min_error_statement = 'panic';
