@@ -50,7 +50,7 @@ describe('Tenant', () => {
   test('one sensitive output tenant_<name> with everything an application needs, secrets as references', () => {
     const { outputs } = buildTenant(EVERYTHING);
 
-    expect(Object.keys(outputs)).toEqual(['tenant_acme']);
+    expect(Object.keys(outputs)).toEqual(['admin_acme', 'tenant_acme']);
     const output = outputs.tenant_acme;
     expect(output.sensitive).toBe(true);
     expect(output.description).toBe('Connection details for tenant acme');
@@ -93,10 +93,24 @@ describe('Tenant', () => {
     expect(outputs.tenant_acme.value).not.toHaveProperty('backup');
   });
 
+  test('a separate sensitive output admin_<name> holds the Postgres superuser for restores, for operators only', () => {
+    const { outputs, doc } = buildTenant(EVERYTHING);
+
+    expect(outputs.admin_acme.sensitive).toBe(true);
+    const superuser = (outputs.admin_acme.value as Record<string, Record<string, unknown>>).postgres_superuser;
+    expect(superuser).toEqual({ user: 'postgres', password: expect.stringMatching(/^\$\{random_password\.[^.]+\.result\}$/), host: 'dev-acme-postgres', port: 5432 });
+    // The application's output has no superuser, and only the Postgres server's own container holds it.
+    expect(JSON.stringify(outputs.tenant_acme.value)).not.toContain(String(superuser.password));
+    const holders = Object.values((doc.resource?.docker_container ?? {}) as Record<string, { name: string; env?: string[] }>)
+      .filter((c) => (c.env ?? []).some((e) => e.endsWith(`=${superuser.password}`)))
+      .map((c) => c.name);
+    expect(holders).toEqual(['dev-acme-postgres']);
+  });
+
   test('a hyphenated tenant name gives output tenant_big_co and roles big_co_*', () => {
     const { outputs } = buildTenant({ name: 'big-co', services: { postgres: {} }, backup: { postgres: { enabled: false } } });
 
-    expect(Object.keys(outputs)).toEqual(['tenant_big_co']);
+    expect(Object.keys(outputs)).toEqual(['admin_big_co', 'tenant_big_co']);
     expect(JSON.stringify(outputs.tenant_big_co.value)).toContain('postgres://big_co_app:');
   });
 
@@ -108,7 +122,7 @@ describe('Tenant', () => {
 
     expect(ids.length).toBeGreaterThan(20);
     for (const id of ids) expect(id).toMatch(/^acme_/);
-    expect(Object.keys(resourcesOf(doc, 'random_password'))).toHaveLength(7);
+    expect(Object.keys(resourcesOf(doc, 'random_password'))).toHaveLength(8);
   });
 
   // BUG (config/load.ts resolveBackupJobs vs constructs/backup.ts): MinIO without buckets (the

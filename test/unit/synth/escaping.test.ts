@@ -2,7 +2,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import type { EnvironmentConfig, TenantConfig } from '../../../config/model';
-import { tenantRoles } from '../../../constructs/postgres';
+import { tenantRoles } from '../../../config/postgres-names';
 import { unescapeTerraformTemplate } from '../../../constructs/terraform-text';
 import { loadAgentConfig } from '../../../runtime/agent/config';
 import { renderMinioSetup } from '../../../runtime/render/minio-setup';

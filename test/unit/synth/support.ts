@@ -4,7 +4,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { stringify } from 'yaml';
 import { loadConfig } from '../../../config/load';
-import type { EnvironmentConfig, TenantryConfig } from '../../../config/model';
+import type { EnvironmentConfig, TenantConfig, TenantryConfig } from '../../../config/model';
 import { formatProblem } from '../../../config/source';
 import { isPinned } from '../../../constructs/policy';
 import { EnvironmentStack } from '../../../stacks/environment-stack';
@@ -182,9 +182,13 @@ export function invariantViolations(stacks: readonly SynthesizedEnvironment[]): 
       const text = JSON.stringify(output.value);
       if (/\$\{(random_password|aws_iam_access_key)\./.test(text) && output.sensitive !== true) problems.push(`${where} output ${name} carries a secret but is not sensitive`);
     }
-    if (Object.keys(s.doc.output ?? {}).sort().join() !== s.env.tenants.map((t) => `tenant_${t.name.replace(/-/g, '_')}`).sort().join()) {
-      problems.push(`${where} outputs ${Object.keys(s.doc.output ?? {}).join(', ')} are not one per tenant`);
+    // One output for each tenant's applications, one for its operators where it has Postgres.
+    const outputsOf = (kind: string) => Object.keys(s.doc.output ?? {}).filter((name) => name.startsWith(`${kind}_`)).sort().join();
+    const tenantOutputs = (kind: string, tenants: TenantConfig[]) => tenants.map((t) => `${kind}_${t.name.replace(/-/g, '_')}`).sort().join();
+    if (outputsOf('tenant') !== tenantOutputs('tenant', s.env.tenants) || outputsOf('admin') !== tenantOutputs('admin', s.env.tenants.filter((t) => t.services.postgres?.enabled))) {
+      problems.push(`${where} outputs ${Object.keys(s.doc.output ?? {}).join(', ')} are not one per tenant (and one admin_ per tenant with Postgres)`);
     }
+    if (Object.keys(s.doc.output ?? {}).some((name) => !/^(tenant|admin)_/.test(name))) problems.push(`${where} has an output that is neither tenant_ nor admin_`);
 
     for (const word of randomLooking(s.json)) problems.push(`${where} random-looking string in the JSON (a secret in plain text?): ${word}`);
   }
