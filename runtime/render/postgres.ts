@@ -181,7 +181,12 @@ function parameterArgs(parameters: PostgresRenderOptions['parameters']): string[
       if (!/^[a-z][a-z0-9_.]*$/.test(key)) {
         throw new Error(`${RENDERER}: parameter names are lower-case Postgres settings (value: ${JSON.stringify(key)})`);
       }
-      return ['-c', `${key}=${formatParameter(parameters[key])}`];
+      const value = formatParameter(parameters[key]);
+      // One argv entry each (no shell): spaces, quotes and "$" pass as they are; a control character would not.
+      if (/[\x00-\x1f\x7f]/.test(value)) {
+        throw new Error(`${RENDERER}: parameter ${key} has a control character in its value (value: ${JSON.stringify(value)})`);
+      }
+      return ['-c', `${key}=${value}`];
     });
 }
 

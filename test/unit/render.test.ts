@@ -136,6 +136,12 @@ describe('renderPostgres', () => {
     expect(script).toContain('\\getenv readonly_password TENANTRY_READONLY_PASSWORD');
   });
 
+  it('passes a parameter value with spaces, quotes and "$" as one argument, and refuses a control character', () => {
+    const value = `%m [%p] $user 'q' "dq" `;
+    expect(renderPostgres({ ...postgres, parameters: { log_line_prefix: value } }).command).toEqual(['postgres', '-c', `log_line_prefix=${value}`]);
+    expect(() => renderPostgres({ ...postgres, parameters: { application_name: 'a\nb' } })).toThrow('parameter application_name has a control character');
+  });
+
   it('names the option and the value it refuses', () => {
     expect(() => renderPostgres({ ...postgres, databases: ['orders', 'Bad-Name'] })).toThrow(
       'renderPostgres: databases[1] must be a lower-case identifier of at most 63 characters ([a-z_][a-z0-9_]*) (value: "Bad-Name")',
