@@ -210,6 +210,16 @@ describe.each(postgresVersionsUnderTest())('backup role on a real PostgreSQL $ma
     expect(after).toEqual(before);
     expect((before.app.largeObjects as unknown[]).length).toBe(20);
 
+    // A copy under another name is closed to every other role, as the scratch databases of
+    // verification are: on a shared server the other tenant's backup role (pg_read_all_data) cannot read it.
+    const copy = await cli(['restore', 'pg', '--from', 'latest', '--only', 'reports', '--target', 'reports_copy', '--config', configPath], {
+      ...agentEnv(),
+      [RESTORE_CREDENTIAL_ENV.userEnv]: server.superuser,
+      [RESTORE_CREDENTIAL_ENV.passwordEnv]: server.password,
+    });
+    expect(copy.code).toBe(0);
+    await expect(as(OTHER, 'backup', 'reports_copy', async () => undefined)).rejects.toThrow('permission denied for database "reports_copy"');
+
     // The restored databases back up as the backup role again, a new large object included.
     await as(ACME, 'app', 'app', (db) => db.query(`SELECT lo_from_bytea(0, 'after the restore')`));
     const again = await cli(['run', 'pg', '--config', configPath], agentEnv());
