@@ -125,6 +125,7 @@ ALTER DATABASE :"database" OWNER TO :"app_role";
 REVOKE ALL ON DATABASE :"database" FROM PUBLIC;
 GRANT CONNECT ON DATABASE :"database" TO :"readonly_role", :"backup_role";
 \connect :database
+SET client_min_messages = warning;
 ALTER SCHEMA public OWNER TO :"app_role";
 REVOKE ALL ON SCHEMA public FROM PUBLIC;
 GRANT USAGE ON SCHEMA public TO :"readonly_role";

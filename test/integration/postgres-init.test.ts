@@ -165,7 +165,7 @@ describe('postgres init script (real Postgres 15 server)', () => {
     for (const password of Object.values(firstPasswords)) expect(log).not.toContain(password);
   });
 
-  it('runs again without error, keeps the data and rotates both passwords', async () => {
+  it('runs again without error, keeps the data and rotates every password', async () => {
     const rerun = await runInitScript(server, script, rotatedPasswords);
     expect(rerun).toEqual({ code: 0, output: '' });
 
@@ -175,6 +175,8 @@ describe('postgres init script (real Postgres 15 server)', () => {
       withClient(server, 'billing', user, password, async (client) => (await client.query('SELECT count(*)::int AS n FROM items')).rows[0].n);
     await expect(count(options.appRole, rotatedPasswords.app)).resolves.toBe(2);
     await expect(count(options.readonlyRole, rotatedPasswords.readonly)).resolves.toBe(2);
+    await expect(count(options.backupRole, rotatedPasswords.backup)).resolves.toBe(2);
+    await expect(withClient(server, 'billing', options.backupRole, firstPasswords.backup, async () => undefined)).rejects.toThrow(/password authentication failed/);
   });
 
   it('stops with the variable name, before touching the server, when a password is missing', async () => {
