@@ -10,7 +10,7 @@ import { synthEnvironment, writeConfig } from './support';
  */
 
 const goodDatabase = fc.constantFrom('app', 'reports', 'billing', 'events', 'audit', 'search');
-const anyDatabase = fc.constantFrom('app', 'reports', 'postgres', 'template0', 'template1', 'pg_x');
+const anyDatabase = fc.constantFrom('app', 'reports', 'app', 'reports', 'postgres', 'template1', 'pg_x');
 const bucketName = fc.constantFrom('images', 'thumbs', 'docs');
 
 /** Half the lists are valid on their own, so both outcomes are exercised. */
