@@ -225,4 +225,16 @@ describe.each(postgresVersionsUnderTest())('backup role on a real PostgreSQL $ma
     const again = await cli(['run', 'pg', '--config', configPath], agentEnv());
     expect(again.code).toBe(0);
   });
+
+  it('fails with what to do when a large object is not the app\'s and no grant lets the backup role read it', async () => {
+    const superuser = <T>(use: (db: Client) => Promise<T>) => withClient(server, 'app', server.superuser, server.password, use);
+    const oid = await superuser(async (db) => (await db.query<{ oid: number }>(`SELECT lo_from_bytea(0, 'the superuser''s') AS oid`)).rows[0].oid);
+    const refused = await cli(['run', 'pg', '--config', configPath], agentEnv());
+    expect(refused.code).toBe(1);
+    expect(refused.stdout).toContain('app: the backup role cannot read 1 large object(s) (still, after 3 grants): run the Postgres init script again');
+
+    await superuser((db) => db.query(`GRANT SELECT ON LARGE OBJECT ${oid} TO PUBLIC`));
+    const granted = await cli(['run', 'pg', '--config', configPath], agentEnv());
+    expect(granted.code).toBe(0);
+  });
 });

@@ -217,7 +217,8 @@ export class PostgresDriver implements JobDriver {
   /**
    * Restores each database into a scratch database on the source server, compares the row count
    * of every table with the counts taken at dump time, and drops the scratch database again.
-   * The backup role needs CREATEDB for this.
+   * Runs as the backup role: it needs CREATEDB, and restores without owners and grants (the
+   * scratch copy is its own), which row counts do not need.
    */
   async verify(dir: string, manifest: Manifest, ctx: DriverContext): Promise<string> {
     const { databases } = manifest.details as unknown as PostgresDetails;
@@ -447,7 +448,8 @@ const UNREADABLE_LARGE_OBJECTS_SQL = `
     AND current_setting('lo_compat_privileges') = 'off'
     AND NOT pg_has_role(current_user, m.lomowner, 'USAGE')
     AND NOT EXISTS (SELECT FROM aclexplode(m.lomacl) a
-                    WHERE a.privilege_type = 'SELECT' AND (a.grantee = 0 OR pg_has_role(current_user, a.grantee, 'USAGE')))`;
+                    WHERE a.privilege_type = 'SELECT'
+                      AND CASE WHEN a.grantee = 0 THEN true ELSE pg_has_role(current_user, a.grantee, 'USAGE') END)`;
 
 /**
  * Opens the dump's REPEATABLE READ transaction and exports its snapshot, after granting the backup

@@ -16,8 +16,8 @@ const bucketName = fc.constantFrom('images', 'thumbs', 'docs');
 /** Half the lists are valid on their own, so both outcomes are exercised. */
 const tenant = fc.record({
   mode: fc.constantFrom('dedicated', 'dedicated', 'shared'),
-  databases: fc.oneof(fc.uniqueArray(goodDatabase, { minLength: 1, maxLength: 2 }), fc.array(anyDatabase, { minLength: 1, maxLength: 4 })),
-  buckets: fc.oneof(fc.uniqueArray(bucketName, { maxLength: 2 }), fc.array(bucketName, { maxLength: 3 })),
+  databases: fc.oneof(fc.uniqueArray(goodDatabase, { minLength: 1, maxLength: 2 }), fc.array(anyDatabase, { minLength: 1, maxLength: 4 })).map((l): string[] => [...l]),
+  buckets: fc.oneof(fc.uniqueArray(bucketName, { maxLength: 2 }), fc.array(bucketName, { maxLength: 3 })).map((l): string[] => [...l]),
 });
 
 const environment = {
