@@ -27,6 +27,7 @@ export function crossCheck(
     ...offsiteRules(environments, deployments, declared),
     ...storageRules(environments, deployments),
     ...policyChecks(environments, tenants, deployments),
+    ...sharedServerDatabases(deployments),
   ]);
 }
 
@@ -245,6 +246,33 @@ function containerNameClashes(deployments: ParsedDeployment[]): Problem[] {
         d.file.problem(['name'], `name: containers of tenant "${d.tenant.name}" in environment "${env.name}" would be named "${prefix}-…", like those of tenant "${other.tenant.name}" in environment "${otherEnv}" (${where}) on the same Docker host: rename one of the tenants or environments`),
       );
     }
+  }
+  return problems;
+}
+
+/**
+ * On an environment's shared server every tenant's databases live side by side: two tenants
+ * naming the same database would both be given it (owner, CONNECT), so one could read the other's data.
+ */
+function sharedServerDatabases(deployments: ParsedDeployment[]): Problem[] {
+  const owners = new Map<string, { d: ParsedDeployment; at: (string | number)[] }>();
+  const problems: Problem[] = [];
+  for (const d of deployments) {
+    const pg = d.services.postgres;
+    if (!pg?.enabled || pg.mode !== 'shared') continue;
+    pg.databases.forEach((database, i) => {
+      const at = d.locate(['services', 'postgres', 'databases', i]);
+      const key = `${d.environment.env.name}\u0000${database}`;
+      const first = owners.get(key);
+      if (!first) {
+        owners.set(key, { d, at: [...at] });
+        return;
+      }
+      const where = formatProblem(first.d.file.problem(first.at, '')).replace(/: $/, '');
+      problems.push(
+        d.file.problem(at, `${dotted(at)}: database "${database}" is already tenant "${first.d.tenant.name}"'s on environment "${d.environment.env.name}"'s shared Postgres server (${where}): tenants on one server need different database names; rename this one`),
+      );
+    });
   }
   return problems;
 }

@@ -88,11 +88,12 @@ function rangeMessage(issue: z.core.$ZodIssueTooSmall | z.core.$ZodIssueTooBig, 
   const small = issue.code === 'too_small';
   const limit = small ? issue.minimum : issue.maximum;
   const inclusive = issue.inclusive !== false;
+  // zod's own messages start "Too "; anything else is the schema's explanation, kept.
+  const own = issue.message && !issue.message.startsWith('Too ') ? issue.message : undefined;
   if (issue.origin === 'number' || issue.origin === 'int' || issue.origin === 'bigint') {
     const bound = small ? (inclusive ? 'at least' : 'greater than') : inclusive ? 'at most' : 'less than';
-    return `${describeValue(value)} is out of range: must be ${bound} ${String(limit)}`;
+    return `${describeValue(value)} is out of range: ${own ?? `must be ${bound} ${String(limit)}`}`;
   }
-  const own = issue.message && !issue.message.startsWith('Too ') ? issue.message : undefined;
   if (issue.origin === 'array') {
     return own ?? (small ? `must have at least ${String(limit)} item(s)` : `must have at most ${String(limit)} item(s)`);
   }

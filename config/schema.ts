@@ -3,6 +3,7 @@ import { BUCKET_NAME, BUCKET_NAME_RULE } from '../runtime/bucket-name';
 import { CronError, isValidTimeZone, parseCron } from '../runtime/schedule/cron';
 import { dataRootProblem, storagePathProblem } from './storage-layout';
 import { isPinned } from './images';
+import { POSTGRES_VERSIONS, reservedDatabase, reservedRole, tenantRoles } from './postgres-names';
 
 /*
  * The zod schemas here are the single source of truth for Tenantry's YAML: the TypeScript types
@@ -23,6 +24,50 @@ const postgresIdentifier = z
   .string()
   .max(63, 'must be at most 63 characters (PostgreSQL identifier limit)')
   .regex(/^[a-z_][a-z0-9_]*$/, 'must be a lowercase PostgreSQL identifier: a-z, 0-9 and "_", not starting with a digit');
+
+/** A tenant database: an identifier that is not one of PostgreSQL's own. */
+const databaseName = postgresIdentifier.superRefine((name, ctx) => {
+  const reserved = reservedDatabase(name);
+  if (reserved) ctx.addIssue({ code: 'custom', message: `"${name}" cannot be a tenant database: ${reserved}; choose another name` });
+});
+
+/**
+ * Each entry of a list that becomes resources (a database, a bucket) must be unique: two equal
+ * entries would be one resource declared twice. Reported at the second one.
+ */
+function withoutDuplicates<T>(key: (item: T) => string, path: (string | number)[] = []) {
+  return (items: T[], ctx: z.RefinementCtx) => {
+    const seen = new Map<string, number>();
+    items.forEach((item, i) => {
+      const k = key(item);
+      const first = seen.get(k);
+      if (first === undefined) seen.set(k, i);
+      else ctx.addIssue({ code: 'custom', path: [i, ...path], message: `"${k}" is listed twice (also at [${first}]): remove one` });
+    });
+  };
+}
+
+/** A Postgres major version Tenantry can run; 13 and 14 lack what the init script needs. */
+const postgresVersion = z
+  .number()
+  .int()
+  .min(POSTGRES_VERSIONS.min, `Tenantry runs PostgreSQL ${POSTGRES_VERSIONS.min}-${POSTGRES_VERSIONS.max} (its init script needs psql ${POSTGRES_VERSIONS.min}'s \\getenv, which keeps passwords out of files and argv): upgrade the server first (pg_upgrade, or a dump and restore), then set ${POSTGRES_VERSIONS.min} or newer`)
+  .max(POSTGRES_VERSIONS.max, `Tenantry is tested with PostgreSQL ${POSTGRES_VERSIONS.min}-${POSTGRES_VERSIONS.max}: use one of those`)
+  .default(POSTGRES_VERSIONS.default);
+
+/**
+ * Server parameters, passed to postgres as `-c key=value` arguments (one argv entry each, no
+ * shell). A value may hold spaces, quotes and "$" (log_line_prefix does), not control characters:
+ * a newline would end a line of postgresql.conf-style parsing and of every log that shows it.
+ */
+const postgresParameters = z.record(
+  z.string().regex(/^[a-z][a-z0-9_.]*$/, 'must be a PostgreSQL parameter name'),
+  z.union([
+    z.string().regex(/^[^\x00-\x1f\x7f]*$/, 'must not contain control characters (newlines, tabs): write the value on one line'),
+    z.number(),
+    z.boolean(),
+  ]),
+);
 
 const tcpPort = z.number().int().min(1).max(65535);
 
@@ -233,10 +278,10 @@ export const environmentSchema = z
     /** A Postgres server for tenants with `postgres.mode: shared`. */
     sharedPostgres: z
       .strictObject({
-        version: z.number().int().min(13).max(17).default(16),
+        version: postgresVersion,
         memoryMb: memoryMb.default(1024),
         cpus: cpus.optional(),
-        parameters: z.record(z.string().regex(/^[a-z][a-z0-9_.]*$/, 'must be a PostgreSQL parameter name'), z.union([z.string(), z.number(), z.boolean()])).default({}),
+        parameters: postgresParameters.default({}),
         hostPort: tcpPort.optional(),
       })
       .optional(),
@@ -279,13 +324,11 @@ export const environmentSchema = z
 
 const postgresSchema = z.strictObject({
   enabled: z.boolean().default(true),
-  version: z.number().int().min(13).max(17).default(16),
+  version: postgresVersion,
   /** "dedicated": a server per tenant; "shared": databases on the environment's sharedPostgres. */
   mode: z.enum(['dedicated', 'shared']).default('dedicated'),
-  databases: z.array(postgresIdentifier).min(1).default(['app']),
-  parameters: z
-    .record(z.string().regex(/^[a-z][a-z0-9_.]*$/, 'must be a PostgreSQL parameter name'), z.union([z.string(), z.number(), z.boolean()]))
-    .default({}),
+  databases: z.array(databaseName).min(1).default(['app']).superRefine(withoutDuplicates((d: string) => d)),
+  parameters: postgresParameters.default({}),
   memoryMb: memoryMb.default(512),
   cpus: cpus.optional(),
   storage: serviceStorage.optional(),
@@ -343,13 +386,7 @@ const minioSchema = z.strictObject({
   buckets: z
     .array(z.strictObject({ name: bucketName, versioned: z.boolean().default(false) }))
     .default([])
-    .superRefine((buckets, ctx) => {
-      const seen = new Set<string>();
-      buckets.forEach((b, i) => {
-        if (seen.has(b.name)) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `bucket "${b.name}" is listed twice` });
-        seen.add(b.name);
-      });
-    }),
+    .superRefine(withoutDuplicates((b: { name: string }) => b.name, ['name'])),
   memoryMb: memoryMb.default(512),
   cpus: cpus.optional(),
   storage: serviceStorage.optional(),
@@ -380,7 +417,17 @@ const tenantEnvironmentOverride = z.strictObject({
  * override gets the same checks, and error positions, as the base.
  */
 export const tenantFileSchema = z.strictObject({
-  name: resourceName.refine((n) => n !== 'shared', { message: 'is reserved for the environment\'s shared Postgres server: choose another name' }),
+  name: resourceName
+    .refine((n) => n !== 'shared', { message: 'is reserved for the environment\'s shared Postgres server: choose another name' })
+    .superRefine((n, ctx) => {
+      for (const role of Object.values(tenantRoles(n))) {
+        const reserved = reservedRole(role);
+        if (reserved) {
+          ctx.addIssue({ code: 'custom', message: `would name its PostgreSQL role "${role}", but ${reserved}: choose another tenant name` });
+          return;
+        }
+      }
+    }),
   environments: z.array(resourceName).min(1, 'must name at least one environment'),
   /** Which block of 20 published host ports this tenant uses (needed where an environment publishes ports). */
   portSlot: z.number().int().min(0).max(3276).optional(),

@@ -1,7 +1,7 @@
 import { Construct } from 'constructs';
 import type { BackupJobConfig, StorageConfig } from '../config/model';
 import type { BackupService } from '../config/schema';
-import { AgentConfig, agentConfigSchema, MINIO_RESTORE_CREDENTIAL_ENV, POSTGRES_DEFAULTS } from '../runtime/agent/config';
+import { AgentConfig, agentConfigSchema, MINIO_RESTORE_CREDENTIAL_ENV, POSTGRES_DEFAULTS, RESTORE_CREDENTIAL_ENV } from '../runtime/agent/config';
 import type { PostgresEndpoint } from './postgres';
 import { ServiceContainer } from './service-container';
 import { StatefulVolume } from './storage';
@@ -31,6 +31,8 @@ export interface BackupProps {
   readonly jobs: Readonly<Partial<Record<BackupService, BackupJobConfig>>>;
   /** @default no Postgres job */
   readonly postgres?: PostgresEndpoint;
+  /** Where operators get the restore credential (quoted by a restore run without it). @default not said */
+  readonly postgresRestoreSource?: string;
   /** @default no Redis job */
   readonly redis?: { readonly sentinelAddresses: readonly string[]; readonly masterName: string; readonly password: string; readonly sentinelPassword: string };
   /** @default no Qdrant job */
@@ -113,7 +115,15 @@ function agentConfigFor(props: BackupProps): { config: AgentConfig; env: Record<
       ...common('postgres', props.jobs.postgres),
       kind: 'postgres',
       verifySchedule: props.jobs.postgres.verifySchedule,
-      postgres: { host: postgres.host, port: postgres.port, user: postgres.backupRole, passwordEnv: 'PG_PASSWORD', databases: [...postgres.databases], ...POSTGRES_DEFAULTS },
+      postgres: {
+        host: postgres.host,
+        port: postgres.port,
+        user: postgres.backupRole,
+        passwordEnv: 'PG_PASSWORD',
+        databases: [...postgres.databases],
+        ...POSTGRES_DEFAULTS,
+        restoreCredential: { ...RESTORE_CREDENTIAL_ENV, source: props.postgresRestoreSource },
+      },
     });
   }
   if (props.jobs.redis && redis) {

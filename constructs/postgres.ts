@@ -1,4 +1,5 @@
 import { Construct } from 'constructs';
+import { tenantRoles } from '../config/postgres-names';
 import { renderPostgres } from '../runtime/render/postgres';
 import { generatedSecret } from './secrets';
 import { ServiceContainer } from './service-container';
@@ -14,10 +15,20 @@ export interface PostgresEndpoint {
   readonly appPassword: string;
   readonly readonlyRole: string;
   readonly readonlyPassword: string;
-  /** The role the backup agent dumps and restores with. */
+  /** The role the backup agent dumps and verifies with: reads everything, owns nothing of the tenant's. */
   readonly backupRole: string;
   readonly backupPassword: string;
+  /** The server's superuser: what a restore needs, handed to operators only (never to a container but the server). */
+  readonly superuser: PostgresCredential;
 }
+
+export interface PostgresCredential {
+  readonly user: string;
+  readonly password: string;
+}
+
+/** The official image's superuser (POSTGRES_USER's default), on dedicated and shared servers alike. */
+export const POSTGRES_SUPERUSER = 'postgres';
 
 export interface PostgresProps extends StatefulServiceProps {
   readonly databases: readonly string[];
@@ -28,12 +39,6 @@ export interface PostgresProps extends StatefulServiceProps {
   readonly cpus?: number;
   /** Host port for 5432. @default not published */
   readonly publishedPort?: number;
-}
-
-/** Role names derive from the tenant name; "-" is not valid in an unquoted identifier. */
-export function tenantRoles(tenant: string): { appRole: string; readonlyRole: string } {
-  const base = tenant.replace(/-/g, '_');
-  return { appRole: `${base}_app`, readonlyRole: `${base}_readonly` };
 }
 
 /**
@@ -49,8 +54,9 @@ export class PostgresServer extends Construct implements PostgresEndpoint {
   readonly appPassword: string;
   readonly readonlyRole: string;
   readonly readonlyPassword: string;
-  readonly backupRole = 'postgres';
+  readonly backupRole: string;
   readonly backupPassword: string;
+  readonly superuser: PostgresCredential;
 
   constructor(scope: Construct, id: string, props: PostgresProps) {
     super(scope, id);
@@ -58,10 +64,12 @@ export class PostgresServer extends Construct implements PostgresEndpoint {
     const roles = tenantRoles(props.tenant);
     this.appRole = roles.appRole;
     this.readonlyRole = roles.readonlyRole;
+    this.backupRole = roles.backupRole;
     this.databases = props.databases;
-    this.backupPassword = generatedSecret(this, 'superuser-password');
+    this.superuser = { user: POSTGRES_SUPERUSER, password: generatedSecret(this, 'superuser-password') };
     this.appPassword = generatedSecret(this, 'app-password');
     this.readonlyPassword = generatedSecret(this, 'readonly-password');
+    this.backupPassword = generatedSecret(this, 'backup-password');
 
     const data = new StatefulVolume(this, 'data', {
       environment: props.environment,
@@ -83,12 +91,14 @@ export class PostgresServer extends Construct implements PostgresEndpoint {
         databases: [...props.databases],
         appRole: this.appRole,
         readonlyRole: this.readonlyRole,
+        backupRole: this.backupRole,
         parameters: { ...props.parameters },
       }),
       env: {
-        POSTGRES_PASSWORD: this.backupPassword,
+        POSTGRES_PASSWORD: this.superuser.password,
         TENANTRY_APP_PASSWORD: this.appPassword,
         TENANTRY_READONLY_PASSWORD: this.readonlyPassword,
+        TENANTRY_BACKUP_PASSWORD: this.backupPassword,
         // The image initialises a sub-directory: the volume root may hold lost+found (NFS, ext4).
         PGDATA: '/var/lib/postgresql/data/pgdata',
       },
@@ -96,7 +106,7 @@ export class PostgresServer extends Construct implements PostgresEndpoint {
       cpus: props.cpus,
       volumes: [data.mount],
       publishedPorts: props.publishedPort === undefined ? undefined : [{ internal: 5432, external: props.publishedPort }],
-      healthcheck: 'pg_isready -U postgres -h 127.0.0.1 -p 5432',
+      healthcheck: `pg_isready -U ${POSTGRES_SUPERUSER} -h 127.0.0.1 -p 5432`,
     });
     this.host = container.hostname;
   }

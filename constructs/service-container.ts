@@ -3,7 +3,7 @@ import type { ITerraformDependable } from 'cdktf';
 import { Construct } from 'constructs';
 import type { ContainerLaunch } from '../runtime/render/types';
 import { containerName, tenantryLabels } from './naming';
-import { uploadBlocks } from './terraform-text';
+import { escapeTerraformTemplate, uploadBlocks } from './terraform-text';
 import type { VolumeMount } from './storage';
 
 export interface ServiceContainerProps {
@@ -55,8 +55,9 @@ export class ServiceContainer extends Construct {
       name: this.hostname,
       hostname: this.hostname,
       image: props.image,
-      entrypoint: props.launch.entrypoint,
-      command: props.launch.command,
+      // Arguments come from YAML too (Postgres `-c key=value`): Terraform must pass "${" through.
+      entrypoint: props.launch.entrypoint?.map(escapeTerraformTemplate),
+      command: props.launch.command?.map(escapeTerraformTemplate),
       env: Object.keys(props.env)
         .sort()
         .map((k) => `${k}=${props.env[k]}`),

@@ -1,9 +1,10 @@
 import { Construct } from 'constructs';
 import type { StorageConfig } from '../config/model';
 import { SHARED_POSTGRES_VOLUME, SHARED_TENANT } from '../config/storage-layout';
+import { tenantRoles } from '../config/postgres-names';
 import { renderPostgres, renderPostgresCommand } from '../runtime/render/postgres';
-import type { PostgresEndpoint } from './postgres';
-import { tenantRoles } from './postgres';
+import type { PostgresCredential, PostgresEndpoint } from './postgres';
+import { POSTGRES_SUPERUSER } from './postgres';
 import { generatedSecret } from './secrets';
 import { ServiceContainer } from './service-container';
 import { StatefulVolume } from './storage';
@@ -26,13 +27,13 @@ export interface SharedPostgresProps {
 export class SharedPostgresServer extends Construct {
   readonly host: string;
   readonly port = 5432;
-  readonly superuserPassword: string;
+  readonly superuser: PostgresCredential;
   readonly image: string;
 
   constructor(scope: Construct, id: string, props: SharedPostgresProps) {
     super(scope, id);
     this.image = props.image;
-    this.superuserPassword = generatedSecret(this, 'superuser-password');
+    this.superuser = { user: POSTGRES_SUPERUSER, password: generatedSecret(this, 'superuser-password') };
     const data = new StatefulVolume(this, 'data', {
       environment: props.environment,
       ...SHARED_POSTGRES_VOLUME,
@@ -46,12 +47,12 @@ export class SharedPostgresServer extends Construct {
       image: props.image,
       network: props.network,
       launch: { files: [], command: renderPostgresCommand({ ...props.parameters }), env: ['POSTGRES_PASSWORD'] },
-      env: { POSTGRES_PASSWORD: this.superuserPassword, PGDATA: '/var/lib/postgresql/data/pgdata' },
+      env: { POSTGRES_PASSWORD: this.superuser.password, PGDATA: '/var/lib/postgresql/data/pgdata' },
       memoryMb: props.memoryMb,
       cpus: props.cpus,
       volumes: [data.mount],
       publishedPorts: props.publishedPort === undefined ? undefined : [{ internal: 5432, external: props.publishedPort }],
-      healthcheck: 'pg_isready -U postgres -h 127.0.0.1 -p 5432',
+      healthcheck: `pg_isready -U ${POSTGRES_SUPERUSER} -h 127.0.0.1 -p 5432`,
     });
     this.host = server.hostname;
   }
@@ -68,7 +69,8 @@ export interface SharedPostgresDatabasesProps {
 /**
  * A tenant's databases and roles on the shared server. The server's init scripts ran long before
  * this tenant existed, so a one-shot container runs the same (idempotent) script against it.
- * The tenant's own roles, not the server's superuser, are what its PgBouncer and backups use.
+ * The tenant's own roles, not the server's superuser, are what its PgBouncer and backups use; only
+ * this one-shot container and the server hold the superuser password (restores get it from operators).
  */
 export class SharedPostgresDatabases extends Construct implements PostgresEndpoint {
   readonly host: string;
@@ -80,6 +82,7 @@ export class SharedPostgresDatabases extends Construct implements PostgresEndpoi
   readonly readonlyPassword: string;
   readonly backupRole: string;
   readonly backupPassword: string;
+  readonly superuser: PostgresCredential;
 
   constructor(scope: Construct, id: string, props: SharedPostgresDatabasesProps) {
     super(scope, id);
@@ -91,10 +94,11 @@ export class SharedPostgresDatabases extends Construct implements PostgresEndpoi
     this.readonlyRole = roles.readonlyRole;
     this.appPassword = generatedSecret(this, 'app-password');
     this.readonlyPassword = generatedSecret(this, 'readonly-password');
-    this.backupRole = this.appRole;
-    this.backupPassword = this.appPassword;
+    this.backupRole = roles.backupRole;
+    this.backupPassword = generatedSecret(this, 'backup-password');
+    this.superuser = props.server.superuser;
 
-    const init = renderPostgres({ databases: [...props.databases], appRole: this.appRole, readonlyRole: this.readonlyRole, parameters: {} });
+    const init = renderPostgres({ databases: [...props.databases], appRole: this.appRole, readonlyRole: this.readonlyRole, backupRole: this.backupRole, parameters: {} });
     const script = init.files[0].path;
     new ServiceContainer(this, 'provision', {
       environment: props.environment,
@@ -110,12 +114,13 @@ export class SharedPostgresDatabases extends Construct implements PostgresEndpoi
       env: {
         PGHOST: props.server.host,
         PGPORT: String(props.server.port),
-        PGUSER: 'postgres',
-        POSTGRES_USER: 'postgres',
-        PGPASSWORD: props.server.superuserPassword,
-        POSTGRES_PASSWORD: props.server.superuserPassword,
+        PGUSER: this.superuser.user,
+        POSTGRES_USER: this.superuser.user,
+        PGPASSWORD: this.superuser.password,
+        POSTGRES_PASSWORD: this.superuser.password,
         TENANTRY_APP_PASSWORD: this.appPassword,
         TENANTRY_READONLY_PASSWORD: this.readonlyPassword,
+        TENANTRY_BACKUP_PASSWORD: this.backupPassword,
       },
       memoryMb: 64,
       oneShot: true,

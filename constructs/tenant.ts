@@ -31,6 +31,14 @@ export interface TenantProps {
   readonly backupWebhookUrl?: string;
 }
 
+/** `terraform output -json admin_<tenant>`: the operators' credentials of one tenant. */
+export function adminOutputName(tenant: string): string {
+  return `admin_${tenant.replace(/-/g, '_')}`;
+}
+
+/** The key of the Postgres superuser in the admin output. */
+export const ADMIN_POSTGRES_KEY = 'postgres_superuser';
+
 /**
  * Everything one tenant gets in one environment. Every construct ID below derives from the tenant
  * and service names only, so a tenant's logical IDs never depend on which other tenants exist.
@@ -131,6 +139,7 @@ export class Tenant extends Construct {
         timeZone: env.timeZone,
         jobs: tenant.backup,
         postgres: this.postgres,
+        postgresRestoreSource: `terraform output -json ${adminOutputName(tenant.name)} (key ${ADMIN_POSTGRES_KEY}: user, password)`,
         redis: this.redis,
         qdrant: this.qdrant,
         objectStore: this.objectStore,
@@ -141,6 +150,21 @@ export class Tenant extends Construct {
     }
 
     this.connectionOutput(tenant.name);
+    this.adminOutput(tenant.name);
+  }
+
+  /**
+   * Credentials for operators only, never handed to an application nor to a container that runs
+   * all the time: the Postgres superuser a restore needs (the shared server's, for a tenant on it)
+   * and MinIO's root user (setup, restores).
+   */
+  private adminOutput(name: string): void {
+    const value: Record<string, unknown> = {};
+    if (this.postgres) value[ADMIN_POSTGRES_KEY] = { user: this.postgres.superuser.user, password: this.postgres.superuser.password, host: this.postgres.host, port: this.postgres.port };
+    if (this.objectStore) value.minio_root = { endpoint: this.objectStore.endpoint, access_key: this.objectStore.root.accessKey, secret_key: this.objectStore.root.secretKey };
+    if (Object.keys(value).length === 0) return;
+    const output = new TerraformOutput(this, 'admin', { value, sensitive: true, description: `Operator credentials for tenant ${name} (restores, setup): not for applications` });
+    output.overrideLogicalId(adminOutputName(name));
   }
 
   /** The tenant's own bucket (or its prefix in the shared one) and a credential that reaches only that. */
@@ -212,15 +236,5 @@ export class Tenant extends Construct {
     }
     const output = new TerraformOutput(this, 'connection', { value, sensitive: true, description: `Connection details for tenant ${name}` });
     output.overrideLogicalId(`tenant_${name.replace(/-/g, '_')}`);
-    this.adminOutput(name);
-  }
-
-  /** Credentials only operators need (setup, restores), apart from what applications get. */
-  private adminOutput(name: string): void {
-    const value: Record<string, unknown> = {};
-    if (this.objectStore) value.minio_root = { endpoint: this.objectStore.endpoint, access_key: this.objectStore.root.accessKey, secret_key: this.objectStore.root.secretKey };
-    if (Object.keys(value).length === 0) return;
-    const output = new TerraformOutput(this, 'admin', { value, sensitive: true, description: `Operator credentials for tenant ${name}: not for applications` });
-    output.overrideLogicalId(`admin_${name.replace(/-/g, '_')}`);
   }
 }

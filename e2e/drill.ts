@@ -15,6 +15,7 @@
  * Every process the drill starts is stopped by PID on the way out, also on failure.
  */
 import * as fs from 'fs';
+import { RESTORE_CREDENTIAL_ENV } from '../runtime/agent/config';
 import { MissingBinary, checkBinaries, ensureOptional, RunningService, TenantRun } from './launcher';
 import { ensureOpenFiles } from './limits';
 import { manyClients } from './pgbouncer-load';
@@ -161,7 +162,11 @@ export async function runDrill(print: (line: string) => void = console.log): Pro
       detail('DROP DATABASE app WITH (FORCE): done, database gone');
 
       // --only: the backup holds both databases and --target names one.
-      const restore = await tenant.agent(['restore', 'postgres', '--from', 'latest', '--only', 'app', '--target', 'app']);
+      // As the README's restore how-to says: the superuser from admin_<tenant>, passed for this command only.
+      const restore = await tenant.agent(['restore', 'postgres', '--from', 'latest', '--only', 'app', '--target', 'app'], {
+        [RESTORE_CREDENTIAL_ENV.userEnv]: superuser.user,
+        [RESTORE_CREDENTIAL_ENV.passwordEnv]: superuser.password,
+      });
       detail(`tenantry-agent restore postgres --from latest --only app --target app: exit ${restore.code}`);
       if (restore.code !== 0) throw new Error(`the restore failed:\n${agentOutput(restore)}`);
       for (const line of agentOutput(restore).split('\n').slice(-3)) detail(`  ${line}`);

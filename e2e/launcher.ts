@@ -215,14 +215,16 @@ export class TenantRun {
   /**
    * Runs a one-shot agent command (`run postgres`, `restore …`) as the backup container would
    * with `docker exec`: the image entrypoint, the container's env, its translated --config.
+   * `extraEnv` is what an operator passes for the one command (`docker exec -e …`), e.g. the
+   * restore credential, which the container never holds.
    */
-  agent(args: string[], timeoutMs = 300_000): Promise<RunResult> {
+  agent(args: string[], extraEnv: Record<string, string> = {}, timeoutMs = 300_000): Promise<RunResult> {
     const [c] = this.byService('backup');
     if (!c) throw new Error('the tenant has no backup container');
     const serve = c.argv.indexOf('serve');
     const config = c.argv[c.argv.indexOf('--config') + 1];
     if (serve < 0 || !config) throw new Error(`${c.name}: expected "<agent> serve --config <file>" (argv: ${c.argv.join(' ')})`);
-    return runToCompletion([...c.argv.slice(0, serve), ...args, '--config', config], { env: c.env, timeoutMs });
+    return runToCompletion([...c.argv.slice(0, serve), ...args, '--config', config], { env: { ...c.env, ...extraEnv }, timeoutMs });
   }
 
   /** The container's healthcheck, run as Docker would (CMD-SHELL) with the container's env and user. */

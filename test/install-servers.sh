@@ -16,7 +16,25 @@ have zstd || missing="$missing zstd"
 # The privilege drop of the Redis start scripts (the Debian redis images ship gosu).
 have gosu || missing="$missing gosu"
 
+# PostgreSQL 17 beside Debian's 15: the real-server tests run on both (Tenantry supports 15-17).
+# Debian trixie's packages, unpacked into a cache that outlives the checkout (test/helpers/servers.ts
+# looks there); about 14 s the first time (40 MB of packages), nothing once there.
+pg_cache="/var/cache/tenantry-postgres"
+ensure_postgres_17() {
+  [ -x "$pg_cache/17/usr/lib/postgresql/17/bin/postgres" ] && return 0
+  if [ "$(id -u)" != "0" ]; then
+    echo "The integration tests need PostgreSQL 17. Fetch it with:" >&2
+    echo "  sudo bash bench/fetch-postgres-trixie.sh $pg_cache/17" >&2
+    exit 2
+  fi
+  echo "fetching PostgreSQL 17 (Debian trixie) into $pg_cache/17" >&2
+  mkdir -p "$pg_cache"
+  bash "$(dirname "$0")/../bench/fetch-postgres-trixie.sh" "$pg_cache/17" >/dev/null 2>"$pg_cache/fetch-17.log" ||
+    { cat "$pg_cache/fetch-17.log" >&2; exit 1; }
+}
+
 if [ -z "$missing" ]; then
+  ensure_postgres_17
   exit 0
 fi
 if [ "$(id -u)" != "0" ]; then
@@ -32,3 +50,4 @@ apt-get install -y -qq --no-install-recommends $packages >/dev/null
 for svc in postgresql pgbouncer redis-server redis-sentinel; do
   service "$svc" stop >/dev/null 2>&1 || true
 done
+ensure_postgres_17

@@ -54,8 +54,14 @@ const jobCommon = {
   offsite: z.boolean(),
 };
 
+/**
+ * Where `restore` reads its elevated Postgres credential. The container never holds these
+ * variables: an operator passes them for the one command (`docker exec -e …`).
+ */
+export const RESTORE_CREDENTIAL_ENV = { userEnv: 'TENANTRY_RESTORE_PGUSER', passwordEnv: 'TENANTRY_RESTORE_PGPASSWORD' } as const;
+
 /** What a Postgres job gets when its config leaves these out (the Backup construct writes them out). */
-export const POSTGRES_DEFAULTS = { parallelJobs: 2, splitTablesLargerThanMb: 256 } as const;
+export const POSTGRES_DEFAULTS = { parallelJobs: 2, splitTablesLargerThanMb: 256, restoreCredential: RESTORE_CREDENTIAL_ENV } as const;
 
 const postgresJob = z.strictObject({
   ...jobCommon,
@@ -69,9 +75,26 @@ const postgresJob = z.strictObject({
   postgres: z.strictObject({
     host: z.string().min(1),
     port: z.number().int().min(1).max(65535),
-    /** A role that can read every table; a superuser also gets role passwords into globals.sql. */
+    /**
+     * The role backups and verification run as: reads every table (pg_read_all_data, BYPASSRLS),
+     * may create the scratch databases verification restores into (CREATEDB). A superuser also
+     * gets role passwords into globals.sql.
+     */
     user: z.string().min(1),
     passwordEnv: envVarName,
+    /**
+     * The elevated credential `restore` uses (a restore creates databases owned by other roles and
+     * brings back their grants), read from these variables only for that command.
+     * @default TENANTRY_RESTORE_PGUSER / TENANTRY_RESTORE_PGPASSWORD
+     */
+    restoreCredential: z
+      .strictObject({
+        userEnv: envVarName,
+        passwordEnv: envVarName,
+        /** Where an operator finds the credential, quoted when a restore runs without it. */
+        source: z.string().min(1).optional(),
+      })
+      .default(POSTGRES_DEFAULTS.restoreCredential),
     /** Databases to dump; each becomes a directory-format archive. */
     databases: z.array(z.string().min(1)).min(1),
     /**

@@ -274,16 +274,26 @@ export interface RestoreOptions {
 }
 
 export function restoreBackup(agent: Agent, job: JobConfig, options: RestoreOptions): Promise<string> {
+  const driver = driverFor(job);
+  const commandLine = restoreCommandLine(job, options);
+  driver.beforeRestore?.({ commandLine }, driverContext(agent, job));
   return withJobLock(agent, job, async (store) => {
     const log = agent.log.forJob(job.name);
     const manifest = options.fromOffsite ? await fetchFromOffsite(agent, job, store, options.from) : options.from === 'latest' ? await newestGood(store) : await readBackup(store, options.from);
     if (!isGood(manifest)) throw new UserError(`backup ${manifest.id} is not a good backup (status ${manifest.status}, check ${manifest.check?.result ?? 'none'}, verification ${manifest.verified?.result ?? 'none'})`);
     const dir = store.backupDir(manifest.id);
     await checkFiles(dir, manifest);
-    const summary = await driverFor(job).restore({ dir, manifest, target: options.target, only: options.only, force: options.force, withGlobals: options.withGlobals }, driverContext(agent, job));
+    const summary = await driver.restore({ dir, manifest, target: options.target, only: options.only, force: options.force, withGlobals: options.withGlobals, commandLine }, driverContext(agent, job));
     log.info('restore finished', { id: manifest.id, summary });
     return `${manifest.id}: ${summary}`;
   });
+}
+
+/** `restore <job> --from <id> …`, as the operator would type it again. */
+function restoreCommandLine(job: JobConfig, options: RestoreOptions): string {
+  const values = (['target', 'only'] as const).flatMap((name) => (options[name] === undefined ? [] : [`--${name}`, options[name]!]));
+  const switches = [options.force && '--force', options.fromOffsite && '--from-offsite', options.withGlobals && '--with-globals'].filter((s): s is string => Boolean(s));
+  return ['restore', job.name, '--from', options.from, ...values, ...switches].join(' ');
 }
 
 async function fetchFromOffsite(agent: Agent, job: JobConfig, store: BackupStore, from: string): Promise<Manifest> {

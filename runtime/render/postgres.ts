@@ -9,6 +9,8 @@ export interface PostgresRenderOptions {
   appRole: string;
   /** LOGIN role with SELECT on every table (and sequence) in those databases, future ones included. */
   readonlyRole: string;
+  /** LOGIN role the backup agent uses: reads everything in these databases (RLS and large objects included). */
+  backupRole: string;
   /** Server parameters, passed as `-c key=value`. */
   parameters: Record<string, string | number | boolean>;
   /**
@@ -27,8 +29,10 @@ function checkOptions(o: PostgresRenderOptions): void {
   o.databases.forEach((database, i) => checkIdentifier(RENDERER, `databases[${i}]`, database));
   checkIdentifier(RENDERER, 'appRole', o.appRole);
   checkIdentifier(RENDERER, 'readonlyRole', o.readonlyRole);
-  if (o.appRole === o.readonlyRole) {
-    throw new Error(`${RENDERER}: appRole and readonlyRole must differ (both are ${JSON.stringify(o.appRole)})`);
+  checkIdentifier(RENDERER, 'backupRole', o.backupRole);
+  const roles = [o.appRole, o.readonlyRole, o.backupRole];
+  if (new Set(roles).size !== roles.length) {
+    throw new Error(`${RENDERER}: appRole, readonlyRole and backupRole must differ (${roles.map((r) => JSON.stringify(r)).join(', ')})`);
   }
   if (o.initDir !== undefined) checkPath(RENDERER, 'initDir', o.initDir);
 }
@@ -40,11 +44,13 @@ function checkOptions(o: PostgresRenderOptions): void {
  * to the server log whenever log_statement or an error logs the statement.
  */
 const ROLES_SQL = String.raw`
+SET client_min_messages = warning;
 SET log_statement = 'none';
 SET log_min_duration_statement = -1;
 SET log_min_error_statement = 'panic';
 \getenv app_password TENANTRY_APP_PASSWORD
 \getenv readonly_password TENANTRY_READONLY_PASSWORD
+\getenv backup_password TENANTRY_BACKUP_PASSWORD
 
 SELECT format('CREATE ROLE %I', :'app_role')
  WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'app_role')
@@ -52,11 +58,57 @@ SELECT format('CREATE ROLE %I', :'app_role')
 SELECT format('CREATE ROLE %I', :'readonly_role')
  WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'readonly_role')
 \gexec
+SELECT format('CREATE ROLE %I', :'backup_role')
+ WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'backup_role')
+\gexec
 -- Re-asserted on every run: a re-run rotates the passwords and undoes any privilege drift.
 ALTER ROLE :"app_role" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD :'app_password';
 ALTER ROLE :"readonly_role" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD :'readonly_password';
 -- Belt and braces for the readonly role: even a privilege granted by mistake cannot write.
 ALTER ROLE :"readonly_role" SET default_transaction_read_only = on;
+-- The backup role reads every table (pg_read_all_data) past row-level security (BYPASSRLS, FORCE
+-- included), and CONNECT on the tenant's own databases is its only way in: on a shared server it
+-- cannot reach another tenant's. CREATEDB is for verification, which restores into a scratch
+-- database it creates, owns and drops; it gives no access to any database it does not own.
+ALTER ROLE :"backup_role" WITH LOGIN NOSUPERUSER CREATEDB NOCREATEROLE NOREPLICATION BYPASSRLS PASSWORD :'backup_password';
+GRANT pg_read_all_data TO :"backup_role";
+`;
+
+/**
+ * pg_read_all_data does not cover large objects (pg_dump fails "permission denied for large
+ * object"), and PostgreSQL before 18 has no default privileges for them. The least privilege that
+ * reads them: a function owned by the app role (who owns the app's large objects), callable only
+ * by the backup role, that grants the caller SELECT on each of them that it cannot read yet. The
+ * agent calls it before each dump. The alternative, `lo_compat_privileges = on` for the backup
+ * role, switches every large-object check off for it: it could then also write and unlink them.
+ * The schema belongs to the superuser, so the app role cannot replace the function's body (it
+ * could make it SECURITY INVOKER, after which it only fails: the backup role owns no large object).
+ */
+const LARGE_OBJECTS_SQL = String.raw`
+CREATE SCHEMA IF NOT EXISTS tenantry;
+REVOKE ALL ON SCHEMA tenantry FROM PUBLIC;
+GRANT USAGE ON SCHEMA tenantry TO :"backup_role";
+CREATE OR REPLACE FUNCTION tenantry.grant_large_objects_to_backup() RETURNS bigint
+  LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+  reader oid := (SELECT oid FROM pg_roles WHERE rolname = session_user);
+  lo oid;
+  granted bigint := 0;
+BEGIN
+  FOR lo IN
+    SELECT m.oid FROM pg_largeobject_metadata m
+     WHERE m.lomowner = (SELECT oid FROM pg_roles WHERE rolname = current_user)
+       AND NOT EXISTS (SELECT FROM aclexplode(m.lomacl) a WHERE a.grantee = reader AND a.privilege_type = 'SELECT')
+  LOOP
+    EXECUTE format('GRANT SELECT ON LARGE OBJECT %s TO SESSION_USER', lo);
+    granted := granted + 1;
+  END LOOP;
+  RETURN granted;
+END
+$fn$;
+ALTER FUNCTION tenantry.grant_large_objects_to_backup() OWNER TO :"app_role";
+REVOKE ALL ON FUNCTION tenantry.grant_large_objects_to_backup() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION tenantry.grant_large_objects_to_backup() TO :"backup_role";
 `;
 
 /**
@@ -71,8 +123,9 @@ SELECT format('CREATE DATABASE %I OWNER %I', :'database', :'app_role')
 \gexec
 ALTER DATABASE :"database" OWNER TO :"app_role";
 REVOKE ALL ON DATABASE :"database" FROM PUBLIC;
-GRANT CONNECT ON DATABASE :"database" TO :"readonly_role";
+GRANT CONNECT ON DATABASE :"database" TO :"readonly_role", :"backup_role";
 \connect :database
+SET client_min_messages = warning;
 ALTER SCHEMA public OWNER TO :"app_role";
 REVOKE ALL ON SCHEMA public FROM PUBLIC;
 GRANT USAGE ON SCHEMA public TO :"readonly_role";
@@ -81,11 +134,12 @@ GRANT SELECT ON ALL SEQUENCES IN SCHEMA public TO :"readonly_role";
 -- Tables the app creates later are readable too; sequences as well, so pg_dump can run as readonly.
 ALTER DEFAULT PRIVILEGES FOR ROLE :"app_role" IN SCHEMA public GRANT SELECT ON TABLES TO :"readonly_role";
 ALTER DEFAULT PRIVILEGES FOR ROLE :"app_role" IN SCHEMA public GRANT SELECT ON SEQUENCES TO :"readonly_role";
+${LARGE_OBJECTS_SQL}
 `;
 
 /** psql input: names as psql variables (validated identifiers), then the SQL blocks above. */
 function initSql(o: PostgresRenderOptions): string {
-  const names = [`\\set app_role '${o.appRole}'`, `\\set readonly_role '${o.readonlyRole}'`].join('\n');
+  const names = [`\\set app_role '${o.appRole}'`, `\\set readonly_role '${o.readonlyRole}'`, `\\set backup_role '${o.backupRole}'`].join('\n');
   const perDatabase = o.databases.map((database) => `\\set database '${database}'\n${DATABASE_SQL.trim()}`);
   return [names, ROLES_SQL.trim(), ...perDatabase].join('\n\n');
 }
@@ -99,11 +153,12 @@ export function renderPostgresInitScript(o: PostgresRenderOptions): string {
   return shellScript(
     [
       'Tenantry: creates the tenant databases and least-privilege roles. Safe to run again: it creates',
-      'only what is missing, re-asserts privileges and sets both passwords from the environment.',
+      'only what is missing, re-asserts privileges and sets the roles\' passwords from the environment.',
     ],
     [
       requireEnvLine('TENANTRY_APP_PASSWORD'),
       requireEnvLine('TENANTRY_READONLY_PASSWORD'),
+      requireEnvLine('TENANTRY_BACKUP_PASSWORD'),
       "# libpq's PG* variables win when set (a shared server, tests); otherwise the official image's",
       '# init phase defaults apply: its local socket and POSTGRES_USER.',
       'exec psql -v ON_ERROR_STOP=1 --no-psqlrc --quiet \\',
@@ -127,7 +182,12 @@ function parameterArgs(parameters: PostgresRenderOptions['parameters']): string[
       if (!/^[a-z][a-z0-9_.]*$/.test(key)) {
         throw new Error(`${RENDERER}: parameter names are lower-case Postgres settings (value: ${JSON.stringify(key)})`);
       }
-      return ['-c', `${key}=${formatParameter(parameters[key])}`];
+      const value = formatParameter(parameters[key]);
+      // One argv entry each (no shell): spaces, quotes and "$" pass as they are; a control character would not.
+      if (/[\x00-\x1f\x7f]/.test(value)) {
+        throw new Error(`${RENDERER}: parameter ${key} has a control character in its value (value: ${JSON.stringify(value)})`);
+      }
+      return ['-c', `${key}=${value}`];
     });
 }
 
@@ -142,6 +202,6 @@ export function renderPostgres(o: PostgresRenderOptions): ContainerLaunch {
   return {
     files: [{ path: `${initDir}/${INIT_SCRIPT_NAME}`, content: renderPostgresInitScript(o), executable: true }],
     command: renderPostgresCommand(o.parameters),
-    env: ['POSTGRES_PASSWORD', 'TENANTRY_APP_PASSWORD', 'TENANTRY_READONLY_PASSWORD'],
+    env: ['POSTGRES_PASSWORD', 'TENANTRY_APP_PASSWORD', 'TENANTRY_READONLY_PASSWORD', 'TENANTRY_BACKUP_PASSWORD'],
   };
 }

@@ -7,7 +7,8 @@ import * as fs from 'fs';
 import * as http from 'http';
 import * as path from 'path';
 import { main } from '../../runtime/agent/commands';
-import { AgentConfig, parseAgentConfig } from '../../runtime/agent/config';
+import type { z } from 'zod';
+import { AgentConfig, agentConfigSchema, parseAgentConfig } from '../../runtime/agent/config';
 import { createLogger } from '../../runtime/agent/log';
 import { Manifest } from '../../runtime/agent/manifest';
 import { Agent } from '../../runtime/agent/runner';
@@ -17,8 +18,10 @@ import { tempDir } from '../helpers/servers';
 
 const REPO = path.resolve(__dirname, '..', '..');
 
-export type ConfigInput = Omit<AgentConfig, 'http' | 'tenant' | 'environment' | 'timeZone' | 'backupDir'> &
-  Partial<Pick<AgentConfig, 'http' | 'tenant' | 'environment' | 'timeZone' | 'backupDir'>>;
+/** The config as written (defaults may be left out), with the fields every test shares optional. */
+type AgentConfigFile = z.input<typeof agentConfigSchema>;
+export type ConfigInput = Omit<AgentConfigFile, 'http' | 'tenant' | 'environment' | 'timeZone' | 'backupDir'> &
+  Partial<Pick<AgentConfigFile, 'http' | 'tenant' | 'environment' | 'timeZone' | 'backupDir'>>;
 
 /** Validates like the agent does (defaults applied) and writes the JSON where the CLI can read it. */
 export function writeConfig(input: ConfigInput): { path: string; config: AgentConfig } {

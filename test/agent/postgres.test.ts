@@ -5,7 +5,7 @@ import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { Client } from 'pg';
-import { AgentConfig } from '../../runtime/agent/config';
+import { AgentConfig, RESTORE_CREDENTIAL_ENV } from '../../runtime/agent/config';
 import { runBackup } from '../../runtime/agent/runner';
 import { lockUnchanged, TABLES_SQL, TableRef } from '../../runtime/agent/jobs/postgres';
 import type { SplitTable } from '../../runtime/agent/jobs/postgres-tables';
@@ -91,7 +91,8 @@ describe('Postgres backup job (real PostgreSQL server)', () => {
 
   beforeAll(async () => {
     server = await startPostgres();
-    env = { PG_PASSWORD: server.password };
+    // Backups here run as the superuser; restores get it the way operators pass it (docker exec -e).
+    env = { PG_PASSWORD: server.password, [RESTORE_CREDENTIAL_ENV.userEnv]: 'postgres', [RESTORE_CREDENTIAL_ENV.passwordEnv]: server.password };
     await withDb(server, 'postgres', (db) => db.query('CREATE DATABASE app'));
     await withDb(server, 'app', (db) => db.query(SCHEMA));
     original = await fingerprint(server, 'app');
@@ -315,7 +316,8 @@ describe('Postgres backup job, tables in parallel chunks (real PostgreSQL server
 
   beforeAll(async () => {
     server = await startPostgres();
-    env = { PG_PASSWORD: server.password };
+    // Backups here run as the superuser; restores get it the way operators pass it (docker exec -e).
+    env = { PG_PASSWORD: server.password, [RESTORE_CREDENTIAL_ENV.userEnv]: 'postgres', [RESTORE_CREDENTIAL_ENV.passwordEnv]: server.password };
     await withDb(server, 'postgres', (db) => db.query('CREATE DATABASE app'));
     await withDb(server, 'app', (db) => db.query(SCHEMA + EXTRA));
     original = await everything('app');
@@ -455,7 +457,7 @@ describe('Postgres backup failures (real PostgreSQL server)', () => {
     // Both servers share the superuser password: restoring globals.sql brings the role passwords back.
     const password = 'same-on-both-servers';
     const server = await startPostgres({ password });
-    const env = { PG_PASSWORD: password };
+    const env = { PG_PASSWORD: password, [RESTORE_CREDENTIAL_ENV.userEnv]: 'postgres', [RESTORE_CREDENTIAL_ENV.passwordEnv]: password };
     let fresh: PostgresServer | undefined;
     try {
       await withDb(server, 'postgres', (db) => db.query('CREATE DATABASE app'));
@@ -541,7 +543,7 @@ describe('Postgres backup failures (real PostgreSQL server)', () => {
 
   test('full disk (2 MiB tmpfs) in the middle of a dump: run failed, nothing promoted, the earlier backup still restores', async () => {
     const server = await startPostgres();
-    const env = { PG_PASSWORD: server.password };
+    const env = { PG_PASSWORD: server.password, [RESTORE_CREDENTIAL_ENV.userEnv]: 'postgres', [RESTORE_CREDENTIAL_ENV.passwordEnv]: server.password };
     const mountPoint = tempDir('small-disk');
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', mountPoint]);
     try {

@@ -224,6 +224,30 @@ function postgresBinDir(): string {
   return path.join(base, versions[0], 'bin');
 }
 
+/** Where test/install-servers.sh unpacks PostgreSQL versions Debian does not have (17). */
+const POSTGRES_CACHE = '/var/cache/tenantry-postgres';
+/** The versions the real-server tests run on: Debian's 15 and the fetched 17 (Tenantry supports 15-17). */
+const VERSIONS_UNDER_TEST = [15, 17];
+
+export interface PostgresVersion {
+  major: number;
+  /** initdb, pg_ctl, postgres and the client tools of that version. */
+  binDir: string;
+}
+
+/**
+ * Every PostgreSQL version the real-server tests must run on. A missing one fails with the command
+ * that installs it: a test that silently ran on fewer versions would prove less than it says.
+ */
+export function postgresVersionsUnderTest(): PostgresVersion[] {
+  return VERSIONS_UNDER_TEST.map((major) => {
+    const candidates = [`/usr/lib/postgresql/${major}/bin`, `${POSTGRES_CACHE}/${major}/usr/lib/postgresql/${major}/bin`];
+    const binDir = candidates.find((dir) => isExecutable(path.join(dir, 'initdb')));
+    if (!binDir) throw new Error(`PostgreSQL ${major} is not installed (looked in ${candidates.join(', ')}); install it with: bash test/install-servers.sh`);
+    return { major, binDir };
+  });
+}
+
 /** A PATH on which the servers' binaries resolve even for the postgres user (pgbouncer is in /usr/sbin). */
 function serverPath(): string {
   return [postgresBinDir(), '/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'].join(':');

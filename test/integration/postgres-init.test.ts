@@ -13,24 +13,28 @@ const options: PostgresRenderOptions = {
   databases: ['orders', 'billing'],
   appRole: 'acme_app',
   readonlyRole: 'acme_readonly',
+  backupRole: 'acme_backup',
   parameters: { max_connections: 50 },
 };
 
 // Quotes, a backslash and a space: the script must pass passwords through untouched.
-const firstPasswords = { app: `app 'pw" \\ 1`, readonly: 'ro-pw-1' };
-const rotatedPasswords = { app: 'app-pw-2', readonly: `ro 'pw" 2` };
+const firstPasswords = { app: `app 'pw" \\ 1`, readonly: 'ro-pw-1', backup: `bk $HOME 'pw' 1` };
+const rotatedPasswords = { app: 'app-pw-2', readonly: `ro 'pw" 2`, backup: 'bk-pw-2' };
 
 interface ScriptRun {
   code: number;
   output: string;
 }
 
-function runInitScript(server: PostgresServer, script: string, passwords: { app: string; readonly: string }): Promise<ScriptRun> {
+type Passwords = typeof firstPasswords;
+
+function runInitScript(server: PostgresServer, script: string, passwords: Passwords): Promise<ScriptRun> {
   const env = {
     PATH: process.env.PATH,
     ...server.env,
     TENANTRY_APP_PASSWORD: passwords.app,
     TENANTRY_READONLY_PASSWORD: passwords.readonly,
+    TENANTRY_BACKUP_PASSWORD: passwords.backup,
   };
   return new Promise((resolve) => {
     execFile('/bin/sh', [script], { env, timeout: 30_000 }, (error, stdout, stderr) => {
@@ -161,7 +165,7 @@ describe('postgres init script (real Postgres 15 server)', () => {
     for (const password of Object.values(firstPasswords)) expect(log).not.toContain(password);
   });
 
-  it('runs again without error, keeps the data and rotates both passwords', async () => {
+  it('runs again without error, keeps the data and rotates every password', async () => {
     const rerun = await runInitScript(server, script, rotatedPasswords);
     expect(rerun).toEqual({ code: 0, output: '' });
 
@@ -171,10 +175,12 @@ describe('postgres init script (real Postgres 15 server)', () => {
       withClient(server, 'billing', user, password, async (client) => (await client.query('SELECT count(*)::int AS n FROM items')).rows[0].n);
     await expect(count(options.appRole, rotatedPasswords.app)).resolves.toBe(2);
     await expect(count(options.readonlyRole, rotatedPasswords.readonly)).resolves.toBe(2);
+    await expect(count(options.backupRole, rotatedPasswords.backup)).resolves.toBe(2);
+    await expect(withClient(server, 'billing', options.backupRole, firstPasswords.backup, async () => undefined)).rejects.toThrow(/password authentication failed/);
   });
 
   it('stops with the variable name, before touching the server, when a password is missing', async () => {
-    const run = await runInitScript(server, script, { app: '', readonly: 'x' });
+    const run = await runInitScript(server, script, { app: '', readonly: 'x', backup: 'y' });
     expect(run.code).not.toBe(0);
     expect(run.output).toContain('TENANTRY_APP_PASSWORD must be set');
   });

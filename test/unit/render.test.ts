@@ -15,6 +15,7 @@ const postgres: PostgresRenderOptions = {
   databases: ['orders', 'billing'],
   appRole: 'acme_app',
   readonlyRole: 'acme_readonly',
+  backupRole: 'acme_backup',
   parameters: { shared_buffers: '128MB', max_connections: 100, log_connections: true },
 };
 const pgbouncer: PgBouncerRenderOptions = {
@@ -95,7 +96,7 @@ describe('renderers', () => {
   });
 
   it('entrusts each container with exactly the secrets it needs', () => {
-    expect(renderPostgres(postgres).env).toEqual(['POSTGRES_PASSWORD', 'TENANTRY_APP_PASSWORD', 'TENANTRY_READONLY_PASSWORD']);
+    expect(renderPostgres(postgres).env).toEqual(['POSTGRES_PASSWORD', 'TENANTRY_APP_PASSWORD', 'TENANTRY_READONLY_PASSWORD', 'TENANTRY_BACKUP_PASSWORD']);
     expect(renderPgBouncer(pgbouncer).env).toEqual(['PGBOUNCER_PASSWORD']);
     expect(renderRedisNode(redisNode).env).toEqual(['REDIS_PASSWORD']);
     expect(renderSentinel(sentinel).env).toEqual(['REDIS_PASSWORD', 'SENTINEL_PASSWORD']);
@@ -137,11 +138,17 @@ describe('renderPostgres', () => {
     expect(script).toContain('\\getenv readonly_password TENANTRY_READONLY_PASSWORD');
   });
 
+  it('passes a parameter value with spaces, quotes and "$" as one argument, and refuses a control character', () => {
+    const value = `%m [%p] $user 'q' "dq" `;
+    expect(renderPostgres({ ...postgres, parameters: { log_line_prefix: value } }).command).toEqual(['postgres', '-c', `log_line_prefix=${value}`]);
+    expect(() => renderPostgres({ ...postgres, parameters: { application_name: 'a\nb' } })).toThrow('parameter application_name has a control character');
+  });
+
   it('names the option and the value it refuses', () => {
     expect(() => renderPostgres({ ...postgres, databases: ['orders', 'Bad-Name'] })).toThrow(
       'renderPostgres: databases[1] must be a lower-case identifier of at most 63 characters ([a-z_][a-z0-9_]*) (value: "Bad-Name")',
     );
-    expect(() => renderPostgres({ ...postgres, readonlyRole: 'acme_app' })).toThrow('appRole and readonlyRole must differ');
+    expect(() => renderPostgres({ ...postgres, readonlyRole: 'acme_app' })).toThrow('appRole, readonlyRole and backupRole must differ');
     expect(() => renderPostgres({ ...postgres, databases: [] })).toThrow('databases must be a non-empty list');
     expect(() => renderPostgres({ ...postgres, parameters: { 'bad key': 1 } })).toThrow('parameter names');
   });

@@ -37,9 +37,16 @@ export interface RestoreRequest {
   readonly force: boolean;
   /** Postgres: apply globals.sql (roles) first, for a fresh server. */
   readonly withGlobals: boolean;
+  /** The agent's command line for this restore, for messages that tell an operator how to run it again. */
+  readonly commandLine: string;
 }
 
 export interface JobDriver {
+  /**
+   * Throws a UserError when a restore cannot run as called (a credential it needs is missing),
+   * before anything is fetched or touched. @default every restore may run
+   */
+  beforeRestore?(request: Pick<RestoreRequest, 'commandLine'>, ctx: DriverContext): void;
   /** Writes the backup's files into `dir` (an empty partial directory). */
   backup(dir: string, ctx: DriverContext): Promise<BackupOutcome>;
   /**

@@ -27,6 +27,7 @@
  * not with a source that has moved on.
  */
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import { Client } from 'pg';
 import { secretFromEnv } from '../config';
@@ -39,6 +40,12 @@ import { BackupOutcome, DriverContext, JobDriver, RestoreRequest, selectParts } 
 import { CHUNK_COMPRESSION, dumpChunks, loadChunks, planSplit, SplitTable } from './postgres-tables';
 
 type PostgresJob = Extract<JobConfig, { kind: 'postgres' }>;
+
+/** Who the agent connects as: the backup role (backup, verify) or the operator's restore credential. */
+interface Credential {
+  user: string;
+  password: string;
+}
 
 export const PG_DUMP_COMPRESSION = 5;
 const GLOBALS_FILE = 'globals.sql';
@@ -102,27 +109,27 @@ export class PostgresDriver implements JobDriver {
   }
 
   async backup(dir: string, ctx: DriverContext): Promise<BackupOutcome> {
-    const password = secretFromEnv(this.pg.passwordEnv, ctx.env);
-    const first = await this.connect(this.pg.databases[0], password, ctx);
+    const credential = this.backupCredential(ctx);
+    const first = await this.connect(this.pg.databases[0], credential, ctx);
     let version: string;
     let superuser: boolean;
     try {
       version = (await first.query<{ server_version: string }>('SHOW server_version')).rows[0].server_version;
       await this.chooseTools(first, ctx);
-      superuser = (await first.query<{ rolsuper: boolean }>('SELECT rolsuper FROM pg_roles WHERE rolname = current_user')).rows[0]?.rolsuper ?? false;
+      superuser = await isSuperuser(first);
     } finally {
       await first.end();
     }
     const databases: PostgresDetails['databases'] = {};
     const dumpDatabases = async (signal: AbortSignal) => {
       for (const database of this.pg.databases) {
-        databases[database] = await this.dumpDatabase(database, dir, password, { ...ctx, signal });
+        databases[database] = await this.dumpDatabase(database, dir, credential, { ...ctx, signal });
         ctx.log.info('database dumped', { database, tables: Object.keys(databases[database].tables).length, split: (databases[database].split ?? []).map((t) => t.label).join(', ') });
       }
     };
     // The roles are dumped, and the tool versions read, while the databases are dumped.
-    await allOrNothing([(signal) => this.dumpGlobals(dir, superuser, password, { ...ctx, signal }), dumpDatabases], ctx.signal);
-    const tools = this.toolEnv(password);
+    await allOrNothing([(signal) => this.dumpGlobals(dir, superuser, credential, { ...ctx, signal }), dumpDatabases], ctx.signal);
+    const tools = this.toolEnv(credential);
     const [pgDump, pgDumpall] = await Promise.all([toolVersion('pg_dump', tools), toolVersion('pg_dumpall', tools)]);
     const split = Object.values(databases).some((d) => (d.split ?? []).length > 0);
     const chunkTools = split ? await Promise.all([toolVersion('psql', tools), toolVersion('zstd', tools)]) : undefined;
@@ -136,13 +143,13 @@ export class PostgresDriver implements JobDriver {
   }
 
   /** Role passwords can only be read by a superuser; other roles get the roles without them. */
-  private async dumpGlobals(dir: string, superuser: boolean, password: string, ctx: DriverContext): Promise<void> {
+  private async dumpGlobals(dir: string, superuser: boolean, credential: Credential, ctx: DriverContext): Promise<void> {
     const args = ['--globals-only', `--file=${path.join(dir, GLOBALS_FILE)}`, `--database=${this.maintenanceDatabase}`];
     if (!superuser) {
       args.push('--no-role-passwords');
-      ctx.log.warn('backup role is not a superuser: globals.sql has the roles without their passwords', { user: this.pg.user });
+      ctx.log.warn('backup role is not a superuser: globals.sql has the roles without their passwords', { user: credential.user });
     }
-    await runTool('pg_dumpall', args, { env: this.toolEnv(password), signal: ctx.signal });
+    await runTool('pg_dumpall', args, { env: this.toolEnv(credential), signal: ctx.signal });
   }
 
   /**
@@ -153,16 +160,15 @@ export class PostgresDriver implements JobDriver {
    * change that itself waits for the dump). Row counts come from the same snapshot: from the
    * chunk copies' own counts for split tables, from count(*) for the rest.
    */
-  private async dumpDatabase(database: string, dir: string, password: string, ctx: DriverContext): Promise<PostgresDetails['databases'][string]> {
-    const session = await this.connect(database, password, ctx);
+  private async dumpDatabase(database: string, dir: string, credential: Credential, ctx: DriverContext): Promise<PostgresDetails['databases'][string]> {
+    const session = await this.connect(database, credential, ctx);
     try {
       await session.query(`SET lock_timeout = '${LOCK_WAIT}'`);
-      await session.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-      const snapshot = (await session.query<{ id: string }>('SELECT pg_export_snapshot() AS id')).rows[0].id;
+      const snapshot = await snapshotWithReadableLargeObjects(session, database);
       const tables = (await session.query<TableRef>(TABLES_SQL)).rows;
       const planned = await planSplit(session, this.pg.splitTablesLargerThanMb * 1024 * 1024, this.pg.parallelJobs);
       await lockUnchanged(session, tables);
-      const env = this.toolEnv(password);
+      const env = this.toolEnv(credential);
       if (planned.length > 0 && !largeOutputBufferWorks(env) && !warnedNoStdbuf) {
         warnedNoStdbuf = true;
         ctx.log.warn("coreutils' stdbuf does not work here: chunks are copied with psql's own stdout buffer, about 10 % slower");
@@ -211,26 +217,27 @@ export class PostgresDriver implements JobDriver {
   /**
    * Restores each database into a scratch database on the source server, compares the row count
    * of every table with the counts taken at dump time, and drops the scratch database again.
-   * The backup role needs CREATEDB for this.
+   * Runs as the backup role: it needs CREATEDB, and restores without owners and grants (the
+   * scratch copy is its own), which row counts do not need.
    */
   async verify(dir: string, manifest: Manifest, ctx: DriverContext): Promise<string> {
     const { databases } = manifest.details as unknown as PostgresDetails;
-    const password = secretFromEnv(this.pg.passwordEnv, ctx.env);
-    await this.withMaintenance(password, ctx, (db) => this.chooseTools(db, ctx, archiveMajor(manifest)));
+    const credential = this.backupCredential(ctx);
+    await this.withMaintenance(credential, ctx, (db) => this.chooseTools(db, ctx, archiveMajor(manifest)));
     const stamp = new Date().toISOString().replace(/\D/g, '').slice(0, 14);
     const summaries: string[] = [];
     for (const [database, { tables }] of Object.entries(databases)) {
       const scratch = scratchName(database, stamp);
-      await this.createDatabase(scratch, password, ctx);
+      await this.createDatabase(scratch, credential, ctx);
       try {
-        await this.restoreDatabase(dir, database, scratch, { create: false, extra: ['--no-owner', '--no-privileges'], details: databases[database] }, password, ctx);
-        const restored = await this.withDatabase(scratch, password, ctx, async (db) => countRows(db, (await db.query<TableRef>(TABLES_SQL)).rows));
+        await this.restoreDatabase(dir, database, scratch, { create: false, extra: ['--no-owner', '--no-privileges'], details: databases[database] }, credential, ctx);
+        const restored = await this.withDatabase(scratch, credential, ctx, async (db) => countRows(db, (await db.query<TableRef>(TABLES_SQL)).rows));
         const problems = compareCounts(tables, restored);
         if (problems.length > 0) throw new Error(`${database}: restored copy differs from the dump's snapshot: ${problems.join('; ')}`);
         const rows = Object.values(tables).reduce((a, b) => a + b, 0);
         summaries.push(`${database}: ${Object.keys(tables).length} tables, ${rows} rows match`);
       } finally {
-        await this.dropDatabase(scratch, password, ctx);
+        await this.dropDatabase(scratch, credential, ctx);
       }
     }
     return summaries.join(', ');
@@ -242,27 +249,27 @@ export class PostgresDriver implements JobDriver {
     if (request.target !== undefined && sources.length > 1) {
       throw new UserError(`--target names one database but the backup has ${sources.length} (${sources.join(', ')}); add --only <database>`);
     }
-    const password = secretFromEnv(this.pg.passwordEnv, ctx.env);
-    await this.withMaintenance(password, ctx, (db) => this.chooseTools(db, ctx, archiveMajor(request.manifest)));
-    if (request.withGlobals) await this.applyGlobals(request.dir, password, ctx);
+    const credential = this.restoreCredential(request, ctx);
+    await this.withMaintenance(credential, ctx, (db) => this.chooseTools(db, ctx, archiveMajor(request.manifest)));
+    if (request.withGlobals) await this.applyGlobals(request.dir, credential, ctx);
     const done: string[] = [];
     for (const source of sources) {
       const target = request.target ?? source;
-      const existing = await this.prepareTarget(target, request.force, password, ctx);
+      const existing = await this.prepareTarget(target, request.force, credential, ctx);
       // The archive's own CREATE DATABASE brings back the owner, privileges and settings. An
       // empty database keeps its own; a copy under another name belongs to the restoring role.
       const create = existing === 'absent' && target === source;
-      if (existing === 'absent' && !create) await this.createDatabase(target, password, ctx);
-      await this.restoreDatabase(request.dir, source, target, { create, extra: [], details: databases[source] }, password, ctx);
+      if (existing === 'absent' && !create) await this.createDatabase(target, credential, ctx);
+      await this.restoreDatabase(request.dir, source, target, { create, extra: [], details: databases[source] }, credential, ctx);
       done.push(source === target ? target : `${source} -> ${target}`);
     }
     return `restored ${done.join(', ')} on ${this.pg.host}:${this.pg.port}`;
   }
 
   /** Roles that already exist make psql report errors; those are expected, so psql continues. */
-  private async applyGlobals(dir: string, password: string, ctx: DriverContext): Promise<void> {
+  private async applyGlobals(dir: string, credential: Credential, ctx: DriverContext): Promise<void> {
     await runTool('psql', ['--quiet', '--no-psqlrc', `--file=${path.join(dir, GLOBALS_FILE)}`, `--dbname=${this.maintenanceDatabase}`], {
-      env: this.toolEnv(password),
+      env: this.toolEnv(credential),
       signal: ctx.signal,
     });
   }
@@ -271,14 +278,14 @@ export class PostgresDriver implements JobDriver {
    * Whether the target is an empty database to restore into, or absent (never there, or dropped
    * because --force replaces a non-empty one). A non-empty target without --force is refused.
    */
-  private async prepareTarget(target: string, force: boolean, password: string, ctx: DriverContext): Promise<'empty' | 'absent'> {
-    const exists = await this.withMaintenance(password, ctx, async (db) => (await db.query('SELECT 1 FROM pg_database WHERE datname = $1', [target])).rowCount === 1);
+  private async prepareTarget(target: string, force: boolean, credential: Credential, ctx: DriverContext): Promise<'empty' | 'absent'> {
+    const exists = await this.withMaintenance(credential, ctx, async (db) => (await db.query('SELECT 1 FROM pg_database WHERE datname = $1', [target])).rowCount === 1);
     if (!exists) return 'absent';
-    const relations = await this.withDatabase(target, password, ctx, userRelationCount);
+    const relations = await this.withDatabase(target, credential, ctx, userRelationCount);
     if (relations === 0) return 'empty';
     if (!force) throw new UserError(`database "${target}" already holds ${relations} tables or other relations; restore into another --target, or pass --force to replace it`);
     ctx.log.warn('replacing a non-empty database (--force)', { database: target, relations });
-    await this.dropDatabase(target, password, ctx);
+    await this.dropDatabase(target, credential, ctx);
     return 'absent';
   }
 
@@ -291,53 +298,85 @@ export class PostgresDriver implements JobDriver {
     source: string,
     target: string,
     how: { create: boolean; extra: string[]; details: PostgresDetails['databases'][string] },
-    password: string,
+    credential: Credential,
     ctx: DriverContext,
   ): Promise<void> {
     const archive = path.join(dir, archiveOf(source));
-    if (how.create) await this.pgRestore(archive, this.maintenanceDatabase, ['--section=pre-data', '--create', ...how.extra], password, ctx);
-    else await this.pgRestore(archive, target, ['--section=pre-data', ...how.extra], password, ctx);
-    const env = { ...this.toolEnv(password), PGOPTIONS: RESTORE_SESSION };
+    if (how.create) await this.pgRestore(archive, this.maintenanceDatabase, ['--section=pre-data', '--create', ...how.extra], credential, ctx);
+    else await this.pgRestore(archive, target, ['--section=pre-data', ...how.extra], credential, ctx);
+    const env = { ...this.toolEnv(credential), PGOPTIONS: RESTORE_SESSION };
     await allOrNothing(
       [
-        (signal) => this.pgRestore(archive, target, ['--section=data', ...how.extra], password, { ...ctx, signal }),
+        (signal) => this.pgRestore(archive, target, ['--section=data', ...how.extra], credential, { ...ctx, signal }),
         (signal) => loadChunks(dir, how.details.split ?? [], { database: target, env, workers: this.pg.parallelJobs, signal, serverMajor: this.serverMajor }),
       ],
       ctx.signal,
     );
-    await this.pgRestore(archive, target, ['--section=post-data', ...how.extra], password, ctx);
+    await this.pgRestore(archive, target, ['--section=post-data', ...how.extra], credential, ctx);
   }
 
-  private pgRestore(archive: string, database: string, extra: string[], password: string, ctx: DriverContext): Promise<string> {
+  private pgRestore(archive: string, database: string, extra: string[], credential: Credential, ctx: DriverContext): Promise<string> {
     return runTool('pg_restore', ['--exit-on-error', `--jobs=${this.pg.parallelJobs}`, ...extra, `--dbname=${database}`, archive], {
-      env: { ...this.toolEnv(password), PGOPTIONS: RESTORE_SESSION },
+      env: { ...this.toolEnv(credential), PGOPTIONS: RESTORE_SESSION },
       signal: ctx.signal,
     });
   }
 
-  private createDatabase(name: string, password: string, ctx: DriverContext): Promise<void> {
-    return this.withMaintenance(password, ctx, async (db) => {
-      await db.query(`CREATE DATABASE ${quoteIdent(name)}`);
+  /**
+   * A new database lets PUBLIC connect by default; on a shared server another tenant's backup
+   * role (pg_read_all_data) could then read what is restored into it. It is created closed to
+   * connections, PUBLIC loses its rights, and only then does it open.
+   */
+  private createDatabase(name: string, credential: Credential, ctx: DriverContext): Promise<void> {
+    return this.withMaintenance(credential, ctx, async (db) => {
+      await db.query(`CREATE DATABASE ${quoteIdent(name)} WITH ALLOW_CONNECTIONS false`);
+      await db.query(`REVOKE ALL ON DATABASE ${quoteIdent(name)} FROM PUBLIC`);
+      await db.query(`ALTER DATABASE ${quoteIdent(name)} WITH ALLOW_CONNECTIONS true`);
     });
   }
 
-  private dropDatabase(name: string, password: string, ctx: DriverContext): Promise<void> {
-    return this.withMaintenance(password, ctx, async (db) => {
+  private dropDatabase(name: string, credential: Credential, ctx: DriverContext): Promise<void> {
+    return this.withMaintenance(credential, ctx, async (db) => {
       await db.query(`DROP DATABASE IF EXISTS ${quoteIdent(name)} WITH (FORCE)`);
     });
   }
 
+  private backupCredential(ctx: DriverContext): Credential {
+    return { user: this.pg.user, password: secretFromEnv(this.pg.passwordEnv, ctx.env) };
+  }
+
+  /**
+   * A restore creates databases owned by other roles and brings back their grants: more than the
+   * backup role may do. Its credential is passed by an operator for this command only; without it
+   * the restore stops here, before it touches anything, and says how to pass it.
+   */
+  beforeRestore(request: Pick<RestoreRequest, 'commandLine'>, ctx: DriverContext): void {
+    this.restoreCredential(request, ctx);
+  }
+
+  private restoreCredential(request: Pick<RestoreRequest, 'commandLine'>, ctx: DriverContext): Credential {
+    const { userEnv, passwordEnv, source } = this.pg.restoreCredential;
+    const user = ctx.env[userEnv];
+    const password = ctx.env[passwordEnv];
+    if (user && password) return { user, password };
+    throw new UserError(
+      `restore needs an elevated Postgres credential, which this container does not hold (its backup role ${this.pg.user} may only read): ` +
+        `set ${userEnv} and ${passwordEnv} in your shell${source ? ` from ${source}` : ''}, then run ` +
+        `docker exec -e ${userEnv} -e ${passwordEnv} ${os.hostname()} tenantry-agent ${request.commandLine}`,
+    );
+  }
+
   /** CREATE/DROP DATABASE need a connection to another database, one that survives the restore. */
-  private withMaintenance<T>(password: string, ctx: DriverContext, use: (db: Client) => Promise<T>): Promise<T> {
-    return this.withDatabase(this.maintenanceDatabase, password, ctx, use);
+  private withMaintenance<T>(credential: Credential, ctx: DriverContext, use: (db: Client) => Promise<T>): Promise<T> {
+    return this.withDatabase(this.maintenanceDatabase, credential, ctx, use);
   }
 
   private get maintenanceDatabase(): string {
     return this.pg.maintenanceDatabase ?? 'postgres';
   }
 
-  private async withDatabase<T>(database: string, password: string, ctx: DriverContext, use: (db: Client) => Promise<T>): Promise<T> {
-    const client = await this.connect(database, password, ctx);
+  private async withDatabase<T>(database: string, credential: Credential, ctx: DriverContext, use: (db: Client) => Promise<T>): Promise<T> {
+    const client = await this.connect(database, credential, ctx);
     try {
       return await use(client);
     } finally {
@@ -345,12 +384,12 @@ export class PostgresDriver implements JobDriver {
     }
   }
 
-  private async connect(database: string, password: string, ctx: DriverContext): Promise<Client> {
+  private async connect(database: string, credential: Credential, ctx: DriverContext): Promise<Client> {
     const client = new Client({
       host: this.pg.host,
       port: this.pg.port,
-      user: this.pg.user,
-      password,
+      user: credential.user,
+      password: credential.password,
       database,
       application_name: 'tenantry-agent',
       // A database's or role's timeouts are for its applications: the agent's queries (count(*)
@@ -367,8 +406,8 @@ export class PostgresDriver implements JobDriver {
     return client;
   }
 
-  private toolEnv(password: string): NodeJS.ProcessEnv {
-    return { ...this.toolPath(), PGHOST: this.pg.host, PGPORT: String(this.pg.port), PGUSER: this.pg.user, PGPASSWORD: password, PGCONNECT_TIMEOUT: '10', PGAPPNAME: 'tenantry-agent' };
+  private toolEnv(credential: Credential): NodeJS.ProcessEnv {
+    return { ...this.toolPath(), PGHOST: this.pg.host, PGPORT: String(this.pg.port), PGUSER: credential.user, PGPASSWORD: credential.password, PGCONNECT_TIMEOUT: '10', PGAPPNAME: 'tenantry-agent' };
   }
 
   /** PATH with the chosen tools first, when a version-matched directory was found. */
@@ -386,6 +425,53 @@ export class PostgresDriver implements JobDriver {
     const major = Math.max(this.serverMajor, archiveMajor);
     this.toolDir = pickToolDir(major, fs.existsSync);
     if (!this.toolDir) ctx.log.warn('no client tools installed for this server version; using those on PATH', { serverMajor: this.serverMajor, needed: major });
+  }
+}
+
+/** Whether the connected role is a superuser (it then reads role passwords and every large object). */
+async function isSuperuser(db: Client): Promise<boolean> {
+  return (await db.query<{ rolsuper: boolean }>('SELECT rolsuper FROM pg_roles WHERE rolname = current_user')).rows[0]?.rolsuper ?? false;
+}
+
+/** The function the init script creates in each tenant database (runtime/render/postgres.ts). */
+const GRANT_LARGE_OBJECTS = 'tenantry.grant_large_objects_to_backup()';
+const SNAPSHOT_ATTEMPTS = 3;
+
+/**
+ * Large objects the session's role cannot read, as of the transaction's snapshot (the one pg_dump
+ * checks large-object privileges against). Ownership, a grant to the role, to a role it is a
+ * member of, or to PUBLIC make one readable; superusers and lo_compat_privileges read them all.
+ */
+const UNREADABLE_LARGE_OBJECTS_SQL = `
+  SELECT count(*) AS n FROM pg_largeobject_metadata m
+  WHERE NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+    AND current_setting('lo_compat_privileges') = 'off'
+    AND NOT pg_has_role(current_user, m.lomowner, 'USAGE')
+    AND NOT EXISTS (SELECT FROM aclexplode(m.lomacl) a
+                    WHERE a.privilege_type = 'SELECT'
+                      AND CASE WHEN a.grantee = 0 THEN true ELSE pg_has_role(current_user, a.grantee, 'USAGE') END)`;
+
+/**
+ * Opens the dump's REPEATABLE READ transaction and exports its snapshot, after granting the backup
+ * role SELECT on the app's large objects (pg_read_all_data does not cover them). One created
+ * between that grant and the snapshot would make pg_dump fail, so the snapshot is checked and,
+ * if needed, taken again after another grant.
+ */
+async function snapshotWithReadableLargeObjects(session: Client, database: string): Promise<string> {
+  for (let attempt = 1; ; attempt++) {
+    const granter = await session.query(`SELECT has_function_privilege(to_regprocedure($1), 'EXECUTE') AS callable WHERE to_regprocedure($1) IS NOT NULL`, [GRANT_LARGE_OBJECTS]);
+    if (granter.rows[0]?.callable) await session.query(`SELECT ${GRANT_LARGE_OBJECTS}`);
+    await session.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    const snapshot = (await session.query<{ id: string }>('SELECT pg_export_snapshot() AS id')).rows[0].id;
+    const unreadable = Number((await session.query<{ n: string }>(UNREADABLE_LARGE_OBJECTS_SQL)).rows[0].n);
+    if (unreadable === 0) return snapshot;
+    await session.query('ROLLBACK');
+    if (attempt === SNAPSHOT_ATTEMPTS || !granter.rows[0]?.callable) {
+      throw new Error(
+        `${database}: the backup role cannot read ${unreadable} large object(s)${granter.rows[0]?.callable ? ` (still, after ${attempt} grants)` : ` and ${GRANT_LARGE_OBJECTS} is missing or not callable by it`}: ` +
+          'run the Postgres init script again (it creates the function and its grants), or grant it SELECT on them',
+      );
+    }
   }
 }
 

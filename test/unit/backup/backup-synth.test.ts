@@ -4,7 +4,7 @@ import * as path from 'path';
 import { App, Testing } from 'cdktf';
 import { loadConfig } from '../../../config/load';
 import { unescapeTerraformTemplate } from '../../../constructs/terraform-text';
-import { agentConfigSchema, MINIO_RESTORE_CREDENTIAL_ENV } from '../../../runtime/agent/config';
+import { agentConfigSchema, MINIO_RESTORE_CREDENTIAL_ENV, RESTORE_CREDENTIAL_ENV } from '../../../runtime/agent/config';
 import { EnvironmentStack } from '../../../stacks/environment-stack';
 
 type Resource = Record<string, unknown>;
@@ -95,7 +95,10 @@ describe('Backup construct in an environment stack', () => {
     expect(named.length).toBeGreaterThanOrEqual(7);
     // MinIO's access key is the agent's own (read-only) user name, not a secret; every other named variable is one.
     expect(env.MINIO_ACCESS_KEY).toBe('acme-backup');
-    for (const variable of named.filter((v) => v !== 'MINIO_ACCESS_KEY')) {
+    // The Postgres restore credential is named too, but an operator passes it for one command: the container never has it.
+    const restore = Object.values(RESTORE_CREDENTIAL_ENV) as string[];
+    for (const variable of restore) expect(env).not.toHaveProperty(variable);
+    for (const variable of named.filter((v) => v !== 'MINIO_ACCESS_KEY' && !restore.includes(v))) {
       expect(env[variable]).toMatch(/^\$\{(random_password|aws_iam_access_key)\.[^}]+\}$/);
     }
   });

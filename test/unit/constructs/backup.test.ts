@@ -63,7 +63,16 @@ describe('Backup', () => {
         verifySchedule: '0 4 * * 0',
         retention: { daily: 7, weekly: 4, monthly: 6 },
         offsite: false,
-        postgres: { host: 'dev-acme-postgres', port: 5432, user: 'postgres', passwordEnv: 'PG_PASSWORD', databases: ['app'], parallelJobs: 2, splitTablesLargerThanMb: 256 },
+        postgres: {
+          host: 'dev-acme-postgres',
+          port: 5432,
+          user: 'acme_backup',
+          passwordEnv: 'PG_PASSWORD',
+          databases: ['app'],
+          parallelJobs: 2,
+          splitTablesLargerThanMb: 256,
+          restoreCredential: { userEnv: 'TENANTRY_RESTORE_PGUSER', passwordEnv: 'TENANTRY_RESTORE_PGPASSWORD' },
+        },
       }),
       expect.objectContaining({
         name: 'redis',
@@ -87,7 +96,10 @@ describe('Backup', () => {
 
     expect(Object.keys(env).sort()).toEqual(['PG_PASSWORD', 'REDIS_PASSWORD', 'SENTINEL_PASSWORD']);
     for (const value of Object.values(env)) expect(value).toMatch(RANDOM_PASSWORD_REF);
-    expect(env.PG_PASSWORD).toBe(envOf(container(doc, 'dev-acme-postgres')).POSTGRES_PASSWORD);
+    // The backup role's password, never the superuser's: no container but Postgres holds that.
+    const server = envOf(container(doc, 'dev-acme-postgres'));
+    expect(env.PG_PASSWORD).toBe(server.TENANTRY_BACKUP_PASSWORD);
+    expect(Object.values(env)).not.toContain(server.POSTGRES_PASSWORD);
     expect(env.REDIS_PASSWORD).toBe(envOf(container(doc, 'dev-acme-redis-0')).REDIS_PASSWORD);
     expect(env.SENTINEL_PASSWORD).toBe(envOf(container(doc, 'dev-acme-sentinel-1')).SENTINEL_PASSWORD);
   });

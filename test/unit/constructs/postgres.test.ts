@@ -1,7 +1,8 @@
 import { Container } from '@cdktf/provider-docker/lib/container';
 import { Password } from '@cdktf/provider-random/lib/password';
 import { Construct } from 'constructs';
-import { PostgresProps, PostgresServer, tenantRoles } from '../../../constructs/postgres';
+import { tenantRoles } from '../../../config/postgres-names';
+import { PostgresProps, PostgresServer } from '../../../constructs/postgres';
 import { unescapeTerraformTemplate } from '../../../constructs/terraform-text';
 import { renderPostgresInitScript } from '../../../runtime/render/postgres';
 import { container, envOf, labels, NETWORK, passwordId, RANDOM_PASSWORD_REF, resourcesOf, STORAGE, synth, upload } from './support';
@@ -66,19 +67,18 @@ describe('PostgresServer', () => {
     expect(c.upload).toHaveLength(1);
     expect(script.executable).toBe(true);
     expect(unescapeTerraformTemplate(script.content)).toBe(
-      renderPostgresInitScript({ databases: ['app', 'analytics'], appRole: 'acme_app', readonlyRole: 'acme_readonly', parameters: {} }),
+      renderPostgresInitScript({ databases: ['app', 'analytics'], appRole: 'acme_app', readonlyRole: 'acme_readonly', backupRole: 'acme_backup', parameters: {} }),
     );
   });
 
-  test('passwords reach the container as references to three distinct random_passwords, never as values', () => {
+  test('passwords reach the container as references to four distinct random_passwords, never as values', () => {
     const { c, doc } = postgres();
     const env = envOf(c);
 
-    for (const name of ['POSTGRES_PASSWORD', 'TENANTRY_APP_PASSWORD', 'TENANTRY_READONLY_PASSWORD']) {
-      expect(env[name]).toMatch(RANDOM_PASSWORD_REF);
-    }
-    const ids = [env.POSTGRES_PASSWORD, env.TENANTRY_APP_PASSWORD, env.TENANTRY_READONLY_PASSWORD].map(passwordId);
-    expect(new Set(ids).size).toBe(3);
+    const names = ['POSTGRES_PASSWORD', 'TENANTRY_APP_PASSWORD', 'TENANTRY_READONLY_PASSWORD', 'TENANTRY_BACKUP_PASSWORD'];
+    for (const name of names) expect(env[name]).toMatch(RANDOM_PASSWORD_REF);
+    const ids = names.map((name) => passwordId(env[name]));
+    expect(new Set(ids).size).toBe(4);
     const passwords = resourcesOf<{ length: number; special: boolean }>(doc, 'random_password');
     expect(Object.keys(passwords).sort()).toEqual([...ids].sort());
     for (const id of ids) expect(passwords[id]).toEqual({ length: 32, special: false });
@@ -114,7 +114,7 @@ describe('PostgresServer', () => {
     expect(server.databases).toEqual(['app', 'analytics']);
     expect(server.appRole).toBe('big_co_app');
     expect(server.readonlyRole).toBe('big_co_readonly');
-    expect(tenantRoles('big-co')).toEqual({ appRole: 'big_co_app', readonlyRole: 'big_co_readonly' });
+    expect(tenantRoles('big-co')).toEqual({ appRole: 'big_co_app', readonlyRole: 'big_co_readonly', backupRole: 'big_co_backup' });
   });
 
   test('refuses an empty database list, naming the tenant', () => {

@@ -21,6 +21,17 @@ function serviceContainer(props: Partial<ServiceContainerProps> = {}) {
 }
 
 describe('ServiceContainer', () => {
+  test('entrypoint and command arguments reach the container as written: Terraform template syntax is escaped', () => {
+    // A Postgres parameter from YAML: `log_line_prefix: "${HOME} %{x} $user 'q'"` becomes one -c argument.
+    const argument = `log_line_prefix=\${HOME} %{x} $user 'q' `;
+    const { json } = serviceContainer({ launch: { files: [], env: [], entrypoint: ['/bin/sh', '-c', 'echo ${A}'], command: ['postgres', '-c', argument] } });
+
+    expect(json).toHaveResourceWithProperties(Container, {
+      entrypoint: ['/bin/sh', '-c', 'echo $${A}'],
+      command: ['postgres', '-c', `log_line_prefix=$\${HOME} %%{x} $user 'q' `],
+    });
+  });
+
   test('name and hostname <env>-<tenant>-<service>[-<n>], network alias, the three labels', () => {
     const { json } = serviceContainer({ index: 2 });
 

@@ -79,7 +79,7 @@ describe('Tenant', () => {
     expect((outputs.tenant_acme.value as { minio: { secret_key: string } }).minio.secret_key).toBe(application);
     expect(JSON.stringify(outputs.tenant_acme.value)).not.toContain(root);
     expect(outputs.admin_acme.sensitive).toBe(true);
-    expect(outputs.admin_acme.value).toEqual({ minio_root: { endpoint: 'http://dev-acme-minio:9000', access_key: 'acme-admin', secret_key: root } });
+    expect(outputs.admin_acme.value).toMatchObject({ minio_root: { endpoint: 'http://dev-acme-minio:9000', access_key: 'acme-admin', secret_key: root } });
     const holders = containers(doc).filter((c) => (c.env ?? []).some((e) => e.endsWith(`=${root}`))).map((c) => c.name);
     expect(holders.sort()).toEqual(['dev-acme-minio', 'dev-acme-minio-setup']);
     expect(env('dev-acme-backup')).toMatchObject({ MINIO_ACCESS_KEY: 'acme-backup', MINIO_SECRET_KEY: env('dev-acme-minio-setup').MINIO_BACKUP_SECRET_KEY });
@@ -108,10 +108,24 @@ describe('Tenant', () => {
     expect(outputs.tenant_acme.value).not.toHaveProperty('backup');
   });
 
+  test('a separate sensitive output admin_<name> holds the Postgres superuser for restores, for operators only', () => {
+    const { outputs, doc } = buildTenant(EVERYTHING);
+
+    expect(outputs.admin_acme.sensitive).toBe(true);
+    const superuser = (outputs.admin_acme.value as Record<string, Record<string, unknown>>).postgres_superuser;
+    expect(superuser).toEqual({ user: 'postgres', password: expect.stringMatching(/^\$\{random_password\.[^.]+\.result\}$/), host: 'dev-acme-postgres', port: 5432 });
+    // The application's output has no superuser, and only the Postgres server's own container holds it.
+    expect(JSON.stringify(outputs.tenant_acme.value)).not.toContain(String(superuser.password));
+    const holders = Object.values((doc.resource?.docker_container ?? {}) as Record<string, { name: string; env?: string[] }>)
+      .filter((c) => (c.env ?? []).some((e) => e.endsWith(`=${superuser.password}`)))
+      .map((c) => c.name);
+    expect(holders).toEqual(['dev-acme-postgres']);
+  });
+
   test('a hyphenated tenant name gives output tenant_big_co and roles big_co_*', () => {
     const { outputs } = buildTenant({ name: 'big-co', services: { postgres: {} }, backup: { postgres: { enabled: false } } });
 
-    expect(Object.keys(outputs)).toEqual(['tenant_big_co']);
+    expect(Object.keys(outputs)).toEqual(['admin_big_co', 'tenant_big_co']);
     expect(JSON.stringify(outputs.tenant_big_co.value)).toContain('postgres://big_co_app:');
   });
 
@@ -123,7 +137,7 @@ describe('Tenant', () => {
 
     expect(ids.length).toBeGreaterThan(20);
     for (const id of ids) expect(id).toMatch(/^acme_/);
-    expect(Object.keys(resourcesOf(doc, 'random_password'))).toHaveLength(9);
+    expect(Object.keys(resourcesOf(doc, 'random_password'))).toHaveLength(10);
   });
 
   // BUG (config/load.ts resolveBackupJobs vs constructs/backup.ts): MinIO without buckets (the

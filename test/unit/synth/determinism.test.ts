@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { reservedDatabase, reservedRole, tenantRoles } from '../../../config/postgres-names';
 import { EnvironmentStack } from '../../../stacks/environment-stack';
 import {
   BACKUP_IMAGE_BUILD,
@@ -52,8 +53,11 @@ describe('determinism of the example config', () => {
  * silently testing an impossible config.
  */
 
-const name = fc.stringMatching(/^[a-z][a-z0-9-]{0,9}[a-z0-9]$/).filter((n) => !n.includes('--') && n !== 'shared');
-const identifier = fc.stringMatching(/^[a-z_][a-z0-9_]{0,8}$/);
+// Names the loader accepts: not "shared", no role or database PostgreSQL reserves.
+const name = fc
+  .stringMatching(/^[a-z][a-z0-9-]{0,9}[a-z0-9]$/)
+  .filter((n) => !n.includes('--') && n !== 'shared' && Object.values(tenantRoles(n)).every((role) => reservedRole(role) === undefined));
+const identifier = fc.stringMatching(/^[a-z_][a-z0-9_]{0,8}$/).filter((d) => reservedDatabase(d) === undefined);
 const bucketName = fc.stringMatching(/^[a-z0-9][a-z0-9-]{1,10}[a-z0-9]$/);
 
 const redis = fc

@@ -2,7 +2,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import type { EnvironmentConfig, TenantConfig } from '../../../config/model';
-import { tenantRoles } from '../../../constructs/postgres';
+import { tenantRoles } from '../../../config/postgres-names';
 import { unescapeTerraformTemplate } from '../../../constructs/terraform-text';
 import { loadAgentConfig } from '../../../runtime/agent/config';
 import { renderMinioSetup } from '../../../runtime/render/minio-setup';
@@ -101,8 +101,8 @@ describe('upload content, after Terraform unescaping, is exactly what the render
     const expected = expectedLaunch(s.env, tenant, c)!;
 
     expect((c.upload ?? []).map((u) => ({ ...u, content: unescapeTerraformTemplate(u.content) }))).toEqual(asUploads(expected));
-    expect(c.entrypoint).toEqual(expected.entrypoint);
-    expect(c.command).toEqual(expected.command);
+    expect(c.entrypoint?.map(unescapeTerraformTemplate)).toEqual(expected.entrypoint);
+    expect(c.command?.map(unescapeTerraformTemplate)).toEqual(expected.command);
     expect((c.env ?? []).map((e) => e.split('=')[0])).toEqual(expect.arrayContaining(expected.env));
   });
 

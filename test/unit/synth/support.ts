@@ -4,7 +4,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { stringify } from 'yaml';
 import { loadConfig } from '../../../config/load';
-import type { EnvironmentConfig, TenantryConfig } from '../../../config/model';
+import type { EnvironmentConfig, TenantConfig, TenantryConfig } from '../../../config/model';
 import { formatProblem } from '../../../config/source';
 import { isPinned } from '../../../config/images';
 import { EnvironmentStack } from '../../../stacks/environment-stack';
@@ -182,16 +182,19 @@ export function invariantViolations(stacks: readonly SynthesizedEnvironment[]): 
       const text = JSON.stringify(output.value);
       if (/\$\{(random_password|aws_iam_access_key)\./.test(text) && output.sensitive !== true) problems.push(`${where} output ${name} carries a secret but is not sensitive`);
     }
-    const tenantOutputs = s.env.tenants.map((t) => `tenant_${t.name.replace(/-/g, '_')}`);
-    const outputs = Object.keys(s.doc.output ?? {});
-    if (outputs.filter((o) => o.startsWith('tenant_')).sort().join() !== tenantOutputs.sort().join() || outputs.some((o) => !/^(tenant|admin)_/.test(o))) {
-      problems.push(`${where} outputs ${outputs.join(', ')} are not one tenant_<name> per tenant (and admin_<name> for operators)`);
+    // One output for each tenant's applications, one for its operators where it has Postgres or MinIO.
+    const outputsOf = (kind: string) => Object.keys(s.doc.output ?? {}).filter((name) => name.startsWith(`${kind}_`)).sort().join();
+    const tenantOutputs = (kind: string, tenants: TenantConfig[]) => tenants.map((t) => `${kind}_${t.name.replace(/-/g, '_')}`).sort().join();
+    const withAdmin = s.env.tenants.filter((t) => t.services.postgres?.enabled || t.services.minio?.enabled);
+    if (outputsOf('tenant') !== tenantOutputs('tenant', s.env.tenants) || outputsOf('admin') !== tenantOutputs('admin', withAdmin)) {
+      problems.push(`${where} outputs ${Object.keys(s.doc.output ?? {}).join(', ')} are not one per tenant (and one admin_ per tenant with Postgres or MinIO)`);
     }
     // Applications get their own users: root and superuser credentials go to operators (admin_<name>) only.
-    for (const name of tenantOutputs) {
+    for (const name of s.env.tenants.map((t) => `tenant_${t.name.replace(/-/g, '_')}`)) {
       const root = /\$\{random_password\.[^.}]*(root|superuser)-password[^}]*\}/.exec(JSON.stringify(s.doc.output?.[name]?.value ?? ''));
       if (root) problems.push(`${where} output ${name}, which applications read, holds an operator credential ${root[0]}`);
     }
+    if (Object.keys(s.doc.output ?? {}).some((name) => !/^(tenant|admin)_/.test(name))) problems.push(`${where} has an output that is neither tenant_ nor admin_`);
 
     for (const word of randomLooking(s.json)) problems.push(`${where} random-looking string in the JSON (a secret in plain text?): ${word}`);
   }
