@@ -1,3 +1,4 @@
+import { isIP } from 'net';
 import { z } from 'zod';
 import { CronError, isValidTimeZone, parseCron } from '../runtime/schedule/cron';
 
@@ -22,6 +23,13 @@ const postgresIdentifier = z
   .regex(/^[a-z_][a-z0-9_]*$/, 'must be a lowercase PostgreSQL identifier: a-z, 0-9 and "_", not starting with a digit');
 
 const tcpPort = z.number().int().min(1).max(65535);
+
+/** Where published ports listen on the Docker host; loopback unless an environment opens them wider. */
+export const DEFAULT_PUBLISH_ADDRESS = '127.0.0.1';
+
+const hostAddress = z.string().refine((a) => isIP(a) !== 0, {
+  message: `must be an IPv4 or IPv6 address of the Docker host: "${DEFAULT_PUBLISH_ADDRESS}" (this host only), a LAN address, or "0.0.0.0" (every interface)`,
+});
 
 export const imageReference = z
   .string()
@@ -182,6 +190,8 @@ export const environmentSchema = z
       .strictObject({
         /** Publish service ports on the Docker host (for development access). */
         publish: z.boolean().default(false),
+        /** The Docker host address published ports bind to; "0.0.0.0" exposes them on every interface. */
+        address: hostAddress.default(DEFAULT_PUBLISH_ADDRESS),
         /** Host ports are handed out from here, 20 per tenant slot. */
         from: tcpPort.default(20000),
         to: tcpPort.default(29999),

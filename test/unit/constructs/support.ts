@@ -1,6 +1,7 @@
 import { Testing } from 'cdktf';
 import type { Construct } from 'constructs';
 import type { StorageConfig } from '../../../config/model';
+import type { HostPort } from '../../../constructs/service-container';
 
 /*
  * Helpers for construct tests: synthesize a scope and read the JSON with just enough typing to
@@ -24,6 +25,9 @@ export interface ContainerJson {
   readonly upload?: UploadJson[];
   readonly volumes?: { container_path: string; volume_name?: string; host_path?: string }[];
   readonly ports?: { internal: number; external: number; ip: string }[];
+  readonly security_opts?: string[];
+  readonly capabilities?: { add?: string[]; drop: string[] };
+  readonly read_only?: boolean;
   readonly labels: { label: string; value: string }[];
   readonly networks_advanced: { name: string; aliases: string[] }[];
   readonly memory?: number;
@@ -113,4 +117,9 @@ export function labels(environment: string, tenant: string, service: string): { 
     { label: 'tenantry.service', value: service },
     { label: 'tenantry.tenant', value: tenant },
   ];
+}
+
+/** A host port on loopback, the environments' default address (config/schema.ts DEFAULT_PUBLISH_ADDRESS). */
+export function onHost(port: number, address = '127.0.0.1'): HostPort {
+  return { address, port };
 }
