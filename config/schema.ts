@@ -135,7 +135,14 @@ const imagesSchema = z.strictObject({
 });
 
 const backendSchema = z.discriminatedUnion('kind', [
-  z.strictObject({ kind: z.literal('local'), path: z.string().optional() }),
+  z.strictObject({
+    kind: z.literal('local'),
+    /** Relative to the config directory. @default terraform.<env>.tfstate there */
+    path: z
+      .string()
+      .regex(/\.tfstate$/, 'must end in ".tfstate": the state holds every secret in plain text, and .gitignore keeps only *.tfstate files out of git')
+      .optional(),
+  }),
   z.strictObject({
     kind: z.literal('s3'),
     bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be a valid S3 bucket name'),
