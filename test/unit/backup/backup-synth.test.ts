@@ -4,8 +4,9 @@ import * as path from 'path';
 import { App, Testing } from 'cdktf';
 import { loadConfig } from '../../../config/load';
 import { unescapeTerraformTemplate } from '../../../constructs/terraform-text';
-import { agentConfigSchema } from '../../../runtime/agent/config';
+import { agentConfigSchema, CONFIG_JSON_ENV } from '../../../runtime/agent/config';
 import { EnvironmentStack } from '../../../stacks/environment-stack';
+import { BACKUP_IMAGE_BUILD } from '../synth/support';
 
 type Resource = Record<string, unknown>;
 type StackJson = { provider?: Record<string, unknown>; resource: Record<string, Record<string, Resource>> };
@@ -43,7 +44,7 @@ function synthesize(offsite: string, tenants: string[]): StackJson {
   const app = Testing.app() as App;
   const stack = new EnvironmentStack(app, 'prod', {
     environment: result.config.environments[0],
-    backupImageBuild: { context: '../../..', dockerfile: 'runtime/agent/Dockerfile', name: 'tenantry/backup-agent:0.1.0' },
+    backupImageBuild: BACKUP_IMAGE_BUILD,
   });
   return JSON.parse(Testing.synth(stack, true)) as StackJson;
 }
@@ -51,17 +52,17 @@ function synthesize(offsite: string, tenants: string[]): StackJson {
 const byType = (json: StackJson, type: string) => Object.entries(json.resource[type] ?? {});
 const container = (json: StackJson, name: string) => byType(json, 'docker_container').find(([, c]) => c.name === name)![1];
 const agentConfig = (c: Resource) => {
-  const upload = (c.upload as { file: string; content: string }[]).find((u) => u.file === '/etc/tenantry/agent.json')!;
-  return JSON.parse(unescapeTerraformTemplate(upload.content));
+  const entry = (c.env as string[]).find((e) => e.startsWith(`${CONFIG_JSON_ENV}=`))!;
+  return JSON.parse(unescapeTerraformTemplate(entry.slice(CONFIG_JSON_ENV.length + 1)));
 };
 
 describe('Backup construct in an environment stack', () => {
   const perTenant = synthesize('{ mode: per-tenant, bucket: acme-corp-backups }', ['acme', 'beta']);
 
-  it('runs one agent container per tenant with its config uploaded and the healthcheck calling the agent', () => {
+  it('runs one agent container per tenant with its config in its environment and the healthcheck calling the agent', () => {
     const agent = container(perTenant, 'prod-acme-backup');
-    expect(agent.command).toEqual(['serve', '--config', '/etc/tenantry/agent.json']);
-    expect((agent.healthcheck as Resource).test).toEqual(['CMD-SHELL', 'tenantry-agent health --config /etc/tenantry/agent.json']);
+    expect(agent.command).toEqual(['serve']);
+    expect((agent.healthcheck as Resource).test).toEqual(['CMD-SHELL', 'tenantry-agent health']);
     expect(agent.labels).toEqual(
       expect.arrayContaining([
         { label: 'tenantry.env', value: 'prod' },
@@ -72,7 +73,7 @@ describe('Backup construct in an environment stack', () => {
     expect(byType(perTenant, 'docker_container').filter(([, c]) => String(c.name).endsWith('-backup'))).toHaveLength(2);
   });
 
-  it('uploads a config the agent itself accepts, with a job per stateful service and no secret in it', () => {
+  it('hands over a config the agent itself accepts, with a job per stateful service and no secret in it', () => {
     const config = agentConfig(container(perTenant, 'prod-acme-backup'));
     expect(agentConfigSchema.safeParse(config).success).toBe(true);
     expect(config.jobs.map((j: { kind: string }) => j.kind)).toEqual(['postgres', 'redis', 'qdrant', 'minio']);
@@ -108,9 +109,9 @@ describe('Backup construct in an environment stack', () => {
     expect(policies.find((p) => p.includes('acme_offsite_bucket'))).toContain('/acme/*');
   });
 
-  it('builds the agent image from the repository when the environment names none', () => {
-    expect(byType(perTenant, 'docker_image').find(([, i]) => i.name === 'tenantry/backup-agent:0.1.0')![1].build).toMatchObject({
-      context: '../../..',
+  it('builds the agent image from the context synth writes when the environment names none', () => {
+    expect(byType(perTenant, 'docker_image').find(([, i]) => i.name === BACKUP_IMAGE_BUILD.name)![1].build).toMatchObject({
+      context: '../../backup-agent-context',
       dockerfile: 'runtime/agent/Dockerfile',
     });
   });
