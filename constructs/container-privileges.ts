@@ -3,14 +3,14 @@
  * ALL Linux capabilities and gets back only those its image's start path uses, as root, before it
  * drops to its own user; the service then runs without any. This table is the one place that
  * says which, and why: test/integration/container-privileges.test.ts runs the start scripts that
- * can run here (Redis node, Sentinel, the backup agent's entrypoint) as root with exactly these
- * capabilities and shows that each one is needed.
+ * are in this repository (Redis node, Sentinel, the backup agent's entrypoint) as root with
+ * exactly these capabilities and shows that each one is needed.
  *
  * Capability names are Docker's canonical spelling (`CAP_…`): the daemon reports them that way in
  * `docker inspect`, which the provider reads back, so any other spelling would show as a change
  * on every plan.
  */
-export type Capability = 'CAP_CHOWN' | 'CAP_DAC_OVERRIDE' | 'CAP_DAC_READ_SEARCH' | 'CAP_FOWNER' | 'CAP_SETGID' | 'CAP_SETUID';
+export type Capability = 'CAP_CHOWN' | 'CAP_DAC_OVERRIDE' | 'CAP_DAC_READ_SEARCH' | 'CAP_SETGID' | 'CAP_SETUID';
 
 export interface ContainerPrivileges {
   /** Added back after dropping ALL; each needs a reason next to it. */
@@ -30,11 +30,14 @@ export const CONTAINER_PRIVILEGES = {
   /*
    * The official image's entrypoint, as root: `find "$PGDATA" \! -user postgres -exec chown
    * postgres` (CHOWN; on a restart PGDATA is postgres's and 0700, so root needs DAC_READ_SEARCH
-   * to walk it), `chmod 00700 "$PGDATA"` on a directory it no longer owns (FOWNER; without it the
-   * chmod fails quietly and Postgres refuses a restored data directory with looser modes), then
-   * su-exec postgres. Init scripts, initdb and the server run as postgres.
+   * to walk it), then gosu/su-exec postgres. Its `chmod 00700 "$PGDATA"` as root may fail (no
+   * FOWNER; it says `|| :`): it runs again as postgres, the owner, after the drop. Init scripts,
+   * initdb and the server run as postgres. That script is not in this repository, so the suite
+   * cannot run it; it was run by hand (docker-library/postgres 16/alpine3.22 with Debian's
+   * Postgres 15 under the same setpriv): fresh and restarted data directories start with this
+   * list, and without CHOWN (fresh), DAC_READ_SEARCH (restart), SETGID or SETUID they do not.
    */
-  postgres: { capabilities: ['CAP_CHOWN', 'CAP_DAC_READ_SEARCH', 'CAP_FOWNER', ...DROP_TO_USER], readOnlyRootFilesystem: false },
+  postgres: { capabilities: ['CAP_CHOWN', 'CAP_DAC_READ_SEARCH', ...DROP_TO_USER], readOnlyRootFilesystem: false },
   /** psql as a client of the shared server: reads its uploaded script, writes nothing. */
   'postgres-provision': { capabilities: [], readOnlyRootFilesystem: false },
   /** The image runs as its `postgres` user (USER in its Dockerfile); the start script writes the auth file as that user. */

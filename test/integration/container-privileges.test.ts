@@ -200,6 +200,26 @@ describe('backup container: entrypoint.sh and the agent as root with exactly its
     expect(fs.statSync(path.join(backups, 'vectors', backup)).uid).toBe(tenantryUid);
   });
 
+  test('docker exec runs as root with the same capabilities: it cannot write the backups, `docker exec -u tenantry` can', async () => {
+    const backups = freshDir('agent-backups');
+    const env = agentEnv(backups, await freePort());
+    expect((await run(entrypoint(capabilities, backups, 'run', 'vectors'), env)).status).toBe(0);
+    const backupsNow = () => fs.readdirSync(path.join(backups, 'vectors')).filter((name) => !name.startsWith('.'));
+    const [first] = backupsNow();
+
+    const asRoot = await run(withReadOnlyRoot(backups, asContainerRoot(capabilities, ['tenantry-agent', 'run', 'vectors'])), env);
+    expect(asRoot.status).not.toBe(0);
+    expect(asRoot.stderr).toMatch(/EACCES|permission denied/i);
+    const asTenantry = await run(
+      withReadOnlyRoot(backups, asContainerRoot(capabilities, ['setpriv', `--reuid=${tenantryUid}`, `--regid=${tenantryUid}`, '--clear-groups', 'tenantry-agent', 'run', 'vectors'])),
+      env,
+    );
+    expect({ status: asTenantry.status, stderr: asTenantry.status === 0 ? '' : asTenantry.stderr }).toEqual({ status: 0, stderr: '' });
+    // A new backup (retention keeps the newest of the day).
+    expect(backupsNow()).toHaveLength(1);
+    expect(backupsNow()[0] > first).toBe(true);
+  });
+
   test('the root file system really is read-only there: nothing outside the backup volume can be written', async () => {
     const backups = freshDir('agent-backups');
     const probe = path.join(path.dirname(backups), `probe-${process.pid}`);

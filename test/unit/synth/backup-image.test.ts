@@ -25,6 +25,15 @@ describe('the agent image context', () => {
     expect(dockerfileSources('FROM a AS b\nCOPY --chown=1:1 x \\\n  y/ /dst/\nCOPY --from=b /out /out\n')).toEqual(['x', 'y']);
   });
 
+  test('Dockerfile.dockerignore (builds by hand from the repository root) allows exactly the COPY sources', () => {
+    const lines = fs.readFileSync(path.join(REPO_ROOT, `${AGENT_DOCKERFILE}.dockerignore`), 'utf8').split('\n').filter((l) => l.trim() && !l.startsWith('#'));
+    const sources = dockerfileSources(fs.readFileSync(path.join(REPO_ROOT, AGENT_DOCKERFILE), 'utf8'));
+    // A source inside an allowed folder (runtime/agent/entrypoint.sh in runtime/agent) needs no line of its own.
+    const outermost = [...new Set(sources)].filter((s) => !sources.some((o) => o !== s && s.startsWith(`${o}/`)));
+    expect(lines[0]).toBe('*');
+    expect(lines.slice(1).sort()).toEqual(outermost.map((s) => `!${s}`).sort());
+  });
+
   test('a COPY the context cannot be known from is refused, not half-built', () => {
     expect(() => dockerfileSources('COPY *.json ./')).toThrow('COPY source "*.json" is a pattern; name the files or folders');
     expect(() => dockerfileSources('ADD https://example.com/x /x')).toThrow('use COPY, not ADD');
