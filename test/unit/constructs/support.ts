@@ -1,6 +1,7 @@
 import { Testing } from 'cdktf';
 import type { Construct } from 'constructs';
 import type { StorageConfig } from '../../../config/model';
+import { DEFAULT_PUBLISH_ADDRESS } from '../../../config/schema';
 import type { HostPort } from '../../../constructs/service-container';
 
 /*
@@ -119,7 +120,7 @@ export function labels(environment: string, tenant: string, service: string): { 
   ];
 }
 
-/** A host port on loopback, the environments' default address (config/schema.ts DEFAULT_PUBLISH_ADDRESS). */
-export function onHost(port: number, address = '127.0.0.1'): HostPort {
+/** A host port, on the environments' default address unless another is given. */
+export function onHost(port: number, address = DEFAULT_PUBLISH_ADDRESS): HostPort {
   return { address, port };
 }
