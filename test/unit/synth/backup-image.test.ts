@@ -9,7 +9,13 @@ import { loadOrThrow, REPO_ROOT } from './support';
  * tagged with a hash of them (stacks/backup-image.ts).
  */
 
-const tmp = () => fs.mkdtempSync(path.join(process.env.TMPDIR || path.join(REPO_ROOT, '.tmp'), 'backup-image-'));
+const made: string[] = [];
+const tmp = () => {
+  const dir = fs.mkdtempSync(path.join(process.env.TMPDIR || path.join(REPO_ROOT, '.tmp'), 'backup-image-'));
+  made.push(dir);
+  return dir;
+};
+afterAll(() => made.forEach((dir) => fs.rmSync(dir, { recursive: true, force: true })));
 
 describe('the agent image context', () => {
   test("is the Dockerfile's COPY sources (not those copied --from another stage)", () => {
@@ -69,7 +75,6 @@ describe('the agent image context', () => {
 
     fs.chmodSync(path.join(repo, 'runtime/agent/entrypoint.sh'), 0o644);
     expect(agentImageContext(repo).hash).not.toBe(changed);
-    fs.rmSync(repo, { recursive: true, force: true });
   });
 });
 
