@@ -2,6 +2,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { configRoot, loadConfig } from './config/load';
 import { formatProblem } from './config/source';
+import { AGENT_CONTEXT_DIR } from './stacks/backup-image';
 import { configureTokenStackTraces, synthesizeEnvironments } from './stacks/synth';
 
 /**
@@ -53,9 +54,9 @@ async function main(): Promise<number> {
 }
 
 /**
- * Moves each stack's JSON into cdktf.out with a rename (atomic per file). Only cdk.tf.json and the
- * manifest are replaced: a stack directory may also hold `.terraform/` and local state from
- * `terraform init`/`apply`, which must survive a re-synth.
+ * Moves each stack's JSON into cdktf.out with a rename (atomic per file). Only cdk.tf.json, the
+ * manifest and the agent image's build context are replaced: a stack directory may also hold
+ * `.terraform/` and local state from `terraform init`/`apply`, which must survive a re-synth.
  */
 function promote(scratch: string, outdir: string, environments: string[]): void {
   for (const env of environments) {
@@ -63,6 +64,8 @@ function promote(scratch: string, outdir: string, environments: string[]): void 
     fs.mkdirSync(target, { recursive: true });
     fs.renameSync(path.join(scratch, 'stacks', env, 'cdk.tf.json'), path.join(target, 'cdk.tf.json'));
   }
+  fs.rmSync(path.join(outdir, AGENT_CONTEXT_DIR), { recursive: true, force: true });
+  fs.renameSync(path.join(scratch, AGENT_CONTEXT_DIR), path.join(outdir, AGENT_CONTEXT_DIR));
   fs.renameSync(path.join(scratch, 'manifest.json'), path.join(outdir, 'manifest.json'));
   fs.rmSync(scratch, { recursive: true, force: true });
   removeStaleStacks(outdir, new Set(environments));

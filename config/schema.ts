@@ -1,3 +1,4 @@
+import { isIP } from 'net';
 import { z } from 'zod';
 import { BUCKET_NAME, BUCKET_NAME_RULE } from '../runtime/bucket-name';
 import { CronError, isValidTimeZone, parseCron } from '../runtime/schedule/cron';
@@ -72,6 +73,13 @@ const postgresParameters = z.record(
 const tcpPort = z.number().int().min(1).max(65535);
 
 const bucketName = z.string().regex(BUCKET_NAME, `must be an S3 bucket name (${BUCKET_NAME_RULE})`);
+
+/** Where published ports listen on the Docker host; loopback unless an environment opens them wider. */
+export const DEFAULT_PUBLISH_ADDRESS = '127.0.0.1';
+
+const hostAddress = z.string().refine((a) => isIP(a) !== 0, {
+  message: `must be an IPv4 or IPv6 address of the Docker host: "${DEFAULT_PUBLISH_ADDRESS}" (this host only), a LAN address, or "0.0.0.0" (every interface)`,
+});
 
 export const imageReference = z
   .string()
@@ -202,7 +210,14 @@ const imagesSchema = z.strictObject({
 });
 
 const backendSchema = z.discriminatedUnion('kind', [
-  z.strictObject({ kind: z.literal('local'), path: z.string().optional() }),
+  z.strictObject({
+    kind: z.literal('local'),
+    /** Relative to the config directory. @default terraform.<env>.tfstate there */
+    path: z
+      .string()
+      .regex(/\.tfstate$/, 'must end in ".tfstate": the state holds every secret in plain text, and .gitignore keeps only *.tfstate files out of git')
+      .optional(),
+  }),
   z.strictObject({
     kind: z.literal('s3'),
     bucket: bucketName,
@@ -265,6 +280,8 @@ export const environmentSchema = z
       .strictObject({
         /** Publish service ports on the Docker host (for development access). */
         publish: z.boolean().default(false),
+        /** The Docker host address published ports bind to; "0.0.0.0" exposes them on every interface. */
+        address: hostAddress.default(DEFAULT_PUBLISH_ADDRESS),
         /** Host ports are handed out from here, 20 per tenant slot. */
         from: tcpPort.default(20000),
         to: tcpPort.default(29999),

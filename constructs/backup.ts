@@ -1,12 +1,12 @@
 import { Construct } from 'constructs';
 import type { BackupJobConfig, StorageConfig } from '../config/model';
 import type { BackupService } from '../config/schema';
-import { AgentConfig, agentConfigSchema, MINIO_RESTORE_CREDENTIAL_ENV, POSTGRES_DEFAULTS, RESTORE_CREDENTIAL_ENV } from '../runtime/agent/config';
+import { AgentConfig, agentConfigSchema, CONFIG_JSON_ENV, MINIO_RESTORE_CREDENTIAL_ENV, POSTGRES_DEFAULTS, RESTORE_CREDENTIAL_ENV } from '../runtime/agent/config';
 import type { PostgresEndpoint } from './postgres';
-import { ServiceContainer } from './service-container';
+import { HostPort, ServiceContainer } from './service-container';
 import { StatefulVolume } from './storage';
+import { escapeTerraformTemplate } from './terraform-text';
 
-export const AGENT_CONFIG_PATH = '/etc/tenantry/agent.json';
 export const AGENT_HTTP_PORT = 9187;
 
 /** Where finished backups are copied, and the credential that reaches only this tenant's part of it. */
@@ -51,14 +51,15 @@ export interface BackupProps {
   /** @default 256 */
   readonly memoryMb?: number;
   /** Host port for the agent's /metrics and /health. @default not published */
-  readonly publishedPort?: number;
+  readonly publishedPort?: HostPort;
 }
 
 /**
  * The tenant's backup container: the `tenantry-agent` runs every job on its schedule, keeps its
  * backups on their own volume (the environment's storage), and copies them off-site. Its config
- * file is exactly `agentConfig` (validated here with the agent's own schema, so a construct change
- * that the agent would reject fails at synth, not at 2 a.m.); secrets reach it only as env vars.
+ * is exactly `agentConfig` (validated here with the agent's own schema, so a construct change
+ * that the agent would reject fails at synth, not at 2 a.m.), handed over as JSON in an env var
+ * because the container's root file system is read-only; secrets reach it only as env vars.
  */
 export class Backup extends Construct {
   readonly agentConfig: AgentConfig;
@@ -87,16 +88,13 @@ export class Backup extends Construct {
       service: 'backup',
       image: props.image,
       network: props.network,
-      launch: {
-        files: [{ path: AGENT_CONFIG_PATH, content: JSON.stringify(config, null, 2) + '\n' }],
-        command: ['serve', '--config', AGENT_CONFIG_PATH],
-        env: Object.keys(env),
-      },
-      env,
+      launch: { files: [], command: ['serve'], env: [...Object.keys(env), CONFIG_JSON_ENV] },
+      // Escaped like an upload: Terraform would read a `${` in the JSON as its own interpolation.
+      env: { ...env, [CONFIG_JSON_ENV]: escapeTerraformTemplate(JSON.stringify(config)) },
       memoryMb: props.memoryMb ?? 256,
       volumes: [volume.mount],
-      publishedPorts: props.publishedPort === undefined ? undefined : [{ internal: AGENT_HTTP_PORT, external: props.publishedPort }],
-      healthcheck: `tenantry-agent health --config ${AGENT_CONFIG_PATH}`,
+      publishedPorts: props.publishedPort === undefined ? undefined : [{ internal: AGENT_HTTP_PORT, host: props.publishedPort }],
+      healthcheck: 'tenantry-agent health',
     });
     this.metricsUrl = `http://${container.hostname}:${AGENT_HTTP_PORT}/metrics`;
   }

@@ -1,7 +1,7 @@
 import { Construct } from 'constructs';
 import { MINIO_SETUP_ENV, renderMinioSetup } from '../runtime/render/minio-setup';
 import { generatedSecret } from './secrets';
-import { ServiceContainer } from './service-container';
+import { HostPort, ServiceContainer } from './service-container';
 import { StatefulServiceProps, StatefulVolume } from './storage';
 
 export interface ObjectStoreBucket {
@@ -21,7 +21,7 @@ export interface ObjectStoreProps extends StatefulServiceProps {
   /** @default no CPU limit */
   readonly cpus?: number;
   /** Host ports for the S3 API (9000) and console (9001). @default not published */
-  readonly publishedPorts?: { readonly api: number; readonly console: number };
+  readonly publishedPorts?: { readonly api: HostPort; readonly console: HostPort };
 }
 
 /** An access key and a reference to its secret (never the value). */
@@ -72,8 +72,8 @@ export class ObjectStore extends Construct {
       cpus: props.cpus,
       volumes: [data.mount],
       publishedPorts: props.publishedPorts && [
-        { internal: 9000, external: props.publishedPorts.api },
-        { internal: 9001, external: props.publishedPorts.console },
+        { internal: 9000, host: props.publishedPorts.api },
+        { internal: 9001, host: props.publishedPorts.console },
       ],
       healthcheck: 'mc ready local',
     });

@@ -1,7 +1,7 @@
 import { Construct } from 'constructs';
 import { renderPgBouncer } from '../runtime/render/pgbouncer';
 import type { PostgresEndpoint } from './postgres';
-import { ServiceContainer } from './service-container';
+import { HostPort, ServiceContainer } from './service-container';
 
 export interface PgBouncerProps {
   readonly environment: string;
@@ -20,7 +20,7 @@ export interface PgBouncerProps {
   /** @default no CPU limit */
   readonly cpus?: number;
   /** Host port for 6432. @default not published */
-  readonly publishedPort?: number;
+  readonly publishedPort?: HostPort;
 }
 
 /** Connection pooling in front of the tenant's Postgres; applications connect here, as the app role. */
@@ -54,7 +54,7 @@ export class PgBouncer extends Construct {
       env: { PGBOUNCER_PASSWORD: props.postgres.appPassword },
       memoryMb: props.memoryMb ?? 64,
       cpus: props.cpus,
-      publishedPorts: props.publishedPort === undefined ? undefined : [{ internal: this.port, external: props.publishedPort }],
+      publishedPorts: props.publishedPort === undefined ? undefined : [{ internal: this.port, host: props.publishedPort }],
       healthcheck: `nc -z 127.0.0.1 ${this.port}`,
     });
     this.host = container.hostname;

@@ -2,7 +2,7 @@ import { Construct } from 'constructs';
 import { tenantRoles } from '../config/postgres-names';
 import { renderPostgres } from '../runtime/render/postgres';
 import { generatedSecret } from './secrets';
-import { ServiceContainer } from './service-container';
+import { HostPort, ServiceContainer } from './service-container';
 import { StatefulServiceProps, StatefulVolume } from './storage';
 
 /** What other constructs need to reach a tenant's databases. */
@@ -38,7 +38,7 @@ export interface PostgresProps extends StatefulServiceProps {
   /** @default no CPU limit */
   readonly cpus?: number;
   /** Host port for 5432. @default not published */
-  readonly publishedPort?: number;
+  readonly publishedPort?: HostPort;
 }
 
 /**
@@ -105,7 +105,7 @@ export class PostgresServer extends Construct implements PostgresEndpoint {
       memoryMb: props.memoryMb,
       cpus: props.cpus,
       volumes: [data.mount],
-      publishedPorts: props.publishedPort === undefined ? undefined : [{ internal: 5432, external: props.publishedPort }],
+      publishedPorts: props.publishedPort === undefined ? undefined : [{ internal: 5432, host: props.publishedPort }],
       healthcheck: `pg_isready -U ${POSTGRES_SUPERUSER} -h 127.0.0.1 -p 5432`,
     });
     this.host = container.hostname;

@@ -1,6 +1,6 @@
 import { Construct } from 'constructs';
 import { generatedSecret } from './secrets';
-import { ServiceContainer } from './service-container';
+import { HostPort, ServiceContainer } from './service-container';
 import { StatefulServiceProps, StatefulVolume } from './storage';
 
 export interface QdrantProps extends StatefulServiceProps {
@@ -8,7 +8,7 @@ export interface QdrantProps extends StatefulServiceProps {
   /** @default no CPU limit */
   readonly cpus?: number;
   /** Host ports for the HTTP (6333) and gRPC (6334) APIs. @default not published */
-  readonly publishedPorts?: { readonly http: number; readonly grpc: number };
+  readonly publishedPorts?: { readonly http: HostPort; readonly grpc: HostPort };
 }
 
 /** A vector database with an API key, its storage and its snapshots on separate volumes. */
@@ -46,8 +46,8 @@ export class Qdrant extends Construct {
       cpus: props.cpus,
       volumes: [volume('storage', '/qdrant/storage'), volume('snapshots', '/qdrant/snapshots')],
       publishedPorts: props.publishedPorts && [
-        { internal: 6333, external: props.publishedPorts.http },
-        { internal: 6334, external: props.publishedPorts.grpc },
+        { internal: 6333, host: props.publishedPorts.http },
+        { internal: 6334, host: props.publishedPorts.grpc },
       ],
       // The image has bash but no curl; a TCP connect is the honest readiness signal it allows.
       healthcheck: "bash -c ':> /dev/tcp/127.0.0.1/6333'",

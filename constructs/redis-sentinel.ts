@@ -1,7 +1,7 @@
 import { Construct } from 'constructs';
 import { renderRedisNode, renderSentinel } from '../runtime/render/redis';
 import { generatedSecret } from './secrets';
-import { ServiceContainer } from './service-container';
+import { HostPort, ServiceContainer } from './service-container';
 import { StatefulServiceProps, StatefulVolume } from './storage';
 
 export interface RedisSentinelProps extends StatefulServiceProps {
@@ -26,7 +26,7 @@ export interface RedisSentinelProps extends StatefulServiceProps {
   /** @default no CPU limit */
   readonly cpus?: number;
   /** Host ports by container key ("redis-0", "sentinel-1", …). @default none published */
-  readonly publishedPorts?: Readonly<Record<string, number>>;
+  readonly publishedPorts?: Readonly<Record<string, HostPort>>;
 }
 
 /**
@@ -55,7 +55,7 @@ export class RedisSentinel extends Construct {
     const common = { environment: props.environment, tenant: props.tenant, image: props.image, network: props.network, cpus: props.cpus };
     const masterHost = `${props.environment}-${props.tenant}-redis-0`;
     const published = (key: string, internal: number) =>
-      props.publishedPorts?.[key] === undefined ? undefined : [{ internal, external: props.publishedPorts[key] }];
+      props.publishedPorts?.[key] === undefined ? undefined : [{ internal, host: props.publishedPorts[key] }];
 
     this.nodeHosts = [];
     for (let i = 0; i <= replicas; i++) {

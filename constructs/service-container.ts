@@ -2,6 +2,7 @@ import { Container, ContainerHealthcheck } from '@cdktf/provider-docker/lib/cont
 import type { ITerraformDependable } from 'cdktf';
 import { Construct } from 'constructs';
 import type { ContainerLaunch } from '../runtime/render/types';
+import { CONTAINER_PRIVILEGES, ContainerService, NO_NEW_PRIVILEGES } from './container-privileges';
 import { containerName, tenantryLabels } from './naming';
 import { escapeTerraformTemplate, uploadBlocks } from './terraform-text';
 import type { VolumeMount } from './storage';
@@ -9,8 +10,11 @@ import type { VolumeMount } from './storage';
 export interface ServiceContainerProps {
   readonly environment: string;
   readonly tenant: string;
-  /** The service this container belongs to; becomes the `tenantry.service` label and part of the name. */
-  readonly service: string;
+  /**
+   * The service this container belongs to; becomes the `tenantry.service` label and part of the
+   * name, and decides what the container may do (constructs/container-privileges.ts).
+   */
+  readonly service: ContainerService;
   /** Numbers containers of a service that runs several (redis-0, sentinel-1). @default no number */
   readonly index?: number;
   /** Image ID or reference (pinned; the image policy aspect checks it). */
@@ -25,8 +29,8 @@ export interface ServiceContainerProps {
   readonly cpus?: number;
   /** @default no volumes */
   readonly volumes?: readonly VolumeMount[];
-  /** Host ports to publish. @default none */
-  readonly publishedPorts?: readonly { readonly internal: number; readonly external: number }[];
+  /** Container ports published on the Docker host. @default none */
+  readonly publishedPorts?: readonly { readonly internal: number; readonly host: HostPort }[];
   /** A shell command that exits 0 when the service is healthy. @default no healthcheck */
   readonly healthcheck?: string;
   /** One-shot containers (setup jobs) run once and are not restarted. @default false */
@@ -35,10 +39,17 @@ export interface ServiceContainerProps {
   readonly dependsOn?: ITerraformDependable[];
 }
 
+/** A port on the Docker host and the host address it listens on (the environment's `ports.address`). */
+export interface HostPort {
+  readonly address: string;
+  readonly port: number;
+}
+
 /**
  * Every container Tenantry creates goes through here, so that the rules every container must
  * follow (name, hostname, labels, network, memory limit, uploads escaped for Terraform, restart
- * policy) hold by construction rather than by each service remembering them.
+ * policy, no new privileges, only its service's capabilities) hold by construction rather than by
+ * each service remembering them.
  */
 export class ServiceContainer extends Construct {
   /** Name and hostname on the environment network. */
@@ -50,6 +61,10 @@ export class ServiceContainer extends Construct {
     validateEnv(props);
     if (!(props.memoryMb > 0)) throw new Error(`${props.service}: memoryMb must be positive (value: ${props.memoryMb})`);
     this.hostname = containerName(props.environment, props.tenant, props.service, props.index);
+    const privileges = CONTAINER_PRIVILEGES[props.service];
+    if (privileges.readOnlyRootFilesystem && props.launch.files.length > 0) {
+      throw new Error(`${props.service}: the container's root file system is read-only, so Docker would refuse its upload(s) ${props.launch.files.map((f) => f.path).join(', ')}; pass them through the environment or a volume`);
+    }
 
     this.resource = new Container(this, 'container', {
       name: this.hostname,
@@ -67,7 +82,10 @@ export class ServiceContainer extends Construct {
       labels: tenantryLabels(props.environment, props.tenant, props.service),
       networksAdvanced: [{ name: props.network, aliases: [this.hostname] }],
       volumes: props.volumes?.map((v) => ({ containerPath: v.containerPath, volumeName: v.volumeName, hostPath: v.hostPath })),
-      ports: props.publishedPorts?.map((p) => ({ internal: p.internal, external: p.external, ip: '0.0.0.0' })),
+      ports: props.publishedPorts?.map((p) => ({ internal: p.internal, external: p.host.port, ip: p.host.address })),
+      securityOpts: [NO_NEW_PRIVILEGES],
+      capabilities: { drop: ['ALL'], add: privileges.capabilities.length > 0 ? [...privileges.capabilities] : undefined },
+      readOnly: privileges.readOnlyRootFilesystem || undefined,
       healthcheck: props.healthcheck ? healthcheck(props.healthcheck) : undefined,
       restart: props.oneShot ? 'no' : 'unless-stopped',
       mustRun: !props.oneShot,

@@ -6,7 +6,7 @@ import { renderPostgres, renderPostgresCommand } from '../runtime/render/postgre
 import type { PostgresCredential, PostgresEndpoint } from './postgres';
 import { POSTGRES_SUPERUSER } from './postgres';
 import { generatedSecret } from './secrets';
-import { ServiceContainer } from './service-container';
+import { HostPort, ServiceContainer } from './service-container';
 import { StatefulVolume } from './storage';
 
 /** The environment's one Postgres server for tenants with `postgres.mode: shared`. */
@@ -21,7 +21,7 @@ export interface SharedPostgresProps {
   /** @default no CPU limit */
   readonly cpus?: number;
   /** Host port for 5432. @default not published */
-  readonly publishedPort?: number;
+  readonly publishedPort?: HostPort;
 }
 
 export class SharedPostgresServer extends Construct {
@@ -51,7 +51,7 @@ export class SharedPostgresServer extends Construct {
       memoryMb: props.memoryMb,
       cpus: props.cpus,
       volumes: [data.mount],
-      publishedPorts: props.publishedPort === undefined ? undefined : [{ internal: 5432, external: props.publishedPort }],
+      publishedPorts: props.publishedPort === undefined ? undefined : [{ internal: 5432, host: props.publishedPort }],
       healthcheck: `pg_isready -U ${POSTGRES_SUPERUSER} -h 127.0.0.1 -p 5432`,
     });
     this.host = server.hostname;

@@ -1,6 +1,7 @@
 import { TerraformOutput } from 'cdktf';
 import { Construct } from 'constructs';
 import type { EnvironmentConfig, OffsiteTargetConfig, TenantConfig } from '../config/model';
+import type { PublishedPort } from '../config/ports';
 import { Backup, BackupOffsiteTarget } from './backup';
 import { DEFAULT_IMAGES, EnvironmentImages } from './images';
 import { OffsiteBucket, OffsiteBucketReference } from './offsite-bucket';
@@ -10,6 +11,7 @@ import { PgBouncer } from './pgbouncer';
 import { PostgresEndpoint, PostgresServer } from './postgres';
 import { Qdrant } from './qdrant';
 import { RedisSentinel } from './redis-sentinel';
+import type { HostPort } from './service-container';
 import { SharedPostgresDatabases, SharedPostgresServer } from './shared-postgres';
 
 export interface TenantProps {
@@ -56,7 +58,11 @@ export class Tenant extends Construct {
     const { tenant, environment: env } = props;
     const s = tenant.services;
     const base = { environment: env.name, tenant: tenant.name, network: props.network, storage: env.storage };
-    const port = (container: string) => tenant.publishedPorts.find((p) => p.container === container)?.external;
+    const hostPort = (p: PublishedPort): HostPort => ({ address: env.ports.address, port: p.external });
+    const port = (container: string) => {
+      const published = tenant.publishedPorts.find((p) => p.container === container);
+      return published && hostPort(published);
+    };
     const image = (override: string | undefined, fallback: string) => props.images.use(override ?? fallback);
 
     if (s.postgres?.enabled) {
@@ -85,8 +91,8 @@ export class Tenant extends Construct {
     }
 
     if (s.redis?.enabled) {
-      const published: Record<string, number> = {};
-      for (const p of tenant.publishedPorts) if (/^(redis|sentinel)-\d+$/.test(p.container)) published[p.container] = p.external;
+      const published: Record<string, HostPort> = {};
+      for (const p of tenant.publishedPorts) if (/^(redis|sentinel)-\d+$/.test(p.container)) published[p.container] = hostPort(p);
       this.redis = new RedisSentinel(this, 'redis', {
         ...base,
         image: image(env.images.redis, DEFAULT_IMAGES.redis),

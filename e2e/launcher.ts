@@ -9,6 +9,7 @@
 import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
+import { CONFIG_JSON_ENV } from '../runtime/agent/config';
 import { freePort, removeTempDir, startPgBouncer, startRedisProcess, tempDir } from '../test/helpers/servers';
 import { startPostgresLikeImage } from './postgres-entrypoint';
 import { Owner, portAccepts, runToCompletion, RunResult, startLongRunning } from './processes';
@@ -214,7 +215,7 @@ export class TenantRun {
 
   /**
    * Runs a one-shot agent command (`run postgres`, `restore …`) as the backup container would
-   * with `docker exec`: the image entrypoint, the container's env, its translated --config.
+   * with `docker exec`: the image entrypoint, the container's env (its translated config in it).
    * `extraEnv` is what an operator passes for the one command (`docker exec -e …`), e.g. the
    * restore credential, which the container never holds.
    */
@@ -222,9 +223,8 @@ export class TenantRun {
     const [c] = this.byService('backup');
     if (!c) throw new Error('the tenant has no backup container');
     const serve = c.argv.indexOf('serve');
-    const config = c.argv[c.argv.indexOf('--config') + 1];
-    if (serve < 0 || !config) throw new Error(`${c.name}: expected "<agent> serve --config <file>" (argv: ${c.argv.join(' ')})`);
-    return runToCompletion([...c.argv.slice(0, serve), ...args, '--config', config], { env: { ...c.env, ...extraEnv }, timeoutMs });
+    if (serve < 0 || !c.env[CONFIG_JSON_ENV]) throw new Error(`${c.name}: expected "<agent> serve" with its config in ${CONFIG_JSON_ENV} (argv: ${c.argv.join(' ')})`);
+    return runToCompletion([...c.argv.slice(0, serve), ...args], { env: { ...c.env, ...extraEnv }, timeoutMs });
   }
 
   /** The container's healthcheck, run as Docker would (CMD-SHELL) with the container's env and user. */

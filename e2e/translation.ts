@@ -298,7 +298,7 @@ export async function translateTenant(stack: SynthesizedStack, layout: DrillLayo
   }
   rows.push(...runtimeRows(run));
   // Programs, users and environment first: the text rows below then also map the container
-  // paths these name (PGHOST=/var/run/postgresql, --config /etc/tenantry/agent.json).
+  // paths these name (PGHOST=/var/run/postgresql, backupDir in TENANTRY_AGENT_CONFIG_JSON).
   rows.push(...imageEntrypointRows(run, layout), ...userAndEnvRows(run, layout));
 
   // Addresses: every container is a hostname on the Docker network; here all share 127.0.0.1.

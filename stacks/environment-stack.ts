@@ -52,7 +52,7 @@ export class EnvironmentStack extends TerraformStack {
           parameters: env.sharedPostgres.parameters,
           memoryMb: env.sharedPostgres.memoryMb,
           cpus: env.sharedPostgres.cpus,
-          publishedPort: env.ports.publish ? env.sharedPostgres.hostPort : undefined,
+          publishedPort: env.ports.publish && env.sharedPostgres.hostPort !== undefined ? { address: env.ports.address, port: env.sharedPostgres.hostPort } : undefined,
         })
       : undefined;
 

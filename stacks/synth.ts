@@ -8,6 +8,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { isMainThread, Worker, workerData, parentPort } from 'worker_threads';
 import type { EnvironmentConfig } from '../config/model';
+import { AGENT_CONTEXT_DIR, AGENT_DOCKERFILE, agentImageContext, agentImageName, writeAgentImageContext } from './backup-image';
 
 /*
  * How Tenantry synthesizes: the same constructs and the same cdktf code paths as `app.synth()`,
@@ -80,7 +81,7 @@ export interface SynthOptions {
   readonly outdir: string;
   /** Where the stacks and the manifest are written (a scratch folder next to outdir), absolute. */
   readonly scratch: string;
-  /** The repository root: the backup agent's image is built from it. */
+  /** The repository root: the backup agent's image context is taken from it. */
   readonly repo: string;
   /** Threads to use. @default TENANTRY_SYNTH_WORKERS, else min(cores, environments) */
   readonly workers?: number;
@@ -99,20 +100,22 @@ interface UnitSettings {
   readonly root: string;
   readonly outdir: string;
   readonly scratch: string;
-  readonly repo: string;
-  readonly version: string;
+  /** The backup agent image's tag (see stacks/backup-image.ts). */
+  readonly backupImageName: string;
 }
 
 /**
- * Synthesizes every environment into `options.scratch` (stacks/<env>/cdk.tf.json and
- * manifest.json). Policy errors (error annotations) come back as `file:1:1: message (at path)`
+ * Synthesizes every environment into `options.scratch` (stacks/<env>/cdk.tf.json, manifest.json
+ * and the backup agent image's build context, backup-agent-context/). Policy errors (error annotations) come back as `file:1:1: message (at path)`
  * lines, sorted, for every environment at once; in that case the manifest is not written.
  * Anything else that goes wrong is thrown.
  */
 export async function synthesizeEnvironments(environments: readonly EnvironmentConfig[], options: SynthOptions): Promise<SynthResult> {
-  const settings: UnitSettings = { root: options.root, outdir: options.outdir, scratch: options.scratch, repo: options.repo, version: packageVersion(options.repo) };
   // Created up front: App and Manifest create them with an exists-then-mkdir that two threads could race on.
   fs.mkdirSync(path.join(options.scratch, Manifest.stacksFolder), { recursive: true });
+  const context = agentImageContext(options.repo);
+  writeAgentImageContext(context, path.join(options.scratch, AGENT_CONTEXT_DIR));
+  const settings: UnitSettings = { root: options.root, outdir: options.outdir, scratch: options.scratch, backupImageName: agentImageName(packageVersion(options.repo), context) };
 
   // Largest first, so the last environment to start is a small one.
   const order = environments.map((_, i) => i).sort((a, b) => environments[b].tenants.length - environments[a].tenants.length || a - b);
@@ -180,7 +183,7 @@ function synthesizeUnit(environment: EnvironmentConfig, settings: UnitSettings):
   const stack = new EnvironmentStack(app, environment.name, {
     environment,
     localStatePath: localStatePath(settings.root, settings.outdir, environment),
-    backupImageBuild: backupImageBuild(settings.repo, settings.outdir, environment.name, settings.version),
+    backupImageBuild: backupImageBuild(settings.outdir, environment.name, settings.backupImageName),
   });
   try {
     if (useCdktfStep('prepare')) stack.prepareStack();
@@ -216,9 +219,9 @@ function policyErrors(app: App, environment: EnvironmentConfig): string[] {
   return lines;
 }
 
-/** The agent image is built from this repository (its Dockerfile copies the compiled runtime). */
-export function backupImageBuild(repo: string, outdir: string, env: string, version = packageVersion(repo)): { context: string; dockerfile: string; name: string } {
-  return { context: path.relative(path.join(outdir, 'stacks', env), repo), dockerfile: 'runtime/agent/Dockerfile', name: `tenantry/backup-agent:${version}` };
+/** The agent image is built from the context synth writes into the output directory (stacks/backup-image.ts). */
+export function backupImageBuild(outdir: string, env: string, name: string): { context: string; dockerfile: string; name: string } {
+  return { context: path.relative(path.join(outdir, 'stacks', env), path.join(outdir, AGENT_CONTEXT_DIR)), dockerfile: AGENT_DOCKERFILE, name };
 }
 
 /** The local backend's state file, relative to the stack's working directory as Terraform wants it. */

@@ -32,6 +32,18 @@ ensure_postgres_17() {
   bash "$(dirname "$0")/../bench/fetch-postgres-trixie.sh" "$pg_cache/17" >/dev/null 2>"$pg_cache/fetch-17.log" ||
     { cat "$pg_cache/fetch-17.log" >&2; exit 1; }
 }
+# The backup image's user (runtime/agent/Dockerfile: tenantry, uid and gid 10001), which the
+# agent's entrypoint drops to in test/integration/container-privileges.test.ts.
+if ! id tenantry >/dev/null 2>&1; then
+  if [ "$(id -u)" != "0" ]; then
+    echo "The integration tests need the agent image's user. Create it with:" >&2
+    echo "  sudo groupadd --system --gid 10001 tenantry && sudo useradd --system --no-create-home --uid 10001 --gid 10001 --shell /usr/sbin/nologin tenantry" >&2
+    exit 2
+  fi
+  groupadd --system --gid 10001 tenantry
+  # (useradd warns that 10001 is above the system range; the image uses it all the same.)
+  useradd --system --no-create-home --uid 10001 --gid 10001 --shell /usr/sbin/nologin tenantry 2>/dev/null
+fi
 
 if [ -z "$missing" ]; then
   ensure_postgres_17

@@ -1,5 +1,5 @@
 /** The command line: `tenantry-agent <command> [arguments] [--options]`. */
-import { DEFAULT_CONFIG_PATH } from './config';
+import { AgentConfigSource, CONFIG_JSON_ENV, DEFAULT_CONFIG_PATH } from './config';
 import { UserError } from './errors';
 
 export const USAGE = `usage: tenantry-agent <command> [--config <path>]
@@ -15,7 +15,7 @@ commands:
                                     collection (Qdrant), bucket (MinIO)
   health                            exit 0 if the running agent's /health is fine, 1 if not
 
---config defaults to $TENANTRY_AGENT_CONFIG, then ${DEFAULT_CONFIG_PATH}.
+Without --config: the JSON in $${CONFIG_JSON_ENV}, else the file $TENANTRY_AGENT_CONFIG, else ${DEFAULT_CONFIG_PATH}.
 `;
 
 type Command = 'serve' | 'run' | 'list' | 'verify' | 'restore' | 'health' | 'help';
@@ -38,7 +38,7 @@ const SPECS: Record<Command, CommandSpec> = {
 
 export interface ParsedArguments {
   command: Command;
-  configPath: string;
+  config: AgentConfigSource;
   positional: string[];
   values: Record<string, string>;
   switches: Set<string>;
@@ -47,7 +47,7 @@ export interface ParsedArguments {
 export function parseArguments(argv: readonly string[], env: NodeJS.ProcessEnv): ParsedArguments {
   const [first, ...rest] = argv;
   if (first === undefined || first === '--help' || first === '-h' || first === 'help') {
-    return { command: 'help', configPath: '', positional: [], values: {}, switches: new Set() };
+    return { command: 'help', config: { path: '' }, positional: [], values: {}, switches: new Set() };
   }
   if (!(first in SPECS)) throw new UserError(`unknown command "${first}" (commands: ${Object.keys(SPECS).filter((c) => c !== 'help').join(', ')}); see tenantry-agent --help`);
   const command = first as Command;
@@ -55,7 +55,7 @@ export function parseArguments(argv: readonly string[], env: NodeJS.ProcessEnv):
   const positional: string[] = [];
   const values: Record<string, string> = {};
   const switches = new Set<string>();
-  let configPath = env.TENANTRY_AGENT_CONFIG || DEFAULT_CONFIG_PATH;
+  let configPath: string | undefined;
 
   for (let i = 0; i < rest.length; i++) {
     const arg = rest[i];
@@ -81,5 +81,7 @@ export function parseArguments(argv: readonly string[], env: NodeJS.ProcessEnv):
     throw new UserError(`"${command}" takes ${names ? names : 'no arguments'}, got ${positional.length ? positional.map((p) => `"${p}"`).join(' ') : 'none'}`);
   }
   if (command === 'restore' && values.from === undefined) throw new UserError('restore needs --from <backup-id|latest>');
-  return { command, configPath, positional, values, switches };
+  const config: AgentConfigSource =
+    configPath !== undefined ? { path: configPath } : env[CONFIG_JSON_ENV] ? { variable: CONFIG_JSON_ENV } : { path: env.TENANTRY_AGENT_CONFIG || DEFAULT_CONFIG_PATH };
+  return { command, config, positional, values, switches };
 }

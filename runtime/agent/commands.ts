@@ -4,7 +4,7 @@
  */
 import * as http from 'http';
 import { parseArguments, ParsedArguments, USAGE } from './arguments';
-import { AgentConfig, findJob, loadAgentConfig } from './config';
+import { AgentConfig, findJob, readAgentConfig } from './config';
 import { errorMessage, UserError } from './errors';
 import { startHttpServer } from './http';
 import { describeEntry, renderTable } from './listing';
@@ -31,7 +31,7 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
       io.stdout(USAGE);
       return 0;
     }
-    const config = loadAgentConfig(args.configPath);
+    const config = readAgentConfig(args.config, io.env);
     return await dispatch(args, config, io);
   } catch (error) {
     if (error instanceof UserError) {

@@ -1,7 +1,7 @@
 /**
- * The agent's configuration file: the contract between the Backup construct (which writes this
- * JSON into the container) and the agent (which reads it). docs/agent-config.md describes it with
- * an example; change both together.
+ * The agent's configuration: the contract between the Backup construct (which hands this JSON to
+ * the container in TENANTRY_AGENT_CONFIG_JSON) and the agent (which reads it from there or from a
+ * file). docs/agent-config.md describes it with an example; change both together.
  *
  * Secrets never appear here: every password or key is named by the environment variable that
  * holds it (`…Env` fields), and the container receives those variables from Terraform.
@@ -12,6 +12,15 @@ import { CronError, isValidTimeZone, parseCron } from '../schedule/cron';
 import { UserError } from './errors';
 
 export const DEFAULT_CONFIG_PATH = '/etc/tenantry/agent.json';
+/**
+ * The config itself, as JSON text. The backup container's root file system is read-only, and
+ * Docker copies no file into such a container, so the construct passes the config this way; every
+ * `docker exec … tenantry-agent` in the container sees it too.
+ */
+export const CONFIG_JSON_ENV = 'TENANTRY_AGENT_CONFIG_JSON';
+
+/** Where the agent reads its config: a file, or the environment variable holding the JSON. */
+export type AgentConfigSource = { readonly path: string } | { readonly variable: string };
 
 const name = z
   .string()
@@ -249,6 +258,11 @@ export function parseAgentConfig(value: unknown, source: string): AgentConfig {
   throw new UserError(problems.join('\n'));
 }
 
+export function readAgentConfig(source: AgentConfigSource, env: NodeJS.ProcessEnv): AgentConfig {
+  if ('path' in source) return loadAgentConfig(source.path);
+  return parseAgentConfigText(env[source.variable] ?? '', `agent config in ${source.variable}`);
+}
+
 export function loadAgentConfig(path: string): AgentConfig {
   let text: string;
   try {
@@ -258,13 +272,17 @@ export function loadAgentConfig(path: string): AgentConfig {
     const why = code === 'ENOENT' ? 'does not exist' : code === 'EACCES' ? 'is not readable' : `cannot be read (${code})`;
     throw new UserError(`agent config ${path} ${why}; pass --config <path> or set TENANTRY_AGENT_CONFIG`);
   }
+  return parseAgentConfigText(text, `agent config ${path}`, path);
+}
+
+function parseAgentConfigText(text: string, what: string, source = what): AgentConfig {
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch (e) {
-    throw new UserError(`agent config ${path} is not valid JSON: ${(e as Error).message}`);
+    throw new UserError(`${what} is not valid JSON: ${(e as Error).message}`);
   }
-  return parseAgentConfig(value, path);
+  return parseAgentConfig(value, source);
 }
 
 /** The value of a secret's environment variable; a missing one is a deployment mistake. */

@@ -1,7 +1,8 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { loadAgentConfig, parseAgentConfig } from '../../runtime/agent/config';
+import { parseArguments } from '../../runtime/agent/arguments';
+import { CONFIG_JSON_ENV, DEFAULT_CONFIG_PATH, loadAgentConfig, parseAgentConfig, readAgentConfig } from '../../runtime/agent/config';
 import { UserError } from '../../runtime/agent/errors';
 
 const valid = {
@@ -76,5 +77,19 @@ describe('agent config', () => {
     expect(() => loadAgentConfig(path.join(dir, 'nope.json'))).toThrow(`agent config ${path.join(dir, 'nope.json')} does not exist; pass --config <path> or set TENANTRY_AGENT_CONFIG`);
     fs.writeFileSync(path.join(dir, 'broken.json'), '{ "tenant": ');
     expect(() => loadAgentConfig(path.join(dir, 'broken.json'))).toThrow(/^agent config .*broken\.json is not valid JSON: /);
+  });
+
+  test('where the config comes from: --config, else the JSON in TENANTRY_AGENT_CONFIG_JSON, else the TENANTRY_AGENT_CONFIG file, else the default path', () => {
+    const json = JSON.stringify(valid);
+    expect(parseArguments(['serve', '--config', '/x.json'], { [CONFIG_JSON_ENV]: json, TENANTRY_AGENT_CONFIG: '/y.json' }).config).toEqual({ path: '/x.json' });
+    expect(parseArguments(['serve'], { [CONFIG_JSON_ENV]: json, TENANTRY_AGENT_CONFIG: '/y.json' }).config).toEqual({ variable: CONFIG_JSON_ENV });
+    expect(parseArguments(['serve'], { TENANTRY_AGENT_CONFIG: '/y.json' }).config).toEqual({ path: '/y.json' });
+    expect(parseArguments(['serve'], {}).config).toEqual({ path: DEFAULT_CONFIG_PATH });
+  });
+
+  test('readAgentConfig: the JSON from the environment, validated like a file; broken JSON names the variable', () => {
+    expect(readAgentConfig({ variable: CONFIG_JSON_ENV }, { [CONFIG_JSON_ENV]: JSON.stringify(valid) })).toEqual(parseAgentConfig(valid, 'agent.json'));
+    expect(() => readAgentConfig({ variable: CONFIG_JSON_ENV }, { [CONFIG_JSON_ENV]: '{ "tenant": ' })).toThrow(/^agent config in TENANTRY_AGENT_CONFIG_JSON is not valid JSON: /);
+    expect(() => readAgentConfig({ variable: CONFIG_JSON_ENV }, { [CONFIG_JSON_ENV]: '{}' })).toThrow(/^agent config in TENANTRY_AGENT_CONFIG_JSON: tenant: is required/);
   });
 });

@@ -3,9 +3,10 @@ import * as os from 'os';
 import * as path from 'path';
 import { App, Testing } from 'cdktf';
 import { loadConfig } from '../../../config/load';
-import { unescapeTerraformTemplate } from '../../../constructs/terraform-text';
-import { agentConfigSchema, MINIO_RESTORE_CREDENTIAL_ENV, RESTORE_CREDENTIAL_ENV } from '../../../runtime/agent/config';
+import { AgentConfig, agentConfigSchema, MINIO_RESTORE_CREDENTIAL_ENV, RESTORE_CREDENTIAL_ENV } from '../../../runtime/agent/config';
 import { EnvironmentStack } from '../../../stacks/environment-stack';
+import { agentConfigOf, ContainerJson } from '../constructs/support';
+import { BACKUP_IMAGE_BUILD } from '../synth/support';
 
 type Resource = Record<string, unknown>;
 type StackJson = { provider?: Record<string, unknown>; resource: Record<string, Record<string, Resource>> };
@@ -43,25 +44,22 @@ function synthesize(offsite: string, tenants: string[]): StackJson {
   const app = Testing.app() as App;
   const stack = new EnvironmentStack(app, 'prod', {
     environment: result.config.environments[0],
-    backupImageBuild: { context: '../../..', dockerfile: 'runtime/agent/Dockerfile', name: 'tenantry/backup-agent:0.1.0' },
+    backupImageBuild: BACKUP_IMAGE_BUILD,
   });
   return JSON.parse(Testing.synth(stack, true)) as StackJson;
 }
 
 const byType = (json: StackJson, type: string) => Object.entries(json.resource[type] ?? {});
 const container = (json: StackJson, name: string) => byType(json, 'docker_container').find(([, c]) => c.name === name)![1];
-const agentConfig = (c: Resource) => {
-  const upload = (c.upload as { file: string; content: string }[]).find((u) => u.file === '/etc/tenantry/agent.json')!;
-  return JSON.parse(unescapeTerraformTemplate(upload.content));
-};
+const agentConfig = (c: Resource) => agentConfigOf<AgentConfig>(c as unknown as ContainerJson)!;
 
 describe('Backup construct in an environment stack', () => {
   const perTenant = synthesize('{ mode: per-tenant, bucket: acme-corp-backups }', ['acme', 'beta']);
 
-  it('runs one agent container per tenant with its config uploaded and the healthcheck calling the agent', () => {
+  it('runs one agent container per tenant with its config in its environment and the healthcheck calling the agent', () => {
     const agent = container(perTenant, 'prod-acme-backup');
-    expect(agent.command).toEqual(['serve', '--config', '/etc/tenantry/agent.json']);
-    expect((agent.healthcheck as Resource).test).toEqual(['CMD-SHELL', 'tenantry-agent health --config /etc/tenantry/agent.json']);
+    expect(agent.command).toEqual(['serve']);
+    expect((agent.healthcheck as Resource).test).toEqual(['CMD-SHELL', 'tenantry-agent health']);
     expect(agent.labels).toEqual(
       expect.arrayContaining([
         { label: 'tenantry.env', value: 'prod' },
@@ -72,13 +70,13 @@ describe('Backup construct in an environment stack', () => {
     expect(byType(perTenant, 'docker_container').filter(([, c]) => String(c.name).endsWith('-backup'))).toHaveLength(2);
   });
 
-  it('uploads a config the agent itself accepts, with a job per stateful service and no secret in it', () => {
+  it('hands over a config the agent itself accepts, with a job per stateful service and no secret in it', () => {
     const config = agentConfig(container(perTenant, 'prod-acme-backup'));
     expect(agentConfigSchema.safeParse(config).success).toBe(true);
     expect(config.jobs.map((j: { kind: string }) => j.kind)).toEqual(['postgres', 'redis', 'qdrant', 'minio']);
-    const postgres = config.jobs[0];
-    expect(postgres.postgres).toMatchObject({ host: 'prod-acme-postgres', databases: ['app', 'reports'], passwordEnv: 'PG_PASSWORD' });
-    expect(config.jobs[1].redis.sentinels).toEqual(['prod-acme-sentinel-1:26379', 'prod-acme-sentinel-2:26379', 'prod-acme-sentinel-3:26379']);
+    const [postgres, redis] = config.jobs;
+    expect(postgres.kind === 'postgres' && postgres.postgres).toMatchObject({ host: 'prod-acme-postgres', databases: ['app', 'reports'], passwordEnv: 'PG_PASSWORD' });
+    expect(redis.kind === 'redis' && redis.redis.sentinels).toEqual(['prod-acme-sentinel-1:26379', 'prod-acme-sentinel-2:26379', 'prod-acme-sentinel-3:26379']);
     expect(config.offsite).toMatchObject({ bucket: 'acme-corp-backups-prod-acme', prefix: 'prod/acme', region: 'eu-central-1' });
     expect(JSON.stringify(config)).not.toMatch(/random_password|aws_iam_access_key/);
   });
@@ -115,9 +113,9 @@ describe('Backup construct in an environment stack', () => {
     expect(policies.find((p) => p.includes('acme_offsite_bucket'))).toContain('/acme/*');
   });
 
-  it('builds the agent image from the repository when the environment names none', () => {
-    expect(byType(perTenant, 'docker_image').find(([, i]) => i.name === 'tenantry/backup-agent:0.1.0')![1].build).toMatchObject({
-      context: '../../..',
+  it('builds the agent image from the context synth writes when the environment names none', () => {
+    expect(byType(perTenant, 'docker_image').find(([, i]) => i.name === BACKUP_IMAGE_BUILD.name)![1].build).toMatchObject({
+      context: '../../backup-agent-context',
       dockerfile: 'runtime/agent/Dockerfile',
     });
   });

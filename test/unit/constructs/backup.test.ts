@@ -4,8 +4,8 @@ import { Backup, BackupProps } from '../../../constructs/backup';
 import { PostgresServer } from '../../../constructs/postgres';
 import { RedisSentinel } from '../../../constructs/redis-sentinel';
 import { unescapeTerraformTemplate } from '../../../constructs/terraform-text';
-import { agentConfigSchema } from '../../../runtime/agent/config';
-import { container, envOf, labels, NETWORK, RANDOM_PASSWORD_REF, STORAGE, synth, upload, volumes } from './support';
+import { agentConfigSchema, CONFIG_JSON_ENV } from '../../../runtime/agent/config';
+import { container, envOf, labels, NETWORK, RANDOM_PASSWORD_REF, STORAGE, synth, volumes, onHost } from './support';
 
 const JOB: BackupJobConfig = { schedule: '0 2 * * *', verifySchedule: '0 4 * * 0', retention: { daily: 7, weekly: 4, monthly: 6 }, offsite: false };
 
@@ -28,17 +28,19 @@ function backup(extra: Extra = {}) {
     });
   });
   const agent = container(out.doc, 'dev-acme-backup');
-  const configText = unescapeTerraformTemplate(upload(agent, '/etc/tenantry/agent.json').content);
+  const configText = unescapeTerraformTemplate(envOf(agent)[CONFIG_JSON_ENV]);
   return { ...out, agent, configText, config: JSON.parse(configText) as Record<string, unknown> & { jobs: Record<string, unknown>[] } };
 }
 
 describe('Backup', () => {
-  test('the agent container: command, config upload, healthcheck, memory, labels', () => {
+  test('the agent container: command, config in its environment (no upload: its root is read-only), healthcheck, memory, labels', () => {
     const { agent } = backup();
 
-    expect(agent.command).toEqual(['serve', '--config', '/etc/tenantry/agent.json']);
-    expect(agent.upload?.map((u) => [u.file, u.executable])).toEqual([['/etc/tenantry/agent.json', false]]);
-    expect(agent.healthcheck?.test).toEqual(['CMD-SHELL', 'tenantry-agent health --config /etc/tenantry/agent.json']);
+    expect(agent.command).toEqual(['serve']);
+    expect(agent.upload).toEqual([]);
+    expect(agent.read_only).toBe(true);
+    expect(Object.keys(envOf(agent))).toContain(CONFIG_JSON_ENV);
+    expect(agent.healthcheck?.test).toEqual(['CMD-SHELL', 'tenantry-agent health']);
     expect(agent.memory).toBe(256);
     expect(agent.labels).toEqual(labels('dev', 'acme', 'backup'));
     expect(agent.restart).toBe('unless-stopped');
@@ -50,7 +52,7 @@ describe('Backup', () => {
     expect(agent.volumes).toEqual([{ container_path: '/backups', volume_name: expect.stringMatching(/^\$\{docker_volume\./) }]);
   });
 
-  test('the uploaded config is valid for the agent, one job per service, secrets named by env var only', () => {
+  test('the config is valid for the agent, one job per service, secrets named by env var only', () => {
     const { config, configText } = backup();
 
     expect(agentConfigSchema.safeParse(config).success).toBe(true);
@@ -92,7 +94,7 @@ describe('Backup', () => {
 
   test("the secrets arrive as env references to the services' own passwords", () => {
     const { agent, doc } = backup();
-    const env = envOf(agent);
+    const { [CONFIG_JSON_ENV]: _config, ...env } = envOf(agent);
 
     expect(Object.keys(env).sort()).toEqual(['PG_PASSWORD', 'REDIS_PASSWORD', 'SENTINEL_PASSWORD']);
     for (const value of Object.values(env)) expect(value).toMatch(RANDOM_PASSWORD_REF);
@@ -124,7 +126,7 @@ describe('Backup', () => {
 
   test('publishes the metrics port only when given', () => {
     expect(backup().agent.ports).toBeUndefined();
-    expect(backup({ publishedPort: 20006 }).agent.ports).toEqual([{ internal: 9187, external: 20006, ip: '0.0.0.0' }]);
+    expect(backup({ publishedPort: onHost(20006) }).agent.ports).toEqual([{ internal: 9187, external: 20006, ip: '127.0.0.1' }]);
   });
 
   test('a config the agent would reject fails at synth, naming the tenant and the problem', () => {

@@ -13,7 +13,7 @@ describe('EnvironmentNetwork', () => {
       new ServiceContainer(scope, 'c', {
         environment: 'dev',
         tenant: 'acme',
-        service: 'worker',
+        service: 'qdrant',
         image: 'busybox:1.36',
         network: network.name,
         launch: { files: [], env: [] },
@@ -32,7 +32,7 @@ describe('EnvironmentNetwork', () => {
       ],
     });
     const [networkId] = Object.keys(resourcesOf(doc, 'docker_network'));
-    expect(container(doc, 'dev-acme-worker').networks_advanced[0].name).toBe(`\${docker_network.${networkId}.name}`);
+    expect(container(doc, 'dev-acme-qdrant').networks_advanced[0].name).toBe(`\${docker_network.${networkId}.name}`);
   });
 
   test.each(['172.30.0.0', '172.30.0.0/x', 'fd00::/64', ''])('refuses subnet %p, naming the network and the value', (subnet) => {
@@ -50,7 +50,7 @@ describe('EnvironmentImages', () => {
         new ServiceContainer(scope, `c${i}`, {
           environment: 'dev',
           tenant: 'acme',
-          service: 'worker',
+          service: 'qdrant',
           index: i,
           image: images.use(reference),
           network: 'tenantry-dev',
@@ -61,7 +61,7 @@ describe('EnvironmentImages', () => {
       );
     });
     const imageIds = Object.keys(resourcesOf(doc, 'docker_image'));
-    const imageOf = (i: number) => container(doc, `dev-acme-worker-${i}`).image;
+    const imageOf = (i: number) => container(doc, `dev-acme-qdrant-${i}`).image;
 
     expect(imageIds).toHaveLength(2);
     expect(json).toHaveResourceWithProperties(Image, { name: 'postgres:16-alpine', keep_locally: true });

@@ -3,7 +3,7 @@ import { Construct } from 'constructs';
 import { ObjectStore, ObjectStoreProps } from '../../../constructs/object-store';
 import { unescapeTerraformTemplate } from '../../../constructs/terraform-text';
 import { renderMinioSetup } from '../../../runtime/render/minio-setup';
-import { container, containers, envOf, labels, NETWORK, RANDOM_PASSWORD_REF, resourcesOf, STORAGE, synth, upload, volumes } from './support';
+import { container, containers, envOf, labels, NETWORK, RANDOM_PASSWORD_REF, resourcesOf, STORAGE, synth, upload, volumes, onHost } from './support';
 
 const BUCKETS = [{ name: 'images', versioned: true }, { name: 'thumbnails' }];
 
@@ -105,9 +105,9 @@ describe('ObjectStore', () => {
 
   test('publishes the S3 API and console only when both ports are given', () => {
     expect(container(objectStore().doc, 'dev-acme-minio').ports).toBeUndefined();
-    expect(container(objectStore({ publishedPorts: { api: 20004, console: 20005 } }).doc, 'dev-acme-minio').ports).toEqual([
-      { internal: 9000, external: 20004, ip: '0.0.0.0' },
-      { internal: 9001, external: 20005, ip: '0.0.0.0' },
+    expect(container(objectStore({ publishedPorts: { api: onHost(20004), console: onHost(20005) } }).doc, 'dev-acme-minio').ports).toEqual([
+      { internal: 9000, external: 20004, ip: '127.0.0.1' },
+      { internal: 9001, external: 20005, ip: '127.0.0.1' },
     ]);
   });
 

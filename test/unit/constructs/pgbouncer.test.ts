@@ -4,7 +4,7 @@ import { PgBouncer, PgBouncerProps } from '../../../constructs/pgbouncer';
 import { PostgresServer } from '../../../constructs/postgres';
 import { unescapeTerraformTemplate } from '../../../constructs/terraform-text';
 import { renderPgBouncer } from '../../../runtime/render/pgbouncer';
-import { container, envOf, labels, NETWORK, RANDOM_PASSWORD_REF, STORAGE, synth, upload } from './support';
+import { container, envOf, labels, NETWORK, RANDOM_PASSWORD_REF, STORAGE, synth, upload, onHost } from './support';
 
 type PoolProps = Omit<PgBouncerProps, 'environment' | 'tenant' | 'image' | 'network' | 'postgres'>;
 
@@ -104,7 +104,7 @@ describe('PgBouncer', () => {
 
   test('publishes 6432 only when a host port is given', () => {
     expect(pgbouncer().c.ports).toBeUndefined();
-    expect(pgbouncer({ publishedPort: 20001 }).c.ports).toEqual([{ internal: 6432, external: 20001, ip: '0.0.0.0' }]);
+    expect(pgbouncer({ publishedPort: onHost(20001) }).c.ports).toEqual([{ internal: 6432, external: 20001, ip: '127.0.0.1' }]);
   });
 
   test('refuses poolSize > maxClients, naming both props and values', () => {

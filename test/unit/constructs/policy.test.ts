@@ -10,7 +10,7 @@ import { MemoryLimitPolicy, PinnedImagesPolicy, ProductionDataPortsPolicy } from
 import { PostgresServer } from '../../../constructs/postgres';
 import { Qdrant } from '../../../constructs/qdrant';
 import { RedisSentinel } from '../../../constructs/redis-sentinel';
-import { NETWORK, STORAGE } from './support';
+import { NETWORK, STORAGE, onHost } from './support';
 
 /** GIVEN a stack built by `build` with `aspects`, WHEN synthesized with validations, THEN these are its error annotations. */
 function policyErrors(aspects: IAspect[], build: (stack: TerraformStack) => void): { path: string; message: string }[] {
@@ -35,7 +35,7 @@ const postgres = (stack: IConstruct, publishedPort?: number) =>
     storage: STORAGE.volume,
     databases: ['app'],
     memoryMb: 512,
-    publishedPort,
+    publishedPort: publishedPort === undefined ? undefined : onHost(publishedPort),
   });
 
 describe('isPinned', () => {
@@ -122,7 +122,7 @@ describe('ProductionDataPortsPolicy', () => {
         image: 'redis:7.4.2-alpine',
         network: NETWORK,
         storage: STORAGE.volume,
-        publishedPorts: { 'redis-0': 26379, 'sentinel-1': 26380 },
+        publishedPorts: { 'redis-0': onHost(26379), 'sentinel-1': onHost(26380) },
       }),
     );
     expect(errors.map((e) => e.message.slice(0, e.message.indexOf(' in production')))).toEqual([
@@ -152,7 +152,7 @@ describe('ProductionDataPortsPolicy', () => {
         network: NETWORK,
         storage: STORAGE.volume,
         memoryMb: 512,
-        publishedPorts: { http: 26333, grpc: 26334 },
+        publishedPorts: { http: onHost(26333), grpc: onHost(26334) },
       }),
     );
     expect(errors).toEqual([]);

@@ -5,7 +5,7 @@ import { tenantRoles } from '../../../config/postgres-names';
 import { PostgresProps, PostgresServer } from '../../../constructs/postgres';
 import { unescapeTerraformTemplate } from '../../../constructs/terraform-text';
 import { renderPostgresInitScript } from '../../../runtime/render/postgres';
-import { container, envOf, labels, NETWORK, passwordId, RANDOM_PASSWORD_REF, resourcesOf, STORAGE, synth, upload } from './support';
+import { container, envOf, labels, NETWORK, passwordId, RANDOM_PASSWORD_REF, resourcesOf, STORAGE, synth, upload, onHost } from './support';
 
 const BASE: PostgresProps = {
   environment: 'dev',
@@ -103,7 +103,7 @@ describe('PostgresServer', () => {
 
   test('publishes 5432 only when a host port is given', () => {
     expect(postgres().c.ports).toBeUndefined();
-    expect(postgres({ publishedPort: 20000 }).c.ports).toEqual([{ internal: 5432, external: 20000, ip: '0.0.0.0' }]);
+    expect(postgres({ publishedPort: onHost(20000) }).c.ports).toEqual([{ internal: 5432, external: 20000, ip: '127.0.0.1' }]);
   });
 
   test('exposes its endpoint: host, port, databases and roles derived from the tenant name', () => {

@@ -3,7 +3,7 @@ import { Volume } from '@cdktf/provider-docker/lib/volume';
 import { Construct } from 'constructs';
 import type { StorageConfig } from '../../../config/model';
 import { Qdrant, QdrantProps } from '../../../constructs/qdrant';
-import { container, envOf, labels, NETWORK, RANDOM_PASSWORD_REF, resourcesOf, STORAGE, synth, volumes } from './support';
+import { container, envOf, labels, NETWORK, RANDOM_PASSWORD_REF, resourcesOf, STORAGE, synth, volumes, onHost } from './support';
 
 function qdrant(storage: StorageConfig = STORAGE.volume, props: Partial<QdrantProps> = {}) {
   let construct: Qdrant | undefined;
@@ -67,9 +67,9 @@ describe('Qdrant', () => {
 
   test('publishes HTTP and gRPC only when both ports are given', () => {
     expect(qdrant().c.ports).toBeUndefined();
-    expect(qdrant(STORAGE.volume, { publishedPorts: { http: 20002, grpc: 20003 } }).c.ports).toEqual([
-      { internal: 6333, external: 20002, ip: '0.0.0.0' },
-      { internal: 6334, external: 20003, ip: '0.0.0.0' },
+    expect(qdrant(STORAGE.volume, { publishedPorts: { http: onHost(20002), grpc: onHost(20003) } }).c.ports).toEqual([
+      { internal: 6333, external: 20002, ip: '127.0.0.1' },
+      { internal: 6334, external: 20003, ip: '127.0.0.1' },
     ]);
   });
 });

@@ -2,7 +2,7 @@ import { Construct } from 'constructs';
 import { RedisSentinel, RedisSentinelProps } from '../../../constructs/redis-sentinel';
 import { unescapeTerraformTemplate } from '../../../constructs/terraform-text';
 import { renderRedisNode, renderSentinel } from '../../../runtime/render/redis';
-import { ContainerJson, containers, envOf, labels, NETWORK, RANDOM_PASSWORD_REF, STORAGE, synth, upload, volumes } from './support';
+import { ContainerJson, containers, envOf, labels, NETWORK, RANDOM_PASSWORD_REF, STORAGE, synth, upload, volumes, onHost } from './support';
 
 type SentinelProps = Partial<Omit<RedisSentinelProps, 'environment' | 'tenant' | 'network'>>;
 
@@ -154,11 +154,11 @@ describe('RedisSentinel', () => {
   });
 
   test('publishes exactly the ports it is given, by container key', () => {
-    const { nodes, sentinels } = redis({ publishedPorts: { 'redis-0': 20007, 'sentinel-2': 20014 } });
+    const { nodes, sentinels } = redis({ publishedPorts: { 'redis-0': onHost(20007), 'sentinel-2': onHost(20014, '::1') } });
 
-    expect(nodes[0].ports).toEqual([{ internal: 6379, external: 20007, ip: '0.0.0.0' }]);
+    expect(nodes[0].ports).toEqual([{ internal: 6379, external: 20007, ip: '127.0.0.1' }]);
     expect(nodes[1].ports).toBeUndefined();
-    expect(sentinels[1].ports).toEqual([{ internal: 26379, external: 20014, ip: '0.0.0.0' }]);
+    expect(sentinels[1].ports).toEqual([{ internal: 26379, external: 20014, ip: '::1' }]);
     expect(sentinels[0].ports).toBeUndefined();
   });
 

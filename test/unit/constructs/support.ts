@@ -1,6 +1,10 @@
 import { Testing } from 'cdktf';
 import type { Construct } from 'constructs';
 import type { StorageConfig } from '../../../config/model';
+import { DEFAULT_PUBLISH_ADDRESS } from '../../../config/schema';
+import type { HostPort } from '../../../constructs/service-container';
+import { unescapeTerraformTemplate } from '../../../constructs/terraform-text';
+import { CONFIG_JSON_ENV } from '../../../runtime/agent/config';
 
 /*
  * Helpers for construct tests: synthesize a scope and read the JSON with just enough typing to
@@ -24,6 +28,9 @@ export interface ContainerJson {
   readonly upload?: UploadJson[];
   readonly volumes?: { container_path: string; volume_name?: string; host_path?: string }[];
   readonly ports?: { internal: number; external: number; ip: string }[];
+  readonly security_opts?: string[];
+  readonly capabilities?: { add?: string[]; drop: string[] };
+  readonly read_only?: boolean;
   readonly labels: { label: string; value: string }[];
   readonly networks_advanced: { name: string; aliases: string[] }[];
   readonly memory?: number;
@@ -90,6 +97,12 @@ export function envOf(c: ContainerJson): Record<string, string> {
 }
 
 /** A secret as it must appear in the JSON: a reference to a random_password's result, never a value. */
+/** The agent config a backup container carries (JSON in an env var, escaped for Terraform), parsed. */
+export function agentConfigOf<T = Record<string, unknown>>(c: ContainerJson): T | undefined {
+  const json = envOf(c)[CONFIG_JSON_ENV];
+  return json === undefined ? undefined : (JSON.parse(unescapeTerraformTemplate(json)) as T);
+}
+
 export const RANDOM_PASSWORD_REF = /^\$\{random_password\.[A-Za-z0-9_-]+\.result\}$/;
 
 /** The logical ID inside a `${random_password.<id>.result}` reference. */
@@ -113,4 +126,9 @@ export function labels(environment: string, tenant: string, service: string): { 
     { label: 'tenantry.service', value: service },
     { label: 'tenantry.tenant', value: tenant },
   ];
+}
+
+/** A host port, on the environments' default address unless another is given. */
+export function onHost(port: number, address = DEFAULT_PUBLISH_ADDRESS): HostPort {
+  return { address, port };
 }

@@ -1,10 +1,7 @@
-import * as fs from 'fs';
-import * as os from 'os';
-import * as path from 'path';
 import type { EnvironmentConfig, TenantConfig } from '../../../config/model';
 import { tenantRoles } from '../../../config/postgres-names';
 import { unescapeTerraformTemplate } from '../../../constructs/terraform-text';
-import { loadAgentConfig } from '../../../runtime/agent/config';
+import { CONFIG_JSON_ENV, readAgentConfig } from '../../../runtime/agent/config';
 import { renderMinioSetup } from '../../../runtime/render/minio-setup';
 import { renderPgBouncer } from '../../../runtime/render/pgbouncer';
 import { renderPostgres } from '../../../runtime/render/postgres';
@@ -107,15 +104,10 @@ describe('upload content, after Terraform unescaping, is exactly what the render
   });
 
   test.each(cases.filter(({ c }) => label(c, 'tenantry.service') === 'backup').map((x) => [x.c.name, x] as const))(
-    '%s: the agent reads its uploaded config as the construct built it, with one job per configured backup',
+    '%s: the agent reads the config in its environment as the construct built it, with one job per configured backup',
     (_name, { s, tenant, c }) => {
-      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tenantry-agent-config-'));
-      const file = path.join(dir, 'agent.json');
-      expect(c.upload?.map((u) => u.file)).toEqual(['/etc/tenantry/agent.json']);
-      fs.writeFileSync(file, unescapeTerraformTemplate(c.upload![0].content));
-
-      const read = loadAgentConfig(file);
-      fs.rmSync(dir, { recursive: true, force: true });
+      expect(c.upload).toEqual([]);
+      const read = readAgentConfig({ variable: CONFIG_JSON_ENV }, { [CONFIG_JSON_ENV]: unescapeTerraformTemplate(agentConfigText(c)) });
 
       const construct = s.stack.tenants.find((t) => t.node.id === tenant.name)!.backup!;
       expect(read).toEqual(construct.agentConfig);
@@ -133,6 +125,13 @@ describe('upload content, after Terraform unescaping, is exactly what the render
     },
   );
 });
+
+/** The agent config as the JSON holds it (Terraform unescapes it into the container's environment). */
+function agentConfigText(c: ContainerJson): string {
+  const entry = (c.env ?? []).find((e) => e.startsWith(`${CONFIG_JSON_ENV}=`));
+  if (!entry) throw new Error(`${c.name} has no ${CONFIG_JSON_ENV}`);
+  return entry.slice(CONFIG_JSON_ENV.length + 1);
+}
 
 /** `${` or `%{` that Terraform would evaluate (not preceded by its doubled escape) and that is not a plain reference. */
 function unescapedTemplates(content: string): string[] {
@@ -156,10 +155,11 @@ describe('no upload hands Terraform a template it would evaluate', () => {
   // (String.prototype.replace reads "$$" as one "$"), so every shell `${VAR:?…}` reaches the JSON
   // unescaped and `terraform plan` fails ("Extra characters after interpolation expression").
   // Fix: `.replace(/\$\{(?!TfToken\[)/g, '$$$${')` or a replacer function `() => '$${'`.
-  test('every ${ and %{ in every upload is escaped, or a Terraform reference', () => {
-    const offenders = cases.flatMap(({ s, c }) =>
-      (c.upload ?? []).flatMap((u) => unescapedTemplates(u.content).map((snippet) => `${s.env.name} ${c.name} ${u.file}: ${snippet}`)),
-    );
+  test('every ${ and %{ in every upload and in the agent config is escaped, or a Terraform reference', () => {
+    const offenders = cases.flatMap(({ s, c }) => [
+      ...(c.upload ?? []).flatMap((u) => unescapedTemplates(u.content).map((snippet) => `${s.env.name} ${c.name} ${u.file}: ${snippet}`)),
+      ...(label(c, 'tenantry.service') === 'backup' ? unescapedTemplates(agentConfigText(c)).map((snippet) => `${s.env.name} ${c.name} ${CONFIG_JSON_ENV}: ${snippet}`) : []),
+    ]);
     expect(offenders).toEqual([]);
   });
 

@@ -106,8 +106,8 @@ describe('invariants over every example stack', () => {
   test('prod publishes no ports; dev publishes from each tenant slot', () => {
     expect(containers(stack('prod').doc).flatMap((c) => c.ports ?? [])).toEqual([]);
     const dev = stack('dev').doc;
-    expect(container(dev, 'dev-acme-postgres').ports).toEqual([{ internal: 5432, external: 20000, ip: '0.0.0.0' }]);
-    expect(container(dev, 'dev-globex-postgres').ports).toEqual([{ internal: 5432, external: 20020, ip: '0.0.0.0' }]);
+    expect(container(dev, 'dev-acme-postgres').ports).toEqual([{ internal: 5432, external: 20000, ip: '127.0.0.1' }]);
+    expect(container(dev, 'dev-globex-postgres').ports).toEqual([{ internal: 5432, external: 20020, ip: '127.0.0.1' }]);
   });
 
   test('prod pulls postgres and redis through the registry mirror, with the overridden image on the containers', () => {

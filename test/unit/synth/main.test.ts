@@ -2,14 +2,15 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { AGENT_CONTEXT_DIR, agentImageContext, writeAgentImageContext } from '../../../stacks/backup-image';
 import { REPO_ROOT, writeConfig } from './support';
 
 /*
  * main.ts as users run it (`npm run synth`): compiled JS, in a child process, configured by
- * TENANTRY_CONFIG_DIR and CDKTF_OUTDIR. It has to be compiled: it finds package.json relative to
- * its own compiled location (dist/..), so it cannot run from source. The build goes to a scratch
- * directory (with a copy of package.json beside dist/, where main.ts looks for it), never to the
- * shared dist/.
+ * TENANTRY_CONFIG_DIR and CDKTF_OUTDIR. It has to be compiled: it finds package.json and the
+ * agent image's sources relative to its own compiled location (dist/..), so it cannot run from
+ * source. The build goes to a scratch directory (with copies of those files beside dist/), never
+ * to the shared dist/.
  */
 
 let build: string;
@@ -18,12 +19,13 @@ beforeAll(() => {
   // Inside the repository, whatever TMPDIR is: the compiled app finds node_modules by walking up.
   fs.mkdirSync(path.join(REPO_ROOT, '.tmp'), { recursive: true });
   build = fs.mkdtempSync(path.join(REPO_ROOT, '.tmp', 'tenantry-main-build-'));
+  // Beside dist/ as in the repository: package.json, and what the agent image's Dockerfile copies.
+  writeAgentImageContext(agentImageContext(REPO_ROOT), build);
   const tsc = spawnSync(path.join(REPO_ROOT, 'node_modules', '.bin', 'tsc'), ['-p', path.join(REPO_ROOT, 'tsconfig.json'), '--outDir', path.join(build, 'dist')], {
     encoding: 'utf8',
   });
   // Type errors elsewhere in the tree (work in progress) still emit JS; only a missing main.js is fatal here.
   if (!fs.existsSync(path.join(build, 'dist', 'main.js'))) throw new Error(`tsc did not produce main.js:\n${tsc.stdout}${tsc.stderr}`);
-  fs.copyFileSync(path.join(REPO_ROOT, 'package.json'), path.join(build, 'package.json'));
 }, 120_000);
 
 afterAll(() => fs.rmSync(build, { recursive: true, force: true }));
@@ -50,6 +52,8 @@ test('synthesizes every example environment to cdktf.out/stacks/<env>/cdk.tf.jso
   const after = read();
   expect(after[0].equals(before[0]) && after[1].equals(before[1])).toBe(true);
   expect(fs.readdirSync(path.dirname(outdir)).filter((n) => n.includes('.partial-'))).toEqual([]);
+  // The agent image's build context sits beside the stacks, exactly the files its Dockerfile copies.
+  expect(listFiles(path.join(outdir, AGENT_CONTEXT_DIR))).toEqual(agentImageContext(REPO_ROOT).files.map((f) => f.path));
   fs.rmSync(path.dirname(outdir), { recursive: true, force: true });
 });
 
@@ -80,3 +84,11 @@ test('a policy error (an image tagged latest) is reported at its key, exit code 
   });
   expect(fs.existsSync(path.join(outdir, 'stacks', 'dev', 'cdk.tf.json'))).toBe(false);
 });
+
+/** Every file below `dir`, relative and "/"-separated, sorted. */
+function listFiles(dir: string, prefix = ''): string[] {
+  return fs
+    .readdirSync(path.join(dir, prefix), { withFileTypes: true })
+    .flatMap((e) => (e.isDirectory() ? listFiles(dir, path.posix.join(prefix, e.name)) : [path.posix.join(prefix, e.name)]))
+    .sort();
+}

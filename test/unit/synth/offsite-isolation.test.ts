@@ -1,6 +1,6 @@
 import { loadConfig } from '../../../config/load';
 import { resourcesOf } from '../constructs/support';
-import { container } from '../constructs/support';
+import { agentConfigOf, container } from '../constructs/support';
 import { loadOrThrow, synthEnvironment, writeConfig } from './support';
 
 /*
@@ -72,8 +72,7 @@ describe('a shared bucket used by two environments', () => {
     expect(stagingPolicy).toContain(':s3:::acme-corp-backups/staging/');
 
     const agentPrefix = (doc: typeof prod, name: string) => {
-      const upload = container(doc, name).upload!.find((u) => u.file === '/etc/tenantry/agent.json')!;
-      return (JSON.parse(upload.content) as { offsite: { bucket: string; prefix: string } }).offsite;
+      return agentConfigOf<{ offsite: { bucket: string; prefix: string } }>(container(doc, name))!.offsite;
     };
     expect(agentPrefix(prod, 'prod-acme-backup')).toMatchObject({ bucket: 'acme-corp-backups', prefix: 'prod/acme', region: 'eu-central-1' });
     expect(agentPrefix(staging, 'staging-acme-backup')).toMatchObject({ bucket: 'acme-corp-backups', prefix: 'staging/acme', region: 'eu-central-1' });

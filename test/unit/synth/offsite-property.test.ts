@@ -3,7 +3,7 @@ import * as offsiteChecks from '../../../config/checks/offsite';
 import { loadConfig, LoadResult } from '../../../config/load';
 import { formatProblem } from '../../../config/source';
 import { configFiles, generatedConfig } from '../../helpers/generated-config';
-import { container, ContainerJson, resourcesOf } from '../constructs/support';
+import { agentConfigOf, ContainerJson, resourcesOf } from '../constructs/support';
 import { SynthesizedEnvironment, synthEnvironment, writeConfig } from './support';
 
 /*
@@ -38,16 +38,10 @@ interface Statement {
 }
 
 function agentOffsite(doc: SynthesizedEnvironment['doc']): AgentOffsite[] {
-  return Object.values(resourcesOf<ContainerJson>(doc, 'docker_container'))
-    .filter((c) => c.upload?.some((u) => u.file === '/etc/tenantry/agent.json'))
-    .flatMap((c) => {
-      const config = JSON.parse(container(doc, c.name).upload!.find((u) => u.file === '/etc/tenantry/agent.json')!.content) as {
-        environment: string;
-        tenant: string;
-        offsite?: { bucket: string; prefix: string };
-      };
-      return config.offsite ? [{ deployment: `${config.environment}/${config.tenant}`, ...config.offsite }] : [];
-    });
+  return Object.values(resourcesOf<ContainerJson>(doc, 'docker_container')).flatMap((c) => {
+    const config = agentConfigOf<{ environment: string; tenant: string; offsite?: { bucket: string; prefix: string } }>(c);
+    return config?.offsite ? [{ deployment: `${config.environment}/${config.tenant}`, ...config.offsite }] : [];
+  });
 }
 
 /** A policy's ARNs with Terraform references resolved: this stack's buckets by name, the partition as "aws". */
