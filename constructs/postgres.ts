@@ -1,3 +1,4 @@
+import type { ITerraformDependable } from 'cdktf';
 import { Construct } from 'constructs';
 import { tenantRoles } from '../config/postgres-names';
 import { renderPostgres } from '../runtime/render/postgres';
@@ -43,7 +44,10 @@ export interface PostgresProps extends StatefulServiceProps {
 
 /**
  * A tenant's own Postgres server. Its databases and roles are created on first start by the
- * rendered init script (see runtime/render/postgres.ts); passwords arrive as environment
+ * rendered init script (see runtime/render/postgres.ts), and re-asserted by a one-shot
+ * provisioning container (provisionRoles) whenever the script or a password changes: the image runs its init
+ * scripts only into an empty data directory, so without it a server deployed before a role
+ * existed (or before a password rotated) would never get it. Passwords arrive as environment
  * variables from `random_password`.
  */
 export class PostgresServer extends Construct implements PostgresEndpoint {
@@ -109,5 +113,56 @@ export class PostgresServer extends Construct implements PostgresEndpoint {
       healthcheck: `pg_isready -U ${POSTGRES_SUPERUSER} -h 127.0.0.1 -p 5432`,
     });
     this.host = container.hostname;
+    provisionRoles(this, { environment: props.environment, tenant: props.tenant, image: props.image, network: props.network, endpoint: this, dependsOn: [container.resource] });
   }
+}
+
+export interface RoleProvisioningProps {
+  readonly environment: string;
+  readonly tenant: string;
+  /** A Postgres image: it has psql and pg_isready of the server's version. */
+  readonly image: string;
+  readonly network: string;
+  /** The server, the tenant's databases and roles, and the superuser that may create them. */
+  readonly endpoint: PostgresEndpoint;
+  /** @default none */
+  readonly dependsOn?: ITerraformDependable[];
+}
+
+/**
+ * A one-shot container (`provision` in `scope`) that runs the tenant's (idempotent) init script
+ * against its server as the superuser, once per change of the script or of a password: Terraform
+ * replaces a one-shot container only when its configuration changes, and never restarts it. It is
+ * the only container besides the server that holds the superuser password, and it exits when done.
+ */
+export function provisionRoles(scope: Construct, props: RoleProvisioningProps): ServiceContainer {
+  const e = props.endpoint;
+  const init = renderPostgres({ databases: [...e.databases], appRole: e.appRole, readonlyRole: e.readonlyRole, backupRole: e.backupRole, parameters: {} });
+  const script = init.files[0].path;
+  return new ServiceContainer(scope, 'provision', {
+    environment: props.environment,
+    tenant: props.tenant,
+    service: 'postgres-provision',
+    image: props.image,
+    network: props.network,
+    launch: {
+      files: init.files,
+      entrypoint: ['/bin/sh', '-c', `until pg_isready -q; do sleep 2; done; exec /bin/sh ${script}`],
+      env: init.env,
+    },
+    env: {
+      PGHOST: e.host,
+      PGPORT: String(e.port),
+      PGUSER: e.superuser.user,
+      POSTGRES_USER: e.superuser.user,
+      PGPASSWORD: e.superuser.password,
+      POSTGRES_PASSWORD: e.superuser.password,
+      TENANTRY_APP_PASSWORD: e.appPassword,
+      TENANTRY_READONLY_PASSWORD: e.readonlyPassword,
+      TENANTRY_BACKUP_PASSWORD: e.backupPassword,
+    },
+    memoryMb: 64,
+    oneShot: true,
+    dependsOn: props.dependsOn,
+  });
 }

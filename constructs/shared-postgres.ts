@@ -2,9 +2,9 @@ import { Construct } from 'constructs';
 import type { StorageConfig } from '../config/model';
 import { SHARED_POSTGRES_VOLUME, SHARED_TENANT } from '../config/storage-layout';
 import { tenantRoles } from '../config/postgres-names';
-import { renderPostgres, renderPostgresCommand } from '../runtime/render/postgres';
+import { renderPostgresCommand } from '../runtime/render/postgres';
 import type { PostgresCredential, PostgresEndpoint } from './postgres';
-import { POSTGRES_SUPERUSER } from './postgres';
+import { POSTGRES_SUPERUSER, provisionRoles } from './postgres';
 import { generatedSecret } from './secrets';
 import { HostPort, ServiceContainer } from './service-container';
 import { StatefulVolume } from './storage';
@@ -98,32 +98,6 @@ export class SharedPostgresDatabases extends Construct implements PostgresEndpoi
     this.backupPassword = generatedSecret(this, 'backup-password');
     this.superuser = props.server.superuser;
 
-    const init = renderPostgres({ databases: [...props.databases], appRole: this.appRole, readonlyRole: this.readonlyRole, backupRole: this.backupRole, parameters: {} });
-    const script = init.files[0].path;
-    new ServiceContainer(this, 'provision', {
-      environment: props.environment,
-      tenant: props.tenant,
-      service: 'postgres-provision',
-      image: props.server.image,
-      network: props.network,
-      launch: {
-        files: init.files,
-        entrypoint: ['/bin/sh', '-c', `until pg_isready -q; do sleep 2; done; exec /bin/sh ${script}`],
-        env: init.env,
-      },
-      env: {
-        PGHOST: props.server.host,
-        PGPORT: String(props.server.port),
-        PGUSER: this.superuser.user,
-        POSTGRES_USER: this.superuser.user,
-        PGPASSWORD: this.superuser.password,
-        POSTGRES_PASSWORD: this.superuser.password,
-        TENANTRY_APP_PASSWORD: this.appPassword,
-        TENANTRY_READONLY_PASSWORD: this.readonlyPassword,
-        TENANTRY_BACKUP_PASSWORD: this.backupPassword,
-      },
-      memoryMb: 64,
-      oneShot: true,
-    });
+    provisionRoles(this, { environment: props.environment, tenant: props.tenant, image: props.server.image, network: props.network, endpoint: this });
   }
 }

@@ -125,9 +125,32 @@ describe('PostgresServer', () => {
     expect(() => postgres({ parameters: { 'Bad Name': 1 } })).toThrow(/parameter names are lower-case Postgres settings \(value: "Bad Name"\)/);
   });
 
-  test('creates exactly one container and three passwords', () => {
+  test('creates the server and its one-shot provisioning container, and four passwords', () => {
     const { json, doc } = postgres();
-    expect(Object.keys(resourcesOf(doc, 'docker_container'))).toHaveLength(1);
+    expect(containersOf(doc).map((c) => c.name).sort()).toEqual(['dev-acme-postgres', 'dev-acme-postgres-provision']);
+    expect(Object.keys(resourcesOf(doc, 'random_password'))).toHaveLength(4);
     expect(json).toHaveResourceWithProperties(Password, { length: 32, special: false });
   });
+
+  // The image runs its init scripts only into an empty data directory: a server deployed before
+  // the backup role existed, or before a password changed, gets them from this container.
+  test('re-asserts roles and passwords on a running server: a one-shot container runs the same init script as the superuser, after the server', () => {
+    const { doc, c } = postgres();
+    const provision = container(doc, 'dev-acme-postgres-provision');
+    const env = envOf(provision);
+    const server = envOf(c);
+
+    expect(provision).toMatchObject({ image: 'postgres:16-alpine', restart: 'no', must_run: false });
+    expect(unescapeTerraformTemplate(upload(provision, '/docker-entrypoint-initdb.d/10-tenantry-init.sh').content)).toBe(
+      unescapeTerraformTemplate(upload(c, '/docker-entrypoint-initdb.d/10-tenantry-init.sh').content),
+    );
+    expect(provision.entrypoint).toEqual(['/bin/sh', '-c', 'until pg_isready -q; do sleep 2; done; exec /bin/sh /docker-entrypoint-initdb.d/10-tenantry-init.sh']);
+    expect(env).toMatchObject({ PGHOST: 'dev-acme-postgres', PGPORT: '5432', PGUSER: 'postgres', PGPASSWORD: server.POSTGRES_PASSWORD });
+    for (const secret of ['TENANTRY_APP_PASSWORD', 'TENANTRY_READONLY_PASSWORD', 'TENANTRY_BACKUP_PASSWORD']) expect(env[secret]).toBe(server[secret]);
+    expect(provision.depends_on).toEqual([expect.stringMatching(/^docker_container\.postgres_server_container_/)]);
+  });
 });
+
+function containersOf(doc: ReturnType<typeof postgres>['doc']) {
+  return Object.values(resourcesOf<{ name: string }>(doc, 'docker_container'));
+}

@@ -41,7 +41,7 @@ describe('Tenant', () => {
   test('a tenant with every service gets every container, PgBouncer by default, and a backup agent', () => {
     expect(buildTenant(EVERYTHING).names).toEqual(
       [
-        'backup', 'minio', 'minio-setup', 'pgbouncer', 'postgres', 'qdrant',
+        'backup', 'minio', 'minio-setup', 'pgbouncer', 'postgres', 'postgres-provision', 'qdrant',
         'redis-0', 'redis-1', 'redis-2', 'sentinel-1', 'sentinel-2', 'sentinel-3',
       ].map((s) => `dev-acme-${s}`),
     );
@@ -95,7 +95,7 @@ describe('Tenant', () => {
   test('with pgbouncer disabled, applications connect to Postgres directly', () => {
     const { names, outputs } = buildTenant({ name: 'acme', services: { postgres: {}, pgbouncer: { enabled: false } }, backup: { postgres: { offsite: false } } });
 
-    expect(names).toEqual(['dev-acme-backup', 'dev-acme-postgres']);
+    expect(names).toEqual(['dev-acme-backup', 'dev-acme-postgres', 'dev-acme-postgres-provision']);
     expect((outputs.tenant_acme.value as { database_urls: Record<string, string> }).database_urls).toEqual({
       app: expect.stringMatching(/@dev-acme-postgres:5432\/app$/),
     });
@@ -104,7 +104,7 @@ describe('Tenant', () => {
   test('no backup container when every backup job is turned off', () => {
     const { names, outputs } = buildTenant({ name: 'acme', services: { postgres: {} }, backup: { postgres: { enabled: false } } });
 
-    expect(names).toEqual(['dev-acme-pgbouncer', 'dev-acme-postgres']);
+    expect(names).toEqual(['dev-acme-pgbouncer', 'dev-acme-postgres', 'dev-acme-postgres-provision']);
     expect(outputs.tenant_acme.value).not.toHaveProperty('backup');
   });
 
@@ -114,12 +114,12 @@ describe('Tenant', () => {
     expect(outputs.admin_acme.sensitive).toBe(true);
     const superuser = (outputs.admin_acme.value as Record<string, Record<string, unknown>>).postgres_superuser;
     expect(superuser).toEqual({ user: 'postgres', password: expect.stringMatching(/^\$\{random_password\.[^.]+\.result\}$/), host: 'dev-acme-postgres', port: 5432 });
-    // The application's output has no superuser, and only the Postgres server's own container holds it.
+    // The application's output has no superuser; only the server and its one-shot provisioning container hold it.
     expect(JSON.stringify(outputs.tenant_acme.value)).not.toContain(String(superuser.password));
     const holders = Object.values((doc.resource?.docker_container ?? {}) as Record<string, { name: string; env?: string[] }>)
       .filter((c) => (c.env ?? []).some((e) => e.endsWith(`=${superuser.password}`)))
       .map((c) => c.name);
-    expect(holders).toEqual(['dev-acme-postgres']);
+    expect(holders.sort()).toEqual(['dev-acme-postgres', 'dev-acme-postgres-provision']);
   });
 
   test('a hyphenated tenant name gives output tenant_big_co and roles big_co_*', () => {

@@ -30,6 +30,11 @@ function expectedLaunch(env: EnvironmentConfig, tenant: TenantConfig, c: Contain
   switch (service) {
     case 'postgres':
       return renderPostgres({ databases: s.postgres!.databases, ...roles, parameters: s.postgres!.parameters });
+    case 'postgres-provision': {
+      // The server's init script, run against it by a one-shot container once it answers.
+      const init = renderPostgres({ databases: s.postgres!.databases, ...roles, parameters: {} });
+      return { ...init, entrypoint: ['/bin/sh', '-c', `until pg_isready -q; do sleep 2; done; exec /bin/sh ${init.files[0].path}`], command: undefined };
+    }
     case 'pgbouncer':
       return renderPgBouncer({
         listenPort: 6432,
@@ -90,7 +95,7 @@ const asUploads = (launch: ContainerLaunch) =>
 describe('upload content, after Terraform unescaping, is exactly what the renderers produce', () => {
   test('the example stacks have containers of every service kind', () => {
     expect(new Set(cases.map(({ c }) => label(c, 'tenantry.service')))).toEqual(
-      new Set(['postgres', 'pgbouncer', 'redis', 'sentinel', 'minio', 'minio-setup', 'qdrant', 'backup']),
+      new Set(['postgres', 'postgres-provision', 'pgbouncer', 'redis', 'sentinel', 'minio', 'minio-setup', 'qdrant', 'backup']),
     );
   });
 

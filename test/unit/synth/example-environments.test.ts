@@ -40,6 +40,7 @@ describe.each(['dev', 'prod'])('example environment %s', (name) => {
         'backup',
         'pgbouncer',
         'postgres',
+        'postgres-provision',
       ].map((service) => `${name}-${tenant}-${service}`);
     expect(names).toEqual([...expected('acme', 3, ['minio', 'minio-setup', 'qdrant']), ...expected('globex', 2, [])].sort());
   });
