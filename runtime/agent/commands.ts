@@ -108,7 +108,7 @@ async function dispatch(args: ParsedArguments, config: AgentConfig, io: Io, stop
 
 /** Exit 1 when the backup failed, and also when only its off-site copy did: someone must look. */
 async function run(agent: Agent, jobName: string, io: Io): Promise<number> {
-  const manifest = await runBackup(agent, findJob(agent.config, jobName));
+  const manifest = await runBackup(agent, findJob(agent.config, jobName), 'manual');
   if (manifest.status !== 'ok') {
     io.stdout(`${manifest.id}: FAILED: ${manifest.error}\n`);
     return 1;

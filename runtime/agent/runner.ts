@@ -12,7 +12,7 @@ import { driverFor } from './jobs';
 import type { DriverContext } from './jobs/driver';
 import { acquireLock } from './lock';
 import type { Logger } from './log';
-import { CheckResult, isGood, Manifest, MANIFEST_FILE, ManifestFile } from './manifest';
+import { CheckResult, isGood, Manifest, MANIFEST_FILE, ManifestFile, Trigger } from './manifest';
 import { Offsite } from './offsite';
 import { selectRetained } from './retention';
 import type { AgentState } from './status';
@@ -54,11 +54,12 @@ async function withJobLock<T>(agent: Agent, job: JobConfig, work: (store: Backup
  * Runs a backup now. Resolves with its manifest, whose status says whether it succeeded; only a
  * caller's mistake (the job is already running) rejects. A failure outside the job's driver (a
  * full disk refusing the lock or the folder, a crash in off-site upload or retention) counts,
- * alerts and turns /health unhealthy exactly like a failed dump.
+ * alerts and turns /health unhealthy exactly like a failed dump. `trigger` says who asked: retention
+ * treats manual backups apart (retention.ts).
  */
-export async function runBackup(agent: Agent, job: JobConfig): Promise<Manifest> {
+export async function runBackup(agent: Agent, job: JobConfig, trigger: Trigger = 'schedule'): Promise<Manifest> {
   const startedAt = new Date();
-  const base = failedManifest(agent, job, startedAt);
+  const base = failedManifest(agent, job, startedAt, trigger);
   let store: BackupStore | undefined;
   try {
     return await withJobLock(agent, job, async (locked) => {
@@ -84,7 +85,7 @@ export async function runBackup(agent: Agent, job: JobConfig): Promise<Manifest>
 }
 
 /** What a run is before it has produced anything: its failure record, should it fail. */
-function failedManifest(agent: Agent, job: JobConfig, startedAt: Date): Manifest {
+function failedManifest(agent: Agent, job: JobConfig, startedAt: Date, trigger: Trigger): Manifest {
   return {
     formatVersion: 1,
     tenant: agent.config.tenant,
@@ -92,6 +93,7 @@ function failedManifest(agent: Agent, job: JobConfig, startedAt: Date): Manifest
     job: job.name,
     kind: job.kind,
     id: newBackupId(job.name, startedAt),
+    trigger,
     status: 'failed',
     startedAt: startedAt.toISOString(),
     endedAt: startedAt.toISOString(),
@@ -237,6 +239,7 @@ async function applyRetention(agent: Agent, job: JobConfig, store: BackupStore):
       good: e.state === 'ok' && e.manifest !== undefined && isGood(e.manifest),
       verified: e.manifest?.verified?.result === 'passed',
       running: e.state === 'running',
+      manual: e.manifest?.trigger === 'manual',
     })),
     job.retention,
     new Date(),
