@@ -16,7 +16,8 @@
  *
  * Whatever the policy says, these are never removed:
  * - the newest verified backup, however old (the last one proven to restore);
- * - the newest good backup (so the only good backup is never removed);
+ * - the newest good backup (so the only good backup is never removed), and the newest good
+ *   scheduled one;
  * - a backup of a job that is running now (its files are still being written);
  * - a backup dated after `now` (the clock moved back; its age cannot be judged).
  * Everything else is removed: older good backups outside the periods, failed and interrupted runs.
@@ -127,6 +128,9 @@ export function selectRetained(
   const newestVerified = good.find((b) => b.verified);
   if (newestVerified) reason(newestVerified.id, 'newest verified');
   if (good[0]) reason(good[0].id, 'newest good');
+  // Otherwise a manual run would take "newest good" from the schedule's last backup and retire it.
+  const newestScheduled = good.find((b) => !b.manual);
+  if (newestScheduled && newestScheduled !== good[0]) reason(newestScheduled.id, 'newest scheduled');
   for (const backup of newestFirst) {
     if (backup.running) reason(backup.id, 'job running');
     else if (backup.startedAt > now) reason(backup.id, 'dated in the future');
