@@ -9,6 +9,7 @@ import { constants } from 'os';
 import { parseArguments, ParsedArguments, USAGE } from './arguments';
 import { AgentConfig, findJob, loadAgentConfig } from './config';
 import { errorMessage, UserError } from './errors';
+import { stopEveryTool } from './exec';
 import { startHttpServer } from './http';
 import { describeEntry, renderTable } from './listing';
 import { acquireLock } from './lock';
@@ -46,7 +47,11 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
     }
     const config = loadAgentConfig(args.configPath);
     const shutdown = new AbortController();
-    void io.stopRequested.then((signal) => shutdown.abort(signal));
+    void io.stopRequested.then((signal) => {
+      shutdown.abort(signal);
+      // Tools started without the run's signal (a check, a version probe) are stopped as well.
+      stopEveryTool();
+    });
     const code = await dispatch(args, config, io, shutdown.signal).catch((error: unknown) => {
       if (shutdown.signal.aborted && !(error instanceof UserError)) {
         io.stderr(`tenantry-agent: ${errorMessage(error)}\n`);

@@ -54,6 +54,14 @@ export interface GuardedChild {
 
 type ToolStdio = IOType | Stream;
 
+/** Every tool running now, so that a stopping agent reaches those started without its signal. */
+const runningTools = new Set<GuardedChild>();
+
+/** Stops every running tool (the agent is stopping): SIGTERM to each group, SIGKILL after the grace. */
+export function stopEveryTool(): void {
+  for (const tool of runningTools) tool.stop();
+}
+
 export function spawnGuarded(file: string, args: readonly string[], options: { env: NodeJS.ProcessEnv; cwd?: string; stdio: [ToolStdio, ToolStdio, ToolStdio] }): GuardedChild {
   const child: ChildProcess = spawn('sh', ['-c', GUARD, 'tenantry-guard', file, ...args], { env: options.env, cwd: options.cwd, detached: true, stdio: [...options.stdio, 'pipe'] });
   const lifeline = child.stdio[3];
@@ -65,13 +73,7 @@ export function spawnGuarded(file: string, args: readonly string[], options: { e
       // The group is gone already.
     }
   };
-  // The tool has exited: closing the lifeline lets the watchdog clear what the tool left behind.
-  child.once('exit', () => {
-    clearTimeout(killer);
-    lifeline?.destroy();
-  });
-  child.once('error', () => lifeline?.destroy());
-  return {
+  const guarded: GuardedChild = {
     child,
     stop: () => {
       if (child.exitCode !== null || child.signalCode !== null || killer !== undefined) return;
@@ -80,6 +82,18 @@ export function spawnGuarded(file: string, args: readonly string[], options: { e
       killer.unref();
     },
   };
+  runningTools.add(guarded);
+  // The tool has exited: closing the lifeline lets the watchdog clear what the tool left behind.
+  child.once('exit', () => {
+    runningTools.delete(guarded);
+    clearTimeout(killer);
+    lifeline?.destroy();
+  });
+  child.once('error', () => {
+    runningTools.delete(guarded);
+    lifeline?.destroy();
+  });
+  return guarded;
 }
 
 /** Runs a tool to completion and returns its stdout; a failure says which tool and why. */

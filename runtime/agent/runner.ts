@@ -115,7 +115,7 @@ async function backUp(agent: Agent, job: JobConfig, store: BackupStore, base: Ma
     const dir = await store.createPartial(id);
     const outcome = await driver.backup(dir, ctx);
     const check = await driver.check(dir, outcome.details, ctx);
-    const files = await describeFiles(dir);
+    const files = await describeFiles(dir, agent.signal);
     const manifest: Manifest = {
       ...base,
       formatVersion: outcome.formatVersion ?? 1,
@@ -174,9 +174,11 @@ function checkMethod(job: JobConfig): string {
   return { postgres: 'pg_restore --list', redis: 'redis-check-rdb', qdrant: 'sha256 against Qdrant snapshot checksum', minio: 'object count and ETag' }[job.kind];
 }
 
-async function describeFiles(dir: string): Promise<ManifestFile[]> {
+/** Hashing a large backup takes longer than a stopping agent may: a stop request ends it. */
+async function describeFiles(dir: string, stop: AbortSignal): Promise<ManifestFile[]> {
   const files: ManifestFile[] = [];
   for (const relative of await listFiles(dir)) {
+    if (stop.aborted) throw new Error('stopped before every file was checksummed');
     if (relative === MANIFEST_FILE) continue;
     const file = path.join(dir, relative);
     const { size } = await fs.promises.stat(file);
