@@ -61,9 +61,12 @@ function processesInto(marks: string[]): string[] {
   return found;
 }
 
-/** The watchdog acts within milliseconds; 5 s is for a loaded machine. */
+/**
+ * The watchdog acts within milliseconds of the agent's death; 1 s is for a loaded machine, and
+ * short enough that an orphaned pg_dump (a run takes seconds) would still be seen.
+ */
 async function expectNoProcessesInto(marks: string[], context: string): Promise<void> {
-  const deadline = Date.now() + 5000;
+  const deadline = Date.now() + 1000;
   let left = processesInto(marks);
   while (left.length > 0 && Date.now() < deadline) {
     await sleep(50);
@@ -223,11 +226,11 @@ describe(`agent under SIGTERM and SIGKILL at seeded random moments (seed ${SEED}
     const server = await startPostgres();
     try {
       await withDb(server, 'postgres', (db) => db.query('CREATE DATABASE app'));
-      // `big` (about 24 MB) is copied in chunks by psql|zstd pairs; `small` goes through pg_dump's workers.
+      // `big` (about 180 MB: a run takes seconds, longer than an orphan may live) is copied in chunks by psql|zstd pairs; `small` goes through pg_dump's workers.
       await withDb(server, 'app', (db) =>
         db.query(`
           CREATE TABLE big (id int PRIMARY KEY, payload text);
-          INSERT INTO big SELECT i, md5(i::text) || repeat(md5((i * 7)::text), 5) FROM generate_series(1, 120000) i;
+          INSERT INTO big SELECT i, md5(i::text) || repeat('x', 150) FROM generate_series(1, 1000000) i;
           CREATE TABLE small (id int PRIMARY KEY, note text);
           INSERT INTO small SELECT i, 'note ' || i FROM generate_series(1, 20000) i;`),
       );
