@@ -226,11 +226,11 @@ describe(`agent under SIGTERM and SIGKILL at seeded random moments (seed ${SEED}
     const server = await startPostgres();
     try {
       await withDb(server, 'postgres', (db) => db.query('CREATE DATABASE app'));
-      // `big` (about 180 MB: a run takes seconds, longer than an orphan may live) is copied in chunks by psql|zstd pairs; `small` goes through pg_dump's workers.
+      // `big` (about 90 MB, so that a run takes about 2 s) is copied in chunks by psql|zstd pairs; `small` goes through pg_dump's workers.
       await withDb(server, 'app', (db) =>
         db.query(`
           CREATE TABLE big (id int PRIMARY KEY, payload text);
-          INSERT INTO big SELECT i, md5(i::text) || repeat('x', 150) FROM generate_series(1, 1000000) i;
+          INSERT INTO big SELECT i, md5(i::text) || repeat('x', 150) FROM generate_series(1, 500000) i;
           CREATE TABLE small (id int PRIMARY KEY, note text);
           INSERT INTO small SELECT i, 'note ' || i FROM generate_series(1, 20000) i;`),
       );

@@ -222,7 +222,7 @@ describe('tools die with the agent (exec.ts watchdog)', () => {
       await waitFor('every tool to be gone', () => (holding(`sleep ${marker}`).length === 0 ? true : undefined), 2000, 20);
     } finally {
       // Without the watchdog they live on: this test cleans up after the failure it reports.
-      for (const pid of holding(marker)) process.kill(Number(pid), 'SIGKILL');
+      for (const pid of holding(`sleep ${marker}`)) process.kill(Number(pid), 'SIGKILL');
     }
   });
 });
