@@ -263,7 +263,11 @@ async function newestGood(store: BackupStore): Promise<Manifest> {
 
 async function readBackup(store: BackupStore, id: string): Promise<Manifest> {
   if (!store.exists(id)) throw new UserError(`job ${store.job} has no finished backup "${id}"; \`tenantry-agent list ${store.job}\` shows them`);
-  return store.read(id);
+  try {
+    return await store.read(id);
+  } catch (error) {
+    throw new Error(`backup ${id} is refused, nothing was touched: ${errorMessage(error)}. Use another backup (\`tenantry-agent list ${store.job}\`) or its off-site copy`);
+  }
 }
 
 /** The job a backup id belongs to (ids start with their job's name, but names may share prefixes). */

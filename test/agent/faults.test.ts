@@ -407,3 +407,36 @@ describe('a full backup disk (a small tmpfs mounted under TMPDIR; needs root)', 
     }
   });
 });
+
+describe('a damaged manifest (Qdrant stand-in following its snapshot API; no Qdrant can run here)', () => {
+  test('one changed byte of manifest.json: list shows the backup as damaged, restore and verify refuse it before touching anything, retention keeps it', async () => {
+    const qdrant = await startQdrantStandIn({ apiKey: 'k', collections: { docs: 10_000 } });
+    try {
+      const env = { QDRANT_API_KEY: 'k' };
+      const { config, path: configPath } = writeConfig({ jobs: [{ name: 'vectors', kind: 'qdrant', schedule: '0 3 * * *', retention: { daily: 1, weekly: 0, monthly: 0 }, offsite: false, qdrant: { url: qdrant.url, apiKeyEnv: 'QDRANT_API_KEY' } }] });
+      expect((await cli(['run', 'vectors', '--config', configPath], env)).code).toBe(0);
+      const store = new BackupStore(config.backupDir, 'vectors');
+      const [backup] = await store.list();
+      const file = path.join(store.backupDir(backup.id), 'manifest.json');
+      fs.writeFileSync(file, fs.readFileSync(file, 'utf8').replace('"sizeBytes": 10000', '"sizeBytes": 10001'));
+
+      const listed = JSON.parse((await cli(['list', '--json', '--config', configPath], env)).stdout) as { id: string; status: string; problem: string }[];
+      expect(listed).toEqual([expect.objectContaining({ id: backup.id, status: 'damaged', problem: expect.stringContaining('manifest is damaged: its checksum is sha256:') })]);
+
+      const requests = qdrant.requests.length;
+      const restore = await cli(['restore', 'vectors', '--from', backup.id, '--only', 'docs', '--target', 'docs', '--force', '--config', configPath], env);
+      expect(restore.code).toBe(1);
+      expect(restore.stderr).toMatch(new RegExp(`^tenantry-agent: backup ${backup.id} is refused, nothing was touched: .*manifest is damaged: .*Use another backup`, 'm'));
+      expect(qdrant.requests.length).toBe(requests);
+      const verify = await cli(['verify', backup.id, '--config', configPath], env);
+      expect(verify.code).toBe(1);
+      expect(verify.stderr).toContain('manifest is damaged');
+
+      // A later run's retention (daily: 1) keeps what it cannot read.
+      expect((await cli(['run', 'vectors', '--config', configPath], env)).code).toBe(0);
+      expect((await store.list()).map((e) => e.state)).toEqual(['damaged', 'ok']);
+    } finally {
+      await qdrant.close();
+    }
+  });
+});
