@@ -52,14 +52,16 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
       // Tools started without the run's signal (a check, a version probe) are stopped as well.
       stopEveryTool();
     });
-    const code = await dispatch(args, config, io, shutdown.signal).catch((error: unknown) => {
-      if (shutdown.signal.aborted && !(error instanceof UserError)) {
-        io.stderr(`tenantry-agent: ${errorMessage(error)}\n`);
-        return 1;
-      }
-      throw error;
-    });
-    return shutdown.signal.aborted && args.command !== 'serve' ? stoppedExitCode(shutdown.signal.reason as NodeJS.Signals) : code;
+    const stopped = () => (shutdown.signal.aborted && args.command !== 'serve' ? stoppedExitCode(shutdown.signal.reason as NodeJS.Signals) : undefined);
+    try {
+      const code = await dispatch(args, config, io, shutdown.signal);
+      return stopped() ?? code;
+    } catch (error) {
+      const code = stopped();
+      if (code === undefined) throw error;
+      io.stderr(`tenantry-agent: ${errorMessage(error)}\n`);
+      return code;
+    }
   } catch (error) {
     if (error instanceof UserError) {
       io.stderr(`tenantry-agent: ${error.message}\n`);
