@@ -422,6 +422,36 @@ describe('a full backup disk (a small tmpfs mounted under TMPDIR; needs root)', 
   });
 });
 
+describe('serve stopped during a scheduled run (in process, Qdrant stand-in)', () => {
+  test('the run is recorded as interrupted, counted in the metrics and sent to the webhook; nothing partial stays', async () => {
+    const qdrant = await startQdrantStandIn({ apiKey: 'k', collections: { docs: 10_000 } });
+    qdrant.snapshotDelayMs = 5000;
+    const stop = new AbortController();
+    try {
+      const { config } = writeConfig({ jobs: [{ name: 'vectors', kind: 'qdrant', schedule: '0 3 * * *', retention: { daily: 7, weekly: 0, monthly: 0 }, offsite: false, qdrant: { url: qdrant.url, apiKeyEnv: 'QDRANT_API_KEY' } }] });
+      const { agent, notices } = testAgent(config, { QDRANT_API_KEY: 'k' }, { signal: stop.signal });
+      // What serve's shutdown does: abort the agent's signal while the scheduler's run is in flight.
+      const run = runBackup(agent, config.jobs[0]);
+      await waitFor('the snapshot request', () => (qdrant.requests.some((r) => r.route.startsWith('POST')) ? true : undefined), 10_000, 10);
+      stop.abort('SIGTERM');
+      const manifest = await run;
+      expect(manifest).toMatchObject({ status: 'failed', error: expect.stringMatching(/^interrupted: the agent received SIGTERM and stopped the run/) });
+      expect(fs.readdirSync(path.join(config.backupDir, 'vectors')).filter((name) => name.endsWith('.partial'))).toEqual([]);
+      expect(notices).toEqual([expect.stringMatching(/^backup vectors failed: interrupted: the agent received SIGTERM/)]);
+      const port = await freePort();
+      const server = await startHttpServer(agent.state, agent.log, '127.0.0.1', port);
+      try {
+        expect((await httpGet(port, '/metrics')).body).toContain('tenantry_backup_failures_total{tenant="acme",environment="test",job="vectors",kind="qdrant"} 1\n');
+        expect((await httpGet(port, '/health')).status).toBe(503);
+      } finally {
+        await new Promise((resolve) => server.close(resolve));
+      }
+    } finally {
+      await qdrant.close();
+    }
+  });
+});
+
 describe('a damaged manifest (Qdrant stand-in following its snapshot API; no Qdrant can run here)', () => {
   test('one changed byte of manifest.json: list shows the backup as damaged, restore and verify refuse it before touching anything, retention keeps it', async () => {
     const qdrant = await startQdrantStandIn({ apiKey: 'k', collections: { docs: 10_000 } });
