@@ -128,12 +128,17 @@ async function killLoop(setup: KillLoopSetup, seed: number): Promise<{ id: strin
   const args = ['run', job, '--config', setup.configPath];
   const env = { ...setup.env, WEBHOOK_URL: setup.webhook.url };
 
-  // The backup that must survive every fault, and the length of an undisturbed run.
-  const first = startCompiledAgent(args, env);
-  await waitFor('the first run to start', () => (first.output().stderr.includes('"msg":"backup started"') ? true : undefined), 60_000, 10);
-  const started = Date.now();
-  expect(await endOf(first)).toEqual({ code: 0, signal: null });
-  const undisturbedMs = Date.now() - started;
+  // The backup that must survive every fault, and the length of an undisturbed run: the shorter
+  // of two, as a first run can be slow (a replica's first full sync, cold caches).
+  const durations: number[] = [];
+  for (let run = 0; run < 2; run++) {
+    const undisturbed = startCompiledAgent(args, env);
+    await waitFor('an undisturbed run to start', () => (undisturbed.output().stderr.includes('"msg":"backup started"') ? true : undefined), 60_000, 10);
+    const started = Date.now();
+    expect(await endOf(undisturbed)).toEqual({ code: 0, signal: null });
+    durations.push(Date.now() - started);
+  }
+  const undisturbedMs = Math.min(...durations);
   const [survivor] = (await store.list()).filter((e) => e.state === 'ok');
 
   const next = random(seed);

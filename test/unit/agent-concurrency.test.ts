@@ -157,9 +157,10 @@ describe('withLargeOutputBuffer', () => {
 describe('watchGrowth', () => {
   test('a file that keeps growing is never called stalled', async () => {
     const file = path.join(tempDir('growth'), 'transfer');
-    const watch = watchGrowth(file, 300);
+    // 600 ms: the tool's own start (a shell and its watchdog) must not count as a stall on a loaded machine.
+    const watch = watchGrowth(file, 600);
     try {
-      await runTool('sh', ['-c', 'for i in 1 2 3 4 5 6 7 8; do echo chunk >> "$0"; sleep 0.1; done', file], { signal: watch.signal });
+      await runTool('sh', ['-c', 'i=0; while [ $i -lt 20 ]; do echo chunk >> "$0"; sleep 0.1; i=$((i + 1)); done', file], { signal: watch.signal });
       expect(watch.stalled()).toBe(false);
     } finally {
       watch.stop();
