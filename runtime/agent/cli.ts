@@ -1,10 +1,22 @@
 #!/usr/bin/env node
 /** Entry point of `tenantry-agent` (see `tenantry-agent --help`). */
-import { main } from './commands';
+import { constants } from 'os';
+import { main, STOP_DEADLINE_MS } from './commands';
 
-const stopRequested = new Promise<void>((resolve) => {
-  process.once('SIGTERM', () => resolve());
-  process.once('SIGINT', () => resolve());
+const stopRequested = new Promise<NodeJS.Signals>((resolve) => {
+  const stop = (signal: NodeJS.Signals) => {
+    resolve(signal);
+    // The orderly stop (tools stopped, partial output removed, failure recorded, webhook sent)
+    // normally takes a few seconds; past the deadline the agent exits anyway, before a container
+    // runtime's own SIGKILL (Docker waits 10 s), and its tools die with it (exec.ts).
+    setTimeout(() => {
+      process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level: 'error', msg: 'stop took too long; exiting now', fields: { signal, deadlineMs: STOP_DEADLINE_MS } })}\n`);
+      process.exit(128 + constants.signals[signal]);
+    }, STOP_DEADLINE_MS).unref();
+  };
+  // Handled on every delivery: a second Ctrl-C must not kill the agent half-way through its stop.
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
 });
 
 main(process.argv.slice(2), {

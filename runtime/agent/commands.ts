@@ -1,16 +1,20 @@
 /**
  * The agent's commands. `main` returns the exit code: 0 success, 1 the job (or health) failed,
- * 2 a mistake of the caller (printed as one line, no stack trace).
+ * 2 a mistake of the caller (printed as one line, no stack trace), 128 + the signal's number
+ * (143 SIGTERM, 130 SIGINT) when `run`, `verify` or `restore` was stopped by a signal, after its
+ * orderly stop. `serve` stopped by a signal exits 0: that is how a daemon is meant to end.
  */
 import * as http from 'http';
+import { constants } from 'os';
 import { parseArguments, ParsedArguments, USAGE } from './arguments';
 import { AgentConfig, findJob, readAgentConfig } from './config';
 import { errorMessage, UserError } from './errors';
+import { stopEveryTool } from './exec';
 import { startHttpServer } from './http';
 import { describeEntry, renderTable } from './listing';
 import { acquireLock } from './lock';
 import { createLogger, Logger } from './log';
-import { Agent, jobOfBackup, restoreBackup, runBackup, verifyBackup } from './runner';
+import { Agent, alertFailure, jobOfBackup, restoreBackup, runBackup, verifyBackup } from './runner';
 import { Scheduler } from './scheduler';
 import { AgentState } from './status';
 import { BackupStore } from './store';
@@ -20,9 +24,19 @@ export interface Io {
   stdout: (text: string) => void;
   stderr: (text: string) => void;
   env: NodeJS.ProcessEnv;
-  /** Resolves when the process is asked to stop (SIGTERM/SIGINT); used by `serve`. */
-  stopRequested: Promise<void>;
+  /** Resolves with the signal when the process is asked to stop (SIGTERM/SIGINT). */
+  stopRequested: Promise<NodeJS.Signals>;
 }
+
+/**
+ * A signalled agent has exited by then, whatever is still running: tools get TOOL_STOP_GRACE_MS
+ * on SIGTERM before SIGKILL, then the failure is recorded and the webhook sent; 9 s stays under
+ * Docker's default stop timeout of 10 s, after which Docker would SIGKILL without a record.
+ */
+export const STOP_DEADLINE_MS = 9000;
+
+/** The exit code of a command stopped by `signal`, as a shell reports it. */
+export const stoppedExitCode = (signal: NodeJS.Signals) => 128 + constants.signals[signal];
 
 export async function main(argv: readonly string[], io: Io): Promise<number> {
   try {
@@ -32,7 +46,22 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
       return 0;
     }
     const config = readAgentConfig(args.config, io.env);
-    return await dispatch(args, config, io);
+    const shutdown = new AbortController();
+    void io.stopRequested.then((signal) => {
+      shutdown.abort(signal);
+      // Tools started without the run's signal (a check, a version probe) are stopped as well.
+      stopEveryTool();
+    });
+    const stopped = () => (shutdown.signal.aborted && args.command !== 'serve' ? stoppedExitCode(shutdown.signal.reason as NodeJS.Signals) : undefined);
+    try {
+      const code = await dispatch(args, config, io, shutdown.signal);
+      return stopped() ?? code;
+    } catch (error) {
+      const code = stopped();
+      if (code === undefined) throw error;
+      io.stderr(`tenantry-agent: ${errorMessage(error)}\n`);
+      return code;
+    }
   } catch (error) {
     if (error instanceof UserError) {
       io.stderr(`tenantry-agent: ${error.message}\n`);
@@ -47,11 +76,10 @@ function createAgent(config: AgentConfig, io: Io, log: Logger, signal: AbortSign
   return { config, state: new AgentState(config), log, env: io.env, notify: createNotifier(config, io.env, log), signal };
 }
 
-async function dispatch(args: ParsedArguments, config: AgentConfig, io: Io): Promise<number> {
+async function dispatch(args: ParsedArguments, config: AgentConfig, io: Io, stop: AbortSignal): Promise<number> {
   const log = createLogger((line) => io.stderr(`${line}\n`));
-  const shutdown = new AbortController();
-  void io.stopRequested.then(() => shutdown.abort());
-  const agent = createAgent(config, io, log, shutdown.signal);
+  const agent = createAgent(config, io, log, stop);
+  if (args.command !== 'serve') stop.addEventListener('abort', () => log.warn('stopping: the running tools are stopped and leave no partial backup behind', { signal: String(stop.reason) }), { once: true });
   switch (args.command) {
     case 'serve':
       return serve(agent, io);
@@ -87,7 +115,7 @@ async function dispatch(args: ParsedArguments, config: AgentConfig, io: Io): Pro
 
 /** Exit 1 when the backup failed, and also when only its off-site copy did: someone must look. */
 async function run(agent: Agent, jobName: string, io: Io): Promise<number> {
-  const manifest = await runBackup(agent, findJob(agent.config, jobName));
+  const manifest = await runBackup(agent, findJob(agent.config, jobName), 'manual');
   if (manifest.status !== 'ok') {
     io.stdout(`${manifest.id}: FAILED: ${manifest.error}\n`);
     return 1;
@@ -106,20 +134,27 @@ async function list(config: AgentConfig, args: ParsedArguments, io: Io): Promise
   return 0;
 }
 
-/** Removes what interrupted runs left, for every job no other process is running right now. */
+/**
+ * Removes what interrupted runs left, for every job no other process is running right now. A job
+ * whose folder cannot be prepared (a full or read-only disk) is reported as a failed run, and
+ * `serve` goes on: it must stay up to say so on /health, /metrics and the webhook.
+ */
 async function removeDebris(agent: Agent): Promise<void> {
   for (const job of agent.config.jobs) {
     const store = new BackupStore(agent.config.backupDir, job.name);
-    await store.ensureDir();
     let lock;
     try {
+      await store.ensureDir();
       lock = acquireLock(store.lockFile, `job ${job.name}`);
     } catch (error) {
       if (error instanceof UserError) continue; // a `run` in progress: its partial directory is live
-      throw error;
+      await alertFailure(agent, job, `the backup folder is not usable (scheduled runs will try again): ${errorMessage(error)}`);
+      continue;
     }
     try {
       for (const debris of await store.removeInterrupted()) agent.log.forJob(job.name).warn('removed the leftovers of an interrupted run', { path: debris });
+    } catch (error) {
+      await alertFailure(agent, job, `the backup folder is not usable (scheduled runs will try again): ${errorMessage(error)}`);
     } finally {
       lock.release();
     }

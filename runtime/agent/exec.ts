@@ -1,9 +1,16 @@
 /**
  * Runs the backup tools (pg_dump, redis-cli, …). Secrets travel in the child's environment
  * (PGPASSWORD, REDISCLI_AUTH), never in argv, which `ps` and error messages would show.
+ *
+ * No tool outlives the agent, whatever ends the agent (SIGKILL and crashes included): every tool
+ * starts in a process group of its own (so pg_dump's -j workers go with it) beside a watchdog
+ * that waits on a pipe only the agent holds open. The kernel closes that pipe when the agent dies,
+ * the watchdog reads end-of-file and SIGKILLs the whole group. Node cannot reach
+ * prctl(PR_SET_PDEATHSIG), and a group of its own also keeps a terminal's Ctrl-C for the agent,
+ * which then stops its tools itself (SIGTERM to the group, SIGKILL after TOOL_STOP_GRACE_MS).
  */
-import { ChildProcess, spawn, spawnSync } from 'child_process';
-import execa from 'execa';
+import { ChildProcess, IOType, spawn, spawnSync } from 'child_process';
+import type { Stream } from 'stream';
 import * as fs from 'fs';
 
 export interface ToolRun {
@@ -16,6 +23,12 @@ export interface ToolRun {
 
 const OUTPUT_TAIL = 2000;
 
+/** How long a stopped tool may take to exit on SIGTERM before its group gets SIGKILL. */
+export const TOOL_STOP_GRACE_MS = 3000;
+
+/** A shell's exit code for a command it could not find (also stdbuf's for a missing tool). */
+const NOT_FOUND = 127;
+
 const notInstalled = (file: string) => `${file} is not installed (not found on PATH)`;
 
 /** "<tool> exited with 2: <the end of its stderr, or stdout>", or "… was killed by SIGTERM". */
@@ -25,18 +38,80 @@ function failure(file: string, exit: { code: number | null | undefined; signal: 
   return `${file} ${why}${output ? `: ${output}` : ''}`;
 }
 
+/**
+ * The watchdog (fd 3 is the agent's pipe; its own stdio is detached so that it holds no pipe a
+ * reader waits on), then the tool in the shell's place, so the tool's PID is the group's and its
+ * exit status or signal is the agent's to see.
+ */
+const GUARD = '( read -r _ <&3; kill -KILL 0 ) </dev/null >/dev/null 2>&1 & exec 3<&-; exec "$@"';
+
+/** A tool started in its own process group with a watchdog that kills the group when the agent dies. */
+export interface GuardedChild {
+  readonly child: ChildProcess;
+  /** SIGTERM to the tool's group, SIGKILL after TOOL_STOP_GRACE_MS if it is still there. */
+  stop(): void;
+}
+
+type ToolStdio = IOType | Stream;
+
+/** Every tool running now, so that a stopping agent reaches those started without its signal. */
+const runningTools = new Set<GuardedChild>();
+
+/** Stops every running tool (the agent is stopping): SIGTERM to each group, SIGKILL after the grace. */
+export function stopEveryTool(): void {
+  for (const tool of runningTools) tool.stop();
+}
+
+export function spawnGuarded(file: string, args: readonly string[], options: { env: NodeJS.ProcessEnv; cwd?: string; stdio: [ToolStdio, ToolStdio, ToolStdio] }): GuardedChild {
+  const child: ChildProcess = spawn('sh', ['-c', GUARD, 'tenantry-guard', file, ...args], { env: options.env, cwd: options.cwd, detached: true, stdio: [...options.stdio, 'pipe'] });
+  const lifeline = child.stdio[3];
+  let killer: NodeJS.Timeout | undefined;
+  const signalGroup = (signal: NodeJS.Signals) => {
+    try {
+      if (child.pid !== undefined) process.kill(-child.pid, signal);
+    } catch {
+      // The group is gone already.
+    }
+  };
+  const guarded: GuardedChild = {
+    child,
+    stop: () => {
+      if (child.exitCode !== null || child.signalCode !== null || killer !== undefined) return;
+      signalGroup('SIGTERM');
+      killer = setTimeout(() => signalGroup('SIGKILL'), TOOL_STOP_GRACE_MS);
+      killer.unref();
+    },
+  };
+  runningTools.add(guarded);
+  // The tool has exited: closing the lifeline lets the watchdog clear what the tool left behind.
+  child.once('exit', () => {
+    runningTools.delete(guarded);
+    clearTimeout(killer);
+    lifeline?.destroy();
+  });
+  child.once('error', () => {
+    runningTools.delete(guarded);
+    lifeline?.destroy();
+  });
+  return guarded;
+}
+
 /** Runs a tool to completion and returns its stdout; a failure says which tool and why. */
 export async function runTool(file: string, args: readonly string[], options: ToolRun = {}): Promise<string> {
-  const child = execa(file, [...args], { env: options.env, input: options.input, reject: false });
-  const onAbort = () => child.kill('SIGTERM');
-  options.signal?.addEventListener('abort', onAbort, { once: true });
+  const { child, stop } = spawnGuarded(file, args, { env: { ...process.env, ...options.env }, stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+  child.stdin?.on('error', () => undefined);
+  child.stdin?.end(options.input);
+  let stdout = '';
+  child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  const done = settle({ file, args }, child);
+  if (options.signal?.aborted) stop();
+  options.signal?.addEventListener('abort', stop, { once: true });
   try {
-    const result = await child;
-    if (!result.failed) return result.stdout;
-    if ((result as { code?: string }).code === 'ENOENT') throw new Error(notInstalled(file));
-    throw new Error(failure(file, { code: result.exitCode, signal: result.signal }, result.stderr, result.stdout));
+    const { error } = await done;
+    if (error !== undefined) throw new Error(error);
+    return stdout.replace(/\r?\n$/, '');
   } finally {
-    options.signal?.removeEventListener('abort', onAbort);
+    options.signal?.removeEventListener('abort', stop);
   }
 }
 
@@ -148,17 +223,19 @@ export interface PipelineOutput {
  */
 export async function runPipeline(from: ToolCommand, to: ToolCommand, options: PipelineRun = {}): Promise<PipelineOutput> {
   const env = { ...process.env, ...options.env };
-  const consumer = spawn(to.file, [...to.args], { env, cwd: options.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
-  const consumerDone = settle(to, consumer);
+  const consumer = spawnGuarded(to.file, to.args, { env, cwd: options.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
+  const consumerDone = settle(to, consumer.child);
   // The producer gets its own copy of the pipe's write end; the agent's copy is closed so that
   // the consumer sees end-of-file when the producer exits.
-  const producer = consumer.stdin ? spawn(from.file, [...from.args], { env, cwd: options.cwd, stdio: ['ignore', consumer.stdin, 'pipe'] }) : undefined;
-  consumer.stdin?.destroy();
-  const producerDone = producer ? settle(from, producer) : Promise.resolve({ stdout: '', stderr: '', error: `${toolName(to)} has no stdin` });
+  const stdin = consumer.child.stdin;
+  const producer = stdin ? spawnGuarded(from.file, from.args, { env, cwd: options.cwd, stdio: ['ignore', stdin, 'pipe'] }) : undefined;
+  stdin?.destroy();
+  const producerDone = producer ? settle(from, producer.child) : Promise.resolve({ stdout: '', stderr: '', error: `${toolName(to)} has no stdin` });
   const kill = () => {
-    producer?.kill('SIGTERM');
-    consumer.kill('SIGTERM');
+    producer?.stop();
+    consumer.stop();
   };
+  if (options.signal?.aborted) kill();
   options.signal?.addEventListener('abort', kill, { once: true });
   try {
     const [made, taken] = await Promise.all([producerDone, consumerDone]);
@@ -182,7 +259,6 @@ const toolName = (command: ToolCommand) => command.name ?? command.file;
 
 function settle(command: ToolCommand, child: ChildProcess): Promise<Settled> {
   const file = toolName(command);
-  const wrapped = command.name !== undefined;
   return new Promise((resolve) => {
     let stdout = '';
     let stderr = '';
@@ -193,8 +269,8 @@ function settle(command: ToolCommand, child: ChildProcess): Promise<Settled> {
     );
     child.once('close', (code, signal) => {
       if (code === 0) resolve({ stdout, stderr });
-      // A wrapper (stdbuf) that cannot start its tool exits 127, as a shell does.
-      else if (code === 127 && wrapped) resolve({ stdout, stderr, error: notInstalled(file) });
+      // Tools start through a shell (and maybe stdbuf): both exit 127 when the tool is missing.
+      else if (code === NOT_FOUND) resolve({ stdout, stderr, error: notInstalled(file) });
       else resolve({ stdout, stderr, error: failure(file, { code, signal }, stderr, stdout) });
     });
   });

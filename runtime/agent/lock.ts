@@ -65,8 +65,15 @@ export function acquireLock(file: string, what: string): Lock {
     try {
       const fd = fs.openSync(file, fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_WRONLY, 0o644);
       const owner: LockOwner = { pid: process.pid, startTime: processStartTime(process.pid), acquiredAt: new Date().toISOString() };
-      fs.writeSync(fd, JSON.stringify(owner));
-      fs.fsyncSync(fd);
+      try {
+        fs.writeSync(fd, JSON.stringify(owner));
+        fs.fsyncSync(fd);
+      } catch (error) {
+        // A full disk lets the file be created but not written: leave no empty lock behind.
+        fs.closeSync(fd);
+        fs.rmSync(file, { force: true });
+        throw error;
+      }
       fs.closeSync(fd);
       heldByThisProcess.add(file);
       return { release: () => releaseLock(file) };

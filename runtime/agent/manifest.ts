@@ -1,7 +1,15 @@
 /**
  * manifest.json: what one backup is, written last into its folder. It travels with the backup
  * (off-site too), so a copy fetched years later still says what it holds and how to check it.
+ *
+ * The manifest carries its own checksum, `checksum: "sha256:<hex>"`, the last key: the sha256 of
+ * the manifest's text as rendered here without that key. One file, so the atomic rewrite that
+ * records a verification or an off-site copy keeps text and checksum together. A manifest whose
+ * checksum does not match is damaged and refused before anything is restored, verified or
+ * uploaded. A manifest without the key was written by an agent before checksums: it is read, and
+ * listed as "manifest without checksum" (its data files are still checked against their sha256).
  */
+import { createHash } from 'crypto';
 import { z } from 'zod';
 
 export const MANIFEST_FILE = 'manifest.json';
@@ -41,6 +49,12 @@ export const manifestSchema = z.object({
   job: z.string(),
   kind: z.enum(['postgres', 'redis', 'qdrant', 'minio']),
   id: z.string(),
+  /**
+   * What started the run: the schedule of `serve`, or `tenantry-agent run` by hand. Retention
+   * never lets a manual backup displace a scheduled one (retention.ts). Absent in manifests written
+   * before this field: counted as scheduled.
+   */
+  trigger: z.enum(['schedule', 'manual']).optional(),
   /** Only 'ok' backups are restorable; a 'failed' manifest is a record of the failure. */
   status: z.enum(['ok', 'failed']),
   startedAt: z.string(),
@@ -62,24 +76,48 @@ export const manifestSchema = z.object({
 });
 
 export type Manifest = z.infer<typeof manifestSchema>;
+export type Trigger = NonNullable<Manifest['trigger']>;
 export type ManifestFile = z.infer<typeof fileEntry>;
 export type CheckResult = z.infer<typeof checkResult>;
 export type OffsiteState = z.infer<typeof offsiteState>;
 
-export function parseManifest(text: string, where: string): Manifest {
+const CHECKSUM_KEY = 'checksum';
+
+/** `verified`: the manifest's own checksum matched; `absent`: written before checksums. */
+export type ManifestIntegrity = 'verified' | 'absent';
+
+/** The manifest's text without its checksum, the text the checksum covers. */
+const renderBody = (value: object) => `${JSON.stringify(value, null, 2)}\n`;
+const digestOf = (body: string) => `sha256:${createHash('sha256').update(body).digest('hex')}`;
+
+/** Reads a manifest; a damaged one (bad JSON, wrong checksum, wrong shape) throws, naming `where`. */
+export function readManifest(text: string, where: string): { manifest: Manifest; integrity: ManifestIntegrity } {
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch (e) {
     throw new Error(`${where}: manifest is not JSON (${(e as Error).message})`);
   }
+  let integrity: ManifestIntegrity = 'absent';
+  if (typeof value === 'object' && value !== null && CHECKSUM_KEY in value) {
+    const { [CHECKSUM_KEY]: recorded, ...body } = value as Record<string, unknown>;
+    const actual = digestOf(renderBody(body));
+    if (recorded !== actual) throw new Error(`${where}: manifest is damaged: its checksum is ${String(recorded)}, its content hashes to ${actual}`);
+    value = body;
+    integrity = 'verified';
+  }
   const result = manifestSchema.safeParse(value);
   if (!result.success) throw new Error(`${where}: manifest is malformed: ${result.error.issues[0]?.message ?? 'unknown problem'}`);
-  return result.data;
+  return { manifest: result.data, integrity };
+}
+
+export function parseManifest(text: string, where: string): Manifest {
+  return readManifest(text, where).manifest;
 }
 
 export function renderManifest(manifest: Manifest): string {
-  return `${JSON.stringify(manifest, null, 2)}\n`;
+  const body = JSON.parse(JSON.stringify(manifest)) as Record<string, unknown>;
+  return renderBody({ ...body, [CHECKSUM_KEY]: digestOf(renderBody(body)) });
 }
 
 /** A good backup: finished, passed its check, and not failed by a later verification. */

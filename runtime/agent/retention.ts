@@ -8,9 +8,16 @@
  * | weekly: N   | the newest good backup of each of the N ISO weeks (Mon-Sun) ending this one |
  * | monthly: N  | the newest good backup of each of the N months ending this one            |
  *
+ * A period is claimed by its newest good scheduled backup; a period with none is claimed by its
+ * newest good manual one (`tenantry-agent run`). A manual run never takes a scheduled backup's
+ * place, so it cannot make one disappear: every good manual backup is kept besides while it is
+ * within the daily window (the `daily` days ending today), and after that only if it claims a
+ * period. Backups whose manifest predates the `trigger` field count as scheduled.
+ *
  * Whatever the policy says, these are never removed:
  * - the newest verified backup, however old (the last one proven to restore);
- * - the newest good backup (so the only good backup is never removed);
+ * - the newest good backup (so the only good backup is never removed), and the newest good
+ *   scheduled one;
  * - a backup of a job that is running now (its files are still being written);
  * - a backup dated after `now` (the clock moved back; its age cannot be judged).
  * Everything else is removed: older good backups outside the periods, failed and interrupted runs.
@@ -26,6 +33,8 @@ export interface RetentionCandidate {
   readonly verified: boolean;
   /** Unfinished and owned by a job that is running now. */
   readonly running: boolean;
+  /** Made by `tenantry-agent run` rather than by the schedule. @default false */
+  readonly manual?: boolean;
 }
 
 export interface RetentionDecision {
@@ -104,10 +113,13 @@ export function selectRetained(
   for (const period of periods) {
     const current = period.index(today);
     const claimed = new Set<number>();
-    for (const backup of good) {
+    // Scheduled backups claim first, so a newer manual one never displaces them.
+    for (const backup of [...good.filter((b) => !b.manual), ...good.filter((b) => b.manual)]) {
       const date = localDate(backup.startedAt, formatter);
       const index = period.index(date);
-      if (current - index >= period.count || claimed.has(index)) continue;
+      if (current - index >= period.count) continue;
+      if (period.name === 'daily' && backup.manual) reason(backup.id, `manual ${period.label(date)}`);
+      if (claimed.has(index)) continue;
       claimed.add(index);
       reason(backup.id, `${period.name} ${period.label(date)}`);
     }
@@ -116,6 +128,9 @@ export function selectRetained(
   const newestVerified = good.find((b) => b.verified);
   if (newestVerified) reason(newestVerified.id, 'newest verified');
   if (good[0]) reason(good[0].id, 'newest good');
+  // Otherwise a manual run would take "newest good" from the schedule's last backup and retire it.
+  const newestScheduled = good.find((b) => !b.manual);
+  if (newestScheduled && newestScheduled !== good[0]) reason(newestScheduled.id, 'newest scheduled');
   for (const backup of newestFirst) {
     if (backup.running) reason(backup.id, 'job running');
     else if (backup.startedAt > now) reason(backup.id, 'dated in the future');

@@ -12,7 +12,7 @@ import { driverFor } from './jobs';
 import type { DriverContext } from './jobs/driver';
 import { acquireLock } from './lock';
 import type { Logger } from './log';
-import { CheckResult, isGood, Manifest, MANIFEST_FILE, ManifestFile } from './manifest';
+import { CheckResult, isGood, Manifest, MANIFEST_FILE, ManifestFile, Trigger } from './manifest';
 import { Offsite } from './offsite';
 import { selectRetained } from './retention';
 import type { AgentState } from './status';
@@ -50,30 +50,50 @@ async function withJobLock<T>(agent: Agent, job: JobConfig, work: (store: Backup
   }
 }
 
-/** Runs a backup now. Resolves with its manifest, whose status says whether it succeeded. */
-export function runBackup(agent: Agent, job: JobConfig): Promise<Manifest> {
-  return withJobLock(agent, job, async (store) => {
-    const log = agent.log.forJob(job.name);
-    for (const debris of await store.removeInterrupted()) log.warn('removed the leftovers of an interrupted run', { path: debris });
-    const manifest = await backUp(agent, job, store);
-    if (manifest.status !== 'ok') return manifest;
-    if (job.offsite) await shipOffsite(agent, job, store);
-    await applyRetention(agent, job, store);
-    return job.offsite ? store.read(manifest.id) : manifest;
-  });
+/**
+ * Runs a backup now. Resolves with its manifest, whose status says whether it succeeded; only a
+ * caller's mistake (the job is already running) rejects. A failure outside the job's driver (a
+ * full disk refusing the lock or the folder, a crash in off-site upload or retention) counts,
+ * alerts and turns /health unhealthy exactly like a failed dump. `trigger` says who asked: retention
+ * treats manual backups apart (retention.ts).
+ */
+export async function runBackup(agent: Agent, job: JobConfig, trigger: Trigger = 'schedule'): Promise<Manifest> {
+  const startedAt = new Date();
+  const base = failedManifest(agent, job, startedAt, trigger);
+  let store: BackupStore | undefined;
+  try {
+    return await withJobLock(agent, job, async (locked) => {
+      store = locked;
+      const log = agent.log.forJob(job.name);
+      for (const debris of await locked.removeInterrupted()) log.warn('removed the leftovers of an interrupted run', { path: debris });
+      const manifest = await backUp(agent, job, locked, base);
+      if (manifest.status !== 'ok') return manifest;
+      agent.state.countersOf(job.name).lastFailure = undefined;
+      // Stopping: the off-site copy is retried at the next run, and retention can wait for it.
+      if (agent.signal.aborted) return manifest;
+      if (job.offsite) await shipOffsite(agent, job, locked);
+      await applyRetention(agent, job, locked);
+      return job.offsite ? locked.read(manifest.id) : manifest;
+    });
+  } catch (error) {
+    if (error instanceof UserError) throw error;
+    const failed: Manifest = { ...base, endedAt: new Date().toISOString(), error: errorMessage(error) };
+    // A backup promoted before the failure stays as it is; only a run that left none gets a record.
+    await reportFailure(agent, job, store?.exists(base.id) ? undefined : (store ?? new BackupStore(agent.config.backupDir, job.name)), failed);
+    return failed;
+  }
 }
 
-async function backUp(agent: Agent, job: JobConfig, store: BackupStore): Promise<Manifest> {
-  const log = agent.log.forJob(job.name);
-  const startedAt = new Date();
-  const id = newBackupId(job.name, startedAt);
-  const base: Manifest = {
+/** What a run is before it has produced anything: its failure record, should it fail. */
+function failedManifest(agent: Agent, job: JobConfig, startedAt: Date, trigger: Trigger): Manifest {
+  return {
     formatVersion: 1,
     tenant: agent.config.tenant,
     environment: agent.config.environment,
     job: job.name,
     kind: job.kind,
-    id,
+    id: newBackupId(job.name, startedAt),
+    trigger,
     status: 'failed',
     startedAt: startedAt.toISOString(),
     endedAt: startedAt.toISOString(),
@@ -83,6 +103,11 @@ async function backUp(agent: Agent, job: JobConfig, store: BackupStore): Promise
     tools: { 'tenantry-agent': agentVersion, node: process.version },
     details: {},
   };
+}
+
+async function backUp(agent: Agent, job: JobConfig, store: BackupStore, base: Manifest): Promise<Manifest> {
+  const log = agent.log.forJob(job.name);
+  const id = base.id;
   log.info('backup started', { id });
   try {
     const driver = driverFor(job);
@@ -90,7 +115,7 @@ async function backUp(agent: Agent, job: JobConfig, store: BackupStore): Promise
     const dir = await store.createPartial(id);
     const outcome = await driver.backup(dir, ctx);
     const check = await driver.check(dir, outcome.details, ctx);
-    const files = await describeFiles(dir);
+    const files = await describeFiles(dir, agent.signal);
     const manifest: Manifest = {
       ...base,
       formatVersion: outcome.formatVersion ?? 1,
@@ -108,32 +133,52 @@ async function backUp(agent: Agent, job: JobConfig, store: BackupStore): Promise
     log.info('backup finished', { id, sizeBytes: manifest.sizeBytes, files: files.length, check });
     return manifest;
   } catch (error) {
-    const failed: Manifest = { ...base, endedAt: new Date().toISOString(), error: errorMessage(error) };
-    await recordFailure(agent, job, store, failed);
+    const failed: Manifest = { ...base, endedAt: new Date().toISOString(), error: runError(agent, error) };
+    await reportFailure(agent, job, store, failed);
     return failed;
   }
 }
 
-async function recordFailure(agent: Agent, job: JobConfig, store: BackupStore, failed: Manifest): Promise<void> {
-  const log = agent.log.forJob(job.name);
-  agent.state.countersOf(job.name).failures++;
-  log.error('backup failed', { id: failed.id, error: failed.error });
-  try {
-    await store.recordFailure(failed);
-  } catch (error) {
-    // A full disk can refuse even the record; the log line above and the metrics still tell.
-    log.error('could not write the failure record', { id: failed.id, error: errorMessage(error) });
+/** A tool killed because the agent is stopping says so, rather than only "killed by SIGTERM". */
+function runError(agent: Agent, error: unknown): string {
+  return agent.signal.aborted ? `interrupted: the agent received ${String(agent.signal.reason)} and stopped the run (${errorMessage(error)})` : errorMessage(error);
+}
+
+/** Records a failed run: its partial directory removed, its failure record written, then alerts. */
+async function reportFailure(agent: Agent, job: JobConfig, store: BackupStore | undefined, failed: Manifest): Promise<void> {
+  if (store !== undefined) {
+    try {
+      await store.recordFailure(failed);
+    } catch (error) {
+      // A full disk can refuse even the record; the metrics, /health and the webhook still tell.
+      agent.log.forJob(job.name).error('could not write the failure record', { id: failed.id, error: errorMessage(error) });
+    }
   }
-  await agent.notify(`backup ${job.name} failed: ${failed.error}`);
+  await alertFailure(agent, job, failed.error ?? 'unknown', { id: failed.id });
+}
+
+/**
+ * Every failure of a job, whatever its cause, goes through here: counted in
+ * tenantry_backup_failures_total, remembered for /health until a run succeeds, logged, and sent
+ * to the webhook.
+ */
+export async function alertFailure(agent: Agent, job: JobConfig, error: string, fields: { id?: string } = {}): Promise<void> {
+  const counters = agent.state.countersOf(job.name);
+  counters.failures++;
+  counters.lastFailure = { at: new Date().toISOString(), error };
+  agent.log.forJob(job.name).error('backup failed', { ...fields, error });
+  await agent.notify(`backup ${job.name} failed: ${error}`);
 }
 
 function checkMethod(job: JobConfig): string {
   return { postgres: 'pg_restore --list', redis: 'redis-check-rdb', qdrant: 'sha256 against Qdrant snapshot checksum', minio: 'object count and ETag' }[job.kind];
 }
 
-async function describeFiles(dir: string): Promise<ManifestFile[]> {
+/** Hashing a large backup takes longer than a stopping agent may: a stop request ends it. */
+async function describeFiles(dir: string, stop: AbortSignal): Promise<ManifestFile[]> {
   const files: ManifestFile[] = [];
   for (const relative of await listFiles(dir)) {
+    if (stop.aborted) throw new Error('stopped before every file was checksummed');
     if (relative === MANIFEST_FILE) continue;
     const file = path.join(dir, relative);
     const { size } = await fs.promises.stat(file);
@@ -196,6 +241,7 @@ async function applyRetention(agent: Agent, job: JobConfig, store: BackupStore):
       good: e.state === 'ok' && e.manifest !== undefined && isGood(e.manifest),
       verified: e.manifest?.verified?.result === 'passed',
       running: e.state === 'running',
+      manual: e.manifest?.trigger === 'manual',
     })),
     job.retention,
     new Date(),
@@ -217,7 +263,11 @@ async function newestGood(store: BackupStore): Promise<Manifest> {
 
 async function readBackup(store: BackupStore, id: string): Promise<Manifest> {
   if (!store.exists(id)) throw new UserError(`job ${store.job} has no finished backup "${id}"; \`tenantry-agent list ${store.job}\` shows them`);
-  return store.read(id);
+  try {
+    return await store.read(id);
+  } catch (error) {
+    throw new Error(`backup ${id} is refused, nothing was touched: ${errorMessage(error)}. Use another backup (\`tenantry-agent list ${store.job}\`) or its off-site copy`);
+  }
 }
 
 /** The job a backup id belongs to (ids start with their job's name, but names may share prefixes). */

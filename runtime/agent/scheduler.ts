@@ -6,7 +6,7 @@
 import { CronSchedule, nextRun, parseCron } from '../schedule/cron';
 import type { JobConfig } from './config';
 import { errorMessage, UserError } from './errors';
-import { Agent, runBackup, verifyBackup } from './runner';
+import { Agent, alertFailure, runBackup, verifyBackup } from './runner';
 
 /** setTimeout takes at most a signed 32-bit delay (~24.8 days); longer waits are re-armed. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -63,9 +63,14 @@ export class Scheduler {
     const log = this.agent.log.forJob(task.job.name);
     const running = task
       .run()
-      .catch((error) => {
-        if (error instanceof UserError) log.warn(`scheduled ${task.what} skipped`, { reason: error.message });
-        else log.error(`scheduled ${task.what} crashed`, { error: errorMessage(error) });
+      .catch(async (error) => {
+        if (error instanceof UserError) return log.warn(`scheduled ${task.what} skipped`, { reason: error.message });
+        // runBackup reports its own failures; a verification that could not even record its
+        // result (a full disk) is counted and sent here, so that no failure is only a log line.
+        if (task.what === 'backup') return alertFailure(this.agent, task.job, errorMessage(error));
+        this.agent.state.countersOf(task.job.name).verifyFailures++;
+        log.error(`scheduled ${task.what} crashed`, { error: errorMessage(error) });
+        await this.agent.notify(`verification of ${task.job.name} failed: ${errorMessage(error)}`);
       })
       .finally(() => this.inFlight.delete(running));
     this.inFlight.add(running);

@@ -13,6 +13,8 @@ export class JobCounters {
   offsiteFailures = 0;
   verifyFailures = 0;
   running = false;
+  /** The last run's failure, until a later run succeeds: the job is unhealthy meanwhile. */
+  lastFailure?: { at: string; error: string };
 }
 
 export class AgentState {
@@ -119,7 +121,8 @@ export function scheduleGaps(config: AgentConfig, from: Date): Map<string, numbe
 }
 
 /**
- * A job is unhealthy when its last success is older than twice its longest schedule gap. After
+ * A job is unhealthy when its last run failed (until a run succeeds), or when its last success is
+ * older than twice its longest schedule gap. After
  * a (re)start the agent gets one gap of grace, so a fresh container is not unhealthy before its
  * first scheduled run could even have happened.
  */
@@ -129,6 +132,8 @@ export function assessHealth(snapshots: JobSnapshot[], gaps: Map<string, number>
     const gap = gaps.get(snapshot.job.name) ?? 0;
     const maxAgeSeconds = 2 * gap;
     const lastSuccess = snapshot.lastGood?.endedAt ?? null;
+    const failed = snapshot.counters.lastFailure;
+    if (failed !== undefined) return { job: snapshot.job.name, healthy: false, lastSuccess, maxAgeSeconds, reason: `last run failed at ${failed.at}: ${failed.error}` };
     const age = lastSuccess === null ? Infinity : (now.getTime() - Date.parse(lastSuccess)) / 1000;
     if (age <= maxAgeSeconds) return { job: snapshot.job.name, healthy: true, lastSuccess, maxAgeSeconds, reason: 'recent good backup' };
     if (uptime <= gap) return { job: snapshot.job.name, healthy: true, lastSuccess, maxAgeSeconds, reason: `grace period after start (${Math.round(gap - uptime)} s left)` };

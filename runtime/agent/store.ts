@@ -13,19 +13,22 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { fsyncPath, promoteDirectory, writeFileAtomic } from './durable';
 import { isLockHeld } from './lock';
-import { Manifest, MANIFEST_FILE, parseManifest, renderManifest } from './manifest';
+import { Manifest, MANIFEST_FILE, parseManifest, readManifest, renderManifest } from './manifest';
 
 const PARTIAL = '.partial';
+/** What `list` says of a good backup whose manifest predates manifest checksums. */
+const UNCHECKSUMMED = 'manifest without checksum (written before manifests had one); its data files are still checked against their sha256';
 const FAILED = '.failed.json';
 
-export type EntryState = 'ok' | 'failed' | 'running' | 'interrupted';
+/** `damaged`: a finished backup whose manifest cannot be read or fails its own checksum. */
+export type EntryState = 'ok' | 'failed' | 'running' | 'interrupted' | 'damaged';
 
 export interface BackupEntry {
   readonly id: string;
   readonly job: string;
   readonly state: EntryState;
   readonly startedAt: Date;
-  /** Absent for unfinished runs, and for a backup whose manifest cannot be read (state failed). */
+  /** Absent for unfinished runs, and for a backup whose manifest cannot be read (state damaged). */
   readonly manifest?: Manifest;
   /** Why the entry is not usable, when it is not. */
   readonly problem?: string;
@@ -147,11 +150,12 @@ export class BackupStore {
     const id = isRecord ? name.slice(0, -FAILED.length) : name;
     const file = isRecord ? path.join(this.dir, name) : path.join(this.dir, name, MANIFEST_FILE);
     try {
-      const manifest = parseManifest(await fs.promises.readFile(file, 'utf8'), file);
+      const { manifest, integrity } = readManifest(await fs.promises.readFile(file, 'utf8'), file);
       const state = !isRecord && manifest.status === 'ok' ? 'ok' : 'failed';
-      return { id, job: this.job, state, startedAt: new Date(manifest.startedAt), manifest, problem: manifest.error };
+      const problem = manifest.error ?? (state === 'ok' && integrity === 'absent' ? UNCHECKSUMMED : undefined);
+      return { id, job: this.job, state, startedAt: new Date(manifest.startedAt), manifest, problem };
     } catch (e) {
-      return { id, job: this.job, state: 'failed', startedAt: startedAtFromId(id), problem: `unreadable manifest: ${(e as Error).message}`, unreadable: !isRecord };
+      return { id, job: this.job, state: isRecord ? 'failed' : 'damaged', startedAt: startedAtFromId(id), problem: `unreadable manifest: ${(e as Error).message}`, unreadable: !isRecord };
     }
   }
 

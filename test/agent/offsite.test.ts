@@ -139,11 +139,12 @@ describe('off-site copies (s3rver as the S3 protocol stand-in)', () => {
     await s3.restart();
     const later = await cli(['run', 'vectors', '--config', configPath], env);
     expect(later.code).toBe(0);
-    // The pending copy went up before retention ran (daily: 7 keeps one backup per day locally).
+    // The pending copy went up. These are manual runs (`run`): retention keeps every manual
+    // backup within the daily window, so all three stay locally, each now uploaded.
     const remoteManifests = (await remoteKeys()).filter((k) => k.endsWith('manifest.json'));
     expect(remoteManifests).toHaveLength(3);
     expect(remoteManifests).toContain(`${PREFIX}/vectors/${failedId}/manifest.json`);
-    expect((await manifests(config, 'vectors')).map((m) => m.offsite?.status)).toEqual(['uploaded']);
+    expect((await manifests(config, 'vectors')).map((m) => m.offsite?.status)).toEqual(['uploaded', 'uploaded', 'uploaded']);
     expect(await lagOf()).toBe(0);
   });
 });

@@ -3,11 +3,13 @@
  * dump tool to a compressor, and the stdout buffer its producer gets. Real processes (sh, cat,
  * gzip, printenv, sed) stand in for psql and zstd.
  */
+import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { allOrNothing, inPool } from '../../runtime/agent/concurrency';
 import { runPipeline, runTool, watchGrowth, withLargeOutputBuffer } from '../../runtime/agent/exec';
 import { tempDir } from '../helpers/servers';
+import { waitFor } from '../agent/harness';
 
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve, reject) => {
@@ -155,9 +157,10 @@ describe('withLargeOutputBuffer', () => {
 describe('watchGrowth', () => {
   test('a file that keeps growing is never called stalled', async () => {
     const file = path.join(tempDir('growth'), 'transfer');
-    const watch = watchGrowth(file, 300);
+    // 600 ms: the tool's own start (a shell and its watchdog) must not count as a stall on a loaded machine.
+    const watch = watchGrowth(file, 600);
     try {
-      await runTool('sh', ['-c', 'for i in 1 2 3 4 5 6 7 8; do echo chunk >> "$0"; sleep 0.1; done', file], { signal: watch.signal });
+      await runTool('sh', ['-c', 'i=0; while [ $i -lt 20 ]; do echo chunk >> "$0"; sleep 0.1; i=$((i + 1)); done', file], { signal: watch.signal });
       expect(watch.stalled()).toBe(false);
     } finally {
       watch.stop();
@@ -186,6 +189,41 @@ describe('watchGrowth', () => {
       expect(watch.stalled()).toBe(false);
     } finally {
       watch.stop();
+    }
+  });
+});
+
+describe('tools die with the agent (exec.ts watchdog)', () => {
+  /** Processes whose command line holds `marker`. */
+  const holding = (marker: string) =>
+    fs.readdirSync('/proc').filter((pid) => {
+      try {
+        return /^\d+$/.test(pid) && fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(marker);
+      } catch {
+        return false;
+      }
+    });
+
+  test('SIGKILL of the agent takes its tools, their children and both sides of a pipeline with it', async () => {
+    // Unique durations mark this test's processes: sleep shows them in its command line.
+    const marker = `30${process.pid % 1000}.5`;
+    const script = `
+      const { runTool, runPipeline } = require('./runtime/agent/exec');
+      runTool('sh', ['-c', 'sleep ${marker} & sleep ${marker}; wait']);
+      runPipeline({ file: 'sh', args: ['-c', 'sleep ${marker} & yes'] }, { file: 'sh', args: ['-c', 'cat >/dev/null; sleep ${marker}'] });
+      setInterval(() => undefined, 1000);`;
+    const agent = spawn(process.execPath, ['-r', 'ts-node/register', '-e', script], { cwd: path.resolve(__dirname, '..', '..'), env: { ...process.env, TS_NODE_TRANSPILE_ONLY: 'true' }, stdio: 'ignore' });
+    try {
+      await waitFor('the tools to start', () => (holding(`sleep ${marker}`).length >= 3 ? true : undefined), 30_000, 50);
+    } finally {
+      agent.kill('SIGKILL');
+    }
+    await new Promise((resolve) => agent.once('exit', resolve));
+    try {
+      await waitFor('every tool to be gone', () => (holding(`sleep ${marker}`).length === 0 ? true : undefined), 2000, 20);
+    } finally {
+      // Without the watchdog they live on: this test cleans up after the failure it reports.
+      for (const pid of holding(`sleep ${marker}`)) process.kill(Number(pid), 'SIGKILL');
     }
   });
 });

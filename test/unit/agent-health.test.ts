@@ -44,3 +44,14 @@ describe('assessHealth (hourly job: longest gap 1 h, limit 2 h)', () => {
     expect(healthAt(2 * HOUR, stale).healthy).toBe(false);
   });
 });
+
+describe('assessHealth after a failed run', () => {
+  test('a failed run makes the job unhealthy at once, even with a recent good backup and within the grace period', () => {
+    const counters = new JobCounters();
+    counters.lastFailure = { at: '2025-06-30T00:10:00.000Z', error: 'ENOSPC: no space left on device, write' };
+    const recent = { endedAt: '2025-06-30T00:05:00.000Z' } as Manifest;
+    const health = assessHealth([{ job: config.jobs[0], counters, lastGood: recent }], gaps, new AgentState(config, start), new Date(start.getTime() + 15 * 60_000));
+    expect(health.status).toBe('unhealthy');
+    expect(health.jobs[0]).toMatchObject({ healthy: false, reason: 'last run failed at 2025-06-30T00:10:00.000Z: ENOSPC: no space left on device, write' });
+  });
+});

@@ -176,3 +176,52 @@ test('property: over a simulated year the kept set matches the policy and the ne
     { numRuns: 40 },
   );
 });
+
+describe('manual runs (tenantry-agent run) and retention', () => {
+  test('a manual run never displaces the scheduled backup of its day, nor any earlier one', () => {
+    const now = new Date('2025-06-30T12:00:00Z');
+    const backups = [
+      backup('scheduled-29', '2025-06-29T01:00:00Z'),
+      backup('manual-29', '2025-06-29T15:00:00Z', { manual: true }),
+      backup('scheduled-30', '2025-06-30T01:00:00Z'),
+      backup('manual-30-a', '2025-06-30T09:00:00Z', { manual: true }),
+      backup('manual-30-b', '2025-06-30T11:00:00Z', { manual: true }),
+    ];
+    const { keep, remove } = selectRetained(backups, { daily: 2, weekly: 0, monthly: 0 }, now, TZ);
+    expect(remove).toEqual([]);
+    expect(keep.get('scheduled-30')).toEqual(['daily 2025-06-30', 'newest scheduled']);
+    expect(keep.get('manual-30-b')).toEqual(['manual 2025-06-30', 'newest good']);
+    expect(keep.get('manual-30-a')).toEqual(['manual 2025-06-30']);
+    expect(keep.get('scheduled-29')).toEqual(['daily 2025-06-29']);
+  });
+
+  test('manual backups leave with the daily window, unless one is the only backup of a period', () => {
+    const now = new Date('2025-06-30T12:00:00Z');
+    const backups = [
+      backup('manual-only-may', '2025-05-10T09:00:00Z', { manual: true }),
+      backup('scheduled-28', '2025-06-28T01:00:00Z'),
+      backup('manual-28', '2025-06-28T15:00:00Z', { manual: true }),
+      backup('scheduled-30', '2025-06-30T01:00:00Z'),
+    ];
+    const { keep, remove } = selectRetained(backups, { daily: 2, weekly: 0, monthly: 2 }, now, TZ);
+    expect(keep.get('manual-only-may')).toEqual(['monthly 2025-05']);
+    expect(remove).toEqual(['manual-28', 'scheduled-28']);
+  });
+
+  test('property: adding manual runs never changes which scheduled backups are kept (daily >= 1)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ minute: fc.integer({ min: 0, max: 60 * 24 * 40 }), manual: fc.boolean(), good: fc.boolean() }), { maxLength: 60 }),
+        fc.record({ daily: fc.integer({ min: 1, max: 10 }), weekly: fc.integer({ min: 0, max: 5 }), monthly: fc.integer({ min: 0, max: 3 }) }),
+        (runs, policy) => {
+          const now = new Date('2025-06-30T12:00:00Z');
+          const all = runs.map((r, i) => backup(`${r.manual ? 'manual' : 'scheduled'}-${i}`, new Date(now.getTime() - r.minute * 60_000).toISOString(), { manual: r.manual, good: r.good }));
+          const scheduledOnly = all.filter((b) => !b.manual);
+          const keptScheduled = (set: readonly RetentionCandidate[]) => [...selectRetained(set, policy, now, TZ).keep.keys()].filter((id) => id.startsWith('scheduled')).sort();
+          expect(keptScheduled(all)).toEqual(keptScheduled(scheduledOnly));
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+});
