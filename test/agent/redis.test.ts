@@ -5,7 +5,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { AgentConfig } from '../../runtime/agent/config';
-import { RedisConnection, parseInfo } from '../../runtime/agent/redis-connection';
+import { fieldsOf, parseInfo, RedisConnection, RedisReply } from '../../runtime/agent/redis-connection';
 import { runBackup } from '../../runtime/agent/runner';
 import { freePort, ServerProcess, startRedisProcess, tempDir } from '../helpers/servers';
 import { cli, manifests, testAgent, waitFor, writeConfig } from './harness';
@@ -63,26 +63,60 @@ async function withRedis<T>(port: number, use: (c: RedisConnection) => Promise<T
 
 const command = (port: number, ...args: string[]) => withRedis(port, (c) => c.command(...args));
 
-/** Every key with its type, value and whether it expires, in a comparable form. */
-async function contents(port: number): Promise<Record<string, unknown>> {
+/** Replies with every Buffer as hex: compared as text (jest compares Buffers byte by byte, slowly). */
+function hex(reply: RedisReply): unknown {
+  if (Buffer.isBuffer(reply)) return reply.toString('hex');
+  return Array.isArray(reply) ? reply.map(hex) : reply;
+}
+
+/** A value read by its type, names and bytes as hex; unordered collections sorted. */
+async function valueOf(c: RedisConnection, type: string, name: Buffer): Promise<unknown> {
+  const pairs = (flat: unknown[]) => flat.flatMap((item, i) => (i % 2 === 0 ? [[item, flat[i + 1]]] : []));
+  switch (type) {
+    case 'string': return hex(await c.command('GET', name));
+    case 'list': return hex(await c.command('LRANGE', name, '0', '-1'));
+    case 'set': return (hex(await c.command('SMEMBERS', name)) as string[]).sort();
+    case 'zset': return hex(await c.command('ZRANGE', name, '0', '-1', 'WITHSCORES'));
+    case 'hash': return pairs(hex(await c.command('HGETALL', name)) as string[]).sort();
+    // Entries, groups, consumers and each group's pending entries with their delivery counts.
+    case 'stream': return [hex(await c.command('XRANGE', name, '-', '+')), hex(await c.command('XINFO', 'STREAM', name, 'FULL'))];
+    default: throw new Error(`a key of type ${type}: add it to valueOf`);
+  }
+}
+
+interface StoredKey {
+  type: string;
+  value: unknown;
+  /** Remaining TTL in ms, -1 without one. */
+  pttl: number;
+}
+
+/** Every key of every database that holds any, by `db/name-as-hex`, read as bytes. */
+async function keyspace(port: number): Promise<Map<string, StoredKey>> {
   return withRedis(port, async (c) => {
-    const out: Record<string, unknown> = {};
-    for (const db of ['0', '3']) {
+    const out = new Map<string, StoredKey>();
+    for (const db of Object.keys(parseInfo(await c.command('INFO', 'keyspace'))).map((name) => name.slice('db'.length))) {
       await c.command('SELECT', db);
-      for (const key of ((await c.command('KEYS', '*')) as string[]).sort()) {
-        const type = (await c.command('TYPE', key)) as string;
-        const value =
-          type === 'string' ? await c.command('GET', key)
-          : type === 'hash' ? await c.command('HGETALL', key)
-          : type === 'list' ? await c.command('LRANGE', key, '0', '-1')
-          : type === 'set' ? ((await c.command('SMEMBERS', key)) as string[]).sort()
-          : type === 'zset' ? await c.command('ZRANGE', key, '0', '-1', 'WITHSCORES')
-          : `unexpected type ${type}`;
-        out[`${db}/${key}`] = { type, value, expires: ((await c.command('PTTL', key)) as number) > 0 };
-      }
+      let cursor = '0';
+      do {
+        const [next, names] = (await c.command('SCAN', cursor, 'COUNT', '1000')) as [Buffer, Buffer[]];
+        cursor = next.toString();
+        await Promise.all(names.map(async (name) => {
+          const type = (await c.command('TYPE', name)) as string;
+          out.set(`${db}/${name.toString('hex')}`, { type, value: await valueOf(c, type, name), pttl: (await c.command('PTTL', name)) as number });
+        }));
+      } while (cursor !== '0');
     }
-    return out;
+    return new Map([...out].sort(([x], [y]) => x.localeCompare(y)));
   });
+}
+
+/** The same key names, types and values, and TTLs that agree within `toleranceMs`. */
+function expectSameKeyspace(actual: Map<string, StoredKey>, expected: Map<string, StoredKey>, toleranceMs = 30_000): void {
+  const withoutTtl = (keys: Map<string, StoredKey>) => [...keys].map(([name, { type, value, pttl }]) => [name, type, value, pttl < 0 ? pttl : 'expires']);
+  expect(withoutTtl(actual)).toEqual(withoutTtl(expected));
+  const drift = [...expected].filter(([name, { pttl }]) => pttl >= 0 && Math.abs((actual.get(name)?.pttl ?? -1) - pttl) > toleranceMs);
+  expect(drift).toEqual([]);
 }
 
 describe('Redis backup job (real redis-server replica and redis-sentinel)', () => {
@@ -119,8 +153,8 @@ describe('Redis backup job (real redis-server replica and redis-sentinel)', () =
       await waitFor('sentinel to discover the replica', async () => {
         const connection = await RedisConnection.open({ host: '127.0.0.1', port: sentinel.port }, undefined);
         try {
-          const replicas = (await connection.command('SENTINEL', 'REPLICAS', MASTER)) as string[][];
-          return replicas.some((r) => r.includes(String(replica.port)) && r.includes('ok')) ? true : undefined;
+          const replicas = ((await connection.command('SENTINEL', 'REPLICAS', MASTER)) as RedisReply[]).map(fieldsOf);
+          return replicas.some((r) => r.port === String(replica.port) && r['master-link-status'] === 'ok') ? true : undefined;
         } finally {
           connection.close();
         }
@@ -166,14 +200,14 @@ describe('Redis backup job (real redis-server replica and redis-sentinel)', () =
     const result = await cli(['restore', 'cache', '--from', 'latest', '--target', `127.0.0.1:${fresh.port}`, '--config', configPath], env);
     expect(result.stderr).toBe(result.logs.map((l) => JSON.stringify(l)).join('\n') + '\n');
     expect(result.code).toBe(0);
-    expect(result.stdout).toMatch(new RegExp(`restored 2007 keys into 127.0.0.1:${fresh.port}`));
-    expect(await contents(fresh.port)).toEqual(await contents(master.port));
+    expect(result.stdout).toContain(`restored 2007 keys into 127.0.0.1:${fresh.port} (db0: 2006, db3: 1), each checked on the target\n`);
+    expectSameKeyspace(await keyspace(fresh.port), await keyspace(master.port));
     // The scratch server is gone and left nothing in the backup folder.
     expect(fs.readdirSync(path.join(config.backupDir, 'cache')).filter((n) => n.startsWith('.restore-'))).toEqual([]);
 
     const again = await cli(['restore', 'cache', '--from', 'latest', '--target', `127.0.0.1:${fresh.port}`, '--config', configPath], env);
     expect(again.code).toBe(2);
-    expect(again.stderr).toBe(`tenantry-agent: Redis at 127.0.0.1:${fresh.port} already holds 2007 keys; restore into an empty server, or pass --force to overwrite keys of the same name\n`);
+    expect(again.stderr).toBe(`tenantry-agent: Redis at 127.0.0.1:${fresh.port} already holds 2007 keys; restore into an empty server, or pass --force to replace its whole keyspace (every database) with the backup's\n`);
   });
 
   test('a refused password fails the run at the replica (no retry on the master) and leaves no connection open', async () => {
@@ -214,8 +248,8 @@ describe('Redis backup job (real redis-server replica and redis-sentinel)', () =
       await waitFor('sentinel to mark the replica down', async () => {
         const connection = await RedisConnection.open({ host: '127.0.0.1', port: sentinel.port }, undefined);
         try {
-          const replicas = (await connection.command('SENTINEL', 'REPLICAS', MASTER)) as string[][];
-          return replicas.every((r) => /s_down|disconnected/.test(r[r.indexOf('flags') + 1])) ? true : undefined;
+          const replicas = ((await connection.command('SENTINEL', 'REPLICAS', MASTER)) as RedisReply[]).map(fieldsOf);
+          return replicas.every((r) => /s_down|disconnected/.test(r.flags)) ? true : undefined;
         } finally {
           connection.close();
         }
