@@ -13,9 +13,13 @@ import * as net from 'net';
 export type RedisReply = Buffer | string | number | null | RedisReply[];
 
 export class RedisReplyError extends Error {
-  constructor(message: string) {
-    super(message);
+  /** The server's own words (`OOM command not allowed …`), without the address. */
+  readonly reply: string;
+
+  constructor(reply: string, address?: string) {
+    super(address === undefined ? reply : `${address}: ${reply}`);
     this.name = 'RedisReplyError';
+    this.reply = reply;
   }
 }
 
@@ -220,7 +224,7 @@ export class RedisConnection {
     }
     for (const reply of replies) {
       const waiter = this.pending.shift();
-      if (reply instanceof RedisReplyError) waiter?.reject(new RedisReplyError(`${this.address}: ${reply.message}`));
+      if (reply instanceof RedisReplyError) waiter?.reject(new RedisReplyError(reply.reply, this.address));
       else waiter?.resolve(reply);
     }
   }

@@ -255,7 +255,7 @@ async function selectEach(target: RedisConnection, databases: ReadonlyMap<number
       await target.command('SELECT', String(db));
     } catch (error) {
       if (!(error instanceof RedisReplyError)) throw error;
-      throw new UserError(`the backup holds keys in database ${db}, which Redis at ${target.address} refuses (${error.message}); raise \`databases\` in its config`);
+      throw new UserError(`the backup holds keys in database ${db}, which Redis at ${target.address} refuses (${error.reply}); raise \`databases\` in its config`);
     }
   }
 }
@@ -317,7 +317,7 @@ interface CheckResult {
 function summarize(address: string, copy: CopyResult, check: CheckResult): string {
   const present = [...check.present.values()].reduce((sum, n) => sum + n, 0);
   const expired = check.expiredBeforeLoad + check.expired;
-  const held = present + check.missing.count + expired;
+  const held = present + check.missing.count;
   if (check.missing.count > 0 || copy.refused.count > 0) {
     const refused = copy.refused.count > 0 ? `; the target refused ${copy.refused.count}: ${copy.refused.describe()}` : '';
     throw new Error(
@@ -444,7 +444,7 @@ class ScratchRedis {
               () => void copied++,
               (error: Error) => {
                 if (!(error instanceof RedisReplyError)) throw error;
-                refused.add(db, name, error.message.slice(target.address.length + 2));
+                refused.add(db, name, error.reply);
               },
             );
           }));
