@@ -367,9 +367,9 @@ describe('Redis restore: every key, as bytes (real redis-server)', () => {
     const result = await restore(fresh.port);
     expect(result.stderr).toBe(result.logs.map((l) => JSON.stringify(l)).join('\n') + '\n');
     expect(result.code).toBe(0);
+    expectSameKeyspace(await keyspace(fresh.port), backupKeys);
     expect(result.stdout).toMatch(/^cache-\S+: /);
     expect(result.stdout.slice(result.stdout.indexOf(': ') + 2)).toBe(`restored ${backupKeys.size} keys into 127.0.0.1:${fresh.port} (${perDatabase(backupKeys)}), each checked on the target; 1 more had expired (TTL) since the backup was taken\n`);
-    expectSameKeyspace(await keyspace(fresh.port), backupKeys);
   }, 60_000);
 
   test('--force on a target with other keys, in other databases too, ends with exactly the backup\'s keyspace', async () => {
@@ -382,8 +382,8 @@ describe('Redis restore: every key, as bytes (real redis-server)', () => {
     });
     const result = await restore(used.port, '--force');
     expect(result.code).toBe(0);
-    expect(result.logs).toContainEqual(expect.objectContaining({ level: 'warn', msg: 'emptying the target before the restore (--force)', fields: { address: `127.0.0.1:${used.port}`, keys: 3 } }));
     expectSameKeyspace(await keyspace(used.port), backupKeys);
+    expect(result.logs).toContainEqual(expect.objectContaining({ level: 'warn', msg: 'emptying the target before the restore (--force)', fields: { address: `127.0.0.1:${used.port}`, keys: 3 } }));
   }, 60_000);
 
   test('a --force restore that fails before copying leaves the target as it was (too few databases, a replica)', async () => {
@@ -395,16 +395,16 @@ describe('Redis restore: every key, as bytes (real redis-server)', () => {
     await seed(fewDatabases.port);
     const before = await keyspace(fewDatabases.port);
     const refused = await restore(fewDatabases.port, '--force');
+    expectSameKeyspace(await keyspace(fewDatabases.port), before, 0);
     expect(refused.code).toBe(2);
     expect(refused.stderr).toBe(`tenantry-agent: the backup holds keys in database 3, which Redis at 127.0.0.1:${fewDatabases.port} refuses (ERR DB index is out of range); raise \`databases\` in its config\n`);
-    expectSameKeyspace(await keyspace(fewDatabases.port), before, 0);
 
     const replica = await target('replica-target', [`replicaof 127.0.0.1 ${fewDatabases.port}`]);
     await waitFor('the replica to sync', async () => ((await command(replica.port, 'DBSIZE')) === 2 ? true : undefined), 10_000, 100);
     const toReplica = await restore(replica.port, '--force');
+    expectSameKeyspace(await keyspace(replica.port), before, 0);
     expect(toReplica.code).toBe(2);
     expect(toReplica.stderr).toBe(`tenantry-agent: Redis at 127.0.0.1:${replica.port} is a replica (of 127.0.0.1:${fewDatabases.port}); restore into its master, which passes the keys on\n`);
-    expectSameKeyspace(await keyspace(replica.port), before, 0);
   }, 60_000);
 
   test('a --force restore of an RDB that does not load leaves the target as it was', async () => {
