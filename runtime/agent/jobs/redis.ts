@@ -187,7 +187,7 @@ export class RedisDriver implements JobDriver {
       const held = keyCount(parseInfo(await target.command('INFO', 'keyspace')));
       if (held > 0 && !request.force) throw new UserError(`Redis at ${target.address} already holds ${held} keys; restore into an empty server, or pass --force to replace its whole keyspace (every database) with the backup's`);
       await refuseReplica(target);
-      const copied = await ScratchRedis.using(rdb, ctx, async (scratch) => {
+      const refused = await ScratchRedis.using(rdb, ctx, async (scratch) => {
         const databases = await scratch.databases();
         await selectEach(target, databases);
         if (request.force) {
@@ -199,7 +199,7 @@ export class RedisDriver implements JobDriver {
       // Read afresh from the file, not from the server the copy used: whatever happened there
       // (a key deleted, a reply lost) cannot hide a key from the check.
       const check = await ScratchRedis.using(rdb, ctx, (scratch) => scratch.checkOn(target));
-      return summarize(target.address, copied, check);
+      return summarize(target.address, refused, check);
     } finally {
       target.close();
     }
@@ -294,15 +294,6 @@ export function printableName(name: Buffer): string {
   return `"${shown}"${name.length > NAME_BYTES_SHOWN ? `… (${name.length} bytes)` : ''}`;
 }
 
-interface CopyResult {
-  /** RESTOREs the target accepted (a key SCAN returned twice counts twice). */
-  readonly copied: number;
-  /** Keys whose TTL ran out before they were sent. */
-  readonly expired: number;
-  /** Keys the target answered with an error (OOM, NOPERM, …). */
-  readonly refused: KeyShortfall;
-}
-
 interface CheckResult {
   /** Keys of the backup on the target, per database. */
   readonly present: ReadonlyMap<number, number>;
@@ -314,14 +305,14 @@ interface CheckResult {
   readonly expiredBeforeLoad: number;
 }
 
-function summarize(address: string, copy: CopyResult, check: CheckResult): string {
+function summarize(address: string, refused: KeyShortfall, check: CheckResult): string {
   const present = [...check.present.values()].reduce((sum, n) => sum + n, 0);
   const expired = check.expiredBeforeLoad + check.expired;
   const held = present + check.missing.count;
-  if (check.missing.count > 0 || copy.refused.count > 0) {
-    const refused = copy.refused.count > 0 ? `; the target refused ${copy.refused.count}: ${copy.refused.describe()}` : '';
+  if (check.missing.count > 0 || refused.count > 0) {
+    const refusals = refused.count > 0 ? `; the target refused ${refused.count}: ${refused.describe()}` : '';
     throw new Error(
-      `restore into ${address} is incomplete: ${check.missing.count} of the backup's ${held} keys are not on the target: ${check.missing.describe()}${refused}. ` +
+      `restore into ${address} is incomplete: ${check.missing.count} of the backup's ${held} keys are not on the target: ${check.missing.describe()}${refusals}. ` +
         'The target holds a partial copy: remove the cause and restore again with --force',
     );
   }
@@ -421,12 +412,10 @@ class ScratchRedis {
    * Copies every key to the target: DUMP and RESTORE, names and payloads as the bytes they are,
    * each batch's RESTOREs sent in one go. REPLACE, because SCAN may return a key twice; the target
    * was checked empty, or emptied (--force). A key the target refuses is counted and the copy
-   * goes on, so the failure can say how many; a lost connection ends it at once.
+   * goes on, so the failure can say how many and which (returned); a lost connection ends it at once.
    */
-  async copyTo(target: RedisConnection, databases: ReadonlyMap<number, number>): Promise<CopyResult> {
+  async copyTo(target: RedisConnection, databases: ReadonlyMap<number, number>): Promise<KeyShortfall> {
     const source = await this.connect();
-    let copied = 0;
-    let expired = 0;
     const refused = new KeyShortfall();
     try {
       for (const db of databases.keys()) {
@@ -434,23 +423,20 @@ class ScratchRedis {
         await target.command('SELECT', String(db));
         await eachBatch(source, COPY_BATCH, true, async ({ names, expiries, payloads }) => {
           const sent = Date.now();
-          await Promise.all(names.map((name, i) => {
+          await Promise.all(names.map(async (name, i) => {
             const ttl = expiries[i] < 0 ? 0 : expiries[i] - sent;
-            if (expiries[i] >= 0 && ttl <= 0) {
-              expired++;
-              return undefined;
+            // Ran out since it was read: the check counts it as expired.
+            if (expiries[i] >= 0 && ttl <= 0) return;
+            try {
+              await target.command('RESTORE', name, String(ttl), payloads[i], 'REPLACE');
+            } catch (error) {
+              if (!(error instanceof RedisReplyError)) throw error;
+              refused.add(db, name, error.reply);
             }
-            return target.command('RESTORE', name, String(ttl), payloads[i], 'REPLACE').then(
-              () => void copied++,
-              (error: Error) => {
-                if (!(error instanceof RedisReplyError)) throw error;
-                refused.add(db, name, error.reply);
-              },
-            );
           }));
         });
       }
-      return { copied, expired, refused };
+      return refused;
     } finally {
       source.close();
     }
