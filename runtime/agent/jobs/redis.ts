@@ -280,13 +280,18 @@ class KeyShortfall {
     if (this.named.length < KEYS_NAMED) this.named.push(`${printableName(name)} (db ${db})${reason === undefined ? '' : `: ${reason}`}`);
   }
 
+  /** Keys known to be missing only by count (their names were never read). */
+  addUnnamed(count: number): void {
+    this.count += count;
+  }
+
   describe(): string {
     return `${this.named.join(', ')}${this.count > this.named.length ? `, and ${this.count - this.named.length} more` : ''}`;
   }
 }
 
 /** A key's name as bytes a terminal and a log show safely: printable ASCII as is, the rest \xNN. */
-export function printableName(name: Buffer): string {
+function printableName(name: Buffer): string {
   let shown = '';
   for (const byte of name.subarray(0, NAME_BYTES_SHOWN)) {
     shown += byte >= 0x20 && byte < 0x7f && byte !== 0x22 && byte !== 0x5c ? String.fromCharCode(byte) : `\\x${byte.toString(16).padStart(2, '0')}`;
@@ -295,11 +300,11 @@ export function printableName(name: Buffer): string {
 }
 
 interface CheckResult {
+  /** Keys the fresh load of the backup holds (DBSIZE), counted apart from the walk over them. */
+  readonly loaded: number;
   /** Keys of the backup on the target, per database. */
   readonly present: ReadonlyMap<number, number>;
-  /** Keys missing from the target whose TTL has run out. */
-  readonly expired: number;
-  /** Keys missing from the target that should be there. */
+  /** Keys that should be on the target and are not (a count beyond the names means unread keys). */
   readonly missing: KeyShortfall;
   /** Keys in the file that had expired before it was loaded (from the server's load report). */
   readonly expiredBeforeLoad: number;
@@ -307,15 +312,15 @@ interface CheckResult {
 
 function summarize(address: string, refused: KeyShortfall, check: CheckResult): string {
   const present = [...check.present.values()].reduce((sum, n) => sum + n, 0);
-  const expired = check.expiredBeforeLoad + check.expired;
-  const held = present + check.missing.count;
   if (check.missing.count > 0 || refused.count > 0) {
     const refusals = refused.count > 0 ? `; the target refused ${refused.count}: ${refused.describe()}` : '';
     throw new Error(
-      `restore into ${address} is incomplete: ${check.missing.count} of the backup's ${held} keys are not on the target: ${check.missing.describe()}${refusals}. ` +
+      `restore into ${address} is incomplete: ${check.missing.count} of the backup's ${check.loaded} keys are not on the target: ${check.missing.describe()}${refusals}. ` +
         'The target holds a partial copy: remove the cause and restore again with --force',
     );
   }
+  // Every key of the backup is on the target or accounted for as expired (see checkOn).
+  const expired = check.expiredBeforeLoad + check.loaded - present;
   const perDatabase = [...check.present].map(([db, n]) => `db${db}: ${n}`).join(', ');
   const expiredNote = expired > 0 ? `; ${expired} more had expired (TTL) since the backup was taken` : '';
   return `restored ${present} keys into ${address} (${perDatabase || 'none'}), each checked on the target${expiredNote}`;
@@ -442,28 +447,37 @@ class ScratchRedis {
     }
   }
 
-  /** Looks up every key of this (freshly loaded) server on the target. */
+  /**
+   * Looks up every key of this (freshly loaded) server on the target. The keys the walk sees, plus
+   * those the server expired meanwhile, must add up to its DBSIZE at the start: a key it lost
+   * otherwise could not be looked up, and counts as missing.
+   */
   async checkOn(target: RedisConnection): Promise<CheckResult> {
     const source = await this.connect();
     const present = new Map<number, number>();
-    let expired = 0;
+    let seen = 0;
     const missing = new KeyShortfall();
     try {
-      for (const db of (await this.databases()).keys()) {
+      const databases = await this.databases();
+      const expiredAtStart = await expiredKeys(source);
+      for (const db of databases.keys()) {
         await source.command('SELECT', String(db));
         await target.command('SELECT', String(db));
         present.set(db, 0);
         await eachBatch(source, CHECK_BATCH, false, async ({ names, expiries }) => {
           const exists = await Promise.all(names.map((name) => target.command('EXISTS', name)));
           const now = Date.now();
+          seen += names.length;
           names.forEach((name, i) => {
             if (exists[i] === 1) present.set(db, (present.get(db) ?? 0) + 1);
-            else if (expiries[i] >= 0 && expiries[i] <= now + EXPIRY_SLACK_MS) expired++;
-            else missing.add(db, name);
+            else if (expiries[i] < 0 || expiries[i] > now + EXPIRY_SLACK_MS) missing.add(db, name);
           });
         });
       }
-      return { present, expired, missing, expiredBeforeLoad: await this.expiredBeforeLoad() };
+      const loaded = [...databases.values()].reduce((sum, n) => sum + n, 0);
+      const unread = loaded - seen - ((await expiredKeys(source)) - expiredAtStart);
+      if (unread > 0) missing.addUnnamed(unread);
+      return { loaded, present, missing, expiredBeforeLoad: await this.expiredBeforeLoad() };
     } finally {
       source.close();
     }
@@ -484,6 +498,11 @@ interface KeyBatch {
   /** Absolute expiry in ms, -1 for none. */
   readonly expiries: number[];
   readonly payloads: Buffer[];
+}
+
+/** Keys the server has expired since it started (INFO stats), lazily or actively. */
+async function expiredKeys(connection: RedisConnection): Promise<number> {
+  return Number(parseInfo(await connection.command('INFO', 'stats')).expired_keys);
 }
 
 /** Walks the selected database of `source` with READ_KEYS_SCRIPT, one batch at a time. */
