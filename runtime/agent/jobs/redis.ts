@@ -3,12 +3,16 @@
  * disk write of BGSAVE never hit the master. The master is used only when no replica is healthy
  * and answers, with a warning in the log.
  *
- * Restore loads the RDB into a fresh server this way: the agent starts a private redis-server
- * (unix socket only, no persistence) on a hard link of dump.rdb, then copies every key of every
- * database to the target with MIGRATE … COPY, which keeps values and TTLs exactly. The target is
- * a running server (by default the current master, which passes the keys on to its replicas);
- * it must be empty unless --force. Nothing on the target host's disk is touched. (Offline
- * alternative: stop the server, put dump.rdb into its `dir`, start it.)
+ * Restore loads the RDB into a private redis-server (unix socket only, no persistence) on a hard
+ * link of dump.rdb and copies every key of every database to the target with DUMP and RESTORE,
+ * names and values as bytes, TTLs as they are. The target is a running master (by default the
+ * current one, which passes the keys on to its replicas). It must hold no keys, unless --force:
+ * then, once the backup has loaded and the target has passed its checks, the target is emptied
+ * (FLUSHALL, every database), so it ends with exactly the backup's keyspace. Afterwards every key
+ * of the backup, read again from a fresh load of the file, must be on the target (or have
+ * expired); a restore that is short of even one key fails and names the keys. Nothing on the
+ * target host's disk is touched. (Offline alternative: stop the server, put dump.rdb into its
+ * `dir`, start it.)
  */
 import { ChildProcess, spawn } from 'child_process';
 import * as fs from 'fs';
@@ -17,14 +21,41 @@ import type { JobConfig } from '../config';
 import { secretFromEnv } from '../config';
 import { UserError } from '../errors';
 import { runTool, toolVersion, watchGrowth } from '../exec';
-import { fieldsOf, parseInfo, RedisConnection, RedisReplyError } from '../redis-connection';
+import { fieldsOf, parseInfo, RedisConnection, RedisReply, RedisReplyError, textOf } from '../redis-connection';
 import { BackupOutcome, DriverContext, JobDriver, RestoreRequest } from './driver';
 
 type RedisJob = Extract<JobConfig, { kind: 'redis' }>;
 
 const RDB_FILE = 'dump.rdb';
-const MIGRATE_BATCH = 500;
-const MIGRATE_TIMEOUT_MS = 60_000;
+/** Keys copied per round trip. Their values come in one reply: this bounds the agent's memory. */
+const COPY_BATCH = 100;
+/** Keys checked on the target per round trip (names only). */
+const CHECK_BATCH = 1000;
+/** How long one RESTORE may wait for the target: a batch of large values takes a while. */
+const TARGET_REPLY_TIMEOUT_MS = 60_000;
+/** How many keys a restore that falls short names (the count is always complete). */
+const KEYS_NAMED = 5;
+/** How many bytes of a key's name a message shows. */
+const NAME_BYTES_SHOWN = 64;
+/**
+ * A key missing from the target whose TTL ends within this is counted as expired, not lost: the
+ * target's clock may run a little ahead of the agent's.
+ */
+const EXPIRY_SLACK_MS = 1000;
+/**
+ * One SCAN step, with each key's expiry (absolute, ms; -1: none) and, when ARGV[3] asks, its DUMP
+ * payload. Time stands still inside a script, so a key SCAN lists has not expired when it is
+ * read: a key the copy finds is always copied, and one missing later was lost, not expired.
+ */
+const READ_KEYS_SCRIPT = `
+local page = redis.call('SCAN', ARGV[1], 'COUNT', ARGV[2])
+local expiries, payloads = {}, {}
+for i, key in ipairs(page[2]) do
+  expiries[i] = redis.call('PEXPIRETIME', key)
+  if ARGV[3] == 'payloads' then payloads[i] = redis.call('DUMP', key) end
+end
+return {page[1], page[2], expiries, payloads}
+`;
 /**
  * How long the RDB file may stay the same size before the transfer counts as stalled. Generous:
  * before the first byte the server forks and writes its snapshot (disk-based replication), which
@@ -147,19 +178,30 @@ export class RedisDriver implements JobDriver {
   async restore(request: RestoreRequest, ctx: DriverContext): Promise<string> {
     if (request.only !== undefined) throw new UserError('--only does not apply to Redis backups (an RDB is restored whole)');
     const password = secretFromEnv(this.redis.passwordEnv, ctx.env);
-    const target = request.target === undefined ? await this.currentMaster(ctx) : parseTarget(request.target);
-    const scratch = await ScratchRedis.start(path.join(request.dir, RDB_FILE), path.dirname(request.dir), ctx);
+    const endpoint = request.target === undefined ? await this.currentMaster(ctx) : parseTarget(request.target);
+    const rdb = path.join(request.dir, RDB_FILE);
+    const target = await RedisConnection.open(endpoint, password, 5000, TARGET_REPLY_TIMEOUT_MS);
     try {
-      const destination = await RedisConnection.open(target, password);
-      try {
-        await refuseNonEmpty(destination, request.force, `${target.host}:${target.port}`);
-      } finally {
-        destination.close();
-      }
-      const keys = await scratch.migrateAll(target, password);
-      return `restored ${keys} keys into ${target.host}:${target.port}`;
+      // Refusals that need no backup come first; emptying the target comes only after the backup
+      // has loaded and the target has shown it can take every database of it.
+      const held = keyCount(parseInfo(await target.command('INFO', 'keyspace')));
+      if (held > 0 && !request.force) throw new UserError(`Redis at ${target.address} already holds ${held} keys; restore into an empty server, or pass --force to replace its whole keyspace (every database) with the backup's`);
+      await refuseReplica(target);
+      const refused = await ScratchRedis.using(rdb, ctx, async (scratch) => {
+        const databases = await scratch.databases();
+        await selectEach(target, databases);
+        if (request.force) {
+          ctx.log.warn('emptying the target before the restore (--force)', { address: target.address, keys: held });
+          await target.command('FLUSHALL');
+        }
+        return scratch.copyTo(target, databases);
+      });
+      // Read afresh from the file, not from the server the copy used: whatever happened there
+      // (a key deleted, a reply lost) cannot hide a key from the check.
+      const check = await ScratchRedis.using(rdb, ctx, (scratch) => scratch.checkOn(target));
+      return summarize(target.address, refused, check);
     } finally {
-      await scratch.stop();
+      target.close();
     }
   }
 
@@ -198,9 +240,24 @@ function parseTarget(target: string): { host: string; port: number } {
   return splitHostPort(target);
 }
 
-async function refuseNonEmpty(connection: RedisConnection, force: boolean, address: string): Promise<void> {
-  const keys = keyCount(parseInfo(await connection.command('INFO', 'keyspace')));
-  if (keys > 0 && !force) throw new UserError(`Redis at ${address} already holds ${keys} keys; restore into an empty server, or pass --force to overwrite keys of the same name`);
+/** A replica refuses writes (READONLY); its master is the target, and passes the keys on. */
+async function refuseReplica(target: RedisConnection): Promise<void> {
+  const replication = parseInfo(await target.command('INFO', 'replication'));
+  if (replication.role === 'slave') {
+    throw new UserError(`Redis at ${target.address} is a replica (of ${replication.master_host}:${replication.master_port}); restore into its master, which passes the keys on`);
+  }
+}
+
+/** The target must have every database the backup uses (`databases` in its config). */
+async function selectEach(target: RedisConnection, databases: ReadonlyMap<number, number>): Promise<void> {
+  for (const db of databases.keys()) {
+    try {
+      await target.command('SELECT', String(db));
+    } catch (error) {
+      if (!(error instanceof RedisReplyError)) throw error;
+      throw new UserError(`the backup holds keys in database ${db}, which Redis at ${target.address} refuses (${error.reply}); raise \`databases\` in its config`);
+    }
+  }
 }
 
 /** Total keys in an `INFO keyspace` reply (`db0:keys=3,expires=0,…`). */
@@ -213,16 +270,84 @@ async function redisCheckRdbVersion(): Promise<string> {
   return `redis-check-rdb from ${await toolVersion('redis-server')}`;
 }
 
+/** Keys a restore could not place: how many, and the first few by name. */
+class KeyShortfall {
+  count = 0;
+  readonly named: string[] = [];
+
+  add(db: number, name: Buffer, reason?: string): void {
+    this.count++;
+    if (this.named.length < KEYS_NAMED) this.named.push(`${printableName(name)} (db ${db})${reason === undefined ? '' : `: ${reason}`}`);
+  }
+
+  /** Keys known to be missing only by count (their names were never read). */
+  addUnnamed(count: number): void {
+    this.count += count;
+  }
+
+  describe(): string {
+    return `${this.named.join(', ')}${this.count > this.named.length ? `, and ${this.count - this.named.length} more` : ''}`;
+  }
+}
+
+/** A key's name as bytes a terminal and a log show safely: printable ASCII as is, the rest \xNN. */
+function printableName(name: Buffer): string {
+  let shown = '';
+  for (const byte of name.subarray(0, NAME_BYTES_SHOWN)) {
+    shown += byte >= 0x20 && byte < 0x7f && byte !== 0x22 && byte !== 0x5c ? String.fromCharCode(byte) : `\\x${byte.toString(16).padStart(2, '0')}`;
+  }
+  return `"${shown}"${name.length > NAME_BYTES_SHOWN ? `… (${name.length} bytes)` : ''}`;
+}
+
+interface CheckResult {
+  /** Keys the fresh load of the backup holds (DBSIZE), counted apart from the walk over them. */
+  readonly loaded: number;
+  /** Keys of the backup on the target, per database. */
+  readonly present: ReadonlyMap<number, number>;
+  /** Keys that should be on the target and are not (a count beyond the names means unread keys). */
+  readonly missing: KeyShortfall;
+  /** Keys in the file that had expired before it was loaded (from the server's load report). */
+  readonly expiredBeforeLoad: number;
+}
+
+function summarize(address: string, refused: KeyShortfall, check: CheckResult): string {
+  const present = [...check.present.values()].reduce((sum, n) => sum + n, 0);
+  if (check.missing.count > 0 || refused.count > 0) {
+    const refusals = refused.count > 0 ? `; the target refused ${refused.count}: ${refused.describe()}` : '';
+    throw new Error(
+      `restore into ${address} is incomplete: ${check.missing.count} of the backup's ${check.loaded} keys are not on the target: ${check.missing.describe()}${refusals}. ` +
+        'The target holds a partial copy: remove the cause and restore again with --force',
+    );
+  }
+  // Every key of the backup is on the target or accounted for as expired (see checkOn).
+  const expired = check.expiredBeforeLoad + check.loaded - present;
+  const perDatabase = [...check.present].map(([db, n]) => `db${db}: ${n}`).join(', ');
+  const expiredNote = expired > 0 ? `; ${expired} more had expired (TTL) since the backup was taken` : '';
+  return `restored ${present} keys into ${address} (${perDatabase || 'none'}), each checked on the target${expiredNote}`;
+}
+
 /** A private redis-server holding the backup's data, reachable only through a unix socket. */
 class ScratchRedis {
   private constructor(private readonly child: ChildProcess, private readonly dir: string, private readonly socket: string) {}
 
-  static async start(rdb: string, parent: string, ctx: DriverContext): Promise<ScratchRedis> {
-    const dir = await fs.promises.mkdtemp(path.join(parent, '.restore-'));
+  /** Starts one on the RDB, hands it to `use`, and stops it whatever happens. */
+  static async using<T>(rdb: string, ctx: DriverContext, use: (scratch: ScratchRedis) => Promise<T>): Promise<T> {
+    const scratch = await ScratchRedis.start(rdb, ctx);
+    try {
+      return await use(scratch);
+    } finally {
+      await scratch.stop();
+    }
+  }
+
+  private static async start(rdb: string, ctx: DriverContext): Promise<ScratchRedis> {
+    // Beside the job's backups (same filesystem, so the hard link works), never inside one.
+    const dir = await fs.promises.mkdtemp(path.join(path.dirname(path.dirname(rdb)), '.restore-'));
     // A hard link costs nothing, and redis-server replaces files by rename, never in place.
     await fs.promises.link(rdb, path.join(dir, RDB_FILE)).catch(() => fs.promises.copyFile(rdb, path.join(dir, RDB_FILE)));
     const socket = path.join(dir, 'redis.sock');
-    const child = spawn('redis-server', ['--port', '0', '--unixsocket', socket, '--dir', dir, '--dbfilename', RDB_FILE, '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+    const args = ['--port', '0', '--unixsocket', socket, '--unixsocketperm', '700', '--dir', dir, '--dbfilename', RDB_FILE, '--logfile', path.join(dir, 'redis.log'), '--save', '', '--appendonly', 'no', '--maxmemory', '0'];
+    const child = spawn('redis-server', args, { stdio: 'ignore' });
     const scratch = new ScratchRedis(child, dir, socket);
     try {
       await scratch.waitUntilLoaded(ctx);
@@ -239,7 +364,7 @@ class ScratchRedis {
     this.child.once('exit', (code, signal) => (exited = signal ?? `exit code ${code}`));
     this.child.once('error', (error) => (exited = error.message));
     while (Date.now() < deadline && !ctx.signal.aborted) {
-      if (exited !== undefined) throw new Error(`the scratch redis-server stopped while loading the RDB (${exited})`);
+      if (exited !== undefined) throw new Error(`the scratch redis-server stopped while loading the RDB (${exited}): ${await this.logTail()}`);
       try {
         const connection = await RedisConnection.open({ path: this.socket }, undefined);
         try {
@@ -256,27 +381,103 @@ class ScratchRedis {
     throw new Error('the scratch redis-server did not finish loading the RDB');
   }
 
-  /**
-   * Copies every key of every database; returns how many there were. REPLACE is safe here (the
-   * target was checked empty, or --force was given) and needed: SCAN may return a key twice.
-   */
-  async migrateAll(target: { host: string; port: number }, password: string): Promise<number> {
-    // No reply timeout: MIGRATE bounds itself (MIGRATE_TIMEOUT_MS of idle I/O), and a batch of
-    // large keys may take longer than any fixed limit.
-    const source = await RedisConnection.open({ path: this.socket }, undefined, 5000, 0);
+  private async logTail(): Promise<string> {
+    const log = await fs.promises.readFile(path.join(this.dir, 'redis.log'), 'utf8').catch(() => '');
+    return log.trim().split('\n').slice(-3).join(' | ') || 'no log';
+  }
+
+  /** The server's own count of keys it dropped while loading because their TTL had run out. */
+  private async expiredBeforeLoad(): Promise<number> {
+    const log = await fs.promises.readFile(path.join(this.dir, 'redis.log'), 'utf8');
+    return Number(/Done loading RDB, keys loaded: \d+, keys expired: (\d+)/.exec(log)?.[1] ?? 0);
+  }
+
+  /** No reply timeout: the server is private and bounds itself; a big batch takes what it takes. */
+  private connect(): Promise<RedisConnection> {
+    return RedisConnection.open({ path: this.socket }, undefined, 5000, 0);
+  }
+
+  /** Keys per database (DBSIZE), for every database that holds any. */
+  async databases(): Promise<Map<number, number>> {
+    const source = await this.connect();
     try {
+      const databases = new Map<number, number>();
       const keyspace = parseInfo(await source.command('INFO', 'keyspace'));
-      for (const db of Object.keys(keyspace).map((name) => name.slice('db'.length))) {
-        await source.command('SELECT', db);
-        let cursor = '0';
-        do {
-          const [next, keys] = (await source.command('SCAN', cursor, 'COUNT', String(MIGRATE_BATCH))) as [string, string[]];
-          cursor = next;
-          if (keys.length === 0) continue;
-          await source.command('MIGRATE', target.host, String(target.port), '', db, String(MIGRATE_TIMEOUT_MS), 'COPY', 'REPLACE', 'AUTH', password, 'KEYS', ...keys);
-        } while (cursor !== '0');
+      for (const db of Object.keys(keyspace).map((name) => Number(name.slice('db'.length))).sort((x, y) => x - y)) {
+        await source.command('SELECT', String(db));
+        databases.set(db, (await source.command('DBSIZE')) as number);
       }
-      return keyCount(keyspace);
+      return databases;
+    } finally {
+      source.close();
+    }
+  }
+
+  /**
+   * Copies every key to the target: DUMP and RESTORE, names and payloads as the bytes they are,
+   * each batch's RESTOREs sent in one go. REPLACE, because SCAN may return a key twice; the target
+   * was checked empty, or emptied (--force). A key the target refuses is counted and the copy
+   * goes on, so the failure can say how many and which (returned); a lost connection ends it at once.
+   */
+  async copyTo(target: RedisConnection, databases: ReadonlyMap<number, number>): Promise<KeyShortfall> {
+    const source = await this.connect();
+    const refused = new KeyShortfall();
+    try {
+      for (const db of databases.keys()) {
+        await source.command('SELECT', String(db));
+        await target.command('SELECT', String(db));
+        await eachBatch(source, COPY_BATCH, true, async ({ names, expiries, payloads }) => {
+          const sent = Date.now();
+          await Promise.all(names.map(async (name, i) => {
+            const ttl = expiries[i] < 0 ? 0 : expiries[i] - sent;
+            // Ran out since it was read: the check counts it as expired.
+            if (expiries[i] >= 0 && ttl <= 0) return;
+            try {
+              await target.command('RESTORE', name, String(ttl), payloads[i], 'REPLACE');
+            } catch (error) {
+              if (!(error instanceof RedisReplyError)) throw error;
+              refused.add(db, name, error.reply);
+            }
+          }));
+        });
+      }
+      return refused;
+    } finally {
+      source.close();
+    }
+  }
+
+  /**
+   * Looks up every key of this (freshly loaded) server on the target. The keys the walk sees, plus
+   * those the server expired meanwhile, must add up to its DBSIZE at the start: a key it lost
+   * otherwise could not be looked up, and counts as missing.
+   */
+  async checkOn(target: RedisConnection): Promise<CheckResult> {
+    const source = await this.connect();
+    const present = new Map<number, number>();
+    let seen = 0;
+    const missing = new KeyShortfall();
+    try {
+      const databases = await this.databases();
+      const expiredAtStart = await expiredKeys(source);
+      for (const db of databases.keys()) {
+        await source.command('SELECT', String(db));
+        await target.command('SELECT', String(db));
+        present.set(db, 0);
+        await eachBatch(source, CHECK_BATCH, false, async ({ names, expiries }) => {
+          const exists = await Promise.all(names.map((name) => target.command('EXISTS', name)));
+          const now = Date.now();
+          seen += names.length;
+          names.forEach((name, i) => {
+            if (exists[i] === 1) present.set(db, (present.get(db) ?? 0) + 1);
+            else if (expiries[i] < 0 || expiries[i] > now + EXPIRY_SLACK_MS) missing.add(db, name);
+          });
+        });
+      }
+      const loaded = [...databases.values()].reduce((sum, n) => sum + n, 0);
+      const unread = loaded - seen - ((await expiredKeys(source)) - expiredAtStart);
+      if (unread > 0) missing.addUnnamed(unread);
+      return { loaded, present, missing, expiredBeforeLoad: await this.expiredBeforeLoad() };
     } finally {
       source.close();
     }
@@ -290,4 +491,26 @@ class ScratchRedis {
     }
     await fs.promises.rm(this.dir, { recursive: true, force: true });
   }
+}
+
+interface KeyBatch {
+  readonly names: Buffer[];
+  /** Absolute expiry in ms, -1 for none. */
+  readonly expiries: number[];
+  readonly payloads: Buffer[];
+}
+
+/** Keys the server has expired since it started (INFO stats), lazily or actively. */
+async function expiredKeys(connection: RedisConnection): Promise<number> {
+  return Number(parseInfo(await connection.command('INFO', 'stats')).expired_keys);
+}
+
+/** Walks the selected database of `source` with READ_KEYS_SCRIPT, one batch at a time. */
+async function eachBatch(source: RedisConnection, count: number, withPayloads: boolean, use: (batch: KeyBatch) => Promise<void>): Promise<void> {
+  let cursor: RedisReply = '0';
+  do {
+    const [next, names, expiries, payloads] = (await source.command('EVAL', READ_KEYS_SCRIPT, '0', textOf(cursor), String(count), withPayloads ? 'payloads' : 'names')) as [Buffer, Buffer[], number[], Buffer[]];
+    cursor = next;
+    if (names.length > 0) await use({ names, expiries, payloads });
+  } while (textOf(cursor) !== '0');
 }
