@@ -423,7 +423,7 @@ describe('Redis restore: every key, as bytes (real redis-server)', () => {
     fs.writeFileSync(path.join(damaged, 'dump.rdb'), rdb.subarray(0, rdb.length / 2));
     const { agent } = testAgent(config, env);
     const driver = new RedisDriver(config.jobs[0] as Extract<AgentConfig['jobs'][number], { kind: 'redis' }>);
-    await expect(driver.restore({ dir: damaged, manifest, target: `127.0.0.1:${used.port}`, force: true, withGlobals: false }, { log: agent.log, signal: agent.signal, env })).rejects.toThrow(/^the scratch redis-server stopped while loading the RDB/);
+    await expect(driver.restore({ dir: damaged, manifest, target: `127.0.0.1:${used.port}`, force: true, withGlobals: false, commandLine: 'tenantry-agent restore redis' }, { log: agent.log, signal: agent.signal, env })).rejects.toThrow(/^the scratch redis-server stopped while loading the RDB/);
     expectSameKeyspace(await keyspace(used.port), before, 0);
     fs.rmSync(damaged, { recursive: true });
   }, 60_000);
