@@ -5,7 +5,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { loadConfig } from '../../../config/load';
 import type { EnvironmentConfig } from '../../../config/model';
-import { nfsPrepareScript } from '../../../stacks/nfs-prepare';
+import { IMAGE_USERS, nfsPrepareScript } from '../../../stacks/nfs-prepare';
 import { configFiles, generatedConfig } from '../../helpers/generated-config';
 import { resourcesOf, VolumeJson } from '../constructs/support';
 import { loadOrThrow, REPO_ROOT, synthEnvironment, writeConfig } from './support';
@@ -206,3 +206,18 @@ test('over generated configurations, the script creates exactly the NFS sub-path
   );
   expect(checked).toBeGreaterThan(10);
 }, 300_000);
+
+test('the README\'s owner table says what IMAGE_USERS says', () => {
+  const readme = fs.readFileSync(path.join(REPO_ROOT, 'README.md'), 'utf8');
+  const section = readme.slice(readme.indexOf('### Before the first deploy on NFS'), readme.indexOf('### What a container may do'));
+  const rows = Object.fromEntries(section.split('\n').filter((l) => l.startsWith('| `')).map((l) => [l.split('|')[1].trim(), l.split('|')[3].trim()]));
+  const cell = (u: { alpine: { uid: number; gid: number }; debian: { uid: number; gid: number } }) =>
+    u.alpine.uid === u.debian.uid && u.alpine.gid === u.debian.gid ? `\`${u.alpine.uid}:${u.alpine.gid}\`` : `\`${u.alpine.uid}:${u.alpine.gid}\` / \`${u.debian.uid}:${u.debian.gid}\``;
+  expect(rows).toEqual({
+    '`postgres/data`': cell(IMAGE_USERS.postgres),
+    '`redis-<n>/data`, `sentinel-<n>/state`': cell(IMAGE_USERS.redis),
+    '`qdrant/storage`, `qdrant/snapshots`, `minio/data`': cell(IMAGE_USERS.qdrant),
+    '`backup/backups`': cell(IMAGE_USERS.backup),
+  });
+  expect(cell(IMAGE_USERS.minio)).toBe(cell(IMAGE_USERS.qdrant));
+});
