@@ -3,6 +3,7 @@ import * as path from 'path';
 import { configRoot, loadConfig } from './config/load';
 import { formatProblem } from './config/source';
 import { AGENT_CONTEXT_DIR } from './stacks/backup-image';
+import { NFS_PREPARE_SCRIPT } from './stacks/nfs-prepare';
 import { configureTokenStackTraces, synthesizeEnvironments } from './stacks/synth';
 
 /**
@@ -55,14 +56,19 @@ async function main(): Promise<number> {
 
 /**
  * Moves each stack's JSON into cdktf.out with a rename (atomic per file). Only cdk.tf.json, the
- * manifest and the agent image's build context are replaced: a stack directory may also hold
- * `.terraform/` and local state from `terraform init`/`apply`, which must survive a re-synth.
+ * NFS preparation script, the manifest and the agent image's build context are replaced: a stack
+ * directory may also hold `.terraform/` and local state from `terraform init`/`apply`, which must
+ * survive a re-synth. An environment that left NFS loses its old script, which would prepare
+ * directories nothing mounts.
  */
 function promote(scratch: string, outdir: string, environments: string[]): void {
   for (const env of environments) {
     const target = path.join(outdir, 'stacks', env);
     fs.mkdirSync(target, { recursive: true });
     fs.renameSync(path.join(scratch, 'stacks', env, 'cdk.tf.json'), path.join(target, 'cdk.tf.json'));
+    const script = path.join(scratch, 'stacks', env, NFS_PREPARE_SCRIPT);
+    if (fs.existsSync(script)) fs.renameSync(script, path.join(target, NFS_PREPARE_SCRIPT));
+    else fs.rmSync(path.join(target, NFS_PREPARE_SCRIPT), { force: true });
   }
   fs.rmSync(path.join(outdir, AGENT_CONTEXT_DIR), { recursive: true, force: true });
   fs.renameSync(path.join(scratch, AGENT_CONTEXT_DIR), path.join(outdir, AGENT_CONTEXT_DIR));
@@ -75,7 +81,9 @@ function promote(scratch: string, outdir: string, environments: string[]): void 
 function removeStaleStacks(outdir: string, current: Set<string>): void {
   const stacks = path.join(outdir, 'stacks');
   for (const name of fs.readdirSync(stacks)) {
-    if (!current.has(name)) fs.rmSync(path.join(stacks, name, 'cdk.tf.json'), { force: true });
+    if (current.has(name)) continue;
+    fs.rmSync(path.join(stacks, name, 'cdk.tf.json'), { force: true });
+    fs.rmSync(path.join(stacks, name, NFS_PREPARE_SCRIPT), { force: true });
   }
 }
 

@@ -1,5 +1,5 @@
 import * as path from 'path';
-import type { StorageConfig } from './model';
+import type { EnvironmentConfig, StorageConfig } from './model';
 import type { TenantServices } from './schema';
 
 /*
@@ -95,6 +95,31 @@ export function tenantVolumes(services: TenantServices, hasBackup: boolean): Ten
 
 /** The environment's shared Postgres server's one volume. */
 export const SHARED_POSTGRES_VOLUME = { tenant: SHARED_TENANT, service: 'postgres', purpose: 'data' } as const;
+
+/** One stateful volume of an environment, where it lives, and which service's image writes it. */
+export interface EnvironmentVolume {
+  readonly id: VolumeIdentity;
+  /** The image family whose user owns the volume ("backup" is the backup agent's). */
+  readonly image: 'postgres' | 'redis' | 'qdrant' | 'minio' | 'backup';
+  readonly location: VolumeLocation;
+}
+
+/** Every stateful volume of a loaded environment: the shared Postgres server's, then each tenant's (tenants sorted by name). */
+export function environmentVolumes(env: EnvironmentConfig): EnvironmentVolume[] {
+  const volumes: EnvironmentVolume[] = [];
+  if (env.sharedPostgres) {
+    const id = { environment: env.name, ...SHARED_POSTGRES_VOLUME };
+    volumes.push({ id, image: 'postgres', location: volumeLocation(env.storage, undefined, id) });
+  }
+  for (const tenant of env.tenants) {
+    for (const v of tenantVolumes(tenant.services, Object.keys(tenant.backup).length > 0)) {
+      const id = { environment: env.name, tenant: tenant.name, service: v.service, purpose: v.purpose };
+      const override = v.section ? tenant.services[v.section]?.storage : undefined;
+      volumes.push({ id, image: v.section ?? 'backup', location: volumeLocation(env.storage, override, id) });
+    }
+  }
+  return volumes;
+}
 
 // ---------------------------------------------------------------- what a storage path may be
 

@@ -3,7 +3,8 @@ import { Construct } from 'constructs';
 import type { EnvironmentConfig, OffsiteTargetConfig, TenantConfig } from '../config/model';
 import type { PublishedPort } from '../config/ports';
 import { Backup, BackupOffsiteTarget } from './backup';
-import { DEFAULT_IMAGES, EnvironmentImages } from './images';
+import { DEFAULT_IMAGES, environmentImage } from './default-images';
+import { EnvironmentImages } from './images';
 import { OffsiteBucket, OffsiteBucketReference } from './offsite-bucket';
 import { OffsiteCredential } from './offsite-credential';
 import { ObjectStore } from './object-store';
@@ -68,7 +69,7 @@ export class Tenant extends Construct {
     if (s.postgres?.enabled) {
       this.postgres = s.postgres.mode === 'shared' ? this.sharedDatabases(props) : new PostgresServer(this, 'postgres', {
         ...base,
-        image: image(env.images.postgres, DEFAULT_IMAGES.postgres(s.postgres.version)),
+        image: props.images.use(environmentImage.postgres(env.images, s.postgres.version)),
         storageOverride: s.postgres.storage,
         databases: s.postgres.databases,
         parameters: s.postgres.parameters,
@@ -95,7 +96,7 @@ export class Tenant extends Construct {
       for (const p of tenant.publishedPorts) if (/^(redis|sentinel)-\d+$/.test(p.container)) published[p.container] = hostPort(p);
       this.redis = new RedisSentinel(this, 'redis', {
         ...base,
-        image: image(env.images.redis, DEFAULT_IMAGES.redis),
+        image: props.images.use(environmentImage.redis(env.images)),
         storageOverride: s.redis.storage,
         replicas: s.redis.replicas,
         sentinels: s.redis.sentinels,
@@ -114,7 +115,7 @@ export class Tenant extends Construct {
       const grpc = port('qdrant-grpc');
       this.qdrant = new Qdrant(this, 'qdrant', {
         ...base,
-        image: image(env.images.qdrant, DEFAULT_IMAGES.qdrant(s.qdrant.version)),
+        image: props.images.use(environmentImage.qdrant(env.images, s.qdrant.version)),
         storageOverride: s.qdrant.storage,
         memoryMb: s.qdrant.memoryMb,
         cpus: s.qdrant.cpus,
@@ -127,7 +128,7 @@ export class Tenant extends Construct {
       const console = port('minio-console');
       this.objectStore = new ObjectStore(this, 'minio', {
         ...base,
-        image: image(env.images.minio, DEFAULT_IMAGES.minio),
+        image: props.images.use(environmentImage.minio(env.images)),
         clientImage: image(env.images.minioClient, DEFAULT_IMAGES.minioClient),
         storageOverride: s.minio.storage,
         buckets: s.minio.buckets,

@@ -5,7 +5,8 @@ import { Aspects, LocalBackend, S3Backend, TerraformStack, TerraformVariable } f
 import { Construct } from 'constructs';
 import type { EnvironmentConfig } from '../config/model';
 import { Image } from '@cdktf/provider-docker/lib/image';
-import { DEFAULT_IMAGES, EnvironmentImages } from '../constructs/images';
+import { environmentImage } from '../constructs/default-images';
+import { EnvironmentImages } from '../constructs/images';
 import { OffsiteBucket } from '../constructs/offsite-bucket';
 import { EnvironmentNetwork } from '../constructs/network';
 import { MemoryLimitPolicy, PinnedImagesPolicy, ProductionDataPortsPolicy } from '../constructs/policy';
@@ -46,7 +47,7 @@ export class EnvironmentStack extends TerraformStack {
     const sharedPostgres = env.sharedPostgres
       ? new SharedPostgresServer(this, 'shared-postgres', {
           environment: env.name,
-          image: images.use(env.images.postgres ?? DEFAULT_IMAGES.postgres(env.sharedPostgres.version)),
+          image: images.use(environmentImage.postgres(env.images, env.sharedPostgres.version)),
           network: network.name,
           storage: env.storage,
           parameters: env.sharedPostgres.parameters,

@@ -9,6 +9,7 @@ import * as path from 'path';
 import { isMainThread, Worker, workerData, parentPort } from 'worker_threads';
 import type { EnvironmentConfig } from '../config/model';
 import { AGENT_CONTEXT_DIR, AGENT_DOCKERFILE, agentImageContext, agentImageName, writeAgentImageContext } from './backup-image';
+import { NFS_PREPARE_SCRIPT, nfsPrepareScript } from './nfs-prepare';
 
 /*
  * How Tenantry synthesizes: the same constructs and the same cdktf code paths as `app.synth()`,
@@ -105,8 +106,9 @@ interface UnitSettings {
 }
 
 /**
- * Synthesizes every environment into `options.scratch` (stacks/<env>/cdk.tf.json, manifest.json
- * and the backup agent image's build context, backup-agent-context/). Policy errors (error annotations) come back as `file:1:1: message (at path)`
+ * Synthesizes every environment into `options.scratch` (stacks/<env>/cdk.tf.json, for environments
+ * on NFS stacks/<env>/nfs-prepare.sh, manifest.json and the backup agent image's build context,
+ * backup-agent-context/). Policy errors (error annotations) come back as `file:1:1: message (at path)`
  * lines, sorted, for every environment at once; in that case the manifest is not written.
  * Anything else that goes wrong is thrown.
  */
@@ -126,6 +128,7 @@ export async function synthesizeEnvironments(environments: readonly EnvironmentC
   const results = canFork ? await inWorkers(environments, order, settings, threads) : order.map((i) => synthesizeUnit(environments[i], settings));
   const errors = results.flatMap((r) => r.errors).sort();
   if (errors.length > 0) return { ok: false, errors };
+  writeNfsPrepareScripts(environments, options.scratch);
   writeManifest(options.scratch, results);
   return { ok: true };
 }
@@ -146,6 +149,14 @@ function defaultWorkers(environments: readonly EnvironmentConfig[]): number {
   const besidesLargest = sizes.slice(1).reduce((n, k) => n + k, 0);
   if (besidesLargest < PARALLEL_MIN_TENANTS) return 1;
   return typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+}
+
+/** Each environment on NFS gets the script that prepares its export (stacks/nfs-prepare.ts) beside its stack. */
+function writeNfsPrepareScripts(environments: readonly EnvironmentConfig[], scratch: string): void {
+  for (const env of environments) {
+    const script = nfsPrepareScript(env);
+    if (script !== undefined) fs.writeFileSync(path.join(scratch, Manifest.stacksFolder, env.name, NFS_PREPARE_SCRIPT), script, { mode: 0o755 });
+  }
 }
 
 /** The manifest `App.synth()` would write for an App holding all these stacks, with cdktf's own Manifest class. */

@@ -3,7 +3,8 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { AGENT_CONTEXT_DIR, agentImageContext, writeAgentImageContext } from '../../../stacks/backup-image';
-import { REPO_ROOT, writeConfig } from './support';
+import { nfsPrepareScript } from '../../../stacks/nfs-prepare';
+import { loadOrThrow, REPO_ROOT, writeConfig } from './support';
 
 /*
  * main.ts as users run it (`npm run synth`): compiled JS, in a child process, configured by
@@ -46,11 +47,19 @@ test('synthesizes every example environment to cdktf.out/stacks/<env>/cdk.tf.jso
   expect({ status: first.status, stderr: first.stderr }).toEqual({ status: 0, stderr: '' });
   expect(first.stdout).toContain('synthesized 2 environment(s), 4 tenant deployment(s)');
   const before = read();
+  // prod is on NFS: its export's preparation script sits beside its stack (test/unit/synth/nfs-prepare.test.ts runs it).
+  const prodScript = path.join(outdir, 'stacks', 'prod', 'nfs-prepare.sh');
+  expect(fs.statSync(prodScript).mode & 0o777).toBe(0o755);
+  expect(fs.readFileSync(prodScript, 'utf8')).toBe(nfsPrepareScript(loadOrThrow(REPO_ROOT).environments.find((e) => e.name === 'prod')!));
+  // dev is not (any more): a script left from when it was is removed, as it would prepare directories nothing mounts.
+  fs.writeFileSync(path.join(outdir, 'stacks', 'dev', 'nfs-prepare.sh'), 'stale');
 
   const second = runMain(REPO_ROOT, outdir);
   expect(second.status).toBe(0);
   const after = read();
   expect(after[0].equals(before[0]) && after[1].equals(before[1])).toBe(true);
+  expect(fs.existsSync(path.join(outdir, 'stacks', 'dev', 'nfs-prepare.sh'))).toBe(false);
+  expect(fs.existsSync(prodScript)).toBe(true);
   expect(fs.readdirSync(path.dirname(outdir)).filter((n) => n.includes('.partial-'))).toEqual([]);
   // The agent image's build context sits beside the stacks, exactly the files its Dockerfile copies.
   expect(listFiles(path.join(outdir, AGENT_CONTEXT_DIR))).toEqual(agentImageContext(REPO_ROOT).files.map((f) => f.path));
