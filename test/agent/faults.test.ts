@@ -12,7 +12,7 @@ import * as fs from 'fs';
 import * as http from 'http';
 import * as path from 'path';
 import { Client } from 'pg';
-import { AgentConfig } from '../../runtime/agent/config';
+import { AgentConfig, RESTORE_CREDENTIAL_ENV } from '../../runtime/agent/config';
 import { sha256File } from '../../runtime/agent/durable';
 import { startHttpServer } from '../../runtime/agent/http';
 import { runBackup } from '../../runtime/agent/runner';
@@ -254,7 +254,9 @@ describe(`agent under SIGTERM and SIGKILL at seeded random moments (seed ${SEED}
       const env = { PG_PASSWORD: server.password };
       const { id } = await killLoop({ config, configPath, env, webhook, marks: [config.backupDir] }, SEED);
 
-      const restored = await cli(['restore', 'pg', '--from', id, '--target', 'app_survivor', '--config', configPath], env);
+      // The restore's superuser is passed for that one command, as an operator would (docker exec -e).
+      const operator = { ...env, [RESTORE_CREDENTIAL_ENV.userEnv]: 'postgres', [RESTORE_CREDENTIAL_ENV.passwordEnv]: server.password };
+      const restored = await cli(['restore', 'pg', '--from', id, '--target', 'app_survivor', '--config', configPath], operator);
       expect(restored.stderr.split('\n').filter((line) => line.startsWith('tenantry-agent:'))).toEqual([]);
       expect(restored.code).toBe(0);
       expect(await pgFingerprint(server, 'app_survivor')).toEqual(original);

@@ -14,13 +14,13 @@
  * target host's disk is touched. (Offline alternative: stop the server, put dump.rdb into its
  * `dir`, start it.)
  */
-import { ChildProcess, spawn } from 'child_process';
+import type { ChildProcess } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import type { JobConfig } from '../config';
 import { secretFromEnv } from '../config';
 import { UserError } from '../errors';
-import { runTool, toolVersion, watchGrowth } from '../exec';
+import { runTool, spawnGuarded, toolVersion, watchGrowth } from '../exec';
 import { fieldsOf, parseInfo, RedisConnection, RedisReply, RedisReplyError, textOf } from '../redis-connection';
 import { BackupOutcome, DriverContext, JobDriver, RestoreRequest } from './driver';
 
@@ -347,7 +347,8 @@ class ScratchRedis {
     await fs.promises.link(rdb, path.join(dir, RDB_FILE)).catch(() => fs.promises.copyFile(rdb, path.join(dir, RDB_FILE)));
     const socket = path.join(dir, 'redis.sock');
     const args = ['--port', '0', '--unixsocket', socket, '--unixsocketperm', '700', '--dir', dir, '--dbfilename', RDB_FILE, '--logfile', path.join(dir, 'redis.log'), '--save', '', '--appendonly', 'no', '--maxmemory', '0'];
-    const child = spawn('redis-server', args, { stdio: 'ignore' });
+    // Guarded like every tool: it dies with the agent, however the agent dies.
+    const { child } = spawnGuarded('redis-server', args, { env: process.env, stdio: ['ignore', 'ignore', 'ignore'] });
     const scratch = new ScratchRedis(child, dir, socket);
     try {
       await scratch.waitUntilLoaded(ctx);
