@@ -265,6 +265,64 @@ describe(`agent under SIGTERM and SIGKILL at seeded random moments (seed ${SEED}
     }
   }, 240_000);
 
+  test('Postgres server crashing mid-dump: the run fails and says so, nothing partial is left, the earlier backup restores onto a new server', async () => {
+    const server = await startPostgres();
+    let replacement: PostgresServer | undefined;
+    try {
+      await withDb(server, 'postgres', (db) => db.query('CREATE DATABASE app'));
+      await withDb(server, 'app', (db) =>
+        db.query(`
+          CREATE TABLE big (id int PRIMARY KEY, payload text);
+          INSERT INTO big SELECT i, md5(i::text) || repeat('x', 150) FROM generate_series(1, 500000) i;
+          CREATE TABLE small (id int PRIMARY KEY, note text);
+          INSERT INTO small SELECT i, 'note ' || i FROM generate_series(1, 20000) i;`),
+      );
+      const original = await pgFingerprint(server, 'app');
+      const job = (host: string, port: number) => ({
+        name: 'pg',
+        kind: 'postgres' as const,
+        schedule: '0 3 * * *',
+        retention: { daily: 7, weekly: 0, monthly: 0 },
+        offsite: false,
+        postgres: { host, port, user: 'postgres', passwordEnv: 'PG_PASSWORD', databases: ['app'], parallelJobs: 2, splitTablesLargerThanMb: 1 },
+      });
+      const { config, path: configPath } = writeConfig({ webhook: { urlEnv: 'WEBHOOK_URL' }, jobs: [job(server.host, server.port)] });
+      const store = new BackupStore(config.backupDir, 'pg');
+      const env = { PG_PASSWORD: server.password, WEBHOOK_URL: webhook.url };
+      const first = await cli(['run', 'pg', '--config', configPath], env);
+      expect(first.code).toBe(0);
+      const [survivor] = (await store.list()).filter((e) => e.state === 'ok');
+
+      // The server crashes (an immediate shutdown, as after a kill -9 of its backends) while the dump runs.
+      const notices = webhook.notices.length;
+      const agent = startCompiledAgent(['run', 'pg', '--config', configPath], env);
+      await waitFor('the dump to start', () => (agent.output().stderr.includes('"msg":"backup started"') ? true : undefined), 60_000, 5);
+      await sleep(300);
+      server.kill('SIGQUIT');
+      const end = await endOf(agent);
+      expect(end).toEqual({ code: 1, signal: null });
+      await expectNoProcessesInto([config.backupDir], 'after the server crashed');
+      expect(fs.readdirSync(store.dir).filter((name) => name.endsWith('.partial'))).toEqual([]);
+      const fresh = (await store.list()).filter((e) => e.id !== survivor.id);
+      expect(fresh.map((e) => e.state)).toEqual(['failed']);
+      const sent = await waitFor('the webhook', () => (webhook.notices.length > notices ? webhook.notices.slice(notices) : undefined), 5000, 20);
+      expect(sent).toEqual([expect.stringMatching(/^\[tenantry test\/acme\] backup pg failed: /)]);
+      expect(await expectGoodBackupsIntact(store)).toBe(1);
+
+      // The backup taken before the crash restores onto a new server (same backups, the new address).
+      replacement = await startPostgres();
+      const moved = writeConfig({ backupDir: config.backupDir, jobs: [job(replacement.host, replacement.port)] });
+      const operator = { PG_PASSWORD: replacement.password, [RESTORE_CREDENTIAL_ENV.userEnv]: 'postgres', [RESTORE_CREDENTIAL_ENV.passwordEnv]: replacement.password };
+      const restored = await cli(['restore', 'pg', '--from', survivor.id, '--config', moved.path], operator);
+      expect(restored.stderr.split('\n').filter((line) => line.startsWith('tenantry-agent:'))).toEqual([]);
+      expect(restored.code).toBe(0);
+      expect(await pgFingerprint(replacement, 'app')).toEqual(original);
+    } finally {
+      await server.stop().catch(() => undefined);
+      await replacement?.stop();
+    }
+  }, 240_000);
+
   test('Redis (redis-cli --rdb from the replica): no tool outlives the agent, nothing partial is good, the earlier backup restores', async () => {
     const password = 'fault-redis-pw';
     const dir = tempDir('faults-redis');
