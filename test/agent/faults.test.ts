@@ -17,7 +17,7 @@ import { sha256File } from '../../runtime/agent/durable';
 import { startHttpServer } from '../../runtime/agent/http';
 import { runBackup } from '../../runtime/agent/runner';
 import { BackupStore } from '../../runtime/agent/store';
-import { RedisConnection } from '../../runtime/agent/redis-connection';
+import { fieldsOf, RedisConnection, RedisReply, textOf } from '../../runtime/agent/redis-connection';
 import { freePort, PostgresServer, ServerProcess, startPostgres, startRedisProcess, tempDir } from '../helpers/servers';
 import { endOf, startCompiledAgent } from './compiled';
 import { cli, httpGet, testAgent, waitFor, writeConfig } from './harness';
@@ -359,8 +359,8 @@ describe(`agent under SIGTERM and SIGKILL at seeded random moments (seed ${SEED}
       await waitFor('the sentinel to see a healthy replica', async () => {
         const sentinel = await RedisConnection.open({ host: '127.0.0.1', port: sentinelPort }, undefined);
         try {
-          const replicas = (await sentinel.command('SENTINEL', 'REPLICAS', 'faults')) as string[][];
-          return replicas.some((r) => r.includes(String(replicaPort)) && r.includes('ok')) ? true : undefined;
+          const replicas = (await sentinel.command('SENTINEL', 'REPLICAS', 'faults')) as RedisReply[];
+          return replicas.map(fieldsOf).some((r) => r.port === String(replicaPort) && r['master-link-status'] === 'ok') ? true : undefined;
         } finally {
           sentinel.close();
         }
@@ -388,7 +388,7 @@ describe(`agent under SIGTERM and SIGKILL at seeded random moments (seed ${SEED}
       const target = await RedisConnection.open({ host: '127.0.0.1', port: targetPort }, password);
       try {
         expect(Number(await target.command('DBSIZE'))).toBe(keys);
-        expect(await target.command('GET', 'key:54321')).toBe('00054321'.repeat(25));
+        expect(textOf(await target.command('GET', 'key:54321'))).toBe('00054321'.repeat(25));
       } finally {
         target.close();
       }
