@@ -176,6 +176,7 @@ export class PostgresDriver implements JobDriver {
       const bytes = Number((await session.query<{ bytes: string }>('SELECT pg_database_size(current_database()) AS bytes')).rows[0].bytes);
       const tables = (await session.query<TableRef>(TABLES_SQL)).rows;
       const planned = await planSplit(session, this.pg.splitTablesLargerThanMb * 1024 * 1024, this.pg.parallelJobs);
+      const hashPartitioned = (await session.query<{ any: boolean }>("SELECT EXISTS (SELECT FROM pg_partitioned_table WHERE partstrat = 'h') AS any")).rows[0].any;
       await lockUnchanged(session, tables);
       const env = this.toolEnv(credential);
       if (planned.length > 0 && !largeOutputBufferWorks(env) && !warnedNoStdbuf) {
@@ -187,6 +188,10 @@ export class PostgresDriver implements JobDriver {
           'pg_dump',
           [
             '--format=directory', `--jobs=${this.pg.parallelJobs}`, `--compress=${PG_DUMP_COMPRESSION}`, `--snapshot=${snapshot}`, `--lock-wait-timeout=${LOCK_WAIT}`,
+            // A hash of an enum, or of a composite, array or domain holding one, depends on OIDs
+            // a restore changes: such rows may belong to another partition there. pg_dump routes
+            // them through the root by itself only for a key column that is an enum.
+            ...(hashPartitioned ? ['--load-via-partition-root'] : []),
             ...planned.map((table) => `--exclude-table-data=${table.pattern}`),
             `--file=${path.join(dir, archiveOf(database))}`, `--dbname=${database}`,
           ],
