@@ -247,8 +247,15 @@ describe.each(postgresVersionsUnderTest())('Postgres restore and verification on
 
     await withDb(server, 'app', (db) => db.query('DELETE FROM accounts WHERE id > 10'));
     const damaged = await stateOf(server, 'app');
+    // An application session on the database being replaced: renaming needs it gone.
+    const application = new Client({ host: server.host, port: server.port, user: 'app_owner', password: 'owner-pw', database: 'app' });
+    application.on('error', () => undefined);
+    await application.connect();
     const retried = await cli(['restore', 'pg', '--from', 'latest', '--force', '--config', configPath], env);
     expect(retried.code).toBe(0);
+    expect(retried.logs).toContainEqual(expect.objectContaining({ msg: 'ended sessions on the database being replaced', fields: { database: 'app', sessions: 1 } }));
+    await expect(application.query('SELECT 1')).rejects.toThrow();
+    await application.end().catch(() => undefined);
     expect(retried.logs.map((l) => l.msg)).toContain('dropping a half-restored database an earlier restore left behind');
     // Same name: the restored database has the original's owner, settings, comment, grants and
     // connection limit; the one it replaced is kept aside exactly as it was.
