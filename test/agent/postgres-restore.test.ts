@@ -238,6 +238,26 @@ describe.each(postgresVersionsUnderTest())('Postgres restore and verification on
     expect(failure).toMatch(/^app: restore failed before anything existing was changed \("app" is as it was, the half-restored copy is dropped\): .*could not create unique index "accounts_pkey"/s);
   });
 
+  test('a row count that differs from the dump\'s fails the restore and leaves the database as it was', async () => {
+    // A row that was not in the dump arrives in the temporary database while it is being filled.
+    let intruder: Promise<void> = Promise.resolve();
+    const { done } = restoreWithFault(() => {
+      intruder = (async () => {
+        const [temporary] = await databasesLike(server, 'app\\_\\_restoring\\_%');
+        if (temporary === undefined) throw new Error('no temporary database');
+        await withDb(server, temporary, async (db) => {
+          const deadline = Date.now() + 30_000;
+          while (!(await db.query("SELECT to_regclass('public.accounts') AS t")).rows[0].t && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
+          await db.query("INSERT INTO public.accounts VALUES (1000, 'late@example.com', 'late')");
+        });
+      })();
+    });
+    const failure = await done.then(() => 'no failure', (error: Error) => error.message);
+    await intruder.catch(() => undefined);
+    expect(await stateOf(server, 'app')).toEqual(original);
+    expect(failure).toMatch(/^app: restore failed before anything existing was changed \("app" is as it was, the half-restored copy is dropped\): the restored copy differs from the dump's snapshot: public.accounts has 51 rows, expected 50$/);
+  });
+
   test('a server killed mid-restore leaves the database as it was; the next restore clears what was left and succeeds', async () => {
     const { done } = restoreWithFault(() => server.kill('SIGKILL'));
     const failure = await done.then(() => 'no failure', (error: Error) => error.message);
