@@ -182,7 +182,7 @@ export async function runBackupBenchmark(options: BackupBenchOptions = {}): Prom
         tenantry.size = manifest.sizeBytes;
         split = (manifest.details as { databases: Record<string, { split?: SplitTables }> }).databases.bench.split ?? [];
       }));
-      tenantry.restore.push(await timed(server, () => restoreBackup(agent, config.jobs[0], { from: id, target: `tenantry_${i}`, force: false, withGlobals: false, fromOffsite: false })));
+      tenantry.restore.push(await timed(server, () => restoreBackup(agent, config.jobs[0], { from: id, target: `tenantry_${i}`, force: false, withGlobals: false, fromOffsite: false, ignoreVerification: false })));
       print(`run ${i}: tenantry-agent run ${tenantry.backup[i - 1].toFixed(1)} s, restore ${tenantry.restore[i - 1].toFixed(1)} s`);
       await sql(server, 'postgres', `DROP DATABASE tenantry_${i}`);
 

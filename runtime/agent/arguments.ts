@@ -10,7 +10,7 @@ commands:
   list [job] [--json]               backups with time, size, status, verification, off-site copy
   verify <backup-id>                check a backup's files (and test-restore a Postgres backup)
   restore <job> --from <backup-id|latest> [--target <t>] [--only <name>] [--force]
-          [--from-offsite] [--with-globals]
+          [--from-offsite] [--with-globals] [--ignore-verification]
                                     target: database (Postgres), host:port (Redis),
                                     collection (Qdrant), bucket (MinIO)
   health                            exit 0 if the running agent's /health is fine, 1 if not
@@ -31,7 +31,7 @@ const SPECS: Record<Command, CommandSpec> = {
   run: { positional: { min: 1, max: 1, names: '<job>' }, values: [], switches: [] },
   list: { positional: { min: 0, max: 1, names: '[job]' }, values: [], switches: ['json'] },
   verify: { positional: { min: 1, max: 1, names: '<backup-id>' }, values: [], switches: [] },
-  restore: { positional: { min: 1, max: 1, names: '<job>' }, values: ['from', 'target', 'only'], switches: ['force', 'from-offsite', 'with-globals'] },
+  restore: { positional: { min: 1, max: 1, names: '<job>' }, values: ['from', 'target', 'only'], switches: ['force', 'from-offsite', 'with-globals', 'ignore-verification'] },
   health: { positional: { min: 0, max: 0, names: '' }, values: [], switches: [] },
   help: { positional: { min: 0, max: 0, names: '' }, values: [], switches: [] },
 };

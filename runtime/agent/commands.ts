@@ -101,6 +101,7 @@ async function dispatch(args: ParsedArguments, config: AgentConfig, io: Io, stop
         force: args.switches.has('force'),
         withGlobals: args.switches.has('with-globals'),
         fromOffsite: args.switches.has('from-offsite'),
+        ignoreVerification: args.switches.has('ignore-verification'),
       });
       io.stdout(`${summary}\n`);
       return 0;

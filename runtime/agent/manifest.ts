@@ -122,5 +122,14 @@ export function renderManifest(manifest: Manifest): string {
 
 /** A good backup: finished, passed its check, and not failed by a later verification. */
 export function isGood(manifest: Manifest): boolean {
-  return manifest.status === 'ok' && manifest.check?.result === 'passed' && manifest.verified?.result !== 'failed';
+  return isIntact(manifest) && manifest.verified?.result !== 'failed';
+}
+
+/**
+ * Finished and passed its check: its files are what the run wrote. A later verification that
+ * disagreed does not change that, so such a backup is still kept by retention and restorable on
+ * request (`restore --ignore-verification`); its files are checked against their sha256 first.
+ */
+export function isIntact(manifest: Manifest): boolean {
+  return manifest.status === 'ok' && manifest.check?.result === 'passed';
 }

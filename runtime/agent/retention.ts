@@ -27,7 +27,7 @@ import type { RetentionPolicy } from './config';
 export interface RetentionCandidate {
   readonly id: string;
   readonly startedAt: Date;
-  /** Finished and passed its checks (see `isGood` in manifest.ts). */
+  /** Finished and passed its checks, its files intact (see `isIntact` in manifest.ts): a verification that disagreed does not make a backup removable. */
   readonly good: boolean;
   /** Passed a verification (a test restore for Postgres). */
   readonly verified: boolean;

@@ -12,7 +12,7 @@ import { driverFor } from './jobs';
 import type { DriverContext } from './jobs/driver';
 import { acquireLock } from './lock';
 import type { Logger } from './log';
-import { CheckResult, isGood, Manifest, MANIFEST_FILE, ManifestFile, Trigger } from './manifest';
+import { CheckResult, isGood, isIntact, Manifest, MANIFEST_FILE, ManifestFile, Trigger } from './manifest';
 import { Offsite } from './offsite';
 import { selectRetained } from './retention';
 import type { AgentState } from './status';
@@ -238,7 +238,7 @@ async function applyRetention(agent: Agent, job: JobConfig, store: BackupStore):
     entries.map((e) => ({
       id: e.id,
       startedAt: e.startedAt,
-      good: e.state === 'ok' && e.manifest !== undefined && isGood(e.manifest),
+      good: e.state === 'ok' && e.manifest !== undefined && isIntact(e.manifest),
       verified: e.manifest?.verified?.result === 'passed',
       running: e.state === 'running',
       manual: e.manifest?.trigger === 'manual',
@@ -319,6 +319,8 @@ export interface RestoreOptions {
   readonly only?: string;
   readonly force: boolean;
   readonly withGlobals: boolean;
+  /** Restore a backup whose files are intact although its verification failed. */
+  readonly ignoreVerification: boolean;
   /** Fetch the backup from the off-site bucket first (when it is not here). */
   readonly fromOffsite: boolean;
 }
@@ -330,7 +332,13 @@ export function restoreBackup(agent: Agent, job: JobConfig, options: RestoreOpti
   return withJobLock(agent, job, async (store) => {
     const log = agent.log.forJob(job.name);
     const manifest = options.fromOffsite ? await fetchFromOffsite(agent, job, store, options.from) : options.from === 'latest' ? await newestGood(store) : await readBackup(store, options.from);
-    if (!isGood(manifest)) throw new UserError(`backup ${manifest.id} is not a good backup (status ${manifest.status}, check ${manifest.check?.result ?? 'none'}, verification ${manifest.verified?.result ?? 'none'})`);
+    if (!isIntact(manifest)) throw new UserError(`backup ${manifest.id} is not a good backup (status ${manifest.status}, check ${manifest.check?.result ?? 'none'}, verification ${manifest.verified?.result ?? 'none'})`);
+    if (!isGood(manifest) && !options.ignoreVerification) {
+      throw new UserError(
+        `backup ${manifest.id} failed its verification (${manifest.verified?.details ?? 'no details'}); its files are intact: ` +
+          `to restore it all the same, run \`tenantry-agent ${restoreCommandLine(job, { ...options, from: manifest.id, ignoreVerification: true })}\``,
+      );
+    }
     const dir = store.backupDir(manifest.id);
     await checkFiles(dir, manifest);
     const summary = await driver.restore({ dir, manifest, target: options.target, only: options.only, force: options.force, withGlobals: options.withGlobals, commandLine }, driverContext(agent, job));
@@ -342,7 +350,7 @@ export function restoreBackup(agent: Agent, job: JobConfig, options: RestoreOpti
 /** `restore <job> --from <id> …`, as the operator would type it again. */
 function restoreCommandLine(job: JobConfig, options: RestoreOptions): string {
   const values = (['target', 'only'] as const).flatMap((name) => (options[name] === undefined ? [] : [`--${name}`, options[name]!]));
-  const switches = [options.force && '--force', options.fromOffsite && '--from-offsite', options.withGlobals && '--with-globals'].filter((s): s is string => Boolean(s));
+  const switches = [options.force && '--force', options.fromOffsite && '--from-offsite', options.withGlobals && '--with-globals', options.ignoreVerification && '--ignore-verification'].filter((s): s is string => Boolean(s));
   return ['restore', job.name, '--from', options.from, ...values, ...switches].join(' ');
 }
 

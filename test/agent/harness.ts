@@ -90,13 +90,21 @@ export function exitOf(child: ChildProcess): Promise<number> {
 }
 
 /** An Agent for calling the runner directly, with its log lines collected. */
-export function testAgent(config: AgentConfig, env: NodeJS.ProcessEnv, opts: { startedAt?: Date; signal?: AbortSignal } = {}) {
+export function testAgent(
+  config: AgentConfig,
+  env: NodeJS.ProcessEnv,
+  opts: { startedAt?: Date; signal?: AbortSignal; /** Called with each log entry as it is written: a fault injected at a known moment. */ onLog?: (entry: { level: string; msg: string }) => void } = {},
+) {
   const lines: { level: string; job?: string; msg: string; fields?: Record<string, unknown> }[] = [];
   const notices: string[] = [];
   const agent: Agent = {
     config,
     state: new AgentState(config, opts.startedAt),
-    log: createLogger((line) => lines.push(JSON.parse(line))),
+    log: createLogger((line) => {
+      const entry = JSON.parse(line);
+      lines.push(entry);
+      opts.onLog?.(entry);
+    }),
     env,
     notify: async (text) => {
       notices.push(text);

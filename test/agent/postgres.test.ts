@@ -169,7 +169,7 @@ describe('Postgres backup job (real PostgreSQL server)', () => {
   test('restore refuses a non-empty database without --force, and restores into another name', async () => {
     const refused = await cli(['restore', 'pg', '--from', 'latest', '--config', configPath], env);
     expect(refused.code).toBe(2);
-    expect(refused.stderr.trim()).toMatch(/^tenantry-agent: database "app" already holds \d+ tables or other relations; restore into another --target, or pass --force to replace it$/);
+    expect(refused.stderr.trim()).toMatch(/^tenantry-agent: database "app" already holds \d+ tables or other relations; restore into another --target, or pass --force to replace it \(it is kept as app__before_restore_<time>\)$/);
 
     const copy = await cli(['restore', 'pg', '--from', 'latest', '--target', 'app_copy', '--config', configPath], env);
     expect(copy.code).toBe(0);
@@ -179,6 +179,11 @@ describe('Postgres backup job (real PostgreSQL server)', () => {
     const forced = await cli(['restore', 'pg', '--from', 'latest', '--target', 'app_copy', '--force', '--config', configPath], env);
     expect(forced.code).toBe(0);
     expect(await fingerprint(server, 'app_copy')).toEqual(original);
+    // The database it replaced is kept aside, as it was, and the output says how to drop it.
+    const aside = /kept as "(app_copy__before_restore_\d{14})"; drop it once you no longer need it: DROP DATABASE "\1";/.exec(forced.stdout)?.[1];
+    expect(aside).toBeDefined();
+    expect((await withDb(server, aside!, (db) => db.query('SELECT count(*)::int AS n FROM orders'))).rows).toEqual([{ n: 10 }]);
+    await withDb(server, 'postgres', (db) => db.query(`DROP DATABASE ${aside}`));
   });
 
   test('dumps with the client tools of the server\'s major version, not a newer pg_dump first on PATH', async () => {

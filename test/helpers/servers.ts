@@ -291,6 +291,8 @@ export interface PostgresServer {
   pid: number;
   stop(): Promise<void>;
   kill(signal?: NodeJS.Signals): void;
+  /** Starts the server again on its data directory and port (after `kill`): crash recovery runs first. */
+  restart(): Promise<void>;
 }
 
 /** A value in postgresql.conf syntax: single-quoted, quotes doubled. */
@@ -378,7 +380,20 @@ export async function startPostgres(
     // SIGINT is Postgres's "fast" shutdown: it ends client sessions instead of waiting for them
     // (SIGTERM would wait for every pool a test forgot to close).
     stop: stopStarted,
-    kill: (signal: NodeJS.Signals = 'SIGKILL') => killPid(pid, signal),
+    kill: (signal: NodeJS.Signals = 'SIGKILL') => killPid(pidFromFile() || pid, signal),
+    restart: async () => {
+      // Backends of a killed postmaster hold its shared memory until they notice and exit.
+      await waitForReady(
+        `postgres on port ${port} to start again`,
+        async () => {
+          await runAsPostgres(path.join(binDir, 'pg_ctl'), ['--pgdata', dataDir, '--log', logFile, '--no-wait', 'start']);
+          await sleep(500);
+          return (await runAsPostgres(path.join(binDir, 'pg_isready'), ['--quiet'], env)).code === 0;
+        },
+        () => tailOfFile(logFile),
+      );
+      track(pidFromFile(), 'SIGQUIT');
+    },
   };
 }
 

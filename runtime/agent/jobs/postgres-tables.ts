@@ -61,7 +61,9 @@ interface PlannedTable extends Omit<SplitTable, 'parts'> {
 
 /**
  * Tables worth splitting: ordinary tables (partitions included, they are tables of their own) of
- * at least `thresholdBytes`, not owned by an extension. Names with control characters stay with
+ * at least `thresholdBytes` counted as pg_table_size (the main data, its TOAST table and both
+ * their free-space and visibility maps; indexes are not copied, so not counted: a table of big
+ * values lives mostly in TOAST), not owned by an extension. Names with control characters stay with
  * pg_dump: psql's \copy reads its command up to the end of a line. So do partitions under a hash-
  * partitioned table: a hash of an enum depends on OIDs that differ in the restored database, so
  * their rows may belong to another partition there (pg_dump loads them through the root).
@@ -69,7 +71,7 @@ interface PlannedTable extends Omit<SplitTable, 'parts'> {
 const CANDIDATES_SQL = `
   SELECT c.oid, n.nspname, c.relname,
          format('%I.%I', n.nspname, c.relname) AS qualified,
-         pg_relation_size(c.oid) AS bytes,
+         pg_table_size(c.oid) AS bytes,
          pg_relation_size(c.oid) / current_setting('block_size')::int AS blocks,
          (SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum)
             FROM pg_attribute a
@@ -79,7 +81,7 @@ const CANDIDATES_SQL = `
   WHERE c.relkind = 'r'
     AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'
     AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
-    AND pg_relation_size(c.oid) >= $1
+    AND pg_table_size(c.oid) >= $1
     AND n.nspname !~ '[[:cntrl:]]' AND c.relname !~ '[[:cntrl:]]'
     AND NOT (c.relispartition AND EXISTS (
       SELECT 1 FROM pg_partition_ancestors(c.oid) a JOIN pg_partitioned_table p ON p.partrelid = a.relid WHERE p.partstrat = 'h'))

@@ -33,10 +33,14 @@ import { Client } from 'pg';
 import { secretFromEnv } from '../config';
 import type { JobConfig } from '../config';
 import { allOrNothing } from '../concurrency';
-import { UserError } from '../errors';
+import { errorMessage, UserError } from '../errors';
 import { largeOutputBufferWorks, runTool, toolVersion } from '../exec';
 import type { Manifest } from '../manifest';
 import { BackupOutcome, DriverContext, JobDriver, RestoreRequest, selectParts } from './driver';
+import {
+  affixedName, BEFORE_RESTORE_INFIX, databaseEntries, DatabaseProperties, hashPartitionRoots, namePrefix, renameDatabaseSql,
+  restoreStamp, RESTORING_INFIX, rolesOfGlobals, rollUpHashPartitions, sqlNamesRole,
+} from './postgres-restore';
 import { CHUNK_COMPRESSION, dumpChunks, loadChunks, planSplit, SplitTable } from './postgres-tables';
 
 type PostgresJob = Extract<JobConfig, { kind: 'postgres' }>;
@@ -57,8 +61,12 @@ const chunksOf = (database: string) => `${database}.tables`;
 type RowCounts = Record<string, number>;
 
 interface PostgresDetails {
-  /** Row counts of every table; `split`: the tables whose data is in chunk files, not the archive. */
-  databases: Record<string, { tables: RowCounts; split?: SplitTable[] }>;
+  /**
+   * Row counts of every table; `split`: the tables whose data is in chunk files, not the archive;
+   * `bytes`: the database's size on the server at dump time (pg_database_size; absent in backups
+   * of older agents), what a restore needs beside the database it replaces.
+   */
+  databases: Record<string, { tables: RowCounts; split?: SplitTable[]; bytes?: number }>;
   compression: string;
   rolePasswords: boolean;
 }
@@ -165,8 +173,10 @@ export class PostgresDriver implements JobDriver {
     try {
       await session.query(`SET lock_timeout = '${LOCK_WAIT}'`);
       const snapshot = await snapshotWithReadableLargeObjects(session, database);
+      const bytes = Number((await session.query<{ bytes: string }>('SELECT pg_database_size(current_database()) AS bytes')).rows[0].bytes);
       const tables = (await session.query<TableRef>(TABLES_SQL)).rows;
       const planned = await planSplit(session, this.pg.splitTablesLargerThanMb * 1024 * 1024, this.pg.parallelJobs);
+      const hashPartitioned = (await session.query<{ any: boolean }>("SELECT EXISTS (SELECT FROM pg_partitioned_table WHERE partstrat = 'h') AS any")).rows[0].any;
       await lockUnchanged(session, tables);
       const env = this.toolEnv(credential);
       if (planned.length > 0 && !largeOutputBufferWorks(env) && !warnedNoStdbuf) {
@@ -178,6 +188,10 @@ export class PostgresDriver implements JobDriver {
           'pg_dump',
           [
             '--format=directory', `--jobs=${this.pg.parallelJobs}`, `--compress=${PG_DUMP_COMPRESSION}`, `--snapshot=${snapshot}`, `--lock-wait-timeout=${LOCK_WAIT}`,
+            // A hash of an enum, or of a composite, array or domain holding one, depends on OIDs
+            // a restore changes: such rows may belong to another partition there. pg_dump routes
+            // them through the root by itself only for a key column that is an enum.
+            ...(hashPartitioned ? ['--load-via-partition-root'] : []),
             ...planned.map((table) => `--exclude-table-data=${table.pattern}`),
             `--file=${path.join(dir, archiveOf(database))}`, `--dbname=${database}`,
           ],
@@ -194,7 +208,7 @@ export class PostgresDriver implements JobDriver {
       const [split, counts] = await allOrNothing([chunks, count, dump], ctx.signal);
       await session.query('COMMIT');
       for (const table of split) counts[table.label] = table.parts.reduce((sum, part) => sum + part.rows, 0);
-      return split.length > 0 ? { tables: sortKeys(counts), split } : { tables: counts };
+      return split.length > 0 ? { tables: sortKeys(counts), split, bytes } : { tables: counts, bytes };
     } finally {
       await session.end().catch(() => undefined);
     }
@@ -216,7 +230,8 @@ export class PostgresDriver implements JobDriver {
 
   /**
    * Restores each database into a scratch database on the source server, compares the row count
-   * of every table with the counts taken at dump time, and drops the scratch database again.
+   * of every table with the counts taken at dump time (compareWithDump), and drops the scratch
+   * database again.
    * Runs as the backup role: it needs CREATEDB, and restores without owners and grants (the
    * scratch copy is its own), which row counts do not need.
    */
@@ -230,9 +245,8 @@ export class PostgresDriver implements JobDriver {
       const scratch = scratchName(database, stamp);
       await this.createDatabase(scratch, credential, ctx);
       try {
-        await this.restoreDatabase(dir, database, scratch, { create: false, extra: ['--no-owner', '--no-privileges'], details: databases[database] }, credential, ctx);
-        const restored = await this.withDatabase(scratch, credential, ctx, async (db) => countRows(db, (await db.query<TableRef>(TABLES_SQL)).rows));
-        const problems = compareCounts(tables, restored);
+        await this.restoreDatabase(dir, database, scratch, { extra: ['--no-owner', '--no-privileges'], details: databases[database] }, credential, ctx);
+        const problems = await this.compareWithDump(scratch, tables, credential, ctx);
         if (problems.length > 0) throw new Error(`${database}: restored copy differs from the dump's snapshot: ${problems.join('; ')}`);
         const rows = Object.values(tables).reduce((a, b) => a + b, 0);
         summaries.push(`${database}: ${Object.keys(tables).length} tables, ${rows} rows match`);
@@ -243,6 +257,12 @@ export class PostgresDriver implements JobDriver {
     return summaries.join(', ');
   }
 
+  /**
+   * Preflight for every database first (target, roles, tool and server versions; free space is
+   * logged, not checked: PostgreSQL reports none over SQL), then each database in turn: restored
+   * and checked under a temporary name, given its database-level properties, and swapped into
+   * place (restoreAndSwap). Nothing existing is written before its own swap.
+   */
   async restore(request: RestoreRequest, ctx: DriverContext): Promise<string> {
     const { databases } = request.manifest.details as unknown as PostgresDetails;
     const sources = selectParts(Object.keys(databases), request.only, 'database');
@@ -251,19 +271,15 @@ export class PostgresDriver implements JobDriver {
     }
     const credential = this.restoreCredential(request, ctx);
     await this.withMaintenance(credential, ctx, (db) => this.chooseTools(db, ctx, archiveMajor(request.manifest)));
+    for (const source of sources) await this.checkTarget(request.target ?? source, request.force, credential, ctx);
+    await this.checkVersions(request.manifest, ctx);
+    await this.checkRoles(request, sources, credential, ctx);
+    for (const source of sources) logSpaceNeeded(request.manifest, source, databases[source], ctx);
     if (request.withGlobals) await this.applyGlobals(request.dir, credential, ctx);
+    const stamp = restoreStamp(new Date());
     const done: string[] = [];
-    for (const source of sources) {
-      const target = request.target ?? source;
-      const existing = await this.prepareTarget(target, request.force, credential, ctx);
-      // The archive's own CREATE DATABASE brings back the owner, privileges and settings. An
-      // empty database keeps its own; a copy under another name belongs to the restoring role.
-      const create = existing === 'absent' && target === source;
-      if (existing === 'absent' && !create) await this.createDatabase(target, credential, ctx);
-      await this.restoreDatabase(request.dir, source, target, { create, extra: [], details: databases[source] }, credential, ctx);
-      done.push(source === target ? target : `${source} -> ${target}`);
-    }
-    return `restored ${done.join(', ')} on ${this.pg.host}:${this.pg.port}`;
+    for (const source of sources) done.push(await this.restoreAndSwap(request, source, request.target ?? source, stamp, credential, ctx));
+    return `restored ${done.join('; ')} on ${this.pg.host}:${this.pg.port}`;
   }
 
   /** Roles that already exist make psql report errors; those are expected, so psql continues. */
@@ -274,19 +290,177 @@ export class PostgresDriver implements JobDriver {
     });
   }
 
-  /**
-   * Whether the target is an empty database to restore into, or absent (never there, or dropped
-   * because --force replaces a non-empty one). A non-empty target without --force is refused.
-   */
-  private async prepareTarget(target: string, force: boolean, credential: Credential, ctx: DriverContext): Promise<'empty' | 'absent'> {
+  /** A non-empty target is replaced (and kept aside) only with --force. */
+  private async checkTarget(target: string, force: boolean, credential: Credential, ctx: DriverContext): Promise<void> {
     const exists = await this.withMaintenance(credential, ctx, async (db) => (await db.query('SELECT 1 FROM pg_database WHERE datname = $1', [target])).rowCount === 1);
-    if (!exists) return 'absent';
+    if (!exists) return;
     const relations = await this.withDatabase(target, credential, ctx, userRelationCount);
-    if (relations === 0) return 'empty';
-    if (!force) throw new UserError(`database "${target}" already holds ${relations} tables or other relations; restore into another --target, or pass --force to replace it`);
-    ctx.log.warn('replacing a non-empty database (--force)', { database: target, relations });
-    await this.dropDatabase(target, credential, ctx);
-    return 'absent';
+    if (relations > 0 && !force) {
+      throw new UserError(`database "${target}" already holds ${relations} tables or other relations; restore into another --target, or pass --force to replace it (it is kept as ${target}${BEFORE_RESTORE_INFIX}<time>)`);
+    }
+  }
+
+  /** pg_restore must read the archive; a server older than the source may reject its SQL. */
+  private async checkVersions(manifest: Manifest, ctx: DriverContext): Promise<void> {
+    const needed = archiveMajor(manifest);
+    const tool = await toolVersion('pg_restore', this.toolPath());
+    const major = Number(/\(PostgreSQL\) (\d+)/.exec(tool)?.[1] ?? 0);
+    if (needed > 0 && major < needed) {
+      throw new UserError(`${tool} cannot read an archive written by pg_dump ${needed}: install PostgreSQL ${needed}'s client tools (or newer) where the agent runs`);
+    }
+    const sourceMajor = Number(/^(\d+)/.exec(manifest.source.version ?? '')?.[1] ?? 0);
+    if (sourceMajor > this.serverMajor) ctx.log.warn('restoring into an older PostgreSQL than the backup came from: definitions it does not know fail the restore (the existing database stays as it is)', { source: sourceMajor, server: this.serverMajor });
+  }
+
+  /**
+   * The roles the archives name (owners, grantees, policies' roles, role settings) must exist, or
+   * be created by --with-globals: among the roles of globals.sql, those the server lacks and an
+   * archive names.
+   */
+  private async checkRoles(request: RestoreRequest, sources: string[], credential: Credential, ctx: DriverContext): Promise<void> {
+    const roles = rolesOfGlobals(await fs.promises.readFile(path.join(request.dir, GLOBALS_FILE), 'utf8'));
+    const absent = await this.withMaintenance(credential, ctx, async (db) => {
+      const { rows } = await db.query<{ name: string; quoted: string }>('SELECT r.name, quote_ident(r.name) AS quoted FROM unnest($1::text[]) r(name) WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = r.name)', [roles]);
+      return rows;
+    });
+    if (absent.length === 0) return;
+    const missing = new Set<string>();
+    for (const source of sources) {
+      const sql = await runTool('pg_restore', ['--create', '--schema-only', '--file=-', path.join(request.dir, archiveOf(source))], { env: this.toolPath(), signal: ctx.signal });
+      for (const role of absent) if (sqlNamesRole(sql, role.quoted)) missing.add(role.name);
+    }
+    if (missing.size === 0) return;
+    const names = [...missing].sort().join(', ');
+    if (request.withGlobals) {
+      ctx.log.info('roles the backup needs are created from globals.sql (--with-globals)', { roles: names });
+      return;
+    }
+    throw new UserError(
+      `the backup needs roles this server does not have: ${names}; nothing was changed. Create them, or run again with --with-globals ` +
+        `to create the backup's roles from its globals.sql: tenantry-agent ${request.commandLine} --with-globals`,
+    );
+  }
+
+  /**
+   * Restores `source` into `<target>__restoring_<stamp>`, checks its row counts against the dump's,
+   * gives it the archive's database-level properties, and swaps it into place. Any failure before
+   * the swap drops the temporary database and leaves the target as it was.
+   */
+  private async restoreAndSwap(request: RestoreRequest, source: string, target: string, stamp: string, credential: Credential, ctx: DriverContext): Promise<string> {
+    const details = (request.manifest.details as unknown as PostgresDetails).databases[source];
+    const temp = affixedName(target, RESTORING_INFIX, stamp);
+    await this.dropLeftovers(target, credential, ctx);
+    let created = false;
+    try {
+      const properties = await this.databaseProperties(path.join(request.dir, archiveOf(source)), source, temp, credential, ctx);
+      // Superusers ignore a connection limit, so the restore's sessions get in and nobody else does.
+      await this.withMaintenance(credential, ctx, (db) => db.query(properties.create.replace(/;$/, ' CONNECTION LIMIT = 0;')));
+      created = true;
+      ctx.log.info('restoring into a temporary database', { database: target, temporary: temp });
+      await this.restoreDatabase(request.dir, source, temp, { extra: [], details }, credential, ctx);
+      const problems = await this.compareWithDump(temp, details.tables, credential, ctx);
+      if (problems.length > 0) throw new Error(`the restored copy differs from the dump's snapshot: ${problems.join('; ')}`);
+      await this.withMaintenance(credential, ctx, (db) => db.query(`ALTER DATABASE ${quoteIdent(temp)} CONNECTION LIMIT -1;\n${properties.rest}`));
+    } catch (error) {
+      const left = created ? await this.discard(temp, credential, ctx) : '';
+      const hint = /role "[^"]*" does not exist/.test(errorMessage(error)) && !request.withGlobals ? '; run again with --with-globals to create the backup\'s roles first' : '';
+      throw new Error(`${source}: restore failed before anything existing was changed ("${target}" is as it was${left}): ${errorMessage(error)}${hint}`);
+    }
+    const aside = await this.swap(target, temp, affixedName(target, BEFORE_RESTORE_INFIX, stamp), credential, ctx).catch(async (error: unknown) => {
+      const left = await this.discard(temp, credential, ctx);
+      throw new Error(`${source}: restored, but could not be swapped into place ("${target}" is as it was${left}): ${errorMessage(error)}`);
+    });
+    const what = source === target ? target : `${source} -> ${target}`;
+    return aside ? `${what} (the previous database is kept as "${aside}"; drop it once you no longer need it: DROP DATABASE ${quoteIdent(aside)};)` : what;
+  }
+
+  /** The archive's CREATE DATABASE and database-level properties, for `temp` instead of `source`. */
+  private async databaseProperties(archive: string, source: string, temp: string, credential: Credential, ctx: DriverContext): Promise<DatabaseProperties> {
+    const toc = await runTool('pg_restore', ['--create', '--list', archive], { env: this.toolPath(), signal: ctx.signal });
+    const list = path.join(os.tmpdir(), `tenantry-restore-${process.pid}-${temp}.list`);
+    await fs.promises.writeFile(list, databaseEntries(toc));
+    try {
+      const sql = await runTool('pg_restore', ['--create', `--use-list=${list}`, '--file=-', archive], { env: this.toolPath(), signal: ctx.signal });
+      const [quoted, renamed] = await this.withMaintenance(credential, ctx, async (db) => {
+        const { rows } = await db.query<{ a: string; b: string }>('SELECT quote_ident($1) AS a, quote_ident($2) AS b', [source, temp]);
+        return [rows[0].a, rows[0].b];
+      });
+      return renameDatabaseSql(sql, quoted, renamed);
+    } finally {
+      await fs.promises.rm(list, { force: true });
+    }
+  }
+
+  /**
+   * Renames the existing target aside and the restored database into its place, in one
+   * transaction. Renaming needs the target free of sessions: new connections are refused first
+   * (ALLOW_CONNECTIONS false), then the application's sessions are ended; clients reconnect to
+   * the restored database under the same name. The kept database gets its own ALLOW_CONNECTIONS
+   * back. Returns the kept database's name, or undefined when there was none.
+   */
+  private swap(target: string, temp: string, aside: string, credential: Credential, ctx: DriverContext): Promise<string | undefined> {
+    return this.withMaintenance(credential, ctx, async (db) => {
+      const existing = (await db.query<{ allow: boolean }>('SELECT datallowconn AS allow FROM pg_database WHERE datname = $1', [target])).rows[0];
+      if (!existing) {
+        await db.query(`ALTER DATABASE ${quoteIdent(temp)} RENAME TO ${quoteIdent(target)}`);
+        return undefined;
+      }
+      await db.query(`ALTER DATABASE ${quoteIdent(target)} WITH ALLOW_CONNECTIONS false`);
+      try {
+        for (let attempt = 1; ; attempt++) {
+          const ended = (await db.query<{ n: string }>('SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [target])).rows[0].n;
+          if (Number(ended) > 0) ctx.log.warn('ended sessions on the database being replaced', { database: target, sessions: Number(ended) });
+          try {
+            await db.query('BEGIN');
+            await db.query(`ALTER DATABASE ${quoteIdent(target)} RENAME TO ${quoteIdent(aside)}`);
+            await db.query(`ALTER DATABASE ${quoteIdent(temp)} RENAME TO ${quoteIdent(target)}`);
+            await db.query(`ALTER DATABASE ${quoteIdent(aside)} WITH ALLOW_CONNECTIONS ${existing.allow}`);
+            await db.query('COMMIT');
+            return aside;
+          } catch (error) {
+            await db.query('ROLLBACK').catch(() => undefined);
+            if (attempt === SWAP_ATTEMPTS || !/being accessed by other users/.test(errorMessage(error))) throw error;
+          }
+        }
+      } catch (error) {
+        await db.query(`ALTER DATABASE ${quoteIdent(target)} WITH ALLOW_CONNECTIONS ${existing.allow}`).catch(() => undefined);
+        throw error;
+      }
+    });
+  }
+
+  /** Drops a half-restored database; when it cannot, says what is left and how to drop it. */
+  private async discard(temp: string, credential: Credential, ctx: DriverContext): Promise<string> {
+    try {
+      await this.dropDatabase(temp, credential, ctx);
+      return ', the half-restored copy is dropped';
+    } catch (error) {
+      ctx.log.error('could not drop the half-restored database', { database: temp, error: errorMessage(error) });
+      return `; the half-restored copy "${temp}" is left behind: drop it with DROP DATABASE ${quoteIdent(temp)};`;
+    }
+  }
+
+  /** Half-restored databases of an earlier restore of `target` that could not drop them (a server that died). */
+  private async dropLeftovers(target: string, credential: Credential, ctx: DriverContext): Promise<void> {
+    const prefix = namePrefix(target, RESTORING_INFIX);
+    const names = await this.withMaintenance(credential, ctx, async (db) => (await db.query<{ datname: string }>('SELECT datname FROM pg_database WHERE starts_with(datname, $1) ORDER BY 1', [prefix])).rows.map((r) => r.datname));
+    for (const name of names) {
+      ctx.log.warn('dropping a half-restored database an earlier restore left behind', { database: name });
+      await this.dropDatabase(name, credential, ctx);
+    }
+  }
+
+  /**
+   * Row counts of every table of `database` against the dump's. Hash partitions are compared by
+   * their root's total (see hashPartitionRoots); every other table, list and range partitions
+   * included, one by one.
+   */
+  private compareWithDump(database: string, expected: RowCounts, credential: Credential, ctx: DriverContext): Promise<string[]> {
+    return this.withDatabase(database, credential, ctx, async (db) => {
+      const actual = await countRows(db, (await db.query<TableRef>(TABLES_SQL)).rows);
+      const roots = await hashPartitionRoots(db);
+      return compareCounts(rollUpHashPartitions(expected, roots), rollUpHashPartitions(actual, roots));
+    });
   }
 
   /**
@@ -297,13 +471,12 @@ export class PostgresDriver implements JobDriver {
     dir: string,
     source: string,
     target: string,
-    how: { create: boolean; extra: string[]; details: PostgresDetails['databases'][string] },
+    how: { extra: string[]; details: PostgresDetails['databases'][string] },
     credential: Credential,
     ctx: DriverContext,
   ): Promise<void> {
     const archive = path.join(dir, archiveOf(source));
-    if (how.create) await this.pgRestore(archive, this.maintenanceDatabase, ['--section=pre-data', '--create', ...how.extra], credential, ctx);
-    else await this.pgRestore(archive, target, ['--section=pre-data', ...how.extra], credential, ctx);
+    await this.pgRestore(archive, target, ['--section=pre-data', ...how.extra], credential, ctx);
     const env = { ...this.toolEnv(credential), PGOPTIONS: RESTORE_SESSION };
     await allOrNothing(
       [
@@ -426,6 +599,23 @@ export class PostgresDriver implements JobDriver {
     this.toolDir = pickToolDir(major, fs.existsSync);
     if (!this.toolDir) ctx.log.warn('no client tools installed for this server version; using those on PATH', { serverMajor: this.serverMajor, needed: major });
   }
+}
+
+/** Renaming waits up to 5 s for ended sessions to go; a client that reconnected in between gets another try. */
+const SWAP_ATTEMPTS = 3;
+
+/**
+ * The server needs room for the restored copy beside the database it replaces (kept until the
+ * operator drops it). PostgreSQL reports no free disk space over SQL, so this is said, not
+ * checked; running out fails the restore in the temporary database and leaves the existing one.
+ */
+function logSpaceNeeded(manifest: Manifest, source: string, details: PostgresDetails['databases'][string], ctx: DriverContext): void {
+  const archived = manifest.files.filter((f) => f.path.startsWith(`${archiveOf(source)}/`) || f.path.startsWith(`${chunksOf(source)}/`)).reduce((sum, f) => sum + f.size, 0);
+  ctx.log.info('free space on the server is not checked (PostgreSQL reports none over SQL): the restored copy needs about the size the database had at dump time, beside the one it replaces', {
+    database: source,
+    ...(details.bytes !== undefined ? { bytesAtDump: details.bytes } : {}),
+    compressedBytes: archived,
+  });
 }
 
 /** Whether the connected role is a superuser (it then reads role passwords and every large object). */
