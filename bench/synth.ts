@@ -296,7 +296,7 @@ for (const environment of result.config.environments) {
   new EnvironmentStack(app, environment.name, {
     environment,
     localStatePath: backend.kind === 'local' ? path.relative(stackDir, path.resolve(root, backend.path ?? \`terraform.\${environment.name}.tfstate\`)) : undefined,
-    backupImageBuild: { context: path.relative(stackDir, repo), dockerfile: 'runtime/agent/Dockerfile', name: \`tenantry/backup-agent:\${version}\` },
+    backupImageBuild: { context: path.relative(stackDir, repo), dockerfile: 'runtime/agent/Dockerfile', version, contextHash: 'bench' },
   });
 }
 app.synth();

@@ -13,3 +13,12 @@ export function imageTag(reference: string): string | undefined {
 export function isPinned(reference: string): boolean {
   return /@sha256:[a-f0-9]{64}$/.test(reference) || (imageTag(reference) ?? 'latest') !== 'latest';
 }
+
+/**
+ * Whether an image reference names an Alpine (musl) build: its tag says so ("7.4.2-alpine",
+ * "alpine3.21"). The backup image copies the Redis tools out of the tenants' Redis image into an
+ * Alpine image, where a Debian build's glibc binaries cannot run.
+ */
+export function isAlpineImage(reference: string): boolean {
+  return /(^|[._-])alpine/.test(imageTag(reference) ?? '');
+}

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { BUCKET_NAME, BUCKET_NAME_RULE } from '../runtime/bucket-name';
 import { CronError, isValidTimeZone, parseCron } from '../runtime/schedule/cron';
 import { dataRootProblem, storagePathProblem } from './storage-layout';
-import { isPinned } from './images';
+import { isAlpineImage, isPinned } from './images';
 import { POSTGRES_VERSIONS, reservedDatabase, reservedRole, tenantRoles } from './postgres-names';
 
 /*
@@ -199,15 +199,29 @@ const storageSchema = z.discriminatedUnion('kind', [
   }),
 ]);
 
-const imagesSchema = z.strictObject({
-  postgres: imageReference.optional(),
-  pgbouncer: imageReference.optional(),
-  redis: imageReference.optional(),
-  qdrant: imageReference.optional(),
-  minio: imageReference.optional(),
-  minioClient: imageReference.optional(),
-  backup: imageReference.optional(),
-});
+const imagesSchema = z
+  .strictObject({
+    postgres: imageReference.optional(),
+    pgbouncer: imageReference.optional(),
+    redis: imageReference.optional(),
+    qdrant: imageReference.optional(),
+    minio: imageReference.optional(),
+    minioClient: imageReference.optional(),
+    backup: imageReference.optional(),
+  })
+  .superRefine((images, ctx) => {
+    // The backup image Tenantry builds takes its Redis tools from images.redis (runtime/agent/Dockerfile).
+    // A reference refused at its key already is not judged again.
+    if (!imageReference.safeParse(images.redis).success || images.backup !== undefined || isAlpineImage(images.redis!)) return;
+    ctx.addIssue({
+      code: 'custom',
+      path: ['redis'],
+      message:
+        'is not an Alpine-based image (its tag does not say "alpine"), but the backup image copies redis-cli, redis-check-rdb and redis-server ' +
+        'from it into an Alpine (musl) image, where the glibc binaries of a Debian-based image cannot run: use the Alpine variant of the same ' +
+        'version (the official images tag it "<version>-alpine"), or set images.backup to an agent image of your own whose Redis tools are no older than this server',
+    });
+  });
 
 const backendSchema = z.discriminatedUnion('kind', [
   z.strictObject({

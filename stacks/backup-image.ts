@@ -7,9 +7,10 @@ import * as path from 'path';
  * build context is not the repository (node_modules, cdktf.out, local Terraform state, .git would
  * all go to the Docker daemon) but a folder that synth writes next to the stacks, holding exactly
  * the files the Dockerfile copies: its COPY lines are the list, so the Dockerfile stays the one
- * place that says what the image is made of. The tag carries a hash of those files: the same
- * sources give the same tag and byte-identical JSON; a changed agent gives a new tag, so Terraform
- * builds the new image and replaces the containers that run it.
+ * place that says what the image is made of. The tag carries a hash of those files and of the
+ * build arguments (the environment's Redis image, whose tools the agent runs): the same sources and
+ * arguments give the same tag and byte-identical JSON; a changed agent or another Redis image gives
+ * a new tag, so Terraform builds the new image and replaces the containers that run it.
  */
 
 /** The Dockerfile, relative to the repository root; the context mirrors the repository's layout. */
@@ -98,7 +99,29 @@ export function writeAgentImageContext(context: AgentImageContext, dir: string):
   }
 }
 
-/** The tag: the package version and the first 12 hex digits of the context's hash. */
-export function agentImageName(version: string, context: AgentImageContext): string {
-  return `${IMAGE_REPOSITORY}:${version}-${context.hash.slice(0, 12)}`;
+/** What an environment needs to build the agent image (besides its own build arguments). */
+export interface AgentImageBuild {
+  /** The context folder, relative to the stack's working directory (cdktf.out/stacks/<env>). */
+  readonly context: string;
+  /** The Dockerfile inside the context. */
+  readonly dockerfile: string;
+  /** The package version, the tag's first part. */
+  readonly version: string;
+  /** AgentImageContext.hash. */
+  readonly contextHash: string;
+}
+
+/**
+ * The Dockerfile's build arguments for an environment: REDIS_IMAGE is the image its tenants' Redis
+ * servers run, whose redis-cli, redis-check-rdb and redis-server the agent's jobs use.
+ */
+export function agentBuildArgs(redisImage: string): Record<string, string> {
+  return { REDIS_IMAGE: redisImage };
+}
+
+/** The tag: the package version and the first 12 hex digits of a hash over the context's hash and the build arguments. */
+export function agentImageName(build: Pick<AgentImageBuild, 'version' | 'contextHash'>, buildArgs: Readonly<Record<string, string>>): string {
+  const hash = createHash('sha256').update(build.contextHash);
+  for (const name of Object.keys(buildArgs).sort()) hash.update(`\0${name}=${buildArgs[name]}`);
+  return `${IMAGE_REPOSITORY}:${build.version}-${hash.digest('hex').slice(0, 12)}`;
 }

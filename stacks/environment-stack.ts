@@ -6,6 +6,7 @@ import { Construct } from 'constructs';
 import type { EnvironmentConfig } from '../config/model';
 import { Image } from '@cdktf/provider-docker/lib/image';
 import { environmentImage } from '../constructs/default-images';
+import { AgentImageBuild, agentBuildArgs, agentImageName } from './backup-image';
 import { EnvironmentImages } from '../constructs/images';
 import { OffsiteBucket } from '../constructs/offsite-bucket';
 import { EnvironmentNetwork } from '../constructs/network';
@@ -23,9 +24,10 @@ export interface EnvironmentStackProps {
   readonly localStatePath?: string;
   /**
    * How to build the backup agent's image when the environment names no `images.backup`: the build
-   * context relative to the stack's working directory, the Dockerfile inside it, and the tag.
+   * context relative to the stack's working directory, the Dockerfile inside it, and what its tag
+   * is made of (stacks/backup-image.ts).
    */
-  readonly backupImageBuild: { readonly context: string; readonly dockerfile: string; readonly name: string };
+  readonly backupImageBuild: AgentImageBuild;
 }
 
 /** One environment: its providers and backend, its network, and every tenant deployed to it. */
@@ -100,12 +102,13 @@ export class EnvironmentStack extends TerraformStack {
   }
 
   /** The agent image: the environment's registry image, or built on the Docker host from this repository. */
-  private backupImage(env: EnvironmentConfig, images: EnvironmentImages, build: EnvironmentStackProps['backupImageBuild']): string {
+  private backupImage(env: EnvironmentConfig, images: EnvironmentImages, build: AgentImageBuild): string {
     if (env.images.backup) return images.use(env.images.backup);
+    const buildArgs = agentBuildArgs(environmentImage.redis(env.images));
     const image = new Image(this, 'backup-image', {
-      name: build.name,
+      name: agentImageName(build, buildArgs),
       keepLocally: true,
-      buildAttribute: { context: build.context, dockerfile: build.dockerfile, label: { 'tenantry.service': 'backup' } },
+      buildAttribute: { context: build.context, dockerfile: build.dockerfile, buildArgs, label: { 'tenantry.service': 'backup' } },
     });
     return image.imageId;
   }

@@ -8,7 +8,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { isMainThread, Worker, workerData, parentPort } from 'worker_threads';
 import type { EnvironmentConfig } from '../config/model';
-import { AGENT_CONTEXT_DIR, AGENT_DOCKERFILE, agentImageContext, agentImageName, writeAgentImageContext } from './backup-image';
+import { AGENT_CONTEXT_DIR, AGENT_DOCKERFILE, AgentImageBuild, agentImageContext, writeAgentImageContext } from './backup-image';
 import { NFS_PREPARE_SCRIPT, nfsPrepareScript } from './nfs-prepare';
 
 /*
@@ -101,8 +101,8 @@ interface UnitSettings {
   readonly root: string;
   readonly outdir: string;
   readonly scratch: string;
-  /** The backup agent image's tag (see stacks/backup-image.ts). */
-  readonly backupImageName: string;
+  /** The package version and the agent image context's hash, which its tags are made of (see stacks/backup-image.ts). */
+  readonly backupImage: Pick<AgentImageBuild, 'version' | 'contextHash'>;
 }
 
 /**
@@ -117,7 +117,7 @@ export async function synthesizeEnvironments(environments: readonly EnvironmentC
   fs.mkdirSync(path.join(options.scratch, Manifest.stacksFolder), { recursive: true });
   const context = agentImageContext(options.repo);
   writeAgentImageContext(context, path.join(options.scratch, AGENT_CONTEXT_DIR));
-  const settings: UnitSettings = { root: options.root, outdir: options.outdir, scratch: options.scratch, backupImageName: agentImageName(packageVersion(options.repo), context) };
+  const settings: UnitSettings = { root: options.root, outdir: options.outdir, scratch: options.scratch, backupImage: { version: packageVersion(options.repo), contextHash: context.hash } };
 
   // Largest first, so the last environment to start is a small one.
   const order = environments.map((_, i) => i).sort((a, b) => environments[b].tenants.length - environments[a].tenants.length || a - b);
@@ -194,7 +194,7 @@ function synthesizeUnit(environment: EnvironmentConfig, settings: UnitSettings):
   const stack = new EnvironmentStack(app, environment.name, {
     environment,
     localStatePath: localStatePath(settings.root, settings.outdir, environment),
-    backupImageBuild: backupImageBuild(settings.outdir, environment.name, settings.backupImageName),
+    backupImageBuild: backupImageBuild(settings.outdir, environment.name, settings.backupImage),
   });
   try {
     if (useCdktfStep('prepare')) stack.prepareStack();
@@ -231,8 +231,8 @@ function policyErrors(app: App, environment: EnvironmentConfig): string[] {
 }
 
 /** The agent image is built from the context synth writes into the output directory (stacks/backup-image.ts). */
-export function backupImageBuild(outdir: string, env: string, name: string): { context: string; dockerfile: string; name: string } {
-  return { context: path.relative(path.join(outdir, 'stacks', env), path.join(outdir, AGENT_CONTEXT_DIR)), dockerfile: AGENT_DOCKERFILE, name };
+export function backupImageBuild(outdir: string, env: string, image: Pick<AgentImageBuild, 'version' | 'contextHash'>): AgentImageBuild {
+  return { context: path.relative(path.join(outdir, 'stacks', env), path.join(outdir, AGENT_CONTEXT_DIR)), dockerfile: AGENT_DOCKERFILE, ...image };
 }
 
 /** The local backend's state file, relative to the stack's working directory as Terraform wants it. */

@@ -428,6 +428,29 @@ describe('Redis restore: every key, as bytes (real redis-server)', () => {
     fs.rmSync(damaged, { recursive: true });
   }, 60_000);
 
+  test('an RDB in a format newer than the agent\'s Redis: the check and the restore say the backup image is older than the server', async () => {
+    const used = await target('newer-format-target');
+    await command(used.port, 'SET', 'bulk:1', 'the target\'s own value');
+    const before = await keyspace(used.port);
+    const [manifest] = await manifests(config, 'cache');
+    // A real dump from this suite's servers (Debian's 7.0, which reads formats up to 10), its
+    // header raised to what Redis 7.4 writes.
+    const newer = path.join(config.backupDir, 'cache', 'newer-format');
+    fs.mkdirSync(newer);
+    const rdb = fs.readFileSync(path.join(config.backupDir, 'cache', manifest.id, 'dump.rdb'));
+    expect(rdb.subarray(0, 5).toString()).toBe('REDIS');
+    fs.writeFileSync(path.join(newer, 'dump.rdb'), Buffer.concat([Buffer.from('REDIS0012'), rdb.subarray(9)]));
+    const { agent } = testAgent(config, env);
+    const driver = new RedisDriver(config.jobs[0] as Extract<AgentConfig['jobs'][number], { kind: 'redis' }>);
+    const tooOld = (tool: string) =>
+      new RegExp(`^dump\\.rdb is written in RDB format version 12 \\(header "REDIS0012"\\) that ${tool} of Redis 7\\.0\\.\\d+ cannot read: the backup image's Redis is older than the server's: rebuild it with the server's image`);
+
+    await expect(driver.check(newer)).rejects.toThrow(tooOld('redis-check-rdb'));
+    await expect(driver.restore({ dir: newer, manifest, target: `127.0.0.1:${used.port}`, force: true, withGlobals: false, commandLine: 'tenantry-agent restore redis' }, { log: agent.log, signal: agent.signal, env })).rejects.toThrow(tooOld('redis-server'));
+    expectSameKeyspace(await keyspace(used.port), before, 0);
+    fs.rmSync(newer, { recursive: true });
+  }, 60_000);
+
   test('keys deleted from the private server mid-restore: the restore fails, naming them', async () => {
     const fresh = await target('deleted-mid-restore');
     const victims = [notUtf8(7), Buffer.from('bulk:7'), bytes(0x00)];

@@ -62,6 +62,11 @@ return {page[1], page[2], expiries, payloads}
  * takes minutes for a large dataset; it keeps the link alive meanwhile, but the file does not grow.
  */
 const RDB_STALL_MS = 10 * 60_000;
+/**
+ * What redis-check-rdb and redis-server (2.x to 8.x) print when an RDB's format is newer than
+ * they know: the file was written by a newer Redis than the agent's tools.
+ */
+const FORMAT_REFUSED = /Can't handle RDB format version \d+/;
 
 interface RedisNode {
   host: string;
@@ -169,7 +174,14 @@ export class RedisDriver implements JobDriver {
   }
 
   async check(dir: string): Promise<string> {
-    const output = await runTool('redis-check-rdb', [path.join(dir, RDB_FILE)]);
+    const rdb = path.join(dir, RDB_FILE);
+    let output: string;
+    try {
+      output = await runTool('redis-check-rdb', [rdb]);
+    } catch (error) {
+      if (FORMAT_REFUSED.test((error as Error).message)) throw await tooOldForRdb(rdb, 'redis-check-rdb');
+      throw error;
+    }
     if (!output.includes('RDB looks OK')) throw new Error(`redis-check-rdb did not confirm the file: ${output.slice(-500)}`);
     const keys = /(\d+) keys read/.exec(output)?.[1] ?? '?';
     return `redis-check-rdb: OK, ${keys} keys`;
@@ -263,6 +275,33 @@ async function selectEach(target: RedisConnection, databases: ReadonlyMap<number
 /** Total keys in an `INFO keyspace` reply (`db0:keys=3,expires=0,…`). */
 function keyCount(keyspace: Record<string, string>): number {
   return Object.values(keyspace).reduce((sum, value) => sum + Number(/keys=(\d+)/.exec(value)?.[1] ?? 0), 0);
+}
+
+/** The RDB format version in a file's header ("REDIS0012": 12), if it has one. */
+async function rdbFormatVersion(rdb: string): Promise<{ header: string; version: number } | undefined> {
+  const file = await fs.promises.open(rdb, 'r');
+  try {
+    const { buffer, bytesRead } = await file.read(Buffer.alloc(9), 0, 9, 0);
+    const header = buffer.subarray(0, bytesRead).toString('latin1');
+    return /^REDIS\d{4}$/.test(header) ? { header, version: Number(header.slice(5)) } : undefined;
+  } finally {
+    await file.close();
+  }
+}
+
+/**
+ * A tool (redis-check-rdb or redis-server, one binary) refused the RDB's format: the agent's Redis
+ * is older than the server that wrote it.
+ */
+async function tooOldForRdb(rdb: string, tool: string): Promise<Error> {
+  const format = await rdbFormatVersion(rdb);
+  const written = format === undefined ? 'in a format' : `in RDB format version ${format.version} (header "${format.header}")`;
+  // "Redis server v=7.2.11 sha=… malloc=…": the release is what the reader needs.
+  const release = /\bv=(\S+)/.exec(await toolVersion('redis-server'))?.[1] ?? 'unknown';
+  return new Error(
+    `${path.basename(rdb)} is written ${written} that ${tool} of Redis ${release} cannot read: the backup image's Redis is older than the server's: ` +
+      "rebuild it with the server's image (its REDIS_IMAGE build argument is the environment's images.redis)",
+  );
 }
 
 async function redisCheckRdbVersion(): Promise<string> {
@@ -365,7 +404,11 @@ class ScratchRedis {
     this.child.once('exit', (code, signal) => (exited = signal ?? `exit code ${code}`));
     this.child.once('error', (error) => (exited = error.message));
     while (Date.now() < deadline && !ctx.signal.aborted) {
-      if (exited !== undefined) throw new Error(`the scratch redis-server stopped while loading the RDB (${exited}): ${await this.logTail()}`);
+      if (exited !== undefined) {
+        const log = await this.logTail();
+        if (FORMAT_REFUSED.test(log)) throw await tooOldForRdb(path.join(this.dir, RDB_FILE), 'redis-server');
+        throw new Error(`the scratch redis-server stopped while loading the RDB (${exited}): ${log}`);
+      }
       try {
         const connection = await RedisConnection.open({ path: this.socket }, undefined);
         try {

@@ -114,7 +114,7 @@ describe('Backup construct in an environment stack', () => {
   });
 
   it('builds the agent image from the context synth writes when the environment names none', () => {
-    expect(byType(perTenant, 'docker_image').find(([, i]) => i.name === BACKUP_IMAGE_BUILD.name)![1].build).toMatchObject({
+    expect(byType(perTenant, 'docker_image').find(([, i]) => String(i.name).startsWith(`tenantry/backup-agent:${BACKUP_IMAGE_BUILD.version}-`))![1].build).toMatchObject({
       context: '../../backup-agent-context',
       dockerfile: 'runtime/agent/Dockerfile',
     });

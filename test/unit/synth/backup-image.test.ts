@@ -1,8 +1,9 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { AGENT_CONTEXT_DIR, AGENT_DOCKERFILE, agentImageContext, dockerfileSources, writeAgentImageContext } from '../../../stacks/backup-image';
+import { DEFAULT_IMAGES } from '../../../constructs/default-images';
+import { AGENT_CONTEXT_DIR, AGENT_DOCKERFILE, agentBuildArgs, agentImageContext, agentImageName, dockerfileSources, writeAgentImageContext } from '../../../stacks/backup-image';
 import { synthesizeEnvironments } from '../../../stacks/synth';
-import { loadOrThrow, REPO_ROOT } from './support';
+import { loadOrThrow, REPO_ROOT, synthEnvironment } from './support';
 
 /*
  * The backup agent's image: built from a context of exactly the files its Dockerfile copies, and
@@ -94,11 +95,13 @@ describe('synth builds the agent image from that context, tagged by its hash', (
   test('the context folder beside the stacks is exactly the context; the tag is version-hash; the JSON byte-identical on a second run', async () => {
     const first = await synth(REPO_ROOT);
     const context = agentImageContext(REPO_ROOT);
+    const buildArgs = { REDIS_IMAGE: DEFAULT_IMAGES.redis };
     expect(first.image('dev')).toMatchObject({
-      name: `tenantry/backup-agent:0.1.0-${context.hash.slice(0, 12)}`,
+      name: agentImageName({ version: '0.1.0', contextHash: context.hash }, buildArgs),
       keep_locally: true,
-      build: { context: `../../${AGENT_CONTEXT_DIR}`, dockerfile: AGENT_DOCKERFILE, label: { 'tenantry.service': 'backup' } },
+      build: { context: `../../${AGENT_CONTEXT_DIR}`, dockerfile: AGENT_DOCKERFILE, build_args: buildArgs, label: { 'tenantry.service': 'backup' } },
     });
+    expect(first.image('dev').name).toMatch(/^tenantry\/backup-agent:0\.1\.0-[0-9a-f]{12}$/);
     const written = agentImageContext(path.join(first.scratch, AGENT_CONTEXT_DIR));
     expect(written.files.map((f) => f.path)).toEqual(context.files.map((f) => f.path));
     expect(written.hash).toBe(context.hash);
@@ -118,5 +121,63 @@ describe('synth builds the agent image from that context, tagged by its hash', (
       expect(after.image(env).name).not.toBe(before.image(env).name);
       expect(after.stacks[env].replace(after.image(env).name, '')).toBe(before.stacks[env].replace(before.image(env).name, ''));
     }
+  });
+});
+
+/*
+ * The agent's Redis tools come from the tenants' Redis image: Alpine's own redis package (7.2,
+ * RDB format 11) refuses what Redis 7.4 writes (format 12). No registry can be reached here, so
+ * no test runs `docker build`: the Dockerfile is checked as text, the build arguments in the JSON.
+ */
+describe("the agent image's Redis tools are the environment's Redis image's", () => {
+  const dockerfile = fs.readFileSync(path.join(REPO_ROOT, AGENT_DOCKERFILE), 'utf8');
+  const instructions = dockerfile
+    .replace(/\\\r?\n/g, ' ')
+    .split('\n')
+    .map((l) => l.trim().replace(/\s+/g, ' '))
+    .filter((l) => l !== '' && !l.startsWith('#'));
+  const finalStage = instructions.slice(instructions.map((l) => l.startsWith('FROM ')).lastIndexOf(true));
+
+  test('Dockerfile text (no docker build here): a stage FROM the REDIS_IMAGE build argument, with no default', () => {
+    const firstFrom = instructions.findIndex((l) => l.startsWith('FROM '));
+    expect(instructions.slice(0, firstFrom)).toEqual(['ARG REDIS_IMAGE']);
+    expect(instructions).toContain('FROM ${REDIS_IMAGE} AS redis');
+  });
+
+  test("Dockerfile text (no docker build here): the final stage has redis-server, redis-cli and redis-check-rdb from the redis stage, and no Alpine redis package", () => {
+    expect(finalStage).toContain('COPY --from=redis /usr/local/bin/redis-server /usr/local/bin/redis-cli /usr/local/bin/');
+    // The official images' redis-check-rdb is redis-server under another name, as here.
+    const run = finalStage.find((l) => l.includes('redis-check-rdb'))!;
+    expect(run).toMatch(/^RUN ln -s redis-server \/usr\/local\/bin\/redis-check-rdb && redis-server --version && redis-cli --version && redis-check-rdb --version /);
+    for (const install of instructions.filter((l) => l.includes('apk add'))) expect(install).not.toMatch(/\sredis(\s|$)/);
+  });
+
+  test('the docker_image build has build_args REDIS_IMAGE = the environment\'s Redis image: the default, or its images.redis', () => {
+    const environments = loadOrThrow(REPO_ROOT).environments;
+    const image = (name: string) => {
+      const { doc } = synthEnvironment(environments.find((e) => e.name === name)!);
+      return (doc.resource!.docker_image as Record<string, { name: string; build: { build_args: Record<string, string> } }>)['backup-image'];
+    };
+    const dev = image('dev');
+    const prod = image('prod');
+    expect(environments.find((e) => e.name === 'dev')!.images.redis).toBeUndefined();
+    expect(dev.build.build_args).toEqual({ REDIS_IMAGE: DEFAULT_IMAGES.redis });
+    expect(prod.build.build_args).toEqual({ REDIS_IMAGE: 'registry.example.com/mirror/redis:7.4.2-alpine' });
+    expect(prod.name).not.toBe(dev.name);
+  });
+
+  test('the tag changes with the Redis image, and only with what builds the image', () => {
+    const build = { version: '0.1.0', contextHash: 'a'.repeat(64) };
+    const tag = (redis: string) => agentImageName(build, agentBuildArgs(redis));
+    expect(tag('redis:7.4.2-alpine')).toBe(tag('redis:7.4.2-alpine'));
+    expect(tag('redis:7.4.3-alpine')).not.toBe(tag('redis:7.4.2-alpine'));
+    expect(agentImageName({ ...build, contextHash: 'b'.repeat(64) }, agentBuildArgs('redis:7.4.2-alpine'))).not.toBe(tag('redis:7.4.2-alpine'));
+    expect(agentImageName({ ...build, version: '0.2.0' }, agentBuildArgs('redis:7.4.2-alpine'))).toMatch(/^tenantry\/backup-agent:0\.2\.0-/);
+
+    const environment = loadOrThrow(REPO_ROOT).environments.find((e) => e.name === 'dev')!;
+    const named = (redis: string | undefined) =>
+      (synthEnvironment({ ...environment, images: { ...environment.images, redis } }).doc.resource!.docker_image as Record<string, { name: string }>)['backup-image'].name;
+    expect(named(undefined)).toBe(named(DEFAULT_IMAGES.redis));
+    expect(named('registry.example.com/redis:8.0.2-alpine')).not.toBe(named(undefined));
   });
 });

@@ -162,7 +162,8 @@ test('a Debian-based Postgres or Redis image gets its own user\'s owner', () => 
       docker: { host: 'unix:///var/run/docker.sock' },
       network: { name: 'tenantry-prod', subnet: '172.31.0.0/16' },
       storage: { kind: 'nfs', server: 'nfs-1.example.com', export: '/exports/' },
-      images: { postgres: 'registry.example.com/postgres:16.4-bookworm', redis: 'redis:7.4.2' },
+      // A Debian-based Redis image needs the environment's own agent image (config/schema.ts).
+      images: { postgres: 'registry.example.com/postgres:16.4-bookworm', redis: 'redis:7.4.2', backup: 'registry.example.com/tenantry/backup-agent:1.0.0' },
       backend: { kind: 'local' },
     },
     'tenants/acme.yaml': { name: 'acme', environments: ['prod'], services: { postgres: {}, redis: {} } },

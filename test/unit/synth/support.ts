@@ -16,7 +16,7 @@ export { containers } from '../constructs/support';
 export const REPO_ROOT = path.resolve(__dirname, '../../..');
 
 /** What main.ts passes for the agent image; fixed here so the output does not depend on paths. */
-export const BACKUP_IMAGE_BUILD = { context: '../../backup-agent-context', dockerfile: 'runtime/agent/Dockerfile', name: 'tenantry/backup-agent:0.1.0-0123456789ab' };
+export const BACKUP_IMAGE_BUILD = { context: '../../backup-agent-context', dockerfile: 'runtime/agent/Dockerfile', version: '0.1.0', contextHash: '0123456789ab'.repeat(5) + '0123' };
 
 export function loadOrThrow(root: string): TenantryConfig {
   const result = loadConfig(root);
