@@ -376,7 +376,8 @@ describe('Redis restore: every key, as bytes (real redis-server)', () => {
   }, 60_000);
 
   test('--force on a target with other keys, in other databases too, ends with exactly the backup\'s keyspace', async () => {
-    const used = await target('used');
+    // A maxmemory with room for the backup does not stop it.
+    const used = await target('used', ['maxmemory 64mb']);
     await withRedis(used.port, async (c) => {
       await c.command('SET', 'unrelated', 'survived the restore');
       await c.command('HSET', 'bulk:1', 'same name', 'other type');
@@ -408,6 +409,25 @@ describe('Redis restore: every key, as bytes (real redis-server)', () => {
     expectSameKeyspace(await keyspace(replica.port), before, 0);
     expect(toReplica.code).toBe(2);
     expect(toReplica.stderr).toBe(`tenantry-agent: Redis at 127.0.0.1:${replica.port} is a replica (of 127.0.0.1:${fewDatabases.port}); restore into its master, which passes the keys on\n`);
+  }, 60_000);
+
+  test('--force into a target whose maxmemory cannot hold the backup is refused before anything is emptied', async () => {
+    // Room for the target's own keys, not for the backup's (about 3 MiB loaded).
+    const small = await target('too-small-for-force', ['maxmemory 2mb', 'maxmemory-policy noeviction']);
+    await withRedis(small.port, async (c) => {
+      await c.command('SET', 'bulk:1', 'the target\'s own value');
+      await c.command('SELECT', '5');
+      await c.command('SET', 'unrelated in db 5', 'kept');
+    });
+    const before = await keyspace(small.port);
+    const result = await restore(small.port, '--force');
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(new RegExp(
+      `^tenantry-agent: the backup needs about (\\d+\\.\\d) MiB on Redis at 127\\.0\\.0\\.1:${small.port} \\((\\d+\\.\\d) MiB loaded, plus 10% for differences between servers and its replication backlog\\), ` +
+        'more than its maxmemory of 2\\.0 MiB; nothing was changed: raise maxmemory \\(CONFIG SET maxmemory, and in its config file\\) or restore into a larger server\n$',
+    ));
+    expect(result.logs).not.toContainEqual(expect.objectContaining({ msg: 'emptying the target before the restore (--force)' }));
+    expectSameKeyspace(await keyspace(small.port), before, 0);
   }, 60_000);
 
   test('a --force restore of an RDB that does not load leaves the target as it was', async () => {

@@ -7,8 +7,9 @@
  * link of dump.rdb and copies every key of every database to the target with DUMP and RESTORE,
  * names and values as bytes, TTLs as they are. The target is a running master (by default the
  * current one, which passes the keys on to its replicas). It must hold no keys, unless --force:
- * then, once the backup has loaded and the target has passed its checks, the target is emptied
- * (FLUSHALL, every database), so it ends with exactly the backup's keyspace. Afterwards every key
+ * then, once the backup has loaded and the target has passed its checks (every database of the
+ * backup, room for it under its maxmemory), the target is emptied (FLUSHALL, every database), so
+ * it ends with exactly the backup's keyspace. Afterwards every key
  * of the backup, read again from a fresh load of the file, must be on the target (or have
  * expired); a restore that is short of even one key fails and names the keys. Nothing on the
  * target host's disk is touched. (Offline alternative: stop the server, put dump.rdb into its
@@ -67,6 +68,18 @@ const RDB_STALL_MS = 10 * 60_000;
  * they know: the file was written by a newer Redis than the agent's tools.
  */
 const FORMAT_REFUSED = /Can't handle RDB format version \d+/;
+/**
+ * What a backup may take on the target beyond what it takes loaded on the private server, as a
+ * share of that. The target may be another Redis version, or set other thresholds for compact
+ * encodings (RESTORE keeps a value's listpack/intset form only where the target's limits allow,
+ * and a hash or set in its plain form takes several times the bytes), and its allocator rounds
+ * other sizes; a batch of RESTOREs (COPY_BATCH payloads) waits in its query buffer. A tenth
+ * covers rounding and a batch in flight; it is an estimate, not a promise: a target that still
+ * runs out of room (much smaller encoding limits, say) fails the restore naming the keys it could
+ * not place (see summarize). Refusing a restore that would have fitted costs a CONFIG SET; letting
+ * one through that does not fit costs the target's data.
+ */
+const MEMORY_MARGIN = 0.1;
 
 interface RedisNode {
   host: string;
@@ -203,6 +216,7 @@ export class RedisDriver implements JobDriver {
         const databases = await scratch.databases();
         await selectEach(target, databases);
         if (request.force) {
+          await refuseTooSmall(target, await scratch.usedMemory());
           ctx.log.warn('emptying the target before the restore (--force)', { address: target.address, keys: held });
           await target.command('FLUSHALL');
         }
@@ -270,6 +284,26 @@ async function selectEach(target: RedisConnection, databases: ReadonlyMap<number
       throw new UserError(`the backup holds keys in database ${db}, which Redis at ${target.address} refuses (${error.reply}); raise \`databases\` in its config`);
     }
   }
+}
+
+/**
+ * Emptying a target whose maxmemory cannot hold the backup would trade its data for a partial
+ * copy: refused while nothing is touched. The backup needs what it uses on the private server
+ * (a server's startup overhead included, which the target has too), the margin, and the target's
+ * replication backlog, which FLUSHALL keeps and the private server never has. maxmemory 0: no limit.
+ * Read from INFO memory, which answers where CONFIG is renamed away (managed Redis services).
+ */
+async function refuseTooSmall(target: RedisConnection, backupBytes: number): Promise<void> {
+  const memory = parseInfo(await target.command('INFO', 'memory'));
+  const maxmemory = Number(memory.maxmemory ?? 0);
+  if (!(maxmemory > 0)) return;
+  const needed = Math.ceil(backupBytes * (1 + MEMORY_MARGIN)) + Number(memory.mem_replication_backlog ?? 0);
+  if (needed <= maxmemory) return;
+  const mb = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+  throw new UserError(
+    `the backup needs about ${mb(needed)} on Redis at ${target.address} (${mb(backupBytes)} loaded, plus ${MEMORY_MARGIN * 100}% for differences between servers and its replication backlog), ` +
+      `more than its maxmemory of ${mb(maxmemory)}; nothing was changed: raise maxmemory (CONFIG SET maxmemory, and in its config file) or restore into a larger server`,
+  );
 }
 
 /** Total keys in an `INFO keyspace` reply (`db0:keys=3,expires=0,…`). */
@@ -439,6 +473,16 @@ class ScratchRedis {
   /** No reply timeout: the server is private and bounds itself; a big batch takes what it takes. */
   private connect(): Promise<RedisConnection> {
     return RedisConnection.open({ path: this.socket }, undefined, 5000, 0);
+  }
+
+  /** Bytes the loaded backup takes (INFO memory used_memory), as maxmemory counts them. */
+  async usedMemory(): Promise<number> {
+    const source = await this.connect();
+    try {
+      return Number(parseInfo(await source.command('INFO', 'memory')).used_memory);
+    } finally {
+      source.close();
+    }
   }
 
   /** Keys per database (DBSIZE), for every database that holds any. */
