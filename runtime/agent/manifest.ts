@@ -7,7 +7,10 @@
  * records a verification or an off-site copy keeps text and checksum together. A manifest whose
  * checksum does not match is damaged and refused before anything is restored, verified or
  * uploaded. A manifest without the key was written by an agent before checksums: it is read, and
- * listed as "manifest without checksum" (its data files are still checked against their sha256).
+ * listed as "manifest without checksum" (its data files are still checked against their sha256),
+ * unless it shows it is not that old: a field only checksum-writing agents write, or a key that
+ * looks like "checksum" with a byte changed. Otherwise one damaged byte in the key's name would
+ * pass any change to the rest as a legacy manifest.
  */
 import { createHash } from 'crypto';
 import { z } from 'zod';
@@ -82,6 +85,16 @@ export type CheckResult = z.infer<typeof checkResult>;
 export type OffsiteState = z.infer<typeof offsiteState>;
 
 const CHECKSUM_KEY = 'checksum';
+/**
+ * Fields that came with the checksum (agents before it never wrote them), each with why: their
+ * presence in a manifest without a checksum means the checksum key was lost or damaged.
+ */
+const WRITTEN_ONLY_WITH_CHECKSUM: readonly string[] = [
+  // Added by the same change as the checksum (manual runs); every manifest since carries it.
+  'trigger',
+];
+/** How many characters of a key may differ from "checksum" for it to count as a damaged one. */
+const CHECKSUM_KEY_LOOKALIKE_DIFFERENCES = 2;
 
 /** `verified`: the manifest's own checksum matched; `absent`: written before checksums. */
 export type ManifestIntegrity = 'verified' | 'absent';
@@ -105,10 +118,37 @@ export function readManifest(text: string, where: string): { manifest: Manifest;
     if (recorded !== actual) throw new Error(`${where}: manifest is damaged: its checksum is ${String(recorded)}, its content hashes to ${actual}`);
     value = body;
     integrity = 'verified';
+  } else if (typeof value === 'object' && value !== null) {
+    refuseFalseLegacy(value as Record<string, unknown>, where);
   }
   const result = manifestSchema.safeParse(value);
   if (!result.success) throw new Error(`${where}: manifest is malformed: ${result.error.issues[0]?.message ?? 'unknown problem'}`);
   return { manifest: result.data, integrity };
+}
+
+/** A manifest without a checksum that an agent before checksums cannot have written is damaged. */
+function refuseFalseLegacy(value: Record<string, unknown>, where: string): void {
+  const newer = WRITTEN_ONLY_WITH_CHECKSUM.find((key) => key in value);
+  if (newer !== undefined) {
+    throw new Error(`${where}: manifest is damaged: it has no "${CHECKSUM_KEY}" key but carries "${newer}", which only agents that write checksums write`);
+  }
+  const known = new Set(Object.keys(manifestSchema.shape));
+  const lookalike = Object.keys(value).find((key) => !known.has(key) && looksLikeChecksumKey(key, value[key]));
+  if (lookalike !== undefined) {
+    throw new Error(`${where}: manifest is damaged: its key ${JSON.stringify(lookalike)} looks like a damaged "${CHECKSUM_KEY}" key`);
+  }
+}
+
+/**
+ * A changed byte keeps the name's length (an invalid UTF-8 byte reads as one U+FFFD) and the
+ * value's "sha256:" prefix, unless it hit the value too.
+ */
+function looksLikeChecksumKey(key: string, recorded: unknown): boolean {
+  if (typeof recorded === 'string' && recorded.startsWith('sha256:')) return true;
+  if (key.length !== CHECKSUM_KEY.length) return false;
+  let differences = 0;
+  for (let i = 0; i < key.length; i++) if (key[i].toLowerCase() !== CHECKSUM_KEY[i]) differences++;
+  return differences <= CHECKSUM_KEY_LOOKALIKE_DIFFERENCES;
 }
 
 export function parseManifest(text: string, where: string): Manifest {

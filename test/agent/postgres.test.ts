@@ -142,7 +142,7 @@ describe('Postgres backup job (real PostgreSQL server)', () => {
     const [backup] = await manifests(config, 'pg');
     const id = 'pg-20000101T000000.000Z';
     fs.cpSync(store.backupDir(backup.id), store.backupDir(id), { recursive: true });
-    fs.writeFileSync(path.join(store.backupDir(id), 'manifest.json'), JSON.stringify({ ...backup, id, startedAt: '2000-01-01T00:00:00.000Z', verified: undefined }));
+    fs.writeFileSync(path.join(store.backupDir(id), 'manifest.json'), JSON.stringify({ ...backup, id, startedAt: '2000-01-01T00:00:00.000Z', verified: undefined, trigger: undefined }));
     fs.appendFileSync(path.join(store.backupDir(id), 'globals.sql'), '-- changed\n');
     try {
       const result = await cli(['verify', id, '--config', configPath], env);
