@@ -57,12 +57,51 @@ const postgresVersion = z
   .default(POSTGRES_VERSIONS.default);
 
 /**
+ * Server parameters a YAML file may not set, each with what it does (the refusal's reason): they
+ * run shell commands, load code into the server, or replace the files that decide who may log in.
+ * Whoever can edit a tenant file (or an environment's sharedPostgres) would get a shell in the
+ * database container, or a login without a password, through them.
+ */
+const REFUSED_POSTGRES_PARAMETERS: Readonly<Record<string, string>> = {
+  // Shell commands, run through /bin/sh by the server.
+  archive_command: 'runs a shell command for every WAL segment (backups are the backup agent\'s job)',
+  archive_cleanup_command: 'runs a shell command at every restartpoint of a standby',
+  restore_command: 'runs a shell command to fetch WAL during recovery (restores are `tenantry-agent restore`)',
+  recovery_end_command: 'runs a shell command at the end of recovery',
+  ssl_passphrase_command: 'runs a shell command to get the passphrase of the SSL key',
+  // Libraries, loaded into the server's processes.
+  archive_library: 'loads a library to archive WAL',
+  shared_preload_libraries: 'loads libraries into the server at start',
+  local_preload_libraries: 'loads libraries into every session',
+  session_preload_libraries: 'loads libraries into every session',
+  dynamic_library_path: 'chooses where the server loads libraries (LOAD, C functions) from',
+  jit_provider: 'loads a library as the JIT compiler',
+  // Files in place of the ones Tenantry's image and init script set up.
+  hba_file: 'replaces the rules of who may log in and how (pg_hba.conf)',
+  ident_file: 'replaces the user name maps pg_hba.conf logins use',
+  config_file: 'replaces the server\'s configuration file',
+  data_directory: 'moves the server\'s data away from its volume',
+};
+
+/**
  * Server parameters, passed to postgres as `-c key=value` arguments (one argv entry each, no
  * shell). A value may hold spaces, quotes and "$" (log_line_prefix does), not control characters:
  * a newline would end a line of postgresql.conf-style parsing and of every log that shows it.
  */
 const postgresParameters = z.record(
-  z.string().regex(/^[a-z][a-z0-9_.]*$/, 'must be a PostgreSQL parameter name'),
+  z
+    .string()
+    .regex(/^[a-z][a-z0-9_.]*$/, 'must be a PostgreSQL parameter name')
+    .superRefine((name, ctx) => {
+      const why = Object.hasOwn(REFUSED_POSTGRES_PARAMETERS, name) ? REFUSED_POSTGRES_PARAMETERS[name] : undefined;
+      if (why === undefined) return;
+      ctx.addIssue({
+        code: 'custom',
+        message:
+          `must not be set in YAML: it ${why}, which hands whoever edits this file the server's own powers (its postgres user owns every database on it); ` +
+          "remove it (if the server really needs it, whoever runs the Docker host sets it in the server's own postgresql.conf, in its data directory)",
+      });
+    }),
   z.union([
     z.string().regex(/^[^\x00-\x1f\x7f]*$/, 'must not contain control characters (newlines, tabs): write the value on one line'),
     z.number(),
