@@ -3,7 +3,7 @@
  * restore itself runs against real servers in test/agent/postgres-restore.test.ts.
  */
 import {
-  affixedName, BEFORE_RESTORE_INFIX, databaseEntries, isAffixedName, renameDatabaseSql, RESTORING_INFIX, rolesOfGlobals, rollUpHashPartitions, sqlNamesRole, unrestorableName,
+  affixedName, BEFORE_RESTORE_INFIX, databaseEntries, globalsForMissingRoles, isAffixedName, renameDatabaseSql, RESTORING_INFIX, rolesOfGlobals, rollUpHashPartitions, sqlNamesRole, unrestorableName,
 } from '../../runtime/agent/jobs/postgres-restore';
 
 describe('names of temporary and kept databases', () => {
@@ -111,6 +111,24 @@ describe('the archive\'s database entries, renamed', () => {
 });
 
 describe('roles the archive needs', () => {
+  const globals = [
+    '\\restrict k', 'SET default_transaction_read_only = off;', 'SET standard_conforming_strings = on;', '-- Roles',
+    'CREATE ROLE app_owner;', "ALTER ROLE app_owner WITH NOSUPERUSER INHERIT NOCREATEROLE NOCREATEDB LOGIN NOREPLICATION NOBYPASSRLS PASSWORD 'SCRAM-SHA-256$4096:a''b';",
+    'CREATE ROLE postgres;', "ALTER ROLE postgres WITH SUPERUSER INHERIT CREATEROLE CREATEDB LOGIN REPLICATION BYPASSRLS PASSWORD 'old';",
+    'CREATE ROLE reader;', 'ALTER ROLE reader WITH NOSUPERUSER LOGIN;', "ALTER ROLE reader SET search_path TO 'x';",
+    'GRANT reader TO app_owner WITH INHERIT TRUE GRANTED BY postgres;', 'GRANT pg_read_all_data TO reader GRANTED BY postgres;',
+  ].join('\n');
+
+  test('--with-globals applies the CREATE ROLE, attributes and memberships of the missing roles only (M2)', () => {
+    expect(globalsForMissingRoles(globals, new Set(['app_owner']))).toBe([
+      'CREATE ROLE app_owner;',
+      "ALTER ROLE app_owner WITH NOSUPERUSER INHERIT NOCREATEROLE NOCREATEDB LOGIN NOREPLICATION NOBYPASSRLS PASSWORD E'SCRAM-SHA-256$4096:a''b';",
+      'GRANT reader TO app_owner WITH INHERIT TRUE;',
+    ].join('\n'));
+    expect(() => globalsForMissingRoles(globals, new Set(['postgres']))).toThrow('globals.sql gives the missing role postgres SUPERUSER');
+  });
+
+
   test('globals.sql roles, quoted or not', () => {
     expect(rolesOfGlobals('CREATE ROLE app_owner;\nALTER ROLE app_owner WITH LOGIN;\nCREATE ROLE "Odd ""role""";\nCREATE ROLE postgres;\n')).toEqual(['app_owner', 'Odd "role"', 'postgres']);
   });

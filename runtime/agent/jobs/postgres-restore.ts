@@ -318,3 +318,33 @@ export function rollUpHashPartitions(counts: Record<string, number>, roots: Reco
   }
   return rolled;
 }
+
+/**
+ * The statements of globals.sql that create the roles in `missing` and nothing else: each one's
+ * CREATE ROLE and ALTER ROLE … WITH (its attributes), and the memberships (GRANT role TO role)
+ * whose member is one of them, without their GRANTED BY. Roles that exist are never altered.
+ * A role that would come back with SUPERUSER, REPLICATION or BYPASSRLS is refused: an operator
+ * creates such a role by hand.
+ */
+export function globalsForMissingRoles(globals: string, missing: ReadonlySet<string>): string {
+  const applied: string[] = [];
+  const names = (token: Token | undefined) => token !== undefined && (token.kind === 'word' || token.kind === 'identifier');
+  for (const statement of archiveStatements(globals)) {
+    const words = statement.map((token) => (token.kind === 'word' ? token.text.toUpperCase() : ''));
+    const role = statement[2];
+    if (words[0] === 'CREATE' && words[1] === 'ROLE' && statement.length === 3 && names(role) && missing.has(role.value)) {
+      applied.push(`CREATE ROLE ${role.text};`);
+    } else if (words[0] === 'ALTER' && words[1] === 'ROLE' && words[3] === 'WITH' && names(role) && missing.has(role.value)) {
+      const elevated = words.slice(4).find((word) => ['SUPERUSER', 'REPLICATION', 'BYPASSRLS'].includes(word));
+      if (elevated) throw new Error(`globals.sql gives the missing role ${role.text} ${elevated}: --with-globals creates no such role; create it yourself, then restore without --with-globals`);
+      if (!statement.slice(4).every((token) => token.kind === 'word' || token.kind === 'string' || token.kind === 'number' || token.text === '-')) throw new Error(`globals.sql has attributes of role ${role.text} in an unexpected form`);
+      applied.push(`${statement.map((token) => (token.kind === 'string' ? escapeLiteral(token.value) : token.text)).join(' ')};`);
+    } else if (words[0] === 'GRANT' && names(statement[1]) && words[2] === 'TO' && names(statement[3]) && missing.has(statement[3].value)) {
+      const by = words.indexOf('GRANTED');
+      const options = statement.slice(4, by < 0 ? undefined : by);
+      if (!options.every((token) => token.kind === 'word' || token.text === ',')) throw new Error(`globals.sql has a membership of role ${statement[3].text} in an unexpected form`);
+      applied.push(`${statement.slice(0, 4 + options.length).map((token) => token.text).join(' ')};`);
+    }
+  }
+  return applied.join('\n');
+}

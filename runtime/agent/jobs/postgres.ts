@@ -39,7 +39,7 @@ import type { Manifest } from '../manifest';
 import { BackupOutcome, DriverContext, JobDriver, RestoreRequest, selectParts } from './driver';
 import {
   affixedName, BEFORE_RESTORE_INFIX, databaseEntries, DatabaseProperties, hashPartitionRoots, isAffixedName, renameDatabaseSql,
-  restoreStamp, RESTORING_INFIX, RESTORING_MARK, rolesOfGlobals, rollUpHashPartitions, sqlNamesRole, unrestorableName,
+  restoreStamp, RESTORING_INFIX, RESTORING_MARK, rolesOfGlobals, rollUpHashPartitions, sqlNamesRole, unrestorableName, globalsForMissingRoles,
 } from './postgres-restore';
 import { CHUNK_COMPRESSION, dumpChunks, loadChunks, planSplit, SplitTable } from './postgres-tables';
 
@@ -286,11 +286,21 @@ export class PostgresDriver implements JobDriver {
     return `restored ${done.join('; ')} on ${this.pg.host}:${this.pg.port}`;
   }
 
-  /** Roles that already exist make psql report errors; those are expected, so psql continues. */
+  /**
+   * Creates the roles of globals.sql this server lacks (globalsForMissingRoles), in one
+   * transaction that stops at the first error. Roles that exist are left exactly as they are.
+   */
   private async applyGlobals(dir: string, credential: Credential, ctx: DriverContext): Promise<void> {
-    await runTool('psql', ['--quiet', '--no-psqlrc', `--file=${path.join(dir, GLOBALS_FILE)}`, `--dbname=${this.maintenanceDatabase}`], {
+    const globals = await fs.promises.readFile(path.join(dir, GLOBALS_FILE), 'utf8');
+    const missing = await this.withMaintenance(credential, ctx, async (db) =>
+      (await db.query<{ name: string }>('SELECT r.name FROM unnest($1::text[]) r(name) WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = r.name)', [rolesOfGlobals(globals)])).rows.map((r) => r.name),
+    );
+    if (missing.length === 0) return;
+    ctx.log.info('creating the roles this server lacks from globals.sql (--with-globals)', { roles: missing.join(', ') });
+    await runTool('psql', ['--quiet', '--no-psqlrc', '--set=ON_ERROR_STOP=1', '--single-transaction', `--dbname=${this.maintenanceDatabase}`], {
       env: this.toolEnv(credential),
       signal: ctx.signal,
+      input: globalsForMissingRoles(globals, new Set(missing)),
     });
   }
 
