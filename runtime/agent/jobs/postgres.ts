@@ -38,8 +38,8 @@ import { largeOutputBufferWorks, runTool, toolVersion } from '../exec';
 import type { Manifest } from '../manifest';
 import { BackupOutcome, DriverContext, JobDriver, RestoreRequest, selectParts } from './driver';
 import {
-  affixedName, BEFORE_RESTORE_INFIX, databaseEntries, DatabaseProperties, hashPartitionRoots, namePrefix, renameDatabaseSql,
-  restoreStamp, RESTORING_INFIX, rolesOfGlobals, rollUpHashPartitions, sqlNamesRole,
+  affixedName, BEFORE_RESTORE_INFIX, databaseEntries, DatabaseProperties, hashPartitionRoots, isAffixedName, renameDatabaseSql,
+  restoreStamp, RESTORING_INFIX, RESTORING_MARK, rolesOfGlobals, rollUpHashPartitions, sqlNamesRole, unrestorableName, globalsForMissingRoles,
 } from './postgres-restore';
 import { CHUNK_COMPRESSION, dumpChunks, loadChunks, planSplit, SplitTable } from './postgres-tables';
 
@@ -269,6 +269,10 @@ export class PostgresDriver implements JobDriver {
     if (request.target !== undefined && sources.length > 1) {
       throw new UserError(`--target names one database but the backup has ${sources.length} (${sources.join(', ')}); add --only <database>`);
     }
+    for (const source of sources) {
+      const problem = unrestorableName(request.target ?? source);
+      if (problem) throw new UserError(`"${request.target ?? source}" cannot be restored into: ${problem}`);
+    }
     const credential = this.restoreCredential(request, ctx);
     await this.withMaintenance(credential, ctx, (db) => this.chooseTools(db, ctx, archiveMajor(request.manifest)));
     for (const source of sources) await this.checkTarget(request.target ?? source, request.force, credential, ctx);
@@ -282,11 +286,21 @@ export class PostgresDriver implements JobDriver {
     return `restored ${done.join('; ')} on ${this.pg.host}:${this.pg.port}`;
   }
 
-  /** Roles that already exist make psql report errors; those are expected, so psql continues. */
+  /**
+   * Creates the roles of globals.sql this server lacks (globalsForMissingRoles), in one
+   * transaction that stops at the first error. Roles that exist are left exactly as they are.
+   */
   private async applyGlobals(dir: string, credential: Credential, ctx: DriverContext): Promise<void> {
-    await runTool('psql', ['--quiet', '--no-psqlrc', `--file=${path.join(dir, GLOBALS_FILE)}`, `--dbname=${this.maintenanceDatabase}`], {
+    const globals = await fs.promises.readFile(path.join(dir, GLOBALS_FILE), 'utf8');
+    const missing = await this.withMaintenance(credential, ctx, async (db) =>
+      (await db.query<{ name: string }>('SELECT r.name FROM unnest($1::text[]) r(name) WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = r.name)', [rolesOfGlobals(globals)])).rows.map((r) => r.name),
+    );
+    if (missing.length === 0) return;
+    ctx.log.info('creating the roles this server lacks from globals.sql (--with-globals)', { roles: missing.join(', ') });
+    await runTool('psql', ['--quiet', '--no-psqlrc', '--set=ON_ERROR_STOP=1', '--single-transaction', `--dbname=${this.maintenanceDatabase}`], {
       env: this.toolEnv(credential),
       signal: ctx.signal,
+      input: globalsForMissingRoles(globals, new Set(missing)),
     });
   }
 
@@ -354,7 +368,10 @@ export class PostgresDriver implements JobDriver {
     try {
       const properties = await this.databaseProperties(path.join(request.dir, archiveOf(source)), source, temp, credential, ctx);
       // Superusers ignore a connection limit, so the restore's sessions get in and nobody else does.
-      await this.withMaintenance(credential, ctx, (db) => db.query(properties.create.replace(/;$/, ' CONNECTION LIMIT = 0;')));
+      await this.withMaintenance(credential, ctx, async (db) => {
+        await db.query(properties.create.replace(/;$/, ' CONNECTION LIMIT = 0;'));
+        await db.query(`COMMENT ON DATABASE ${quoteIdent(temp)} IS '${RESTORING_MARK}'`);
+      });
       created = true;
       ctx.log.info('restoring into a temporary database', { database: target, temporary: temp });
       await this.restoreDatabase(request.dir, source, temp, { extra: [], details }, credential, ctx);
@@ -440,11 +457,21 @@ export class PostgresDriver implements JobDriver {
     }
   }
 
-  /** Half-restored databases of an earlier restore of `target` that could not drop them (a server that died). */
+  /**
+   * Half-restored databases of an earlier restore of `target` that could not drop them (a server
+   * that died): exactly `<target>__restoring_<stamp>`, and still carrying the mark the restore gave
+   * them at creation. A database merely named so is someone else's, and stays.
+   */
   private async dropLeftovers(target: string, credential: Credential, ctx: DriverContext): Promise<void> {
-    const prefix = namePrefix(target, RESTORING_INFIX);
-    const names = await this.withMaintenance(credential, ctx, async (db) => (await db.query<{ datname: string }>('SELECT datname FROM pg_database WHERE starts_with(datname, $1) ORDER BY 1', [prefix])).rows.map((r) => r.datname));
-    for (const name of names) {
+    const candidates = await this.withMaintenance(credential, ctx, async (db) =>
+      (await db.query<{ datname: string; mark: string | null }>("SELECT datname, shobj_description(oid, 'pg_database') AS mark FROM pg_database WHERE starts_with(datname, $1) ORDER BY 1", [`${target}${RESTORING_INFIX}`])).rows,
+    );
+    for (const { datname: name, mark } of candidates) {
+      if (!isAffixedName(name, target, RESTORING_INFIX)) continue;
+      if (mark !== RESTORING_MARK) {
+        ctx.log.warn('not dropping a database named like a half-restored copy: the agent did not mark it as one', { database: name });
+        continue;
+      }
       ctx.log.warn('dropping a half-restored database an earlier restore left behind', { database: name });
       await this.dropDatabase(name, credential, ctx);
     }
