@@ -69,7 +69,10 @@ ALTER ROLE :"readonly_role" SET default_transaction_read_only = on;
 -- The backup role reads every table (pg_read_all_data) past row-level security (BYPASSRLS, FORCE
 -- included), and CONNECT on the tenant's own databases is its only way in: on a shared server it
 -- cannot reach another tenant's. CREATEDB is for verification, which restores into a scratch
--- database it creates, owns and drops; it gives no access to any database it does not own.
+-- database it creates, owns and drops; it gives no access to any database it does not own. A
+-- database it creates (or renames a scratch one to) under a name another tenant of a shared server
+-- will get later stays its own: the per-database check below refuses to adopt it. On a dedicated
+-- server there is no other tenant whose name it could take, and its own tenant's is refused alike.
 ALTER ROLE :"backup_role" WITH LOGIN NOSUPERUSER CREATEDB NOCREATEROLE NOREPLICATION BYPASSRLS PASSWORD :'backup_password';
 GRANT pg_read_all_data TO :"backup_role";
 `;
@@ -112,6 +115,56 @@ GRANT EXECUTE ON FUNCTION tenantry.grant_large_objects_to_backup() TO :"backup_r
 `;
 
 /**
+ * The script never adopts a database it did not create for this tenant. On a shared server every
+ * tenant's backup role has CREATEDB, so before tenant B is provisioned tenant A's could create B's
+ * database (or rename a tenantry_verify_* scratch copy to its name), fill it and grant itself
+ * CONNECT; ALTER OWNER would hand B a database in which A's objects and grants survive. A database
+ * of the list must therefore be owned by the app role (only this script, or a superuser, can make it
+ * so: the app role lacks CREATEDB, and no other role is a member of it) and mention no role but the
+ * tenant's three and superusers, in its own owner and grants or as the owner of anything inside it
+ * (pg_shdepend records both; the bootstrap superuser's are not recorded). A superuser-owned
+ * database is refused too: the official image creates only "postgres" (POSTGRES_DB is not set), a
+ * name the config refuses for a tenant. Checked after CREATE DATABASE, which copies template1, so a
+ * foreign object planted there is caught as well. PUBLIC's default entries are allowed: a run
+ * stopped between CREATE DATABASE and REVOKE leaves them, and this one revokes them.
+ */
+const ADOPTION_CHECK_SQL = String.raw`
+SET tenantry.database = :'database';
+SET tenantry.app_role = :'app_role';
+SET tenantry.readonly_role = :'readonly_role';
+SET tenantry.backup_role = :'backup_role';
+DO $check$
+DECLARE
+  db name := current_setting('tenantry.database');
+  app name := current_setting('tenantry.app_role');
+  tenant_roles name[] := ARRAY[app, current_setting('tenantry.readonly_role'), current_setting('tenantry.backup_role')];
+  db_oid oid;
+  owner name;
+  strangers text;
+  inspect text;
+BEGIN
+  SELECT oid, pg_get_userbyid(datdba) INTO db_oid, owner FROM pg_database WHERE datname = db;
+  inspect := format('Inspect it as the superuser: \l+ %s shows its owner and grants; connected to it, \dn+ and \dt+ *.* show what is inside and whose. '
+    'If nothing in it belongs to another tenant, DROP DATABASE %s (or, if it holds this tenant''s data, ALTER DATABASE %s OWNER TO %s and remove the other roles'' grants and objects), then provision again.',
+    db, db, db, app);
+  IF owner <> app THEN
+    RAISE EXCEPTION 'database "%" already exists, owned by "%" instead of this tenant''s app role "%": Tenantry does not adopt a database it did not create for this tenant (another tenant''s backup role, which has CREATEDB, may have created it to read this tenant''s data)', db, owner, app
+      USING HINT = inspect;
+  END IF;
+  SELECT string_agg(DISTINCT format('"%s"', r.rolname), ', ') INTO strangers
+    FROM pg_shdepend d JOIN pg_roles r ON r.oid = d.refobjid
+   WHERE d.refclassid = 'pg_authid'::regclass
+     AND ((d.dbid = 0 AND d.classid = 'pg_database'::regclass AND d.objid = db_oid) OR (d.dbid = db_oid AND d.deptype = 'o'))
+     AND NOT r.rolsuper AND r.rolname <> ALL (tenant_roles);
+  IF strangers IS NOT NULL THEN
+    RAISE EXCEPTION 'database "%" (owner "%") has grants to or objects owned by % outside this tenant''s roles: Tenantry does not adopt a database another role has a hold on', db, owner, strangers
+      USING HINT = inspect;
+  END IF;
+END
+$check$;
+`;
+
+/**
  * Run once per database (after \set database). CREATE DATABASE cannot run inside a DO block or
  * a transaction, hence \gexec. PUBLIC loses CONNECT and TEMPORARY, so only the tenant's two roles
  * get in. The public schema is given to the app role explicitly because its default owner and
@@ -121,6 +174,7 @@ const DATABASE_SQL = String.raw`
 SELECT format('CREATE DATABASE %I OWNER %I', :'database', :'app_role')
  WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'database')
 \gexec
+${ADOPTION_CHECK_SQL.trim()}
 ALTER DATABASE :"database" OWNER TO :"app_role";
 REVOKE ALL ON DATABASE :"database" FROM PUBLIC;
 GRANT CONNECT ON DATABASE :"database" TO :"readonly_role", :"backup_role";

@@ -17,6 +17,8 @@ import { cli, manifests, writeConfig } from './harness';
 
 const ACME = { tenant: 'acme', databases: ['app', 'reports'], ...tenantRoles('acme') };
 const OTHER = { tenant: 'other', databases: ['other'], ...tenantRoles('other') };
+/** Added to the shared server after the others, under a database name ACME's backup role takes first. */
+const LATE = { tenant: 'late', databases: ['late'], ...tenantRoles('late') };
 type TenantSetup = typeof ACME;
 const passwords = (t: TenantSetup) => ({ app: `${t.tenant} app pw`, readonly: `${t.tenant} ro pw`, backup: `${t.tenant} 'backup' $pw` });
 
@@ -97,19 +99,21 @@ describe.each(postgresVersionsUnderTest())('backup role on a real PostgreSQL $ma
 
   const processPath = process.env.PATH;
 
+  /** The init script, run as a shared server's provisioning runs it. */
+  const provision = (t: TenantSetup) => {
+    const launch = renderPostgres({ databases: t.databases, appRole: t.appRole, readonlyRole: t.readonlyRole, backupRole: t.backupRole, parameters: {} });
+    const script = path.join(tempDir('init'), 'init.sh');
+    fs.writeFileSync(script, launch.files[0].content);
+    const p = passwords(t);
+    return runScript(script, { PATH: toolPath, ...server.env, TENANTRY_APP_PASSWORD: p.app, TENANTRY_READONLY_PASSWORD: p.readonly, TENANTRY_BACKUP_PASSWORD: p.backup });
+  };
+
   beforeAll(async () => {
     server = await startPostgres({ binDir, parameters: { jit: 'off' } });
     toolPath = `${binDir}:${processPath}`;
     // The agent finds Debian's versions by their directory, others on its own PATH (as in an image).
     process.env.PATH = toolPath;
-    for (const t of [ACME, OTHER]) {
-      const launch = renderPostgres({ databases: t.databases, appRole: t.appRole, readonlyRole: t.readonlyRole, backupRole: t.backupRole, parameters: {} });
-      const script = path.join(tempDir('init'), 'init.sh');
-      fs.writeFileSync(script, launch.files[0].content);
-      const p = passwords(t);
-      const env = { PATH: toolPath, ...server.env, TENANTRY_APP_PASSWORD: p.app, TENANTRY_READONLY_PASSWORD: p.readonly, TENANTRY_BACKUP_PASSWORD: p.backup };
-      expect(await runScript(script, env)).toEqual({ code: 0, output: '' });
-    }
+    for (const t of [ACME, OTHER]) expect(await provision(t)).toEqual({ code: 0, output: '' });
     await as(ACME, 'app', 'app', (db) => db.query(APP_SCHEMA));
     await as(ACME, 'app', 'reports', (db) => db.query(`CREATE TABLE monthly (month date PRIMARY KEY, total bigint); INSERT INTO monthly SELECT d, 7 FROM generate_series('2024-01-01'::date, '2024-12-01', '1 month') d`));
     await as(OTHER, 'app', 'other', (db) => db.query(`CREATE TABLE secrets (v text); INSERT INTO secrets VALUES ('other tenant data'); SELECT lo_from_bytea(0, 'other lo')`));
@@ -236,5 +240,43 @@ describe.each(postgresVersionsUnderTest())('backup role on a real PostgreSQL $ma
     await superuser((db) => db.query(`GRANT SELECT ON LARGE OBJECT ${oid} TO PUBLIC`));
     const granted = await cli(['run', 'pg', '--config', configPath], agentEnv());
     expect(granted.code).toBe(0);
+  });
+
+  it("never hands a tenant a database another tenant's backup role created under its name", async () => {
+    const superuser = <T>(database: string, use: (db: Client) => Promise<T>) => withClient(server, database, server.superuser, server.password, use);
+    const ownerOf = (database: string) =>
+      superuser('postgres', async (db) => (await db.query(`SELECT pg_get_userbyid(datdba) AS owner FROM pg_database WHERE datname = $1`, [database])).rows[0]?.owner);
+    // ACME's backup role (CREATEDB) makes a scratch database as verification does, plants a table
+    // anyone may write, lets its own app role in, and renames the database to LATE's future name.
+    await as(ACME, 'backup', 'postgres', (db) => db.query('CREATE DATABASE tenantry_verify_late_20250101t000000z'));
+    await as(ACME, 'backup', 'tenantry_verify_late_20250101t000000z', (db) =>
+      db.query(`CREATE TABLE public.orders (v text); GRANT ALL ON public.orders TO PUBLIC;
+                REVOKE ALL ON DATABASE tenantry_verify_late_20250101t000000z FROM PUBLIC;
+                GRANT CONNECT ON DATABASE tenantry_verify_late_20250101t000000z TO ${ACME.appRole}`),
+    );
+    await as(ACME, 'backup', 'postgres', (db) => db.query('ALTER DATABASE tenantry_verify_late_20250101t000000z RENAME TO late'));
+
+    const squatted = await provision(LATE);
+    expect(squatted.code).not.toBe(0);
+    expect(squatted.output).toContain(`database "late" already exists, owned by "${ACME.backupRole}" instead of this tenant's app role "${LATE.appRole}"`);
+    expect(squatted.output).toContain('HINT:  Inspect it as the superuser: \\l+ late shows its owner and grants');
+    expect(await ownerOf('late')).toBe(ACME.backupRole);
+    await expect(as(LATE, 'app', 'late', async () => undefined)).rejects.toThrow('permission denied for database "late"');
+
+    // Given to LATE's app role by hand, the database still carries ACME's grant and table: refused.
+    await superuser('postgres', (db) => db.query(`ALTER DATABASE late OWNER TO ${LATE.appRole}`));
+    const handedOver = await provision(LATE);
+    expect(handedOver.code).not.toBe(0);
+    expect(handedOver.output).toContain(`database "late" (owner "${LATE.appRole}") has grants to or objects owned by "${ACME.appRole}", "${ACME.backupRole}" outside this tenant's roles`);
+
+    // Dropped, it is created afresh: LATE's own, with nothing of ACME's and no way in for ACME.
+    await superuser('postgres', (db) => db.query('DROP DATABASE late'));
+    expect(await provision(LATE)).toEqual({ code: 0, output: '' });
+    expect(await ownerOf('late')).toBe(LATE.appRole);
+    await as(LATE, 'app', 'late', async (db) => expect((await db.query(`SELECT to_regclass('public.orders') AS t`)).rows).toEqual([{ t: null }]));
+    await expect(as(ACME, 'app', 'late', async () => undefined)).rejects.toThrow('permission denied for database "late"');
+
+    // Every tenant's provisioning still runs again, after backups, a restore and its copy.
+    for (const t of [ACME, OTHER, LATE]) expect(await provision(t)).toEqual({ code: 0, output: '' });
   });
 });
