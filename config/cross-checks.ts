@@ -1,4 +1,5 @@
 import { policyChecks } from './checks/policy';
+import { dockerHostIdentity } from './docker-host';
 import type { ParsedDeployment, ParsedEnvironment } from './load';
 import { SLOT_SIZE, slotCount } from './ports';
 import { BACKUP_SERVICES, TenantFile } from './schema';
@@ -78,19 +79,23 @@ function sharedNetworks(environments: ParsedEnvironment[]): Problem[] {
   environments.forEach((e, i) => {
     for (const other of environments.slice(0, i)) {
       // A duplicated environment file is reported as such; its network would only repeat that.
-      if (other.env.docker.host !== e.env.docker.host || other.env.name === e.env.name) continue;
+      if (dockerHostIdentity(other.env.docker.host) !== dockerHostIdentity(e.env.docker.host) || other.env.name === e.env.name) continue;
+      const host = `the same Docker host ${e.env.docker.host}${writtenElsewhere(e.env.docker.host, other.env.name, other.env.docker.host)}`;
       if (other.env.network.name === e.env.network.name) {
-        problems.push(
-          e.file.problem(['network', 'name'], `network.name: "${e.env.network.name}" is also used by environment "${other.env.name}" on the same Docker host ${e.env.docker.host}: give each environment its own network`),
-        );
+        problems.push(e.file.problem(['network', 'name'], `network.name: "${e.env.network.name}" is also used by environment "${other.env.name}" on ${host}: give each environment its own network`));
       } else if (overlap(e.env.network.subnet, other.env.network.subnet)) {
         problems.push(
-          e.file.problem(['network', 'subnet'], `network.subnet: ${e.env.network.subnet} overlaps ${other.env.network.subnet} of environment "${other.env.name}" on the same Docker host ${e.env.docker.host}, which Docker refuses: pick a subnet outside it`),
+          e.file.problem(['network', 'subnet'], `network.subnet: ${e.env.network.subnet} overlaps ${other.env.network.subnet} of environment "${other.env.name}" on ${host}, which Docker refuses: pick a subnet outside it`),
         );
       }
     }
   });
   return problems;
+}
+
+/** How another environment writes a Docker host that is this one's machine, when it writes it differently. */
+function writtenElsewhere(host: string, otherEnvironment: string, otherHost: string): string {
+  return otherHost === host ? '' : ` (environment "${otherEnvironment}" reaches it as ${otherHost})`;
 }
 
 function overlap(a: string, b: string): boolean {
@@ -222,6 +227,9 @@ interface PortClaim {
   readonly owner: string;
   /** Claims are reported once per pair of groups (a tenant in an environment, or a shared server). */
   readonly group: string;
+  readonly environment: string;
+  /** The Docker host as the claim's environment writes it. */
+  readonly host: string;
   readonly problem: (message: string) => Problem;
 }
 
@@ -235,7 +243,7 @@ function containerNameClashes(deployments: ParsedDeployment[]): Problem[] {
   for (const d of deployments) {
     const env = d.environment.env;
     const prefix = `${env.name}-${d.tenant.name}`;
-    const key = `${env.docker.host}\u0000${prefix}`;
+    const key = `${dockerHostIdentity(env.docker.host)}\u0000${prefix}`;
     const other = owners.get(key);
     if (!other) {
       owners.set(key, d);
@@ -243,7 +251,7 @@ function containerNameClashes(deployments: ParsedDeployment[]): Problem[] {
       const otherEnv = other.environment.env.name;
       const where = formatProblem(other.file.problem(['name'], '')).replace(/: $/, '');
       problems.push(
-        d.file.problem(['name'], `name: containers of tenant "${d.tenant.name}" in environment "${env.name}" would be named "${prefix}-…", like those of tenant "${other.tenant.name}" in environment "${otherEnv}" (${where}) on the same Docker host: rename one of the tenants or environments`),
+        d.file.problem(['name'], `name: containers of tenant "${d.tenant.name}" in environment "${env.name}" would be named "${prefix}-…", like those of tenant "${other.tenant.name}" in environment "${otherEnv}" (${where}) on the same Docker host${writtenElsewhere(env.docker.host, otherEnv, other.environment.env.docker.host)}: rename one of the tenants or environments`),
       );
     }
   }
@@ -289,18 +297,21 @@ function portAdvice(claim: PortClaim, first: PortClaim): string {
 /** Published host ports must be unique per Docker host, across every environment on that host. */
 function portConflicts(environments: ParsedEnvironment[], deployments: ParsedDeployment[]): Problem[] {
   const claims = new Map<string, PortClaim[]>();
-  const claim = (host: string, c: PortClaim) => {
-    let list = claims.get(host);
-    if (!list) claims.set(host, (list = []));
+  const claim = (c: PortClaim) => {
+    const machine = dockerHostIdentity(c.host);
+    let list = claims.get(machine);
+    if (!list) claims.set(machine, (list = []));
     list.push(c);
   };
 
   for (const e of environments) {
     if (e.env.ports.publish && e.env.sharedPostgres?.hostPort !== undefined) {
-      claim(e.env.docker.host, {
+      claim({
         port: e.env.sharedPostgres.hostPort,
         owner: `${e.env.name}-shared-postgres`,
         group: `${e.env.name}-shared-postgres`,
+        environment: e.env.name,
+        host: e.env.docker.host,
         problem: (m) => e.file.problem(['sharedPostgres', 'hostPort'], m),
       });
     }
@@ -308,12 +319,12 @@ function portConflicts(environments: ParsedEnvironment[], deployments: ParsedDep
   for (const d of deployments) {
     const env = d.environment.env;
     for (const p of d.ports) {
-      claim(env.docker.host, { port: p.external, owner: `${env.name}-${d.tenant.name}-${p.container}`, group: `${env.name}/${d.tenant.name}`, problem: (m) => d.file.problem(['portSlot'], m) });
+      claim({ port: p.external, owner: `${env.name}-${d.tenant.name}-${p.container}`, group: `${env.name}/${d.tenant.name}`, environment: env.name, host: env.docker.host, problem: (m) => d.file.problem(['portSlot'], m) });
     }
   }
 
   const problems: Problem[] = [];
-  for (const [host, list] of claims) {
+  for (const list of claims.values()) {
     const byPort = new Map<number, PortClaim>();
     const conflicts = new Map<string, { claim: PortClaim; first: PortClaim; count: number }>();
     for (const c of list) {
@@ -330,7 +341,7 @@ function portConflicts(environments: ParsedEnvironment[], deployments: ParsedDep
     for (const { claim: c, first, count } of conflicts.values()) {
       const firstAt = formatProblem(first.problem('')).replace(/: $/, '');
       const more = count > 1 ? ` (and ${count - 1} more port${count > 2 ? 's' : ''})` : '';
-      problems.push(c.problem(`host port ${c.port} of ${c.owner} is already claimed by ${first.owner} (${firstAt}) on Docker host ${host}${more}: ${portAdvice(c, first)}`));
+      problems.push(c.problem(`host port ${c.port} of ${c.owner} is already claimed by ${first.owner} (${firstAt}) on Docker host ${c.host}${writtenElsewhere(c.host, first.environment, first.host)}${more}: ${portAdvice(c, first)}`));
     }
   }
   return problems;

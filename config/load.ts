@@ -6,7 +6,7 @@ import { crossCheck } from './cross-checks';
 import { describeIssues, describeValue } from './issues';
 import { BackupJobConfig, DEFAULT_BACKUP_JOBS, EnvironmentConfig, holdsBackupData, OffsiteTargetConfig, StorageConfig, TenantConfig, TenantryConfig } from './model';
 import { offsiteCredentialName, offsitePrefix, perTenantBucketName, usesOffsite } from './offsite';
-import { PublishedPort, publishedPorts } from './ports';
+import { PublishedPort, publishedPorts, slotCount } from './ports';
 import {
   BACKUP_SERVICES,
   EnvironmentFile,
@@ -207,8 +207,9 @@ function parseDeployment(file: SourceFile, tenant: TenantFile, environment: Pars
   const parsed = validate(tenantEnvironmentSchema, file, merged, problems, locate);
   if (!parsed) return [];
   const jobs = resolveBackupJobs(env, parsed);
+  // A slot outside the range is reported as such; its ports would only repeat it as clashes.
   const ports =
-    env.ports.publish && tenant.portSlot !== undefined
+    env.ports.publish && tenant.portSlot !== undefined && tenant.portSlot < slotCount(env.ports.from, env.ports.to)
       ? publishedPorts(parsed.services, Object.keys(jobs).length > 0, env.ports.from, tenant.portSlot)
       : [];
   return [{ file, tenant, environment, services: parsed.services, backup: parsed.backup, jobs, ports, locate }];

@@ -42,12 +42,14 @@ export interface OffsiteBucketReference {
 /**
  * An S3 bucket for off-site backup copies: versioned, encrypted at rest, never public, TLS only.
  *
- * Lifecycle decision table (why current objects have no expiration rule):
+ * Lifecycle decision table. Nothing removes current backup objects: the agent's credential holds
+ * no delete, and there is no expiration rule, so the bucket grows with every backup until an
+ * operator deletes old ones with an admin credential (README, "Backups").
  *
  * | objects                       | removed by                                  | why                                                                                           |
  * |-------------------------------|---------------------------------------------|-----------------------------------------------------------------------------------------------|
- * | current backup objects        | the backup agent, by its GFS retention      | S3 lifecycle knows only age: during a long outage it would expire the last good backup        |
- * | noncurrent versions           | lifecycle, after `noncurrentDays`           | what the agent deleted stays recoverable for a while (and for the whole object-lock period)  |
+ * | current backup objects        | nobody: an operator, by hand                | S3 lifecycle knows only age: during a long outage it would expire the last good backup; and a leaked agent credential must not delete |
+ * | noncurrent versions           | lifecycle, after `noncurrentDays`           | what an operator deleted or an upload replaced stays recoverable for a while (and for the whole object-lock period) |
  * | incomplete multipart uploads  | lifecycle, after 7 days                     | an interrupted upload would otherwise be billed forever                                      |
  * | expired delete markers        | lifecycle                                   | keeps listings fast                                                                           |
  */

@@ -47,7 +47,8 @@ function prefixPolicy(props: OffsiteCredentialProps): string {
       Effect: 'Allow',
       Action: actionsOn(OFFSITE_S3_CALLS, 'bucket'),
       Resource: props.bucketArn,
-      Condition: { StringLike: { 's3:prefix': [props.prefix, `${props.prefix}/*`] } },
+      // Never the bare prefix: a request for "prod/acme" would list prod/acme2/… too. The agent lists "<prefix>/<job>/".
+      Condition: { StringLike: { 's3:prefix': [`${props.prefix}/`, `${props.prefix}/*`] } },
     },
     {
       Sid: 'ReadWriteOwnPrefix',

@@ -1,3 +1,4 @@
+import { dockerHostIdentity } from '../docker-host';
 import { dotted } from '../issues';
 import type { ParsedDeployment, ParsedEnvironment } from '../load';
 import { ConfigPath, formatProblem, Problem, SourceFile } from '../source';
@@ -22,8 +23,10 @@ interface Site {
 
 /** A directory some deployment keeps data in, on a file system another may also reach. */
 interface Claim {
-  /** The file system: one Docker host's, or one NFS server's. */
+  /** The file system: one Docker host's (the machine, see dockerHostIdentity), or one NFS server's. */
   readonly space: string;
+  /** The file system as the environment writes it, for messages. */
+  readonly shown: string;
   readonly path: string;
   /** e.g. `tenant "acme"'s postgres data in environment "dev"`. */
   readonly owner: string;
@@ -43,8 +46,8 @@ function claimsOf(environments: ParsedEnvironment[], deployments: ParsedDeployme
   const envRoot = (e: ParsedEnvironment) => (e.storage.kind === 'nfs' ? e.storage.export : e.storage.kind === 'bind' ? e.storage.dataRoot : '');
   const place = (e: ParsedEnvironment, location: { kind: 'bind'; hostPath: string } | { kind: 'nfs'; server: string; path: string }) =>
     location.kind === 'bind'
-      ? { space: `Docker host ${e.env.docker.host}`, path: location.hostPath }
-      : { space: `NFS server ${location.server.toLowerCase()}`, path: location.path };
+      ? { space: `Docker host ${dockerHostIdentity(e.env.docker.host)}`, shown: `Docker host ${e.env.docker.host}`, path: location.hostPath }
+      : { space: `NFS server ${location.server.toLowerCase()}`, shown: `NFS server ${location.server}`, path: location.path };
 
   const claimDeployment = (e: ParsedEnvironment, tenant: string, who: string, volumes: { id: VolumeIdentity; what: string; override?: ServiceStorage; site?: Site }[]) => {
     const deployment = `${e.env.name}/${tenant}`;
@@ -139,10 +142,10 @@ function sharedLocations(environments: ParsedEnvironment[], deployments: ParsedD
     const { claim, other, relation } = clash;
     const more = paths.size > 1 ? `, and so would ${paths.size - 1} more of its directories` : '';
     const sameSite = where(claim.site) === where(other.site);
-    const otherAt = sameSite ? 'set on the same line' : where(other.site);
+    const otherAt = (sameSite ? 'set on the same line' : where(other.site)) + (other.shown === claim.shown ? '' : `, on ${other.shown}: the same machine`);
     const how =
       relation === 'same' ? `the same directory as ${other.owner} (${otherAt})` : relation === 'inside' ? `inside ${other.path}, ${other.owner} (${otherAt})` : `which holds ${other.path}, ${other.owner} (${otherAt})`;
-    return claim.site.file.problem(claim.site.at, `${dotted(claim.site.at)}: ${claim.owner} would be ${claim.path} on ${claim.space}, ${how}${more}: ${fix(claim, other, sameSite ? [...environments].sort() : undefined)}`);
+    return claim.site.file.problem(claim.site.at, `${dotted(claim.site.at)}: ${claim.owner} would be ${claim.path} on ${claim.shown}, ${how}${more}: ${fix(claim, other, sameSite ? [...environments].sort() : undefined)}`);
   });
 }
 

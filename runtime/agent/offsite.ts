@@ -4,8 +4,8 @@
  * compared with the MD5 we computed (per part for multipart uploads); each object also carries
  * its sha256 as metadata, and downloads are checked against the manifest's sha256 list.
  *
- * Off-site retention is the bucket's lifecycle rule (see the OffsiteBucket construct): the agent
- * never deletes remote copies, so a compromised or buggy agent cannot erase them.
+ * The agent never deletes remote copies, so a compromised or buggy agent cannot erase them; the
+ * bucket's lifecycle expires none either (see the OffsiteBucket construct): an operator prunes them.
  */
 import {
   AbortMultipartUploadCommand,

@@ -17,8 +17,9 @@ export interface S3Call {
 export type S3CallTable = Readonly<Record<string, S3Call>>;
 
 /**
- * runtime/agent/offsite.ts: uploads (single and multipart), listing and downloads. No delete:
- * off-site retention is the bucket's lifecycle, so a leaked credential cannot erase backups.
+ * runtime/agent/offsite.ts: uploads (single and multipart), listing and downloads. No delete, so
+ * a leaked credential cannot erase backups: the agent's retention is local only, and off-site
+ * copies stay until an operator deletes them (constructs/offsite-bucket.ts, README "Backups").
  * Multipart uploads need kms:Decrypt as well (S3 reads the encrypted parts to complete them).
  */
 export const OFFSITE_S3_CALLS: S3CallTable = {

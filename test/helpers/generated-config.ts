@@ -2,7 +2,7 @@ import fc from 'fast-check';
 
 /*
  * Random Tenantry configurations, as the YAML files a user would write, built to make deployments
- * collide: environments on shared or distinct Docker hosts, storage on named volumes, bind data
+ * collide: environments on shared or distinct Docker hosts (one of them written two ways), storage on named volumes, bind data
  * roots (shared or distinct) or NFS exports (shared or distinct server and export), tenants in
  * random environments with per-service storage overrides on shared or distinct paths, in
  * `services` or in `overrides.<env>`. Everything else is kept valid (networks, names, ports,
@@ -62,7 +62,8 @@ export interface GeneratedConfig {
 
 const ENVIRONMENT_NAMES = ['dev', 'qa', 'live'];
 const TENANT_NAMES = ['acme', 'globex', 'initech', 'umbrella'];
-const DOCKER_HOSTS = ['unix:///var/run/docker.sock', 'ssh://deploy@docker-2.example.com'];
+/** The last is the second's machine written another way (another user, the name's case, the default port). */
+const DOCKER_HOSTS = ['unix:///var/run/docker.sock', 'ssh://deploy@docker-2.example.com', 'ssh://root@Docker-2.example.com:22'];
 
 /** Names picked so that generated environments meet: a shared bucket equal to another's per-tenant bucket or state bucket. */
 const SHARED_BUCKETS = ['corp-backups', 'corp-backups-2', 'tbk-dev-acme', 'corp-state'];

@@ -131,7 +131,7 @@ describe('OffsiteCredential', () => {
     const [list, readWrite, ...rest] = statements(credential('prod/acme').doc);
 
     expect(rest).toEqual([]);
-    expect(list).toMatchObject({ Sid: 'ListOwnPrefix', Effect: 'Allow', Resource: 'arn:aws:s3:::example-backups', Condition: { StringLike: { 's3:prefix': ['prod/acme', 'prod/acme/*'] } } });
+    expect(list).toMatchObject({ Sid: 'ListOwnPrefix', Effect: 'Allow', Resource: 'arn:aws:s3:::example-backups', Condition: { StringLike: { 's3:prefix': ['prod/acme/', 'prod/acme/*'] } } });
     expect(readWrite).toMatchObject({ Sid: 'ReadWriteOwnPrefix', Effect: 'Allow', Resource: 'arn:aws:s3:::example-backups/prod/acme/*' });
   });
 

@@ -62,9 +62,9 @@ describe('a shared bucket used by two environments', () => {
       }),
     );
     expect(scopes.sort((a, b) => a.objects.localeCompare(b.objects))).toEqual([
-      { list: ['prod/acme', 'prod/acme/*'], objects: '<bucket>/prod/acme/*' },
-      { list: ['staging/acme', 'staging/acme/*'], objects: '<bucket>/staging/acme/*' },
-      { list: ['staging/beta', 'staging/beta/*'], objects: '<bucket>/staging/beta/*' },
+      { list: ['prod/acme/', 'prod/acme/*'], objects: '<bucket>/prod/acme/*' },
+      { list: ['staging/acme/', 'staging/acme/*'], objects: '<bucket>/staging/acme/*' },
+      { list: ['staging/beta/', 'staging/beta/*'], objects: '<bucket>/staging/beta/*' },
     ]);
     // staging's credential points at the bucket by ARN (no resource of its own to change or destroy it).
     const stagingPolicy = Object.values(resourcesOf<{ policy: string }>(staging, 'aws_iam_user_policy'))[0].policy;

@@ -98,7 +98,8 @@ function violations(stacks: SynthesizedEnvironment[]): string[] {
         for (const resource of ([] as string[]).concat(st.Resource)) {
           if (resource === own) {
             const prefixes = st.Condition?.StringLike?.['s3:prefix'] ?? [];
-            if (prefixes.length === 0 || prefixes.some((x) => x !== agent.prefix && !x.startsWith(`${agent.prefix}/`))) found.push(`${agent.deployment} may list ${resource} beyond ${agent.prefix}: ${prefixes.join(', ')}`);
+            // A request's s3:prefix of "prod/acme" also lists prod/acme2/…: only "<prefix>/…" keeps to the tenant's own keys.
+            if (prefixes.length === 0 || prefixes.some((x) => !x.startsWith(`${agent.prefix}/`))) found.push(`${agent.deployment} may list ${resource} beyond ${agent.prefix}: ${prefixes.join(', ')}`);
           } else if (!resource.startsWith(`${own}/${agent.prefix}/`)) {
             found.push(`${agent.deployment} reaches ${resource}, outside s3://${agent.bucket}/${agent.prefix}/`);
           }

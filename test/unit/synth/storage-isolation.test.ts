@@ -1,9 +1,10 @@
 import fc from 'fast-check';
 import * as storageChecks from '../../../config/checks/storage';
+import { dockerHostIdentity } from '../../../config/docker-host';
 import { loadConfig, LoadResult } from '../../../config/load';
 import type { TenantryConfig } from '../../../config/model';
 import { formatProblem } from '../../../config/source';
-import { configFiles, generatedConfig } from '../../helpers/generated-config';
+import { configFiles, GeneratedConfig, generatedConfig } from '../../helpers/generated-config';
 import { ContainerJson, resourcesOf, VolumeJson } from '../constructs/support';
 import { SynthesizedEnvironment, synthEnvironment, writeConfig } from './support';
 
@@ -40,7 +41,8 @@ function places(stacks: SynthesizedEnvironment[], config: TenantryConfig): Place
   const found: Place[] = [];
   const tenantDirectory = (p: Omit<Place, 'whole' | 'what'>) => ({ ...p, path: p.path.split('/').slice(0, -2).join('/'), whole: true, what: `directory of ${p.deployment}` });
   for (const s of stacks) {
-    const host = (s.doc as { provider: { docker: { host: string }[] } }).provider.docker[0].host;
+    // Two URLs of one machine (another user, say) reach one file system and one set of volume names.
+    const host = dockerHostIdentity((s.doc as { provider: { docker: { host: string }[] } }).provider.docker[0].host);
     for (const v of Object.values(resourcesOf<VolumeJson>(s.doc, 'docker_volume'))) {
       const deployment = `${label(v.labels, 'tenantry.env')}/${label(v.labels, 'tenantry.tenant')}`;
       if (v.driver_opts?.type === 'nfs') {
@@ -133,4 +135,27 @@ test('generated configurations: loaded ones share no directory and keep producti
   // The generator must exercise both sides, or the property proves little.
   expect(outcomes.loaded).toBeGreaterThanOrEqual(5);
   expect(outcomes.refused).toBeGreaterThanOrEqual(5);
+});
+
+/** The same machines written another way in each environment: another user, the name's case, the default port. */
+function rewrittenHosts(generated: GeneratedConfig): GeneratedConfig {
+  const alias = (host: string, i: number) => (host.startsWith('unix://') ? `ssh://user${i}@localhost` : `${host.replace(/^ssh:\/\/[^@]*@/, `ssh://user${i}@`).toUpperCase().replace(/^SSH/, 'ssh').replace(/:22$/, '')}:22`);
+  return { ...generated, environments: generated.environments.map((e, i) => ({ ...e, dockerHost: alias(e.dockerHost, i) })) };
+}
+
+/** Where a configuration is refused: each problem's file (within its root), line and column. */
+const where = (result: LoadResult) => (result.ok ? [] : result.problems.map((p) => `${p.file.replace(/^.*?(?=(environments|tenants)\/)/, '')}:${p.line}:${p.col}`).sort());
+
+test('generated configurations: how each environment writes its Docker host changes nothing the rules refuse', () => {
+  let refused = 0;
+  fc.assert(
+    fc.property(generatedConfig(), (generated) => {
+      const asGenerated = loadConfig(writeConfig(configFiles(generated)));
+      const rewritten = loadConfig(writeConfig(configFiles(rewrittenHosts(generated))));
+      if (!asGenerated.ok) refused++;
+      expect(where(rewritten)).toEqual(where(asGenerated));
+    }),
+    { seed: SEED, numRuns: 60 },
+  );
+  expect(refused).toBeGreaterThanOrEqual(5);
 });
