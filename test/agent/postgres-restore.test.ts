@@ -17,7 +17,7 @@ import { renderManifest } from '../../runtime/agent/manifest';
 import { restoreBackup, RestoreOptions } from '../../runtime/agent/runner';
 import { BackupStore } from '../../runtime/agent/store';
 import { postgresVersionsUnderTest, PostgresServer, startPostgres } from '../helpers/servers';
-import { cli, manifests, testAgent, writeConfig } from './harness';
+import { cli, manifests, spawnCli, testAgent, writeConfig } from './harness';
 
 const MOODS = ['m0', 'm1', 'm2', 'm3', 'm4', 'm5', 'm6', 'm7', 'm8', 'm9'];
 
@@ -320,6 +320,59 @@ describe.each(postgresVersionsUnderTest())('Postgres restore and verification on
     const run = await cli(['run', 'pg', '--config', configPath], env);
     expect(run.code).toBe(0);
     expect(store.exists(id)).toBe(true);
+  });
+
+  /**
+   * A tenant's own code, planted in its database, that makes a role superuser when a superuser
+   * runs it: a public.format(text, name, name), a better match for format('%I.%I', nspname,
+   * relname) than pg_catalog.format(text, VARIADIC "any"), and a CHECK constraint whose function
+   * runs for every row loaded. The restore must run neither as a superuser; TMPDIR names a
+   * directory nobody can write (the backup container's root is read-only, without a /tmp).
+   */
+  test.each([
+    ['in chunk files', 0],
+    ['in the archive', 1000],
+  ])('tenant code in the database runs with the tenant\'s rights only, data %s', async (_, splitTablesLargerThanMb) => {
+    const database = `hostile_${splitTablesLargerThanMb}`;
+    await withDb(server, 'postgres', async (db) => {
+      await db.query("CREATE ROLE mallory LOGIN PASSWORD 'mallory-pw'; CREATE ROLE escalated_by_format; CREATE ROLE escalated_by_check");
+      await db.query(`CREATE DATABASE ${database} OWNER mallory`);
+    });
+    const mallory = new Client({ host: server.host, port: server.port, user: 'mallory', password: 'mallory-pw', database });
+    await mallory.connect();
+    await mallory.query(`
+      CREATE FUNCTION public.format(f text, a name, b name) RETURNS text LANGUAGE plpgsql AS $$
+      BEGIN
+        IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN EXECUTE 'ALTER ROLE escalated_by_format SUPERUSER'; END IF;
+        RETURN pg_catalog.format(f, a, b);
+      END $$;
+      CREATE FUNCTION public.plausible(n int) RETURNS boolean LANGUAGE plpgsql AS $$
+      BEGIN
+        IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN EXECUTE 'ALTER ROLE escalated_by_check SUPERUSER'; END IF;
+        RETURN n >= 0;
+      END $$;
+      CREATE TABLE public.orders (id int PRIMARY KEY, n int CHECK (public.plausible(n)));
+      INSERT INTO public.orders SELECT i, i FROM generate_series(1, 20) i;`);
+    await mallory.end();
+    const escalated = () => withDb(server, 'postgres', async (db) => (await db.query("SELECT rolname FROM pg_roles WHERE rolname LIKE 'escalated\\_%' AND rolsuper ORDER BY 1")).rows.map((r) => r.rolname));
+    try {
+      const { path: hostilePath } = writeConfig({ jobs: [pgJob([database], splitTablesLargerThanMb)] });
+      const run = await cli(['run', 'pg', '--config', hostilePath], env);
+      expect({ code: run.code, errors: run.logs.filter((l) => l.level === 'error') }).toEqual({ code: 0, errors: [] });
+      expect(await escalated()).toEqual([]);
+      // Its own process: os.tmpdir() reads the real environment, which jest does not hand to tests.
+      const restore = spawnCli(['restore', 'pg', '--from', 'latest', '--target', `${database}_copy`, '--config', hostilePath], { ...env, TMPDIR: '/dev/null/not-a-directory' });
+      const code = await new Promise<number | null>((resolve) => restore.on('exit', resolve));
+      expect({ code, failure: restore.output().stderr.split('\n').filter((line) => line !== '' && !line.startsWith('{')) }).toEqual({ code: 0, failure: [] });
+      expect(await escalated()).toEqual([]);
+      const restored = await withDb(server, `${database}_copy`, async (db) => (await db.query('SELECT count(*)::int AS n, pg_get_userbyid(relowner) AS owner FROM public.orders, pg_class WHERE oid = \'public.orders\'::regclass GROUP BY 2')).rows);
+      expect(restored).toEqual([{ n: 20, owner: 'mallory' }]);
+    } finally {
+      await withDb(server, 'postgres', async (db) => {
+        for (const name of [`${database}_copy`, database]) await db.query(`DROP DATABASE IF EXISTS ${name}`);
+        await db.query('DROP ROLE mallory; DROP ROLE escalated_by_format; DROP ROLE escalated_by_check');
+      });
+    }
   });
 
   test('splitTablesLargerThanMb counts the whole table: a 30 MB table held in TOAST is split at 16', async () => {

@@ -70,7 +70,7 @@ interface PlannedTable extends Omit<SplitTable, 'parts'> {
  */
 const CANDIDATES_SQL = `
   SELECT c.oid, n.nspname, c.relname,
-         format('%I.%I', n.nspname, c.relname) AS qualified,
+         pg_catalog.format('%I.%I', n.nspname, c.relname) AS qualified,
          pg_table_size(c.oid) AS bytes,
          pg_relation_size(c.oid) / current_setting('block_size')::int AS blocks,
          (SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum)

@@ -73,7 +73,7 @@ interface PostgresDetails {
 
 /** Ordinary tables with data of their own: not catalogs, not partitioned parents, not extension-owned. */
 export const TABLES_SQL = `
-  SELECT c.oid, format('%I.%I', n.nspname, c.relname) AS qualified, n.nspname || '.' || c.relname AS label
+  SELECT c.oid, pg_catalog.format('%I.%I', n.nspname, c.relname) AS qualified, n.nspname || '.' || c.relname AS label
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
   WHERE c.relkind = 'r'
     AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'
@@ -103,8 +103,15 @@ let warnedNoStdbuf = false;
 /** How long the dump's session and pg_dump wait for a table lock before the run fails. */
 const LOCK_WAIT = '60s';
 
+/**
+ * Every agent session resolves unqualified names in pg_catalog only: a tenant's database holds the
+ * tenant's own functions and operators (a public.format(text, name, name) is a better match for
+ * format('%I.%I', …) than pg_catalog's), which would otherwise run with the agent's rights.
+ */
+export const SAFE_SEARCH_PATH = '-c search_path=pg_catalog';
+
 /** Session settings that speed a restore up and that any role may set (pg_restore and psql read PGOPTIONS). */
-export const RESTORE_SESSION = '-c maintenance_work_mem=512MB -c synchronous_commit=off';
+export const RESTORE_SESSION = `${SAFE_SEARCH_PATH} -c maintenance_work_mem=512MB -c synchronous_commit=off`;
 
 export class PostgresDriver implements JobDriver {
   private readonly pg: PostgresJob['postgres'];
@@ -377,7 +384,9 @@ export class PostgresDriver implements JobDriver {
   /** The archive's CREATE DATABASE and database-level properties, for `temp` instead of `source`. */
   private async databaseProperties(archive: string, source: string, temp: string, credential: Credential, ctx: DriverContext): Promise<DatabaseProperties> {
     const toc = await runTool('pg_restore', ['--create', '--list', archive], { env: this.toolPath(), signal: ctx.signal });
-    const list = path.join(os.tmpdir(), `tenantry-restore-${process.pid}-${temp}.list`);
+    // Beside the backup's files: the backup container has a read-only root and no writable /tmp
+    // (pg_restore cannot read its list from a pipe: it opens the file by name).
+    const list = path.join(path.dirname(archive), `.restore-${process.pid}-${temp}.list`);
     await fs.promises.writeFile(list, databaseEntries(toc));
     try {
       const sql = await runTool('pg_restore', ['--create', `--use-list=${list}`, '--file=-', archive], { env: this.toolPath(), signal: ctx.signal });
@@ -567,7 +576,7 @@ export class PostgresDriver implements JobDriver {
       application_name: 'tenantry-agent',
       // A database's or role's timeouts are for its applications: the agent's queries (count(*)
       // of a big table, a session idling in the dump's transaction) must not be cut short.
-      options: '-c statement_timeout=0 -c idle_in_transaction_session_timeout=0',
+      options: `${SAFE_SEARCH_PATH} -c statement_timeout=0 -c idle_in_transaction_session_timeout=0`,
       connectionTimeoutMillis: 10_000,
     });
     // Without a listener, a server that goes away while the connection idles crashes the agent.
@@ -580,7 +589,7 @@ export class PostgresDriver implements JobDriver {
   }
 
   private toolEnv(credential: Credential): NodeJS.ProcessEnv {
-    return { ...this.toolPath(), PGHOST: this.pg.host, PGPORT: String(this.pg.port), PGUSER: credential.user, PGPASSWORD: credential.password, PGCONNECT_TIMEOUT: '10', PGAPPNAME: 'tenantry-agent' };
+    return { ...this.toolPath(), PGHOST: this.pg.host, PGPORT: String(this.pg.port), PGUSER: credential.user, PGPASSWORD: credential.password, PGCONNECT_TIMEOUT: '10', PGAPPNAME: 'tenantry-agent', PGOPTIONS: SAFE_SEARCH_PATH };
   }
 
   /** PATH with the chosen tools first, when a version-matched directory was found. */
@@ -685,7 +694,7 @@ export async function lockUnchanged(session: Client, tables: TableRef[]): Promis
   const { rows } = await session.query<{ label: string; replaced: boolean }>(
     `SELECT label, replaced FROM (
        SELECT n.nspname || '.' || c.relname AS label,
-              to_regclass(format('%I.%I', n.nspname, c.relname)) IS DISTINCT FROM c.oid AS replaced,
+              to_regclass(pg_catalog.format('%I.%I', n.nspname, c.relname)) IS DISTINCT FROM c.oid AS replaced,
               c.relfilenode <> 0 AND c.relfilenode IS DISTINCT FROM pg_relation_filenode(c.oid) AS rewritten
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = ANY($1::oid[])) t
      WHERE replaced OR rewritten ORDER BY NOT replaced, label`,
