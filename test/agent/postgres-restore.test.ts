@@ -26,8 +26,9 @@ const ROLES = `
   CREATE ROLE reader LOGIN PASSWORD 'reader-pw';
   CREATE ROLE ghost;`;
 
-/** Run in the database `app` as the superuser. */
+/** Run in the database `app` as its owner (as a tenant's app role creates its objects). */
 const SCHEMA = `
+  SET ROLE app_owner;
   CREATE TYPE mood AS ENUM (${MOODS.map((m) => `'${m}'`).join(', ')});
   CREATE TYPE tagged AS (m mood, n int);
   -- The hash of an enum is the hash of its OID; a restore gives the type new OIDs.

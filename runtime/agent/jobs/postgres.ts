@@ -361,10 +361,15 @@ export class PostgresDriver implements JobDriver {
     try {
       const properties = await this.databaseProperties(path.join(request.dir, archiveOf(source)), source, temp, credential, ctx);
       // Superusers ignore a connection limit, so the restore's sessions get in and nobody else does.
-      await this.withMaintenance(credential, ctx, (db) => db.query(properties.create.replace(/;$/, ' CONNECTION LIMIT = 0;')));
-      created = true;
+      await this.withMaintenance(credential, ctx, async (db) => {
+        await db.query(properties.create.replace(/;$/, ' CONNECTION LIMIT = 0;'));
+        created = true;
+        // Its owner from the start: the rows and indexes are created as that role (restoreDatabase),
+        // which needs the rights a database's owner has on its public schema.
+        await db.query(`ALTER DATABASE ${quoteIdent(temp)} OWNER TO ${quoteIdent(properties.owner)}`);
+      });
       ctx.log.info('restoring into a temporary database', { database: target, temporary: temp });
-      await this.restoreDatabase(request.dir, source, temp, { extra: [], details }, credential, ctx);
+      await this.restoreDatabase(request.dir, source, temp, { extra: [], details, role: properties.owner }, credential, ctx);
       const problems = await this.compareWithDump(temp, details.tables, credential, ctx);
       if (problems.length > 0) throw new Error(`the restored copy differs from the dump's snapshot: ${problems.join('; ')}`);
       await this.withMaintenance(credential, ctx, (db) => db.query(`ALTER DATABASE ${quoteIdent(temp)} CONNECTION LIMIT -1;\n${properties.rest}`));
@@ -382,8 +387,9 @@ export class PostgresDriver implements JobDriver {
   }
 
   /** The archive's CREATE DATABASE and database-level properties, for `temp` instead of `source`. */
-  private async databaseProperties(archive: string, source: string, temp: string, credential: Credential, ctx: DriverContext): Promise<DatabaseProperties> {
+  private async databaseProperties(archive: string, source: string, temp: string, credential: Credential, ctx: DriverContext): Promise<DatabaseProperties & { owner: string }> {
     const toc = await runTool('pg_restore', ['--create', '--list', archive], { env: this.toolPath(), signal: ctx.signal });
+    const owner = databaseOwner(toc, source);
     // Beside the backup's files: the backup container has a read-only root and no writable /tmp
     // (pg_restore cannot read its list from a pipe: it opens the file by name).
     const list = path.join(path.dirname(archive), `.restore-${process.pid}-${temp}.list`);
@@ -394,7 +400,7 @@ export class PostgresDriver implements JobDriver {
         const { rows } = await db.query<{ a: string; b: string }>('SELECT quote_ident($1) AS a, quote_ident($2) AS b', [source, temp]);
         return [rows[0].a, rows[0].b];
       });
-      return renameDatabaseSql(sql, quoted, renamed);
+      return { ...renameDatabaseSql(sql, quoted, renamed), owner };
     } finally {
       await fs.promises.rm(list, { force: true });
     }
@@ -475,26 +481,58 @@ export class PostgresDriver implements JobDriver {
   /**
    * Definitions (pre-data), then the archive's data and the big tables' chunks side by side, then
    * indexes and constraints (post-data), each step with `parallelJobs` workers.
+   *
+   * Loading rows runs the tenant's code (CHECK constraints, generated columns, domain checks, all
+   * calling the tenant's functions), and so do index expressions and constraint validation: only
+   * creating the definitions, with their owners, needs the restore credential's rights. The data,
+   * the chunks and post-data run as `role` (the database's owner), so tenant code runs with the
+   * tenant's rights. Without `role` (verify: the scratch copy and every object in it are the
+   * backup role's own) everything runs as the connecting role.
    */
   private async restoreDatabase(
     dir: string,
     source: string,
     target: string,
-    how: { extra: string[]; details: PostgresDetails['databases'][string] },
+    how: { extra: string[]; details: PostgresDetails['databases'][string]; role?: string },
     credential: Credential,
     ctx: DriverContext,
   ): Promise<void> {
     const archive = path.join(dir, archiveOf(source));
     await this.pgRestore(archive, target, ['--section=pre-data', ...how.extra], credential, ctx);
+    if (how.role !== undefined) await this.checkLoadableAs(target, how.role, credential, ctx);
     const env = { ...this.toolEnv(credential), PGOPTIONS: RESTORE_SESSION };
+    const asOwner = how.role === undefined ? [] : [`--role=${how.role}`];
     await allOrNothing(
       [
-        (signal) => this.pgRestore(archive, target, ['--section=data', ...how.extra], credential, { ...ctx, signal }),
-        (signal) => loadChunks(dir, how.details.split ?? [], { database: target, env, workers: this.pg.parallelJobs, signal, serverMajor: this.serverMajor }),
+        (signal) => this.pgRestore(archive, target, ['--section=data', ...asOwner, ...how.extra], credential, { ...ctx, signal }),
+        (signal) =>
+          loadChunks(dir, how.details.split ?? [], {
+            database: target, env, workers: this.pg.parallelJobs, signal, serverMajor: this.serverMajor,
+            ...(how.role === undefined ? {} : { role: quoteIdent(how.role) }),
+          }),
       ],
       ctx.signal,
     );
-    await this.pgRestore(archive, target, ['--section=post-data', ...how.extra], credential, ctx);
+    await this.pgRestore(archive, target, ['--section=post-data', ...asOwner, ...how.extra], credential, ctx);
+  }
+
+  /** Tables the owner cannot load as itself are refused, rather than loaded with the restore credential's rights. */
+  private async checkLoadableAs(database: string, role: string, credential: Credential, ctx: DriverContext): Promise<void> {
+    const { rows } = await this.withDatabase(database, credential, ctx, (db) =>
+      db.query<{ label: string; owner: string }>(
+        `SELECT n.nspname || '.' || c.relname AS label, pg_get_userbyid(c.relowner) AS owner
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.relkind IN ('r', 'p', 'S') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%'
+           AND NOT pg_has_role($1, c.relowner, 'USAGE') ORDER BY 1`,
+        [role],
+      ),
+    );
+    if (rows.length === 0) return;
+    throw new Error(
+      `${rows.map((r) => `${r.label} (owned by ${r.owner})`).join(', ')} cannot be loaded as the database's owner ${role}: a restore loads rows as the owner, ` +
+        `so the tenant's code (CHECK constraints, triggers' functions, index expressions) never runs with the restore credential's rights; ` +
+        `give them to ${role} (ALTER TABLE … OWNER TO) on the source, or make ${role} a member of their owners, and back up again`,
+    );
   }
 
   private pgRestore(archive: string, database: string, extra: string[], credential: Credential, ctx: DriverContext): Promise<string> {
@@ -722,6 +760,19 @@ async function userRelationCount(db: Client): Promise<number> {
     WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
       AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'`);
   return Number(result.rows[0].n);
+}
+
+/**
+ * The owner of the archive's database, from `pg_restore --create --list`: its DATABASE entry
+ * reads `<id>; <catalog> <oid> DATABASE - <name> <owner>`, and the name is known, so an owner
+ * with spaces in it is read whole.
+ */
+export function databaseOwner(toc: string, database: string): string {
+  const head = `DATABASE - ${database} `;
+  for (const line of toc.split('\n')) {
+    if (/^\d+; \d+ \d+ DATABASE - /.test(line) && line.includes(head)) return line.slice(line.indexOf(head) + head.length);
+  }
+  throw new Error(`the archive has no DATABASE entry for ${database}`);
 }
 
 /** The major version of the pg_dump that wrote a backup, from its manifest (0 when unknown). */
