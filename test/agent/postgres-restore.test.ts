@@ -198,6 +198,17 @@ describe.each(postgresVersionsUnderTest())('Postgres restore and verification on
     await withDb(server, 'postgres', (db) => db.query('DROP DATABASE hashed_copy'));
   });
 
+  test.each([
+    ['app dbname=postgres', 'would be read by libpq as a connection string, not a database name'],
+    ['postgresql://elsewhere/app', 'would be read by libpq as a connection string, not a database name'],
+    ['a'.repeat(64), 'is longer than 63 bytes (PostgreSQL would shorten it to another name)'],
+  ])('--target %s is refused before anything is touched', async (target, problem) => {
+    const databases = await databasesLike(server, '%');
+    const refused = await cli(['restore', 'pg', '--from', 'latest', '--target', target, '--config', configPath], env);
+    expect({ code: refused.code, stderr: refused.stderr }).toEqual({ code: 2, stderr: `tenantry-agent: --target ${JSON.stringify(target)} ${problem}; name the database to restore into, e.g. --target app_copy\n` });
+    expect(await databasesLike(server, '%')).toEqual(databases);
+  });
+
   test('a missing role is found before anything is touched, and the refusal names --with-globals', async () => {
     // The archive grants to ghost; the server now calls that role something else.
     await withDb(server, 'postgres', (db) => db.query('ALTER ROLE ghost RENAME TO ghost_renamed'));

@@ -392,7 +392,7 @@ export class PostgresDriver implements JobDriver {
     const owner = databaseOwner(toc, source);
     // Beside the backup's files: the backup container has a read-only root and no writable /tmp
     // (pg_restore cannot read its list from a pipe: it opens the file by name).
-    const list = path.join(path.dirname(archive), `.restore-${process.pid}-${temp}.list`);
+    const list = path.join(path.dirname(archive), `.restore-${process.pid}-${source}.list`);
     await fs.promises.writeFile(list, databaseEntries(toc));
     try {
       const sql = await runTool('pg_restore', ['--create', `--use-list=${list}`, '--file=-', archive], { env: this.toolPath(), signal: ctx.signal });
@@ -570,7 +570,8 @@ export class PostgresDriver implements JobDriver {
    * backup role may do. Its credential is passed by an operator for this command only; without it
    * the restore stops here, before it touches anything, and says how to pass it.
    */
-  beforeRestore(request: Pick<RestoreRequest, 'commandLine'>, ctx: DriverContext): void {
+  beforeRestore(request: Pick<RestoreRequest, 'commandLine' | 'target'>, ctx: DriverContext): void {
+    if (request.target !== undefined) checkTargetName(request.target);
     this.restoreCredential(request, ctx);
   }
 
@@ -760,6 +761,20 @@ async function userRelationCount(db: Client): Promise<number> {
     WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
       AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'`);
   return Number(result.rows[0].n);
+}
+
+/**
+ * A --target is a database name, used as given: libpq would read one with "=" in it, or one
+ * that starts like a URI, as a connection string (other host, other user, other options), and
+ * PostgreSQL would silently cut one longer than 63 bytes to another name.
+ */
+export function checkTargetName(target: string): void {
+  const problem =
+    Buffer.byteLength(target) > 63 ? 'is longer than 63 bytes (PostgreSQL would shorten it to another name)'
+    : /[\p{Cc}]/u.test(target) ? 'holds control characters'
+    : target.includes('=') || /^postgres(ql)?:\/\//i.test(target) ? 'would be read by libpq as a connection string, not a database name'
+    : undefined;
+  if (problem) throw new UserError(`--target ${JSON.stringify(target)} ${problem}; name the database to restore into, e.g. --target app_copy`);
 }
 
 /**
