@@ -299,6 +299,22 @@ describe.each(postgresVersionsUnderTest())('Postgres restore and verification on
     await withDb(server, 'postgres', (db) => db.query(`DROP DATABASE ${aside}`));
   });
 
+  test('a swap killed after closing the target: the next restore opens it again and keeps it open aside', async () => {
+    // What a restore killed between ALLOW_CONNECTIONS false and the rename leaves: the target
+    // closed, beside a fully restored temporary database (its connection limit no longer 0).
+    await withDb(server, 'postgres', async (db) => {
+      await db.query('CREATE DATABASE app__restoring_20000101000000 CONNECTION LIMIT -1');
+      await db.query('ALTER DATABASE app WITH ALLOW_CONNECTIONS false');
+    });
+    const retried = await cli(['restore', 'pg', '--from', 'latest', '--force', '--config', configPath], env);
+    expect(retried.code).toBe(0);
+    expect(retried.logs.map((l) => l.msg)).toContain('an interrupted restore left the database refusing connections; it accepts them again');
+    const aside = /kept as "(app__before_restore_\d{14})"/.exec(retried.stdout)![1];
+    const allow = await withDb(server, 'postgres', async (db) => (await db.query('SELECT datname, datallowconn FROM pg_database WHERE datname IN ($1, $2) ORDER BY 1', ['app', aside])).rows);
+    expect(allow).toEqual([{ datname: 'app', datallowconn: true }, { datname: aside, datallowconn: true }]);
+    await withDb(server, 'postgres', (db) => db.query(`DROP DATABASE ${aside}`));
+  });
+
   test('under another name the database keeps its owner, settings, comment, grants and connection limit', async () => {
     const copy = await cli(['restore', 'pg', '--from', 'latest', '--target', 'app_elsewhere', '--config', configPath], env);
     expect(copy.code).toBe(0);

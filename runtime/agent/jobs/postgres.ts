@@ -278,7 +278,10 @@ export class PostgresDriver implements JobDriver {
     }
     const credential = this.restoreCredential(request, ctx);
     await this.withMaintenance(credential, ctx, (db) => this.chooseTools(db, ctx, archiveMajor(request.manifest)));
-    for (const source of sources) await this.checkTarget(request.target ?? source, request.force, credential, ctx);
+    for (const source of sources) {
+      await this.reopenAfterInterruptedSwap(request.target ?? source, credential, ctx);
+      await this.checkTarget(request.target ?? source, request.force, credential, ctx);
+    }
     await this.checkVersions(request.manifest, ctx);
     await this.checkRoles(request, sources, credential, ctx);
     for (const source of sources) logSpaceNeeded(request.manifest, source, databases[source], ctx);
@@ -420,13 +423,17 @@ export class PostgresDriver implements JobDriver {
         await db.query(`ALTER DATABASE ${quoteIdent(temp)} RENAME TO ${quoteIdent(target)}`);
         return undefined;
       }
-      await db.query(`ALTER DATABASE ${quoteIdent(target)} WITH ALLOW_CONNECTIONS false`);
+      // Bounded so that a stopped agent (STOP_DEADLINE_MS) still gets to reopen the target below.
+      const deadline = Date.now() + SWAP_DEADLINE_MS;
+      if (existing.allow) await db.query(`ALTER DATABASE ${quoteIdent(target)} WITH ALLOW_CONNECTIONS false`);
       try {
         for (let attempt = 1; ; attempt++) {
           const ended = (await db.query<{ n: string }>('SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [target])).rows[0].n;
           if (Number(ended) > 0) ctx.log.warn('ended sessions on the database being replaced', { database: target, sessions: Number(ended) });
           try {
             await db.query('BEGIN');
+            // RENAME waits up to 5 s for ended sessions to go; never past the deadline.
+            await db.query(`SET LOCAL statement_timeout = ${Math.max(1, deadline - Date.now())}`);
             await db.query(`ALTER DATABASE ${quoteIdent(target)} RENAME TO ${quoteIdent(aside)}`);
             await db.query(`ALTER DATABASE ${quoteIdent(temp)} RENAME TO ${quoteIdent(target)}`);
             await db.query(`ALTER DATABASE ${quoteIdent(aside)} WITH ALLOW_CONNECTIONS ${existing.allow}`);
@@ -434,13 +441,36 @@ export class PostgresDriver implements JobDriver {
             return aside;
           } catch (error) {
             await db.query('ROLLBACK').catch(() => undefined);
-            if (attempt === SWAP_ATTEMPTS || !/being accessed by other users/.test(errorMessage(error))) throw error;
+            const retry = /being accessed by other users/.test(errorMessage(error)) && attempt < SWAP_ATTEMPTS && Date.now() < deadline;
+            if (!retry) throw error;
           }
         }
       } catch (error) {
         await db.query(`ALTER DATABASE ${quoteIdent(target)} WITH ALLOW_CONNECTIONS ${existing.allow}`).catch(() => undefined);
         throw error;
       }
+    });
+  }
+
+  /**
+   * A swap killed between closing the target and the rename (SIGKILL, a lost connection) leaves
+   * the target refusing connections, beside a fully restored temporary database (its connection
+   * limit no longer 0: restoreAndSwap opens it just before the swap). The next restore of the
+   * target opens it again before anything else (its checks connect to it, and the swap would take
+   * the closed state for the target's own). A
+   * target that refused connections on its own before that interrupted swap is opened as well;
+   * the log says so.
+   */
+  private async reopenAfterInterruptedSwap(target: string, credential: Credential, ctx: DriverContext): Promise<void> {
+    await this.withMaintenance(credential, ctx, async (db) => {
+      const { rows } = await db.query<{ datname: string }>(
+        `SELECT t.datname FROM pg_database t WHERE t.datname = $1 AND NOT t.datallowconn
+           AND EXISTS (SELECT FROM pg_database r WHERE starts_with(r.datname, $2) AND r.datconnlimit <> 0)`,
+        [target, namePrefix(target, RESTORING_INFIX)],
+      );
+      if (rows.length === 0) return;
+      ctx.log.warn('an interrupted restore left the database refusing connections; it accepts them again', { database: target });
+      await db.query(`ALTER DATABASE ${quoteIdent(target)} WITH ALLOW_CONNECTIONS true`);
     });
   }
 
@@ -651,6 +681,11 @@ export class PostgresDriver implements JobDriver {
 
 /** Renaming waits up to 5 s for ended sessions to go; a client that reconnected in between gets another try. */
 const SWAP_ATTEMPTS = 3;
+/**
+ * The whole swap, from closing the target to the rename, stays this far under the agent's stop
+ * deadline (STOP_DEADLINE_MS, 9 s): a stopped restore still reopens the target itself.
+ */
+const SWAP_DEADLINE_MS = 6000;
 
 /**
  * The server needs room for the restored copy beside the database it replaces (kept until the
