@@ -328,7 +328,7 @@ export interface RestoreOptions {
 export function restoreBackup(agent: Agent, job: JobConfig, options: RestoreOptions): Promise<string> {
   const driver = driverFor(job);
   const commandLine = restoreCommandLine(job, options);
-  driver.beforeRestore?.({ commandLine }, driverContext(agent, job));
+  driver.beforeRestore?.({ commandLine, target: options.target }, driverContext(agent, job));
   return withJobLock(agent, job, async (store) => {
     const log = agent.log.forJob(job.name);
     const manifest = options.fromOffsite ? await fetchFromOffsite(agent, job, store, options.from) : options.from === 'latest' ? await newestGood(store) : await readBackup(store, options.from);

@@ -17,7 +17,7 @@ import { renderManifest } from '../../runtime/agent/manifest';
 import { restoreBackup, RestoreOptions } from '../../runtime/agent/runner';
 import { BackupStore } from '../../runtime/agent/store';
 import { postgresVersionsUnderTest, PostgresServer, startPostgres } from '../helpers/servers';
-import { cli, manifests, testAgent, writeConfig } from './harness';
+import { cli, manifests, spawnCli, testAgent, writeConfig } from './harness';
 
 const MOODS = ['m0', 'm1', 'm2', 'm3', 'm4', 'm5', 'm6', 'm7', 'm8', 'm9'];
 
@@ -26,8 +26,9 @@ const ROLES = `
   CREATE ROLE reader LOGIN PASSWORD 'reader-pw';
   CREATE ROLE ghost;`;
 
-/** Run in the database `app` as the superuser. */
+/** Run in the database `app` as its owner (as a tenant's app role creates its objects). */
 const SCHEMA = `
+  SET ROLE app_owner;
   CREATE TYPE mood AS ENUM (${MOODS.map((m) => `'${m}'`).join(', ')});
   CREATE TYPE tagged AS (m mood, n int);
   -- The hash of an enum is the hash of its OID; a restore gives the type new OIDs.
@@ -197,6 +198,17 @@ describe.each(postgresVersionsUnderTest())('Postgres restore and verification on
     await withDb(server, 'postgres', (db) => db.query('DROP DATABASE hashed_copy'));
   });
 
+  test.each([
+    ['app dbname=postgres', 'would be read by libpq as a connection string, not a database name'],
+    ['postgresql://elsewhere/app', 'would be read by libpq as a connection string, not a database name'],
+    ['a'.repeat(64), 'is longer than 63 bytes (PostgreSQL would shorten it to another name)'],
+  ])('--target %s is refused before anything is touched', async (target, problem) => {
+    const databases = await databasesLike(server, '%');
+    const refused = await cli(['restore', 'pg', '--from', 'latest', '--target', target, '--config', configPath], env);
+    expect({ code: refused.code, stderr: refused.stderr }).toEqual({ code: 2, stderr: `tenantry-agent: --target ${JSON.stringify(target)} ${problem}; name the database to restore into, e.g. --target app_copy\n` });
+    expect(await databasesLike(server, '%')).toEqual(databases);
+  });
+
   test('a missing role is found before anything is touched, and the refusal names --with-globals', async () => {
     // The archive grants to ghost; the server now calls that role something else.
     await withDb(server, 'postgres', (db) => db.query('ALTER ROLE ghost RENAME TO ghost_renamed'));
@@ -287,6 +299,26 @@ describe.each(postgresVersionsUnderTest())('Postgres restore and verification on
     await withDb(server, 'postgres', (db) => db.query(`DROP DATABASE ${aside}`));
   });
 
+  test('a swap killed after closing the target: the next restore opens it again and keeps it open aside', async () => {
+    // What a restore killed between ALLOW_CONNECTIONS false and the rename leaves: the target
+    // closed, beside a fully restored temporary database (its connection limit no longer 0).
+    await withDb(server, 'postgres', async (db) => {
+      await db.query('CREATE DATABASE app__restoring_20000101000000 CONNECTION LIMIT -1');
+      await db.query('ALTER DATABASE app WITH ALLOW_CONNECTIONS false');
+    });
+    const retried = await cli(['restore', 'pg', '--from', 'latest', '--force', '--config', configPath], env);
+    expect(retried.code).toBe(0);
+    expect(retried.logs.map((l) => l.msg)).toContain('an interrupted restore left the database refusing connections; it accepts them again');
+    const aside = /kept as "(app__before_restore_\d{14})"/.exec(retried.stdout)![1];
+    const allow = await withDb(server, 'postgres', async (db) => (await db.query('SELECT datname, datallowconn FROM pg_database WHERE datname IN ($1, $2) ORDER BY 1', ['app', aside])).rows);
+    expect(allow).toEqual([{ datname: 'app', datallowconn: true }, { datname: aside, datallowconn: true }]);
+    // The interrupted restore's copy no longer carries the agent's mark (it had the archive's own
+    // properties already), so it is left for the operator, with a warning, never dropped unasked.
+    expect(retried.logs.map((l) => l.msg)).toContain('not dropping a database named like a half-restored copy: the agent did not mark it as one');
+    await withDb(server, 'postgres', (db) => db.query(`DROP DATABASE ${aside}`));
+    await withDb(server, 'postgres', (db) => db.query('DROP DATABASE app__restoring_20000101000000'));
+  });
+
   test('under another name the database keeps its owner, settings, comment, grants and connection limit', async () => {
     const copy = await cli(['restore', 'pg', '--from', 'latest', '--target', 'app_elsewhere', '--config', configPath], env);
     expect(copy.code).toBe(0);
@@ -320,6 +352,59 @@ describe.each(postgresVersionsUnderTest())('Postgres restore and verification on
     const run = await cli(['run', 'pg', '--config', configPath], env);
     expect(run.code).toBe(0);
     expect(store.exists(id)).toBe(true);
+  });
+
+  /**
+   * A tenant's own code, planted in its database, that makes a role superuser when a superuser
+   * runs it: a public.format(text, name, name), a better match for format('%I.%I', nspname,
+   * relname) than pg_catalog.format(text, VARIADIC "any"), and a CHECK constraint whose function
+   * runs for every row loaded. The restore must run neither as a superuser; TMPDIR names a
+   * directory nobody can write (the backup container's root is read-only, without a /tmp).
+   */
+  test.each([
+    ['in chunk files', 0],
+    ['in the archive', 1000],
+  ])('tenant code in the database runs with the tenant\'s rights only, data %s', async (_, splitTablesLargerThanMb) => {
+    const database = `hostile_${splitTablesLargerThanMb}`;
+    await withDb(server, 'postgres', async (db) => {
+      await db.query("CREATE ROLE mallory LOGIN PASSWORD 'mallory-pw'; CREATE ROLE escalated_by_format; CREATE ROLE escalated_by_check");
+      await db.query(`CREATE DATABASE ${database} OWNER mallory`);
+    });
+    const mallory = new Client({ host: server.host, port: server.port, user: 'mallory', password: 'mallory-pw', database });
+    await mallory.connect();
+    await mallory.query(`
+      CREATE FUNCTION public.format(f text, a name, b name) RETURNS text LANGUAGE plpgsql AS $$
+      BEGIN
+        IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN EXECUTE 'ALTER ROLE escalated_by_format SUPERUSER'; END IF;
+        RETURN pg_catalog.format(f, a, b);
+      END $$;
+      CREATE FUNCTION public.plausible(n int) RETURNS boolean LANGUAGE plpgsql AS $$
+      BEGIN
+        IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN EXECUTE 'ALTER ROLE escalated_by_check SUPERUSER'; END IF;
+        RETURN n >= 0;
+      END $$;
+      CREATE TABLE public.orders (id int PRIMARY KEY, n int CHECK (public.plausible(n)));
+      INSERT INTO public.orders SELECT i, i FROM generate_series(1, 20) i;`);
+    await mallory.end();
+    const escalated = () => withDb(server, 'postgres', async (db) => (await db.query("SELECT rolname FROM pg_roles WHERE rolname LIKE 'escalated\\_%' AND rolsuper ORDER BY 1")).rows.map((r) => r.rolname));
+    try {
+      const { path: hostilePath } = writeConfig({ jobs: [pgJob([database], splitTablesLargerThanMb)] });
+      const run = await cli(['run', 'pg', '--config', hostilePath], env);
+      expect({ code: run.code, errors: run.logs.filter((l) => l.level === 'error') }).toEqual({ code: 0, errors: [] });
+      expect(await escalated()).toEqual([]);
+      // Its own process: os.tmpdir() reads the real environment, which jest does not hand to tests.
+      const restore = spawnCli(['restore', 'pg', '--from', 'latest', '--target', `${database}_copy`, '--config', hostilePath], { ...env, TMPDIR: '/dev/null/not-a-directory' });
+      const code = await new Promise<number | null>((resolve) => restore.on('exit', resolve));
+      expect({ code, failure: restore.output().stderr.split('\n').filter((line) => line !== '' && !line.startsWith('{')) }).toEqual({ code: 0, failure: [] });
+      expect(await escalated()).toEqual([]);
+      const restored = await withDb(server, `${database}_copy`, async (db) => (await db.query('SELECT count(*)::int AS n, pg_get_userbyid(relowner) AS owner FROM public.orders, pg_class WHERE oid = \'public.orders\'::regclass GROUP BY 2')).rows);
+      expect(restored).toEqual([{ n: 20, owner: 'mallory' }]);
+    } finally {
+      await withDb(server, 'postgres', async (db) => {
+        for (const name of [`${database}_copy`, database]) await db.query(`DROP DATABASE IF EXISTS ${name}`);
+        await db.query('DROP ROLE mallory; DROP ROLE escalated_by_format; DROP ROLE escalated_by_check');
+      });
+    }
   });
 
   test('splitTablesLargerThanMb counts the whole table: a 30 MB table held in TOAST is split at 16', async () => {

@@ -21,7 +21,13 @@ const SCHEMA = `
   CREATE SCHEMA billing;
   CREATE TABLE billing.invoices (id int PRIMARY KEY, amount numeric, paid boolean);
   CREATE VIEW big_orders AS SELECT * FROM orders WHERE total > 100;
+  -- A restore loads rows as the database's owner: a tenant's objects are its app role's.
   ALTER TABLE customers OWNER TO app_owner;
+  ALTER TABLE orders OWNER TO app_owner;
+  ALTER TABLE blobs OWNER TO app_owner;
+  ALTER SCHEMA billing OWNER TO app_owner;
+  ALTER TABLE billing.invoices OWNER TO app_owner;
+  ALTER VIEW big_orders OWNER TO app_owner;
   ALTER DATABASE app OWNER TO app_owner;
   REVOKE CONNECT, TEMPORARY ON DATABASE app FROM PUBLIC;
   GRANT CONNECT ON DATABASE app TO app_owner;
@@ -296,7 +302,12 @@ describe('Postgres backup job, tables in parallel chunks (real PostgreSQL server
     CREATE TABLE hashed_0 PARTITION OF hashed FOR VALUES WITH (MODULUS 2, REMAINDER 0);
     CREATE TABLE hashed_1 PARTITION OF hashed FOR VALUES WITH (MODULUS 2, REMAINDER 1);
     INSERT INTO hashed SELECT i, (ARRAY['sad', 'ok', 'happy'])[1 + i % 3]::mood FROM generate_series(1, 900) i;
-    GRANT SELECT ON orders TO app_owner;`;
+    CREATE ROLE auditor;
+    GRANT SELECT ON orders TO auditor;
+    DO $$ DECLARE t regclass; BEGIN
+      FOR t IN SELECT c.oid FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p') AND pg_get_userbyid(c.relowner) = 'postgres' LOOP
+        EXECUTE format('ALTER TABLE %s OWNER TO app_owner', t);
+      END LOOP; END $$;`;
   const EXTRA_TABLES = ['"Odd ""name"" table"', 'grants_log', 'measures', 'events', 'feelings', 'moods', 'hashed'];
   let server: PostgresServer;
   let config: AgentConfig;
@@ -371,7 +382,7 @@ describe('Postgres backup job, tables in parallel chunks (real PostgreSQL server
     expect(restored.stderr).toBe(restored.logs.map((l) => JSON.stringify(l)).join('\n') + '\n');
     expect(restored.code).toBe(0);
     expect(await everything('app')).toEqual(original);
-    expect(original.orders_acl).toContain('app_owner=r/');
+    expect(original.orders_acl).toContain('auditor=r/');
     const restoredMoodOid = await withDb(server, 'app', async (db) => (await db.query("SELECT 'mood'::regtype::oid AS oid")).rows[0].oid);
     expect(restoredMoodOid).not.toBe(moodOid);
   });
@@ -419,7 +430,7 @@ describe('Postgres backup job, tables in parallel chunks (real PostgreSQL server
 
   test('chunks share one snapshot: transfers running during the dump never show up half-done', async () => {
     await withDb(server, 'app', (db) =>
-      db.query('CREATE TABLE accounts (id int PRIMARY KEY, balance int NOT NULL); INSERT INTO accounts SELECT i, 0 FROM generate_series(1, 200000) i'),
+      db.query('CREATE TABLE accounts (id int PRIMARY KEY, balance int NOT NULL); INSERT INTO accounts SELECT i, 0 FROM generate_series(1, 200000) i; ALTER TABLE accounts OWNER TO app_owner'),
     );
     // Each transfer moves 1 between two accounts in one transaction: the total stays 0. Updated
     // rows get new versions elsewhere in the heap, so chunks read at different moments would

@@ -46,7 +46,7 @@ export interface JobDriver {
    * Throws a UserError when a restore cannot run as called (a credential it needs is missing),
    * before anything is fetched or touched. @default every restore may run
    */
-  beforeRestore?(request: Pick<RestoreRequest, 'commandLine'>, ctx: DriverContext): void;
+  beforeRestore?(request: Pick<RestoreRequest, 'commandLine' | 'target'>, ctx: DriverContext): void;
   /** Writes the backup's files into `dir` (an empty partial directory). */
   backup(dir: string, ctx: DriverContext): Promise<BackupOutcome>;
   /**

@@ -70,7 +70,7 @@ interface PlannedTable extends Omit<SplitTable, 'parts'> {
  */
 const CANDIDATES_SQL = `
   SELECT c.oid, n.nspname, c.relname,
-         format('%I.%I', n.nspname, c.relname) AS qualified,
+         pg_catalog.format('%I.%I', n.nspname, c.relname) AS qualified,
          pg_table_size(c.oid) AS bytes,
          pg_relation_size(c.oid) / current_setting('block_size')::int AS blocks,
          (SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum)
@@ -152,6 +152,8 @@ export interface ChunkSession {
   signal?: AbortSignal;
   /** The server's major version: 17 and later also get transaction_timeout switched off. */
   serverMajor: number;
+  /** Loads only: the role (quoted) the rows are loaded as, so the table's CHECKs run with its rights. */
+  role?: string;
 }
 
 /**
@@ -239,7 +241,11 @@ export async function loadChunks(dir: string, tables: SplitTable[], session: Chu
     const zstd: ToolCommand = { file: 'zstd', args: ['--decompress', '--stdout', '--quiet', `./${part.file}`] };
     const psql: ToolCommand = {
       file: 'psql',
-      args: ['--no-psqlrc', '--set=ON_ERROR_STOP=1', `--dbname=${session.database}`, `--command=COPY ${table.qualified} (${table.columns}) FROM STDIN (FORMAT ${table.format})`],
+      args: [
+        '--no-psqlrc', '--set=ON_ERROR_STOP=1', `--dbname=${session.database}`,
+        ...(session.role === undefined ? [] : [`--command=SET ROLE ${session.role}`]),
+        `--command=COPY ${table.qualified} (${table.columns}) FROM STDIN (FORMAT ${table.format})`,
+      ],
     };
     const { stdout } = await runPipeline(zstd, psql, { env: chunkSessionEnv(session.env, table.encoding, session.serverMajor, session.env.PGOPTIONS), cwd: dir, signal });
     const loaded = copiedRows(stdout, `${table.label} from ${part.file}`);

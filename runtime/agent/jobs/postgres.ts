@@ -73,7 +73,7 @@ interface PostgresDetails {
 
 /** Ordinary tables with data of their own: not catalogs, not partitioned parents, not extension-owned. */
 export const TABLES_SQL = `
-  SELECT c.oid, format('%I.%I', n.nspname, c.relname) AS qualified, n.nspname || '.' || c.relname AS label
+  SELECT c.oid, pg_catalog.format('%I.%I', n.nspname, c.relname) AS qualified, n.nspname || '.' || c.relname AS label
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
   WHERE c.relkind = 'r'
     AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'
@@ -103,8 +103,15 @@ let warnedNoStdbuf = false;
 /** How long the dump's session and pg_dump wait for a table lock before the run fails. */
 const LOCK_WAIT = '60s';
 
+/**
+ * Every agent session resolves unqualified names in pg_catalog only: a tenant's database holds the
+ * tenant's own functions and operators (a public.format(text, name, name) is a better match for
+ * format('%I.%I', …) than pg_catalog's), which would otherwise run with the agent's rights.
+ */
+export const SAFE_SEARCH_PATH = '-c search_path=pg_catalog';
+
 /** Session settings that speed a restore up and that any role may set (pg_restore and psql read PGOPTIONS). */
-export const RESTORE_SESSION = '-c maintenance_work_mem=512MB -c synchronous_commit=off';
+export const RESTORE_SESSION = `${SAFE_SEARCH_PATH} -c maintenance_work_mem=512MB -c synchronous_commit=off`;
 
 export class PostgresDriver implements JobDriver {
   private readonly pg: PostgresJob['postgres'];
@@ -275,7 +282,10 @@ export class PostgresDriver implements JobDriver {
     }
     const credential = this.restoreCredential(request, ctx);
     await this.withMaintenance(credential, ctx, (db) => this.chooseTools(db, ctx, archiveMajor(request.manifest)));
-    for (const source of sources) await this.checkTarget(request.target ?? source, request.force, credential, ctx);
+    for (const source of sources) {
+      await this.reopenAfterInterruptedSwap(request.target ?? source, credential, ctx);
+      await this.checkTarget(request.target ?? source, request.force, credential, ctx);
+    }
     await this.checkVersions(request.manifest, ctx);
     await this.checkRoles(request, sources, credential, ctx);
     for (const source of sources) logSpaceNeeded(request.manifest, source, databases[source], ctx);
@@ -370,11 +380,15 @@ export class PostgresDriver implements JobDriver {
       // Superusers ignore a connection limit, so the restore's sessions get in and nobody else does.
       await this.withMaintenance(credential, ctx, async (db) => {
         await db.query(properties.create.replace(/;$/, ' CONNECTION LIMIT = 0;'));
+        created = true;
+        // The agent's mark: only a database carrying it is ever dropped as a leftover (dropLeftovers).
         await db.query(`COMMENT ON DATABASE ${quoteIdent(temp)} IS '${RESTORING_MARK}'`);
+        // Its owner from the start: the rows and indexes are created as that role (restoreDatabase),
+        // which needs the rights a database's owner has on its public schema.
+        await db.query(`ALTER DATABASE ${quoteIdent(temp)} OWNER TO ${quoteIdent(properties.owner)}`);
       });
-      created = true;
       ctx.log.info('restoring into a temporary database', { database: target, temporary: temp });
-      await this.restoreDatabase(request.dir, source, temp, { extra: [], details }, credential, ctx);
+      await this.restoreDatabase(request.dir, source, temp, { extra: [], details, role: properties.owner }, credential, ctx);
       const problems = await this.compareWithDump(temp, details.tables, credential, ctx);
       if (problems.length > 0) throw new Error(`the restored copy differs from the dump's snapshot: ${problems.join('; ')}`);
       await this.withMaintenance(credential, ctx, (db) => db.query(`ALTER DATABASE ${quoteIdent(temp)} CONNECTION LIMIT -1;\n${properties.rest}`));
@@ -392,9 +406,12 @@ export class PostgresDriver implements JobDriver {
   }
 
   /** The archive's CREATE DATABASE and database-level properties, for `temp` instead of `source`. */
-  private async databaseProperties(archive: string, source: string, temp: string, credential: Credential, ctx: DriverContext): Promise<DatabaseProperties> {
+  private async databaseProperties(archive: string, source: string, temp: string, credential: Credential, ctx: DriverContext): Promise<DatabaseProperties & { owner: string }> {
     const toc = await runTool('pg_restore', ['--create', '--list', archive], { env: this.toolPath(), signal: ctx.signal });
-    const list = path.join(os.tmpdir(), `tenantry-restore-${process.pid}-${temp}.list`);
+    const owner = databaseOwner(toc, source);
+    // Beside the backup's files: the backup container has a read-only root and no writable /tmp
+    // (pg_restore cannot read its list from a pipe: it opens the file by name).
+    const list = path.join(path.dirname(archive), `.restore-${process.pid}-${source}.list`);
     await fs.promises.writeFile(list, databaseEntries(toc));
     try {
       const sql = await runTool('pg_restore', ['--create', `--use-list=${list}`, '--file=-', archive], { env: this.toolPath(), signal: ctx.signal });
@@ -402,7 +419,7 @@ export class PostgresDriver implements JobDriver {
         const { rows } = await db.query<{ a: string; b: string }>('SELECT quote_ident($1) AS a, quote_ident($2) AS b', [source, temp]);
         return [rows[0].a, rows[0].b];
       });
-      return renameDatabaseSql(sql, quoted, renamed);
+      return { ...renameDatabaseSql(sql, quoted, renamed), owner };
     } finally {
       await fs.promises.rm(list, { force: true });
     }
@@ -422,13 +439,17 @@ export class PostgresDriver implements JobDriver {
         await db.query(`ALTER DATABASE ${quoteIdent(temp)} RENAME TO ${quoteIdent(target)}`);
         return undefined;
       }
-      await db.query(`ALTER DATABASE ${quoteIdent(target)} WITH ALLOW_CONNECTIONS false`);
+      // Bounded so that a stopped agent (STOP_DEADLINE_MS) still gets to reopen the target below.
+      const deadline = Date.now() + SWAP_DEADLINE_MS;
+      if (existing.allow) await db.query(`ALTER DATABASE ${quoteIdent(target)} WITH ALLOW_CONNECTIONS false`);
       try {
         for (let attempt = 1; ; attempt++) {
           const ended = (await db.query<{ n: string }>('SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [target])).rows[0].n;
           if (Number(ended) > 0) ctx.log.warn('ended sessions on the database being replaced', { database: target, sessions: Number(ended) });
           try {
             await db.query('BEGIN');
+            // RENAME waits up to 5 s for ended sessions to go; never past the deadline.
+            await db.query(`SET LOCAL statement_timeout = ${Math.max(1, deadline - Date.now())}`);
             await db.query(`ALTER DATABASE ${quoteIdent(target)} RENAME TO ${quoteIdent(aside)}`);
             await db.query(`ALTER DATABASE ${quoteIdent(temp)} RENAME TO ${quoteIdent(target)}`);
             await db.query(`ALTER DATABASE ${quoteIdent(aside)} WITH ALLOW_CONNECTIONS ${existing.allow}`);
@@ -436,13 +457,36 @@ export class PostgresDriver implements JobDriver {
             return aside;
           } catch (error) {
             await db.query('ROLLBACK').catch(() => undefined);
-            if (attempt === SWAP_ATTEMPTS || !/being accessed by other users/.test(errorMessage(error))) throw error;
+            const retry = /being accessed by other users/.test(errorMessage(error)) && attempt < SWAP_ATTEMPTS && Date.now() < deadline;
+            if (!retry) throw error;
           }
         }
       } catch (error) {
         await db.query(`ALTER DATABASE ${quoteIdent(target)} WITH ALLOW_CONNECTIONS ${existing.allow}`).catch(() => undefined);
         throw error;
       }
+    });
+  }
+
+  /**
+   * A swap killed between closing the target and the rename (SIGKILL, a lost connection) leaves
+   * the target refusing connections, beside a fully restored temporary database (its connection
+   * limit no longer 0: restoreAndSwap opens it just before the swap). The next restore of the
+   * target opens it again before anything else (its checks connect to it, and the swap would take
+   * the closed state for the target's own). A
+   * target that refused connections on its own before that interrupted swap is opened as well;
+   * the log says so.
+   */
+  private async reopenAfterInterruptedSwap(target: string, credential: Credential, ctx: DriverContext): Promise<void> {
+    await this.withMaintenance(credential, ctx, async (db) => {
+      const { rows } = await db.query<{ datname: string }>(
+        `SELECT r.datname FROM pg_database r WHERE starts_with(r.datname, $1) AND r.datconnlimit <> 0
+           AND EXISTS (SELECT FROM pg_database t WHERE t.datname = $2 AND NOT t.datallowconn)`,
+        [`${target}${RESTORING_INFIX}`, target],
+      );
+      if (!rows.some((r) => isAffixedName(r.datname, target, RESTORING_INFIX))) return;
+      ctx.log.warn('an interrupted restore left the database refusing connections; it accepts them again', { database: target });
+      await db.query(`ALTER DATABASE ${quoteIdent(target)} WITH ALLOW_CONNECTIONS true`);
     });
   }
 
@@ -493,26 +537,58 @@ export class PostgresDriver implements JobDriver {
   /**
    * Definitions (pre-data), then the archive's data and the big tables' chunks side by side, then
    * indexes and constraints (post-data), each step with `parallelJobs` workers.
+   *
+   * Loading rows runs the tenant's code (CHECK constraints, generated columns, domain checks, all
+   * calling the tenant's functions), and so do index expressions and constraint validation: only
+   * creating the definitions, with their owners, needs the restore credential's rights. The data,
+   * the chunks and post-data run as `role` (the database's owner), so tenant code runs with the
+   * tenant's rights. Without `role` (verify: the scratch copy and every object in it are the
+   * backup role's own) everything runs as the connecting role.
    */
   private async restoreDatabase(
     dir: string,
     source: string,
     target: string,
-    how: { extra: string[]; details: PostgresDetails['databases'][string] },
+    how: { extra: string[]; details: PostgresDetails['databases'][string]; role?: string },
     credential: Credential,
     ctx: DriverContext,
   ): Promise<void> {
     const archive = path.join(dir, archiveOf(source));
     await this.pgRestore(archive, target, ['--section=pre-data', ...how.extra], credential, ctx);
+    if (how.role !== undefined) await this.checkLoadableAs(target, how.role, credential, ctx);
     const env = { ...this.toolEnv(credential), PGOPTIONS: RESTORE_SESSION };
+    const asOwner = how.role === undefined ? [] : [`--role=${how.role}`];
     await allOrNothing(
       [
-        (signal) => this.pgRestore(archive, target, ['--section=data', ...how.extra], credential, { ...ctx, signal }),
-        (signal) => loadChunks(dir, how.details.split ?? [], { database: target, env, workers: this.pg.parallelJobs, signal, serverMajor: this.serverMajor }),
+        (signal) => this.pgRestore(archive, target, ['--section=data', ...asOwner, ...how.extra], credential, { ...ctx, signal }),
+        (signal) =>
+          loadChunks(dir, how.details.split ?? [], {
+            database: target, env, workers: this.pg.parallelJobs, signal, serverMajor: this.serverMajor,
+            ...(how.role === undefined ? {} : { role: quoteIdent(how.role) }),
+          }),
       ],
       ctx.signal,
     );
-    await this.pgRestore(archive, target, ['--section=post-data', ...how.extra], credential, ctx);
+    await this.pgRestore(archive, target, ['--section=post-data', ...asOwner, ...how.extra], credential, ctx);
+  }
+
+  /** Tables the owner cannot load as itself are refused, rather than loaded with the restore credential's rights. */
+  private async checkLoadableAs(database: string, role: string, credential: Credential, ctx: DriverContext): Promise<void> {
+    const { rows } = await this.withDatabase(database, credential, ctx, (db) =>
+      db.query<{ label: string; owner: string }>(
+        `SELECT n.nspname || '.' || c.relname AS label, pg_get_userbyid(c.relowner) AS owner
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.relkind IN ('r', 'p', 'S') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%'
+           AND NOT pg_has_role($1, c.relowner, 'USAGE') ORDER BY 1`,
+        [role],
+      ),
+    );
+    if (rows.length === 0) return;
+    throw new Error(
+      `${rows.map((r) => `${r.label} (owned by ${r.owner})`).join(', ')} cannot be loaded as the database's owner ${role}: a restore loads rows as the owner, ` +
+        `so the tenant's code (CHECK constraints, triggers' functions, index expressions) never runs with the restore credential's rights; ` +
+        `give them to ${role} (ALTER TABLE … OWNER TO) on the source, or make ${role} a member of their owners, and back up again`,
+    );
   }
 
   private pgRestore(archive: string, database: string, extra: string[], credential: Credential, ctx: DriverContext): Promise<string> {
@@ -550,7 +626,8 @@ export class PostgresDriver implements JobDriver {
    * backup role may do. Its credential is passed by an operator for this command only; without it
    * the restore stops here, before it touches anything, and says how to pass it.
    */
-  beforeRestore(request: Pick<RestoreRequest, 'commandLine'>, ctx: DriverContext): void {
+  beforeRestore(request: Pick<RestoreRequest, 'commandLine' | 'target'>, ctx: DriverContext): void {
+    if (request.target !== undefined) checkTargetName(request.target);
     this.restoreCredential(request, ctx);
   }
 
@@ -594,7 +671,7 @@ export class PostgresDriver implements JobDriver {
       application_name: 'tenantry-agent',
       // A database's or role's timeouts are for its applications: the agent's queries (count(*)
       // of a big table, a session idling in the dump's transaction) must not be cut short.
-      options: '-c statement_timeout=0 -c idle_in_transaction_session_timeout=0',
+      options: `${SAFE_SEARCH_PATH} -c statement_timeout=0 -c idle_in_transaction_session_timeout=0`,
       connectionTimeoutMillis: 10_000,
     });
     // Without a listener, a server that goes away while the connection idles crashes the agent.
@@ -607,7 +684,7 @@ export class PostgresDriver implements JobDriver {
   }
 
   private toolEnv(credential: Credential): NodeJS.ProcessEnv {
-    return { ...this.toolPath(), PGHOST: this.pg.host, PGPORT: String(this.pg.port), PGUSER: credential.user, PGPASSWORD: credential.password, PGCONNECT_TIMEOUT: '10', PGAPPNAME: 'tenantry-agent' };
+    return { ...this.toolPath(), PGHOST: this.pg.host, PGPORT: String(this.pg.port), PGUSER: credential.user, PGPASSWORD: credential.password, PGCONNECT_TIMEOUT: '10', PGAPPNAME: 'tenantry-agent', PGOPTIONS: SAFE_SEARCH_PATH };
   }
 
   /** PATH with the chosen tools first, when a version-matched directory was found. */
@@ -630,6 +707,11 @@ export class PostgresDriver implements JobDriver {
 
 /** Renaming waits up to 5 s for ended sessions to go; a client that reconnected in between gets another try. */
 const SWAP_ATTEMPTS = 3;
+/**
+ * The whole swap, from closing the target to the rename, stays this far under the agent's stop
+ * deadline (STOP_DEADLINE_MS, 9 s): a stopped restore still reopens the target itself.
+ */
+const SWAP_DEADLINE_MS = 6000;
 
 /**
  * The server needs room for the restored copy beside the database it replaces (kept until the
@@ -712,7 +794,7 @@ export async function lockUnchanged(session: Client, tables: TableRef[]): Promis
   const { rows } = await session.query<{ label: string; replaced: boolean }>(
     `SELECT label, replaced FROM (
        SELECT n.nspname || '.' || c.relname AS label,
-              to_regclass(format('%I.%I', n.nspname, c.relname)) IS DISTINCT FROM c.oid AS replaced,
+              to_regclass(pg_catalog.format('%I.%I', n.nspname, c.relname)) IS DISTINCT FROM c.oid AS replaced,
               c.relfilenode <> 0 AND c.relfilenode IS DISTINCT FROM pg_relation_filenode(c.oid) AS rewritten
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = ANY($1::oid[])) t
      WHERE replaced OR rewritten ORDER BY NOT replaced, label`,
@@ -740,6 +822,33 @@ async function userRelationCount(db: Client): Promise<number> {
     WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
       AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'`);
   return Number(result.rows[0].n);
+}
+
+/**
+ * A --target is a database name, used as given: libpq would read one with "=" in it, or one
+ * that starts like a URI, as a connection string (other host, other user, other options), and
+ * PostgreSQL would silently cut one longer than 63 bytes to another name.
+ */
+export function checkTargetName(target: string): void {
+  const problem =
+    Buffer.byteLength(target) > 63 ? 'is longer than 63 bytes (PostgreSQL would shorten it to another name)'
+    : /[\p{Cc}]/u.test(target) ? 'holds control characters'
+    : target.includes('=') || /^postgres(ql)?:\/\//i.test(target) ? 'would be read by libpq as a connection string, not a database name'
+    : undefined;
+  if (problem) throw new UserError(`--target ${JSON.stringify(target)} ${problem}; name the database to restore into, e.g. --target app_copy`);
+}
+
+/**
+ * The owner of the archive's database, from `pg_restore --create --list`: its DATABASE entry
+ * reads `<id>; <catalog> <oid> DATABASE - <name> <owner>`, and the name is known, so an owner
+ * with spaces in it is read whole.
+ */
+export function databaseOwner(toc: string, database: string): string {
+  const head = `DATABASE - ${database} `;
+  for (const line of toc.split('\n')) {
+    if (/^\d+; \d+ \d+ DATABASE - /.test(line) && line.includes(head)) return line.slice(line.indexOf(head) + head.length);
+  }
+  throw new Error(`the archive has no DATABASE entry for ${database}`);
 }
 
 /** The major version of the pg_dump that wrote a backup, from its manifest (0 when unknown). */
