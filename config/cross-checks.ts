@@ -1,5 +1,5 @@
 import { policyChecks } from './checks/policy';
-import type { ParsedDeployment, ParsedEnvironment } from './load';
+import type { ParsedDeployment, ParsedEnvironment } from './parsed';
 import { SLOT_SIZE, slotCount } from './ports';
 import { BACKUP_SERVICES, TenantFile } from './schema';
 import { formatProblem, Problem, SourceFile } from './source';
