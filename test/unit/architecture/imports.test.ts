@@ -24,9 +24,14 @@ function sources(): string[] {
   return files;
 }
 
+/** Every module specifier `file` imports, by any kind of import. */
+function specifiers(text: string): string[] {
+  return ts.preProcessFile(text, true, true).importedFiles.map((f) => f.fileName);
+}
+
 /** The project's own modules `file` imports, by any kind of import. */
 function localImports(file: string, text: string = fs.readFileSync(file, 'utf8')): string[] {
-  const found = ts.preProcessFile(text, true, true).importedFiles.map((f) => f.fileName).filter((s) => s.startsWith('.'));
+  const found = specifiers(text).filter((s) => s.startsWith('.'));
   const resolved: string[] = [];
   for (const specifier of found) {
     const base = path.resolve(path.dirname(file), specifier);
@@ -69,6 +74,44 @@ function importCycles(graph: ReadonlyMap<string, readonly string[]>): string[][]
   for (const v of graph.keys()) if (!index.has(v)) visit(v);
   return cycles;
 }
+
+/**
+ * Which layers each may import (docs/ARCHITECTURE.md): data flows one way, config -> constructs ->
+ * stacks -> main. runtime/ ships alone in the backup agent's image, so it imports no other layer,
+ * and holds the rules the agent and the config share (cron, bucket names).
+ */
+const MAY_IMPORT: Record<string, readonly string[]> = {
+  runtime: ['runtime'],
+  config: ['config', 'runtime'],
+  constructs: ['constructs', 'config', 'runtime'],
+  stacks: ['stacks', 'constructs', 'config', 'runtime'],
+  'main.ts': ['config', 'stacks'],
+};
+
+const layerOf = (file: string) => path.relative(REPO, file).split(path.sep)[0];
+
+describe('layers', () => {
+  it('import only the layers below them', () => {
+    const wrong = sources().flatMap((file) =>
+      localImports(file)
+        .filter((target) => !MAY_IMPORT[layerOf(file)].includes(layerOf(target)))
+        .map((target) => `${path.relative(REPO, file)} imports ${path.relative(REPO, target)}`),
+    );
+    expect(wrong).toEqual([]);
+  });
+
+  it('reach cdktf\'s internals (cdktf/lib/...) through stacks/cdktf-seam.ts only', () => {
+    const deep = sources().filter((file) => specifiers(fs.readFileSync(file, 'utf8')).some((s) => s.startsWith('cdktf/lib/')));
+    expect(deep.map((f) => path.relative(REPO, f))).toEqual(['stacks/cdktf-seam.ts']);
+  });
+
+  it('config and runtime load no cdktf and no constructs', () => {
+    const framework = sources()
+      .filter((file) => ['config', 'runtime'].includes(layerOf(file)))
+      .filter((file) => specifiers(fs.readFileSync(file, 'utf8')).some((s) => /^(cdktf|constructs|@cdktf\/)/.test(s)));
+    expect(framework).toEqual([]);
+  });
+});
 
 describe('imports among the project\'s own modules', () => {
   it('finds type-only imports, lazy requires and import types', () => {
