@@ -15,7 +15,7 @@ import { synthesizeEnvironments } from './stacks/synth';
  * place, so a failed run never leaves half-written JSON next to a previous good one.
  *
  * How the stacks are synthesized (stack traces off, one App per environment, environments in
- * parallel) is explained in stacks/synth.ts and stacks/cdktf-seam.ts, and measured in docs/benchmarks.md.
+ * parallel) is explained in stacks/synth.ts, stacks/cdktf-seam.ts and stacks/synth-workers.ts, and measured in docs/benchmarks.md.
  */
 async function main(): Promise<number> {
   // Before any construct exists: cdktf's per-token stack traces are off unless TENANTRY_CDKTF_STACK_TRACES=1.
