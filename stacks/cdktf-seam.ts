@@ -47,6 +47,7 @@ export const STACK_TRACES_ENV = 'TENANTRY_CDKTF_STACK_TRACES';
  */
 export const CDKTF_STEPS_ENV = 'TENANTRY_SYNTH_CDKTF';
 
+/** Set to 1 to check every stack the fast path writes against cdktf's own synthesis of it (slow; a safety net). */
 export const VERIFY_ENV = 'TENANTRY_SYNTH_VERIFY';
 
 /** cdktf's fork cdktn reads this instead of letting its tokens' stack traces be switched off from outside. */

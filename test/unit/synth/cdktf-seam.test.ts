@@ -13,7 +13,13 @@ import { buildIfStale, REPO } from '../../helpers/build';
  * by telling the seam another version is installed; the verify mode is tested with
  * json-stable-stringify unresolvable for everything but cdktf itself (cdktn replaced it).
  */
-const tmp = () => fs.mkdtempSync(path.join(process.env.TMPDIR || os.tmpdir(), 'cdktf-seam-'));
+const made: string[] = [];
+const tmp = () => {
+  const dir = fs.mkdtempSync(path.join(process.env.TMPDIR || os.tmpdir(), 'cdktf-seam-'));
+  made.push(dir);
+  return dir;
+};
+afterAll(() => made.forEach((dir) => fs.rmSync(dir, { recursive: true, force: true })));
 
 function files(dir: string, under = ''): Record<string, string> {
   const out: Record<string, string> = {};
