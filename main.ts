@@ -4,7 +4,8 @@ import { configRoot, loadConfig } from './config/load';
 import { formatProblem } from './config/source';
 import { AGENT_CONTEXT_DIR } from './stacks/backup-image';
 import { NFS_PREPARE_SCRIPT } from './stacks/nfs-prepare';
-import { configureTokenStackTraces, synthesizeEnvironments } from './stacks/synth';
+import { configureTokenStackTraces } from './stacks/cdktf-seam';
+import { synthesizeEnvironments } from './stacks/synth';
 
 /**
  * The cdktf app: YAML -> validated config -> one EnvironmentStack per environment -> JSON.
@@ -14,7 +15,7 @@ import { configureTokenStackTraces, synthesizeEnvironments } from './stacks/synt
  * place, so a failed run never leaves half-written JSON next to a previous good one.
  *
  * How the stacks are synthesized (stack traces off, one App per environment, environments in
- * parallel) is explained in stacks/synth.ts and measured in docs/benchmarks.md.
+ * parallel) is explained in stacks/synth.ts, stacks/cdktf-seam.ts and stacks/synth-workers.ts, and measured in docs/benchmarks.md.
  */
 async function main(): Promise<number> {
   // Before any construct exists: cdktf's per-token stack traces are off unless TENANTRY_CDKTF_STACK_TRACES=1.

@@ -30,6 +30,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { installPackage, MissingBinary } from '../e2e/launcher';
 import { textTable } from '../e2e/text-table';
+import { cdktfVersion } from '../stacks/cdktf-seam';
 
 const REPO = path.resolve(__dirname, '..', '..');
 const GNU_TIME = '/usr/bin/time';
@@ -542,9 +543,8 @@ export async function runSynthBenchmark(options: { print?: (line: string) => voi
     const moduleLoad = { startup, deep, index };
 
     loadAverage[1] = os.loadavg()[0];
-    const cdktfVersion = (JSON.parse(fs.readFileSync(path.join(REPO, 'node_modules', 'cdktf', 'package.json'), 'utf8')) as { version: string }).version;
     const header = [
-      `Synthesis benchmark: nproc ${os.availableParallelism?.() ?? os.cpus().length} (${os.cpus()[0]?.model ?? 'unknown CPU'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB), node ${process.version}, cdktf ${cdktfVersion}; ${new Date().toISOString().slice(0, 16)}Z`,
+      `Synthesis benchmark: nproc ${os.availableParallelism?.() ?? os.cpus().length} (${os.cpus()[0]?.model ?? 'unknown CPU'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB), node ${process.version}, cdktf ${cdktfVersion()}; ${new Date().toISOString().slice(0, 16)}Z`,
       `load average ${loadAverage[0].toFixed(1)} at start, ${loadAverage[1].toFixed(1)} at end (a shared machine inflates wall times; CPU time = user + sys of the process and its threads)`,
     ];
     return { header, cases: results, ablation, moduleLoad, loadAverage, baselineRewrites, quick };

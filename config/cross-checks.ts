@@ -1,6 +1,6 @@
 import { policyChecks } from './checks/policy';
 import { dockerHostIdentity } from './docker-host';
-import type { ParsedDeployment, ParsedEnvironment } from './load';
+import type { ParsedDeployment, ParsedEnvironment } from './parsed';
 import { SLOT_SIZE, slotCount } from './ports';
 import { BACKUP_SERVICES, TenantFile } from './schema';
 import { formatProblem, Problem, SourceFile } from './source';

@@ -6,7 +6,8 @@ import { crossCheck } from './cross-checks';
 import { describeIssues, describeValue } from './issues';
 import { BackupJobConfig, DEFAULT_BACKUP_JOBS, EnvironmentConfig, holdsBackupData, OffsiteTargetConfig, StorageConfig, TenantConfig, TenantryConfig } from './model';
 import { offsiteCredentialName, offsitePrefix, perTenantBucketName, usesOffsite } from './offsite';
-import { PublishedPort, publishedPorts, slotCount } from './ports';
+import type { ParsedDeployment, ParsedEnvironment } from './parsed';
+import { publishedPorts, slotCount } from './ports';
 import {
   BACKUP_SERVICES,
   EnvironmentFile,
@@ -14,33 +15,10 @@ import {
   TenantFile,
   tenantEnvironmentSchema,
   tenantFileSchema,
-  TenantServices,
 } from './schema';
 import { ConfigPath, Problem, sortProblems, SourceFile } from './source';
 
 export type LoadResult = { ok: true; config: TenantryConfig } | { ok: false; problems: Problem[] };
-
-export interface ParsedEnvironment {
-  readonly file: SourceFile;
-  readonly env: EnvironmentFile;
-  /** `env.storage` with a relative dataRoot made absolute: what the checks compare and the constructs get. */
-  readonly storage: StorageConfig;
-}
-
-/** One tenant in one environment, validated, with its backup jobs and host ports worked out once. */
-export interface ParsedDeployment {
-  readonly file: SourceFile;
-  readonly tenant: TenantFile;
-  readonly environment: ParsedEnvironment;
-  readonly services: TenantServices;
-  readonly backup: z.output<typeof tenantEnvironmentSchema>['backup'];
-  /** Backup job per stateful service (environment and base defaults applied). */
-  readonly jobs: TenantConfig['backup'];
-  /** Host ports, where the environment publishes them and the tenant has a port slot. */
-  readonly ports: PublishedPort[];
-  /** Where a path inside the merged settings was written: the override for this environment, or the base. */
-  readonly locate: (at: ConfigPath) => ConfigPath;
-}
 
 /** The config root: TENANTRY_CONFIG_DIR, or the working directory. */
 export function configRoot(env: NodeJS.ProcessEnv = process.env): string {

@@ -2,7 +2,7 @@ import { isIP } from 'net';
 import { z } from 'zod';
 import { BUCKET_NAME, BUCKET_NAME_RULE } from '../runtime/bucket-name';
 import { CronError, isValidTimeZone, parseCron } from '../runtime/schedule/cron';
-import { dataRootProblem, storagePathProblem } from './storage-layout';
+import { dataRootProblem, storagePathProblem } from './storage-paths';
 import { isAlpineImage, isPinned } from './images';
 import { POSTGRES_VERSIONS, reservedDatabase, reservedRole, tenantRoles } from './postgres-names';
 
@@ -138,7 +138,7 @@ const absolutePath = z.string().refine((p) => p.startsWith('/'), {
   message: 'must be an absolute path (starting with "/")',
 });
 
-/** A path that holds tenant data: absolute, normalized, and not a system directory (config/storage-layout.ts says why). */
+/** A path that holds tenant data: absolute, normalized, and not a system directory (config/storage-paths.ts says why). */
 const storagePath = (kind: 'host' | 'nfs-export') =>
   absolutePath.superRefine((p, ctx) => {
     const problem = p.startsWith('/') ? storagePathProblem(p, kind) : undefined;

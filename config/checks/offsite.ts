@@ -1,5 +1,5 @@
 import { dotted, suggest } from '../issues';
-import type { ParsedDeployment, ParsedEnvironment } from '../load';
+import type { ParsedDeployment, ParsedEnvironment } from '../parsed';
 import { offsiteCredentialName, perTenantBucketName, usesOffsite } from '../offsite';
 import { formatProblem, Problem, SourceFile } from '../source';
 

@@ -1,6 +1,6 @@
 import { imageTag } from '../images';
 import { dotted } from '../issues';
-import type { ParsedDeployment, ParsedEnvironment } from '../load';
+import type { ParsedDeployment, ParsedEnvironment } from '../parsed';
 import { holdsBackupData } from '../model';
 import { BACKUP_SERVICES, BackupService, TenantFile } from '../schema';
 import { ConfigPath, Problem, SourceFile } from '../source';

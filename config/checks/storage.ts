@@ -1,6 +1,6 @@
 import { dockerHostIdentity } from '../docker-host';
 import { dotted } from '../issues';
-import type { ParsedDeployment, ParsedEnvironment } from '../load';
+import type { ParsedDeployment, ParsedEnvironment } from '../parsed';
 import { ConfigPath, formatProblem, Problem, SourceFile } from '../source';
 import { SHARED_POSTGRES_VOLUME, ServiceStorage, tenantDirectory, tenantVolumes, VolumeIdentity, volumeLocation } from '../storage-layout';
 

@@ -1,6 +1,6 @@
 import { spawnSync } from 'child_process';
 import * as path from 'path';
-import { localStatePath } from '../../stacks/synth';
+import { localStatePath } from '../../stacks/environment-app';
 import { loadOrThrow, REPO_ROOT } from './synth/support';
 
 /*

@@ -1,9 +1,10 @@
-/** Where stateful volumes live (config/storage-layout.ts) and what a storage path may be. */
+/** Where stateful volumes live (config/storage-layout.ts) and what a storage path may be (config/storage-paths.ts). */
 import * as path from 'path';
 import { loadConfig } from '../../../config/load';
 import type { StorageConfig } from '../../../config/model';
 import { formatProblem } from '../../../config/source';
-import { dataRootProblem, SHARED_POSTGRES_VOLUME, storagePathProblem, tenantVolumes, volumeLocation } from '../../../config/storage-layout';
+import { SHARED_POSTGRES_VOLUME, tenantVolumes, volumeLocation } from '../../../config/storage-layout';
+import { dataRootProblem, storagePathProblem } from '../../../config/storage-paths';
 import { resourcesOf, VolumeJson } from '../constructs/support';
 import { loadOrThrow, synthEnvironment, writeConfig } from '../synth/support';
 

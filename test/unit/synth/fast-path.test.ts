@@ -5,7 +5,7 @@ import * as path from 'path';
 import { buildIfStale, REPO } from '../../helpers/build';
 
 /*
- * stacks/stack-synthesizer.ts writes stack JSON without cdktf's own resolve and stringify passes
+ * stacks/cdktf-seam.ts writes stack JSON without cdktf's own resolve and stringify passes
  * (see bench/synth.ts for what that buys). TENANTRY_SYNTH_VERIFY=1 makes the app also run cdktf's
  * own path and fail on the first differing byte; these configs between them use every construct.
  */
