@@ -34,8 +34,7 @@ export function portLayout(services: TenantServices, backupEnabled: boolean): Po
   const add = (container: string, offset: number, internal: number, dataPort: boolean) =>
     entries.push({ container, offset, internal, dataPort });
   if (services.postgres?.enabled && services.postgres.mode === 'dedicated') add('postgres', 0, 5432, true);
-  // PgBouncer comes with Postgres unless the tenant turns it off (constructs/tenant.ts does the same).
-  if (services.postgres?.enabled && services.pgbouncer?.enabled !== false) add('pgbouncer', 1, 6432, true);
+  if (services.postgres?.enabled && services.pgbouncer?.enabled) add('pgbouncer', 1, 6432, true);
   if (services.qdrant?.enabled) {
     add('qdrant', 2, 6333, false);
     add('qdrant-grpc', 3, 6334, false);

@@ -435,7 +435,9 @@ export const servicesSchema = z
     if (s.pgbouncer?.enabled && !s.postgres?.enabled) {
       ctx.addIssue({ code: 'custom', path: ['pgbouncer'], message: 'pgbouncer needs postgres: add a postgres section or remove pgbouncer' });
     }
-  });
+  })
+  // PgBouncer comes with Postgres unless the tenant turns it off: decided here, once, for ports and constructs alike.
+  .transform((s) => (s.postgres?.enabled && s.pgbouncer === undefined ? { ...s, pgbouncer: pgbouncerSchema.parse({}) } : s));
 
 const tenantEnvironmentOverride = z.strictObject({
   services: z.record(z.string(), z.unknown()).optional(),

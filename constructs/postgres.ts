@@ -33,8 +33,8 @@ export const POSTGRES_SUPERUSER = 'postgres';
 
 export interface PostgresProps extends StatefulServiceProps {
   readonly databases: readonly string[];
-  /** Server parameters, passed as `-c key=value`. @default none */
-  readonly parameters?: Readonly<Record<string, string | number | boolean>>;
+  /** Server parameters, passed as `-c key=value`. */
+  readonly parameters: Readonly<Record<string, string | number | boolean>>;
   readonly memoryMb: number;
   /** @default no CPU limit */
   readonly cpus?: number;

@@ -77,15 +77,18 @@ export class Tenant extends Construct {
         cpus: s.postgres.cpus,
         publishedPort: port('postgres'),
       });
-      const pool = s.pgbouncer ?? { enabled: true as const };
-      if (pool.enabled) {
+      if (s.pgbouncer?.enabled) {
         this.pgbouncer = new PgBouncer(this, 'pgbouncer', {
           environment: env.name,
           tenant: tenant.name,
           network: props.network,
           image: image(env.images.pgbouncer, DEFAULT_IMAGES.pgbouncer),
           postgres: this.postgres,
-          ...s.pgbouncer,
+          poolMode: s.pgbouncer.poolMode,
+          poolSize: s.pgbouncer.poolSize,
+          maxClients: s.pgbouncer.maxClients,
+          memoryMb: s.pgbouncer.memoryMb,
+          cpus: s.pgbouncer.cpus,
           publishedPort: port('pgbouncer'),
         });
       }
