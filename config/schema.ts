@@ -412,16 +412,34 @@ const qdrantSchema = z.strictObject({
   storage: serviceStorage.optional(),
 });
 
+const minioBucketSchema = z.strictObject({ name: bucketName, versioned: z.boolean().default(false) });
+
 const minioSchema = z.strictObject({
   enabled: z.boolean().default(true),
   buckets: z
-    .array(z.strictObject({ name: bucketName, versioned: z.boolean().default(false) }))
+    .array(minioBucketSchema)
     .default([])
     .superRefine(withoutDuplicates((b: { name: string }) => b.name, ['name'])),
   memoryMb: memoryMb.default(512),
   cpus: cpus.optional(),
   storage: serviceStorage.optional(),
 });
+
+/**
+ * What each service's settings resolve to when its section is empty: the one statement of these
+ * defaults (constructs take resolved values; tests check that none restates one, and the README's
+ * service rows against them).
+ */
+export const SERVICE_DEFAULTS = {
+  postgres: postgresSchema.parse({}),
+  pgbouncer: pgbouncerSchema.parse({}),
+  redis: redisSchema.parse({}),
+  qdrant: qdrantSchema.parse({}),
+  minio: minioSchema.parse({}),
+};
+
+/** The defaults of one entry of `minio.buckets`. */
+export const MINIO_BUCKET_DEFAULTS = minioBucketSchema.omit({ name: true }).parse({});
 
 export const servicesSchema = z
   .strictObject({
@@ -437,7 +455,7 @@ export const servicesSchema = z
     }
   })
   // PgBouncer comes with Postgres unless the tenant turns it off: decided here, once, for ports and constructs alike.
-  .transform((s) => (s.postgres?.enabled && s.pgbouncer === undefined ? { ...s, pgbouncer: pgbouncerSchema.parse({}) } : s));
+  .transform((s) => (s.postgres?.enabled && s.pgbouncer === undefined ? { ...s, pgbouncer: { ...SERVICE_DEFAULTS.pgbouncer } } : s));
 
 const tenantEnvironmentOverride = z.strictObject({
   services: z.record(z.string(), z.unknown()).optional(),
