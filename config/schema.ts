@@ -350,6 +350,14 @@ const pgbouncerSchema = z.strictObject({
   maxClients: z.number().int().min(1).max(100000).default(1000),
   memoryMb: memoryMb.default(64),
   cpus: cpus.optional(),
+}).superRefine((p, ctx) => {
+  if (p.poolSize > p.maxClients) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['poolSize'],
+      message: `poolSize ${p.poolSize} is larger than maxClients (${p.maxClients}): PgBouncer could never use the whole pool; lower poolSize or raise maxClients`,
+    });
+  }
 });
 
 const redisSchema = z
