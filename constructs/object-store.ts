@@ -1,7 +1,7 @@
 import { Construct } from 'constructs';
 import { MINIO_SETUP_ENV, renderMinioSetup } from '../runtime/render/minio-setup';
 import { generatedSecret } from './secrets';
-import { HostPort, ServiceContainer } from './service-container';
+import { HostPort, ServiceContainer, SIDE_CONTAINER_MEMORY_MB } from './service-container';
 import { StatefulServiceProps, StatefulVolume } from './storage';
 
 export interface ObjectStoreBucket {
@@ -95,7 +95,7 @@ export class ObjectStore extends Construct {
           backupUser: this.backup.accessKey,
         }),
         env: { ...credentials, [MINIO_SETUP_ENV.applicationSecret]: this.application.secretKey, [MINIO_SETUP_ENV.backupSecret]: this.backup.secretKey },
-        memoryMb: 64,
+        memoryMb: SIDE_CONTAINER_MEMORY_MB,
         oneShot: true,
         dependsOn: [server.resource],
       });

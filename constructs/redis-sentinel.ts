@@ -1,7 +1,7 @@
 import { Construct } from 'constructs';
 import { renderRedisNode, renderSentinel } from '../runtime/render/redis';
 import { generatedSecret } from './secrets';
-import { HostPort, ServiceContainer } from './service-container';
+import { HostPort, ServiceContainer, SIDE_CONTAINER_MEMORY_MB } from './service-container';
 import { StatefulServiceProps, StatefulVolume } from './storage';
 
 export interface RedisSentinelProps extends StatefulServiceProps {
@@ -113,7 +113,7 @@ export class RedisSentinel extends Construct {
           downAfterMs: props.downAfterMs,
         }),
         env: { REDIS_PASSWORD: this.password, SENTINEL_PASSWORD: this.sentinelPassword },
-        memoryMb: 64,
+        memoryMb: SIDE_CONTAINER_MEMORY_MB,
         volumes: [state.mount],
         publishedPorts: published(`sentinel-${i}`, 26379),
         healthcheck: 'REDISCLI_AUTH="$SENTINEL_PASSWORD" redis-cli -p 26379 ping | grep -q PONG',
