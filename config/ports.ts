@@ -1,3 +1,4 @@
+import { AGENT_HTTP_PORT } from '../runtime/agent/config';
 import type { TenantServices } from './schema';
 
 /**
@@ -34,8 +35,7 @@ export function portLayout(services: TenantServices, backupEnabled: boolean): Po
   const add = (container: string, offset: number, internal: number, dataPort: boolean) =>
     entries.push({ container, offset, internal, dataPort });
   if (services.postgres?.enabled && services.postgres.mode === 'dedicated') add('postgres', 0, 5432, true);
-  // PgBouncer comes with Postgres unless the tenant turns it off (constructs/tenant.ts does the same).
-  if (services.postgres?.enabled && services.pgbouncer?.enabled !== false) add('pgbouncer', 1, 6432, true);
+  if (services.postgres?.enabled && services.pgbouncer?.enabled) add('pgbouncer', 1, 6432, true);
   if (services.qdrant?.enabled) {
     add('qdrant', 2, 6333, false);
     add('qdrant-grpc', 3, 6334, false);
@@ -44,7 +44,7 @@ export function portLayout(services: TenantServices, backupEnabled: boolean): Po
     add('minio', 4, 9000, false);
     add('minio-console', 5, 9001, false);
   }
-  if (backupEnabled) add('backup', 6, 9187, false);
+  if (backupEnabled) add('backup', 6, AGENT_HTTP_PORT, false);
   if (services.redis?.enabled) {
     for (let i = 0; i <= services.redis.replicas; i++) add(`redis-${i}`, 7 + i, 6379, true);
     for (let i = 1; i <= services.redis.sentinels; i++) add(`sentinel-${i}`, 12 + i, 26379, true);

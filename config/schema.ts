@@ -1,7 +1,7 @@
 import { isIP } from 'net';
 import { z } from 'zod';
 import { BUCKET_NAME, BUCKET_NAME_RULE } from '../runtime/bucket-name';
-import { CronError, isValidTimeZone, parseCron } from '../runtime/schedule/cron';
+import { cronExpression, ianaTimeZone, retentionPolicySchema } from '../runtime/agent/config';
 import { dataRootProblem, storagePathProblem } from './storage-paths';
 import { isAlpineImage, isPinned } from './images';
 import { POSTGRES_VERSIONS, reservedDatabase, reservedRole, tenantRoles } from './postgres-names';
@@ -111,6 +111,8 @@ const postgresParameters = z.record(
 
 const tcpPort = z.number().int().min(1).max(65535);
 
+const awsRegion = z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'must be an AWS region like "eu-central-1"');
+
 const bucketName = z.string().regex(BUCKET_NAME, `must be an S3 bucket name (${BUCKET_NAME_RULE})`);
 
 /** Where published ports listen on the Docker host; loopback unless an environment opens them wider. */
@@ -145,19 +147,6 @@ const storagePath = (kind: 'host' | 'nfs-export') =>
     if (problem) ctx.addIssue({ code: 'custom', message: problem });
   });
 
-export const cronExpression = z.string().superRefine((expression, ctx) => {
-  try {
-    parseCron(expression);
-  } catch (e) {
-    if (!(e instanceof CronError)) throw e;
-    ctx.addIssue({ code: 'custom', message: `invalid cron expression "${expression}": ${e.message}` });
-  }
-});
-
-const timeZone = z.string().refine(isValidTimeZone, {
-  message: 'is not an IANA time zone (e.g. "UTC", "Europe/Berlin")',
-});
-
 const memoryMb = z.number().int().min(16, 'must be at least 16 (MiB)').max(1048576);
 const cpus = z.number().positive().max(256);
 
@@ -170,12 +159,6 @@ const serviceStorage = z.discriminatedUnion('kind', [
 
 // ---------------------------------------------------------------- backups
 
-export const retentionSchema = z.strictObject({
-  daily: z.number().int().min(0).max(3650).default(7),
-  weekly: z.number().int().min(0).max(520).default(4),
-  monthly: z.number().int().min(0).max(240).default(6),
-});
-
 export const BACKUP_SERVICES = ['postgres', 'redis', 'qdrant', 'minio'] as const;
 export type BackupService = (typeof BACKUP_SERVICES)[number];
 
@@ -185,13 +168,8 @@ export const backupJobSchema = z.strictObject({
   schedule: cronExpression.optional(),
   /** When the backup is restored into a scratch copy and compared with the source. */
   verifySchedule: cronExpression.optional(),
-  retention: z
-    .strictObject({
-      daily: z.number().int().min(0).max(3650).optional(),
-      weekly: z.number().int().min(0).max(520).optional(),
-      monthly: z.number().int().min(0).max(240).optional(),
-    })
-    .optional(),
+  /** Each count left out comes from the environment's defaults, then DEFAULT_BACKUP_JOBS (config/model.ts). */
+  retention: retentionPolicySchema.partial().optional(),
   offsite: z.boolean().optional(),
 });
 
@@ -275,7 +253,7 @@ const backendSchema = z.discriminatedUnion('kind', [
     kind: z.literal('s3'),
     bucket: bucketName,
     key: z.string().min(1).optional(),
-    region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'must be an AWS region like "eu-central-1"'),
+    region: awsRegion,
     encrypt: z.boolean().default(true),
     kmsKeyId: z.string().optional(),
     /** "lockfile" uses S3's conditional writes (Terraform ≥ 1.10); "dynamodb" needs dynamodbTable. */
@@ -310,7 +288,7 @@ export const environmentSchema = z
     name: resourceName,
     /** Production environments get the strict policies (no published data ports, off-site backups). */
     production: z.boolean().default(false),
-    timeZone: timeZone.default('UTC'),
+    timeZone: ianaTimeZone.default('UTC'),
     docker: z.strictObject({
       host: z
         .string()
@@ -344,7 +322,7 @@ export const environmentSchema = z
       .prefault({})
       .refine((p) => p.from <= p.to, { message: '"from" must not be larger than "to"', path: ['from'] }),
     backend: backendSchema.prefault({ kind: 'local' }),
-    aws: z.strictObject({ region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'must be an AWS region like "eu-central-1"') }).prefault({ region: 'us-east-1' }),
+    aws: z.strictObject({ region: awsRegion }).prefault({ region: 'us-east-1' }),
     /** A Postgres server for tenants with `postgres.mode: shared`. */
     sharedPostgres: z
       .strictObject({
@@ -411,6 +389,14 @@ const pgbouncerSchema = z.strictObject({
   maxClients: z.number().int().min(1).max(100000).default(1000),
   memoryMb: memoryMb.default(64),
   cpus: cpus.optional(),
+}).superRefine((p, ctx) => {
+  if (p.poolSize > p.maxClients) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['poolSize'],
+      message: `poolSize ${p.poolSize} is larger than maxClients (${p.maxClients}): PgBouncer could never use the whole pool; lower poolSize or raise maxClients`,
+    });
+  }
 });
 
 const redisSchema = z
@@ -451,16 +437,34 @@ const qdrantSchema = z.strictObject({
   storage: serviceStorage.optional(),
 });
 
+const minioBucketSchema = z.strictObject({ name: bucketName, versioned: z.boolean().default(false) });
+
 const minioSchema = z.strictObject({
   enabled: z.boolean().default(true),
   buckets: z
-    .array(z.strictObject({ name: bucketName, versioned: z.boolean().default(false) }))
+    .array(minioBucketSchema)
     .default([])
     .superRefine(withoutDuplicates((b: { name: string }) => b.name, ['name'])),
   memoryMb: memoryMb.default(512),
   cpus: cpus.optional(),
   storage: serviceStorage.optional(),
 });
+
+/**
+ * What each service's settings resolve to when its section is empty: the one statement of these
+ * defaults (constructs take resolved values; tests check that none restates one, and the README's
+ * service rows against them).
+ */
+export const SERVICE_DEFAULTS = {
+  postgres: postgresSchema.parse({}),
+  pgbouncer: pgbouncerSchema.parse({}),
+  redis: redisSchema.parse({}),
+  qdrant: qdrantSchema.parse({}),
+  minio: minioSchema.parse({}),
+};
+
+/** The defaults of one entry of `minio.buckets`. */
+export const MINIO_BUCKET_DEFAULTS = minioBucketSchema.omit({ name: true }).parse({});
 
 export const servicesSchema = z
   .strictObject({
@@ -474,7 +478,9 @@ export const servicesSchema = z
     if (s.pgbouncer?.enabled && !s.postgres?.enabled) {
       ctx.addIssue({ code: 'custom', path: ['pgbouncer'], message: 'pgbouncer needs postgres: add a postgres section or remove pgbouncer' });
     }
-  });
+  })
+  // PgBouncer comes with Postgres unless the tenant turns it off: decided here, once, for ports and constructs alike.
+  .transform((s) => (s.postgres?.enabled && s.pgbouncer === undefined ? { ...s, pgbouncer: { ...SERVICE_DEFAULTS.pgbouncer } } : s));
 
 const tenantEnvironmentOverride = z.strictObject({
   services: z.record(z.string(), z.unknown()).optional(),
@@ -516,7 +522,7 @@ export type EnvironmentFile = z.output<typeof environmentSchema>;
 export type TenantFile = z.output<typeof tenantFileSchema>;
 export type TenantServices = z.output<typeof servicesSchema>;
 export type BackupJobSettings = z.output<typeof backupJobSchema>;
-export type Retention = z.output<typeof retentionSchema>;
+export type Retention = z.output<typeof retentionPolicySchema>;
 
 function validCidr(cidr: string): boolean {
   const [address, prefix] = cidr.split('/');

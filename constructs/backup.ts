@@ -1,13 +1,22 @@
 import { Construct } from 'constructs';
 import type { BackupJobConfig, StorageConfig } from '../config/model';
 import type { BackupService } from '../config/schema';
-import { AgentConfig, agentConfigSchema, CONFIG_JSON_ENV, MINIO_RESTORE_CREDENTIAL_ENV, POSTGRES_DEFAULTS, RESTORE_CREDENTIAL_ENV } from '../runtime/agent/config';
+import {
+  AGENT_HTTP_PORT,
+  AgentConfig,
+  agentConfigSchema,
+  CONFIG_JSON_ENV,
+  MINIO_DEFAULT_REGION,
+  MINIO_RESTORE_CREDENTIAL_ENV,
+  OFFSITE_RETRY_DEFAULTS,
+  POSTGRES_DEFAULTS,
+  RESTORE_CREDENTIAL_ENV,
+} from '../runtime/agent/config';
 import type { PostgresEndpoint } from './postgres';
 import { HostPort, ServiceContainer } from './service-container';
 import { StatefulVolume } from './storage';
 import { escapeTerraformTemplate } from './terraform-text';
 
-export const AGENT_HTTP_PORT = 9187;
 
 /** Where finished backups are copied, and the credential that reaches only this tenant's part of it. */
 export interface BackupOffsiteTarget {
@@ -149,7 +158,7 @@ function agentConfigFor(props: BackupProps): { config: AgentConfig; env: Record<
         secretKeyEnv: 'MINIO_SECRET_KEY',
         ...MINIO_RESTORE_CREDENTIAL_ENV,
         buckets: objectStore.buckets.map((b) => b.name),
-        region: 'us-east-1',
+        region: MINIO_DEFAULT_REGION,
       },
     });
   }
@@ -166,7 +175,7 @@ function agentConfigFor(props: BackupProps): { config: AgentConfig; env: Record<
       forcePathStyle: props.offsite.endpoint !== undefined,
       accessKeyIdEnv: 'OFFSITE_ACCESS_KEY_ID',
       secretAccessKeyEnv: 'OFFSITE_SECRET_ACCESS_KEY',
-      retry: { attempts: 5, baseDelayMs: 1000 },
+      retry: { ...OFFSITE_RETRY_DEFAULTS },
     };
   }
 

@@ -1,13 +1,13 @@
 import { Construct } from 'constructs';
 import { MINIO_SETUP_ENV, renderMinioSetup } from '../runtime/render/minio-setup';
 import { generatedSecret } from './secrets';
-import { HostPort, ServiceContainer } from './service-container';
+import { HostPort, ServiceContainer, SIDE_CONTAINER_MEMORY_MB } from './service-container';
 import { StatefulServiceProps, StatefulVolume } from './storage';
 
 export interface ObjectStoreBucket {
   readonly name: string;
-  /** @default false */
-  readonly versioned?: boolean;
+  /** Keep every version of an object (MinIO versioning). */
+  readonly versioned: boolean;
 }
 
 export interface ObjectStoreProps extends StatefulServiceProps {
@@ -15,8 +15,8 @@ export interface ObjectStoreProps extends StatefulServiceProps {
   readonly image: string;
   /** The `mc` client image that creates buckets after start. */
   readonly clientImage: string;
-  /** @default none */
-  readonly buckets?: readonly ObjectStoreBucket[];
+  /** Created after the server starts; the users' policies reach exactly these. */
+  readonly buckets: readonly ObjectStoreBucket[];
   readonly memoryMb: number;
   /** @default no CPU limit */
   readonly cpus?: number;
@@ -48,7 +48,7 @@ export class ObjectStore extends Construct {
 
   constructor(scope: Construct, id: string, props: ObjectStoreProps) {
     super(scope, id);
-    this.buckets = props.buckets ?? [];
+    this.buckets = props.buckets;
     this.root = { accessKey: `${props.tenant}-admin`, secretKey: generatedSecret(this, 'root-password') };
     const data = new StatefulVolume(this, 'data', {
       environment: props.environment,
@@ -90,12 +90,12 @@ export class ObjectStore extends Construct {
         network: props.network,
         launch: renderMinioSetup({
           endpoint: this.endpoint,
-          buckets: this.buckets.map((b) => ({ name: b.name, versioned: b.versioned ?? false })),
+          buckets: this.buckets.map((b) => ({ name: b.name, versioned: b.versioned })),
           applicationUser: this.application.accessKey,
           backupUser: this.backup.accessKey,
         }),
         env: { ...credentials, [MINIO_SETUP_ENV.applicationSecret]: this.application.secretKey, [MINIO_SETUP_ENV.backupSecret]: this.backup.secretKey },
-        memoryMb: 64,
+        memoryMb: SIDE_CONTAINER_MEMORY_MB,
         oneShot: true,
         dependsOn: [server.resource],
       });

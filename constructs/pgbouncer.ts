@@ -9,14 +9,13 @@ export interface PgBouncerProps {
   readonly image: string;
   readonly network: string;
   readonly postgres: PostgresEndpoint;
-  /** @default 'transaction' — the right mode for web applications; use 'session' for prepared statements across transactions */
-  readonly poolMode?: 'session' | 'transaction' | 'statement';
-  /** Server connections per database/user pair. @default 25 */
-  readonly poolSize?: number;
-  /** @default 1000 */
-  readonly maxClients?: number;
-  /** @default 64 */
-  readonly memoryMb?: number;
+  /** 'transaction' suits web applications; 'session' keeps prepared statements across transactions. */
+  readonly poolMode: 'session' | 'transaction' | 'statement';
+  /** Server connections per database/user pair. */
+  readonly poolSize: number;
+  /** Client connections PgBouncer accepts in all. */
+  readonly maxClients: number;
+  readonly memoryMb: number;
   /** @default no CPU limit */
   readonly cpus?: number;
   /** Host port for 6432. @default not published */
@@ -30,8 +29,7 @@ export class PgBouncer extends Construct {
 
   constructor(scope: Construct, id: string, props: PgBouncerProps) {
     super(scope, id);
-    const poolSize = props.poolSize ?? 25;
-    const maxClients = props.maxClients ?? 1000;
+    const { poolSize, maxClients } = props;
     if (poolSize > maxClients) {
       throw new Error(`pgbouncer for tenant "${props.tenant}": poolSize (${poolSize}) must not exceed maxClients (${maxClients})`);
     }
@@ -47,12 +45,12 @@ export class PgBouncer extends Construct {
         serverPort: props.postgres.port,
         databases: [...props.postgres.databases],
         user: props.postgres.appRole,
-        poolMode: props.poolMode ?? 'transaction',
+        poolMode: props.poolMode,
         poolSize,
         maxClients,
       }),
       env: { PGBOUNCER_PASSWORD: props.postgres.appPassword },
-      memoryMb: props.memoryMb ?? 64,
+      memoryMb: props.memoryMb,
       cpus: props.cpus,
       publishedPorts: props.publishedPort === undefined ? undefined : [{ internal: this.port, host: props.publishedPort }],
       healthcheck: `nc -z 127.0.0.1 ${this.port}`,

@@ -3,7 +3,7 @@ import { Construct } from 'constructs';
 import { tenantRoles } from '../config/postgres-names';
 import { renderPostgres } from '../runtime/render/postgres';
 import { generatedSecret } from './secrets';
-import { HostPort, ServiceContainer } from './service-container';
+import { HostPort, ServiceContainer, SIDE_CONTAINER_MEMORY_MB } from './service-container';
 import { StatefulServiceProps, StatefulVolume } from './storage';
 
 /** What other constructs need to reach a tenant's databases. */
@@ -33,8 +33,8 @@ export const POSTGRES_SUPERUSER = 'postgres';
 
 export interface PostgresProps extends StatefulServiceProps {
   readonly databases: readonly string[];
-  /** Server parameters, passed as `-c key=value`. @default none */
-  readonly parameters?: Readonly<Record<string, string | number | boolean>>;
+  /** Server parameters, passed as `-c key=value`. */
+  readonly parameters: Readonly<Record<string, string | number | boolean>>;
   readonly memoryMb: number;
   /** @default no CPU limit */
   readonly cpus?: number;
@@ -161,7 +161,7 @@ export function provisionRoles(scope: Construct, props: RoleProvisioningProps): 
       TENANTRY_READONLY_PASSWORD: e.readonlyPassword,
       TENANTRY_BACKUP_PASSWORD: e.backupPassword,
     },
-    memoryMb: 64,
+    memoryMb: SIDE_CONTAINER_MEMORY_MB,
     oneShot: true,
     dependsOn: props.dependsOn,
   });

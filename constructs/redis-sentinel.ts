@@ -1,28 +1,26 @@
 import { Construct } from 'constructs';
 import { renderRedisNode, renderSentinel } from '../runtime/render/redis';
 import { generatedSecret } from './secrets';
-import { HostPort, ServiceContainer } from './service-container';
+import { HostPort, ServiceContainer, SIDE_CONTAINER_MEMORY_MB } from './service-container';
 import { StatefulServiceProps, StatefulVolume } from './storage';
 
 export interface RedisSentinelProps extends StatefulServiceProps {
-  /** @default 2 */
-  readonly replicas?: number;
-  /** @default 3 */
-  readonly sentinels?: number;
-  /** Sentinels that must agree the master is down before a failover. @default 2 */
-  readonly quorum?: number;
-  /** @default 5000 */
-  readonly downAfterMs?: number;
+  /** Replicas of the master (redis-1..N). */
+  readonly replicas: number;
+  readonly sentinels: number;
+  /** Sentinels that must agree the master is down before a failover. */
+  readonly quorum: number;
+  /** How long a node may be silent before a sentinel thinks it down. */
+  readonly downAfterMs: number;
   /**
    * The master refuses writes unless this many replicas are connected: bounds what a failover can
    * lose to writes acknowledged in the last `min-replicas-max-lag` seconds.
-   * @default 1
    */
-  readonly minReplicasToWrite?: number;
-  /** @default '256mb' */
-  readonly maxmemory?: string;
-  /** Per node. @default 384 */
-  readonly memoryMb?: number;
+  readonly minReplicasToWrite: number;
+  /** Redis's own memory limit (`maxmemory`), e.g. "256mb". */
+  readonly maxmemory: string;
+  /** The container's memory limit, per node. */
+  readonly memoryMb: number;
   /** @default no CPU limit */
   readonly cpus?: number;
   /** Host ports by container key ("redis-0", "sentinel-1", …). @default none published */
@@ -43,10 +41,7 @@ export class RedisSentinel extends Construct {
 
   constructor(scope: Construct, id: string, props: RedisSentinelProps) {
     super(scope, id);
-    const replicas = props.replicas ?? 2;
-    const sentinels = props.sentinels ?? 3;
-    const quorum = props.quorum ?? 2;
-    const minReplicasToWrite = props.minReplicasToWrite ?? 1;
+    const { replicas, sentinels, quorum, minReplicasToWrite } = props;
     validate(props.tenant, { replicas, sentinels, quorum, minReplicasToWrite });
 
     this.masterName = props.tenant;
@@ -78,11 +73,11 @@ export class RedisSentinel extends Construct {
           announceHost: `${props.environment}-${props.tenant}-redis-${i}`,
           masterHost,
           masterPort: 6379,
-          maxmemory: props.maxmemory ?? '256mb',
+          maxmemory: props.maxmemory,
           minReplicasToWrite,
         }),
         env: { REDIS_PASSWORD: this.password },
-        memoryMb: props.memoryMb ?? 384,
+        memoryMb: props.memoryMb,
         volumes: [data.mount],
         publishedPorts: published(`redis-${i}`, 6379),
         // REDISCLI_AUTH keeps the password off the process list, where `-a` would put it.
@@ -115,10 +110,10 @@ export class RedisSentinel extends Construct {
           masterHost,
           masterPort: 6379,
           quorum,
-          downAfterMs: props.downAfterMs ?? 5000,
+          downAfterMs: props.downAfterMs,
         }),
         env: { REDIS_PASSWORD: this.password, SENTINEL_PASSWORD: this.sentinelPassword },
-        memoryMb: 64,
+        memoryMb: SIDE_CONTAINER_MEMORY_MB,
         volumes: [state.mount],
         publishedPorts: published(`sentinel-${i}`, 26379),
         healthcheck: 'REDISCLI_AUTH="$SENTINEL_PASSWORD" redis-cli -p 26379 ping | grep -q PONG',

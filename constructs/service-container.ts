@@ -39,6 +39,24 @@ export interface ServiceContainerProps {
   readonly dependsOn?: ITerraformDependable[];
 }
 
+/**
+ * The memory limit of the small containers beside a service (a setup job, a sentinel): a shell and
+ * one client, which fit in 64 MiB with room to spare.
+ */
+export const SIDE_CONTAINER_MEMORY_MB = 64;
+
+/**
+ * Docker's json-file driver keeps a container's log forever unless told otherwise: at most three
+ * files of 10 MB each per container bounds the disk a chatty or crash-looping service can fill.
+ */
+const LOG_ROTATION = { 'max-size': '10m', 'max-file': '3' };
+
+/**
+ * Probe every 10 s, allow 5 s for an answer, call the container unhealthy after 5 misses in a row;
+ * the first 30 s of a start (Postgres recovery, Redis loading its RDB) do not count.
+ */
+const HEALTHCHECK_TIMING = { interval: '10s', timeout: '5s', retries: 5, startPeriod: '30s' };
+
 /** A port on the Docker host and the host address it listens on (the environment's `ports.address`). */
 export interface HostPort {
   readonly address: string;
@@ -91,14 +109,14 @@ export class ServiceContainer extends Construct {
       mustRun: !props.oneShot,
       attach: false,
       logDriver: 'json-file',
-      logOpts: { 'max-size': '10m', 'max-file': '3' },
+      logOpts: { ...LOG_ROTATION },
       dependsOn: props.dependsOn,
     });
   }
 }
 
 function healthcheck(command: string): ContainerHealthcheck {
-  return { test: ['CMD-SHELL', command], interval: '10s', timeout: '5s', retries: 5, startPeriod: '30s' };
+  return { test: ['CMD-SHELL', command], ...HEALTHCHECK_TIMING };
 }
 
 function validateEnv(props: ServiceContainerProps): void {

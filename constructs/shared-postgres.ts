@@ -15,8 +15,8 @@ export interface SharedPostgresProps {
   readonly image: string;
   readonly network: string;
   readonly storage: StorageConfig;
-  /** @default none */
-  readonly parameters?: Readonly<Record<string, string | number | boolean>>;
+  /** Server parameters, passed as `-c key=value`. */
+  readonly parameters: Readonly<Record<string, string | number | boolean>>;
   readonly memoryMb: number;
   /** @default no CPU limit */
   readonly cpus?: number;

@@ -1,9 +1,9 @@
 import { TerraformOutput } from 'cdktf';
 import { Construct } from 'constructs';
+import { environmentImage } from '../config/images';
 import type { EnvironmentConfig, OffsiteTargetConfig, TenantConfig } from '../config/model';
 import type { PublishedPort } from '../config/ports';
 import { Backup, BackupOffsiteTarget } from './backup';
-import { DEFAULT_IMAGES, environmentImage } from './default-images';
 import { EnvironmentImages } from './images';
 import { OffsiteBucket, OffsiteBucketReference } from './offsite-bucket';
 import { OffsiteCredential } from './offsite-credential';
@@ -64,7 +64,6 @@ export class Tenant extends Construct {
       const published = tenant.publishedPorts.find((p) => p.container === container);
       return published && hostPort(published);
     };
-    const image = (override: string | undefined, fallback: string) => props.images.use(override ?? fallback);
 
     if (s.postgres?.enabled) {
       this.postgres = s.postgres.mode === 'shared' ? this.sharedDatabases(props) : new PostgresServer(this, 'postgres', {
@@ -77,15 +76,18 @@ export class Tenant extends Construct {
         cpus: s.postgres.cpus,
         publishedPort: port('postgres'),
       });
-      const pool = s.pgbouncer ?? { enabled: true as const };
-      if (pool.enabled) {
+      if (s.pgbouncer?.enabled) {
         this.pgbouncer = new PgBouncer(this, 'pgbouncer', {
           environment: env.name,
           tenant: tenant.name,
           network: props.network,
-          image: image(env.images.pgbouncer, DEFAULT_IMAGES.pgbouncer),
+          image: props.images.use(environmentImage.pgbouncer(env.images)),
           postgres: this.postgres,
-          ...s.pgbouncer,
+          poolMode: s.pgbouncer.poolMode,
+          poolSize: s.pgbouncer.poolSize,
+          maxClients: s.pgbouncer.maxClients,
+          memoryMb: s.pgbouncer.memoryMb,
+          cpus: s.pgbouncer.cpus,
           publishedPort: port('pgbouncer'),
         });
       }
@@ -129,7 +131,7 @@ export class Tenant extends Construct {
       this.objectStore = new ObjectStore(this, 'minio', {
         ...base,
         image: props.images.use(environmentImage.minio(env.images)),
-        clientImage: image(env.images.minioClient, DEFAULT_IMAGES.minioClient),
+        clientImage: props.images.use(environmentImage.minioClient(env.images)),
         storageOverride: s.minio.storage,
         buckets: s.minio.buckets,
         memoryMb: s.minio.memoryMb,

@@ -5,7 +5,7 @@ import { Aspects, LocalBackend, S3Backend, TerraformStack, TerraformVariable } f
 import { Construct } from 'constructs';
 import type { EnvironmentConfig } from '../config/model';
 import { Image } from '@cdktf/provider-docker/lib/image';
-import { environmentImage } from '../constructs/default-images';
+import { environmentImage } from '../config/images';
 import { AgentImageBuild, agentBuildArgs, agentImageName } from './backup-image';
 import { EnvironmentImages } from '../constructs/images';
 import { OffsiteBucket } from '../constructs/offsite-bucket';

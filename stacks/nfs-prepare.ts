@@ -1,7 +1,7 @@
 import { imageTag } from '../config/images';
 import type { EnvironmentConfig } from '../config/model';
 import { environmentVolumes, EnvironmentVolume } from '../config/storage-layout';
-import { environmentImage } from '../constructs/default-images';
+import { environmentImage } from '../config/images';
 import { shellScript, shQuote } from '../runtime/render/shell';
 
 /*

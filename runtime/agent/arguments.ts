@@ -1,5 +1,5 @@
 /** The command line: `tenantry-agent <command> [arguments] [--options]`. */
-import { AgentConfigSource, CONFIG_JSON_ENV, DEFAULT_CONFIG_PATH } from './config';
+import { AgentConfigSource, CONFIG_JSON_ENV, CONFIG_PATH_ENV, DEFAULT_CONFIG_PATH } from './config';
 import { UserError } from './errors';
 
 export const USAGE = `usage: tenantry-agent <command> [--config <path>]
@@ -15,7 +15,7 @@ commands:
                                     collection (Qdrant), bucket (MinIO)
   health                            exit 0 if the running agent's /health is fine, 1 if not
 
-Without --config: the JSON in $${CONFIG_JSON_ENV}, else the file $TENANTRY_AGENT_CONFIG, else ${DEFAULT_CONFIG_PATH}.
+Without --config: the JSON in $${CONFIG_JSON_ENV}, else the file $${CONFIG_PATH_ENV}, else ${DEFAULT_CONFIG_PATH}.
 `;
 
 type Command = 'serve' | 'run' | 'list' | 'verify' | 'restore' | 'health' | 'help';
@@ -82,6 +82,6 @@ export function parseArguments(argv: readonly string[], env: NodeJS.ProcessEnv):
   }
   if (command === 'restore' && values.from === undefined) throw new UserError('restore needs --from <backup-id|latest>');
   const config: AgentConfigSource =
-    configPath !== undefined ? { path: configPath } : env[CONFIG_JSON_ENV] ? { variable: CONFIG_JSON_ENV } : { path: env.TENANTRY_AGENT_CONFIG || DEFAULT_CONFIG_PATH };
+    configPath !== undefined ? { path: configPath } : env[CONFIG_JSON_ENV] ? { variable: CONFIG_JSON_ENV } : { path: env[CONFIG_PATH_ENV] || DEFAULT_CONFIG_PATH };
   return { command, config, positional, values, switches };
 }

@@ -12,6 +12,17 @@ import { CronError, isValidTimeZone, parseCron } from '../schedule/cron';
 import { UserError } from './errors';
 
 export const DEFAULT_CONFIG_PATH = '/etc/tenantry/agent.json';
+/** A config file elsewhere than DEFAULT_CONFIG_PATH, for an agent run outside the Backup construct's container. */
+export const CONFIG_PATH_ENV = 'TENANTRY_AGENT_CONFIG';
+/**
+ * The agent's /metrics and /health port: the Backup construct configures it, the port slot
+ * publishes it and the Dockerfile EXPOSEs it (test/unit/agent-dockerfile.test.ts checks that one).
+ */
+export const AGENT_HTTP_PORT = 9187;
+/** MinIO answers to any region but signs with the one it was started with, "us-east-1" unless told otherwise. */
+export const MINIO_DEFAULT_REGION = 'us-east-1';
+/** Per S3 request: enough attempts to ride out a few seconds of throttling or a restarted endpoint. */
+export const OFFSITE_RETRY_DEFAULTS = { attempts: 5, baseDelayMs: 1000 } as const;
 /**
  * The config itself, as JSON text. The backup container's root file system is read-only, and
  * Docker copies no file into such a container, so the construct passes the config this way; every
@@ -28,7 +39,8 @@ const name = z
 
 const envVarName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name like "PG_PASSWORD"');
 
-const cron = z.string().superRefine((expression, ctx) => {
+/** A 5-field cron expression or an @daily-style macro: the rule of the config schema and the agent alike. */
+export const cronExpression = z.string().superRefine((expression, ctx) => {
   try {
     parseCron(expression);
   } catch (e) {
@@ -37,12 +49,16 @@ const cron = z.string().superRefine((expression, ctx) => {
   }
 });
 
+/** The zone schedules and retention days are evaluated in: the config schema's rule too. */
+export const ianaTimeZone = z.string().refine(isValidTimeZone, { message: 'is not an IANA time zone (e.g. "UTC", "Europe/Berlin")' });
+
 const hostPort = z.string().regex(/^[^\s:]+:\d{1,5}$/, 'must be "host:port", e.g. "redis-sentinel-1:26379"');
 
 const url = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' });
 
 const count = z.number().int().min(0);
 
+/** How many backups retention keeps, and its bounds: also what a tenant's YAML may set (config/schema.ts). */
 export const retentionPolicySchema = z.strictObject({
   /** Newest backup of each of the last N calendar days (today included), in `timeZone`. */
   daily: count.max(3650),
@@ -57,7 +73,7 @@ const jobCommon = {
   /** Unique within the file; names the job's folder under `backupDir` and its off-site prefix. */
   name,
   /** When the backup runs (5-field cron or @daily-style macro), evaluated in `timeZone`. */
-  schedule: cron,
+  schedule: cronExpression,
   retention: retentionPolicySchema,
   /** Whether finished backups are copied to the `offsite` bucket (which must then be configured). */
   offsite: z.boolean(),
@@ -80,7 +96,7 @@ const postgresJob = z.strictObject({
    * taken at dump time.
    * @default never (only on `tenantry-agent verify`)
    */
-  verifySchedule: cron.optional(),
+  verifySchedule: cronExpression.optional(),
   postgres: z.strictObject({
     host: z.string().min(1),
     port: z.number().int().min(1).max(65535),
@@ -174,8 +190,8 @@ const minioJob = z.strictObject({
     /** @default TENANTRY_RESTORE_MINIO_SECRET_KEY */
     restoreSecretKeyEnv: envVarName.default(MINIO_RESTORE_CREDENTIAL_ENV.restoreSecretKeyEnv),
     buckets: z.array(z.string().min(1)).min(1),
-    /** @default "us-east-1" (MinIO's default region) */
-    region: z.string().min(1).default('us-east-1'),
+    /** @default MINIO_DEFAULT_REGION */
+    region: z.string().min(1).default(MINIO_DEFAULT_REGION),
   }),
 });
 
@@ -195,12 +211,10 @@ export const offsiteSchema = z.strictObject({
   /** Per S3 request: attempts with exponential backoff starting at `baseDelayMs`, doubling, capped at 30 s. */
   retry: z
     .strictObject({
-      /** @default 5 */
-      attempts: z.number().int().min(1).max(20).default(5),
-      /** @default 1000 */
-      baseDelayMs: z.number().int().min(1).max(60_000).default(1000),
+      attempts: z.number().int().min(1).max(20).default(OFFSITE_RETRY_DEFAULTS.attempts),
+      baseDelayMs: z.number().int().min(1).max(60_000).default(OFFSITE_RETRY_DEFAULTS.baseDelayMs),
     })
-    .default({ attempts: 5, baseDelayMs: 1000 }),
+    .default(OFFSITE_RETRY_DEFAULTS),
 });
 
 export const agentConfigSchema = z
@@ -208,7 +222,7 @@ export const agentConfigSchema = z
     tenant: name,
     environment: name,
     /** IANA zone for schedules, retention calendar days and `list` output. */
-    timeZone: z.string().refine(isValidTimeZone, { message: 'is not an IANA time zone (e.g. "UTC", "Europe/Berlin")' }),
+    timeZone: ianaTimeZone,
     /** Absolute path of the backup volume; each job gets `<backupDir>/<job>/`. */
     backupDir: z.string().startsWith('/', 'must be an absolute path'),
     http: z.strictObject({
@@ -270,7 +284,7 @@ export function loadAgentConfig(path: string): AgentConfig {
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' ? 'does not exist' : code === 'EACCES' ? 'is not readable' : `cannot be read (${code})`;
-    throw new UserError(`agent config ${path} ${why}; pass --config <path> or set TENANTRY_AGENT_CONFIG`);
+    throw new UserError(`agent config ${path} ${why}; pass --config <path> or set ${CONFIG_PATH_ENV}`);
   }
   return parseAgentConfigText(text, `agent config ${path}`, path);
 }

@@ -5,7 +5,7 @@ import { PostgresServer } from '../../../constructs/postgres';
 import { RedisSentinel } from '../../../constructs/redis-sentinel';
 import { unescapeTerraformTemplate } from '../../../constructs/terraform-text';
 import { agentConfigSchema, CONFIG_JSON_ENV } from '../../../runtime/agent/config';
-import { container, envOf, labels, NETWORK, RANDOM_PASSWORD_REF, STORAGE, synth, volumes, onHost } from './support';
+import { CONFIG_DEFAULTS, container, envOf, labels, NETWORK, RANDOM_PASSWORD_REF, STORAGE, synth, volumes, onHost } from './support';
 
 const JOB: BackupJobConfig = { schedule: '0 2 * * *', verifySchedule: '0 4 * * 0', retention: { daily: 7, weekly: 4, monthly: 6 }, offsite: false };
 
@@ -15,8 +15,8 @@ type Extra = Partial<Omit<BackupProps, 'postgres' | 'redis'>>;
 function backup(extra: Extra = {}) {
   const out = synth((scope: Construct) => {
     const common = { environment: 'dev', tenant: 'acme', network: NETWORK, storage: STORAGE.volume };
-    const postgres = new PostgresServer(scope, 'postgres', { ...common, image: 'postgres:16-alpine', databases: ['app'], memoryMb: 512 });
-    const redis = new RedisSentinel(scope, 'redis', { ...common, image: 'redis:7.4.2-alpine', replicas: 1 });
+    const postgres = new PostgresServer(scope, 'postgres', { ...common, image: 'postgres:16-alpine', databases: ['app'], memoryMb: 512, ...CONFIG_DEFAULTS.postgres });
+    const redis = new RedisSentinel(scope, 'redis', { ...common, ...CONFIG_DEFAULTS.redis, image: 'redis:7.4.2-alpine', replicas: 1 });
     new Backup(scope, 'backup', {
       ...common,
       image: 'tenantry/backup-agent:0.1.0',

@@ -5,7 +5,7 @@ import { unescapeTerraformTemplate } from '../../../constructs/terraform-text';
 import { renderMinioSetup } from '../../../runtime/render/minio-setup';
 import { container, containers, envOf, labels, NETWORK, RANDOM_PASSWORD_REF, resourcesOf, STORAGE, synth, upload, volumes, onHost } from './support';
 
-const BUCKETS = [{ name: 'images', versioned: true }, { name: 'thumbnails' }];
+const BUCKETS = [{ name: 'images', versioned: true }, { name: 'thumbnails', versioned: false }];
 
 function objectStore(props: Partial<ObjectStoreProps> = {}) {
   let construct: ObjectStore | undefined;
@@ -112,6 +112,6 @@ describe('ObjectStore', () => {
   });
 
   test('a bucket name the renderer rejects fails at synth with its value', () => {
-    expect(() => objectStore({ buckets: [{ name: 'Bad_Bucket' }] })).toThrow(/buckets\[0\]\.name must be a valid S3 bucket name \(value: "Bad_Bucket"\)/);
+    expect(() => objectStore({ buckets: [{ name: 'Bad_Bucket', versioned: false }] })).toThrow(/buckets\[0\]\.name must be a valid S3 bucket name \(value: "Bad_Bucket"\)/);
   });
 });

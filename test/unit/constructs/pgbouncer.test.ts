@@ -4,9 +4,9 @@ import { PgBouncer, PgBouncerProps } from '../../../constructs/pgbouncer';
 import { PostgresServer } from '../../../constructs/postgres';
 import { unescapeTerraformTemplate } from '../../../constructs/terraform-text';
 import { renderPgBouncer } from '../../../runtime/render/pgbouncer';
-import { container, envOf, labels, NETWORK, RANDOM_PASSWORD_REF, STORAGE, synth, upload, onHost } from './support';
+import { CONFIG_DEFAULTS, container, envOf, labels, NETWORK, RANDOM_PASSWORD_REF, STORAGE, synth, upload, onHost } from './support';
 
-type PoolProps = Omit<PgBouncerProps, 'environment' | 'tenant' | 'image' | 'network' | 'postgres'>;
+type PoolProps = Partial<Omit<PgBouncerProps, 'environment' | 'tenant' | 'image' | 'network' | 'postgres'>>;
 
 /** PgBouncer in front of a real PostgresServer of the same tenant, as Tenant builds it. */
 function pgbouncer(props: PoolProps = {}) {
@@ -20,8 +20,9 @@ function pgbouncer(props: PoolProps = {}) {
       storage: STORAGE.volume,
       databases: ['app', 'analytics'],
       memoryMb: 512,
+      ...CONFIG_DEFAULTS.postgres,
     });
-    pool = new PgBouncer(scope, 'pgbouncer', { environment: 'dev', tenant: 'acme', image: 'edoburu/pgbouncer:v1.23.1-p2', network: NETWORK, postgres, ...props });
+    pool = new PgBouncer(scope, 'pgbouncer', { environment: 'dev', tenant: 'acme', image: 'edoburu/pgbouncer:v1.23.1-p2', network: NETWORK, postgres, ...CONFIG_DEFAULTS.pgbouncer, ...props });
   });
   const c = container(out.doc, 'dev-acme-pgbouncer');
   const ini = unescapeTerraformTemplate(upload(c, '/etc/pgbouncer/pgbouncer.ini').content);
@@ -115,7 +116,7 @@ describe('PgBouncer', () => {
     expect(() => pgbouncer({ poolSize: 20, maxClients: 20 })).not.toThrow();
   });
 
-  test('refuses poolSize above the default maxClients when only poolSize is given', () => {
+  test('refuses poolSize above the config\'s default maxClients when only poolSize is set', () => {
     expect(() => pgbouncer({ poolSize: 1001 })).toThrow(/poolSize \(1001\) must not exceed maxClients \(1000\)/);
   });
 });

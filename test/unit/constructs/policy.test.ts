@@ -10,7 +10,7 @@ import { MemoryLimitPolicy, PinnedImagesPolicy, ProductionDataPortsPolicy } from
 import { PostgresServer } from '../../../constructs/postgres';
 import { Qdrant } from '../../../constructs/qdrant';
 import { RedisSentinel } from '../../../constructs/redis-sentinel';
-import { NETWORK, STORAGE, onHost } from './support';
+import { CONFIG_DEFAULTS, NETWORK, STORAGE, onHost } from './support';
 
 /** GIVEN a stack built by `build` with `aspects`, WHEN synthesized with validations, THEN these are its error annotations. */
 function policyErrors(aspects: IAspect[], build: (stack: TerraformStack) => void): { path: string; message: string }[] {
@@ -35,6 +35,7 @@ const postgres = (stack: IConstruct, publishedPort?: number) =>
     storage: STORAGE.volume,
     databases: ['app'],
     memoryMb: 512,
+    ...CONFIG_DEFAULTS.postgres,
     publishedPort: publishedPort === undefined ? undefined : onHost(publishedPort),
   });
 
@@ -95,7 +96,7 @@ describe('MemoryLimitPolicy', () => {
   test('every container built by the constructs has a limit', () => {
     const errors = policyErrors([new MemoryLimitPolicy()], (stack) => {
       postgres(stack);
-      new RedisSentinel(stack, 'redis', { environment: 'prod', tenant: 'acme', image: 'redis:7.4.2-alpine', network: NETWORK, storage: STORAGE.volume });
+      new RedisSentinel(stack, 'redis', { ...CONFIG_DEFAULTS.redis, environment: 'prod', tenant: 'acme', image: 'redis:7.4.2-alpine', network: NETWORK, storage: STORAGE.volume });
     });
     expect(errors).toEqual([]);
   });
@@ -117,6 +118,7 @@ describe('ProductionDataPortsPolicy', () => {
   test('redis and sentinel ports count as data ports', () => {
     const errors = policyErrors([new ProductionDataPortsPolicy('prod', true, false)], (stack) =>
       new RedisSentinel(stack, 'redis', {
+        ...CONFIG_DEFAULTS.redis,
         environment: 'prod',
         tenant: 'acme',
         image: 'redis:7.4.2-alpine',

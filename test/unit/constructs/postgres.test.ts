@@ -5,7 +5,7 @@ import { tenantRoles } from '../../../config/postgres-names';
 import { PostgresProps, PostgresServer } from '../../../constructs/postgres';
 import { unescapeTerraformTemplate } from '../../../constructs/terraform-text';
 import { renderPostgresInitScript } from '../../../runtime/render/postgres';
-import { container, envOf, labels, NETWORK, passwordId, RANDOM_PASSWORD_REF, resourcesOf, STORAGE, synth, upload, onHost } from './support';
+import { CONFIG_DEFAULTS, container, envOf, labels, NETWORK, passwordId, RANDOM_PASSWORD_REF, resourcesOf, STORAGE, synth, upload, onHost } from './support';
 
 const BASE: PostgresProps = {
   environment: 'dev',
@@ -15,6 +15,7 @@ const BASE: PostgresProps = {
   storage: STORAGE.volume,
   databases: ['app', 'analytics'],
   memoryMb: 768,
+  ...CONFIG_DEFAULTS.postgres,
 };
 
 function postgres(props: Partial<PostgresProps> = {}) {

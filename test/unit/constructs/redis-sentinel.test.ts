@@ -2,7 +2,7 @@ import { Construct } from 'constructs';
 import { RedisSentinel, RedisSentinelProps } from '../../../constructs/redis-sentinel';
 import { unescapeTerraformTemplate } from '../../../constructs/terraform-text';
 import { renderRedisNode, renderSentinel } from '../../../runtime/render/redis';
-import { ContainerJson, containers, envOf, labels, NETWORK, RANDOM_PASSWORD_REF, STORAGE, synth, upload, volumes, onHost } from './support';
+import { CONFIG_DEFAULTS, ContainerJson, containers, envOf, labels, NETWORK, RANDOM_PASSWORD_REF, STORAGE, synth, upload, volumes, onHost } from './support';
 
 type SentinelProps = Partial<Omit<RedisSentinelProps, 'environment' | 'tenant' | 'network'>>;
 
@@ -15,6 +15,7 @@ function redis(props: SentinelProps = {}) {
       image: 'redis:7.4.2-alpine',
       network: NETWORK,
       storage: STORAGE.volume,
+      ...CONFIG_DEFAULTS.redis,
       ...props,
     });
   });

@@ -1,7 +1,7 @@
 import { Testing } from 'cdktf';
 import type { Construct } from 'constructs';
 import type { StorageConfig } from '../../../config/model';
-import { DEFAULT_PUBLISH_ADDRESS } from '../../../config/schema';
+import { DEFAULT_PUBLISH_ADDRESS, servicesSchema } from '../../../config/schema';
 import type { HostPort } from '../../../constructs/service-container';
 import { unescapeTerraformTemplate } from '../../../constructs/terraform-text';
 import { CONFIG_JSON_ENV } from '../../../runtime/agent/config';
@@ -11,6 +11,20 @@ import { CONFIG_JSON_ENV } from '../../../runtime/agent/config';
  * assert on it. The shapes below are the Terraform JSON attribute names (snake_case), which is
  * what the provider receives; tests assert on them, never on construct fields.
  */
+
+/** What the config layer resolves for a tenant that sets nothing but turns the services on. */
+const RESOLVED = servicesSchema.parse({ postgres: {}, redis: {} });
+
+function pick<T extends object, K extends keyof T>(from: T, keys: readonly K[]): Pick<T, K> {
+  return Object.fromEntries(keys.map((k) => [k, from[k]])) as Pick<T, K>;
+}
+
+/** The construct props the config layer fills with its defaults: constructs state none of their own. */
+export const CONFIG_DEFAULTS = {
+  postgres: pick(RESOLVED.postgres!, ['parameters']),
+  pgbouncer: pick(RESOLVED.pgbouncer!, ['poolMode', 'poolSize', 'maxClients', 'memoryMb']),
+  redis: pick(RESOLVED.redis!, ['replicas', 'sentinels', 'quorum', 'downAfterMs', 'minReplicasToWrite', 'maxmemory', 'memoryMb']),
+};
 
 export interface UploadJson {
   readonly file: string;

@@ -2,7 +2,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { DEFAULT_BACKUP_JOBS } from '../../../config/model';
 import { portLayout, SLOT_SIZE } from '../../../config/ports';
-import { BACKUP_SERVICES, servicesSchema } from '../../../config/schema';
+import { BACKUP_SERVICES, SERVICE_DEFAULTS, servicesSchema } from '../../../config/schema';
 import { loadOrThrow, REPO_ROOT, synthEnvironment } from '../synth/support';
 
 /*
@@ -61,5 +61,23 @@ describe('README configuration reference', () => {
     });
     const table = ['| job | schedule | verifySchedule | daily | weekly | monthly | offsite |', '|---|---|---|---|---|---|---|', ...rows].join('\n');
     checkGenerated('README.md', 'backup-defaults', table + '\n');
+  });
+
+  it("gives, in each services row, the defaults config/schema.ts resolves", () => {
+    const readme = fs.readFileSync(path.join(REPO_ROOT, 'README.md'), 'utf8');
+    const shown = (v: unknown) => (typeof v === 'string' ? `\`${v}\`` : Array.isArray(v) ? `[${v.join(', ')}]` : String(v));
+    const wrong: string[] = [];
+    for (const [service, defaults] of Object.entries(SERVICE_DEFAULTS)) {
+      const row = readme.split('\n').find((line) => line.startsWith(`| \`services.${service}\` |`));
+      if (!row) throw new Error(`README.md has no "services.${service}" row`);
+      for (const [key, value] of Object.entries(defaults)) {
+        // On/off is the row's default column; empty maps and lists have nothing to show.
+        if (key === 'enabled' || (typeof value === 'object' && Object.keys(value as object).length === 0)) continue;
+        const parenthesis = new RegExp(`\`${key}\` \\(([^)]*)\\)`).exec(row)?.[1] ?? '';
+        const token = shown(value).replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+        if (!new RegExp(`(^|[^\\w.])${token}($|[^\\w.])`).test(parenthesis)) wrong.push(`services.${service}.${key}: the README should say "\`${key}\` (${shown(value)}"`);
+      }
+    }
+    expect(wrong).toEqual([]);
   });
 });

@@ -1,6 +1,6 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { DEFAULT_IMAGES } from '../../../constructs/default-images';
+import { DEFAULT_IMAGES } from '../../../config/images';
 import { AGENT_CONTEXT_DIR, AGENT_DOCKERFILE, agentBuildArgs, agentImageContext, agentImageName, dockerfileSources, writeAgentImageContext } from '../../../stacks/backup-image';
 import { synthesizeEnvironments } from '../../../stacks/synth';
 import { loadOrThrow, REPO_ROOT, synthEnvironment } from './support';

@@ -1,6 +1,6 @@
 import * as fc from 'fast-check';
 import { loadConfig } from '../../../config/load';
-import { DEFAULT_IMAGES } from '../../../constructs/default-images';
+import { DEFAULT_IMAGES } from '../../../config/images';
 import { isPinned } from '../../../config/images';
 import { errorAnnotations, synthEnvironment, writeConfig } from './support';
 
