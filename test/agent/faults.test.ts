@@ -11,16 +11,15 @@ import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as http from 'http';
 import * as path from 'path';
-import { Client } from 'pg';
 import { AgentConfig, RESTORE_CREDENTIAL_ENV } from '../../runtime/agent/config';
 import { sha256File } from '../../runtime/agent/durable';
 import { startHttpServer } from '../../runtime/agent/http';
 import { runBackup } from '../../runtime/agent/runner';
 import { BackupStore } from '../../runtime/agent/store';
 import { fieldsOf, RedisConnection, RedisReply, textOf } from '../../runtime/agent/redis-connection';
-import { freePort, PostgresServer, ServerProcess, startPostgres, startRedisProcess, tempDir } from '../helpers/servers';
+import { freePort, PostgresServer, ServerProcess, startPostgres, startRedisProcess, tempDir, withDatabase } from '../helpers/servers';
 import { endOf, startCompiledAgent } from './compiled';
-import { cli, httpGet, testAgent, waitFor, writeConfig } from './harness';
+import { cli, httpGet, postgresJob, testAgent, waitFor, writeConfig } from './harness';
 import { QdrantStandIn, startQdrantStandIn } from './standins';
 
 const SEED = Number(process.env.FAULT_SEED ?? Math.floor(Math.random() * 2 ** 31));
@@ -193,20 +192,10 @@ async function killLoop(setup: KillLoopSetup, seed: number): Promise<{ id: strin
   return { id: survivor.id, outcomes };
 }
 
-async function withDb<T>(server: PostgresServer, database: string, use: (db: Client) => Promise<T>): Promise<T> {
-  const db = new Client({ host: server.host, port: server.port, user: 'postgres', password: server.password, database });
-  await db.connect();
-  try {
-    return await use(db);
-  } finally {
-    await db.end();
-  }
-}
-
 const PG_TABLES = ['big', 'small'];
 
 function pgFingerprint(server: PostgresServer, database: string): Promise<string[]> {
-  return withDb(server, database, async (db) => {
+  return withDatabase(server, database, async (db) => {
     const out: string[] = [];
     for (const table of PG_TABLES) {
       const { rows } = await db.query(`SELECT count(*) AS n, md5(string_agg(t::text, '|' ORDER BY t.id)) AS sum FROM ${table} t`);
@@ -214,6 +203,25 @@ function pgFingerprint(server: PostgresServer, database: string): Promise<string
     }
     return out;
   });
+}
+
+/** The Postgres job the faults run on `server`'s database `app` (chunks from 1 MB, two workers, dailies only). */
+const pgJob = (server: PostgresServer) => postgresJob(server, ['app'], 1, { daily: 7, weekly: 0, monthly: 0 });
+
+/**
+ * Database `app` with `big` (about 90 MB, so that a run takes about 2 s), copied in chunks by
+ * psql|zstd pairs, and `small`, which goes through pg_dump's workers; returns its fingerprint.
+ */
+async function createApp(server: PostgresServer): Promise<string[]> {
+  await withDatabase(server, 'postgres', (db) => db.query('CREATE DATABASE app'));
+  await withDatabase(server, 'app', (db) =>
+    db.query(`
+      CREATE TABLE big (id int PRIMARY KEY, payload text);
+      INSERT INTO big SELECT i, md5(i::text) || repeat('x', 150) FROM generate_series(1, 500000) i;
+      CREATE TABLE small (id int PRIMARY KEY, note text);
+      INSERT INTO small SELECT i, 'note ' || i FROM generate_series(1, 20000) i;`),
+  );
+  return pgFingerprint(server, 'app');
 }
 
 describe(`agent under SIGTERM and SIGKILL at seeded random moments (seed ${SEED})`, () => {
@@ -230,26 +238,10 @@ describe(`agent under SIGTERM and SIGKILL at seeded random moments (seed ${SEED}
   test('Postgres (pg_dump -j 2 and psql|zstd chunk copies): no tool outlives the agent, nothing partial is good, the earlier backup restores', async () => {
     const server = await startPostgres();
     try {
-      await withDb(server, 'postgres', (db) => db.query('CREATE DATABASE app'));
-      // `big` (about 90 MB, so that a run takes about 2 s) is copied in chunks by psql|zstd pairs; `small` goes through pg_dump's workers.
-      await withDb(server, 'app', (db) =>
-        db.query(`
-          CREATE TABLE big (id int PRIMARY KEY, payload text);
-          INSERT INTO big SELECT i, md5(i::text) || repeat('x', 150) FROM generate_series(1, 500000) i;
-          CREATE TABLE small (id int PRIMARY KEY, note text);
-          INSERT INTO small SELECT i, 'note ' || i FROM generate_series(1, 20000) i;`),
-      );
-      const original = await pgFingerprint(server, 'app');
+      const original = await createApp(server);
       const { config, path: configPath } = writeConfig({
         webhook: { urlEnv: 'WEBHOOK_URL' },
-        jobs: [{
-          name: 'pg',
-          kind: 'postgres',
-          schedule: '0 3 * * *',
-          retention: { daily: 7, weekly: 0, monthly: 0 },
-          offsite: false,
-          postgres: { host: server.host, port: server.port, user: 'postgres', passwordEnv: 'PG_PASSWORD', databases: ['app'], parallelJobs: 2, splitTablesLargerThanMb: 1 },
-        }],
+        jobs: [pgJob(server)],
       });
       const env = { PG_PASSWORD: server.password };
       const { id } = await killLoop({ config, configPath, env, webhook, marks: [config.backupDir] }, SEED);
@@ -269,24 +261,8 @@ describe(`agent under SIGTERM and SIGKILL at seeded random moments (seed ${SEED}
     const server = await startPostgres();
     let replacement: PostgresServer | undefined;
     try {
-      await withDb(server, 'postgres', (db) => db.query('CREATE DATABASE app'));
-      await withDb(server, 'app', (db) =>
-        db.query(`
-          CREATE TABLE big (id int PRIMARY KEY, payload text);
-          INSERT INTO big SELECT i, md5(i::text) || repeat('x', 150) FROM generate_series(1, 500000) i;
-          CREATE TABLE small (id int PRIMARY KEY, note text);
-          INSERT INTO small SELECT i, 'note ' || i FROM generate_series(1, 20000) i;`),
-      );
-      const original = await pgFingerprint(server, 'app');
-      const job = (host: string, port: number) => ({
-        name: 'pg',
-        kind: 'postgres' as const,
-        schedule: '0 3 * * *',
-        retention: { daily: 7, weekly: 0, monthly: 0 },
-        offsite: false,
-        postgres: { host, port, user: 'postgres', passwordEnv: 'PG_PASSWORD', databases: ['app'], parallelJobs: 2, splitTablesLargerThanMb: 1 },
-      });
-      const { config, path: configPath } = writeConfig({ webhook: { urlEnv: 'WEBHOOK_URL' }, jobs: [job(server.host, server.port)] });
+      const original = await createApp(server);
+      const { config, path: configPath } = writeConfig({ webhook: { urlEnv: 'WEBHOOK_URL' }, jobs: [pgJob(server)] });
       const store = new BackupStore(config.backupDir, 'pg');
       const env = { PG_PASSWORD: server.password, WEBHOOK_URL: webhook.url };
       const first = await cli(['run', 'pg', '--config', configPath], env);
@@ -311,7 +287,7 @@ describe(`agent under SIGTERM and SIGKILL at seeded random moments (seed ${SEED}
 
       // The backup taken before the crash restores onto a new server (same backups, the new address).
       replacement = await startPostgres();
-      const moved = writeConfig({ backupDir: config.backupDir, jobs: [job(replacement.host, replacement.port)] });
+      const moved = writeConfig({ backupDir: config.backupDir, jobs: [pgJob(replacement)] });
       const operator = { PG_PASSWORD: replacement.password, [RESTORE_CREDENTIAL_ENV.userEnv]: 'postgres', [RESTORE_CREDENTIAL_ENV.passwordEnv]: replacement.password };
       const restored = await cli(['restore', 'pg', '--from', survivor.id, '--config', moved.path], operator);
       expect(restored.stderr.split('\n').filter((line) => line.startsWith('tenantry-agent:'))).toEqual([]);

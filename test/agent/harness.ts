@@ -14,7 +14,7 @@ import { Manifest } from '../../runtime/agent/manifest';
 import { Agent } from '../../runtime/agent/runner';
 import { AgentState } from '../../runtime/agent/status';
 import { BackupStore } from '../../runtime/agent/store';
-import { tempDir } from '../helpers/servers';
+import { PostgresServer, tempDir } from '../helpers/servers';
 
 const REPO = path.resolve(__dirname, '..', '..');
 
@@ -143,4 +143,19 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
+}
+
+/**
+ * A Postgres job backing up `databases` of `server` as its superuser (password in PG_PASSWORD).
+ * `splitTablesLargerThanMb`: 256 is the agent's default; 0 puts every table's data in chunks.
+ */
+export function postgresJob(server: PostgresServer, databases: string[], splitTablesLargerThanMb = 256, retention = { daily: 7, weekly: 4, monthly: 6 }) {
+  return {
+    name: 'pg',
+    kind: 'postgres' as const,
+    schedule: '0 3 * * *',
+    retention,
+    offsite: false,
+    postgres: { host: server.host, port: server.port, user: 'postgres', passwordEnv: 'PG_PASSWORD', databases, parallelJobs: 2, splitTablesLargerThanMb },
+  };
 }

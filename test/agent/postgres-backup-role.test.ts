@@ -12,7 +12,7 @@ import { Client } from 'pg';
 import { tenantRoles } from '../../config/postgres-names';
 import { RESTORE_CREDENTIAL_ENV } from '../../runtime/agent/config';
 import { renderPostgres } from '../../runtime/render/postgres';
-import { postgresVersionsUnderTest, PostgresServer, startPostgres, tempDir } from '../helpers/servers';
+import { postgresVersionsUnderTest, PostgresServer, startPostgres, tempDir, withDatabase } from '../helpers/servers';
 import { cli, manifests, writeConfig } from './harness';
 
 const ACME = { tenant: 'acme', databases: ['app', 'reports'], ...tenantRoles('acme') };
@@ -39,18 +39,6 @@ const APP_SCHEMA = `
   INSERT INTO audit.events (what) SELECT jsonb_build_object('n', i) FROM generate_series(1, 50) i;
   REVOKE ALL ON SCHEMA audit FROM PUBLIC;`;
 
-function withClient<T>(server: PostgresServer, database: string, user: string, password: string, use: (db: Client) => Promise<T>): Promise<T> {
-  return (async () => {
-    const db = new Client({ host: server.host, port: server.port, database, user, password });
-    await db.connect();
-    try {
-      return await use(db);
-    } finally {
-      await db.end();
-    }
-  })();
-}
-
 function runScript(script: string, env: NodeJS.ProcessEnv): Promise<{ code: number; output: string }> {
   return new Promise((resolve) => {
     execFile('/bin/sh', [script], { env, timeout: 60_000 }, (error, stdout, stderr) => resolve({ code: error ? Number(error.code ?? 1) : 0, output: `${stdout}${stderr}` }));
@@ -62,7 +50,7 @@ function runScript(script: string, env: NodeJS.ProcessEnv): Promise<{ code: numb
  * compared as they take effect: an ACL that equals the default (null) is the default spelled out.
  */
 async function snapshotOf(server: PostgresServer, database: string): Promise<Record<string, unknown>> {
-  const superuser = <T>(db: string, use: (c: Client) => Promise<T>) => withClient(server, db, server.superuser, server.password, use);
+  const superuser = <T>(db: string, use: (c: Client) => Promise<T>) => withDatabase(server, db, use);
   const rows = async (c: Client, sql: string) => (await c.query(sql)).rows;
   const databaseRow = await superuser('postgres', (c) => c.query(`SELECT pg_get_userbyid(datdba) AS owner, coalesce(datacl, acldefault('d'::"char", datdba))::text AS acl FROM pg_database WHERE datname = $1`, [database]));
   return superuser(database, async (c) => {
@@ -95,7 +83,7 @@ describe.each(postgresVersionsUnderTest())('backup role on a real PostgreSQL $ma
   const agentEnv = () => ({ PATH: toolPath, PG_PASSWORD: passwords(ACME).backup });
 
   const as = <T>(t: TenantSetup, role: 'app' | 'backup', database: string, use: (db: Client) => Promise<T>) =>
-    withClient(server, database, role === 'app' ? t.appRole : t.backupRole, passwords(t)[role], use);
+    withDatabase(server, database, use, { user: role === 'app' ? t.appRole : t.backupRole, password: passwords(t)[role] });
 
   const processPath = process.env.PATH;
 
@@ -139,7 +127,7 @@ describe.each(postgresVersionsUnderTest())('backup role on a real PostgreSQL $ma
   });
 
   it('creates the backup role without superuser, role creation or replication; BYPASSRLS, CREATEDB and pg_read_all_data', async () => {
-    const roles = await withClient(server, 'postgres', server.superuser, server.password, async (db) =>
+    const roles = await withDatabase(server, 'postgres', async (db) =>
       (
         await db.query(
           `SELECT rolname, rolcanlogin, rolsuper, rolcreaterole, rolreplication, rolbypassrls, rolcreatedb,
@@ -183,7 +171,7 @@ describe.each(postgresVersionsUnderTest())('backup role on a real PostgreSQL $ma
     expect(verify.stdout).toContain('verification passed');
     expect(verify.code).toBe(0);
     // The scratch databases are gone again.
-    const left = await withClient(server, 'postgres', server.superuser, server.password, async (db) => (await db.query(`SELECT datname FROM pg_database WHERE datname LIKE 'tenantry_verify%'`)).rows);
+    const left = await withDatabase(server, 'postgres', async (db) => (await db.query(`SELECT datname FROM pg_database WHERE datname LIKE 'tenantry_verify%'`)).rows);
     expect(left).toEqual([]);
   });
 
@@ -231,7 +219,7 @@ describe.each(postgresVersionsUnderTest())('backup role on a real PostgreSQL $ma
   });
 
   it('fails with what to do when a large object is not the app\'s and no grant lets the backup role read it', async () => {
-    const superuser = <T>(use: (db: Client) => Promise<T>) => withClient(server, 'app', server.superuser, server.password, use);
+    const superuser = <T>(use: (db: Client) => Promise<T>) => withDatabase(server, 'app', use);
     const oid = await superuser(async (db) => (await db.query<{ oid: number }>(`SELECT lo_from_bytea(0, 'the superuser''s') AS oid`)).rows[0].oid);
     const refused = await cli(['run', 'pg', '--config', configPath], agentEnv());
     expect(refused.code).toBe(1);
@@ -243,7 +231,7 @@ describe.each(postgresVersionsUnderTest())('backup role on a real PostgreSQL $ma
   });
 
   it("never hands a tenant a database another tenant's backup role created under its name", async () => {
-    const superuser = <T>(database: string, use: (db: Client) => Promise<T>) => withClient(server, database, server.superuser, server.password, use);
+    const superuser = <T>(database: string, use: (db: Client) => Promise<T>) => withDatabase(server, database, use);
     const ownerOf = (database: string) =>
       superuser('postgres', async (db) => (await db.query(`SELECT pg_get_userbyid(datdba) AS owner FROM pg_database WHERE datname = $1`, [database])).rows[0]?.owner);
     // ACME's backup role (CREATEDB) makes a scratch database as verification does, plants a table

@@ -3,23 +3,12 @@
  * database-level SQL is applied only as the statements it must be (never text that a literal
  * or a comment smuggles in), and only the agent's own half-restored copies are ever dropped.
  */
-import { Client } from 'pg';
 import { AgentConfig, RESTORE_CREDENTIAL_ENV } from '../../runtime/agent/config';
-import { postgresVersionsUnderTest, PostgresServer, startPostgres } from '../helpers/servers';
+import { postgresVersionsUnderTest, PostgresServer, startPostgres, withDatabase } from '../helpers/servers';
 import { cli, writeConfig } from './harness';
 
-async function withDb<T>(server: PostgresServer, database: string, use: (db: Client) => Promise<T>): Promise<T> {
-  const db = new Client({ host: server.host, port: server.port, user: 'postgres', password: server.password, database });
-  await db.connect();
-  try {
-    return await use(db);
-  } finally {
-    await db.end();
-  }
-}
-
 const databases = (server: PostgresServer) =>
-  withDb(server, 'postgres', async (db) => (await db.query<{ datname: string }>("SELECT datname FROM pg_database WHERE datname NOT IN ('postgres', 'template0', 'template1') ORDER BY 1")).rows.map((r) => r.datname));
+  withDatabase(server, 'postgres', async (db) => (await db.query<{ datname: string }>("SELECT datname FROM pg_database WHERE datname NOT IN ('postgres', 'template0', 'template1') ORDER BY 1")).rows.map((r) => r.datname));
 
 describe.each(postgresVersionsUnderTest())('restore names and database SQL on a real PostgreSQL $major server', ({ binDir }) => {
   let server: PostgresServer;
@@ -31,14 +20,14 @@ describe.each(postgresVersionsUnderTest())('restore names and database SQL on a 
     server = await startPostgres({ binDir });
     process.env.PATH = `${binDir}:${processPath}`;
     env = { PG_PASSWORD: server.password, [RESTORE_CREDENTIAL_ENV.userEnv]: 'postgres', [RESTORE_CREDENTIAL_ENV.passwordEnv]: server.password };
-    await withDb(server, 'postgres', async (db) => {
+    await withDatabase(server, 'postgres', async (db) => {
       await db.query('CREATE ROLE t_app LOGIN');
       await db.query('CREATE DATABASE evil OWNER t_app');
       await db.query('CREATE DATABASE app');
       // What a tenant's application role may do to its own database.
       await db.query("SET ROLE t_app; COMMENT ON DATABASE evil IS E'x\\n--'; ALTER DATABASE evil SET application_name = '; ALTER ROLE t_app SUPERUSER; --'; RESET ROLE");
     });
-    await withDb(server, 'app', (db) => db.query('CREATE TABLE t (id int); INSERT INTO t VALUES (1)'));
+    await withDatabase(server, 'app', (db) => db.query('CREATE TABLE t (id int); INSERT INTO t VALUES (1)'));
     let config: AgentConfig;
     ({ config, path: configPath } = writeConfig({
       jobs: [{
@@ -58,18 +47,18 @@ describe.each(postgresVersionsUnderTest())('restore names and database SQL on a 
 
   test('a comment and a setting that hold SQL are restored as text, not run', async () => {
     const copy = await cli(['restore', 'pg', '--from', 'latest', '--only', 'evil', '--target', 'evil_copy', '--config', configPath], env);
-    const state = await withDb(server, 'postgres', async (db) => ({
+    const state = await withDatabase(server, 'postgres', async (db) => ({
       superuser: (await db.query("SELECT rolsuper FROM pg_roles WHERE rolname = 't_app'")).rows[0].rolsuper,
       comment: (await db.query("SELECT shobj_description(oid, 'pg_database') AS c FROM pg_database WHERE datname = 'evil_copy'")).rows[0]?.c,
       settings: (await db.query("SELECT s.setconfig::text AS config FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase WHERE d.datname = 'evil_copy'")).rows,
     }));
     expect(state).toEqual({ superuser: false, comment: 'x\n--', settings: [{ config: '{"application_name=; ALTER ROLE t_app SUPERUSER; --"}' }] });
     expect(copy.code).toBe(0);
-    await withDb(server, 'postgres', (db) => db.query('DROP DATABASE evil_copy'));
+    await withDatabase(server, 'postgres', (db) => db.query('DROP DATABASE evil_copy'));
   });
 
   test('databases that merely share the prefix of a half-restored copy, or are not marked as one, are never dropped', async () => {
-    await withDb(server, 'postgres', async (db) => {
+    await withDatabase(server, 'postgres', async (db) => {
       await db.query('CREATE DATABASE app__restoring_customer');
       // The name of a half-restored copy, but not one the agent created.
       await db.query('CREATE DATABASE app__restoring_20200101000000');
@@ -81,7 +70,7 @@ describe.each(postgresVersionsUnderTest())('restore names and database SQL on a 
     expect(aside).toBeDefined();
     expect(await databases(server)).toEqual([...before, aside!].sort());
     expect(restored.logs).toContainEqual(expect.objectContaining({ msg: 'not dropping a database named like a half-restored copy: the agent did not mark it as one', fields: { database: 'app__restoring_20200101000000' } }));
-    await withDb(server, 'postgres', async (db) => {
+    await withDatabase(server, 'postgres', async (db) => {
       for (const name of ['app__restoring_customer', 'app__restoring_20200101000000', aside!]) await db.query(`DROP DATABASE ${name}`);
     });
   });

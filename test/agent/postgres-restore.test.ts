@@ -16,8 +16,8 @@ import type { SplitTable } from '../../runtime/agent/jobs/postgres-tables';
 import { renderManifest } from '../../runtime/agent/manifest';
 import { restoreBackup, RestoreOptions } from '../../runtime/agent/runner';
 import { BackupStore } from '../../runtime/agent/store';
-import { postgresVersionsUnderTest, PostgresServer, startPostgres } from '../helpers/servers';
-import { cli, manifests, spawnCli, testAgent, writeConfig } from './harness';
+import { postgresVersionsUnderTest, PostgresServer, startPostgres, withDatabase } from '../helpers/servers';
+import { cli, manifests, postgresJob, spawnCli, testAgent, writeConfig } from './harness';
 
 const MOODS = ['m0', 'm1', 'm2', 'm3', 'm4', 'm5', 'm6', 'm7', 'm8', 'm9'];
 
@@ -62,16 +62,6 @@ const DATABASE_PROPERTIES = `
   REVOKE CONNECT, TEMPORARY ON DATABASE app FROM PUBLIC;
   GRANT CONNECT ON DATABASE app TO reader;`;
 
-async function withDb<T>(server: PostgresServer, database: string, use: (db: Client) => Promise<T>): Promise<T> {
-  const db = new Client({ host: server.host, port: server.port, user: 'postgres', password: server.password, database });
-  await db.connect();
-  try {
-    return await use(db);
-  } finally {
-    await db.end();
-  }
-}
-
 /** Everything about a database a restore must keep, or a failed restore must not touch. */
 async function stateOf(server: PostgresServer, database: string): Promise<Record<string, unknown>> {
   const definitions = execFileSync(path.join(server.binDir, 'pg_dump'), ['--schema-only', `--dbname=${database}`], { env: { ...process.env, ...server.env } })
@@ -80,12 +70,12 @@ async function stateOf(server: PostgresServer, database: string): Promise<Record
     // \restrict carries a random key per run.
     .filter((line) => !/^\\(un)?restrict /.test(line))
     .join('\n');
-  const [databaseRow, settings] = await withDb(server, 'postgres', async (db) => [
+  const [databaseRow, settings] = await withDatabase(server, 'postgres', async (db) => [
     (await db.query(`SELECT pg_get_userbyid(datdba) AS owner, datacl::text AS acl, datconnlimit, datallowconn, shobj_description(oid, 'pg_database') AS comment FROM pg_database WHERE datname = $1`, [database])).rows[0],
     (await db.query(`SELECT coalesce(r.rolname, '') AS role, s.setconfig::text AS config FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase LEFT JOIN pg_roles r ON r.oid = s.setrole WHERE d.datname = $1 ORDER BY 1`, [database])).rows,
   ]);
   // Partitioned tables whole, every other table on its own; the rows of each hash partition apart.
-  const [contents, hashPartitions] = await withDb(server, database, async (db) => {
+  const [contents, hashPartitions] = await withDatabase(server, database, async (db) => {
     const tables = (await db.query<{ t: string; kind: string; hashed: boolean }>(`SELECT format('%I.%I', n.nspname, c.relname) AS t, c.relkind AS kind,
         c.relispartition AND EXISTS (SELECT FROM pg_partitioned_table p WHERE p.partrelid = (SELECT inhparent FROM pg_inherits WHERE inhrelid = c.oid) AND p.partstrat = 'h') AS hashed
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -108,7 +98,7 @@ function restorable(state: Record<string, unknown>): Record<string, unknown> {
 
 /** Rows of each partition of the hash-partitioned tables, and whole partitioned tables. */
 function partitionCounts(server: PostgresServer, database: string): Promise<Record<string, number>> {
-  return withDb(server, database, async (db) => {
+  return withDatabase(server, database, async (db) => {
     const { rows } = await db.query<{ t: string; n: number }>(`
       SELECT c.relname AS t, (xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM ONLY %I', c.relname), false, true, '')))[1]::text::int AS n
       FROM pg_class c WHERE c.relname ~ '^by_(mood|tag)_\\d$' ORDER BY 1`);
@@ -117,7 +107,7 @@ function partitionCounts(server: PostgresServer, database: string): Promise<Reco
 }
 
 function databasesLike(server: PostgresServer, pattern: string): Promise<string[]> {
-  return withDb(server, 'postgres', async (db) => (await db.query<{ datname: string }>('SELECT datname FROM pg_database WHERE datname LIKE $1 ORDER BY 1', [pattern])).rows.map((r) => r.datname));
+  return withDatabase(server, 'postgres', async (db) => (await db.query<{ datname: string }>('SELECT datname FROM pg_database WHERE datname LIKE $1 ORDER BY 1', [pattern])).rows.map((r) => r.datname));
 }
 
 describe.each(postgresVersionsUnderTest())('Postgres restore and verification on a real PostgreSQL $major server', ({ binDir }) => {
@@ -128,15 +118,6 @@ describe.each(postgresVersionsUnderTest())('Postgres restore and verification on
   let original: Record<string, unknown>;
   const processPath = process.env.PATH;
 
-  /** `splitTablesLargerThanMb` 0: every table's data travels in chunk files. */
-  const pgJob = (databases: string[], splitTablesLargerThanMb: number) => ({
-    name: 'pg',
-    kind: 'postgres' as const,
-    schedule: '0 3 * * *',
-    retention: { daily: 7, weekly: 4, monthly: 6 },
-    offsite: false,
-    postgres: { host: server.host, port: server.port, user: 'postgres', passwordEnv: 'PG_PASSWORD', databases, parallelJobs: 2, splitTablesLargerThanMb },
-  });
   const restoreOptions = (over: Partial<RestoreOptions> = {}): RestoreOptions => ({ from: 'latest', force: true, withGlobals: false, fromOffsite: false, ignoreVerification: false, ...over });
   /**
    * The restore through the runner, with `fault` called once the files passed their checksums and
@@ -160,14 +141,14 @@ describe.each(postgresVersionsUnderTest())('Postgres restore and verification on
     server = await startPostgres({ binDir });
     process.env.PATH = `${binDir}:${processPath}`;
     env = { PG_PASSWORD: server.password, [RESTORE_CREDENTIAL_ENV.userEnv]: 'postgres', [RESTORE_CREDENTIAL_ENV.passwordEnv]: server.password };
-    await withDb(server, 'postgres', async (db) => {
+    await withDatabase(server, 'postgres', async (db) => {
       await db.query(ROLES);
       await db.query('CREATE DATABASE app');
       await db.query(DATABASE_PROPERTIES);
     });
-    await withDb(server, 'app', (db) => db.query(SCHEMA));
+    await withDatabase(server, 'app', (db) => db.query(SCHEMA));
     original = await stateOf(server, 'app');
-    ({ config, path: configPath } = writeConfig({ jobs: [pgJob(['app'], 0)] }));
+    ({ config, path: configPath } = writeConfig({ jobs: [postgresJob(server, ['app'], 0)] }));
     const run = await cli(['run', 'pg', '--config', configPath], env);
     expect({ code: run.code, errors: run.logs.filter((l) => l.level === 'error') }).toEqual({ code: 0, errors: [] });
   });
@@ -195,7 +176,7 @@ describe.each(postgresVersionsUnderTest())('Postgres restore and verification on
     expect(Object.keys(source.contents as object)).toEqual(expect.arrayContaining(['public.by_mood', 'public.by_tag', 'public.by_region_north']));
     // The case this test is about: the same rows sit in other hash partitions after the restore.
     expect(await partitionCounts(server, 'hashed_copy')).not.toEqual(await partitionCounts(server, 'app'));
-    await withDb(server, 'postgres', (db) => db.query('DROP DATABASE hashed_copy'));
+    await withDatabase(server, 'postgres', (db) => db.query('DROP DATABASE hashed_copy'));
   });
 
   test.each([
@@ -211,7 +192,7 @@ describe.each(postgresVersionsUnderTest())('Postgres restore and verification on
 
   test('a missing role is found before anything is touched, and the refusal names --with-globals', async () => {
     // The archive grants to ghost; the server now calls that role something else.
-    await withDb(server, 'postgres', (db) => db.query('ALTER ROLE ghost RENAME TO ghost_renamed'));
+    await withDatabase(server, 'postgres', (db) => db.query('ALTER ROLE ghost RENAME TO ghost_renamed'));
     try {
       const before = await stateOf(server, 'app');
       const refused = await cli(['restore', 'pg', '--from', 'latest', '--force', '--config', configPath], env);
@@ -220,7 +201,7 @@ describe.each(postgresVersionsUnderTest())('Postgres restore and verification on
       expect(refused.stderr).toContain('tenantry-agent restore pg --from latest --force --with-globals\n');
       expect(await stateOf(server, 'app')).toEqual(before);
     } finally {
-      await withDb(server, 'postgres', (db) => db.query('ALTER ROLE ghost_renamed RENAME TO ghost'));
+      await withDatabase(server, 'postgres', (db) => db.query('ALTER ROLE ghost_renamed RENAME TO ghost'));
     }
   });
 
@@ -258,7 +239,7 @@ describe.each(postgresVersionsUnderTest())('Postgres restore and verification on
       intruder = (async () => {
         const [temporary] = await databasesLike(server, 'app\\_\\_restoring\\_%');
         if (temporary === undefined) throw new Error('no temporary database');
-        await withDb(server, temporary, async (db) => {
+        await withDatabase(server, temporary, async (db) => {
           const deadline = Date.now() + 30_000;
           while (!(await db.query("SELECT to_regclass('public.accounts') AS t")).rows[0].t && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
           await db.query("INSERT INTO public.accounts VALUES (1000, 'late@example.com', 'late')");
@@ -278,7 +259,7 @@ describe.each(postgresVersionsUnderTest())('Postgres restore and verification on
     expect(await stateOf(server, 'app')).toEqual(original);
     expect(failure).toMatch(/^app: restore failed before anything existing was changed \("app" is as it was; the half-restored copy "app__restoring_\d{14}" is left behind: drop it with DROP DATABASE "app__restoring_\d{14}";\)/);
 
-    await withDb(server, 'app', (db) => db.query('DELETE FROM accounts WHERE id > 10'));
+    await withDatabase(server, 'app', (db) => db.query('DELETE FROM accounts WHERE id > 10'));
     const damaged = await stateOf(server, 'app');
     // An application session on the database being replaced: renaming needs it gone.
     const application = new Client({ host: server.host, port: server.port, user: 'app_owner', password: 'owner-pw', database: 'app' });
@@ -296,13 +277,13 @@ describe.each(postgresVersionsUnderTest())('Postgres restore and verification on
     const aside = /kept as "(app__before_restore_\d{14})"; drop it once you no longer need it: DROP DATABASE "\1";/.exec(retried.stdout)?.[1];
     expect(aside).toBeDefined();
     expect(await stateOf(server, aside!)).toEqual(damaged);
-    await withDb(server, 'postgres', (db) => db.query(`DROP DATABASE ${aside}`));
+    await withDatabase(server, 'postgres', (db) => db.query(`DROP DATABASE ${aside}`));
   });
 
   test('a swap killed after closing the target: the next restore opens it again and keeps it open aside', async () => {
     // What a restore killed between ALLOW_CONNECTIONS false and the rename leaves: the target
     // closed, beside a fully restored temporary database (its connection limit no longer 0).
-    await withDb(server, 'postgres', async (db) => {
+    await withDatabase(server, 'postgres', async (db) => {
       await db.query('CREATE DATABASE app__restoring_20000101000000 CONNECTION LIMIT -1');
       await db.query('ALTER DATABASE app WITH ALLOW_CONNECTIONS false');
     });
@@ -310,13 +291,13 @@ describe.each(postgresVersionsUnderTest())('Postgres restore and verification on
     expect(retried.code).toBe(0);
     expect(retried.logs.map((l) => l.msg)).toContain('an interrupted restore left the database refusing connections; it accepts them again');
     const aside = /kept as "(app__before_restore_\d{14})"/.exec(retried.stdout)![1];
-    const allow = await withDb(server, 'postgres', async (db) => (await db.query('SELECT datname, datallowconn FROM pg_database WHERE datname IN ($1, $2) ORDER BY 1', ['app', aside])).rows);
+    const allow = await withDatabase(server, 'postgres', async (db) => (await db.query('SELECT datname, datallowconn FROM pg_database WHERE datname IN ($1, $2) ORDER BY 1', ['app', aside])).rows);
     expect(allow).toEqual([{ datname: 'app', datallowconn: true }, { datname: aside, datallowconn: true }]);
     // The interrupted restore's copy no longer carries the agent's mark (it had the archive's own
     // properties already), so it is left for the operator, with a warning, never dropped unasked.
     expect(retried.logs.map((l) => l.msg)).toContain('not dropping a database named like a half-restored copy: the agent did not mark it as one');
-    await withDb(server, 'postgres', (db) => db.query(`DROP DATABASE ${aside}`));
-    await withDb(server, 'postgres', (db) => db.query('DROP DATABASE app__restoring_20000101000000'));
+    await withDatabase(server, 'postgres', (db) => db.query(`DROP DATABASE ${aside}`));
+    await withDatabase(server, 'postgres', (db) => db.query('DROP DATABASE app__restoring_20000101000000'));
   });
 
   test('under another name the database keeps its owner, settings, comment, grants and connection limit', async () => {
@@ -325,7 +306,7 @@ describe.each(postgresVersionsUnderTest())('Postgres restore and verification on
     expect(restorable(await stateOf(server, 'app_elsewhere'))).toEqual(restorable(original));
     expect(original.database).toMatchObject({ owner: 'app_owner', comment: "the app's data", datconnlimit: 20, acl: '{app_owner=CTc/app_owner,reader=c/app_owner}' });
     expect(original.settings).toEqual([{ role: '', config: '{work_mem=7MB}' }, { role: 'reader', config: '{search_path=public}' }]);
-    await withDb(server, 'postgres', (db) => db.query('DROP DATABASE app_elsewhere'));
+    await withDatabase(server, 'postgres', (db) => db.query('DROP DATABASE app_elsewhere'));
   });
 
   test('a backup whose verification failed: restored only with --ignore-verification, and kept by retention', async () => {
@@ -347,7 +328,7 @@ describe.each(postgresVersionsUnderTest())('Postgres restore and verification on
     const restored = await cli(['restore', 'pg', '--from', id, '--target', 'app_unverified', '--ignore-verification', '--config', configPath], env);
     expect(restored.code).toBe(0);
     expect(restorable(await stateOf(server, 'app_unverified'))).toEqual(restorable(original));
-    await withDb(server, 'postgres', (db) => db.query('DROP DATABASE app_unverified'));
+    await withDatabase(server, 'postgres', (db) => db.query('DROP DATABASE app_unverified'));
 
     const run = await cli(['run', 'pg', '--config', configPath], env);
     expect(run.code).toBe(0);
@@ -366,7 +347,7 @@ describe.each(postgresVersionsUnderTest())('Postgres restore and verification on
     ['in the archive', 1000],
   ])('tenant code in the database runs with the tenant\'s rights only, data %s', async (_, splitTablesLargerThanMb) => {
     const database = `hostile_${splitTablesLargerThanMb}`;
-    await withDb(server, 'postgres', async (db) => {
+    await withDatabase(server, 'postgres', async (db) => {
       await db.query("CREATE ROLE mallory LOGIN PASSWORD 'mallory-pw'; CREATE ROLE escalated_by_format; CREATE ROLE escalated_by_check");
       await db.query(`CREATE DATABASE ${database} OWNER mallory`);
     });
@@ -386,9 +367,9 @@ describe.each(postgresVersionsUnderTest())('Postgres restore and verification on
       CREATE TABLE public.orders (id int PRIMARY KEY, n int CHECK (public.plausible(n)));
       INSERT INTO public.orders SELECT i, i FROM generate_series(1, 20) i;`);
     await mallory.end();
-    const escalated = () => withDb(server, 'postgres', async (db) => (await db.query("SELECT rolname FROM pg_roles WHERE rolname LIKE 'escalated\\_%' AND rolsuper ORDER BY 1")).rows.map((r) => r.rolname));
+    const escalated = () => withDatabase(server, 'postgres', async (db) => (await db.query("SELECT rolname FROM pg_roles WHERE rolname LIKE 'escalated\\_%' AND rolsuper ORDER BY 1")).rows.map((r) => r.rolname));
     try {
-      const { path: hostilePath } = writeConfig({ jobs: [pgJob([database], splitTablesLargerThanMb)] });
+      const { path: hostilePath } = writeConfig({ jobs: [postgresJob(server, [database], splitTablesLargerThanMb)] });
       const run = await cli(['run', 'pg', '--config', hostilePath], env);
       expect({ code: run.code, errors: run.logs.filter((l) => l.level === 'error') }).toEqual({ code: 0, errors: [] });
       expect(await escalated()).toEqual([]);
@@ -397,10 +378,10 @@ describe.each(postgresVersionsUnderTest())('Postgres restore and verification on
       const code = await new Promise<number | null>((resolve) => restore.on('exit', resolve));
       expect({ code, failure: restore.output().stderr.split('\n').filter((line) => line !== '' && !line.startsWith('{')) }).toEqual({ code: 0, failure: [] });
       expect(await escalated()).toEqual([]);
-      const restored = await withDb(server, `${database}_copy`, async (db) => (await db.query('SELECT count(*)::int AS n, pg_get_userbyid(relowner) AS owner FROM public.orders, pg_class WHERE oid = \'public.orders\'::regclass GROUP BY 2')).rows);
+      const restored = await withDatabase(server, `${database}_copy`, async (db) => (await db.query('SELECT count(*)::int AS n, pg_get_userbyid(relowner) AS owner FROM public.orders, pg_class WHERE oid = \'public.orders\'::regclass GROUP BY 2')).rows);
       expect(restored).toEqual([{ n: 20, owner: 'mallory' }]);
     } finally {
-      await withDb(server, 'postgres', async (db) => {
+      await withDatabase(server, 'postgres', async (db) => {
         for (const name of [`${database}_copy`, database]) await db.query(`DROP DATABASE IF EXISTS ${name}`);
         await db.query('DROP ROLE mallory; DROP ROLE escalated_by_format; DROP ROLE escalated_by_check');
       });
@@ -408,15 +389,15 @@ describe.each(postgresVersionsUnderTest())('Postgres restore and verification on
   });
 
   test('splitTablesLargerThanMb counts the whole table: a 30 MB table held in TOAST is split at 16', async () => {
-    await withDb(server, 'postgres', (db) => db.query('CREATE DATABASE toasty'));
-    const sizes = await withDb(server, 'toasty', async (db) => {
+    await withDatabase(server, 'postgres', (db) => db.query('CREATE DATABASE toasty'));
+    const sizes = await withDatabase(server, 'toasty', async (db) => {
       await db.query(`CREATE TABLE big (id int PRIMARY KEY, v text); ALTER TABLE big ALTER COLUMN v SET STORAGE EXTERNAL;
         INSERT INTO big SELECT i, repeat(md5(i::text), 32768) FROM generate_series(1, 30) i`);
       return (await db.query(`SELECT pg_relation_size('big')::int AS main, pg_table_size('big')::int AS whole`)).rows[0];
     });
     expect(sizes.main).toBeLessThan(16 * 1024 * 1024);
     expect(sizes.whole).toBeGreaterThan(30 * 1024 * 1024);
-    const { config: toastConfig, path: toastPath } = writeConfig({ jobs: [pgJob(['toasty'], 16)] });
+    const { config: toastConfig, path: toastPath } = writeConfig({ jobs: [postgresJob(server, ['toasty'], 16)] });
     const run = await cli(['run', 'pg', '--config', toastPath], env);
     expect(run.code).toBe(0);
     const [manifest] = await manifests(toastConfig, 'pg');

@@ -4,14 +4,13 @@
 import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { Client } from 'pg';
 import { AgentConfig, RESTORE_CREDENTIAL_ENV } from '../../runtime/agent/config';
 import { runBackup } from '../../runtime/agent/runner';
 import { lockUnchanged, TABLES_SQL, TableRef } from '../../runtime/agent/jobs/postgres';
 import type { SplitTable } from '../../runtime/agent/jobs/postgres-tables';
 import { BackupStore } from '../../runtime/agent/store';
-import { PostgresServer, startPostgres, tempDir } from '../helpers/servers';
-import { cli, jobDirEntries, manifests, testAgent, waitFor, writeConfig } from './harness';
+import { PostgresServer, startPostgres, tempDir, withDatabase } from '../helpers/servers';
+import { cli, jobDirEntries, manifests, postgresJob, testAgent, waitFor, writeConfig } from './harness';
 
 const SCHEMA = `
   CREATE ROLE app_owner LOGIN PASSWORD 'owner-pw';
@@ -41,19 +40,9 @@ const SCHEMA = `
 
 const TABLES = ['customers', 'orders', 'blobs', 'billing.invoices'];
 
-async function withDb<T>(server: PostgresServer, database: string, use: (db: Client) => Promise<T>): Promise<T> {
-  const db = new Client({ host: server.host, port: server.port, user: 'postgres', password: server.password, database });
-  await db.connect();
-  try {
-    return await use(db);
-  } finally {
-    await db.end();
-  }
-}
-
 /** Who owns a database, who may connect, and its settings: part of a tenant's isolation. */
 function databaseAccess(server: PostgresServer, database: string): Promise<unknown> {
-  return withDb(server, 'postgres', async (db) => {
+  return withDatabase(server, 'postgres', async (db) => {
     const { rows } = await db.query(
       `SELECT pg_get_userbyid(d.datdba) AS owner, d.datacl::text AS acl, s.setconfig::text AS settings
        FROM pg_database d LEFT JOIN pg_db_role_setting s ON s.setdatabase = d.oid AND s.setrole = 0 WHERE d.datname = $1`,
@@ -65,7 +54,7 @@ function databaseAccess(server: PostgresServer, database: string): Promise<unkno
 
 /** Row count and an md5 over every row's text form, in a stable order, per table. */
 function fingerprint(server: PostgresServer, database: string): Promise<Record<string, string>> {
-  return withDb(server, database, async (db) => {
+  return withDatabase(server, database, async (db) => {
     const out: Record<string, string> = {};
     for (const table of TABLES) {
       const { rows } = await db.query(`SELECT count(*) AS n, md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) AS sum FROM ${table} t`);
@@ -73,18 +62,6 @@ function fingerprint(server: PostgresServer, database: string): Promise<Record<s
     }
     return out;
   });
-}
-
-/** `splitTablesLargerThanMb`: 256 is the agent's default; 0 puts every table's data in chunks. */
-function pgJob(server: PostgresServer, databases: string[], splitTablesLargerThanMb = 256) {
-  return {
-    name: 'pg',
-    kind: 'postgres' as const,
-    schedule: '0 3 * * *',
-    retention: { daily: 7, weekly: 4, monthly: 6 },
-    offsite: false,
-    postgres: { host: server.host, port: server.port, user: 'postgres', passwordEnv: 'PG_PASSWORD', databases, parallelJobs: 2, splitTablesLargerThanMb },
-  };
 }
 
 describe('Postgres backup job (real PostgreSQL server)', () => {
@@ -99,11 +76,11 @@ describe('Postgres backup job (real PostgreSQL server)', () => {
     server = await startPostgres();
     // Backups here run as the superuser; restores get it the way operators pass it (docker exec -e).
     env = { PG_PASSWORD: server.password, [RESTORE_CREDENTIAL_ENV.userEnv]: 'postgres', [RESTORE_CREDENTIAL_ENV.passwordEnv]: server.password };
-    await withDb(server, 'postgres', (db) => db.query('CREATE DATABASE app'));
-    await withDb(server, 'app', (db) => db.query(SCHEMA));
+    await withDatabase(server, 'postgres', (db) => db.query('CREATE DATABASE app'));
+    await withDatabase(server, 'app', (db) => db.query(SCHEMA));
     original = await fingerprint(server, 'app');
     originalAccess = await databaseAccess(server, 'app');
-    ({ config, path: configPath } = writeConfig({ jobs: [pgJob(server, ['app'])] }));
+    ({ config, path: configPath } = writeConfig({ jobs: [postgresJob(server, ['app'])] }));
   });
 
   afterAll(async () => {
@@ -139,7 +116,7 @@ describe('Postgres backup job (real PostgreSQL server)', () => {
     const [verified] = await manifests(config, 'pg');
     expect(verified.verified).toMatchObject({ result: 'passed', method: 'sha256 + test restore with row counts' });
     expect(verified.verified?.details).toBe('app: 4 tables, 6500 rows match');
-    const scratch = await withDb(server, 'postgres', (db) => db.query("SELECT datname FROM pg_database WHERE datname LIKE 'tenantry_verify_%'"));
+    const scratch = await withDatabase(server, 'postgres', (db) => db.query("SELECT datname FROM pg_database WHERE datname LIKE 'tenantry_verify_%'"));
     expect(scratch.rows).toEqual([]);
   });
 
@@ -161,12 +138,12 @@ describe('Postgres backup job (real PostgreSQL server)', () => {
   });
 
   test('restore: a dropped database comes back with the same rows, owner, privileges and settings', async () => {
-    await withDb(server, 'postgres', (db) => db.query('DROP DATABASE app WITH (FORCE)'));
+    await withDatabase(server, 'postgres', (db) => db.query('DROP DATABASE app WITH (FORCE)'));
     const result = await cli(['restore', 'pg', '--from', 'latest', '--config', configPath], env);
     expect(result.stderr).toBe(result.logs.map((l) => JSON.stringify(l)).join('\n') + '\n');
     expect(result.code).toBe(0);
     expect(await fingerprint(server, 'app')).toEqual(original);
-    const owner = await withDb(server, 'app', (db) => db.query("SELECT tableowner FROM pg_tables WHERE tablename = 'customers'"));
+    const owner = await withDatabase(server, 'app', (db) => db.query("SELECT tableowner FROM pg_tables WHERE tablename = 'customers'"));
     expect(owner.rows[0].tableowner).toBe('app_owner');
     expect(originalAccess).toMatchObject({ owner: 'app_owner', settings: '{work_mem=8MB}' });
     expect(await databaseAccess(server, 'app')).toEqual(originalAccess);
@@ -181,15 +158,15 @@ describe('Postgres backup job (real PostgreSQL server)', () => {
     expect(copy.code).toBe(0);
     expect(await fingerprint(server, 'app_copy')).toEqual(original);
 
-    await withDb(server, 'app_copy', (db) => db.query('DELETE FROM orders WHERE id > 10'));
+    await withDatabase(server, 'app_copy', (db) => db.query('DELETE FROM orders WHERE id > 10'));
     const forced = await cli(['restore', 'pg', '--from', 'latest', '--target', 'app_copy', '--force', '--config', configPath], env);
     expect(forced.code).toBe(0);
     expect(await fingerprint(server, 'app_copy')).toEqual(original);
     // The database it replaced is kept aside, as it was, and the output says how to drop it.
     const aside = /kept as "(app_copy__before_restore_\d{14})"; drop it once you no longer need it: DROP DATABASE "\1";/.exec(forced.stdout)?.[1];
     expect(aside).toBeDefined();
-    expect((await withDb(server, aside!, (db) => db.query('SELECT count(*)::int AS n FROM orders'))).rows).toEqual([{ n: 10 }]);
-    await withDb(server, 'postgres', (db) => db.query(`DROP DATABASE ${aside}`));
+    expect((await withDatabase(server, aside!, (db) => db.query('SELECT count(*)::int AS n FROM orders'))).rows).toEqual([{ n: 10 }]);
+    await withDatabase(server, 'postgres', (db) => db.query(`DROP DATABASE ${aside}`));
   });
 
   test('dumps with the client tools of the server\'s major version, not a newer pg_dump first on PATH', async () => {
@@ -233,17 +210,17 @@ describe('Postgres backup job (real PostgreSQL server)', () => {
   });
 
   test('a table truncated or replaced between the snapshot and its lock fails the run instead of dumping it empty', async () => {
-    await withDb(server, 'app', (db) => db.query('CREATE TABLE churn (id int); INSERT INTO churn SELECT generate_series(1, 100); CREATE TABLE swapped (id int)'));
+    await withDatabase(server, 'app', (db) => db.query('CREATE TABLE churn (id int); INSERT INTO churn SELECT generate_series(1, 100); CREATE TABLE swapped (id int)'));
     for (const change of ['TRUNCATE churn', 'DROP TABLE swapped; CREATE TABLE swapped (id int)']) {
-      const error = await withDb(server, 'app', async (session) => {
+      const error = await withDatabase(server, 'app', async (session) => {
         await session.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
         const tables = (await session.query<TableRef>(TABLES_SQL)).rows;
-        await withDb(server, 'app', (other) => other.query(change));
+        await withDatabase(server, 'app', (other) => other.query(change));
         return lockUnchanged(session, tables).then(() => undefined, (e: Error) => e.message);
       });
       expect({ change, error }).toEqual({ change, error: expect.stringMatching(change.startsWith('TRUNCATE') ? /^public\.churn changed \(TRUNCATE/ : /^table public\.swapped was replaced/) });
     }
-    await withDb(server, 'app', (db) => db.query('DROP TABLE churn, swapped'));
+    await withDatabase(server, 'app', (db) => db.query('DROP TABLE churn, swapped'));
   });
 
   test('user mistakes: one line on stderr, exit 2', async () => {
@@ -318,7 +295,7 @@ describe('Postgres backup job, tables in parallel chunks (real PostgreSQL server
 
   const everything = async (database: string) => ({
     ...(await fingerprint(server, database)),
-    ...(await withDb(server, database, async (db) => {
+    ...(await withDatabase(server, database, async (db) => {
       const out: Record<string, string> = {};
       for (const table of EXTRA_TABLES) {
         const { rows } = await db.query(`SELECT count(*) AS n, md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) AS sum FROM ${table} t`);
@@ -334,11 +311,11 @@ describe('Postgres backup job, tables in parallel chunks (real PostgreSQL server
     server = await startPostgres();
     // Backups here run as the superuser; restores get it the way operators pass it (docker exec -e).
     env = { PG_PASSWORD: server.password, [RESTORE_CREDENTIAL_ENV.userEnv]: 'postgres', [RESTORE_CREDENTIAL_ENV.passwordEnv]: server.password };
-    await withDb(server, 'postgres', (db) => db.query('CREATE DATABASE app'));
-    await withDb(server, 'app', (db) => db.query(SCHEMA + EXTRA));
+    await withDatabase(server, 'postgres', (db) => db.query('CREATE DATABASE app'));
+    await withDatabase(server, 'app', (db) => db.query(SCHEMA + EXTRA));
     original = await everything('app');
-    moodOid = await withDb(server, 'app', async (db) => (await db.query("SELECT 'mood'::regtype::oid AS oid")).rows[0].oid);
-    ({ config, path: configPath } = writeConfig({ jobs: [pgJob(server, ['app'], 0)] }));
+    moodOid = await withDatabase(server, 'app', async (db) => (await db.query("SELECT 'mood'::regtype::oid AS oid")).rows[0].oid);
+    ({ config, path: configPath } = writeConfig({ jobs: [postgresJob(server, ['app'], 0)] }));
   });
 
   afterAll(async () => {
@@ -377,19 +354,19 @@ describe('Postgres backup job, tables in parallel chunks (real PostgreSQL server
     expect(verified.code).toBe(0);
     expect(verified.stdout).toContain('verification passed');
 
-    await withDb(server, 'postgres', (db) => db.query('DROP DATABASE app WITH (FORCE)'));
+    await withDatabase(server, 'postgres', (db) => db.query('DROP DATABASE app WITH (FORCE)'));
     const restored = await cli(['restore', 'pg', '--from', 'latest', '--config', configPath], env);
     expect(restored.stderr).toBe(restored.logs.map((l) => JSON.stringify(l)).join('\n') + '\n');
     expect(restored.code).toBe(0);
     expect(await everything('app')).toEqual(original);
     expect(original.orders_acl).toContain('auditor=r/');
-    const restoredMoodOid = await withDb(server, 'app', async (db) => (await db.query("SELECT 'mood'::regtype::oid AS oid")).rows[0].oid);
+    const restoredMoodOid = await withDatabase(server, 'app', async (db) => (await db.query("SELECT 'mood'::regtype::oid AS oid")).rows[0].oid);
     expect(restoredMoodOid).not.toBe(moodOid);
   });
 
   test('chunk sessions ignore the database\'s and the agent\'s own settings: no timeout, one date style, one encoding', async () => {
-    await withDb(server, 'postgres', (db) => db.query('CREATE DATABASE settings_db'));
-    await withDb(server, 'settings_db', (db) =>
+    await withDatabase(server, 'postgres', (db) => db.query('CREATE DATABASE settings_db'));
+    await withDatabase(server, 'settings_db', (db) =>
       db.query(`
         CREATE TABLE typed (id int PRIMARY KEY, d date, span interval, f float8, t text, r regclass);
         INSERT INTO typed SELECT i, date '2024-02-01' + i % 3, interval '1 day 02:03:04' * i, 0.1 + 0.2 + i, 'café ' || i, 'typed'::regclass FROM generate_series(1, 20000) i;
@@ -399,12 +376,12 @@ describe('Postgres backup job, tables in parallel chunks (real PostgreSQL server
         ALTER DATABASE settings_db SET statement_timeout = '1ms';`),
     );
     const read = (database: string) =>
-      withDb(server, database, async (db) => {
+      withDatabase(server, database, async (db) => {
         await db.query("SET statement_timeout = 0; SET datestyle = 'ISO'; SET intervalstyle = 'postgres'; SET extra_float_digits = 3");
         return (await db.query("SELECT count(*)::int AS n, md5(string_agg(format('%s|%s|%s|%s|%s|%s', id, d, span, f, t, r), ',' ORDER BY id)) AS sum FROM typed")).rows[0];
       });
     const before = await read('settings_db');
-    const { config: settingsConfig, path: settingsPath } = writeConfig({ jobs: [pgJob(server, ['settings_db'], 0)] });
+    const { config: settingsConfig, path: settingsPath } = writeConfig({ jobs: [postgresJob(server, ['settings_db'], 0)] });
     const backedUp = await cli(['run', 'pg', '--config', settingsPath], env);
     expect({ code: backedUp.code, errors: backedUp.logs.filter((l) => l.level === 'error') }).toEqual({ code: 0, errors: [] });
     const [manifest] = await manifests(settingsConfig, 'pg');
@@ -429,7 +406,7 @@ describe('Postgres backup job, tables in parallel chunks (real PostgreSQL server
   });
 
   test('chunks share one snapshot: transfers running during the dump never show up half-done', async () => {
-    await withDb(server, 'app', (db) =>
+    await withDatabase(server, 'app', (db) =>
       db.query('CREATE TABLE accounts (id int PRIMARY KEY, balance int NOT NULL); INSERT INTO accounts SELECT i, 0 FROM generate_series(1, 200000) i; ALTER TABLE accounts OWNER TO app_owner'),
     );
     // Each transfer moves 1 between two accounts in one transaction: the total stays 0. Updated
@@ -437,7 +414,7 @@ describe('Postgres backup job, tables in parallel chunks (real PostgreSQL server
     // count a moved row twice or not at all.
     let transfers = 0;
     let stop = false;
-    const writer = withDb(server, 'app', async (db) => {
+    const writer = withDatabase(server, 'app', async (db) => {
       while (!stop) {
         const from = 1 + Math.floor(Math.random() * 200000);
         const to = 1 + ((from + 100000) % 200000);
@@ -459,7 +436,7 @@ describe('Postgres backup job, tables in parallel chunks (real PostgreSQL server
       await writer;
       const copy = await cli(['restore', 'pg', '--from', manifest.id, '--target', 'app_snapshot', '--config', configPath], env);
       expect(copy.code).toBe(0);
-      const totals = await withDb(server, 'app_snapshot', (db) => db.query('SELECT count(*)::int AS n, sum(balance)::int AS total FROM accounts'));
+      const totals = await withDatabase(server, 'app_snapshot', (db) => db.query('SELECT count(*)::int AS n, sum(balance)::int AS total FROM accounts'));
       expect(totals.rows[0]).toEqual({ n: 200000, total: 0 });
     } finally {
       stop = true;
@@ -476,16 +453,16 @@ describe('Postgres backup failures (real PostgreSQL server)', () => {
     const env = { PG_PASSWORD: password, [RESTORE_CREDENTIAL_ENV.userEnv]: 'postgres', [RESTORE_CREDENTIAL_ENV.passwordEnv]: password };
     let fresh: PostgresServer | undefined;
     try {
-      await withDb(server, 'postgres', (db) => db.query('CREATE DATABASE app'));
-      await withDb(server, 'app', (db) => db.query(SCHEMA));
+      await withDatabase(server, 'postgres', (db) => db.query('CREATE DATABASE app'));
+      await withDatabase(server, 'app', (db) => db.query(SCHEMA));
       const before = await fingerprint(server, 'app');
-      const { config, path: configPath } = writeConfig({ jobs: [pgJob(server, ['app'], 64)] });
+      const { config, path: configPath } = writeConfig({ jobs: [postgresJob(server, ['app'], 64)] });
       const { agent } = testAgent(config, env);
       const good = await runBackup(agent, config.jobs[0]);
       expect(good.status).toBe('ok');
 
       // Enough data that the dump takes seconds, so the kill lands while data is being written.
-      await withDb(server, 'app', (db) => db.query("CREATE TABLE big AS SELECT i, md5(i::text) || md5((i + 1)::text) AS filler FROM generate_series(1, 3000000) i"));
+      await withDatabase(server, 'app', (db) => db.query("CREATE TABLE big AS SELECT i, md5(i::text) || md5((i + 1)::text) AS filler FROM generate_series(1, 3000000) i"));
       const store = new BackupStore(config.backupDir, 'pg');
       const run = runBackup(agent, config.jobs[0]);
       // Table big (~250 MB) is over the split threshold: its data goes to chunk files beside the archive.
@@ -512,7 +489,7 @@ describe('Postgres backup failures (real PostgreSQL server)', () => {
 
       // The earlier backup restores into a brand-new server (roles first, from globals.sql).
       fresh = await startPostgres({ password });
-      const freshConfig = writeConfig({ jobs: [pgJob(fresh, ['app'])] });
+      const freshConfig = writeConfig({ jobs: [postgresJob(fresh, ['app'])] });
       fs.cpSync(path.join(config.backupDir, 'pg', good.id), path.join(freshConfig.config.backupDir, 'pg', good.id), { recursive: true });
       const restored = await cli(['restore', 'pg', '--from', good.id, '--with-globals', '--config', freshConfig.path], env);
       expect(restored.stderr).toBe(restored.logs.map((l) => JSON.stringify(l)).join('\n') + '\n');
@@ -531,12 +508,12 @@ describe('Postgres backup failures (real PostgreSQL server)', () => {
     const server = await startPostgres();
     const env = { PG_PASSWORD: server.password };
     try {
-      await withDb(server, 'postgres', (db) => db.query('CREATE DATABASE app'));
-      await withDb(server, 'app', (db) =>
+      await withDatabase(server, 'postgres', (db) => db.query('CREATE DATABASE app'));
+      await withDatabase(server, 'app', (db) =>
         db.query(`CREATE TABLE a_first AS SELECT i, md5(i::text) AS filler FROM generate_series(1, 2000000) i;
                   CREATE TABLE b_later AS SELECT i FROM generate_series(1, 1000) i;`),
       );
-      const job = pgJob(server, ['app'], 0);
+      const job = postgresJob(server, ['app'], 0);
       const { config } = writeConfig({ jobs: [{ ...job, postgres: { ...job.postgres, parallelJobs: 1 } }] });
       const { agent } = testAgent(config, env);
       const store = new BackupStore(config.backupDir, 'pg');
@@ -545,7 +522,7 @@ describe('Postgres backup failures (real PostgreSQL server)', () => {
         const partial = fs.existsSync(store.dir) ? fs.readdirSync(store.dir).find((name) => name.endsWith('.partial')) : undefined;
         return partial && fs.existsSync(path.join(store.dir, partial, 'app.tables', '1.1.bin.zst')) ? true : undefined;
       }, 30_000, 5);
-      const alter = withDb(server, 'app', (db) => db.query('ALTER TABLE b_later ADD COLUMN note text'));
+      const alter = withDatabase(server, 'app', (db) => db.query('ALTER TABLE b_later ADD COLUMN note text'));
       const started = Date.now();
       const failed = await run;
       expect({ status: failed.status, error: failed.error }).toEqual({ status: 'failed', error: expect.stringMatching(/could not obtain lock on relation "public.b_later".*a schema change on public.b_later was waiting for the backup, which gave way to it/) });
@@ -563,16 +540,16 @@ describe('Postgres backup failures (real PostgreSQL server)', () => {
     const mountPoint = tempDir('small-disk');
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', mountPoint]);
     try {
-      await withDb(server, 'postgres', (db) => db.query('CREATE DATABASE app'));
-      await withDb(server, 'app', (db) => db.query(SCHEMA));
+      await withDatabase(server, 'postgres', (db) => db.query('CREATE DATABASE app'));
+      await withDatabase(server, 'app', (db) => db.query(SCHEMA));
       const before = await fingerprint(server, 'app');
-      const { config, path: configPath } = writeConfig({ backupDir: mountPoint, jobs: [pgJob(server, ['app'])] });
+      const { config, path: configPath } = writeConfig({ backupDir: mountPoint, jobs: [postgresJob(server, ['app'])] });
       const { agent, notices } = testAgent(config, env);
       const good = await runBackup(agent, config.jobs[0]);
       expect(good.status).toBe('ok');
 
       // Random text compresses poorly: ~10 MB of dump cannot fit in what is left of 2 MiB.
-      await withDb(server, 'app', (db) => db.query('CREATE TABLE big AS SELECT i, md5(random()::text) || md5(random()::text) AS filler FROM generate_series(1, 150000) i'));
+      await withDatabase(server, 'app', (db) => db.query('CREATE TABLE big AS SELECT i, md5(random()::text) || md5(random()::text) AS filler FROM generate_series(1, 150000) i'));
       const failed = await runBackup(agent, config.jobs[0]);
 
       expect(failed.status).toBe('failed');
@@ -580,7 +557,7 @@ describe('Postgres backup failures (real PostgreSQL server)', () => {
       expect(notices).toEqual([`backup pg failed: ${failed.error}`]);
       expect(jobDirEntries(config, 'pg')).toEqual([good.id, `${failed.id}.failed.json`].sort());
 
-      await withDb(server, 'app', (db) => db.query('DROP TABLE big'));
+      await withDatabase(server, 'app', (db) => db.query('DROP TABLE big'));
       const restored = await cli(['restore', 'pg', '--from', good.id, '--target', 'app_again', '--config', configPath], env);
       expect(restored.code).toBe(0);
       expect(await fingerprint(server, 'app_again')).toEqual(before);

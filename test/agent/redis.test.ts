@@ -430,43 +430,46 @@ describe('Redis restore: every key, as bytes (real redis-server)', () => {
     expectSameKeyspace(await keyspace(small.port), before, 0);
   }, 60_000);
 
-  test('a --force restore of an RDB that does not load leaves the target as it was', async () => {
-    const used = await target('bad-rdb-target');
+  /**
+   * A target holding one key of its own, and beside the backups a folder `name` holding the newest
+   * backup's RDB as `alter` rewrites it, and a driver with the request to restore it into the
+   * target with --force directly (past the runner's checksum check).
+   */
+  async function alteredBackup(targetName: string, name: string, alter: (rdb: Buffer) => Buffer) {
+    const used = await target(targetName);
     await command(used.port, 'SET', 'bulk:1', 'the target\'s own value');
     const before = await keyspace(used.port);
     const [manifest] = await manifests(config, 'cache');
-    // Past the runner's checksum check (which would refuse this file): the driver itself must
-    // not empty the target for a backup it cannot load.
-    const damaged = path.join(config.backupDir, 'cache', 'damaged');
-    fs.mkdirSync(damaged);
-    const rdb = fs.readFileSync(path.join(config.backupDir, 'cache', manifest.id, 'dump.rdb'));
-    fs.writeFileSync(path.join(damaged, 'dump.rdb'), rdb.subarray(0, rdb.length / 2));
+    const dir = path.join(config.backupDir, 'cache', name);
+    fs.mkdirSync(dir);
+    fs.writeFileSync(path.join(dir, 'dump.rdb'), alter(fs.readFileSync(path.join(config.backupDir, 'cache', manifest.id, 'dump.rdb'))));
     const { agent } = testAgent(config, env);
     const driver = new RedisDriver(config.jobs[0] as Extract<AgentConfig['jobs'][number], { kind: 'redis' }>);
-    await expect(driver.restore({ dir: damaged, manifest, target: `127.0.0.1:${used.port}`, force: true, withGlobals: false, commandLine: 'tenantry-agent restore redis' }, { log: agent.log, signal: agent.signal, env })).rejects.toThrow(/^the scratch redis-server stopped while loading the RDB/);
+    const request = { dir, manifest, target: `127.0.0.1:${used.port}`, force: true, withGlobals: false, commandLine: 'tenantry-agent restore redis' };
+    return { used, before, dir, driver, request, ctx: { log: agent.log, signal: agent.signal, env } };
+  }
+
+  test('a --force restore of an RDB that does not load leaves the target as it was', async () => {
+    // Past the runner's checksum check (which would refuse this file): the driver itself must
+    // not empty the target for a backup it cannot load.
+    const { used, before, dir: damaged, driver, request, ctx } = await alteredBackup('bad-rdb-target', 'damaged', (rdb) => rdb.subarray(0, rdb.length / 2));
+    await expect(driver.restore(request, ctx)).rejects.toThrow(/^the scratch redis-server stopped while loading the RDB/);
     expectSameKeyspace(await keyspace(used.port), before, 0);
     fs.rmSync(damaged, { recursive: true });
   }, 60_000);
 
   test('an RDB in a format newer than the agent\'s Redis: the check and the restore say the backup image is older than the server', async () => {
-    const used = await target('newer-format-target');
-    await command(used.port, 'SET', 'bulk:1', 'the target\'s own value');
-    const before = await keyspace(used.port);
-    const [manifest] = await manifests(config, 'cache');
     // A real dump from this suite's servers (Debian's 7.0, which reads formats up to 10), its
     // header raised to what Redis 7.4 writes.
-    const newer = path.join(config.backupDir, 'cache', 'newer-format');
-    fs.mkdirSync(newer);
-    const rdb = fs.readFileSync(path.join(config.backupDir, 'cache', manifest.id, 'dump.rdb'));
-    expect(rdb.subarray(0, 5).toString()).toBe('REDIS');
-    fs.writeFileSync(path.join(newer, 'dump.rdb'), Buffer.concat([Buffer.from('REDIS0012'), rdb.subarray(9)]));
-    const { agent } = testAgent(config, env);
-    const driver = new RedisDriver(config.jobs[0] as Extract<AgentConfig['jobs'][number], { kind: 'redis' }>);
+    const { used, before, dir: newer, driver, request, ctx } = await alteredBackup('newer-format-target', 'newer-format', (rdb) => {
+      expect(rdb.subarray(0, 5).toString()).toBe('REDIS');
+      return Buffer.concat([Buffer.from('REDIS0012'), rdb.subarray(9)]);
+    });
     const tooOld = (tool: string) =>
       new RegExp(`^dump\\.rdb is written in RDB format version 12 \\(header "REDIS0012"\\) that ${tool} of Redis 7\\.0\\.\\d+ cannot read: the backup image's Redis is older than the server's: rebuild it with the server's image`);
 
     await expect(driver.check(newer)).rejects.toThrow(tooOld('redis-check-rdb'));
-    await expect(driver.restore({ dir: newer, manifest, target: `127.0.0.1:${used.port}`, force: true, withGlobals: false, commandLine: 'tenantry-agent restore redis' }, { log: agent.log, signal: agent.signal, env })).rejects.toThrow(tooOld('redis-server'));
+    await expect(driver.restore(request, ctx)).rejects.toThrow(tooOld('redis-server'));
     expectSameKeyspace(await keyspace(used.port), before, 0);
     fs.rmSync(newer, { recursive: true });
   }, 60_000);

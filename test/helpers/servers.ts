@@ -11,6 +11,7 @@ import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
 import { randomBytes } from 'crypto';
+import { Client } from 'pg';
 import { portAccepts, signalThenKill, sleep, spawnWatched } from './processes';
 
 const HOST = '127.0.0.1';
@@ -278,6 +279,25 @@ function runAsPostgres(file: string, args: string[], env: NodeJS.ProcessEnv = {}
 // ---------------------------------------------------------------------------------------------
 // Postgres
 // ---------------------------------------------------------------------------------------------
+
+/**
+ * A connection to `database` on a test server, as its superuser unless `as` names another role,
+ * handed to `use` and closed afterwards whatever happens.
+ */
+export async function withDatabase<T>(
+  server: PostgresServer,
+  database: string,
+  use: (db: Client) => Promise<T>,
+  as: { user: string; password: string } = { user: server.superuser, password: server.password },
+): Promise<T> {
+  const db = new Client({ host: server.host, port: server.port, database, ...as });
+  await db.connect();
+  try {
+    return await use(db);
+  } finally {
+    await db.end();
+  }
+}
 
 export interface PostgresServer {
   port: number;

@@ -1,10 +1,10 @@
 import fc from 'fast-check';
 import * as offsiteChecks from '../../../config/checks/offsite';
-import { loadConfig, LoadResult } from '../../../config/load';
+import { loadConfig } from '../../../config/load';
 import { formatProblem } from '../../../config/source';
 import { configFiles, generatedConfig } from '../../helpers/generated-config';
 import { agentConfigOf, ContainerJson, resourcesOf } from '../constructs/support';
-import { SynthesizedEnvironment, synthEnvironment, writeConfig } from './support';
+import { loadWithRuleOff, SynthesizedEnvironment, synthEnvironment, writeConfig } from './support';
 
 /*
  * The class, not the example (issue 9, items 2 and 3): over generated configurations built to make
@@ -110,15 +110,6 @@ function violations(stacks: SynthesizedEnvironment[]): string[] {
   return found;
 }
 
-function loadWithoutOffsiteRules(root: string): LoadResult {
-  const spy = jest.spyOn(offsiteChecks, 'offsiteRules').mockReturnValue([]);
-  try {
-    return loadConfig(root);
-  } finally {
-    spy.mockRestore();
-  }
-}
-
 const SEED = 9_0023;
 
 test('generated configurations: loaded ones keep every environment and tenant to its own bucket, prefix and credential; refused ones truly would not', () => {
@@ -134,7 +125,7 @@ test('generated configurations: loaded ones keep every environment and tenant to
         expect(lines.filter((line) => !OFFSITE_RULE.test(line))).toEqual([]);
         return;
       }
-      const unchecked = loadWithoutOffsiteRules(root);
+      const unchecked = loadWithRuleOff(root, offsiteChecks, 'offsiteRules');
       if (!unchecked.ok) throw new Error(`the generator wrote a config that breaks other rules:\n${unchecked.problems.map(formatProblem).join('\n')}`);
       const stacks = unchecked.config.environments.map(synthEnvironment);
       const found = violations(stacks);

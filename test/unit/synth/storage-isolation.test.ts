@@ -6,7 +6,7 @@ import type { TenantryConfig } from '../../../config/model';
 import { formatProblem } from '../../../config/source';
 import { configFiles, GeneratedConfig, generatedConfig } from '../../helpers/generated-config';
 import { ContainerJson, resourcesOf, VolumeJson } from '../constructs/support';
-import { SynthesizedEnvironment, synthEnvironment, writeConfig } from './support';
+import { loadWithRuleOff, SynthesizedEnvironment, synthEnvironment, writeConfig } from './support';
 
 /*
  * The class, not the example (issue 9, item 1): over generated configurations built to collide,
@@ -99,15 +99,6 @@ function dataOffProductionStorage(stacks: SynthesizedEnvironment[]): string[] {
   return off;
 }
 
-function loadWithoutStorageRules(root: string): LoadResult {
-  const spy = jest.spyOn(storageChecks, 'storageRules').mockReturnValue([]);
-  try {
-    return loadConfig(root);
-  } finally {
-    spy.mockRestore();
-  }
-}
-
 const SEED = 9_0001;
 
 test('generated configurations: loaded ones share no directory and keep production data on its storage; refused ones truly would', () => {
@@ -116,7 +107,7 @@ test('generated configurations: loaded ones share no directory and keep producti
     fc.property(generatedConfig(), (generated) => {
       const root = writeConfig(configFiles(generated));
       const result = loadConfig(root);
-      const unchecked = loadWithoutStorageRules(root);
+      const unchecked = loadWithRuleOff(root, storageChecks, 'storageRules');
       if (!unchecked.ok) throw new Error(`the generator wrote a config that breaks other rules:\n${unchecked.problems.map(formatProblem).join('\n')}`);
       const stacks = unchecked.config.environments.map(synthEnvironment);
       const found = [...sharedPlaces(places(stacks, unchecked.config)), ...dataOffProductionStorage(stacks)];

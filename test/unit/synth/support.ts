@@ -3,9 +3,9 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { stringify } from 'yaml';
-import { loadConfig } from '../../../config/load';
+import { loadConfig, LoadResult } from '../../../config/load';
 import type { EnvironmentConfig, TenantConfig, TenantryConfig } from '../../../config/model';
-import { formatProblem } from '../../../config/source';
+import { formatProblem, Problem } from '../../../config/source';
 import { isPinned } from '../../../config/images';
 import { EnvironmentStack } from '../../../stacks/environment-stack';
 import { ContainerJson, containers, resourcesOf, SynthDoc, VolumeJson } from '../constructs/support';
@@ -205,4 +205,18 @@ export function invariantViolations(stacks: readonly SynthesizedEnvironment[]): 
 export function containerAddress(doc: SynthDoc, name: string): string | undefined {
   const entry = Object.entries(resourcesOf<ContainerJson>(doc, 'docker_container')).find(([, c]) => c.name === name);
   return entry && `docker_container.${entry[0]}`;
+}
+
+/**
+ * Loads the config under `root` with one rule switched off (a jest spy returning no problems), to
+ * see what the rule keeps out: property tests synthesize that and check the clash is real.
+ */
+export function loadWithRuleOff<M extends object>(root: string, rules: M, rule: jest.FunctionPropertyNames<Required<M>>): LoadResult {
+  const none: Problem[] = [];
+  const spy = jest.spyOn(rules, rule).mockReturnValue(none as never);
+  try {
+    return loadConfig(root);
+  } finally {
+    spy.mockRestore();
+  }
 }
