@@ -121,6 +121,18 @@ function expectSameKeyspace(actual: Map<string, StoredKey>, expected: Map<string
   expect(drift).toEqual([]);
 }
 
+/** The Redis job these tests run: the master the sentinels at `sentinels` name as MASTER. */
+function cacheJob(sentinels: string[]) {
+  return {
+    name: 'cache',
+    kind: 'redis' as const,
+    schedule: '@hourly',
+    retention: { daily: 3, weekly: 0, monthly: 0 },
+    offsite: false,
+    redis: { sentinels, masterName: MASTER, passwordEnv: 'REDIS_PASSWORD' },
+  };
+}
+
 describe('Redis backup job (real redis-server replica and redis-sentinel)', () => {
   const servers: ServerProcess[] = [];
   let master: ServerProcess;
@@ -164,14 +176,7 @@ describe('Redis backup job (real redis-server replica and redis-sentinel)', () =
     }
 
     ({ config, path: configPath } = writeConfig({
-      jobs: [{
-        name: 'cache',
-        kind: 'redis',
-        schedule: '@hourly',
-        retention: { daily: 3, weekly: 0, monthly: 0 },
-        offsite: false,
-        redis: { sentinels: sentinels.map((s) => `127.0.0.1:${s.port}`), masterName: MASTER, passwordEnv: 'REDIS_PASSWORD' },
-      }],
+      jobs: [cacheJob(sentinels.map((s) => `127.0.0.1:${s.port}`))],
     }));
   });
 
@@ -346,14 +351,7 @@ describe('Redis restore: every key, as bytes (real redis-server)', () => {
       await c.command('SET', 'ttl:soon', 'v', 'PX', '6000');
     });
     ({ config, path: configPath } = writeConfig({
-      jobs: [{
-        name: 'cache',
-        kind: 'redis',
-        schedule: '@hourly',
-        retention: { daily: 3, weekly: 0, monthly: 0 },
-        offsite: false,
-        redis: { sentinels: [`127.0.0.1:${servers[1].port}`], masterName: MASTER, passwordEnv: 'REDIS_PASSWORD' },
-      }],
+      jobs: [cacheJob([`127.0.0.1:${servers[1].port}`])],
     }));
     const backup = await cli(['run', 'cache', '--config', configPath], env);
     expect(backup.code).toBe(0);
