@@ -16,8 +16,45 @@ let compiled: string | undefined;
 
 /** Path of the transpiled cli.js (built once per test file). */
 export function compiledCli(): string {
-  if (compiled !== undefined) return compiled;
-  const out = fs.mkdtempSync(path.join(REPO, '.tmp', 'agent-js-'));
+  compiled ??= transpileAgent(fs.mkdtempSync(path.join(REPO, '.tmp', 'agent-js-')));
+  return compiled;
+}
+
+/** The packages the agent imports (the backup image installs them; their dependencies follow). */
+const AGENT_PACKAGES = ['pg', '@aws-sdk/client-s3', '@aws-sdk/lib-storage', 'zod'];
+
+/**
+ * The agent transpiled into `out` beside a copy of the packages it loads, so that it runs without
+ * the repository: for tests that start it as another user, who may not be able to enter the
+ * checkout (a clone inside `mktemp -d` is 0700). Returns the path of its cli.js.
+ */
+export function standaloneAgent(out: string): string {
+  const cli = transpileAgent(out);
+  for (const name of packageClosure(AGENT_PACKAGES)) {
+    fs.cpSync(path.join(REPO, 'node_modules', name), path.join(out, 'node_modules', name), { recursive: true });
+  }
+  return cli;
+}
+
+/** `roots` and every package they depend on that npm hoisted to the top of node_modules. */
+function packageClosure(roots: string[]): string[] {
+  const found = new Set<string>();
+  const queue = [...roots];
+  for (let name = queue.shift(); name !== undefined; name = queue.shift()) {
+    const dir = path.join(REPO, 'node_modules', name);
+    if (found.has(name) || !fs.existsSync(dir)) continue;
+    found.add(name);
+    const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')) as { dependencies?: object; optionalDependencies?: object };
+    // A dependency nested in the package's own node_modules is copied with it.
+    for (const dependency of Object.keys({ ...manifest.dependencies, ...manifest.optionalDependencies })) {
+      if (!fs.existsSync(path.join(dir, 'node_modules', dependency))) queue.push(dependency);
+    }
+  }
+  return [...found];
+}
+
+/** Transpiles each source file on its own into `out`; returns the path of cli.js. */
+function transpileAgent(out: string): string {
   for (const source of SOURCES) {
     for (const entry of fs.readdirSync(path.join(REPO, source), { recursive: true }) as string[]) {
       if (!entry.endsWith('.ts')) continue;
@@ -32,8 +69,7 @@ export function compiledCli(): string {
     }
   }
   fs.copyFileSync(path.join(REPO, 'package.json'), path.join(out, 'package.json'));
-  compiled = path.join(out, 'runtime/agent/cli.js');
-  return compiled;
+  return path.join(out, 'runtime/agent/cli.js');
 }
 
 export type AgentProcess = ChildProcess & { output(): { stdout: string; stderr: string } };

@@ -20,6 +20,7 @@ import { CONFIG_JSON_ENV } from '../../runtime/agent/config';
 import { shQuote } from '../../runtime/render/shell';
 import { renderRedisNode, renderSentinel } from '../../runtime/render/redis';
 import { QdrantStandIn, startQdrantStandIn } from '../agent/standins';
+import { standaloneAgent } from '../agent/compiled';
 import { writeStartScript } from '../helpers/launch';
 import { signalThenKill, sleep, spawnWatched } from '../helpers/processes';
 import { freePort, redisCli, startRedisProcess } from '../helpers/servers';
@@ -143,9 +144,10 @@ describe('backup container: entrypoint.sh and the agent as root with exactly its
     qdrant = await startQdrantStandIn({ apiKey: 'k', collections: { docs: 1000 } });
     // The image's su-exec takes the same arguments as gosu (user:group command…), which Debian has.
     fs.symlinkSync('/usr/sbin/gosu', path.join(bin, 'su-exec'));
-    // The image links tenantry-agent to the compiled CLI; here the same CLI runs from source.
-    const agent = [process.execPath, '-r', require.resolve('ts-node/register'), path.join(REPO, 'runtime/agent/cli.ts')].map(shQuote).join(' ');
-    fs.writeFileSync(path.join(bin, 'tenantry-agent'), `#!/bin/sh\nexport TS_NODE_PROJECT=${shQuote(path.join(REPO, 'tsconfig.json'))} TS_NODE_TRANSPILE_ONLY=true\nexec ${agent} "$@"\n`, { mode: 0o755 });
+    // The image links tenantry-agent to the compiled CLI; here the same CLI, transpiled with its
+    // packages into a directory the tenantry user can reach whatever the checkout's permissions.
+    const agent = [process.execPath, standaloneAgent(freshDir('agent-js'))].map(shQuote).join(' ');
+    fs.writeFileSync(path.join(bin, 'tenantry-agent'), `#!/bin/sh\nexec ${agent} "$@"\n`, { mode: 0o755 });
   });
 
   afterAll(async () => {

@@ -85,12 +85,14 @@ describe('TENANTRY_SYNTH_VERIFY=1 without json-stable-stringify', () => {
   beforeAll(() => buildIfStale(MAIN), 300_000);
 
   // Preloaded into the app and its synthesis threads: json-stable-stringify resolves for cdktf's
-  // own modules only (cdktf 0.21.0 cannot load without it), as if a fork had replaced it.
+  // own modules only (cdktf 0.21.0 cannot load without it), as if a fork had replaced it. cdktf's
+  // folder is resolved here, from the repository: the hook's own file lies in TMPDIR, which may be
+  // outside it (test/run.sh moves TMPDIR when the checkout is private).
   // TAMPER=1 also changes one byte of what Tenantry's fast path writes, to show the check compares.
   const HOOK = `
 const Module = require('module');
 const fs = require('fs');
-const cdktfDir = require('path').dirname(require.resolve('cdktf/package.json'));
+const cdktfDir = ${JSON.stringify(path.dirname(require.resolve('cdktf/package.json')))};
 const resolveFilename = Module._resolveFilename;
 Module._resolveFilename = function (request, parent, ...rest) {
   if (request === 'json-stable-stringify' && !(parent && parent.filename && parent.filename.startsWith(cdktfDir))) {
