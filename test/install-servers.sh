@@ -3,7 +3,7 @@
 # As root it installs what is missing; otherwise it prints the exact command and fails.
 set -eu
 
-packages="postgresql postgresql-client pgbouncer redis-server redis-sentinel zstd gosu"
+packages="postgresql postgresql-client pgbouncer redis-server redis-sentinel zstd gosu docker.io debootstrap"
 missing=""
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "$1" ]; }
 pg_bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)"
@@ -15,6 +15,10 @@ have redis-sentinel || missing="$missing redis-sentinel"
 have zstd || missing="$missing zstd"
 # The privilege drop of the Redis start scripts (the Debian redis images ship gosu).
 have gosu || missing="$missing gosu"
+# The Docker tests (test/docker, test/helpers/docker.ts) start their own dockerd and make their
+# base image with debootstrap (nothing can be pulled from a registry here).
+have /usr/sbin/dockerd || missing="$missing docker.io"
+have /usr/sbin/debootstrap || missing="$missing debootstrap"
 
 # PostgreSQL 17 beside Debian's 15: the real-server tests run on both (Tenantry supports 15-17).
 # Debian trixie's packages, unpacked into a cache that outlives the checkout (test/helpers/servers.ts
@@ -58,8 +62,9 @@ echo "installing Debian packages:$missing" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends $packages >/dev/null
-# The packages start system-wide services; tests run their own servers on free ports.
-for svc in postgresql pgbouncer redis-server redis-sentinel; do
+# The packages start system-wide services; tests run their own servers on free ports (and their
+# own dockerd, with its own data root and socket).
+for svc in postgresql pgbouncer redis-server redis-sentinel docker containerd; do
   service "$svc" stop >/dev/null 2>&1 || true
 done
 ensure_postgres_17
