@@ -5,7 +5,6 @@ const shared = {
   transform: { '^.+\\.ts$': '<rootDir>/test/jest-transform.js' },
   moduleFileExtensions: ['ts', 'js', 'json'],
   setupFilesAfterEnv: ['<rootDir>/test/setup.ts'],
-  testTimeout: 120000,
 };
 
 module.exports = {
@@ -23,7 +22,6 @@ module.exports = {
       roots: ['<rootDir>/test/docker'],
       globalSetup: '<rootDir>/test/docker/global-setup.ts',
       globalTeardown: '<rootDir>/test/docker/global-teardown.ts',
-      testTimeout: 300000,
     },
   ],
 };

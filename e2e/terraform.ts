@@ -9,20 +9,56 @@
 import { randomInt } from 'crypto';
 import * as fs from 'fs';
 
-/** The parts of a kreuzwerker/docker `docker_container` the drill reads, as synthesized. */
+/**
+ * The parts of a kreuzwerker/docker `docker_container` the drill and the Docker tests
+ * (test/helpers/docker-deploy.ts) read, as synthesized.
+ */
 export interface SynthesizedContainer {
   name: string;
   hostname?: string;
+  /** A reference to a docker_image resource (`${docker_image.<id>.image_id}`) or an image name. */
+  image?: string;
   entrypoint?: string[];
   command?: string[];
   env?: string[];
+  user?: string;
+  read_only?: boolean;
+  capabilities?: { add?: string[]; drop?: string[] };
+  security_opts?: string[];
   upload?: { file: string; content: string; executable?: boolean }[];
-  ports?: { internal: number; external?: number; ip?: string }[];
+  ports?: { internal: number; external?: number; ip?: string; protocol?: string }[];
+  /** MB. */
   memory?: number;
   restart?: string;
-  volumes?: { container_path: string; host_path?: string; volume_name?: string }[];
+  must_run?: boolean;
+  networks_advanced?: { name: string; aliases?: string[] }[];
+  volumes?: { container_path: string; host_path?: string; volume_name?: string; read_only?: boolean }[];
   labels?: { label: string; value: string }[];
-  healthcheck?: { test: string[] };
+  healthcheck?: { test: string[]; interval?: string; timeout?: string; start_period?: string; retries?: number };
+  log_driver?: string;
+  log_opts?: Record<string, string>;
+  /** `docker_container.<id>` of containers created first. */
+  depends_on?: string[];
+}
+
+/** A `docker_image`: pulled by name, or built (the backup agent) from a context. */
+export interface SynthesizedImage {
+  name: string;
+  build?: { context: string; dockerfile?: string; build_args?: Record<string, string> };
+}
+
+export interface SynthesizedNetwork {
+  name: string;
+  driver?: string;
+  ipam_config?: { subnet?: string; gateway?: string }[];
+  labels?: { label: string; value: string }[];
+}
+
+export interface SynthesizedVolume {
+  name: string;
+  driver?: string;
+  driver_opts?: Record<string, string>;
+  labels?: { label: string; value: string }[];
 }
 
 interface RandomPassword {
@@ -37,6 +73,11 @@ interface RandomPassword {
 export interface SynthesizedStack {
   file: string;
   containers: SynthesizedContainer[];
+  /** By resource id, as `${docker_container.<id>…}` references name them. */
+  containersById: Record<string, SynthesizedContainer>;
+  images: Record<string, SynthesizedImage>;
+  networks: Record<string, SynthesizedNetwork>;
+  volumes: Record<string, SynthesizedVolume>;
   randomPasswords: Record<string, RandomPassword>;
   /** Output values by name (e.g. tenant_acme: what an application is handed). */
   outputs: Record<string, unknown>;
@@ -44,15 +85,36 @@ export interface SynthesizedStack {
 
 export function readStack(file: string): SynthesizedStack {
   const json = JSON.parse(fs.readFileSync(file, 'utf8')) as {
-    resource?: { docker_container?: Record<string, SynthesizedContainer>; random_password?: Record<string, RandomPassword> };
+    resource?: {
+      docker_container?: Record<string, SynthesizedContainer>;
+      docker_image?: Record<string, SynthesizedImage>;
+      docker_network?: Record<string, SynthesizedNetwork>;
+      docker_volume?: Record<string, SynthesizedVolume>;
+      random_password?: Record<string, RandomPassword>;
+    };
     output?: Record<string, { value: unknown }>;
   };
   return {
     file,
     containers: Object.values(json.resource?.docker_container ?? {}),
+    containersById: json.resource?.docker_container ?? {},
+    images: json.resource?.docker_image ?? {},
+    networks: json.resource?.docker_network ?? {},
+    volumes: json.resource?.docker_volume ?? {},
     randomPasswords: json.resource?.random_password ?? {},
     outputs: Object.fromEntries(Object.entries(json.output ?? {}).map(([name, o]) => [name, o.value])),
   };
+}
+
+const RESOURCE_ATTRIBUTE = /^\$\{(docker_[a-z_]+)\.([A-Za-z0-9_-]+)\.([a-z_]+)\}$/;
+
+/**
+ * A string that is exactly one reference to another resource's attribute
+ * (`${docker_network.network_C8AC2FB3.name}`), as its parts; undefined for any other string.
+ */
+export function resourceReference(text: string): { type: string; id: string; attribute: string } | undefined {
+  const match = RESOURCE_ATTRIBUTE.exec(text);
+  return match ? { type: match[1], id: match[2], attribute: match[3] } : undefined;
 }
 
 /** random_password's defaults: every class on, `special` drawing from this set. */

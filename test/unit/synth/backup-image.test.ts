@@ -127,7 +127,8 @@ describe('synth builds the agent image from that context, tagged by its hash', (
 /*
  * The agent's Redis tools come from the tenants' Redis image: Alpine's own redis package (7.2,
  * RDB format 11) refuses what Redis 7.4 writes (format 12). No registry can be reached here, so
- * no test runs `docker build`: the Dockerfile is checked as text, the build arguments in the JSON.
+ * the Alpine build never runs here: the Dockerfile is checked as text, the build arguments in the
+ * JSON. (test/docker builds the same Dockerfile on a Debian NODE_IMAGE, its apt branch.)
  */
 describe("the agent image's Redis tools are the environment's Redis image's", () => {
   const dockerfile = fs.readFileSync(path.join(REPO_ROOT, AGENT_DOCKERFILE), 'utf8');
@@ -140,8 +141,16 @@ describe("the agent image's Redis tools are the environment's Redis image's", ()
 
   test('Dockerfile text (no docker build here): a stage FROM the REDIS_IMAGE build argument, with no default', () => {
     const firstFrom = instructions.findIndex((l) => l.startsWith('FROM '));
-    expect(instructions.slice(0, firstFrom)).toEqual(['ARG REDIS_IMAGE']);
+    expect(instructions.slice(0, firstFrom)).toEqual(['ARG REDIS_IMAGE', 'ARG NODE_IMAGE=node:20-alpine3.21']);
     expect(instructions).toContain('FROM ${REDIS_IMAGE} AS redis');
+  });
+
+  test('Dockerfile text: production stays on Alpine: every other stage is FROM NODE_IMAGE (default node:20-alpine3.21), whose apk branch installs the PostgreSQL 15, 16 and 17 clients, tini and su-exec', () => {
+    expect(instructions.filter((l) => l.startsWith('FROM ') && !l.includes('${REDIS_IMAGE}'))).toEqual(['FROM ${NODE_IMAGE} AS build', 'FROM ${NODE_IMAGE} AS deps', 'FROM ${NODE_IMAGE}']);
+    const apk = finalStage.find((l) => l.includes('apk add'))!;
+    expect(apk).toMatch(/if command -v apk >\/dev\/null; then apk add --no-cache postgresql15-client postgresql16-client postgresql17-client libssl3 zstd coreutils tini su-exec /);
+    expect(apk).toContain('for major in 15 16 17; do test -x "/usr/libexec/postgresql$major/pg_dump"');
+    expect(finalStage).toContain('ENTRYPOINT ["/sbin/tini", "--", "tenantry-entrypoint"]');
   });
 
   test("Dockerfile text (no docker build here): the final stage has redis-server, redis-cli and redis-check-rdb from the redis stage, and no Alpine redis package", () => {
