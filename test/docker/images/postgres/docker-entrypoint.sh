@@ -8,13 +8,15 @@ set -eu
 if [ "${1#-}" != "$1" ]; then set -- postgres "$@"; fi
 if [ "$1" != postgres ]; then exec "$@"; fi
 
+# As the official image, in its order: chmod while root still owns what it made (the container
+# has no CAP_FOWNER), then hand everything to postgres.
 if [ "$(id -u)" = 0 ]; then
   mkdir -p "$PGDATA"
-  find "$PGDATA" \! -user postgres -exec chown postgres:postgres '{}' +
-  chmod 700 "$PGDATA"
-  mkdir -p /var/run/postgresql
-  chown postgres:postgres /var/run/postgresql
-  chmod 3777 /var/run/postgresql
+  chmod 700 "$PGDATA" || :
+  mkdir -p /var/run/postgresql || :
+  chmod 3777 /var/run/postgresql || :
+  find "$PGDATA" \! -user postgres -exec chown postgres '{}' +
+  find /var/run/postgresql \! -user postgres -exec chown postgres '{}' +
   exec gosu postgres "$0" "$@"
 fi
 
