@@ -9,14 +9,22 @@ export function tenantryProgram(io: CliIO, exitWith: (code: number) => void = ()
     .description('Operate a Tenantry fleet: add tenants, and see what a configuration change does before it is applied.')
     .option('--config-dir <dir>', 'the configuration directory (environments/, tenants/)', undefined)
     .option('--no-color', 'plain output even in a terminal (NO_COLOR does the same)')
-    .showHelpAfterError('(run with --help for usage)')
-    .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
+    .configureOutput(output(io))
     .exitOverride();
   program.addHelpText('after', '\nThe configuration directory defaults to TENANTRY_CONFIG_DIR, else the working directory.\nExit codes: 0 done, 1 the operation failed, 2 a usage or configuration mistake, 3 (plan) data at risk.');
   const context = cliContext(io, exitWith);
   for (const command of COMMANDS) command.register(program, context);
-  for (const sub of program.commands) sub.exitOverride().configureOutput({ writeOut: io.stdout, writeErr: io.stderr }).showHelpAfterError('(run with --help for usage)');
+  for (const sub of program.commands) sub.exitOverride().configureOutput(output(io));
   return program;
+}
+
+/** Commander's usage errors as the CLI's other errors read: one line, "tenantry: ...", with where to look. */
+function output(io: CliIO) {
+  return {
+    writeOut: io.stdout,
+    writeErr: io.stderr,
+    outputError: (text: string, write: (text: string) => void) => write(`tenantry: ${text.replace(/^error: /, '').trimEnd()} (see tenantry --help)\n`),
+  };
 }
 
 /**

@@ -37,8 +37,9 @@ export const plan: CliCommand = {
         if (options.base === undefined && !fs.existsSync(`${baseArg}/${stacksFolder()}`)) {
           throw new UsageError(`no ${baseArg}/${stacksFolder()} to compare with: run npm run synth first, or give --base <cdktf.out folder|git ref>`);
         }
-        const base = await resolveBase(baseArg, root);
+        // The configuration's own mistakes first: they are what the user came to fix.
         const current = await synthesize(root);
+        const base = await resolveBase(baseArg, root);
         const environments = [...new Set([...base.stacks.keys(), ...current.stacks.keys()])].sort();
         const report = planReport(base.description, environments.flatMap((env) => diffStacks(env, base.stacks.get(env), current.stacks.get(env))));
         const render = { table: () => renderPlanTable(report, context.colors(command)), json: () => renderPlanJson(report), markdown: () => renderPlanMarkdown(report) }[options.output];
