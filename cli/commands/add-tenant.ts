@@ -168,7 +168,7 @@ function added(env: EnvironmentConfig, name: string, stack: StackJson): Added {
   const volumes = [...own.filter((c) => c.type === 'docker_volume').map((c) => c.name), ...[...new Set(hostPaths)].sort()];
   const minio = (tenant.services.minio?.enabled ? tenant.services.minio.buckets : []).map((b) => `MinIO ${b.name}`);
   const offsite = tenant.offsite ? [`off-site s3://${tenant.offsite.bucket}/${tenant.offsite.prefix}/`] : [];
-  const ports = tenant.publishedPorts.map((p) => `${p.external} -> ${env.name}-${name}-${p.container}:${p.internal}`);
+  const ports = tenant.publishedPorts.map((p) => `${p.container} ${p.external}->${p.internal}`);
   return { environment: env.name, containers, ports, volumes, buckets: [...minio, ...offsite] };
 }
 
@@ -196,8 +196,8 @@ function writeAtomically(target: string, text: string): void {
 function describe(file: string, slot: number, added: Added[], bold: (s: string) => string): string {
   const out = [`wrote ${file} (portSlot ${slot}); it adds:`];
   for (const a of added) {
-    const table = new Table({ style: { head: [], border: [] } });
-    const row = (kind: string, items: string[]) => table.push({ [kind]: items.length > 0 ? items.join('\n') : '-' });
+    const table = new Table({ style: { head: [], border: [] }, colWidths: [17, 72], wordWrap: true });
+    const row = (kind: string, items: string[]) => table.push({ [kind]: items.length > 0 ? items.join(', ') : '-' });
     row('containers', a.containers);
     row('published ports', a.ports);
     row('volumes', a.volumes);

@@ -52,10 +52,28 @@ export function planReport(base: string, changes: readonly PlannedChange[]): Pla
 
 const SYMBOL: Record<PlanAction, string> = { add: '+', change: '~', replace: '-/+', remove: '-' };
 
-function what(change: z.infer<typeof plannedChangeSchema>): string {
+function what(change: Change): string {
   if (change.action === 'replace') return `replaced: ${change.replacedBecause.join(', ')}`;
   if (change.action === 'change') return change.attributes.join(', ');
   return '';
+}
+
+type Change = z.infer<typeof plannedChangeSchema>;
+
+const KIND: Record<string, string> = { docker_container: 'containers', docker_volume: 'volumes', random_password: 'passwords', docker_image: 'images' };
+
+/**
+ * The rows a person reads: each change, replacement and removal on its own; a tenant's additions
+ * as one row counting them by type (a new tenant adds dozens of resources; JSON lists each).
+ */
+function rows(changes: readonly Change[]): { action: PlanAction; dataAtRisk: boolean; type: string; name: string; what: string }[] {
+  const added = changes.filter((c) => c.action === 'add');
+  const kinds = added.map((c) => KIND[c.type] ?? (c.type.startsWith('aws_') ? 'off-site (AWS)' : c.type));
+  const counts = [...new Set(kinds)].map((kind) => `${kinds.filter((k) => k === kind).length} ${kind}`);
+  const rest = changes.filter((c) => c.action !== 'add').map((c) => ({ action: c.action, dataAtRisk: c.dataAtRisk, type: c.type, name: c.name, what: what(c) }));
+  if (added.length === 1) rest.push({ action: 'add', dataAtRisk: false, type: added[0].type, name: added[0].name, what: '' });
+  else if (added.length > 1) rest.push({ action: 'add', dataAtRisk: false, type: `${added.length} resources`, name: counts.join(', '), what: '' });
+  return rest;
 }
 
 function summaryLine(report: PlanReport): string {
@@ -73,11 +91,11 @@ export function renderPlanTable(report: PlanReport, colors: Colors): string {
   const paint: Record<PlanAction, (s: string) => string> = { add: colors.green, change: colors.yellow, replace: colors.magenta, remove: colors.red };
   const out: string[] = [`Plan against ${report.base}`];
   for (const env of report.environments) {
-    const table = new Table({ head: ['tenant', 'action', 'resource', 'name', 'what'], style: { head: colors.isColorSupported ? ['bold'] : [], border: [] } });
+    const table = new Table({ head: ['tenant', 'action', 'resource', 'name', 'what'], style: { head: colors.isColorSupported ? ['bold'] : [], border: [] }, chars: { mid: '', 'left-mid': '', 'mid-mid': '', 'right-mid': '' } });
     for (const { tenant, changes } of env.tenants) {
-      for (const c of changes) {
+      for (const c of rows(changes)) {
         const action = c.dataAtRisk ? colors.red(colors.bold(`${SYMBOL[c.action]} ${c.action} (data at risk)`)) : paint[c.action](`${SYMBOL[c.action]} ${c.action}`);
-        table.push([tenant ?? '(environment)', action, c.type, c.name, what(c)]);
+        table.push([tenant ?? '(environment)', action, c.type, c.name, c.what]);
       }
     }
     out.push('', `environment ${colors.bold(env.name)}`, table.toString());
@@ -106,9 +124,9 @@ export function renderPlanMarkdown(report: PlanReport): string {
   out.push('', '| environment | tenant | action | resource | name | what |', '|---|---|---|---|---|---|');
   for (const env of report.environments) {
     for (const { tenant, changes } of env.tenants) {
-      for (const c of changes) {
+      for (const c of rows(changes)) {
         const action = c.dataAtRisk ? `:warning: **${c.action}**` : c.action;
-        out.push(`| ${cell(env.name)} | ${cell(tenant ?? '(environment)')} | ${action} | \`${c.type}\` | \`${cell(c.name)}\` | ${cell(what(c))} |`);
+        out.push(`| ${cell(env.name)} | ${cell(tenant ?? '(environment)')} | ${action} | ${cell(c.type)} | ${cell(c.name)} | ${cell(c.what)} |`);
       }
     }
   }
