@@ -5,7 +5,7 @@ import { formatProblem } from './config/source';
 import { AGENT_CONTEXT_DIR } from './stacks/backup-image';
 import { NFS_PREPARE_SCRIPT } from './stacks/nfs-prepare';
 import { configureTokenStackTraces } from './stacks/cdktf-seam';
-import { synthesizeEnvironments } from './stacks/synth';
+import { synthesizeEnvironments, synthOutdir } from './stacks/synth';
 
 /**
  * The cdktf app: YAML -> validated config -> one EnvironmentStack per environment -> JSON.
@@ -32,7 +32,7 @@ async function main(): Promise<number> {
     return 2;
   }
 
-  const outdir = path.resolve(process.env.CDKTF_OUTDIR || 'cdktf.out');
+  const outdir = synthOutdir();
   const scratch = `${outdir}.partial-${process.pid}`;
   fs.rmSync(scratch, { recursive: true, force: true });
   const environments = result.config.environments;

@@ -27,14 +27,16 @@ export function configRoot(env: NodeJS.ProcessEnv = process.env): string {
 
 /**
  * Reads `environments/*.yaml` and `tenants/*.yaml` under `root` and validates everything,
- * collecting every problem in every file rather than stopping at the first.
+ * collecting every problem in every file rather than stopping at the first. Relative paths in the
+ * files resolve against `home`: a copy of the configuration read from elsewhere (an older commit
+ * checked out in a temporary worktree) must resolve them where the configuration lives.
  */
-export function loadConfig(root: string): LoadResult {
+export function loadConfig(root: string, home: string = root): LoadResult {
   const problems: Problem[] = [];
   const envFiles = readYamlFolder(root, 'environments', problems);
   const tenantFiles = readYamlFolder(root, 'tenants', problems);
 
-  const environments = envFiles.flatMap((file) => parseEnvironment(root, file, problems));
+  const environments = envFiles.flatMap((file) => parseEnvironment(home, file, problems));
   const tenants = tenantFiles.flatMap((file) => parseTenantFile(file, problems));
   const byName = new Map(environments.map((e) => [e.env.name, e]));
   const envNames = new Set(byName.keys());
@@ -53,7 +55,7 @@ export function loadConfig(root: string): LoadResult {
   // An environment whose file has problems still exists: tenants naming it are not wrong.
   const declared = envFiles.map((f) => declaredName(f));
   problems.push(...crossCheck(environments, tenants, deployments, declared));
-  problems.push(...policyInBrokenEnvironments(root, envFiles, environments, tenants, problems));
+  problems.push(...policyInBrokenEnvironments(home, envFiles, environments, tenants, problems));
   if (problems.length > 0) return { ok: false, problems: sortProblems(problems) };
   return { ok: true, config: resolve(environments, deployments) };
 }
@@ -241,6 +243,7 @@ function resolve(environments: ParsedEnvironment[], deployments: ParsedDeploymen
           services: d.services,
           backup: d.jobs,
           publishedPorts: d.ports,
+          portSlot: d.tenant.portSlot,
           offsite: usesOffsite(d) ? offsiteTarget(env, byName.get(env.backup.offsite.managedBy ?? env.name)!, d.tenant.name) : undefined,
         }));
       return {

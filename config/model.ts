@@ -49,6 +49,8 @@ export interface TenantConfig {
   readonly backup: Partial<Record<BackupService, BackupJobConfig>>;
   /** Host ports, when the environment publishes them. */
   readonly publishedPorts: PublishedPort[];
+  /** The tenant file's `portSlot`: it stays the tenant's in every environment, publishing or not. */
+  readonly portSlot?: number;
   /** Where off-site copies go, when any backup job has `offsite: true`. */
   readonly offsite?: OffsiteTargetConfig;
 }

@@ -66,3 +66,30 @@ export function publishedPorts(services: TenantServices, backupEnabled: boolean,
 export function slotCount(from: number, to: number): number {
   return Math.floor((to - from + 1) / SLOT_SIZE);
 }
+
+/** An environment a new tenant joins that publishes ports: its range, and every port taken on its Docker host. */
+export interface SlotRange {
+  readonly from: number;
+  readonly to: number;
+  readonly claimed: ReadonlySet<number>;
+}
+
+/**
+ * The slot a new tenant gets: the lowest that no tenant file names (a slot stays its tenant's in
+ * every environment, so one that later joins another environment keeps its ports) whose whole
+ * block fits every publishing environment it joins and holds no port already published on that
+ * environment's Docker host. Undefined when the ranges are full.
+ */
+export function lowestFreeSlot(taken: ReadonlySet<number>, ranges: readonly SlotRange[]): number | undefined {
+  const limit = ranges.length === 0 ? taken.size + 1 : Math.min(...ranges.map((r) => slotCount(r.from, r.to)));
+  for (let slot = 0; slot < limit; slot++) {
+    if (taken.has(slot)) continue;
+    const clear = ranges.every((r) => {
+      const base = r.from + slot * SLOT_SIZE;
+      for (let port = base; port < base + SLOT_SIZE; port++) if (r.claimed.has(port)) return false;
+      return true;
+    });
+    if (clear) return slot;
+  }
+  return undefined;
+}

@@ -8,12 +8,17 @@ import { environmentSchema, tenantDocumentSchema } from './schema';
  * schemas, for editors (the example YAML files point at them with a yaml-language-server line).
  * Input shapes are exported: defaults make keys optional, as they are for the person typing.
  */
+export const TENANT_SCHEMA_FILE = 'tenant.schema.json';
+
+/** The first line of a tenant file, pointing editors at its schema from `tenants/` (as the example tenants do). */
+export const TENANT_SCHEMA_LINE = `# yaml-language-server: $schema=../schema/${TENANT_SCHEMA_FILE}`;
+
 export function jsonSchemaFiles(): Record<string, string> {
   const render = (schema: z.ZodType, title: string) =>
     JSON.stringify({ title, ...z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any', target: 'draft-7' }) }, null, 2) + '\n';
   return {
     'environment.schema.json': render(environmentSchema, 'Tenantry environment'),
-    'tenant.schema.json': render(tenantDocumentSchema, 'Tenantry tenant'),
+    [TENANT_SCHEMA_FILE]: render(tenantDocumentSchema, 'Tenantry tenant'),
   };
 }
 

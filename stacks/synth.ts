@@ -33,6 +33,11 @@ export interface SynthOptions {
   readonly cdktfVersion?: string;
 }
 
+/** Where `npm run synth` writes: CDKTF_OUTDIR (as cdktf sets it), else cdktf.out in the working directory. */
+export function synthOutdir(env: NodeJS.ProcessEnv = process.env): string {
+  return path.resolve(env.CDKTF_OUTDIR || 'cdktf.out');
+}
+
 export type SynthResult = { readonly ok: true } | { readonly ok: false; readonly errors: string[] };
 
 /**

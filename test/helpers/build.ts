@@ -6,7 +6,7 @@ import * as path from 'path';
 export const REPO = path.resolve(__dirname, '..', '..');
 
 /** What tsconfig.json compiles (its "include"), plus the test helpers the drill imports. */
-const SOURCE_DIRS = ['config', 'constructs', 'stacks', 'runtime', 'bench', 'e2e', path.join('test', 'helpers')];
+const SOURCE_DIRS = ['cli', 'config', 'constructs', 'stacks', 'runtime', 'bench', 'e2e', path.join('test', 'helpers')];
 
 function newestSource(): number {
   let newest = Math.max(fs.statSync(path.join(REPO, 'main.ts')).mtimeMs, fs.statSync(path.join(REPO, 'tsconfig.json')).mtimeMs);
