@@ -27,11 +27,15 @@ export interface PlannedChange {
 }
 
 /**
- * Containers whose replacement or removal puts data at risk: the services that hold data (those
- * with backup jobs) and the backup agent, which holds the local backups. One-shot containers
- * (provisioning, bucket set-up), PgBouncer and the sentinels hold none.
+ * Containers whose replacement or removal puts data at risk: the servers that hold data (the
+ * services with backup jobs). A replaced server may not start on the data it finds (a new major
+ * version, a changed data path), so a reviewer must see it. The backup agent is not one of them:
+ * its backups are its volume (flagged itself when replaced or removed), a replaced agent carries on
+ * from that volume, and every Tenantry upgrade replaces it (its image tag hashes its sources), so
+ * counting it would mark every upgrade as data at risk. One-shot containers (provisioning, bucket
+ * set-up), PgBouncer and the sentinels hold no data either.
  */
-export const STATEFUL_SERVICES: readonly string[] = [...BACKUP_SERVICES, 'backup'];
+export const STATEFUL_SERVICES: readonly string[] = [...BACKUP_SERVICES];
 
 /** Resources that are data themselves. */
 const DATA_RESOURCES = new Set(['docker_volume', 'aws_s3_bucket']);

@@ -12,9 +12,12 @@
  *   restart, max_retry_count, must_run, healthcheck, destroy_grace_seconds.
  * - random: github.com/hashicorp/terraform-provider-random at tag v3.7.2,
  *   internal/provider/resource_password.go: attributes with a RequiresReplace plan modifier.
- * - aws: github.com/hashicorp/terraform-provider-aws, internal/service/s3/bucket*.go and
- *   internal/service/iam/{user,user_policy,access_key}.go: `ForceNew: true` (SDK resources) or
- *   RequiresReplace (framework resources, the lifecycle configuration). An IAM user is renamed in place.
+ * - aws: github.com/hashicorp/terraform-provider-aws. Read from source (the newest stored versions,
+ *   not exactly 6.25.0): internal/service/iam/{user_policy,access_key}.go and
+ *   internal/service/s3/bucket_{policy,public_access_block}.go, `ForceNew: true`. The other S3
+ *   entries (bucket, versioning, encryption, lifecycle, object lock) are from the provider's
+ *   documented behaviour, not a reading of its source: they decide only AWS rows, never a
+ *   container's or a volume's. An IAM user is renamed in place.
  */
 
 /** The provider versions the table below was read at, by the stacks' required_providers key. */

@@ -166,6 +166,21 @@ describe('diffStacks', () => {
     ]);
   });
 
+  test('a replaced backup agent is a replacement but not data at risk (every upgrade replaces it); its volume is', () => {
+    const agentStack = (tag: string, volume: string) => ({
+      resource: {
+        docker_volume: { backups: { name: volume, labels: [{ label: 'tenantry.tenant', value: 'acme' }, { label: 'tenantry.service', value: 'backup' }] } },
+        docker_container: {
+          agent: { name: 'dev-acme-backup', image: `tenantry/backup-agent:${tag}`, labels: [{ label: 'tenantry.tenant', value: 'acme' }, { label: 'tenantry.service', value: 'backup' }] },
+        },
+      },
+    });
+    const upgrade = diffStacks('dev', agentStack('aaaa', 'dev-acme-backups'), agentStack('bbbb', 'dev-acme-backups'));
+    expect(upgrade.map((c) => [c.address, c.action, c.dataAtRisk])).toEqual([['docker_container.agent', 'replace', false]]);
+    const moved = diffStacks('dev', agentStack('aaaa', 'dev-acme-backups'), agentStack('aaaa', 'dev-acme-backups-2'));
+    expect(moved.map((c) => [c.address, c.action, c.dataAtRisk])).toEqual([['docker_volume.backups', 'replace', true]]);
+  });
+
   test('lifecycle.ignore_changes and cdktf metadata are not changes', () => {
     const before = { resource: { docker_container: { db: { name: 'x', env: ['A=1'], '//': { metadata: { path: 'dev/a' } } } } } };
     const after = { resource: { docker_container: { db: { name: 'x', env: ['A=2'], lifecycle: { ignore_changes: ['env'] }, '//': { metadata: { path: 'dev/b' } } } } } };
