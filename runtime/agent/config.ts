@@ -129,7 +129,7 @@ const postgresJob = z.strictObject({
     parallelJobs: z.number().int().min(1).max(32).default(POSTGRES_DEFAULTS.parallelJobs),
     /**
      * Tables at least this big (MB on disk, pg_table_size: with TOAST, without indexes) are dumped and restored in parallel chunks, beside
-     * pg_dump's archive (see runtime/agent/jobs/postgres-tables.ts); 0 splits every table.
+     * pg_dump's archive (see runtime/agent/jobs/postgres/chunks.ts); 0 splits every table.
      * @default 256
      */
     splitTablesLargerThanMb: z.number().int().min(0).default(POSTGRES_DEFAULTS.splitTablesLargerThanMb),

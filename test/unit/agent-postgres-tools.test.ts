@@ -2,7 +2,7 @@
  * Which PostgreSQL client tools the agent runs for a server version (pickToolDir): a pure choice
  * over the directories Alpine and Debian install them in.
  */
-import { archiveMajor, pickToolDir } from '../../runtime/agent/jobs/postgres';
+import { archiveMajor, pickToolDir } from '../../runtime/agent/jobs/postgres/tools';
 
 const installed = (...dirs: string[]) => (file: string) => dirs.some((dir) => file === `${dir}/pg_dump`);
 
