@@ -181,9 +181,7 @@ const OUTPUT_BUFFER = '1M';
  * `command` run through coreutils' stdbuf with a 1 MiB stdout buffer where stdbuf works, and as
  * it is where it does not. C stdio writes to a pipe in pieces of its buffer (4 KiB with glibc,
  * 1 KiB with musl), so a tool that hands every row to fwrite (psql copying a table out) makes one
- * write(2), and wakes its reader once, per piece. Measured with Debian's glibc psql on 800 MB of
- * binary COPY rows through zstd, two streams on 2 cores: 2.4-2.7 s with stdio's buffer, 2.0-2.3 s
- * with 1 MiB (docs/benchmarks.md).
+ * write(2), and wakes its reader once, per piece. Measurements: docs/benchmarks.md.
  */
 export function withLargeOutputBuffer(command: ToolCommand, works: boolean = largeOutputBufferWorks()): ToolCommand {
   if (!works) return command;

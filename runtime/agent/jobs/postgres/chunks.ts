@@ -8,8 +8,7 @@
  * their physical row position (ctid), each range by its own psql session that imports the dump's
  * exported snapshot, so every chunk and the archive see one and the same database state. Chunks
  * are zstd-compressed and written in COPY's binary format when every column type has binary I/O
- * (cheaper to parse on restore: measured 5.0 s against 7.0 s for 7 M pgbench rows), in text
- * otherwise. A restore loads the chunks in parallel after the archive's pre-data section
+ * (cheaper to parse on restore), in text otherwise. A restore loads the chunks in parallel after the archive's pre-data section
  * (tables) and before its post-data section (indexes, constraints), so indexes are built once,
  * over all rows.
  *
@@ -25,7 +24,7 @@ import { inPool } from '../../concurrency';
 import { runPipeline, ToolCommand, withLargeOutputBuffer } from '../../exec';
 import type { PostgresTools } from './tools';
 
-/** zstd level for chunks: 3 (zstd's default) compresses pgbench's 800 MB of rows to 10 MB, 0.12-0.18 s per 400 MB. */
+/** zstd level for chunks: zstd's default, smallest of the fast levels on pgbench's rows (docs/benchmarks.md). */
 export const CHUNK_COMPRESSION = 3;
 /** Chunks per table: at least one per worker, and one per this many bytes of table. */
 const CHUNK_TARGET_BYTES = 1024 ** 3;

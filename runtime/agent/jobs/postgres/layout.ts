@@ -5,6 +5,7 @@
  */
 import type { SplitTable } from './chunks';
 
+/** gzip level of the archive: the fastest whose archive is as small as `pg_dump | gzip`'s (PG 15's pg_dump writes no zstd; docs/benchmarks.md). */
 export const PG_DUMP_COMPRESSION = 5;
 export const GLOBALS_FILE = 'globals.sql';
 export const archiveOf = (database: string) => `${database}.dump`;
