@@ -16,7 +16,7 @@ export const DEFAULT_CONFIG_PATH = '/etc/tenantry/agent.json';
 export const CONFIG_PATH_ENV = 'TENANTRY_AGENT_CONFIG';
 /**
  * The agent's /metrics and /health port: the Backup construct configures it, the port slot
- * publishes it and the Dockerfile EXPOSEs it (test/unit/agent-dockerfile.test.ts checks that one).
+ * publishes it and the Dockerfile EXPOSEs it (test/agent/dockerfile.test.ts checks that one).
  */
 export const AGENT_HTTP_PORT = 9187;
 /** MinIO answers to any region but signs with the one it was started with, "us-east-1" unless told otherwise. */

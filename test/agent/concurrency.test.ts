@@ -9,7 +9,7 @@ import * as path from 'path';
 import { allOrNothing, inPool } from '../../runtime/agent/concurrency';
 import { largeOutputBufferWorks, runPipeline, runTool, watchGrowth, withLargeOutputBuffer } from '../../runtime/agent/exec';
 import { tempDir } from '../helpers/servers';
-import { waitFor } from '../agent/harness';
+import { waitFor } from './harness';
 
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve, reject) => {
