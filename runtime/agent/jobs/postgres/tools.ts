@@ -9,8 +9,8 @@ import { largeOutputBufferWorks } from '../../exec';
 import type { Logger } from '../../log';
 import type { Manifest } from '../../manifest';
 
-/** Where a PostgreSQL major version's client tools are installed: Alpine's layout, then Debian's. */
-const TOOL_DIRS = (major: number) => [`/usr/libexec/postgresql${major}`, `/usr/lib/postgresql/${major}/bin`];
+/** Where a PostgreSQL major version's programs (client tools, and the server where installed) are: Alpine's layout, then Debian's. */
+export const TOOL_DIRS = (major: number) => [`/usr/libexec/postgresql${major}`, `/usr/lib/postgresql/${major}/bin`];
 
 /**
  * The client tools for a server of major version `serverMajor`: the oldest installed version not
