@@ -20,8 +20,8 @@ import { inPool } from '../runtime/agent/concurrency';
 import { parseAgentConfig } from '../runtime/agent/config';
 import { runPipeline, runTool } from '../runtime/agent/exec';
 import { createLogger } from '../runtime/agent/log';
-import { RESTORE_SESSION } from '../runtime/agent/jobs/postgres';
-import { blockRanges, rangeCondition } from '../runtime/agent/jobs/postgres-tables';
+import { RESTORE_SESSION } from '../runtime/agent/jobs/postgres/server';
+import { blockRanges, rangeCondition } from '../runtime/agent/jobs/postgres/chunks';
 import { Agent, restoreBackup, runBackup } from '../runtime/agent/runner';
 import { AgentState } from '../runtime/agent/status';
 import { PostgresServer, startPostgres, tempDir } from '../test/helpers/servers';
@@ -107,7 +107,7 @@ async function serverAlone(server: PostgresServer, backupDir: string, split: Spl
     }),
   );
   const archive = path.join(backupDir, 'bench.dump');
-  // The session settings of the agent's restore (RESTORE_SESSION in runtime/agent/jobs/postgres.ts).
+  // The session settings of the agent's restore (RESTORE_SESSION in runtime/agent/jobs/postgres/server.ts).
   const pgRestore = (args: string[]) => runTool('pg_restore', [...args, `--jobs=${workers}`, `--dbname=${database}`, archive], { env: { ...server.env, PGOPTIONS: RESTORE_SESSION } });
   await sql(server, 'postgres', `CREATE DATABASE ${database}`);
   const restoreSeconds = await timed(server, async () => {

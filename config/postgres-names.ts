@@ -7,7 +7,7 @@
 /** The versions every part Tenantry runs works with: the init script needs psql's \getenv (15+). */
 export const POSTGRES_VERSIONS = { min: 15, max: 17, default: 16 } as const;
 
-import { unrestorableName } from '../runtime/agent/jobs/postgres-restore';
+import { unrestorableName } from '../runtime/agent/jobs/postgres/restore-rules';
 
 /** Databases PostgreSQL creates itself: the init script would take them over (owner, PUBLIC's CONNECT). */
 const SYSTEM_DATABASES = ['postgres', 'template0', 'template1'];
@@ -16,7 +16,7 @@ const SYSTEM_DATABASES = ['postgres', 'template0', 'template1'];
 export function reservedDatabase(name: string): string | undefined {
   if (SYSTEM_DATABASES.includes(name)) return `"${name}" is one of PostgreSQL's own databases (${SYSTEM_DATABASES.join(', ')})`;
   if (name.startsWith('pg_')) return `names starting with "pg_" are reserved by PostgreSQL`;
-  // The backup agent's restore names its copies after the database (runtime/agent/jobs/postgres-restore.ts).
+  // The backup agent's restore names its copies after the database (runtime/agent/jobs/postgres/restore-rules.ts).
   const unrestorable = unrestorableName(name);
   if (unrestorable) return `${unrestorable} (the backup agent could not restore it)`;
   return undefined;

@@ -27,6 +27,19 @@ export interface RedisSentinelProps extends StatefulServiceProps {
   readonly publishedPorts?: Readonly<Record<string, HostPort>>;
 }
 
+/** A node's or a sentinel's own volume, mounted where both keep their live config (and a node its data). */
+function redisVolume(scope: Construct, id: string, props: RedisSentinelProps, service: string, purpose: string): StatefulVolume {
+  return new StatefulVolume(scope, id, {
+    environment: props.environment,
+    tenant: props.tenant,
+    service,
+    purpose,
+    storage: props.storage,
+    override: props.storageOverride,
+    containerPath: '/data',
+  });
+}
+
 /**
  * Redis with Sentinel: redis-0 starts as master, redis-1..N replicate it, and the sentinels
  * promote a replica when the master is down. Clients ask the sentinels for the master by name.
@@ -54,15 +67,7 @@ export class RedisSentinel extends Construct {
 
     this.nodeHosts = [];
     for (let i = 0; i <= replicas; i++) {
-      const data = new StatefulVolume(this, `data-${i}`, {
-        environment: props.environment,
-        tenant: props.tenant,
-        service: `redis-${i}`,
-        purpose: 'data',
-        storage: props.storage,
-        override: props.storageOverride,
-        containerPath: '/data',
-      });
+      const data = redisVolume(this, `data-${i}`, props, `redis-${i}`, 'data');
       const node = new ServiceContainer(this, `node-${i}`, {
         ...common,
         service: 'redis',
@@ -90,15 +95,7 @@ export class RedisSentinel extends Construct {
     for (let i = 1; i <= sentinels; i++) {
       // Sentinel records failovers (current master, epochs, its own id) in its live config under
       // /data; on the container's own volume that record survives the container being replaced.
-      const state = new StatefulVolume(this, `sentinel-state-${i}`, {
-        environment: props.environment,
-        tenant: props.tenant,
-        service: `sentinel-${i}`,
-        purpose: 'state',
-        storage: props.storage,
-        override: props.storageOverride,
-        containerPath: '/data',
-      });
+      const state = redisVolume(this, `sentinel-state-${i}`, props, `sentinel-${i}`, 'state');
       const sentinel = new ServiceContainer(this, `sentinel-${i}`, {
         ...common,
         service: 'sentinel',

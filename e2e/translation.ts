@@ -164,6 +164,12 @@ function scopeOf(names: string[], run: TenantContainer[]): TranslationRow['scope
   return run.every((c) => names.includes(c.name)) ? '*' : names;
 }
 
+/** `row` for the containers of `service`, or no row when the run has none. */
+function serviceRow(run: TenantContainer[], service: string, { change, ...row }: Omit<TranslationRow, 'scope'>): TranslationRow[] {
+  const names = run.filter((c) => c.service === service).map((c) => c.name);
+  return names.length > 0 ? [{ change, scope: names, ...row }] : [];
+}
+
 /** What Docker does around the process that the drill does not do. */
 function runtimeRows(run: TenantContainer[]): TranslationRow[] {
   const rows: TranslationRow[] = [];
@@ -234,17 +240,13 @@ function userAndEnvRows(run: TenantContainer[], layout: DrillLayout): Translatio
     why: 'nothing here reads HOSTNAME; HOME must be a directory every server user can use',
     apply: { env: { HOME: layout.root } },
   });
-  const postgresNames = run.filter((c) => c.service === 'postgres').map((c) => c.name);
-  if (postgresNames.length > 0) {
-    rows.push({
-      change: 'image env',
-      scope: postgresNames,
-      from: 'LANG=en_US.utf8 (image ENV); psql in init scripts finds /var/run/postgresql by default',
-      to: 'LANG=C.UTF-8; PGHOST=/var/run/postgresql (the path row maps it)',
-      why: 'Debian here has only the C locales; the socket dir is a temp dir here (path row), so psql is told where',
-      apply: { env: { LANG: 'C.UTF-8', PGHOST: '/var/run/postgresql' } },
-    });
-  }
+  rows.push(...serviceRow(run, 'postgres', {
+    change: 'image env',
+    from: 'LANG=en_US.utf8 (image ENV); psql in init scripts finds /var/run/postgresql by default',
+    to: 'LANG=C.UTF-8; PGHOST=/var/run/postgresql (the path row maps it)',
+    why: 'Debian here has only the C locales; the socket dir is a temp dir here (path row), so psql is told where',
+    apply: { env: { LANG: 'C.UTF-8', PGHOST: '/var/run/postgresql' } },
+  }));
   const servers = run.filter((c) => c.service !== 'backup').map((c) => c.name);
   rows.push({
     change: 'user',
@@ -254,17 +256,13 @@ function userAndEnvRows(run: TenantContainer[], layout: DrillLayout): Translatio
     why: 'pgbouncer refuses root and the test harness never runs servers as root',
     apply: { user: 'postgres' },
   });
-  const agentNames = run.filter((c) => c.service === 'backup').map((c) => c.name);
-  if (agentNames.length > 0) {
-    rows.push({
-      change: 'user',
-      scope: agentNames,
-      from: 'the agent process as user tenantry (uid 10001, after the entrypoint chowns /backups)',
-      to: 'root (the drill\'s user)',
-      why: 'no tenantry user exists on this machine; the drill creates the backup dir itself',
-      apply: { user: 'root' },
-    });
-  }
+  rows.push(...serviceRow(run, 'backup', {
+    change: 'user',
+    from: 'the agent process as user tenantry (uid 10001, after the entrypoint chowns /backups)',
+    to: 'root (the drill\'s user)',
+    why: 'no tenantry user exists on this machine; the drill creates the backup dir itself',
+    apply: { user: 'root' },
+  }));
 
   return rows;
 }

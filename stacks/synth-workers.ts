@@ -15,10 +15,8 @@ export const WORKERS_ENV = 'TENANTRY_SYNTH_WORKERS';
 
 /**
  * Workers pay off only when the environments besides the largest hold at least this many tenant
- * deployments: each worker loads cdktf, the providers and the constructs again (~0.25 s), and a
- * serial run already keeps part of the second core busy with garbage collection. Measured on 2
- * cores (shared, load ~2.5): 2 x 100 tenants 15 % slower in parallel, 2 x 300 12 % faster,
- * 1000 x 3 environments 1.4x faster.
+ * deployments: each worker loads cdktf, the providers and the constructs again, and a serial run
+ * already keeps part of the second core busy with garbage collection. Measurements: docs/benchmarks.md.
  */
 export const PARALLEL_MIN_TENANTS = 200;
 

@@ -16,7 +16,7 @@ export const DEFAULT_CONFIG_PATH = '/etc/tenantry/agent.json';
 export const CONFIG_PATH_ENV = 'TENANTRY_AGENT_CONFIG';
 /**
  * The agent's /metrics and /health port: the Backup construct configures it, the port slot
- * publishes it and the Dockerfile EXPOSEs it (test/unit/agent-dockerfile.test.ts checks that one).
+ * publishes it and the Dockerfile EXPOSEs it (test/agent/dockerfile.test.ts checks that one).
  */
 export const AGENT_HTTP_PORT = 9187;
 /** MinIO answers to any region but signs with the one it was started with, "us-east-1" unless told otherwise. */
@@ -129,7 +129,7 @@ const postgresJob = z.strictObject({
     parallelJobs: z.number().int().min(1).max(32).default(POSTGRES_DEFAULTS.parallelJobs),
     /**
      * Tables at least this big (MB on disk, pg_table_size: with TOAST, without indexes) are dumped and restored in parallel chunks, beside
-     * pg_dump's archive (see runtime/agent/jobs/postgres-tables.ts); 0 splits every table.
+     * pg_dump's archive (see runtime/agent/jobs/postgres/chunks.ts); 0 splits every table.
      * @default 256
      */
     splitTablesLargerThanMb: z.number().int().min(0).default(POSTGRES_DEFAULTS.splitTablesLargerThanMb),

@@ -176,31 +176,25 @@ export interface ToolCommand {
 
 /** The stdout buffer withLargeOutputBuffer gives a tool. */
 const OUTPUT_BUFFER = '1M';
-/** Whether `stdbuf` works, per PATH: it needs coreutils' preload library beside it. */
-const stdbufWorks = new Map<string, boolean>();
 
 /**
  * `command` run through coreutils' stdbuf with a 1 MiB stdout buffer where stdbuf works, and as
  * it is where it does not. C stdio writes to a pipe in pieces of its buffer (4 KiB with glibc,
  * 1 KiB with musl), so a tool that hands every row to fwrite (psql copying a table out) makes one
- * write(2), and wakes its reader once, per piece. Measured with Debian's glibc psql on 800 MB of
- * binary COPY rows through zstd, two streams on 2 cores: 2.4-2.7 s with stdio's buffer, 2.0-2.3 s
- * with 1 MiB (docs/benchmarks.md).
+ * write(2), and wakes its reader once, per piece. Measurements: docs/benchmarks.md.
  */
-export function withLargeOutputBuffer(command: ToolCommand, env: NodeJS.ProcessEnv = {}): ToolCommand {
-  if (!largeOutputBufferWorks(env)) return command;
+export function withLargeOutputBuffer(command: ToolCommand, works: boolean = largeOutputBufferWorks()): ToolCommand {
+  if (!works) return command;
   return { file: 'stdbuf', args: [`--output=${OUTPUT_BUFFER}`, command.file, ...command.args], name: command.name ?? command.file };
 }
 
-/** Whether withLargeOutputBuffer can give tools run with `env` (its PATH) the larger buffer. */
+/**
+ * Whether withLargeOutputBuffer can give tools run with `env` (its PATH) the larger buffer: stdbuf
+ * needs coreutils' preload library beside it. A probe (one process): callers ask once and keep the answer.
+ */
 export function largeOutputBufferWorks(env: NodeJS.ProcessEnv = {}): boolean {
   const searchPath = { ...process.env, ...env }.PATH ?? '';
-  let works = stdbufWorks.get(searchPath);
-  if (works === undefined) {
-    works = spawnSync('stdbuf', [`--output=${OUTPUT_BUFFER}`, 'true'], { env: { ...process.env, PATH: searchPath }, stdio: 'ignore' }).status === 0;
-    stdbufWorks.set(searchPath, works);
-  }
-  return works;
+  return spawnSync('stdbuf', [`--output=${OUTPUT_BUFFER}`, 'true'], { env: { ...process.env, PATH: searchPath }, stdio: 'ignore' }).status === 0;
 }
 
 export interface PipelineRun extends ToolRun {

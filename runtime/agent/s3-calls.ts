@@ -17,40 +17,61 @@ export interface S3Call {
 export type S3CallTable = Readonly<Record<string, S3Call>>;
 
 /**
+ * The IAM action each S3 command needs, and on what: one place for the mapping every table below
+ * (and the application's, runtime/render/minio-setup.ts) uses.
+ */
+const S3_ACTIONS = {
+  GetBucketLocationCommand: { action: 's3:GetBucketLocation', on: 'bucket' },
+  HeadBucketCommand: { action: 's3:ListBucket', on: 'bucket' },
+  CreateBucketCommand: { action: 's3:CreateBucket', on: 'bucket' },
+  ListObjectsV2Command: { action: 's3:ListBucket', on: 'bucket' },
+  ListMultipartUploadsCommand: { action: 's3:ListBucketMultipartUploads', on: 'bucket' },
+  GetObjectCommand: { action: 's3:GetObject', on: 'object' },
+  HeadObjectCommand: { action: 's3:GetObject', on: 'object' },
+  PutObjectCommand: { action: 's3:PutObject', on: 'object' },
+  DeleteObjectCommand: { action: 's3:DeleteObject', on: 'object' },
+  CreateMultipartUploadCommand: { action: 's3:PutObject', on: 'object' },
+  UploadPartCommand: { action: 's3:PutObject', on: 'object' },
+  CompleteMultipartUploadCommand: { action: 's3:PutObject', on: 'object' },
+  AbortMultipartUploadCommand: { action: 's3:AbortMultipartUpload', on: 'object' },
+  ListPartsCommand: { action: 's3:ListMultipartUploadParts', on: 'object' },
+  /** lib-storage's multipart upload: CreateMultipartUpload, UploadPart, CompleteMultipartUpload, AbortMultipartUpload. */
+  Upload: { action: 's3:PutObject', on: 'object' },
+} as const satisfies Record<string, Omit<S3Call, 'kms'>>;
+
+export type S3Command = keyof typeof S3_ACTIONS;
+
+/** A table of the calls `commands` names, each with the KMS actions it needs under SSE-KMS (none: []), in the order given. */
+export function s3Calls(commands: Partial<Record<S3Command, readonly string[]>>): S3CallTable {
+  return Object.fromEntries(Object.entries(commands).map(([command, kms]) => [command, { ...S3_ACTIONS[command as S3Command], kms }]));
+}
+
+/**
  * runtime/agent/offsite.ts: uploads (single and multipart), listing and downloads. No delete, so
  * a leaked credential cannot erase backups: the agent's retention is local only, and off-site
  * copies stay until an operator deletes them (constructs/offsite-bucket.ts, README "Backups").
  * Multipart uploads need kms:Decrypt as well (S3 reads the encrypted parts to complete them).
  */
-export const OFFSITE_S3_CALLS: S3CallTable = {
-  PutObjectCommand: { action: 's3:PutObject', on: 'object', kms: ['kms:GenerateDataKey'] },
-  CreateMultipartUploadCommand: { action: 's3:PutObject', on: 'object', kms: ['kms:GenerateDataKey'] },
-  UploadPartCommand: { action: 's3:PutObject', on: 'object', kms: ['kms:GenerateDataKey'] },
-  CompleteMultipartUploadCommand: { action: 's3:PutObject', on: 'object', kms: ['kms:Decrypt'] },
-  AbortMultipartUploadCommand: { action: 's3:AbortMultipartUpload', on: 'object', kms: [] },
-  ListObjectsV2Command: { action: 's3:ListBucket', on: 'bucket', kms: [] },
-  GetObjectCommand: { action: 's3:GetObject', on: 'object', kms: ['kms:Decrypt'] },
-};
+export const OFFSITE_S3_CALLS = s3Calls({
+  PutObjectCommand: ['kms:GenerateDataKey'],
+  CreateMultipartUploadCommand: ['kms:GenerateDataKey'],
+  UploadPartCommand: ['kms:GenerateDataKey'],
+  CompleteMultipartUploadCommand: ['kms:Decrypt'],
+  AbortMultipartUploadCommand: [],
+  ListObjectsV2Command: [],
+  GetObjectCommand: ['kms:Decrypt'],
+});
 
 /** runtime/agent/jobs/minio.ts, backup: the agent's own MinIO user holds exactly these (read only). */
-export const MINIO_BACKUP_S3_CALLS: S3CallTable = {
-  ListObjectsV2Command: { action: 's3:ListBucket', on: 'bucket', kms: [] },
-  GetObjectCommand: { action: 's3:GetObject', on: 'object', kms: [] },
-};
+export const MINIO_BACKUP_S3_CALLS = s3Calls({ ListObjectsV2Command: [], GetObjectCommand: [] });
 
 /**
  * runtime/agent/jobs/minio.ts, restore: writes, so it runs with the root credential an operator
  * passes for that one restore (no policy is built from this table; it documents what restore needs).
  */
-export const MINIO_RESTORE_S3_CALLS: S3CallTable = {
-  HeadBucketCommand: { action: 's3:ListBucket', on: 'bucket', kms: [] },
-  CreateBucketCommand: { action: 's3:CreateBucket', on: 'bucket', kms: [] },
-  ListObjectsV2Command: { action: 's3:ListBucket', on: 'bucket', kms: [] },
-  PutObjectCommand: { action: 's3:PutObject', on: 'object', kms: [] },
-  HeadObjectCommand: { action: 's3:GetObject', on: 'object', kms: [] },
-  /** lib-storage's multipart upload: CreateMultipartUpload, UploadPart, CompleteMultipartUpload, AbortMultipartUpload. */
-  Upload: { action: 's3:PutObject', on: 'object', kms: [] },
-};
+export const MINIO_RESTORE_S3_CALLS = s3Calls({
+  HeadBucketCommand: [], CreateBucketCommand: [], ListObjectsV2Command: [], PutObjectCommand: [], HeadObjectCommand: [], Upload: [],
+});
 
 /** Which runtime file sends the calls of which tables (the source scan checks each file against them). */
 export const S3_CALLS_BY_SOURCE: Readonly<Record<string, readonly S3CallTable[]>> = {

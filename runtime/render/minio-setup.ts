@@ -1,4 +1,4 @@
-import { actionsOn, MINIO_BACKUP_S3_CALLS, S3CallTable } from '../agent/s3-calls';
+import { actionsOn, MINIO_BACKUP_S3_CALLS, s3Calls, S3CallTable } from '../agent/s3-calls';
 import { isBucketName } from '../bucket-name';
 import { requireEnvLine, shQuote, shellScript } from './shell';
 import type { ContainerLaunch } from './types';
@@ -47,16 +47,10 @@ export const MINIO_SETUP_ENV = {
  * buckets listed and located (SDKs ask for the region). Not creating or deleting buckets, not
  * changing their policy, versioning or lifecycle: those are the config's.
  */
-export const APPLICATION_S3_CALLS: S3CallTable = {
-  GetBucketLocationCommand: { action: 's3:GetBucketLocation', on: 'bucket', kms: [] },
-  ListObjectsV2Command: { action: 's3:ListBucket', on: 'bucket', kms: [] },
-  ListMultipartUploadsCommand: { action: 's3:ListBucketMultipartUploads', on: 'bucket', kms: [] },
-  GetObjectCommand: { action: 's3:GetObject', on: 'object', kms: [] },
-  PutObjectCommand: { action: 's3:PutObject', on: 'object', kms: [] },
-  DeleteObjectCommand: { action: 's3:DeleteObject', on: 'object', kms: [] },
-  AbortMultipartUploadCommand: { action: 's3:AbortMultipartUpload', on: 'object', kms: [] },
-  ListPartsCommand: { action: 's3:ListMultipartUploadParts', on: 'object', kms: [] },
-};
+export const APPLICATION_S3_CALLS = s3Calls({
+  GetBucketLocationCommand: [], ListObjectsV2Command: [], ListMultipartUploadsCommand: [], GetObjectCommand: [],
+  PutObjectCommand: [], DeleteObjectCommand: [], AbortMultipartUploadCommand: [], ListPartsCommand: [],
+});
 
 /**
  * A MinIO policy document (MinIO uses the AWS IAM policy language: Version, Statement, Effect,

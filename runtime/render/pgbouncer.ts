@@ -1,6 +1,7 @@
 import { requireEnvLine, shQuote, shellScript } from './shell';
+import { startScriptLaunch } from './start-script';
 import type { ContainerLaunch } from './types';
-import { checkHost, checkIdentifier, checkInteger, checkNonEmpty, checkPath, checkPort } from './validate';
+import { checkOptions } from './validate';
 
 export interface PgBouncerRenderOptions {
   /** Port clients connect to (6432 in containers). */
@@ -34,7 +35,6 @@ export interface PgBouncerRenderOptions {
 
 const RENDERER = 'renderPgBouncer';
 const INI_NAME = 'pgbouncer.ini';
-const START_SCRIPT_NAME = 'tenantry-start.sh';
 const AUTH_FILE_NAME = 'userlist.txt';
 
 interface Resolved extends PgBouncerRenderOptions {
@@ -45,17 +45,10 @@ interface Resolved extends PgBouncerRenderOptions {
 
 function resolve(o: PgBouncerRenderOptions): Resolved {
   const resolved = { ...o, listenAddr: o.listenAddr ?? '0.0.0.0', configDir: o.configDir ?? '/etc/pgbouncer', runDir: o.runDir ?? '/tmp/pgbouncer' };
-  checkPort(RENDERER, 'listenPort', resolved.listenPort);
-  checkHost(RENDERER, 'listenAddr', resolved.listenAddr);
-  checkHost(RENDERER, 'serverHost', resolved.serverHost);
-  checkPort(RENDERER, 'serverPort', resolved.serverPort);
-  checkNonEmpty(RENDERER, 'databases', resolved.databases);
-  resolved.databases.forEach((database, i) => checkIdentifier(RENDERER, `databases[${i}]`, database));
-  checkIdentifier(RENDERER, 'user', resolved.user);
-  checkInteger(RENDERER, 'poolSize', resolved.poolSize, 1);
-  checkInteger(RENDERER, 'maxClients', resolved.maxClients, 1);
-  checkPath(RENDERER, 'configDir', resolved.configDir);
-  checkPath(RENDERER, 'runDir', resolved.runDir);
+  checkOptions(RENDERER, resolved, {
+    ports: ['listenPort', 'serverPort'], hosts: ['listenAddr', 'serverHost'], identifierLists: ['databases'], identifiers: ['user'],
+    atLeast: { poolSize: 1, maxClients: 1 }, paths: ['configDir', 'runDir'],
+  });
   return resolved;
 }
 
@@ -117,13 +110,5 @@ function startScript(o: Resolved): string {
 /** The PgBouncer container: ini and start script uploaded, the script as entrypoint. */
 export function renderPgBouncer(o: PgBouncerRenderOptions): ContainerLaunch {
   const resolved = resolve(o);
-  const script = `${resolved.configDir}/${START_SCRIPT_NAME}`;
-  return {
-    files: [
-      { path: `${resolved.configDir}/${INI_NAME}`, content: iniText(resolved) },
-      { path: script, content: startScript(resolved), executable: true },
-    ],
-    entrypoint: ['/bin/sh', script],
-    env: ['PGBOUNCER_PASSWORD'],
-  };
+  return startScriptLaunch(resolved.configDir, { name: INI_NAME, content: iniText(resolved) }, startScript(resolved), ['PGBOUNCER_PASSWORD']);
 }

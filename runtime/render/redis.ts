@@ -7,79 +7,65 @@
  *   - what Sentinel recorded there must survive a restart, or a restart would undo a failover.
  */
 import { requireEnvLine, shQuote, shellScript } from './shell';
+import { startScriptLaunch } from './start-script';
 import type { ContainerLaunch } from './types';
-import { checkHost, checkInteger, checkPath, checkPort } from './validate';
+import { checkOptions } from './validate';
 
-export interface RedisNodeRenderOptions {
-  /** The node's role at first start; afterwards Sentinel decides. */
-  role: 'master' | 'replica';
-  /** 6379 in containers. */
+const NODE_RENDERER = 'renderRedisNode';
+const SENTINEL_RENDERER = 'renderSentinel';
+const DEFAULT_DATA_DIR = '/data';
+const DEFAULT_CONFIG_DIR = '/usr/local/etc/redis';
+/** The rendered templates, in the config directory; the start scripts build `<name>.live.conf` from them in the data directory. */
+const NODE_CONFIG = 'redis';
+const SENTINEL_CONFIG = 'sentinel';
+
+/** What a data node and a Sentinel are both given: where they listen, who they are, their first master, their directories. */
+export interface RedisProcessRenderOptions {
+  /** 6379 for a node, 26379 for a Sentinel, in containers. */
   port: number;
   /**
    * Address to listen on.
    * @default '0.0.0.0'
    */
   listenAddr?: string;
-  /** The node's own hostname (container name), announced to the master and to Sentinel. */
+  /** The container's own hostname (its name), announced to the master and to the Sentinels. */
   announceHost: string;
-  /** The initial master (replicas replicate from it; the master ignores these). */
+  /** The initial master: replicas replicate from it; after a failover Sentinel's live config holds the current one. */
   masterHost: string;
   masterPort: number;
+  /**
+   * Writable, persistent: the live config (a Sentinel rewrites its own), and a node's data and AOF.
+   * @default '/data'
+   */
+  dataDir?: string;
+  /**
+   * Where the template and start script are uploaded.
+   * @default '/usr/local/etc/redis'
+   */
+  configDir?: string;
+}
+
+export interface RedisNodeRenderOptions extends RedisProcessRenderOptions {
+  /** The node's role at first start; afterwards Sentinel decides. */
+  role: 'master' | 'replica';
   /** e.g. '256mb'. */
   maxmemory: string;
   /** min-replicas-to-write; 0 disables. */
   minReplicasToWrite: number;
   /** @default 10 */
   minReplicasMaxLagSeconds?: number;
-  /**
-   * Writable, persistent: data, AOF and the live config.
-   * @default '/data'
-   */
-  dataDir?: string;
-  /**
-   * Where the template and start script are uploaded.
-   * @default '/usr/local/etc/redis'
-   */
-  configDir?: string;
 }
 
-export interface SentinelRenderOptions {
-  /** 26379 in containers. */
-  port: number;
-  /**
-   * Address to listen on.
-   * @default '0.0.0.0'
-   */
-  listenAddr?: string;
-  /** This sentinel's hostname (container name), announced to the other sentinels. */
-  announceHost: string;
+export interface SentinelRenderOptions extends RedisProcessRenderOptions {
   masterName: string;
-  /** The initial master; after a failover Sentinel's live config holds the current one. */
-  masterHost: string;
-  masterPort: number;
   quorum: number;
   downAfterMs: number;
   /** @default 60000 */
   failoverTimeoutMs?: number;
   /** @default 1 */
   parallelSyncs?: number;
-  /**
-   * Writable, persistent: Sentinel's live config is built here and rewritten by Sentinel.
-   * @default '/data'
-   */
-  dataDir?: string;
-  /**
-   * Where the template and start script are uploaded.
-   * @default '/usr/local/etc/redis'
-   */
-  configDir?: string;
 }
 
-const NODE_RENDERER = 'renderRedisNode';
-const SENTINEL_RENDERER = 'renderSentinel';
-const DEFAULT_DATA_DIR = '/data';
-const DEFAULT_CONFIG_DIR = '/usr/local/etc/redis';
-const START_SCRIPT_NAME = 'tenantry-start.sh';
 
 /**
  * A shell function writing its argument as a Redis config string: double-quoted, with quotes and
@@ -127,43 +113,49 @@ function execServer(server: string, dataDir: string): string[] {
 // Data nodes
 // ---------------------------------------------------------------------------------------------
 
-interface ResolvedNode extends RedisNodeRenderOptions {
-  listenAddr: string;
-  minReplicasMaxLagSeconds: number;
-  dataDir: string;
-  configDir: string;
+type ResolvedProcess = Required<Pick<RedisProcessRenderOptions, 'listenAddr' | 'dataDir' | 'configDir'>>;
+
+/** The defaults and checks of what nodes and Sentinels share. */
+function resolveProcess(renderer: string, o: RedisProcessRenderOptions): ResolvedProcess {
+  const resolved = { listenAddr: o.listenAddr ?? '0.0.0.0', dataDir: o.dataDir ?? DEFAULT_DATA_DIR, configDir: o.configDir ?? DEFAULT_CONFIG_DIR };
+  checkOptions(renderer, { ...o, ...resolved }, { ports: ['port', 'masterPort'], hosts: ['listenAddr', 'announceHost', 'masterHost'], paths: ['dataDir', 'configDir'] });
+  return resolved;
 }
 
+/**
+ * What both start scripts do first, as root: find how to drop privileges, name the template and
+ * the live file built from it, and define redis_quote.
+ */
+function liveConfigSetup(o: ResolvedProcess, config: string): string[] {
+  return [
+    ...FIND_PRIVILEGE_DROP,
+    `template=${shQuote(`${o.configDir}/${config}.conf`)}`,
+    `live=${shQuote(`${o.dataDir}/${config}.live.conf`)}`,
+    REDIS_QUOTE_FUNCTION,
+  ];
+}
+
+type ResolvedNode = RedisNodeRenderOptions & ResolvedProcess & { minReplicasMaxLagSeconds: number };
+
 function resolveNode(o: RedisNodeRenderOptions): ResolvedNode {
-  const resolved = {
-    ...o,
-    listenAddr: o.listenAddr ?? '0.0.0.0',
-    minReplicasMaxLagSeconds: o.minReplicasMaxLagSeconds ?? 10,
-    dataDir: o.dataDir ?? DEFAULT_DATA_DIR,
-    configDir: o.configDir ?? DEFAULT_CONFIG_DIR,
-  };
-  checkPort(NODE_RENDERER, 'port', resolved.port);
-  checkHost(NODE_RENDERER, 'listenAddr', resolved.listenAddr);
-  checkHost(NODE_RENDERER, 'announceHost', resolved.announceHost);
-  checkHost(NODE_RENDERER, 'masterHost', resolved.masterHost);
-  checkPort(NODE_RENDERER, 'masterPort', resolved.masterPort);
+  const resolved = { ...o, ...resolveProcess(NODE_RENDERER, o), minReplicasMaxLagSeconds: o.minReplicasMaxLagSeconds ?? 10 };
   if (!/^[0-9]+(b|k|kb|m|mb|g|gb)?$/i.test(resolved.maxmemory)) {
     throw new Error(`${NODE_RENDERER}: maxmemory must be a Redis memory size such as '256mb' (value: ${JSON.stringify(resolved.maxmemory)})`);
   }
-  checkInteger(NODE_RENDERER, 'minReplicasToWrite', resolved.minReplicasToWrite, 0);
-  checkInteger(NODE_RENDERER, 'minReplicasMaxLagSeconds', resolved.minReplicasMaxLagSeconds, 1);
-  checkPath(NODE_RENDERER, 'dataDir', resolved.dataDir);
-  checkPath(NODE_RENDERER, 'configDir', resolved.configDir);
+  checkOptions(NODE_RENDERER, resolved, { atLeast: { minReplicasToWrite: 0, minReplicasMaxLagSeconds: 1 } });
   return resolved;
+}
+
+/** Where a node or Sentinel listens and keeps its files: the first lines of both templates. */
+function listenAndDirLines(o: RedisProcessRenderOptions & ResolvedProcess): string[] {
+  return [`port ${o.port}`, `bind ${o.listenAddr}`, `dir ${o.dataDir}`];
 }
 
 function nodeConfigText(o: ResolvedNode): string {
   return [
     '# Rendered by Tenantry. tenantry-start.sh builds the live config in the data directory from this',
     '# template and the password in the environment.',
-    `port ${o.port}`,
-    `bind ${o.listenAddr}`,
-    `dir ${o.dataDir}`,
+    ...listenAndDirLines(o),
     'appendonly yes',
     `maxmemory ${o.maxmemory}`,
     '# A data store, not a cache: refuse writes when full instead of dropping keys.',
@@ -192,10 +184,7 @@ function nodeStartScript(o: ResolvedNode): string {
     ['Tenantry: starts a Redis node from its template, its last known role and REDIS_PASSWORD.'],
     [
       requireEnvLine('REDIS_PASSWORD'),
-      ...FIND_PRIVILEGE_DROP,
-      `template=${shQuote(`${o.configDir}/redis.conf`)}`,
-      `live=${shQuote(`${o.dataDir}/redis.live.conf`)}`,
-      REDIS_QUOTE_FUNCTION,
+      ...liveConfigSetup(o, NODE_CONFIG),
       'role_source="$template"',
       'if [ -f "$live" ]; then role_source="$live"; fi',
       '# The live file holds the password: readable by Redis only.',
@@ -214,52 +203,21 @@ function nodeStartScript(o: ResolvedNode): string {
 /** A Redis data node container: template and start script uploaded, the script as entrypoint. */
 export function renderRedisNode(o: RedisNodeRenderOptions): ContainerLaunch {
   const resolved = resolveNode(o);
-  const script = `${resolved.configDir}/${START_SCRIPT_NAME}`;
-  return {
-    files: [
-      { path: `${resolved.configDir}/redis.conf`, content: nodeConfigText(resolved) },
-      { path: script, content: nodeStartScript(resolved), executable: true },
-    ],
-    entrypoint: ['/bin/sh', script],
-    env: ['REDIS_PASSWORD'],
-  };
+  return startScriptLaunch(resolved.configDir, { name: `${NODE_CONFIG}.conf`, content: nodeConfigText(resolved) }, nodeStartScript(resolved), ['REDIS_PASSWORD']);
 }
 
 // ---------------------------------------------------------------------------------------------
 // Sentinels
 // ---------------------------------------------------------------------------------------------
 
-interface ResolvedSentinel extends SentinelRenderOptions {
-  listenAddr: string;
-  failoverTimeoutMs: number;
-  parallelSyncs: number;
-  dataDir: string;
-  configDir: string;
-}
+type ResolvedSentinel = SentinelRenderOptions & ResolvedProcess & { failoverTimeoutMs: number; parallelSyncs: number };
 
 function resolveSentinel(o: SentinelRenderOptions): ResolvedSentinel {
-  const resolved = {
-    ...o,
-    listenAddr: o.listenAddr ?? '0.0.0.0',
-    failoverTimeoutMs: o.failoverTimeoutMs ?? 60_000,
-    parallelSyncs: o.parallelSyncs ?? 1,
-    dataDir: o.dataDir ?? DEFAULT_DATA_DIR,
-    configDir: o.configDir ?? DEFAULT_CONFIG_DIR,
-  };
-  checkPort(SENTINEL_RENDERER, 'port', resolved.port);
-  checkHost(SENTINEL_RENDERER, 'listenAddr', resolved.listenAddr);
-  checkHost(SENTINEL_RENDERER, 'announceHost', resolved.announceHost);
+  const resolved = { ...o, ...resolveProcess(SENTINEL_RENDERER, o), failoverTimeoutMs: o.failoverTimeoutMs ?? 60_000, parallelSyncs: o.parallelSyncs ?? 1 };
   if (!/^[A-Za-z0-9_-]+$/.test(resolved.masterName)) {
     throw new Error(`${SENTINEL_RENDERER}: masterName must be [A-Za-z0-9_-]+ (value: ${JSON.stringify(resolved.masterName)})`);
   }
-  checkHost(SENTINEL_RENDERER, 'masterHost', resolved.masterHost);
-  checkPort(SENTINEL_RENDERER, 'masterPort', resolved.masterPort);
-  checkInteger(SENTINEL_RENDERER, 'quorum', resolved.quorum, 1);
-  checkInteger(SENTINEL_RENDERER, 'downAfterMs', resolved.downAfterMs, 1);
-  checkInteger(SENTINEL_RENDERER, 'failoverTimeoutMs', resolved.failoverTimeoutMs, 1);
-  checkInteger(SENTINEL_RENDERER, 'parallelSyncs', resolved.parallelSyncs, 1);
-  checkPath(SENTINEL_RENDERER, 'dataDir', resolved.dataDir);
-  checkPath(SENTINEL_RENDERER, 'configDir', resolved.configDir);
+  checkOptions(SENTINEL_RENDERER, resolved, { atLeast: { quorum: 1, downAfterMs: 1, failoverTimeoutMs: 1, parallelSyncs: 1 } });
   return resolved;
 }
 
@@ -268,9 +226,7 @@ function sentinelConfigText(o: ResolvedSentinel): string {
   return [
     '# Rendered by Tenantry. tenantry-start.sh builds Sentinel\'s live, writable config in the data',
     '# directory from this template, what Sentinel learned before a restart, and the passwords.',
-    `port ${o.port}`,
-    `bind ${o.listenAddr}`,
-    `dir ${o.dataDir}`,
+    ...listenAndDirLines(o),
     '# Containers are known by name, and their addresses change when they are recreated. Placed',
     '# before `sentinel monitor` for Sentinels that apply lines in order (7.0 defers them).',
     'sentinel resolve-hostnames yes',
@@ -303,10 +259,7 @@ function sentinelStartScript(o: ResolvedSentinel): string {
     [
       requireEnvLine('REDIS_PASSWORD'),
       requireEnvLine('SENTINEL_PASSWORD'),
-      ...FIND_PRIVILEGE_DROP,
-      `template=${shQuote(`${o.configDir}/sentinel.conf`)}`,
-      `live=${shQuote(`${o.dataDir}/sentinel.live.conf`)}`,
-      REDIS_QUOTE_FUNCTION,
+      ...liveConfigSetup(o, SENTINEL_CONFIG),
       '# The live file holds both passwords: readable by Sentinel only.',
       'umask 077',
       'cp "$template" "$live.next"',
@@ -327,13 +280,5 @@ function sentinelStartScript(o: ResolvedSentinel): string {
 /** A Sentinel container: template and start script uploaded, the script as entrypoint. */
 export function renderSentinel(o: SentinelRenderOptions): ContainerLaunch {
   const resolved = resolveSentinel(o);
-  const script = `${resolved.configDir}/${START_SCRIPT_NAME}`;
-  return {
-    files: [
-      { path: `${resolved.configDir}/sentinel.conf`, content: sentinelConfigText(resolved) },
-      { path: script, content: sentinelStartScript(resolved), executable: true },
-    ],
-    entrypoint: ['/bin/sh', script],
-    env: ['REDIS_PASSWORD', 'SENTINEL_PASSWORD'],
-  };
+  return startScriptLaunch(resolved.configDir, { name: `${SENTINEL_CONFIG}.conf`, content: sentinelConfigText(resolved) }, sentinelStartScript(resolved), ['REDIS_PASSWORD', 'SENTINEL_PASSWORD']);
 }

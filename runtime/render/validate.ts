@@ -37,3 +37,32 @@ export function checkNonEmpty(renderer: string, field: string, value: readonly u
   if (value.length === 0) fail(renderer, field, 'a non-empty list', value);
   if (new Set(value).size !== value.length) fail(renderer, field, 'a list without duplicates', value);
 }
+
+/** The fields of `T` whose values are of type `V`. */
+type FieldsOf<T, V> = { [K in keyof T]-?: T[K] extends V ? K : never }[keyof T] & string;
+
+/** A renderer's rules for its options: each field listed under the check it must pass. */
+export interface OptionRules<T> {
+  readonly ports?: readonly FieldsOf<T, number>[];
+  readonly hosts?: readonly FieldsOf<T, string>[];
+  readonly identifiers?: readonly FieldsOf<T, string>[];
+  /** Lists of identifiers: non-empty, without duplicates, each one an identifier. */
+  readonly identifierLists?: readonly FieldsOf<T, readonly string[]>[];
+  readonly paths?: readonly FieldsOf<T, string>[];
+  /** Integer fields, each with the least value it may take. */
+  readonly atLeast?: { readonly [K in FieldsOf<T, number>]?: number };
+}
+
+/** Checks `options` against `rules`; the first field that breaks one throws, naming the renderer, the field and the value. */
+export function checkOptions<T>(renderer: string, options: T, rules: OptionRules<T>): void {
+  for (const field of rules.ports ?? []) checkPort(renderer, field, options[field] as number);
+  for (const field of rules.hosts ?? []) checkHost(renderer, field, options[field] as string);
+  for (const field of rules.identifierLists ?? []) {
+    const list = options[field] as readonly string[];
+    checkNonEmpty(renderer, field, list);
+    list.forEach((value, i) => checkIdentifier(renderer, `${field}[${i}]`, value));
+  }
+  for (const field of rules.identifiers ?? []) checkIdentifier(renderer, field, options[field] as string);
+  for (const [field, min] of Object.entries(rules.atLeast ?? {}) as [FieldsOf<T, number>, number][]) checkInteger(renderer, field, options[field] as number, min);
+  for (const field of rules.paths ?? []) checkPath(renderer, field, options[field] as string);
+}

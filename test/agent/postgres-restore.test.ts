@@ -12,7 +12,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Client } from 'pg';
 import { AgentConfig, RESTORE_CREDENTIAL_ENV } from '../../runtime/agent/config';
-import type { SplitTable } from '../../runtime/agent/jobs/postgres-tables';
+import type { SplitTable } from '../../runtime/agent/jobs/postgres/chunks';
 import { renderManifest } from '../../runtime/agent/manifest';
 import { restoreBackup, RestoreOptions } from '../../runtime/agent/runner';
 import { BackupStore } from '../../runtime/agent/store';

@@ -5,9 +5,10 @@ import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { AgentConfig, RESTORE_CREDENTIAL_ENV } from '../../runtime/agent/config';
+import { driverFor } from '../../runtime/agent/jobs';
 import { runBackup } from '../../runtime/agent/runner';
-import { lockUnchanged, TABLES_SQL, TableRef } from '../../runtime/agent/jobs/postgres';
-import type { SplitTable } from '../../runtime/agent/jobs/postgres-tables';
+import { lockUnchanged, TABLES_SQL, TableRef } from '../../runtime/agent/jobs/postgres/sql';
+import type { SplitTable } from '../../runtime/agent/jobs/postgres/chunks';
 import { BackupStore } from '../../runtime/agent/store';
 import { PostgresServer, startPostgres, tempDir, withDatabase } from '../helpers/servers';
 import { cli, jobDirEntries, manifests, postgresJob, testAgent, waitFor, writeConfig } from './harness';
@@ -169,14 +170,21 @@ describe('Postgres backup job (real PostgreSQL server)', () => {
     await withDatabase(server, 'postgres', (db) => db.query(`DROP DATABASE ${aside}`));
   });
 
-  test('dumps with the client tools of the server\'s major version, not a newer pg_dump first on PATH', async () => {
-    // Stand-ins for a newer client: they answer --version and fail at anything else.
+  /** Puts stand-ins for a newer client first on PATH: they answer --version and fail at anything else. */
+  function newerClientFirstOnPath(): () => void {
     const fake = tempDir('newer-client');
     for (const tool of ['pg_dump', 'pg_dumpall', 'pg_restore', 'psql']) {
       fs.writeFileSync(path.join(fake, tool), `#!/bin/sh\necho "${tool} (PostgreSQL) 99.0"\n[ "$1" = --version ] || exit 1\n`, { mode: 0o755 });
     }
     const saved = process.env.PATH;
     process.env.PATH = `${fake}:${saved ?? ''}`;
+    return () => {
+      process.env.PATH = saved;
+    };
+  }
+
+  test('dumps with the client tools of the server\'s major version, not a newer pg_dump first on PATH', async () => {
+    const restorePath = newerClientFirstOnPath();
     try {
       const result = await cli(['run', 'pg', '--config', configPath], env);
       expect(result.code).toBe(0);
@@ -189,7 +197,19 @@ describe('Postgres backup job (real PostgreSQL server)', () => {
       expect(restored.code).toBe(0);
       expect(await fingerprint(server, 'app_tools')).toEqual(original);
     } finally {
-      process.env.PATH = saved;
+      restorePath();
+    }
+  });
+
+  test('the per-run check stands on its own: a driver that has dumped nothing runs the server\'s tools too', async () => {
+    const [manifest] = await manifests(config, 'pg');
+    const { agent } = testAgent(config, env);
+    const restorePath = newerClientFirstOnPath();
+    try {
+      const checked = await driverFor(config.jobs[0]).check(path.join(config.backupDir, 'pg', manifest.id), manifest.details, { log: agent.log, signal: agent.signal, env });
+      expect(checked).toMatch(/^app: \d+ archive entries$/);
+    } finally {
+      restorePath();
     }
   });
 

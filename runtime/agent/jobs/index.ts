@@ -1,7 +1,7 @@
 import type { JobConfig } from '../config';
 import type { JobDriver } from './driver';
 import { MinioDriver } from './minio';
-import { PostgresDriver } from './postgres';
+import { PostgresDriver } from './postgres/driver';
 import { QdrantDriver } from './qdrant';
 import { RedisDriver } from './redis';
 

@@ -1,8 +1,12 @@
 /**
  * Which PostgreSQL client tools the agent runs for a server version (pickToolDir): a pure choice
- * over the directories Alpine and Debian install them in.
+ * over the directories Alpine and Debian install them in; and that the choice is passed in, not
+ * kept in module state.
  */
-import { archiveMajor, pickToolDir } from '../../runtime/agent/jobs/postgres';
+import * as fs from 'fs';
+import * as path from 'path';
+import * as ts from 'typescript';
+import { archiveMajor, pickToolDir } from '../../runtime/agent/jobs/postgres/tools';
 
 const installed = (...dirs: string[]) => (file: string) => dirs.some((dir) => file === `${dir}/pg_dump`);
 
@@ -36,5 +40,33 @@ describe('archiveMajor', () => {
   test('a restore of a 16-made archive into a 15 server runs pg_restore 16, which can read it', () => {
     const dirs = installed('/usr/libexec/postgresql15', '/usr/libexec/postgresql16', '/usr/libexec/postgresql17');
     expect(pickToolDir(Math.max(15, archiveMajor({ tools: { pg_dump: 'pg_dump (PostgreSQL) 16.4' } })), dirs)).toBe('/usr/libexec/postgresql16');
+  });
+});
+
+/**
+ * Module-level variables and collections that a Postgres job's code could write: state that one
+ * operation leaves for the next (a warning flag, a chosen tool directory) instead of a value passed in.
+ */
+function moduleLevelState(source: string): string[] {
+  const file = ts.createSourceFile('module.ts', source, ts.ScriptTarget.Latest, true);
+  // Constant tables (arrays, strings) are read only; a Map or Set at module level is a cache.
+  const mutable = /^new (Map|Set|WeakMap|WeakSet)\b/;
+  return file.statements.filter(ts.isVariableStatement).flatMap((statement) =>
+    statement.declarationList.declarations
+      .filter((d) => !(statement.declarationList.flags & ts.NodeFlags.Const) || mutable.test(d.initializer?.getText(file) ?? ''))
+      .map((d) => d.name.getText(file)),
+  );
+}
+
+describe('the Postgres job keeps no state between operations', () => {
+  const dir = path.resolve(__dirname, '../../runtime/agent/jobs/postgres');
+
+  test('no module of runtime/agent/jobs/postgres/ holds module-level mutable state', () => {
+    const found = fs.readdirSync(dir).filter((f) => f.endsWith('.ts')).flatMap((f) => moduleLevelState(fs.readFileSync(path.join(dir, f), 'utf8')).map((name) => `${f}: ${name}`));
+    expect(found).toEqual([]);
+  });
+
+  test('the check finds a flag and a cache, and passes constants', () => {
+    expect(moduleLevelState("let warned = false;\nconst cache = new Map<string, boolean>();\nconst LOCK_WAIT = '60s';\nexport const TOOL_DIRS = (m: number) => [m];")).toEqual(['warned', 'cache']);
   });
 });

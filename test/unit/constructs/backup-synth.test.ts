@@ -5,7 +5,7 @@ import { App, Testing } from 'cdktf';
 import { loadConfig } from '../../../config/load';
 import { AgentConfig, agentConfigSchema, MINIO_RESTORE_CREDENTIAL_ENV, RESTORE_CREDENTIAL_ENV } from '../../../runtime/agent/config';
 import { EnvironmentStack } from '../../../stacks/environment-stack';
-import { agentConfigOf, ContainerJson } from '../constructs/support';
+import { agentConfigOf, ContainerJson } from './support';
 import { BACKUP_IMAGE_BUILD } from '../synth/support';
 
 type Resource = Record<string, unknown>;

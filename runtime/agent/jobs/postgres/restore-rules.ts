@@ -1,6 +1,6 @@
 /**
  * The parts of a Postgres restore that are facts about names and archives, apart from the driver
- * that talks to the server (postgres.ts).
+ * that talks to the server (restore.ts).
  *
  * A restore never writes into the database it replaces. It creates `<db>__restoring_<stamp>`
  * with the archive's own CREATE DATABASE, loads and checks it there, gives it the archive's

@@ -1,10 +1,10 @@
 /**
- * The name and SQL rules of a Postgres restore (runtime/agent/jobs/postgres-restore.ts); the
+ * The name and SQL rules of a Postgres restore (runtime/agent/jobs/postgres/restore-rules.ts); the
  * restore itself runs against real servers in test/agent/postgres-restore.test.ts.
  */
 import {
   affixedName, BEFORE_RESTORE_INFIX, databaseEntries, globalsForMissingRoles, isAffixedName, renameDatabaseSql, RESTORING_INFIX, rolesOfGlobals, rollUpHashPartitions, sqlNamesRole, unrestorableName,
-} from '../../runtime/agent/jobs/postgres-restore';
+} from '../../runtime/agent/jobs/postgres/restore-rules';
 
 describe('names of temporary and kept databases', () => {
   const stamp = '20250601120000';

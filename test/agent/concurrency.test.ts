@@ -7,9 +7,9 @@ import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { allOrNothing, inPool } from '../../runtime/agent/concurrency';
-import { runPipeline, runTool, watchGrowth, withLargeOutputBuffer } from '../../runtime/agent/exec';
+import { largeOutputBufferWorks, runPipeline, runTool, watchGrowth, withLargeOutputBuffer } from '../../runtime/agent/exec';
 import { tempDir } from '../helpers/servers';
-import { waitFor } from '../agent/harness';
+import { waitFor } from './harness';
 
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve, reject) => {
@@ -146,11 +146,11 @@ describe('withLargeOutputBuffer', () => {
   test('where stdbuf does not work, the tool runs as it is', () => {
     const dir = tempDir('no-stdbuf');
     // A PATH without coreutils' stdbuf; and one whose stdbuf fails (its preload library missing).
-    expect(withLargeOutputBuffer({ file: 'psql', args: ['-X'] }, { PATH: dir })).toEqual({ file: 'psql', args: ['-X'] });
+    expect(withLargeOutputBuffer({ file: 'psql', args: ['-X'] }, largeOutputBufferWorks({ PATH: dir }))).toEqual({ file: 'psql', args: ['-X'] });
     const broken = path.join(dir, 'broken');
     fs.mkdirSync(broken);
     fs.writeFileSync(path.join(broken, 'stdbuf'), '#!/bin/sh\necho "stdbuf: failed to find libstdbuf.so" >&2\nexit 125\n', { mode: 0o755 });
-    expect(withLargeOutputBuffer({ file: 'psql', args: ['-X'] }, { PATH: `${broken}:/usr/bin:/bin` })).toEqual({ file: 'psql', args: ['-X'] });
+    expect(withLargeOutputBuffer({ file: 'psql', args: ['-X'] }, largeOutputBufferWorks({ PATH: `${broken}:/usr/bin:/bin` }))).toEqual({ file: 'psql', args: ['-X'] });
   });
 });
 

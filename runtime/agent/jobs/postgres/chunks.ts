@@ -8,8 +8,7 @@
  * their physical row position (ctid), each range by its own psql session that imports the dump's
  * exported snapshot, so every chunk and the archive see one and the same database state. Chunks
  * are zstd-compressed and written in COPY's binary format when every column type has binary I/O
- * (cheaper to parse on restore: measured 5.0 s against 7.0 s for 7 M pgbench rows), in text
- * otherwise. A restore loads the chunks in parallel after the archive's pre-data section
+ * (cheaper to parse on restore), in text otherwise. A restore loads the chunks in parallel after the archive's pre-data section
  * (tables) and before its post-data section (indexes, constraints), so indexes are built once,
  * over all rows.
  *
@@ -21,10 +20,11 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import type { Client } from 'pg';
-import { inPool } from '../concurrency';
-import { runPipeline, ToolCommand, withLargeOutputBuffer } from '../exec';
+import { inPool } from '../../concurrency';
+import { runPipeline, ToolCommand, withLargeOutputBuffer } from '../../exec';
+import type { PostgresTools } from './tools';
 
-/** zstd level for chunks: 3 (zstd's default) compresses pgbench's 800 MB of rows to 10 MB, 0.12-0.18 s per 400 MB. */
+/** zstd level for chunks: zstd's default, smallest of the fast levels on pgbench's rows (docs/benchmarks.md). */
 export const CHUNK_COMPRESSION = 3;
 /** Chunks per table: at least one per worker, and one per this many bytes of table. */
 const CHUNK_TARGET_BYTES = 1024 ** 3;
@@ -150,8 +150,8 @@ export interface ChunkSession {
   env: NodeJS.ProcessEnv;
   workers: number;
   signal?: AbortSignal;
-  /** The server's major version: 17 and later also get transaction_timeout switched off. */
-  serverMajor: number;
+  /** The server's major version (17 and later also get transaction_timeout switched off), and whether stdbuf works. */
+  tools: Pick<PostgresTools, 'serverMajor' | 'largeOutputBuffer'>;
   /** Loads only: the role (quoted) the rows are loaded as, so the table's CHECKs run with its rights. */
   role?: string;
 }
@@ -215,7 +215,7 @@ export async function dumpChunks(dir: string, directory: string, tables: Planned
       ],
     };
     const zstd: ToolCommand = { file: 'zstd', args: ['--quiet', `-${CHUNK_COMPRESSION}`, '-o', `./${file}`] };
-    await runPipeline(withLargeOutputBuffer(psql, session.env), zstd, { env: chunkSessionEnv(session.env, table.encoding, session.serverMajor), cwd: dir, signal }).catch((error: Error) => {
+    await runPipeline(withLargeOutputBuffer(psql, session.tools.largeOutputBuffer), zstd, { env: chunkSessionEnv(session.env, table.encoding, session.tools.serverMajor), cwd: dir, signal }).catch((error: Error) => {
       if (!/could not obtain lock on relation/.test(error.message)) throw error;
       throw new Error(`${error.message} (a schema change on ${table.label} was waiting for the backup, which gave way to it; the next run copies the table)`);
     });
@@ -247,7 +247,7 @@ export async function loadChunks(dir: string, tables: SplitTable[], session: Chu
         `--command=COPY ${table.qualified} (${table.columns}) FROM STDIN (FORMAT ${table.format})`,
       ],
     };
-    const { stdout } = await runPipeline(zstd, psql, { env: chunkSessionEnv(session.env, table.encoding, session.serverMajor, session.env.PGOPTIONS), cwd: dir, signal });
+    const { stdout } = await runPipeline(zstd, psql, { env: chunkSessionEnv(session.env, table.encoding, session.tools.serverMajor, session.env.PGOPTIONS), cwd: dir, signal });
     const loaded = copiedRows(stdout, `${table.label} from ${part.file}`);
     if (loaded !== part.rows) throw new Error(`${table.label}: ${part.file} loaded ${loaded} rows, the backup recorded ${part.rows}`);
   });
