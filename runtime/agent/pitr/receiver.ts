@@ -151,6 +151,11 @@ export class WalReceiver {
     this.log = agent.log.forJob(job.name);
   }
 
+  /** The running pg_receivewal's PID (for an operator's `ps`, and fault tests). */
+  get receiverPid(): number | undefined {
+    return this.child?.child.pid;
+  }
+
   start(): void {
     this.loops = [this.supervise(), this.watch()];
   }
@@ -282,6 +287,7 @@ export class WalReceiver {
     const flushed = await slotRestartLsn(this.monitor, this.job.pitr.slot);
     const status = this.status;
     status.serverLsn = server.flushLsn;
+    status.timeline = server.timeline;
     if (flushed !== undefined) status.lastArchivedLsn = flushed;
     this.samples.push({ at, lsn: server.flushLsn });
     // The newest sample whose position is archived is the moment the archive covers.
