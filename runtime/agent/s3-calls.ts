@@ -30,6 +30,8 @@ export const OFFSITE_S3_CALLS: S3CallTable = {
   AbortMultipartUploadCommand: { action: 's3:AbortMultipartUpload', on: 'object', kms: [] },
   ListObjectsV2Command: { action: 's3:ListBucket', on: 'bucket', kms: [] },
   GetObjectCommand: { action: 's3:GetObject', on: 'object', kms: ['kms:Decrypt'] },
+  /** A WAL segment is uploaded once: its key is looked up first (offsite.ts uploadWalFile). */
+  HeadObjectCommand: { action: 's3:GetObject', on: 'object', kms: [] },
 };
 
 /** runtime/agent/jobs/minio.ts, backup: the agent's own MinIO user holds exactly these (read only). */

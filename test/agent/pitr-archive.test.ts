@@ -200,7 +200,8 @@ describe('serve and SIGTERM', () => {
     fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
       try {
         const argv = fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
-        return argv.some((a) => a.endsWith('pg_receivewal')) && argv.some((a) => a.includes(folderPart));
+        // argv[0]: the program itself, not the watchdog shell whose arguments name it too.
+        return argv[0].endsWith('pg_receivewal') && argv.some((a) => a.includes(folderPart));
       } catch {
         return false;
       }
@@ -211,7 +212,12 @@ describe('serve and SIGTERM', () => {
     const { path: configPath, config } = writeConfig({ http: { port, host: '127.0.0.1' }, jobs: [pitrJob(server, 'tenantry_serve')] });
     const agent = spawnCli(['serve', '--config', configPath], { PG_REPLICATION_PASSWORD: REPLICATION_PASSWORD });
     const walDir = path.join(config.backupDir, 'postgres-pitr', 'wal');
-    await waitFor('pg_receivewal under serve', () => (receiversIn(walDir).length === 1 ? true : undefined), 60_000, 200);
+    try {
+      await waitFor('pg_receivewal under serve', () => (receiversIn(walDir).length === 1 ? true : undefined), 60_000, 200);
+    } catch (error) {
+      agent.kill('SIGKILL');
+      throw new Error(`${(error as Error).message}; agent output: ${agent.output().stderr.slice(-3000)}`);
+    }
     agent.kill('SIGTERM');
     expect(await exitOf(agent)).toBe(0);
     expect(receiversIn(walDir)).toEqual([]);
