@@ -67,8 +67,11 @@ function metric(text: string, name: string): number | undefined {
 describe.each(postgresVersionsUnderTest())('WAL archiving from a real PostgreSQL $major server', ({ major, binDir }) => {
   let server: PostgresServer;
   let running: WalReceiver[] = [];
+  const processPath = process.env.PATH;
 
   beforeAll(async () => {
+    // The agent looks for client tools where images install them; this version's are elsewhere here.
+    process.env.PATH = `${binDir}:${processPath}`;
     server = await startPostgres({ binDir, parameters: { wal_level: 'replica', max_wal_senders: '10', max_slot_wal_keep_size: '64MB' } });
     await withDatabase(server, 'postgres', async (db) => {
       await db.query(`CREATE ROLE replicator LOGIN REPLICATION PASSWORD '${REPLICATION_PASSWORD}'`);
@@ -83,7 +86,10 @@ describe.each(postgresVersionsUnderTest())('WAL archiving from a real PostgreSQL
     running = [];
   });
 
-  afterAll(() => server.stop());
+  afterAll(async () => {
+    process.env.PATH = processPath;
+    await server.stop();
+  });
 
   /** A receiver for a fresh slot and backup folder, started. */
   async function startReceiver(timing: Partial<ReceiverTiming> = {}) {
@@ -125,7 +131,8 @@ describe.each(postgresVersionsUnderTest())('WAL archiving from a real PostgreSQL
     }, 5000, 50);
     expect(metric(down, 'tenantry_pitr_receiver_up')).toBe(0);
     expect(metric(down, 'tenantry_pitr_archive_lag_bytes')).toBeGreaterThan(2 * 1024 * 1024);
-    expect(notices.some((n) => n.includes('50 % of max_slot_wal_keep_size (4 MB)'))).toBe(true);
+    // 50 %, or 80 % when one poll saw the slot pass both.
+    expect(notices.some((n) => /(50|80) % of max_slot_wal_keep_size \(4 MB\)/.test(n))).toBe(true);
     last = await commit(server);
     xids.push(last.xid);
     await waitFor('the restarted receiver to catch up', async () => ((await slotFlushed(server, slot)) >= last.lsn ? true : undefined), 20_000);

@@ -13,8 +13,10 @@ import {
   sealCompleted,
   segmentName,
   segmentNameForLsn,
+  walFolder,
   writeServerFile,
 } from '../../runtime/agent/pitr/wal-archive';
+import { BackupStore } from '../../runtime/agent/store';
 
 const MB16 = 16 * 1024 * 1024;
 
@@ -71,8 +73,10 @@ describe('continuity', () => {
     const history = '1\t0/3000060\tno recovery target specified\n';
     const dir = await folder({ [seg(1, 1)]: 'a', [seg(1, 2)]: 'b', [`${seg(1, 3)}.partial`]: 'c', [historyFileName(2)]: history, [seg(2, 3)]: 'c2', [`${seg(2, 4)}.partial`]: 'd' });
     expect(checkContinuity(await listWal(dir))).toMatchObject({ timeline: 2, gaps: [], partial: `${seg(2, 4)}.partial`, completeToLsn: '0/4000000' });
-    // Without timeline 2's first segment the chain breaks: segment 3 must come from timeline 2.
+    // Without timeline 2's first segment the chain breaks: segment 3 must come from timeline 2,
+    // even when the abandoned timeline 1 has a completed segment 3 of its own.
     fs.rmSync(path.join(dir, seg(2, 3)));
+    fs.writeFileSync(path.join(dir, seg(1, 3)), 'old branch');
     expect(checkContinuity(await listWal(dir)).gaps).toEqual([{ first: seg(2, 3), last: seg(2, 3), fromLsn: '0/3000000', toLsn: '0/4000000' }]);
   });
 
@@ -110,4 +114,11 @@ test('pruneWalBefore removes segments before the oldest kept base backup, keeps 
   expect((await pruneWalBefore(dir, parseLsn('0/3000028'))).sort()).toEqual([seg(1, 1), `${seg(1, 2)}.partial`, seg(2, 2)].sort());
   expect(fs.readdirSync(dir).filter((n) => !n.startsWith('.') && n !== 'server.json').sort()).toEqual([historyFileName(2), seg(2, 3)].sort());
   expect(fs.readdirSync(path.join(dir, '.sealed')).sort()).toEqual([historyFileName(2), seg(2, 3)].sort());
+});
+
+test("a job's wal/ and restores/ folders are not listed as (damaged) backups", async () => {
+  const backupDir = fs.mkdtempSync(path.join(process.env.TMPDIR || os.tmpdir(), 'store-'));
+  fs.mkdirSync(path.join(walFolder(backupDir, 'postgres-pitr', '7714382839368764142')), { recursive: true });
+  fs.mkdirSync(path.join(backupDir, 'postgres-pitr', 'restores'));
+  expect(await new BackupStore(backupDir, 'postgres-pitr').list()).toEqual([]);
 });
