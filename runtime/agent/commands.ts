@@ -14,6 +14,7 @@ import { startHttpServer } from './http';
 import { describeEntry, renderTable } from './listing';
 import { acquireLock } from './lock';
 import { createLogger, Logger } from './log';
+import { WalReceiver } from './pitr/receiver';
 import { Agent, alertFailure, jobOfBackup, restoreBackup, runBackup, verifyBackup } from './runner';
 import { Scheduler } from './scheduler';
 import { AgentState } from './status';
@@ -167,10 +168,13 @@ async function serve(agent: Agent, io: Io): Promise<number> {
   const server = await startHttpServer(agent.state, agent.log, agent.config.http.host, agent.config.http.port);
   const scheduler = new Scheduler(agent);
   scheduler.start();
+  // WAL streams the whole time `serve` runs, whatever the schedule of base backups.
+  const receivers = agent.config.jobs.flatMap((job) => (job.kind === 'postgres-pitr' ? [new WalReceiver(agent, job, agent.state.archiveOf(job.name)!)] : []));
+  for (const receiver of receivers) receiver.start();
   agent.log.info('agent serving', { tenant: agent.config.tenant, environment: agent.config.environment, jobs: agent.config.jobs.map((j) => j.name).join(',') });
   await io.stopRequested;
   agent.log.info('stopping: running jobs are stopped and leave no partial backup behind');
-  await scheduler.stop();
+  await Promise.all([scheduler.stop(), ...receivers.map((receiver) => receiver.stop())]);
   await new Promise((resolve) => server.close(resolve));
   return 0;
 }

@@ -142,6 +142,45 @@ const postgresJob = z.strictObject({
   }),
 });
 
+/** A replication slot's name as Postgres accepts it: also what the YAML's slot names are built to. */
+export const replicationSlotName = z.string().regex(/^[a-z0-9_]{1,63}$/, 'must be 1-63 lowercase letters, digits and "_" (a replication slot name), e.g. "tenantry_acme"');
+
+/**
+ * Point-in-time recovery of a whole server (docs/agent-config.md, /work/briefs/pitr-design.md):
+ * physical base backups on `schedule`, and WAL streamed continuously by pg_receivewal while
+ * `serve` runs (runtime/agent/pitr/receiver.ts).
+ */
+const postgresPitrJob = z.strictObject({
+  ...jobCommon,
+  kind: z.literal('postgres-pitr'),
+  /**
+   * When the newest base backup plus WAL is recovered by a scratch server and compared with the
+   * source's row counts.
+   * @default never (only on `tenantry-agent verify`)
+   */
+  verifySchedule: cronExpression.optional(),
+  pitr: z.strictObject({
+    host: z.string().min(1),
+    port: z.number().int().min(1).max(65535),
+    /** A role with REPLICATION (streaming and base backups) and nothing it does not need. */
+    user: z.string().min(1),
+    passwordEnv: envVarName,
+    /** The replication slot that keeps WAL on the server while the receiver is down. */
+    slot: replicationSlotName,
+    /** Every moment of the last N days stays restorable (retention keeps base backups and WAL for it). */
+    windowDays: z.number().int().min(0),
+    /** /health is unhealthy when the archive is further behind the server than this. */
+    maxLagSeconds: z.number().positive(),
+    /**
+     * The server's max_slot_wal_keep_size in MB: beyond it the slot is invalidated and the archive
+     * has a gap. The agent alerts at 50 % and 80 % of it.
+     */
+    maxSlotWalKeepMb: z.number().int().min(1),
+    /** What verification counts rows in: the tenant's databases. */
+    databases: z.array(z.string().min(1)).min(1),
+  }),
+});
+
 const redisJob = z.strictObject({
   ...jobCommon,
   kind: z.literal('redis'),
@@ -195,7 +234,7 @@ const minioJob = z.strictObject({
   }),
 });
 
-export const jobSchema = z.discriminatedUnion('kind', [postgresJob, redisJob, qdrantJob, minioJob]);
+export const jobSchema = z.discriminatedUnion('kind', [postgresJob, postgresPitrJob, redisJob, qdrantJob, minioJob]);
 
 export const offsiteSchema = z.strictObject({
   bucket: z.string().min(3),

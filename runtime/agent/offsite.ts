@@ -12,6 +12,7 @@ import {
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
   GetObjectCommand,
+  HeadObjectCommand,
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
@@ -58,6 +59,29 @@ export class Offsite {
     }
     const body = Buffer.from(renderManifest(manifest));
     await this.putObject(this.key(manifest.job, manifest.id, MANIFEST_FILE), body, createHash('sha256').update(body).digest('hex'));
+  }
+
+  /**
+   * Copies one completed WAL segment (or history file) of a postgres-pitr job to
+   * `<prefix>/<job>/wal/<system-identifier>/<name>`, once: an object already there with the same
+   * sha256 counts as copied, one with other bytes is refused (never overwritten).
+   */
+  async uploadWalFile(job: string, systemIdentifier: string, file: string, name: string): Promise<void> {
+    const key = `${this.jobPrefix(job)}wal/${systemIdentifier}/${name}`;
+    const sha256 = await sha256File(file);
+    const existing = await this.retry(`look up ${key}`, async () => {
+      try {
+        return await this.s3.send(new HeadObjectCommand({ Bucket: this.config.bucket, Key: key }));
+      } catch (error) {
+        if ((error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return undefined;
+        throw error;
+      }
+    });
+    if (existing !== undefined) {
+      if (existing.Metadata?.sha256 === sha256) return;
+      throw new Error(`s3://${this.config.bucket}/${key} already holds other bytes (sha256 ${existing.Metadata?.sha256 ?? 'unknown'}, local ${sha256}); it is never overwritten`);
+    }
+    await this.uploadFile(file, key, sha256);
   }
 
   /** Ids of the job's complete remote backups (those with a manifest), oldest first. */

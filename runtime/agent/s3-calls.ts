@@ -60,6 +60,8 @@ export const OFFSITE_S3_CALLS = s3Calls({
   AbortMultipartUploadCommand: [],
   ListObjectsV2Command: [],
   GetObjectCommand: ['kms:Decrypt'],
+  /** A WAL segment is uploaded once: its key is looked up first (offsite.ts uploadWalFile). */
+  HeadObjectCommand: [],
 });
 
 /** runtime/agent/jobs/minio.ts, backup: the agent's own MinIO user holds exactly these (read only). */

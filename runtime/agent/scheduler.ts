@@ -1,5 +1,5 @@
 /**
- * Timers for `serve`: each job's backup schedule and, for Postgres, its verification schedule.
+ * Timers for `serve`: each job's backup schedule and, for Postgres (logical and PITR), its verification schedule.
  * An occurrence that comes round while the job is still busy (a long dump, a manual `run`) is
  * skipped with a log line rather than queued: queued runs pile up behind a slow server.
  */
@@ -28,7 +28,7 @@ export class Scheduler {
   start(): void {
     for (const job of this.agent.config.jobs) {
       this.arm({ job, what: 'backup', schedule: parseCron(job.schedule), run: () => runBackup(this.agent, job) });
-      if (job.kind === 'postgres' && job.verifySchedule !== undefined) {
+      if ((job.kind === 'postgres' || job.kind === 'postgres-pitr') && job.verifySchedule !== undefined) {
         this.arm({ job, what: 'verification', schedule: parseCron(job.verifySchedule), run: () => verifyBackup(this.agent, job, 'latest') });
       }
     }

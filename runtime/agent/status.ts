@@ -4,6 +4,7 @@
  */
 import type { AgentConfig, JobConfig } from './config';
 import { isGood, Manifest } from './manifest';
+import { ArchiveStatus } from './pitr/archive-status';
 import { longestGapSeconds, parseCron } from '../schedule/cron';
 import { BackupEntry, BackupStore } from './store';
 
@@ -20,10 +21,20 @@ export class JobCounters {
 export class AgentState {
   readonly startedAt: Date;
   private readonly counters = new Map<string, JobCounters>();
+  /** The WAL archive of each postgres-pitr job (written by its receiver while `serve` runs). */
+  private readonly archives = new Map<string, ArchiveStatus>();
 
   constructor(readonly config: AgentConfig, now: Date = new Date()) {
     this.startedAt = now;
-    for (const job of config.jobs) this.counters.set(job.name, new JobCounters());
+    for (const job of config.jobs) {
+      this.counters.set(job.name, new JobCounters());
+      if (job.kind === 'postgres-pitr') this.archives.set(job.name, new ArchiveStatus(now));
+    }
+  }
+
+  /** undefined for jobs of other kinds. */
+  archiveOf(job: string): ArchiveStatus | undefined {
+    return this.archives.get(job);
   }
 
   countersOf(job: string): JobCounters {
@@ -40,13 +51,15 @@ export interface JobSnapshot {
   readonly lastVerified?: Manifest;
   /** The oldest good backup still waiting for its off-site copy. */
   readonly oldestPendingOffsite?: Manifest;
+  /** A postgres-pitr job's WAL archive. */
+  readonly archive?: ArchiveStatus;
 }
 
 export async function snapshotJobs(state: AgentState): Promise<JobSnapshot[]> {
   const snapshots: JobSnapshot[] = [];
   for (const job of state.config.jobs) {
     const entries = await new BackupStore(state.config.backupDir, job.name).list();
-    snapshots.push(summarize(job, entries, state.countersOf(job.name)));
+    snapshots.push({ ...summarize(job, entries, state.countersOf(job.name)), archive: state.archiveOf(job.name) });
   }
   return snapshots;
 }
@@ -69,7 +82,7 @@ const seconds = (iso: string) => Date.parse(iso) / 1000;
 
 /** Prometheus text exposition format 0.0.4. */
 export function renderMetrics(snapshots: JobSnapshot[], config: AgentConfig, now: Date): string {
-  const families: { name: string; type: 'gauge' | 'counter'; help: string; value: (s: JobSnapshot) => number | undefined }[] = [
+  const families: MetricFamily[] = [
     { name: 'tenantry_backup_last_success_timestamp_seconds', type: 'gauge', help: 'End time of the newest good backup.', value: (s) => s.lastGood && seconds(s.lastGood.endedAt) },
     { name: 'tenantry_backup_duration_seconds', type: 'gauge', help: 'Duration of the newest good backup.', value: (s) => s.lastGood && seconds(s.lastGood.endedAt) - seconds(s.lastGood.startedAt) },
     { name: 'tenantry_backup_size_bytes', type: 'gauge', help: 'Size of the newest good backup.', value: (s) => s.lastGood?.sizeBytes },
@@ -85,6 +98,7 @@ export function renderMetrics(snapshots: JobSnapshot[], config: AgentConfig, now
     { name: 'tenantry_backup_last_verify_success', type: 'gauge', help: '1 if the latest verification passed, 0 if it failed.', value: (s) => s.lastVerified && (s.lastVerified.verified?.result === 'passed' ? 1 : 0) },
     { name: 'tenantry_backup_last_verify_timestamp_seconds', type: 'gauge', help: 'Time of the latest verification.', value: (s) => s.lastVerified?.verified && seconds(s.lastVerified.verified.at) },
     { name: 'tenantry_backup_verify_failures_total', type: 'counter', help: 'Failed verifications since the agent started.', value: (s) => s.counters.verifyFailures },
+    ...pitrFamilies(now),
   ];
   const lines: string[] = [];
   for (const family of families) {
@@ -97,6 +111,24 @@ export function renderMetrics(snapshots: JobSnapshot[], config: AgentConfig, now
     }
   }
   return `${lines.join('\n')}\n`;
+}
+
+type MetricFamily = { name: string; type: 'gauge' | 'counter'; help: string; value: (s: JobSnapshot) => number | undefined };
+
+/** The WAL archive's metrics (pitr-design.md), for postgres-pitr jobs only. */
+function pitrFamilies(now: Date): MetricFamily[] {
+  const lsn = (value: bigint | undefined) => (value === undefined ? undefined : Number(value));
+  const passed = (s: JobSnapshot) => (s.archive && s.lastVerified?.verified?.result === 'passed' ? seconds(s.lastVerified.verified.at) : undefined);
+  return [
+    { name: 'tenantry_pitr_receiver_up', type: 'gauge', help: '1 while pg_receivewal runs for the job.', value: (s) => s.archive && (s.archive.receiverUp ? 1 : 0) },
+    { name: 'tenantry_pitr_last_archived_lsn_bytes', type: 'gauge', help: 'WAL position flushed to the backup volume (the slot position the receiver confirmed).', value: (s) => lsn(s.archive?.lastArchivedLsn) },
+    { name: 'tenantry_pitr_last_archived_wal_timestamp_seconds', type: 'gauge', help: 'Newest moment whose WAL is all archived.', value: (s) => s.archive?.archivedUntil && s.archive.archivedUntil.getTime() / 1000 },
+    { name: 'tenantry_pitr_archive_lag_seconds', type: 'gauge', help: 'How long ago the newest moment whose WAL is all archived was.', value: (s) => s.archive?.lagSeconds(now) },
+    { name: 'tenantry_pitr_archive_lag_bytes', type: 'gauge', help: "The server's flushed WAL position minus the archived one.", value: (s) => s.archive?.lagBytes() },
+    { name: 'tenantry_pitr_slot_retained_bytes', type: 'gauge', help: "WAL the replication slot keeps on the server's disk.", value: (s) => s.archive?.slotRetainedBytes },
+    { name: 'tenantry_pitr_wal_gaps', type: 'gauge', help: 'Missing stretches in the WAL chain of the current server.', value: (s) => s.archive?.gaps },
+    { name: 'tenantry_pitr_last_verified_recovery_timestamp_seconds', type: 'gauge', help: 'Time of the latest recovery verification that passed.', value: passed },
+  ];
 }
 
 export interface JobHealth {
@@ -128,7 +160,10 @@ export function scheduleGaps(config: AgentConfig, from: Date): Map<string, numbe
  */
 export function assessHealth(snapshots: JobSnapshot[], gaps: Map<string, number>, state: AgentState, now: Date): Health {
   const uptime = (now.getTime() - state.startedAt.getTime()) / 1000;
-  const jobs = snapshots.map((snapshot): JobHealth => {
+  const jobs = snapshots.map((snapshot) => withArchive(snapshot, backupHealth(snapshot), now));
+  return { status: jobs.every((j) => j.healthy) ? 'ok' : 'unhealthy', tenant: state.config.tenant, environment: state.config.environment, jobs };
+
+  function backupHealth(snapshot: JobSnapshot): JobHealth {
     const gap = gaps.get(snapshot.job.name) ?? 0;
     const maxAgeSeconds = 2 * gap;
     const lastSuccess = snapshot.lastGood?.endedAt ?? null;
@@ -139,6 +174,13 @@ export function assessHealth(snapshots: JobSnapshot[], gaps: Map<string, number>
     if (uptime <= gap) return { job: snapshot.job.name, healthy: true, lastSuccess, maxAgeSeconds, reason: `grace period after start (${Math.round(gap - uptime)} s left)` };
     const reason = lastSuccess === null ? 'no good backup yet' : `last good backup is ${Math.round(age)} s old (limit ${maxAgeSeconds} s)`;
     return { job: snapshot.job.name, healthy: false, lastSuccess, maxAgeSeconds, reason };
-  });
-  return { status: jobs.every((j) => j.healthy) ? 'ok' : 'unhealthy', tenant: state.config.tenant, environment: state.config.environment, jobs };
+  }
+}
+
+/** A postgres-pitr job is also unhealthy while its WAL archive lags or its receiver is down beyond pitr.maxLagSeconds. */
+function withArchive(snapshot: JobSnapshot, health: JobHealth, now: Date): JobHealth {
+  if (snapshot.archive === undefined || snapshot.job.kind !== 'postgres-pitr') return health;
+  const problem = snapshot.archive.problem(now, snapshot.job.pitr.maxLagSeconds);
+  if (problem === undefined) return health;
+  return { ...health, healthy: false, reason: health.healthy ? problem : `${health.reason}; ${problem}` };
 }

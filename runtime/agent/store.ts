@@ -5,6 +5,8 @@
  *   <backupDir>/<job>/<id>.partial/     a run in progress, or debris of an interrupted one
  *   <backupDir>/<job>/<id>.failed.json  the manifest of a failed run (a record, no data)
  *   <backupDir>/<job>/.lock             held while a run or verification is in progress
+ *   <backupDir>/<job>/wal/, restores/   a postgres-pitr job's WAL archive and prepared restores
+ *                                       (runtime/agent/pitr/): never read as backups
  *
  * Only a directory without a suffix is ever read as a backup, and it only gets its final name by
  * a rename after every file in it has been fsynced, so nothing partial can look finished.
@@ -19,6 +21,9 @@ const PARTIAL = '.partial';
 /** What `list` says of a good backup whose manifest predates manifest checksums. */
 const UNCHECKSUMMED = 'manifest without checksum (written before manifests had one); its data files are still checked against their sha256';
 const FAILED = '.failed.json';
+/** Folders beside a job's backups that are not backups (runtime/agent/pitr/). */
+export const PITR_FOLDERS = { wal: 'wal', restores: 'restores' } as const;
+const NOT_BACKUPS: ReadonlySet<string> = new Set(Object.values(PITR_FOLDERS));
 
 /** `damaged`: a finished backup whose manifest cannot be read or fails its own checksum. */
 export type EntryState = 'ok' | 'failed' | 'running' | 'interrupted' | 'damaged';
@@ -133,7 +138,7 @@ export class BackupStore {
     const running = isLockHeld(this.lockFile);
     const entries: BackupEntry[] = [];
     for (const name of await this.names()) {
-      if (name.startsWith('.') || name.includes('.tmp-')) continue;
+      if (name.startsWith('.') || name.includes('.tmp-') || NOT_BACKUPS.has(name)) continue;
       if (name.endsWith(PARTIAL)) {
         const id = name.slice(0, -PARTIAL.length);
         const state = running ? 'running' : 'interrupted';

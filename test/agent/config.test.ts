@@ -67,6 +67,33 @@ describe('agent config', () => {
     ]);
   });
 
+  describe('postgres-pitr job (issue 12)', () => {
+    const pitrJob = {
+      name: 'postgres-pitr',
+      kind: 'postgres-pitr',
+      schedule: '0 3 * * *',
+      verifySchedule: '@weekly',
+      retention: { daily: 7, weekly: 4, monthly: 6 },
+      offsite: false,
+      pitr: { host: 'db', port: 5432, user: 'replicator', passwordEnv: 'PG_REPLICATION_PASSWORD', slot: 'tenantry_acme', windowDays: 7, maxLagSeconds: 60, maxSlotWalKeepMb: 10240, databases: ['app'] },
+    };
+
+    test('accepts the shape pitr-design.md gives', () => {
+      expect(parseAgentConfig({ ...valid, jobs: [valid.jobs[0], pitrJob] }, 'agent.json').jobs[1]).toEqual(pitrJob);
+    });
+
+    test('refuses a slot name Postgres would refuse, a negative window, no limit and no databases', () => {
+      const pitr = { ...pitrJob.pitr, slot: 'Tenantry-acme', windowDays: -1, maxLagSeconds: 0, maxSlotWalKeepMb: 0.5, databases: [] };
+      expect(problems({ ...valid, jobs: [{ ...pitrJob, pitr }] })).toEqual([
+        'agent.json: jobs[0].pitr.slot: must be 1-63 lowercase letters, digits and "_" (a replication slot name), e.g. "tenantry_acme"',
+        'agent.json: jobs[0].pitr.windowDays: Too small: expected number to be >=0',
+        'agent.json: jobs[0].pitr.maxLagSeconds: Too small: expected number to be >0',
+        'agent.json: jobs[0].pitr.maxSlotWalKeepMb: Invalid input: expected int, received number',
+        'agent.json: jobs[0].pitr.databases: Too small: expected array to have >=1 items',
+      ]);
+    });
+  });
+
   test('a missing field says "is required"', () => {
     const { tenant: _tenant, ...rest } = valid;
     expect(problems(rest)).toEqual(['agent.json: tenant: is required (string)']);

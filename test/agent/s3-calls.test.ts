@@ -107,6 +107,14 @@ describe('S3 calls: the tables the policies come from match the code', () => {
         const store = new BackupStore(tempDir('offsite-calls-store'), 'objects');
         await store.ensureDir();
         await offsite.download('objects', manifest.id, store);
+        // A postgres-pitr job's WAL segment goes up once; other bytes under its key are refused.
+        const segment = path.join(dir, 'small.bin');
+        await offsite.uploadWalFile('postgres-pitr', '7714382839368764142', segment, '000000010000000000000003');
+        await offsite.uploadWalFile('postgres-pitr', '7714382839368764142', segment, '000000010000000000000003');
+        await expect(offsite.uploadWalFile('postgres-pitr', '7714382839368764142', path.join(dir, 'big.bin'), '000000010000000000000003')).rejects.toThrow(
+          'prod/acme/postgres-pitr/wal/7714382839368764142/000000010000000000000003 already holds other bytes',
+        );
+        expect(sent.filter((c) => c === 'PutObjectCommand')).toHaveLength(3); // big.bin is multipart: small.bin, the manifest, the segment
       } finally {
         offsite.close();
       }

@@ -1,4 +1,5 @@
 import type { JobConfig } from '../config';
+import { UserError } from '../errors';
 import type { JobDriver } from './driver';
 import { MinioDriver } from './minio';
 import { PostgresDriver } from './postgres/driver';
@@ -15,5 +16,8 @@ export function driverFor(job: JobConfig): JobDriver {
       return new QdrantDriver(job);
     case 'minio':
       return new MinioDriver(job);
+    case 'postgres-pitr':
+      // The base backup driver is runtime/agent/pitr/base-backup.ts (issue 12, helper pitrrestore); this branch streams WAL only.
+      throw new UserError(`job ${job.name}: base backups of postgres-pitr jobs are not in this build`);
   }
 }

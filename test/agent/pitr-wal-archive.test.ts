@@ -1,0 +1,124 @@
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import {
+  checkContinuity,
+  formatLsn,
+  historyFileName,
+  listWal,
+  parseLsn,
+  parseSegmentName,
+  parseWalSegmentSize,
+  pruneWalBefore,
+  sealCompleted,
+  segmentName,
+  segmentNameForLsn,
+  walFolder,
+  writeServerFile,
+} from '../../runtime/agent/pitr/wal-archive';
+import { BackupStore } from '../../runtime/agent/store';
+
+const MB16 = 16 * 1024 * 1024;
+
+async function folder(files: Record<string, string>, segmentSize = MB16): Promise<string> {
+  const dir = fs.mkdtempSync(path.join(process.env.TMPDIR || os.tmpdir(), 'wal-'));
+  for (const [name, content] of Object.entries(files)) fs.writeFileSync(path.join(dir, name), content);
+  await writeServerFile(dir, { systemIdentifier: '1', walSegmentSize: segmentSize, serverMajor: 15, firstSeenAt: '' });
+  return dir;
+}
+const seg = (timeline: number, segno: number, size = MB16) => segmentName({ timeline, segno: BigInt(segno) }, size);
+
+describe('WAL arithmetic', () => {
+  test('LSN text round trip', () => {
+    expect(parseLsn('16/B374D848')).toBe(0x16b374d848n);
+    expect(formatLsn(0x16b374d848n)).toBe('16/B374D848');
+    expect(() => parseLsn('16B374D848')).toThrow('is not an LSN');
+  });
+
+  test('segment names as Postgres gives them, for 16 MB and other segment sizes', () => {
+    expect(segmentNameForLsn(parseLsn('0/3000060'), 1, MB16)).toBe('000000010000000000000003');
+    expect(segmentNameForLsn(parseLsn('16/B374D848'), 2, MB16)).toBe('0000000200000016000000B3');
+    // 64 MB segments: 64 per 4 GB log id.
+    expect(segmentNameForLsn(parseLsn('1/C000000'), 1, 64 * 1024 * 1024)).toBe('000000010000000100000003');
+    expect(parseSegmentName('0000000200000016000000B3', MB16)).toEqual({ timeline: 2, segno: 0x16n * 256n + 0xb3n });
+    expect(parseSegmentName('000000010000000100000040', 64 * 1024 * 1024)).toBeUndefined();
+  });
+
+  test('wal_segment_size as SHOW prints it', () => {
+    expect(parseWalSegmentSize('16MB')).toBe(MB16);
+    expect(parseWalSegmentSize('1GB')).toBe(1024 ** 3);
+    expect(() => parseWalSegmentSize('3MB')).toThrow('power of two');
+  });
+});
+
+describe('continuity', () => {
+  test('an unbroken chain ending in the partial has no gap', async () => {
+    const dir = await folder({ [seg(1, 1)]: 'a', [seg(1, 2)]: 'b', [`${seg(1, 3)}.partial`]: 'c' });
+    const chain = checkContinuity(await listWal(dir));
+    expect(chain).toMatchObject({ timeline: 1, firstLsn: '0/1000000', completeToLsn: '0/3000000', partial: `${seg(1, 3)}.partial`, unbrokenFromLsn: '0/1000000', gaps: [] });
+  });
+
+  test('a missing segment is a gap, named and located', async () => {
+    const dir = await folder({ [seg(1, 1)]: 'a', [seg(1, 2)]: 'b', [seg(1, 5)]: 'e', [`${seg(1, 6)}.partial`]: 'f' });
+    const chain = checkContinuity(await listWal(dir));
+    expect(chain.gaps).toEqual([{ first: seg(1, 3), last: seg(1, 4), fromLsn: '0/3000000', toLsn: '0/5000000' }]);
+    expect(chain.unbrokenFromLsn).toBe('0/5000000');
+    // Checked from a base backup's start after the gap: nothing missing.
+    expect(checkContinuity(await listWal(dir), parseLsn('0/5000028')).gaps).toEqual([]);
+    // Checked from before the first segment: the missing start is a gap too.
+    expect(checkContinuity(await listWal(dir), 0n).gaps[0]).toMatchObject({ first: seg(1, 0), last: seg(1, 0) });
+  });
+
+  test('a timeline switch is followed through its history; the old branch and its partial are not needed', async () => {
+    const history = '1\t0/3000060\tno recovery target specified\n';
+    const dir = await folder({ [seg(1, 1)]: 'a', [seg(1, 2)]: 'b', [`${seg(1, 3)}.partial`]: 'c', [historyFileName(2)]: history, [seg(2, 3)]: 'c2', [`${seg(2, 4)}.partial`]: 'd' });
+    expect(checkContinuity(await listWal(dir))).toMatchObject({ timeline: 2, gaps: [], partial: `${seg(2, 4)}.partial`, completeToLsn: '0/4000000' });
+    // Without timeline 2's first segment the chain breaks: segment 3 must come from timeline 2,
+    // even when the abandoned timeline 1 has a completed segment 3 of its own.
+    fs.rmSync(path.join(dir, seg(2, 3)));
+    fs.writeFileSync(path.join(dir, seg(1, 3)), 'old branch');
+    expect(checkContinuity(await listWal(dir)).gaps).toEqual([{ first: seg(2, 3), last: seg(2, 3), fromLsn: '0/3000000', toLsn: '0/4000000' }]);
+  });
+
+  test('a timeline without its history file is reported', async () => {
+    const dir = await folder({ [seg(1, 1)]: 'a', [seg(2, 2)]: 'b' });
+    expect(checkContinuity(await listWal(dir)).problems).toEqual(['timeline 2 has no 00000002.history: the timelines before it cannot be followed']);
+  });
+});
+
+describe('seal: a completed segment is never replaced by other bytes', () => {
+  test('different bytes renamed over a sealed segment are moved aside and the sealed bytes put back', async () => {
+    const dir = await folder({ [seg(1, 1)]: 'original', [`${seg(1, 2)}.partial`]: 'x' });
+    expect((await sealCompleted(dir)).sealed).toEqual([seg(1, 1)]);
+    // What pg_receivewal does when it finishes a segment: rename over the name.
+    fs.writeFileSync(path.join(dir, 'incoming'), 'different');
+    fs.renameSync(path.join(dir, 'incoming'), path.join(dir, seg(1, 1)));
+    const outcome = await sealCompleted(dir, new Date('2026-01-01T00:00:00Z'));
+    expect(outcome.refused).toEqual([{ name: seg(1, 1), keptAs: `.refused/${seg(1, 1)}.20260101T000000.000Z` }]);
+    expect(fs.readFileSync(path.join(dir, seg(1, 1)), 'utf8')).toBe('original');
+    expect(fs.readFileSync(path.join(dir, outcome.refused[0].keptAs), 'utf8')).toBe('different');
+  });
+
+  test('the same bytes under a new inode are accepted', async () => {
+    const dir = await folder({ [seg(1, 1)]: 'same' });
+    await sealCompleted(dir);
+    fs.writeFileSync(path.join(dir, 'incoming'), 'same');
+    fs.renameSync(path.join(dir, 'incoming'), path.join(dir, seg(1, 1)));
+    expect(await sealCompleted(dir)).toEqual({ sealed: [], refused: [] });
+  });
+});
+
+test('pruneWalBefore removes segments before the oldest kept base backup, keeps histories', async () => {
+  const dir = await folder({ [seg(1, 1)]: 'a', [`${seg(1, 2)}.partial`]: 'b', [historyFileName(2)]: '1\t0/2000100\tx\n', [seg(2, 2)]: 'b2', [seg(2, 3)]: 'c' });
+  await sealCompleted(dir);
+  expect((await pruneWalBefore(dir, parseLsn('0/3000028'))).sort()).toEqual([seg(1, 1), `${seg(1, 2)}.partial`, seg(2, 2)].sort());
+  expect(fs.readdirSync(dir).filter((n) => !n.startsWith('.') && n !== 'server.json').sort()).toEqual([historyFileName(2), seg(2, 3)].sort());
+  expect(fs.readdirSync(path.join(dir, '.sealed')).sort()).toEqual([historyFileName(2), seg(2, 3)].sort());
+});
+
+test("a job's wal/ and restores/ folders are not listed as (damaged) backups", async () => {
+  const backupDir = fs.mkdtempSync(path.join(process.env.TMPDIR || os.tmpdir(), 'store-'));
+  fs.mkdirSync(path.join(walFolder(backupDir, 'postgres-pitr', '7714382839368764142')), { recursive: true });
+  fs.mkdirSync(path.join(backupDir, 'postgres-pitr', 'restores'));
+  expect(await new BackupStore(backupDir, 'postgres-pitr').list()).toEqual([]);
+});
