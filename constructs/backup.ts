@@ -99,7 +99,7 @@ export class Backup extends Construct {
       network: props.network,
       launch: { files: [], command: ['serve'], env: [...Object.keys(env), CONFIG_JSON_ENV] },
       // Escaped like an upload: Terraform would read a `${` in the JSON as its own interpolation.
-      env: { ...env, [CONFIG_JSON_ENV]: escapeTerraformTemplate(JSON.stringify(config)) },
+      env: { ...env, [CONFIG_JSON_ENV]: escapeTerraformTemplate(JSON.stringify(this.agentConfig)) },
       memoryMb: props.memoryMb ?? 256,
       volumes: [volume.mount],
       publishedPorts: props.publishedPort === undefined ? undefined : [{ internal: AGENT_HTTP_PORT, host: props.publishedPort }],
