@@ -1,7 +1,7 @@
 import { policyChecks } from './checks/policy';
 import { dockerHostIdentity } from './docker-host';
 import type { ParsedDeployment, ParsedEnvironment } from './parsed';
-import { SLOT_SIZE, slotCount } from './ports';
+import { portList, SLOT_SIZE, slotCount } from './ports';
 import { BACKUP_SERVICES, TenantFile } from './schema';
 import { formatProblem, Problem, SourceFile } from './source';
 import { dotted, suggest } from './issues';
@@ -318,7 +318,7 @@ function portConflicts(environments: ParsedEnvironment[], deployments: ParsedDep
   }
   for (const d of deployments) {
     const env = d.environment.env;
-    for (const p of d.ports) {
+    for (const p of portList(d.ports)) {
       claim({ port: p.external, owner: `${env.name}-${d.tenant.name}-${p.container}`, group: `${env.name}/${d.tenant.name}`, environment: env.name, host: env.docker.host, problem: (m) => d.file.problem(['portSlot'], m) });
     }
   }

@@ -1,4 +1,5 @@
 import { Construct } from 'constructs';
+import { SERVICE_PORTS } from '../config/ports';
 import { renderPgBouncer } from '../runtime/render/pgbouncer';
 import type { PostgresEndpoint } from './postgres';
 import { HostPort, ServiceContainer } from './service-container';
@@ -25,7 +26,7 @@ export interface PgBouncerProps {
 /** Connection pooling in front of the tenant's Postgres; applications connect here, as the app role. */
 export class PgBouncer extends Construct {
   readonly host: string;
-  readonly port = 6432;
+  readonly port = SERVICE_PORTS.pgbouncer;
 
   constructor(scope: Construct, id: string, props: PgBouncerProps) {
     super(scope, id);

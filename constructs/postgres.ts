@@ -1,6 +1,7 @@
 import type { ITerraformDependable } from 'cdktf';
 import { Construct } from 'constructs';
 import { tenantRoles } from '../config/postgres-names';
+import { SERVICE_PORTS } from '../config/ports';
 import { renderPostgres } from '../runtime/render/postgres';
 import { generatedSecret } from './secrets';
 import { HostPort, ServiceContainer, SIDE_CONTAINER_MEMORY_MB } from './service-container';
@@ -52,7 +53,7 @@ export interface PostgresProps extends StatefulServiceProps {
  */
 export class PostgresServer extends Construct implements PostgresEndpoint {
   readonly host: string;
-  readonly port = 5432;
+  readonly port = SERVICE_PORTS.postgres;
   readonly databases: readonly string[];
   readonly appRole: string;
   readonly appPassword: string;
@@ -109,8 +110,8 @@ export class PostgresServer extends Construct implements PostgresEndpoint {
       memoryMb: props.memoryMb,
       cpus: props.cpus,
       volumes: [data.mount],
-      publishedPorts: props.publishedPort === undefined ? undefined : [{ internal: 5432, host: props.publishedPort }],
-      healthcheck: `pg_isready -U ${POSTGRES_SUPERUSER} -h 127.0.0.1 -p 5432`,
+      publishedPorts: props.publishedPort === undefined ? undefined : [{ internal: this.port, host: props.publishedPort }],
+      healthcheck: `pg_isready -U ${POSTGRES_SUPERUSER} -h 127.0.0.1 -p ${this.port}`,
     });
     this.host = container.hostname;
     provisionRoles(this, { environment: props.environment, tenant: props.tenant, image: props.image, network: props.network, endpoint: this, dependsOn: [container.resource] });

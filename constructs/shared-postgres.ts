@@ -1,6 +1,7 @@
 import { Construct } from 'constructs';
 import type { StorageConfig } from '../config/model';
 import { SHARED_POSTGRES_VOLUME, SHARED_TENANT } from '../config/storage-layout';
+import { SERVICE_PORTS } from '../config/ports';
 import { tenantRoles } from '../config/postgres-names';
 import { renderPostgresCommand } from '../runtime/render/postgres';
 import type { PostgresCredential, PostgresEndpoint } from './postgres';
@@ -26,7 +27,7 @@ export interface SharedPostgresProps {
 
 export class SharedPostgresServer extends Construct {
   readonly host: string;
-  readonly port = 5432;
+  readonly port = SERVICE_PORTS.postgres;
   readonly superuser: PostgresCredential;
   readonly image: string;
 
@@ -51,8 +52,8 @@ export class SharedPostgresServer extends Construct {
       memoryMb: props.memoryMb,
       cpus: props.cpus,
       volumes: [data.mount],
-      publishedPorts: props.publishedPort === undefined ? undefined : [{ internal: 5432, host: props.publishedPort }],
-      healthcheck: `pg_isready -U ${POSTGRES_SUPERUSER} -h 127.0.0.1 -p 5432`,
+      publishedPorts: props.publishedPort === undefined ? undefined : [{ internal: this.port, host: props.publishedPort }],
+      healthcheck: `pg_isready -U ${POSTGRES_SUPERUSER} -h 127.0.0.1 -p ${this.port}`,
     });
     this.host = server.hostname;
   }
