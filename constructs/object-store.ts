@@ -18,11 +18,17 @@ export interface ObjectStoreProps extends StatefulServiceProps {
   readonly clientImage: string;
   /** Created after the server starts; the users' policies reach exactly these. */
   readonly buckets: readonly ObjectStoreBucket[];
+  /** The container's memory limit in MiB. */
   readonly memoryMb: number;
-  /** @default no CPU limit */
+  /** CPU limit in cores. @default no CPU limit */
   readonly cpus?: number;
   /** Host ports for the S3 API (9000) and console (9001). @default not published */
-  readonly publishedPorts?: { readonly api: HostPort; readonly console: HostPort };
+  readonly publishedPorts?: {
+    /** Where the host publishes the S3 API. */
+    readonly api: HostPort;
+    /** Where the host publishes the web console. */
+    readonly console: HostPort;
+  };
 }
 
 /** An access key and a reference to its secret (never the value). */

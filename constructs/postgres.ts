@@ -32,12 +32,17 @@ export interface PostgresCredential {
 /** The official image's superuser (POSTGRES_USER's default), on dedicated and shared servers alike. */
 export const POSTGRES_SUPERUSER = 'postgres';
 
+/** How often the provisioning container asks whether the server accepts connections yet: a start takes seconds. */
+const SERVER_WAIT_POLL_SECONDS = 2;
+
 export interface PostgresProps extends StatefulServiceProps {
+  /** The tenant's databases, created with its roles on first start and re-asserted on every change. */
   readonly databases: readonly string[];
   /** Server parameters, passed as `-c key=value`. */
   readonly parameters: Readonly<Record<string, string | number | boolean>>;
+  /** The container's memory limit in MiB. */
   readonly memoryMb: number;
-  /** @default no CPU limit */
+  /** CPU limit in cores. @default no CPU limit */
   readonly cpus?: number;
   /** Host port for 5432. @default not published */
   readonly publishedPort?: HostPort;
@@ -119,14 +124,17 @@ export class PostgresServer extends Construct implements PostgresEndpoint {
 }
 
 export interface RoleProvisioningProps {
+  /** The environment's name: the first part of every container and volume name, and their `tenantry.env` label. */
   readonly environment: string;
+  /** The tenant's name: the second part of every container and volume name, and their `tenantry.tenant` label. */
   readonly tenant: string;
   /** A Postgres image: it has psql and pg_isready of the server's version. */
   readonly image: string;
+  /** The environment's Docker network, on which containers reach each other by name. */
   readonly network: string;
   /** The server, the tenant's databases and roles, and the superuser that may create them. */
   readonly endpoint: PostgresEndpoint;
-  /** @default none */
+  /** Resources that must exist before the provisioning runs (the server's container). @default none */
   readonly dependsOn?: ITerraformDependable[];
 }
 
@@ -148,7 +156,7 @@ export function provisionRoles(scope: Construct, props: RoleProvisioningProps): 
     network: props.network,
     launch: {
       files: init.files,
-      entrypoint: ['/bin/sh', '-c', `until pg_isready -q; do sleep 2; done; exec /bin/sh ${script}`],
+      entrypoint: ['/bin/sh', '-c', `until pg_isready -q; do sleep ${SERVER_WAIT_POLL_SECONDS}; done; exec /bin/sh ${script}`],
       env: init.env,
     },
     env: {

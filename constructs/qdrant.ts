@@ -5,11 +5,17 @@ import { HostPort, ServiceContainer } from './service-container';
 import { StatefulServiceProps, StatefulVolume } from './storage';
 
 export interface QdrantProps extends StatefulServiceProps {
+  /** The container's memory limit in MiB. */
   readonly memoryMb: number;
-  /** @default no CPU limit */
+  /** CPU limit in cores. @default no CPU limit */
   readonly cpus?: number;
   /** Host ports for the HTTP (6333) and gRPC (6334) APIs. @default not published */
-  readonly publishedPorts?: { readonly http: HostPort; readonly grpc: HostPort };
+  readonly publishedPorts?: {
+    /** Where the host publishes the HTTP API. */
+    readonly http: HostPort;
+    /** Where the host publishes the gRPC API. */
+    readonly grpc: HostPort;
+  };
 }
 
 /** A vector database with an API key, its storage and its snapshots on separate volumes. */

@@ -9,6 +9,7 @@ import { StatefulServiceProps, StatefulVolume } from './storage';
 export interface RedisSentinelProps extends StatefulServiceProps {
   /** Replicas of the master (redis-1..N). */
   readonly replicas: number;
+  /** Sentinels (sentinel-1..M) that watch the master and promote a replica when it is down. */
   readonly sentinels: number;
   /** Sentinels that must agree the master is down before a failover. */
   readonly quorum: number;
@@ -23,7 +24,7 @@ export interface RedisSentinelProps extends StatefulServiceProps {
   readonly maxmemory: string;
   /** The container's memory limit, per node. */
   readonly memoryMb: number;
-  /** @default no CPU limit */
+  /** CPU limit in cores. @default no CPU limit */
   readonly cpus?: number;
   /**
    * Host ports of every node (`nodes[i]`: redis-i) and every sentinel (`sentinels[i]`:

@@ -12,14 +12,19 @@ import { StatefulVolume } from './storage';
 
 /** The environment's one Postgres server for tenants with `postgres.mode: shared`. */
 export interface SharedPostgresProps {
+  /** The environment's name: the first part of every container and volume name, and their `tenantry.env` label. */
   readonly environment: string;
+  /** Image ID or pinned reference (the image policy aspect checks it). */
   readonly image: string;
+  /** The environment's Docker network, on which containers reach each other by name. */
   readonly network: string;
+  /** The environment's storage: where the server's data volume lives. */
   readonly storage: StorageConfig;
   /** Server parameters, passed as `-c key=value`. */
   readonly parameters: Readonly<Record<string, string | number | boolean>>;
+  /** The container's memory limit in MiB. */
   readonly memoryMb: number;
-  /** @default no CPU limit */
+  /** CPU limit in cores. @default no CPU limit */
   readonly cpus?: number;
   /** Host port for 5432. @default not published */
   readonly publishedPort?: HostPort;
@@ -60,10 +65,15 @@ export class SharedPostgresServer extends Construct {
 }
 
 export interface SharedPostgresDatabasesProps {
+  /** The environment's name: the first part of every container and volume name, and their `tenantry.env` label. */
   readonly environment: string;
+  /** The tenant's name: the second part of every container and volume name, and their `tenantry.tenant` label. */
   readonly tenant: string;
+  /** The environment's shared server the databases are created on. */
   readonly server: SharedPostgresServer;
+  /** The environment's Docker network, on which containers reach each other by name. */
   readonly network: string;
+  /** The tenant's databases, created with its roles by a one-shot container. */
   readonly databases: readonly string[];
 }
 

@@ -18,8 +18,11 @@ import { SharedPostgresDatabases, SharedPostgresServer } from './shared-postgres
 export interface TenantProps {
   /** The tenant as deployed in this environment (overrides applied, ports assigned). */
   readonly tenant: TenantConfig;
+  /** The environment the tenant is deployed in (its images, storage, ports and time zone). */
   readonly environment: EnvironmentConfig;
+  /** The environment's Docker network, on which containers reach each other by name. */
   readonly network: string;
+  /** The environment's images, shared by its tenants (one `docker_image` per reference). */
   readonly images: EnvironmentImages;
   /** Required when the tenant's Postgres has mode "shared". @default none */
   readonly sharedPostgres?: SharedPostgresServer;
