@@ -1,9 +1,9 @@
 import { policyChecks } from './checks/policy';
-import { dockerHostIdentity } from './docker-host';
+import { dockerHostIdentity, isWindowsDockerHost } from './docker-host';
 import type { ParsedDeployment, ParsedEnvironment } from './parsed';
-import { SLOT_SIZE, slotCount } from './ports';
+import { portList, SLOT_SIZE, slotCount } from './ports';
 import { BACKUP_SERVICES, TenantFile } from './schema';
-import { formatProblem, Problem, SourceFile } from './source';
+import { ConfigPath, formatProblem, Problem, SourceFile } from './source';
 import { dotted, suggest } from './issues';
 import { offsiteRules } from './checks/offsite';
 import { storageRules } from './checks/storage';
@@ -32,22 +32,24 @@ export function crossCheck(
   ]);
 }
 
-const INHERITS = / \(tenant (\S+) inherits it\)$/;
+/** A problem at an environment's setting that is wrong for a tenant because the tenant inherits it. */
+interface InheritedProblem extends Problem {
+  readonly inheritedBy: string;
+}
 
 /** One line per environment setting that several tenants inherit, naming them all. */
-function mergeInherited(problems: Problem[]): Problem[] {
+function mergeInherited(problems: (Problem | InheritedProblem)[]): Problem[] {
   const groups = new Map<string, { problem: Problem; tenants: string[] }>();
   const out: Problem[] = [];
   for (const p of problems) {
-    const match = INHERITS.exec(p.message);
-    if (!match) {
+    if (!('inheritedBy' in p)) {
       out.push(p);
       continue;
     }
-    const message = p.message.replace(INHERITS, '');
-    const key = `${p.file}:${p.line}:${p.col}:${message}`;
-    const group = groups.get(key) ?? { problem: { ...p, message }, tenants: [] };
-    group.tenants.push(match[1]);
+    const { inheritedBy, ...problem } = p;
+    const key = formatProblem(problem);
+    const group = groups.get(key) ?? { problem, tenants: [] };
+    group.tenants.push(inheritedBy);
     groups.set(key, group);
   }
   for (const { problem, tenants } of groups.values()) {
@@ -64,8 +66,7 @@ function duplicateNames(items: { file: SourceFile; name: string }[], what: strin
   for (const { file, name } of items) {
     const earlier = first.get(name);
     if (earlier) {
-      const where = formatProblem(earlier.problem(['name'], '')).replace(/: $/, '');
-      problems.push(file.problem(['name'], `${what} name "${name}" is already used by ${where}: names must be unique`));
+      problems.push(file.problem(['name'], `${what} name "${name}" is already used by ${earlier.position(['name'])}: names must be unique`));
     } else {
       first.set(name, file);
     }
@@ -135,16 +136,16 @@ function environmentReferences(file: SourceFile, tenant: TenantFile, declared: s
   return problems;
 }
 
-function deploymentRules(d: ParsedDeployment): Problem[] {
+function deploymentRules(d: ParsedDeployment): (Problem | InheritedProblem)[] {
   const env = d.environment.env;
-  const problems: Problem[] = [];
+  const problems: (Problem | InheritedProblem)[] = [];
   const at = (p: (string | number)[], message: string) => d.file.problem(d.locate(p), message);
   const pg = d.services.postgres;
 
   if (pg?.enabled && pg.mode === 'shared' && !env.sharedPostgres) {
     problems.push(at(['services', 'postgres', 'mode'], `services.postgres.mode: "shared" needs a shared server, but environment "${env.name}" has no sharedPostgres section: add one to ${env.name}.yaml or use mode: dedicated`));
   }
-  const windows = env.docker.platform === 'windows' || env.docker.host.startsWith('npipe://');
+  const windows = isWindowsDockerHost(env.docker);
   const pgStorage = pg?.storage?.kind ?? env.storage.kind;
   if (windows && pg?.enabled && pg.mode === 'dedicated' && pgStorage === 'bind') {
     problems.push(
@@ -186,9 +187,9 @@ export function imageMajor(image: string): number | undefined {
 }
 
 /** Production data must be recoverable after losing the host: every stateful service backed up off-site, a week of dailies. */
-function productionBackupPolicy(d: ParsedDeployment): Problem[] {
+function productionBackupPolicy(d: ParsedDeployment): (Problem | InheritedProblem)[] {
   const { env, file: envFile } = d.environment;
-  const problems: Problem[] = [];
+  const problems: (Problem | InheritedProblem)[] = [];
   for (const service of BACKUP_SERVICES) {
     if (!d.services[service]?.enabled) continue;
     const job = d.jobs[service];
@@ -208,7 +209,7 @@ function productionBackupPolicy(d: ParsedDeployment): Problem[] {
     } else {
       // The tenant inherits the setting from the environment's defaults: that is the line to fix.
       const envPath = ['backup', 'defaults', service, ...rule.setting];
-      problems.push(envFile.problem(envPath, `${dotted(envPath)}: ${because}: ${rule.fix} (tenant ${d.tenant.name} inherits it)`));
+      problems.push({ ...envFile.problem(envPath, `${dotted(envPath)}: ${because}: ${rule.fix}`), inheritedBy: d.tenant.name });
     }
   }
   return problems;
@@ -228,9 +229,13 @@ interface PortClaim {
   /** Claims are reported once per pair of groups (a tenant in an environment, or a shared server). */
   readonly group: string;
   readonly environment: string;
+  /** The environment's shared Postgres server claims it (its `sharedPostgres.hostPort`), rather than a tenant. */
+  readonly sharedServer: boolean;
   /** The Docker host as the claim's environment writes it. */
   readonly host: string;
-  readonly problem: (message: string) => Problem;
+  /** The setting that claims it. */
+  readonly file: SourceFile;
+  readonly at: ConfigPath;
 }
 
 /**
@@ -249,9 +254,8 @@ function containerNameClashes(deployments: ParsedDeployment[]): Problem[] {
       owners.set(key, d);
     } else if (other.environment !== d.environment || other.tenant.name !== d.tenant.name) {
       const otherEnv = other.environment.env.name;
-      const where = formatProblem(other.file.problem(['name'], '')).replace(/: $/, '');
       problems.push(
-        d.file.problem(['name'], `name: containers of tenant "${d.tenant.name}" in environment "${env.name}" would be named "${prefix}-…", like those of tenant "${other.tenant.name}" in environment "${otherEnv}" (${where}) on the same Docker host${writtenElsewhere(env.docker.host, otherEnv, other.environment.env.docker.host)}: rename one of the tenants or environments`),
+        d.file.problem(['name'], `name: containers of tenant "${d.tenant.name}" in environment "${env.name}" would be named "${prefix}-…", like those of tenant "${other.tenant.name}" in environment "${otherEnv}" (${other.file.position(['name'])}) on the same Docker host${writtenElsewhere(env.docker.host, otherEnv, other.environment.env.docker.host)}: rename one of the tenants or environments`),
       );
     }
   }
@@ -276,9 +280,8 @@ function sharedServerDatabases(deployments: ParsedDeployment[]): Problem[] {
         owners.set(key, { d, at: [...at] });
         return;
       }
-      const where = formatProblem(first.d.file.problem(first.at, '')).replace(/: $/, '');
       problems.push(
-        d.file.problem(at, `${dotted(at)}: database "${database}" is already tenant "${first.d.tenant.name}"'s on environment "${d.environment.env.name}"'s shared Postgres server (${where}): tenants on one server need different database names; rename this one`),
+        d.file.problem(at, `${dotted(at)}: database "${database}" is already tenant "${first.d.tenant.name}"'s on environment "${d.environment.env.name}"'s shared Postgres server (${first.d.file.position(first.at)}): tenants on one server need different database names; rename this one`),
       );
     });
   }
@@ -286,11 +289,9 @@ function sharedServerDatabases(deployments: ParsedDeployment[]): Problem[] {
 }
 
 function portAdvice(claim: PortClaim, first: PortClaim): string {
-  const shared = [claim, first].find((c) => c.group.endsWith('-shared-postgres'));
-  if (shared) return `move sharedPostgres.hostPort of ${shared.group.replace(/-shared-postgres$/, '')} outside the tenants' port range, or give the tenant another portSlot`;
-  const [claimEnv] = claim.group.split('/');
-  const [firstEnv] = first.group.split('/');
-  if (claimEnv !== firstEnv) return `environments "${firstEnv}" and "${claimEnv}" share this Docker host: give them port ranges (ports.from/ports.to) that do not overlap`;
+  const shared = [claim, first].find((c) => c.sharedServer);
+  if (shared) return `move sharedPostgres.hostPort of ${shared.environment} outside the tenants' port range, or give the tenant another portSlot`;
+  if (claim.environment !== first.environment) return `environments "${first.environment}" and "${claim.environment}" share this Docker host: give them port ranges (ports.from/ports.to) that do not overlap`;
   return 'give one of them another portSlot';
 }
 
@@ -311,15 +312,26 @@ function portConflicts(environments: ParsedEnvironment[], deployments: ParsedDep
         owner: `${e.env.name}-shared-postgres`,
         group: `${e.env.name}-shared-postgres`,
         environment: e.env.name,
+        sharedServer: true,
         host: e.env.docker.host,
-        problem: (m) => e.file.problem(['sharedPostgres', 'hostPort'], m),
+        file: e.file,
+        at: ['sharedPostgres', 'hostPort'],
       });
     }
   }
   for (const d of deployments) {
     const env = d.environment.env;
-    for (const p of d.ports) {
-      claim({ port: p.external, owner: `${env.name}-${d.tenant.name}-${p.container}`, group: `${env.name}/${d.tenant.name}`, environment: env.name, host: env.docker.host, problem: (m) => d.file.problem(['portSlot'], m) });
+    for (const p of portList(d.ports)) {
+      claim({
+        port: p.external,
+        owner: `${env.name}-${d.tenant.name}-${p.container}`,
+        group: `${env.name}/${d.tenant.name}`,
+        environment: env.name,
+        sharedServer: false,
+        host: env.docker.host,
+        file: d.file,
+        at: ['portSlot'],
+      });
     }
   }
 
@@ -339,9 +351,9 @@ function portConflicts(environments: ParsedEnvironment[], deployments: ParsedDep
       else conflicts.set(pair, { claim: c, first, count: 1 });
     }
     for (const { claim: c, first, count } of conflicts.values()) {
-      const firstAt = formatProblem(first.problem('')).replace(/: $/, '');
+      const firstAt = first.file.position(first.at);
       const more = count > 1 ? ` (and ${count - 1} more port${count > 2 ? 's' : ''})` : '';
-      problems.push(c.problem(`host port ${c.port} of ${c.owner} is already claimed by ${first.owner} (${firstAt}) on Docker host ${c.host}${writtenElsewhere(c.host, first.environment, first.host)}${more}: ${portAdvice(c, first)}`));
+      problems.push(c.file.problem(c.at, `host port ${c.port} of ${c.owner} is already claimed by ${first.owner} (${firstAt}) on Docker host ${c.host}${writtenElsewhere(c.host, first.environment, first.host)}${more}: ${portAdvice(c, first)}`));
     }
   }
   return problems;

@@ -1,3 +1,8 @@
+/** Whether the environment's Docker host runs Windows containers' file systems: said so, or reached through a named pipe. */
+export function isWindowsDockerHost(docker: { readonly host: string; readonly platform: string }): boolean {
+  return docker.platform === 'windows' || docker.host.startsWith('npipe://');
+}
+
 /** The identity of the machine a local socket or pipe (`unix://`, `npipe://`) reaches. */
 export const LOCAL_DOCKER_HOST = 'the local machine';
 

@@ -191,7 +191,7 @@ function parseDeployment(file: SourceFile, tenant: TenantFile, environment: Pars
   const ports =
     env.ports.publish && tenant.portSlot !== undefined && tenant.portSlot < slotCount(env.ports.from, env.ports.to)
       ? publishedPorts(parsed.services, Object.keys(jobs).length > 0, env.ports.from, tenant.portSlot)
-      : [];
+      : {};
   return [{ file, tenant, environment, services: parsed.services, backup: parsed.backup, jobs, ports, locate }];
 }
 

@@ -1,4 +1,4 @@
-import type { PublishedPort } from './ports';
+import type { PublishedPort, TenantPorts } from './ports';
 import type { BackupService, EnvironmentFile, Retention, TenantServices } from './schema';
 
 /**
@@ -48,7 +48,7 @@ export interface TenantConfig {
   /** Backup job per stateful service that has one (absent: the service is off or its backup is). */
   readonly backup: Partial<Record<BackupService, BackupJobConfig>>;
   /** Host ports, when the environment publishes them. */
-  readonly publishedPorts: PublishedPort[];
+  readonly publishedPorts: TenantPorts<PublishedPort>;
   /** The tenant file's `portSlot`: it stays the tenant's in every environment, publishing or not. */
   readonly portSlot?: number;
   /** Where off-site copies go, when any backup job has `offsite: true`. */

@@ -1,6 +1,6 @@
 import type { z } from 'zod';
 import type { StorageConfig, TenantConfig } from './model';
-import type { PublishedPort } from './ports';
+import type { PublishedPort, TenantPorts } from './ports';
 import type { EnvironmentFile, TenantFile, tenantEnvironmentSchema, TenantServices } from './schema';
 import type { ConfigPath, SourceFile } from './source';
 
@@ -27,7 +27,7 @@ export interface ParsedDeployment {
   /** Backup job per stateful service (environment and base defaults applied). */
   readonly jobs: TenantConfig['backup'];
   /** Host ports, where the environment publishes them and the tenant has a port slot. */
-  readonly ports: PublishedPort[];
+  readonly ports: TenantPorts<PublishedPort>;
   /** Where a path inside the merged settings was written: the override for this environment, or the base. */
   readonly locate: (at: ConfigPath) => ConfigPath;
 }

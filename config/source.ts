@@ -13,7 +13,12 @@ export interface Problem {
 export type ConfigPath = readonly (string | number)[];
 
 export function formatProblem(p: Problem): string {
-  return `${p.file}:${p.line}:${p.col}: ${p.message}`;
+  return `${formatPosition(p)}: ${p.message}`;
+}
+
+/** `file:line:col`, for naming the other end of a clash in a message. */
+export function formatPosition(p: Pick<Problem, 'file' | 'line' | 'col'>): string {
+  return `${p.file}:${p.line}:${p.col}`;
 }
 
 /** Orders problems by file, then position, so every run prints them the same way. */
@@ -122,6 +127,12 @@ export class SourceFile {
     if (!isScalar(node) || node.type !== Scalar.PLAIN || typeof node.value !== 'string' || !node.comment || !node.range) return '';
     if (this.text.slice(node.range[1], node.range[1] + 2) !== ' #') return '';
     return ` (YAML read the text after " #" on that line as a comment: if "#${node.comment}" belongs to the value, quote the whole value)`;
+  }
+
+  /** `file:line:col` of the value at `at` (or its nearest existing parent), as `problem` would point at it. */
+  position(at: ConfigPath): string {
+    const offset = this.offsetOf(at, false);
+    return formatPosition(offset === undefined ? this.wholeFile('') : this.problemAtOffset(offset, ''));
   }
 
   wholeFile(message: string): Problem {

@@ -18,6 +18,12 @@ import { StatefulVolume } from './storage';
 import { escapeTerraformTemplate } from './terraform-text';
 
 
+/**
+ * The agent container's memory limit: its Node process plus the one client a job runs (pg_dump,
+ * redis-cli, mc), which stream each backup to the volume rather than through memory.
+ */
+export const BACKUP_AGENT_MEMORY_MB = 256;
+
 /** Where finished backups are copied, and the credential that reaches only this tenant's part of it. */
 export interface BackupOffsiteTarget {
   readonly bucket: string;
@@ -30,34 +36,64 @@ export interface BackupOffsiteTarget {
 }
 
 export interface BackupProps {
+  /** The environment's name: the first part of every container and volume name, and their `tenantry.env` label. */
   readonly environment: string;
+  /** The tenant's name: the second part of every container and volume name, and their `tenantry.tenant` label. */
   readonly tenant: string;
+  /** The backup agent's image (ID or pinned reference). */
   readonly image: string;
+  /** The environment's Docker network, on which containers reach each other by name. */
   readonly network: string;
+  /** The environment's storage: where the backups volume lives. */
   readonly storage: StorageConfig;
+  /** IANA zone the schedules and retention's calendar days are evaluated in. */
   readonly timeZone: string;
   /** Resolved jobs by service; only services that are present get a job. */
   readonly jobs: Readonly<Partial<Record<BackupService, BackupJobConfig>>>;
-  /** @default no Postgres job */
+  /** The tenant's databases and the backup role that dumps them. @default no Postgres job */
   readonly postgres?: PostgresEndpoint;
   /** Where operators get the restore credential (quoted by a restore run without it). @default not said */
   readonly postgresRestoreSource?: string;
-  /** @default no Redis job */
-  readonly redis?: { readonly sentinelAddresses: readonly string[]; readonly masterName: string; readonly password: string; readonly sentinelPassword: string };
-  /** @default no Qdrant job */
-  readonly qdrant?: { readonly url: string; readonly apiKey: string };
-  /** @default no MinIO job */
+  /** Where the job asks for a replica to copy the RDB from. @default no Redis job */
+  readonly redis?: {
+    /** `host:port` of every sentinel. */
+    readonly sentinelAddresses: readonly string[];
+    /** The name the sentinels know the master by. */
+    readonly masterName: string;
+    /** The Redis servers' password (a reference). */
+    readonly password: string;
+    /** The sentinels' password (a reference). */
+    readonly sentinelPassword: string;
+  };
+  /** The server the job takes snapshots of. @default no Qdrant job */
+  readonly qdrant?: {
+    /** HTTP API URL on the environment network. */
+    readonly url: string;
+    /** The API key (a reference). */
+    readonly apiKey: string;
+  };
+  /** The object store the job mirrors. @default no MinIO job */
   readonly objectStore?: {
+    /** S3 API endpoint on the environment network. */
     readonly endpoint: string;
-    /** The agent's own, read-only MinIO user (a restore gets root from the operator, for that restore only). */
-    readonly backup?: { readonly accessKey: string; readonly secretKey: string };
+    /**
+     * The agent's own, read-only MinIO user (a restore gets root from the operator, for that restore only).
+     * @default no MinIO job (a store without buckets has no such user)
+     */
+    readonly backup?: {
+      /** The user's access key. */
+      readonly accessKey: string;
+      /** Its secret key (a reference). */
+      readonly secretKey: string;
+    };
+    /** The buckets the job mirrors. */
     readonly buckets: readonly { readonly name: string }[];
   };
   /** Required when any job has `offsite: true`. @default no off-site copies */
   readonly offsite?: BackupOffsiteTarget;
   /** A Slack-compatible webhook URL (a secret: pass a Terraform variable's value) for failures. @default no webhook */
   readonly webhookUrl?: string;
-  /** @default 256 */
+  /** The agent container's memory limit in MiB. @default BACKUP_AGENT_MEMORY_MB */
   readonly memoryMb?: number;
   /** Host port for the agent's /metrics and /health. @default not published */
   readonly publishedPort?: HostPort;
@@ -99,8 +135,8 @@ export class Backup extends Construct {
       network: props.network,
       launch: { files: [], command: ['serve'], env: [...Object.keys(env), CONFIG_JSON_ENV] },
       // Escaped like an upload: Terraform would read a `${` in the JSON as its own interpolation.
-      env: { ...env, [CONFIG_JSON_ENV]: escapeTerraformTemplate(JSON.stringify(config)) },
-      memoryMb: props.memoryMb ?? 256,
+      env: { ...env, [CONFIG_JSON_ENV]: escapeTerraformTemplate(JSON.stringify(this.agentConfig)) },
+      memoryMb: props.memoryMb ?? BACKUP_AGENT_MEMORY_MB,
       volumes: [volume.mount],
       publishedPorts: props.publishedPort === undefined ? undefined : [{ internal: AGENT_HTTP_PORT, host: props.publishedPort }],
       healthcheck: 'tenantry-agent health',

@@ -2,7 +2,9 @@ import { Network } from '@cdktf/provider-docker/lib/network';
 import { Construct } from 'constructs';
 
 export interface EnvironmentNetworkProps {
+  /** The environment's name: the first part of every container and volume name, and their `tenantry.env` label. */
   readonly environment: string;
+  /** The Docker network's name (the environment's `network.name`). */
   readonly name: string;
   /** IPv4 CIDR, e.g. "172.30.0.0/16". */
   readonly subnet: string;

@@ -1,4 +1,5 @@
 import { Construct } from 'constructs';
+import { SERVICE_PORTS } from '../config/ports';
 import { MINIO_SETUP_ENV, renderMinioSetup } from '../runtime/render/minio-setup';
 import { generatedSecret } from './secrets';
 import { HostPort, ServiceContainer, SIDE_CONTAINER_MEMORY_MB } from './service-container';
@@ -17,11 +18,17 @@ export interface ObjectStoreProps extends StatefulServiceProps {
   readonly clientImage: string;
   /** Created after the server starts; the users' policies reach exactly these. */
   readonly buckets: readonly ObjectStoreBucket[];
+  /** The container's memory limit in MiB. */
   readonly memoryMb: number;
-  /** @default no CPU limit */
+  /** CPU limit in cores. @default no CPU limit */
   readonly cpus?: number;
   /** Host ports for the S3 API (9000) and console (9001). @default not published */
-  readonly publishedPorts?: { readonly api: HostPort; readonly console: HostPort };
+  readonly publishedPorts?: {
+    /** Where the host publishes the S3 API. */
+    readonly api: HostPort;
+    /** Where the host publishes the web console. */
+    readonly console: HostPort;
+  };
 }
 
 /** An access key and a reference to its secret (never the value). */
@@ -66,18 +73,18 @@ export class ObjectStore extends Construct {
       service: 'minio',
       image: props.image,
       network: props.network,
-      launch: { files: [], command: ['server', '/data', '--console-address', ':9001'], env: Object.keys(credentials) },
+      launch: { files: [], command: ['server', '/data', '--console-address', `:${SERVICE_PORTS.minioConsole}`], env: Object.keys(credentials) },
       env: credentials,
       memoryMb: props.memoryMb,
       cpus: props.cpus,
       volumes: [data.mount],
       publishedPorts: props.publishedPorts && [
-        { internal: 9000, host: props.publishedPorts.api },
-        { internal: 9001, host: props.publishedPorts.console },
+        { internal: SERVICE_PORTS.minioApi, host: props.publishedPorts.api },
+        { internal: SERVICE_PORTS.minioConsole, host: props.publishedPorts.console },
       ],
       healthcheck: 'mc ready local',
     });
-    this.endpoint = `http://${server.hostname}:9000`;
+    this.endpoint = `http://${server.hostname}:${SERVICE_PORTS.minioApi}`;
 
     if (this.buckets.length > 0) {
       this.application = { accessKey: `${props.tenant}-app`, secretKey: generatedSecret(this, 'application-password') };

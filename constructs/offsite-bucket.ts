@@ -9,6 +9,18 @@ import { DataAwsPartition } from '@cdktf/provider-aws/lib/data-aws-partition';
 import { Construct } from 'constructs';
 import { BUCKET_NAME_RULE, isBucketName } from '../runtime/bucket-name';
 
+/**
+ * How long a replaced or deleted backup object stays recoverable by default: a month to notice a
+ * mistaken deletion, or a backup overwritten by a compromised host, before S3 expires it.
+ */
+export const NONCURRENT_VERSION_DAYS = 30;
+
+/**
+ * A multipart upload the agent abandoned (killed mid-copy) is billed until it is aborted; the agent
+ * starts its copies afresh, so one a week old will never complete.
+ */
+const INCOMPLETE_UPLOAD_DAYS = 7;
+
 export interface OffsiteBucketProps {
   /** Globally unique S3 bucket name. */
   readonly bucketName: string;
@@ -21,7 +33,7 @@ export interface OffsiteBucketProps {
   readonly kmsKeyArn?: string;
   /**
    * Days a replaced or deleted backup object (a noncurrent version) is kept before S3 expires it.
-   * @default 30, or the object-lock period when that is longer
+   * @default NONCURRENT_VERSION_DAYS, or the object-lock period when that is longer
    */
   readonly noncurrentDays?: number;
   /**
@@ -29,7 +41,12 @@ export interface OffsiteBucketProps {
    * bucket is created.
    * @default no object lock
    */
-  readonly objectLock?: { readonly mode: 'GOVERNANCE' | 'COMPLIANCE'; readonly days: number };
+  readonly objectLock?: {
+    /** GOVERNANCE: users with a bypass permission may still delete; COMPLIANCE: nobody may, root included. */
+    readonly mode: 'GOVERNANCE' | 'COMPLIANCE';
+    /** How long each new object version stays locked. */
+    readonly days: number;
+  };
 }
 
 /** What a credential needs of a bucket, whichever stack declares it. */
@@ -71,7 +88,7 @@ export class OffsiteBucket extends Construct implements OffsiteBucketReference {
     super(scope, id);
     validateBucketName(props.bucketName);
     const lockDays = props.objectLock?.days ?? 0;
-    const noncurrentDays = props.noncurrentDays ?? Math.max(30, lockDays);
+    const noncurrentDays = props.noncurrentDays ?? Math.max(NONCURRENT_VERSION_DAYS, lockDays);
     if (noncurrentDays < lockDays) {
       throw new Error(`offsite bucket ${props.bucketName}: noncurrentDays (${noncurrentDays}) must be at least objectLock.days (${lockDays}): S3 cannot expire a locked version`);
     }
@@ -118,7 +135,7 @@ export class OffsiteBucket extends Construct implements OffsiteBucketReference {
           id: 'abort-incomplete-uploads',
           status: 'Enabled',
           filter: [{ prefix: '' }],
-          abortIncompleteMultipartUpload: [{ daysAfterInitiation: 7 }],
+          abortIncompleteMultipartUpload: [{ daysAfterInitiation: INCOMPLETE_UPLOAD_DAYS }],
         },
         {
           id: 'remove-expired-delete-markers',

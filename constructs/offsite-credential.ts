@@ -7,12 +7,15 @@ import { actionsOn, kmsActions, OFFSITE_S3_CALLS } from '../runtime/agent/s3-cal
 export interface OffsiteCredentialProps {
   /** IAM user name. */
   readonly userName: string;
+  /** The bucket the credential reaches (its literal name, as the agent's config names it). */
   readonly bucketName: string;
+  /** The same bucket's ARN, for the policy. */
   readonly bucketArn: string;
   /** The only key prefix (`<env>/<tenant>`) this credential may list, read and write under. */
   readonly prefix: string;
   /** A KMS key the bucket encrypts with: the credential may use it for this bucket only. @default none (SSE-S3) */
   readonly kmsKeyArn?: string;
+  /** Tags of the IAM user, for cost allocation and ownership. */
   readonly tags: Readonly<Record<string, string>>;
 }
 

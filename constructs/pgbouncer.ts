@@ -1,13 +1,19 @@
 import { Construct } from 'constructs';
+import { SERVICE_PORTS } from '../config/ports';
 import { renderPgBouncer } from '../runtime/render/pgbouncer';
 import type { PostgresEndpoint } from './postgres';
 import { HostPort, ServiceContainer } from './service-container';
 
 export interface PgBouncerProps {
+  /** The environment's name: the first part of every container and volume name, and their `tenantry.env` label. */
   readonly environment: string;
+  /** The tenant's name: the second part of every container and volume name, and their `tenantry.tenant` label. */
   readonly tenant: string;
+  /** Image ID or pinned reference (the image policy aspect checks it). */
   readonly image: string;
+  /** The environment's Docker network, on which containers reach each other by name. */
   readonly network: string;
+  /** The server PgBouncer pools connections to, and the app role it connects as. */
   readonly postgres: PostgresEndpoint;
   /** 'transaction' suits web applications; 'session' keeps prepared statements across transactions. */
   readonly poolMode: 'session' | 'transaction' | 'statement';
@@ -15,8 +21,9 @@ export interface PgBouncerProps {
   readonly poolSize: number;
   /** Client connections PgBouncer accepts in all. */
   readonly maxClients: number;
+  /** The container's memory limit in MiB. */
   readonly memoryMb: number;
-  /** @default no CPU limit */
+  /** CPU limit in cores. @default no CPU limit */
   readonly cpus?: number;
   /** Host port for 6432. @default not published */
   readonly publishedPort?: HostPort;
@@ -25,7 +32,7 @@ export interface PgBouncerProps {
 /** Connection pooling in front of the tenant's Postgres; applications connect here, as the app role. */
 export class PgBouncer extends Construct {
   readonly host: string;
-  readonly port = 6432;
+  readonly port = SERVICE_PORTS.pgbouncer;
 
   constructor(scope: Construct, id: string, props: PgBouncerProps) {
     super(scope, id);

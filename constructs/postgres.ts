@@ -1,6 +1,7 @@
 import type { ITerraformDependable } from 'cdktf';
 import { Construct } from 'constructs';
 import { tenantRoles } from '../config/postgres-names';
+import { SERVICE_PORTS } from '../config/ports';
 import { renderPostgres } from '../runtime/render/postgres';
 import { generatedSecret } from './secrets';
 import { HostPort, ServiceContainer, SIDE_CONTAINER_MEMORY_MB } from './service-container';
@@ -31,12 +32,17 @@ export interface PostgresCredential {
 /** The official image's superuser (POSTGRES_USER's default), on dedicated and shared servers alike. */
 export const POSTGRES_SUPERUSER = 'postgres';
 
+/** How often the provisioning container asks whether the server accepts connections yet: a start takes seconds. */
+const SERVER_WAIT_POLL_SECONDS = 2;
+
 export interface PostgresProps extends StatefulServiceProps {
+  /** The tenant's databases, created with its roles on first start and re-asserted on every change. */
   readonly databases: readonly string[];
   /** Server parameters, passed as `-c key=value`. */
   readonly parameters: Readonly<Record<string, string | number | boolean>>;
+  /** The container's memory limit in MiB. */
   readonly memoryMb: number;
-  /** @default no CPU limit */
+  /** CPU limit in cores. @default no CPU limit */
   readonly cpus?: number;
   /** Host port for 5432. @default not published */
   readonly publishedPort?: HostPort;
@@ -52,7 +58,7 @@ export interface PostgresProps extends StatefulServiceProps {
  */
 export class PostgresServer extends Construct implements PostgresEndpoint {
   readonly host: string;
-  readonly port = 5432;
+  readonly port = SERVICE_PORTS.postgres;
   readonly databases: readonly string[];
   readonly appRole: string;
   readonly appPassword: string;
@@ -109,8 +115,8 @@ export class PostgresServer extends Construct implements PostgresEndpoint {
       memoryMb: props.memoryMb,
       cpus: props.cpus,
       volumes: [data.mount],
-      publishedPorts: props.publishedPort === undefined ? undefined : [{ internal: 5432, host: props.publishedPort }],
-      healthcheck: `pg_isready -U ${POSTGRES_SUPERUSER} -h 127.0.0.1 -p 5432`,
+      publishedPorts: props.publishedPort === undefined ? undefined : [{ internal: this.port, host: props.publishedPort }],
+      healthcheck: `pg_isready -U ${POSTGRES_SUPERUSER} -h 127.0.0.1 -p ${this.port}`,
     });
     this.host = container.hostname;
     provisionRoles(this, { environment: props.environment, tenant: props.tenant, image: props.image, network: props.network, endpoint: this, dependsOn: [container.resource] });
@@ -118,14 +124,17 @@ export class PostgresServer extends Construct implements PostgresEndpoint {
 }
 
 export interface RoleProvisioningProps {
+  /** The environment's name: the first part of every container and volume name, and their `tenantry.env` label. */
   readonly environment: string;
+  /** The tenant's name: the second part of every container and volume name, and their `tenantry.tenant` label. */
   readonly tenant: string;
   /** A Postgres image: it has psql and pg_isready of the server's version. */
   readonly image: string;
+  /** The environment's Docker network, on which containers reach each other by name. */
   readonly network: string;
   /** The server, the tenant's databases and roles, and the superuser that may create them. */
   readonly endpoint: PostgresEndpoint;
-  /** @default none */
+  /** Resources that must exist before the provisioning runs (the server's container). @default none */
   readonly dependsOn?: ITerraformDependable[];
 }
 
@@ -147,7 +156,7 @@ export function provisionRoles(scope: Construct, props: RoleProvisioningProps): 
     network: props.network,
     launch: {
       files: init.files,
-      entrypoint: ['/bin/sh', '-c', `until pg_isready -q; do sleep 2; done; exec /bin/sh ${script}`],
+      entrypoint: ['/bin/sh', '-c', `until pg_isready -q; do sleep ${SERVER_WAIT_POLL_SECONDS}; done; exec /bin/sh ${script}`],
       env: init.env,
     },
     env: {

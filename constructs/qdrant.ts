@@ -1,14 +1,21 @@
 import { Construct } from 'constructs';
+import { SERVICE_PORTS } from '../config/ports';
 import { generatedSecret } from './secrets';
 import { HostPort, ServiceContainer } from './service-container';
 import { StatefulServiceProps, StatefulVolume } from './storage';
 
 export interface QdrantProps extends StatefulServiceProps {
+  /** The container's memory limit in MiB. */
   readonly memoryMb: number;
-  /** @default no CPU limit */
+  /** CPU limit in cores. @default no CPU limit */
   readonly cpus?: number;
   /** Host ports for the HTTP (6333) and gRPC (6334) APIs. @default not published */
-  readonly publishedPorts?: { readonly http: HostPort; readonly grpc: HostPort };
+  readonly publishedPorts?: {
+    /** Where the host publishes the HTTP API. */
+    readonly http: HostPort;
+    /** Where the host publishes the gRPC API. */
+    readonly grpc: HostPort;
+  };
 }
 
 /** A vector database with an API key, its storage and its snapshots on separate volumes. */
@@ -46,12 +53,12 @@ export class Qdrant extends Construct {
       cpus: props.cpus,
       volumes: [volume('storage', '/qdrant/storage'), volume('snapshots', '/qdrant/snapshots')],
       publishedPorts: props.publishedPorts && [
-        { internal: 6333, host: props.publishedPorts.http },
-        { internal: 6334, host: props.publishedPorts.grpc },
+        { internal: SERVICE_PORTS.qdrantHttp, host: props.publishedPorts.http },
+        { internal: SERVICE_PORTS.qdrantGrpc, host: props.publishedPorts.grpc },
       ],
       // The image has bash but no curl; a TCP connect is the honest readiness signal it allows.
-      healthcheck: "bash -c ':> /dev/tcp/127.0.0.1/6333'",
+      healthcheck: `bash -c ':> /dev/tcp/127.0.0.1/${SERVICE_PORTS.qdrantHttp}'`,
     });
-    this.url = `http://${container.hostname}:6333`;
+    this.url = `http://${container.hostname}:${SERVICE_PORTS.qdrantHttp}`;
   }
 }

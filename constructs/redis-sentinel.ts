@@ -1,5 +1,7 @@
 import { Construct } from 'constructs';
+import { RedisPorts, SERVICE_PORTS } from '../config/ports';
 import { renderRedisNode, renderSentinel } from '../runtime/render/redis';
+import { containerName } from './naming';
 import { generatedSecret } from './secrets';
 import { HostPort, ServiceContainer, SIDE_CONTAINER_MEMORY_MB } from './service-container';
 import { StatefulServiceProps, StatefulVolume } from './storage';
@@ -7,6 +9,7 @@ import { StatefulServiceProps, StatefulVolume } from './storage';
 export interface RedisSentinelProps extends StatefulServiceProps {
   /** Replicas of the master (redis-1..N). */
   readonly replicas: number;
+  /** Sentinels (sentinel-1..M) that watch the master and promote a replica when it is down. */
   readonly sentinels: number;
   /** Sentinels that must agree the master is down before a failover. */
   readonly quorum: number;
@@ -21,10 +24,13 @@ export interface RedisSentinelProps extends StatefulServiceProps {
   readonly maxmemory: string;
   /** The container's memory limit, per node. */
   readonly memoryMb: number;
-  /** @default no CPU limit */
+  /** CPU limit in cores. @default no CPU limit */
   readonly cpus?: number;
-  /** Host ports by container key ("redis-0", "sentinel-1", …). @default none published */
-  readonly publishedPorts?: Readonly<Record<string, HostPort>>;
+  /**
+   * Host ports of every node (`nodes[i]`: redis-i) and every sentinel (`sentinels[i]`:
+   * sentinel-(i+1)). @default none published
+   */
+  readonly publishedPorts?: RedisPorts<HostPort>;
 }
 
 /** A node's or a sentinel's own volume, mounted where both keep their live config (and a node its data). */
@@ -55,15 +61,15 @@ export class RedisSentinel extends Construct {
   constructor(scope: Construct, id: string, props: RedisSentinelProps) {
     super(scope, id);
     const { replicas, sentinels, quorum, minReplicasToWrite } = props;
-    validate(props.tenant, { replicas, sentinels, quorum, minReplicasToWrite });
+    validate(props);
 
     this.masterName = props.tenant;
     this.password = generatedSecret(this, 'password');
     this.sentinelPassword = generatedSecret(this, 'sentinel-password');
     const common = { environment: props.environment, tenant: props.tenant, image: props.image, network: props.network, cpus: props.cpus };
-    const masterHost = `${props.environment}-${props.tenant}-redis-0`;
-    const published = (key: string, internal: number) =>
-      props.publishedPorts?.[key] === undefined ? undefined : [{ internal, host: props.publishedPorts[key] }];
+    const host = (service: 'redis' | 'sentinel', index: number) => containerName(props.environment, props.tenant, service, index);
+    const masterHost = host('redis', 0);
+    const published = (port: HostPort | undefined, internal: number) => (port === undefined ? undefined : [{ internal, host: port }]);
 
     this.nodeHosts = [];
     for (let i = 0; i <= replicas; i++) {
@@ -74,17 +80,17 @@ export class RedisSentinel extends Construct {
         index: i,
         launch: renderRedisNode({
           role: i === 0 ? 'master' : 'replica',
-          port: 6379,
-          announceHost: `${props.environment}-${props.tenant}-redis-${i}`,
+          port: SERVICE_PORTS.redis,
+          announceHost: host('redis', i),
           masterHost,
-          masterPort: 6379,
+          masterPort: SERVICE_PORTS.redis,
           maxmemory: props.maxmemory,
           minReplicasToWrite,
         }),
         env: { REDIS_PASSWORD: this.password },
         memoryMb: props.memoryMb,
         volumes: [data.mount],
-        publishedPorts: published(`redis-${i}`, 6379),
+        publishedPorts: published(props.publishedPorts?.nodes[i], SERVICE_PORTS.redis),
         // REDISCLI_AUTH keeps the password off the process list, where `-a` would put it.
         healthcheck: 'REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli ping | grep -q PONG',
       });
@@ -101,31 +107,35 @@ export class RedisSentinel extends Construct {
         service: 'sentinel',
         index: i,
         launch: renderSentinel({
-          port: 26379,
-          announceHost: `${props.environment}-${props.tenant}-sentinel-${i}`,
+          port: SERVICE_PORTS.sentinel,
+          announceHost: host('sentinel', i),
           masterName: this.masterName,
           masterHost,
-          masterPort: 6379,
+          masterPort: SERVICE_PORTS.redis,
           quorum,
           downAfterMs: props.downAfterMs,
         }),
         env: { REDIS_PASSWORD: this.password, SENTINEL_PASSWORD: this.sentinelPassword },
         memoryMb: SIDE_CONTAINER_MEMORY_MB,
         volumes: [state.mount],
-        publishedPorts: published(`sentinel-${i}`, 26379),
-        healthcheck: 'REDISCLI_AUTH="$SENTINEL_PASSWORD" redis-cli -p 26379 ping | grep -q PONG',
+        publishedPorts: published(props.publishedPorts?.sentinels[i - 1], SERVICE_PORTS.sentinel),
+        healthcheck: `REDISCLI_AUTH="$SENTINEL_PASSWORD" redis-cli -p ${SERVICE_PORTS.sentinel} ping | grep -q PONG`,
       });
-      this.sentinelAddresses.push(`${sentinel.hostname}:26379`);
+      this.sentinelAddresses.push(`${sentinel.hostname}:${SERVICE_PORTS.sentinel}`);
     }
   }
 }
 
-function validate(tenant: string, p: { replicas: number; sentinels: number; quorum: number; minReplicasToWrite: number }): void {
-  const where = `redis for tenant "${tenant}"`;
+function validate(p: RedisSentinelProps): void {
+  const where = `redis for tenant "${p.tenant}"`;
   if (p.quorum < 1 || p.quorum > p.sentinels) {
     throw new Error(`${where}: quorum must be between 1 and sentinels (${p.sentinels}) (value: ${p.quorum})`);
   }
   if (p.minReplicasToWrite > p.replicas) {
     throw new Error(`${where}: minReplicasToWrite (${p.minReplicasToWrite}) must not exceed replicas (${p.replicas}), or the master refuses every write`);
+  }
+  const ports = p.publishedPorts;
+  if (ports && (ports.nodes.length !== p.replicas + 1 || ports.sentinels.length !== p.sentinels)) {
+    throw new Error(`${where}: publishedPorts must give a port to each of the ${p.replicas + 1} nodes and ${p.sentinels} sentinels (value: ${ports.nodes.length} nodes, ${ports.sentinels.length} sentinels)`);
   }
 }

@@ -8,7 +8,9 @@ import { escapeTerraformTemplate, uploadBlocks } from './terraform-text';
 import type { VolumeMount } from './storage';
 
 export interface ServiceContainerProps {
+  /** The environment's name: the first part of every container and volume name, and their `tenantry.env` label. */
   readonly environment: string;
+  /** The tenant's name: the second part of every container and volume name, and their `tenantry.tenant` label. */
   readonly tenant: string;
   /**
    * The service this container belongs to; becomes the `tenantry.service` label and part of the
@@ -19,15 +21,17 @@ export interface ServiceContainerProps {
   readonly index?: number;
   /** Image ID or reference (pinned; the image policy aspect checks it). */
   readonly image: string;
+  /** The environment's Docker network, on which containers reach each other by name. */
   readonly network: string;
   /** Rendered files, entrypoint and command, and the env var names the container needs. */
   readonly launch: ContainerLaunch;
   /** Values for every variable `launch.env` names (secrets as Terraform references). */
   readonly env: Readonly<Record<string, string>>;
+  /** The container's memory limit in MiB: Docker kills the container beyond it. */
   readonly memoryMb: number;
   /** CPU limit in cores. @default no limit */
   readonly cpus?: number;
-  /** @default no volumes */
+  /** Volumes and host paths mounted into the container. @default no volumes */
   readonly volumes?: readonly VolumeMount[];
   /** Container ports published on the Docker host. @default none */
   readonly publishedPorts?: readonly { readonly internal: number; readonly host: HostPort }[];

@@ -1,6 +1,7 @@
 import { Construct } from 'constructs';
 import type { StorageConfig } from '../config/model';
 import { SHARED_POSTGRES_VOLUME, SHARED_TENANT } from '../config/storage-layout';
+import { SERVICE_PORTS } from '../config/ports';
 import { tenantRoles } from '../config/postgres-names';
 import { renderPostgresCommand } from '../runtime/render/postgres';
 import type { PostgresCredential, PostgresEndpoint } from './postgres';
@@ -11,14 +12,19 @@ import { StatefulVolume } from './storage';
 
 /** The environment's one Postgres server for tenants with `postgres.mode: shared`. */
 export interface SharedPostgresProps {
+  /** The environment's name: the first part of every container and volume name, and their `tenantry.env` label. */
   readonly environment: string;
+  /** Image ID or pinned reference (the image policy aspect checks it). */
   readonly image: string;
+  /** The environment's Docker network, on which containers reach each other by name. */
   readonly network: string;
+  /** The environment's storage: where the server's data volume lives. */
   readonly storage: StorageConfig;
   /** Server parameters, passed as `-c key=value`. */
   readonly parameters: Readonly<Record<string, string | number | boolean>>;
+  /** The container's memory limit in MiB. */
   readonly memoryMb: number;
-  /** @default no CPU limit */
+  /** CPU limit in cores. @default no CPU limit */
   readonly cpus?: number;
   /** Host port for 5432. @default not published */
   readonly publishedPort?: HostPort;
@@ -26,7 +32,7 @@ export interface SharedPostgresProps {
 
 export class SharedPostgresServer extends Construct {
   readonly host: string;
-  readonly port = 5432;
+  readonly port = SERVICE_PORTS.postgres;
   readonly superuser: PostgresCredential;
   readonly image: string;
 
@@ -51,18 +57,23 @@ export class SharedPostgresServer extends Construct {
       memoryMb: props.memoryMb,
       cpus: props.cpus,
       volumes: [data.mount],
-      publishedPorts: props.publishedPort === undefined ? undefined : [{ internal: 5432, host: props.publishedPort }],
-      healthcheck: `pg_isready -U ${POSTGRES_SUPERUSER} -h 127.0.0.1 -p 5432`,
+      publishedPorts: props.publishedPort === undefined ? undefined : [{ internal: this.port, host: props.publishedPort }],
+      healthcheck: `pg_isready -U ${POSTGRES_SUPERUSER} -h 127.0.0.1 -p ${this.port}`,
     });
     this.host = server.hostname;
   }
 }
 
 export interface SharedPostgresDatabasesProps {
+  /** The environment's name: the first part of every container and volume name, and their `tenantry.env` label. */
   readonly environment: string;
+  /** The tenant's name: the second part of every container and volume name, and their `tenantry.tenant` label. */
   readonly tenant: string;
+  /** The environment's shared server the databases are created on. */
   readonly server: SharedPostgresServer;
+  /** The environment's Docker network, on which containers reach each other by name. */
   readonly network: string;
+  /** The tenant's databases, created with its roles by a one-shot container. */
   readonly databases: readonly string[];
 }
 

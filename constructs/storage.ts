@@ -16,18 +16,24 @@ export type ServiceStorageOverride = ServiceStorage;
 
 /** What every stateful service of a tenant needs: where it runs, and where its data lives. */
 export interface StatefulServiceProps {
+  /** The environment's name: the first part of every container and volume name, and their `tenantry.env` label. */
   readonly environment: string;
+  /** The tenant's name: the second part of every container and volume name, and their `tenantry.tenant` label. */
   readonly tenant: string;
+  /** Image ID or pinned reference (the image policy aspect checks it). */
   readonly image: string;
+  /** The environment's Docker network, on which containers reach each other by name. */
   readonly network: string;
   /** The environment's storage. */
   readonly storage: StorageConfig;
-  /** @default the environment's storage */
+  /** The service's own storage, from its `storage` setting. @default the environment's storage */
   readonly storageOverride?: ServiceStorageOverride;
 }
 
 export interface StatefulVolumeProps {
+  /** The environment's name: the first part of every container and volume name, and their `tenantry.env` label. */
   readonly environment: string;
+  /** The tenant's name: the second part of every container and volume name, and their `tenantry.tenant` label. */
   readonly tenant: string;
   /** The container this volume belongs to, e.g. "postgres" or "redis-1". */
   readonly service: string;

@@ -2,15 +2,15 @@ import { TerraformOutput } from 'cdktf';
 import { Construct } from 'constructs';
 import { environmentImage } from '../config/images';
 import type { EnvironmentConfig, OffsiteTargetConfig, TenantConfig } from '../config/model';
-import type { PublishedPort } from '../config/ports';
+import { mapPorts, RedisPorts } from '../config/ports';
 import { Backup, BackupOffsiteTarget } from './backup';
 import { EnvironmentImages } from './images';
 import { OffsiteBucket, OffsiteBucketReference } from './offsite-bucket';
 import { OffsiteCredential } from './offsite-credential';
-import { ObjectStore } from './object-store';
+import { ObjectStore, ObjectStoreProps } from './object-store';
 import { PgBouncer } from './pgbouncer';
 import { PostgresEndpoint, PostgresServer } from './postgres';
-import { Qdrant } from './qdrant';
+import { Qdrant, QdrantProps } from './qdrant';
 import { RedisSentinel } from './redis-sentinel';
 import type { HostPort } from './service-container';
 import { SharedPostgresDatabases, SharedPostgresServer } from './shared-postgres';
@@ -18,8 +18,11 @@ import { SharedPostgresDatabases, SharedPostgresServer } from './shared-postgres
 export interface TenantProps {
   /** The tenant as deployed in this environment (overrides applied, ports assigned). */
   readonly tenant: TenantConfig;
+  /** The environment the tenant is deployed in (its images, storage, ports and time zone). */
   readonly environment: EnvironmentConfig;
+  /** The environment's Docker network, on which containers reach each other by name. */
   readonly network: string;
+  /** The environment's images, shared by its tenants (one `docker_image` per reference). */
   readonly images: EnvironmentImages;
   /** Required when the tenant's Postgres has mode "shared". @default none */
   readonly sharedPostgres?: SharedPostgresServer;
@@ -56,110 +59,127 @@ export class Tenant extends Construct {
 
   constructor(scope: Construct, id: string, props: TenantProps) {
     super(scope, id);
+    const { address } = props.environment.ports;
+    const ports = mapPorts(props.tenant.publishedPorts, (p): HostPort => ({ address, port: p.external }));
+
+    this.postgres = this.addPostgres(props, ports.postgres);
+    this.pgbouncer = this.postgres && this.addPgBouncer(props, this.postgres, ports.pgbouncer);
+    this.redis = this.addRedis(props, ports.redis);
+    this.qdrant = this.addQdrant(props, ports.qdrant);
+    this.objectStore = this.addObjectStore(props, ports.minio);
+    this.backup = this.addBackup(props, ports.backup);
+    this.connectionOutput(props.tenant.name);
+    this.adminOutput(props.tenant.name);
+  }
+
+  /** What every stateful service of the tenant shares: where it runs and where its data lives. */
+  private serviceBase({ tenant, environment: env, network }: TenantProps) {
+    return { environment: env.name, tenant: tenant.name, network, storage: env.storage };
+  }
+
+  private addPostgres(props: TenantProps, publishedPort: HostPort | undefined): PostgresEndpoint | undefined {
+    const { environment: env } = props;
+    const postgres = props.tenant.services.postgres;
+    if (!postgres?.enabled) return undefined;
+    if (postgres.mode === 'shared') return this.sharedDatabases(props);
+    return new PostgresServer(this, 'postgres', {
+      ...this.serviceBase(props),
+      image: props.images.use(environmentImage.postgres(env.images, postgres.version)),
+      storageOverride: postgres.storage,
+      databases: postgres.databases,
+      parameters: postgres.parameters,
+      memoryMb: postgres.memoryMb,
+      cpus: postgres.cpus,
+      publishedPort,
+    });
+  }
+
+  private addPgBouncer(props: TenantProps, postgres: PostgresEndpoint, publishedPort: HostPort | undefined): PgBouncer | undefined {
     const { tenant, environment: env } = props;
-    const s = tenant.services;
-    const base = { environment: env.name, tenant: tenant.name, network: props.network, storage: env.storage };
-    const hostPort = (p: PublishedPort): HostPort => ({ address: env.ports.address, port: p.external });
-    const port = (container: string) => {
-      const published = tenant.publishedPorts.find((p) => p.container === container);
-      return published && hostPort(published);
-    };
+    const pgbouncer = tenant.services.pgbouncer;
+    if (!pgbouncer?.enabled) return undefined;
+    return new PgBouncer(this, 'pgbouncer', {
+      environment: env.name,
+      tenant: tenant.name,
+      network: props.network,
+      image: props.images.use(environmentImage.pgbouncer(env.images)),
+      postgres,
+      poolMode: pgbouncer.poolMode,
+      poolSize: pgbouncer.poolSize,
+      maxClients: pgbouncer.maxClients,
+      memoryMb: pgbouncer.memoryMb,
+      cpus: pgbouncer.cpus,
+      publishedPort,
+    });
+  }
 
-    if (s.postgres?.enabled) {
-      this.postgres = s.postgres.mode === 'shared' ? this.sharedDatabases(props) : new PostgresServer(this, 'postgres', {
-        ...base,
-        image: props.images.use(environmentImage.postgres(env.images, s.postgres.version)),
-        storageOverride: s.postgres.storage,
-        databases: s.postgres.databases,
-        parameters: s.postgres.parameters,
-        memoryMb: s.postgres.memoryMb,
-        cpus: s.postgres.cpus,
-        publishedPort: port('postgres'),
-      });
-      if (s.pgbouncer?.enabled) {
-        this.pgbouncer = new PgBouncer(this, 'pgbouncer', {
-          environment: env.name,
-          tenant: tenant.name,
-          network: props.network,
-          image: props.images.use(environmentImage.pgbouncer(env.images)),
-          postgres: this.postgres,
-          poolMode: s.pgbouncer.poolMode,
-          poolSize: s.pgbouncer.poolSize,
-          maxClients: s.pgbouncer.maxClients,
-          memoryMb: s.pgbouncer.memoryMb,
-          cpus: s.pgbouncer.cpus,
-          publishedPort: port('pgbouncer'),
-        });
-      }
-    }
+  private addRedis(props: TenantProps, publishedPorts: RedisPorts<HostPort> | undefined): RedisSentinel | undefined {
+    const redis = props.tenant.services.redis;
+    if (!redis?.enabled) return undefined;
+    return new RedisSentinel(this, 'redis', {
+      ...this.serviceBase(props),
+      image: props.images.use(environmentImage.redis(props.environment.images)),
+      storageOverride: redis.storage,
+      replicas: redis.replicas,
+      sentinels: redis.sentinels,
+      quorum: redis.quorum,
+      downAfterMs: redis.downAfterMs,
+      minReplicasToWrite: redis.minReplicasToWrite,
+      maxmemory: redis.maxmemory,
+      memoryMb: redis.memoryMb,
+      cpus: redis.cpus,
+      publishedPorts,
+    });
+  }
 
-    if (s.redis?.enabled) {
-      const published: Record<string, HostPort> = {};
-      for (const p of tenant.publishedPorts) if (/^(redis|sentinel)-\d+$/.test(p.container)) published[p.container] = hostPort(p);
-      this.redis = new RedisSentinel(this, 'redis', {
-        ...base,
-        image: props.images.use(environmentImage.redis(env.images)),
-        storageOverride: s.redis.storage,
-        replicas: s.redis.replicas,
-        sentinels: s.redis.sentinels,
-        quorum: s.redis.quorum,
-        downAfterMs: s.redis.downAfterMs,
-        minReplicasToWrite: s.redis.minReplicasToWrite,
-        maxmemory: s.redis.maxmemory,
-        memoryMb: s.redis.memoryMb,
-        cpus: s.redis.cpus,
-        publishedPorts: published,
-      });
-    }
+  private addQdrant(props: TenantProps, publishedPorts: QdrantProps['publishedPorts']): Qdrant | undefined {
+    const qdrant = props.tenant.services.qdrant;
+    if (!qdrant?.enabled) return undefined;
+    return new Qdrant(this, 'qdrant', {
+      ...this.serviceBase(props),
+      image: props.images.use(environmentImage.qdrant(props.environment.images, qdrant.version)),
+      storageOverride: qdrant.storage,
+      memoryMb: qdrant.memoryMb,
+      cpus: qdrant.cpus,
+      publishedPorts,
+    });
+  }
 
-    if (s.qdrant?.enabled) {
-      const http = port('qdrant');
-      const grpc = port('qdrant-grpc');
-      this.qdrant = new Qdrant(this, 'qdrant', {
-        ...base,
-        image: props.images.use(environmentImage.qdrant(env.images, s.qdrant.version)),
-        storageOverride: s.qdrant.storage,
-        memoryMb: s.qdrant.memoryMb,
-        cpus: s.qdrant.cpus,
-        publishedPorts: http !== undefined && grpc !== undefined ? { http, grpc } : undefined,
-      });
-    }
+  private addObjectStore(props: TenantProps, publishedPorts: ObjectStoreProps['publishedPorts']): ObjectStore | undefined {
+    const minio = props.tenant.services.minio;
+    if (!minio?.enabled) return undefined;
+    const images = props.environment.images;
+    return new ObjectStore(this, 'minio', {
+      ...this.serviceBase(props),
+      image: props.images.use(environmentImage.minio(images)),
+      clientImage: props.images.use(environmentImage.minioClient(images)),
+      storageOverride: minio.storage,
+      buckets: minio.buckets,
+      memoryMb: minio.memoryMb,
+      cpus: minio.cpus,
+      publishedPorts,
+    });
+  }
 
-    if (s.minio?.enabled) {
-      const api = port('minio');
-      const console = port('minio-console');
-      this.objectStore = new ObjectStore(this, 'minio', {
-        ...base,
-        image: props.images.use(environmentImage.minio(env.images)),
-        clientImage: props.images.use(environmentImage.minioClient(env.images)),
-        storageOverride: s.minio.storage,
-        buckets: s.minio.buckets,
-        memoryMb: s.minio.memoryMb,
-        cpus: s.minio.cpus,
-        publishedPorts: api !== undefined && console !== undefined ? { api, console } : undefined,
-      });
-    }
-
-    if (Object.keys(tenant.backup).length > 0) {
-      const offsite = tenant.offsite ? this.offsiteTarget(props, tenant.offsite) : undefined;
-      this.backup = new Backup(this, 'backup', {
-        ...base,
-        image: props.backupImage,
-        timeZone: env.timeZone,
-        jobs: tenant.backup,
-        postgres: this.postgres,
-        postgresRestoreSource: `terraform output -json ${adminOutputName(tenant.name)} (key ${ADMIN_POSTGRES_KEY}: user, password)`,
-        redis: this.redis,
-        qdrant: this.qdrant,
-        objectStore: this.objectStore,
-        offsite,
-        webhookUrl: props.backupWebhookUrl,
-        publishedPort: port('backup'),
-      });
-    }
-
-    this.connectionOutput(tenant.name);
-    this.adminOutput(tenant.name);
+  /** The backup agent, for the services created above that have a backup job. */
+  private addBackup(props: TenantProps, publishedPort: HostPort | undefined): Backup | undefined {
+    const { tenant, environment: env } = props;
+    if (Object.keys(tenant.backup).length === 0) return undefined;
+    const offsite = tenant.offsite ? this.offsiteTarget(props, tenant.offsite) : undefined;
+    return new Backup(this, 'backup', {
+      ...this.serviceBase(props),
+      image: props.backupImage,
+      timeZone: env.timeZone,
+      jobs: tenant.backup,
+      postgres: this.postgres,
+      postgresRestoreSource: `terraform output -json ${adminOutputName(tenant.name)} (key ${ADMIN_POSTGRES_KEY}: user, password)`,
+      redis: this.redis,
+      qdrant: this.qdrant,
+      objectStore: this.objectStore,
+      offsite,
+      webhookUrl: props.backupWebhookUrl,
+      publishedPort,
+    });
   }
 
   /**
@@ -217,17 +237,11 @@ export class Tenant extends Construct {
   /** One sensitive output per tenant: `terraform output -json tenant_<name>` gives an application all it needs. */
   private connectionOutput(name: string): void {
     const value: Record<string, unknown> = {};
-    if (this.postgres && this.pgbouncer) {
-      value.database_urls = Object.fromEntries(
-        this.postgres.databases.map((db) => [
-          db,
-          `postgres://${this.postgres!.appRole}:${this.postgres!.appPassword}@${this.pgbouncer!.host}:${this.pgbouncer!.port}/${db}`,
-        ]),
-      );
-    } else if (this.postgres) {
-      value.database_urls = Object.fromEntries(
-        this.postgres.databases.map((db) => [db, `postgres://${this.postgres!.appRole}:${this.postgres!.appPassword}@${this.postgres!.host}:${this.postgres!.port}/${db}`]),
-      );
+    if (this.postgres) {
+      // Applications go through PgBouncer when the tenant has one, to the server otherwise.
+      const { appRole, appPassword, databases } = this.postgres;
+      const { host, port } = this.pgbouncer ?? this.postgres;
+      value.database_urls = Object.fromEntries(databases.map((db) => [db, `postgres://${appRole}:${appPassword}@${host}:${port}/${db}`]));
     }
     if (this.redis) {
       value.redis = {

@@ -327,6 +327,12 @@ function stackDocument(stack: TerraformStack): Record<string, unknown> {
  * resolve: keys sorted by UTF-16 code units, undefined members left out, an empty array or object
  * printed as an opening bracket, a newline with the indent, and the closing bracket.
  */
+/** Text gathered before each write: few system calls, without holding a large stack's JSON as one string. */
+const WRITE_CHUNK_CHARS = 1 << 20;
+
+/** Deeper than any stack Tenantry writes (indent is two spaces a level): only a cycle gets there. */
+const MAX_INDENT = 2000;
+
 function writeStableJson(file: string, value: unknown): void {
   const fd = fs.openSync(file, 'w');
   try {
@@ -335,7 +341,7 @@ function writeStableJson(file: string, value: unknown): void {
     const emit = (s: string) => {
       parts.push(s);
       size += s.length;
-      if (size >= 1 << 20) flush();
+      if (size >= WRITE_CHUNK_CHARS) flush();
     };
     const flush = () => {
       fs.writeSync(fd, parts.join(''));
@@ -347,7 +353,7 @@ function writeStableJson(file: string, value: unknown): void {
         emit(JSON.stringify(node));
         return;
       }
-      if (indent.length > 2000) throw new Error('writeStableJson: nesting too deep (a cycle?)');
+      if (indent.length > MAX_INDENT) throw new Error('writeStableJson: nesting too deep (a cycle?)');
       const inner = `${indent}  `;
       if (Array.isArray(node)) {
         emit('[');

@@ -6,7 +6,7 @@ import { Document, Scalar, YAMLSeq } from 'yaml';
 import { dockerHostIdentity } from '../../config/docker-host';
 import { suggest } from '../../config/issues';
 import type { EnvironmentConfig, TenantryConfig } from '../../config/model';
-import { lowestFreeSlot, SLOT_SIZE, SlotRange } from '../../config/ports';
+import { lowestFreeSlot, portList, SLOT_SIZE, SlotRange } from '../../config/ports';
 import { SERVICE_DEFAULTS, tenantFileSchema } from '../../config/schema';
 import { TENANT_SCHEMA_LINE } from '../../config/write-json-schema';
 import type { CliCommand } from '../context';
@@ -100,7 +100,7 @@ function freeSlot(config: TenantryConfig, joining: EnvironmentConfig[]): number 
     .map((e): SlotRange => {
       const host = dockerHostIdentity(e.docker.host);
       const neighbours = config.environments.filter((n) => n.ports.publish && dockerHostIdentity(n.docker.host) === host);
-      const claimed = new Set(neighbours.flatMap((n) => [...n.tenants.flatMap((t) => t.publishedPorts.map((p) => p.external)), ...(n.sharedPostgres?.hostPort === undefined ? [] : [n.sharedPostgres.hostPort])]));
+      const claimed = new Set(neighbours.flatMap((n) => [...n.tenants.flatMap((t) => portList(t.publishedPorts).map((p) => p.external)), ...(n.sharedPostgres?.hostPort === undefined ? [] : [n.sharedPostgres.hostPort])]));
       return { from: e.ports.from, to: e.ports.to, claimed };
     });
   const slot = lowestFreeSlot(taken, ranges);
@@ -168,7 +168,7 @@ function added(env: EnvironmentConfig, name: string, stack: StackJson): Added {
   const volumes = [...own.filter((c) => c.type === 'docker_volume').map((c) => c.name), ...[...new Set(hostPaths)].sort()];
   const minio = (tenant.services.minio?.enabled ? tenant.services.minio.buckets : []).map((b) => `MinIO ${b.name}`);
   const offsite = tenant.offsite ? [`off-site s3://${tenant.offsite.bucket}/${tenant.offsite.prefix}/`] : [];
-  const ports = tenant.publishedPorts.map((p) => `${p.container} ${p.external}->${p.internal}`);
+  const ports = portList(tenant.publishedPorts).map((p) => `${p.container} ${p.external}->${p.internal}`);
   return { environment: env.name, containers, ports, volumes, buckets: [...minio, ...offsite] };
 }
 

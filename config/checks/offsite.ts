@@ -1,7 +1,7 @@
 import { dotted, suggest } from '../issues';
 import type { ParsedDeployment, ParsedEnvironment } from '../parsed';
 import { offsiteCredentialName, perTenantBucketName, usesOffsite } from '../offsite';
-import { formatProblem, Problem, SourceFile } from '../source';
+import { Problem, SourceFile } from '../source';
 
 /**
  * Rules that keep every environment's and tenant's off-site copies their own: one stack declares
@@ -18,7 +18,7 @@ const MANAGED_BY = ['backup', 'offsite', 'managedBy'];
 
 /** `environments/prod.yaml:12:13`, for naming the other end of a clash in a message. */
 function position(file: SourceFile, at: (string | number)[]): string {
-  return formatProblem(file.problem(at, '')).replace(/: $/, '');
+  return file.position(at);
 }
 
 /**

@@ -2,6 +2,7 @@ import { imageTag } from '../images';
 import { dotted } from '../issues';
 import type { ParsedDeployment, ParsedEnvironment } from '../parsed';
 import { holdsBackupData } from '../model';
+import { portList } from '../ports';
 import { BACKUP_SERVICES, BackupService, TenantFile } from '../schema';
 import { ConfigPath, Problem, SourceFile } from '../source';
 
@@ -29,7 +30,7 @@ export function policyChecks(
 function productionDataPorts(environment: ParsedEnvironment, deployments: ParsedDeployment[]): Problem[] {
   const { env, file } = environment;
   if (!env.production || env.ports.allowDataPortsInProduction) return [];
-  const tenants = deployments.filter((d) => d.environment === environment && d.ports.some((p) => p.dataPort)).map((d) => d.tenant.name);
+  const tenants = deployments.filter((d) => d.environment === environment && portList(d.ports).some((p) => p.dataPort)).map((d) => d.tenant.name);
   if (tenants.length === 0) return [];
   const who = tenants.length === 1 ? `tenant ${tenants[0]} publishes them` : `tenants ${tenants.slice(0, -1).join(', ')} and ${tenants[tenants.length - 1]} publish them`;
   return [

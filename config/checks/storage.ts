@@ -1,7 +1,7 @@
-import { dockerHostIdentity } from '../docker-host';
+import { dockerHostIdentity, isWindowsDockerHost } from '../docker-host';
 import { dotted } from '../issues';
 import type { ParsedDeployment, ParsedEnvironment } from '../parsed';
-import { ConfigPath, formatProblem, Problem, SourceFile } from '../source';
+import { ConfigPath, Problem, SourceFile } from '../source';
 import { SHARED_POSTGRES_VOLUME, ServiceStorage, tenantDirectory, tenantVolumes, VolumeIdentity, volumeLocation } from '../storage-layout';
 
 /**
@@ -116,7 +116,7 @@ function clashes(claims: Claim[]): Clash[] {
 }
 
 function where(site: Site): string {
-  return formatProblem(site.file.problem(site.at, '')).replace(/: $/, '');
+  return site.file.position(site.at);
 }
 
 /**
@@ -182,7 +182,7 @@ function productionStorage(d: ParsedDeployment): Problem[] {
   const e = d.environment;
   if (!e.env.production) return [];
   const problems: Problem[] = [];
-  const windows = e.env.docker.platform === 'windows' || e.env.docker.host.startsWith('npipe://');
+  const windows = isWindowsDockerHost(e.env.docker);
   for (const section of ['postgres', 'redis', 'qdrant', 'minio'] as const) {
     const service = d.services[section];
     const own = service?.storage;

@@ -88,6 +88,11 @@ export const RESTORE_CREDENTIAL_ENV = { userEnv: 'TENANTRY_RESTORE_PGUSER', pass
 /** What a Postgres job gets when its config leaves these out (the Backup construct writes them out). */
 export const POSTGRES_DEFAULTS = { parallelJobs: 2, splitTablesLargerThanMb: 256, restoreCredential: RESTORE_CREDENTIAL_ENV } as const;
 
+/*
+ * The key order of these schemas is the key order of the JSON each backup container receives: the
+ * Backup construct writes the value this schema parsed, so moving a field changes every deployed
+ * container's config (and replaces it on the next apply).
+ */
 const postgresJob = z.strictObject({
   ...jobCommon,
   kind: z.literal('postgres'),
@@ -107,19 +112,6 @@ const postgresJob = z.strictObject({
      */
     user: z.string().min(1),
     passwordEnv: envVarName,
-    /**
-     * The elevated credential `restore` uses (a restore creates databases owned by other roles and
-     * brings back their grants), read from these variables only for that command.
-     * @default TENANTRY_RESTORE_PGUSER / TENANTRY_RESTORE_PGPASSWORD
-     */
-    restoreCredential: z
-      .strictObject({
-        userEnv: envVarName,
-        passwordEnv: envVarName,
-        /** Where an operator finds the credential, quoted when a restore runs without it. */
-        source: z.string().min(1).optional(),
-      })
-      .default(POSTGRES_DEFAULTS.restoreCredential),
     /** Databases to dump; each becomes a directory-format archive. */
     databases: z.array(z.string().min(1)).min(1),
     /**
@@ -133,6 +125,19 @@ const postgresJob = z.strictObject({
      * @default 256
      */
     splitTablesLargerThanMb: z.number().int().min(0).default(POSTGRES_DEFAULTS.splitTablesLargerThanMb),
+    /**
+     * The elevated credential `restore` uses (a restore creates databases owned by other roles and
+     * brings back their grants), read from these variables only for that command.
+     * @default TENANTRY_RESTORE_PGUSER / TENANTRY_RESTORE_PGPASSWORD
+     */
+    restoreCredential: z
+      .strictObject({
+        userEnv: envVarName,
+        passwordEnv: envVarName,
+        /** Where an operator finds the credential, quoted when a restore runs without it. */
+        source: z.string().min(1).optional(),
+      })
+      .default(POSTGRES_DEFAULTS.restoreCredential),
     /**
      * Where the agent connects to create and drop databases (verification scratch copies, restore
      * targets) and to read the roles.

@@ -92,6 +92,13 @@ describe('Backup', () => {
     expect(config).not.toHaveProperty('offsite');
   });
 
+  test("the container's config is byte for byte what the agent's schema makes of it (its key order, nothing left to its defaults)", () => {
+    const offsite = { bucket: 'example-backups', prefix: 'acme', region: 'eu-central-1', accessKeyId: 'AKIA-REF', secretAccessKey: 'SECRET-REF' };
+    for (const { configText } of [backup(), backup({ jobs: { postgres: { ...JOB, offsite: true } }, offsite, postgresRestoreSource: 'ask the operators' })]) {
+      expect(configText).toBe(JSON.stringify(agentConfigSchema.parse(JSON.parse(configText))));
+    }
+  });
+
   test("the secrets arrive as env references to the services' own passwords", () => {
     const { agent, doc } = backup();
     const { [CONFIG_JSON_ENV]: _config, ...env } = envOf(agent);

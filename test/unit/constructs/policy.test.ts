@@ -124,7 +124,11 @@ describe('ProductionDataPortsPolicy', () => {
         image: 'redis:7.4.2-alpine',
         network: NETWORK,
         storage: STORAGE.volume,
-        publishedPorts: { 'redis-0': onHost(26379), 'sentinel-1': onHost(26380) },
+        replicas: 0,
+        sentinels: 1,
+        quorum: 1,
+        minReplicasToWrite: 0,
+        publishedPorts: { nodes: [onHost(26379)], sentinels: [onHost(26380)] },
       }),
     );
     expect(errors.map((e) => e.message.slice(0, e.message.indexOf(' in production')))).toEqual([

@@ -154,13 +154,24 @@ describe('RedisSentinel', () => {
     }
   });
 
-  test('publishes exactly the ports it is given, by container key', () => {
-    const { nodes, sentinels } = redis({ publishedPorts: { 'redis-0': onHost(20007), 'sentinel-2': onHost(20014, '::1') } });
+  test('publishes each node and sentinel on the host port given for it', () => {
+    const { nodes, sentinels } = redis({
+      replicas: 1,
+      sentinels: 2,
+      quorum: 1,
+      minReplicasToWrite: 1,
+      publishedPorts: { nodes: [onHost(20007), onHost(20008)], sentinels: [onHost(20013), onHost(20014, '::1')] },
+    });
 
-    expect(nodes[0].ports).toEqual([{ internal: 6379, external: 20007, ip: '127.0.0.1' }]);
-    expect(nodes[1].ports).toBeUndefined();
-    expect(sentinels[1].ports).toEqual([{ internal: 26379, external: 20014, ip: '::1' }]);
-    expect(sentinels[0].ports).toBeUndefined();
+    expect(nodes.map((n) => n.ports)).toEqual([[{ internal: 6379, external: 20007, ip: '127.0.0.1' }], [{ internal: 6379, external: 20008, ip: '127.0.0.1' }]]);
+    expect(sentinels.map((n) => n.ports)).toEqual([[{ internal: 26379, external: 20013, ip: '127.0.0.1' }], [{ internal: 26379, external: 20014, ip: '::1' }]]);
+    expect(redis().nodes.map((n) => n.ports)).toEqual([undefined, undefined, undefined]);
+  });
+
+  test('host ports that do not match the nodes and sentinels fail at synth, naming both counts', () => {
+    expect(() => redis({ publishedPorts: { nodes: [onHost(20007)], sentinels: [onHost(20013)] } })).toThrow(
+      'redis for tenant "acme": publishedPorts must give a port to each of the 3 nodes and 3 sentinels (value: 1 nodes, 1 sentinels)',
+    );
   });
 
   test('tells clients the master name and every sentinel address', () => {
