@@ -75,6 +75,7 @@ export class Tenant extends Construct {
         memoryMb: s.postgres.memoryMb,
         cpus: s.postgres.cpus,
         publishedPort: port('postgres'),
+        pitr: tenant.backup.postgres?.pitr,
       });
       if (s.pgbouncer?.enabled) {
         this.pgbouncer = new PgBouncer(this, 'pgbouncer', {
@@ -156,6 +157,7 @@ export class Tenant extends Construct {
         webhookUrl: props.backupWebhookUrl,
         publishedPort: port('backup'),
       });
+      if (this.postgres instanceof PostgresServer && this.postgres.replication) this.postgres.mountBackups(this.backup.volume);
     }
 
     this.connectionOutput(tenant.name);

@@ -142,6 +142,31 @@ const postgresJob = z.strictObject({
   }),
 });
 
+/**
+ * Point-in-time recovery of one server (issue 12's shared design). `backup()` takes a
+ * physical base backup on `schedule`; while `serve` runs, a WAL receiver streams into the job's
+ * folder. Retention is GFS over base backups, extended to keep `windowDays` restorable.
+ */
+export const postgresPitrJobSchema = z.strictObject({
+  ...jobCommon,
+  kind: z.literal('postgres-pitr'),
+  /** When the latest base backup plus WAL is recovered into a scratch server and checked. @default never */
+  verifySchedule: cronExpression.optional(),
+  pitr: z.strictObject({
+    host: z.string().min(1),
+    port: z.number().int().min(1).max(65535),
+    /** A role with REPLICATION and nothing else. */
+    user: z.string().min(1),
+    passwordEnv: envVarName,
+    slot: z.string().regex(/^[a-z0-9_]{1,63}$/, 'must be a replication slot name: a-z, 0-9 and "_", at most 63 characters'),
+    windowDays: z.number().int().min(0),
+    maxLagSeconds: z.number().positive(),
+    maxSlotWalKeepMb: z.number().int().min(1),
+    /** What verification counts rows in. */
+    databases: z.array(z.string().min(1)).min(1),
+  }),
+});
+
 const redisJob = z.strictObject({
   ...jobCommon,
   kind: z.literal('redis'),
@@ -195,7 +220,7 @@ const minioJob = z.strictObject({
   }),
 });
 
-export const jobSchema = z.discriminatedUnion('kind', [postgresJob, redisJob, qdrantJob, minioJob]);
+export const jobSchema = z.discriminatedUnion('kind', [postgresJob, postgresPitrJobSchema, redisJob, qdrantJob, minioJob]);
 
 export const offsiteSchema = z.strictObject({
   bucket: z.string().min(3),

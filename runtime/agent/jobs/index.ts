@@ -1,4 +1,5 @@
 import type { JobConfig } from '../config';
+import { UserError } from '../errors';
 import type { JobDriver } from './driver';
 import { MinioDriver } from './minio';
 import { PostgresDriver } from './postgres';
@@ -15,5 +16,7 @@ export function driverFor(job: JobConfig): JobDriver {
       return new QdrantDriver(job);
     case 'minio':
       return new MinioDriver(job);
+    case 'postgres-pitr':
+      throw new UserError(`job ${job.name}: this agent build has no point-in-time recovery driver yet (issue 12, WAL archiving)`);
   }
 }

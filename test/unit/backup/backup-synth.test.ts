@@ -73,7 +73,7 @@ describe('Backup construct in an environment stack', () => {
   it('hands over a config the agent itself accepts, with a job per stateful service and no secret in it', () => {
     const config = agentConfig(container(perTenant, 'prod-acme-backup'));
     expect(agentConfigSchema.safeParse(config).success).toBe(true);
-    expect(config.jobs.map((j: { kind: string }) => j.kind)).toEqual(['postgres', 'redis', 'qdrant', 'minio']);
+    expect(config.jobs.map((j: { kind: string }) => j.kind)).toEqual(['postgres', 'postgres-pitr', 'redis', 'qdrant', 'minio']);
     const [postgres, redis] = config.jobs;
     expect(postgres.kind === 'postgres' && postgres.postgres).toMatchObject({ host: 'prod-acme-postgres', databases: ['app', 'reports'], passwordEnv: 'PG_PASSWORD' });
     expect(redis.kind === 'redis' && redis.redis.sentinels).toEqual(['prod-acme-sentinel-1:26379', 'prod-acme-sentinel-2:26379', 'prod-acme-sentinel-3:26379']);
