@@ -1,3 +1,4 @@
+import { PITR_PARAMETER_NAMES } from '../runtime/render/postgres';
 import { policyChecks } from './checks/policy';
 import { dockerHostIdentity } from './docker-host';
 import type { ParsedDeployment, ParsedEnvironment } from './parsed';
@@ -171,7 +172,21 @@ function deploymentRules(d: ParsedDeployment): Problem[] {
   }
 
   if (env.production) problems.push(...productionBackupPolicy(d));
+  problems.push(...pitrParameters(d));
   return problems;
+}
+
+/** Server parameters point-in-time recovery sets itself: a tenant's own value would be silently replaced, or break streaming. */
+function pitrParameters(d: ParsedDeployment): Problem[] {
+  if (!d.jobs.postgres?.pitr) return [];
+  const parameters = d.services.postgres?.parameters ?? {};
+  return PITR_PARAMETER_NAMES.filter((name) => Object.hasOwn(parameters, name)).flatMap((name) => {
+    const where = writtenAt(d, ['services', 'postgres', 'parameters', name]);
+    if (!where) return [];
+    return [
+      d.file.problem(where, `${dotted(where)}: point-in-time recovery (on for this tenant) sets ${name} itself; remove it (maxSlotWalKeepMb under backup.postgres.pitr sets max_slot_wal_keep_size), or turn PITR off`, { key: true }),
+    ];
+  });
 }
 
 /**
