@@ -1,3 +1,4 @@
+import { PITR_PARAMETER_NAMES } from '../runtime/render/postgres';
 import { policyChecks } from './checks/policy';
 import { dockerHostIdentity, isWindowsDockerHost } from './docker-host';
 import type { ParsedDeployment, ParsedEnvironment } from './parsed';
@@ -172,7 +173,21 @@ function deploymentRules(d: ParsedDeployment): (Problem | InheritedProblem)[] {
   }
 
   if (env.production) problems.push(...productionBackupPolicy(d));
+  problems.push(...pitrParameters(d));
   return problems;
+}
+
+/** Server parameters point-in-time recovery sets itself: a tenant's own value would be silently replaced, or break streaming. */
+function pitrParameters(d: ParsedDeployment): Problem[] {
+  if (!d.jobs.postgres?.pitr) return [];
+  const parameters = d.services.postgres?.parameters ?? {};
+  return PITR_PARAMETER_NAMES.filter((name) => Object.hasOwn(parameters, name)).flatMap((name) => {
+    const where = writtenAt(d, ['services', 'postgres', 'parameters', name]);
+    if (!where) return [];
+    return [
+      d.file.problem(where, `${dotted(where)}: point-in-time recovery (on for this tenant) sets ${name} itself; remove it (maxSlotWalKeepMb under backup.postgres.pitr sets max_slot_wal_keep_size), or turn PITR off`, { key: true }),
+    ];
+  });
 }
 
 /**
@@ -212,7 +227,29 @@ function productionBackupPolicy(d: ParsedDeployment): (Problem | InheritedProble
       problems.push({ ...envFile.problem(envPath, `${dotted(envPath)}: ${because}: ${rule.fix}`), inheritedBy: d.tenant.name });
     }
   }
+  problems.push(...productionPitrPolicy(d));
   return problems;
+}
+
+/**
+ * A production tenant's own Postgres server can be restored to any moment unless its file says
+ * why not: without point-in-time recovery, losing the server loses up to a day of writes. (A
+ * tenant on the shared server has none yet: config/load.ts resolvePitr.)
+ */
+function productionPitrPolicy(d: ParsedDeployment): Problem[] {
+  const { env, file: envFile } = d.environment;
+  const pg = d.services.postgres;
+  if (!pg?.enabled || pg.mode !== 'dedicated' || !d.jobs.postgres || d.jobs.postgres.pitr) return [];
+  if (d.backup.postgres?.pitr?.reason !== undefined) return [];
+  const because = `environment "${env.name}" is production and refuses a Postgres server without point-in-time recovery unless the tenant file says why`;
+  const own = ['backup', 'postgres', 'pitr', 'enabled'];
+  const where = writtenAt(d, own);
+  if (where) {
+    const reasonAt = [...where.slice(0, -1), 'reason'];
+    return [d.file.problem(where, `${dotted(where)}: ${because}: set it to true (or remove it), or say why beside it in ${dotted(reasonAt)}: "…"`)];
+  }
+  const envPath = ['backup', 'defaults', 'postgres', 'pitr', 'enabled'];
+  return [envFile.problem(envPath, `${dotted(envPath)}: ${because}: set it to true (or remove it), or say why in ${d.file.displayName} (tenant ${d.tenant.name}, which inherits it), in backup.postgres.pitr.reason`)];
 }
 
 /** Where the tenant file itself sets `at` for this environment (its override first), if it does. */

@@ -4,7 +4,7 @@ import type { z } from 'zod';
 import { policyChecks } from './checks/policy';
 import { crossCheck } from './cross-checks';
 import { describeIssues, describeValue } from './issues';
-import { BackupJobConfig, DEFAULT_BACKUP_JOBS, EnvironmentConfig, holdsBackupData, OffsiteTargetConfig, StorageConfig, TenantConfig, TenantryConfig } from './model';
+import { BackupJobConfig, DEFAULT_BACKUP_JOBS, DEFAULT_PITR, EnvironmentConfig, holdsBackupData, OffsiteTargetConfig, PitrConfig, StorageConfig, TenantConfig, TenantryConfig } from './model';
 import { offsiteCredentialName, offsitePrefix, perTenantBucketName, usesOffsite } from './offsite';
 import type { ParsedDeployment, ParsedEnvironment } from './parsed';
 import { publishedPorts, slotCount } from './ports';
@@ -303,9 +303,21 @@ function resolveBackupJobs(env: EnvironmentFile, d: Pick<ParsedDeployment, 'serv
       retention: { ...base.retention, ...stripUndefined(envDefault.retention), ...stripUndefined(own.retention) },
       offsite: own.offsite ?? envDefault.offsite ?? base.offsite,
     };
-    jobs[service] = job;
+    const pitr = service === 'postgres' ? resolvePitr(env, d) : undefined;
+    jobs[service] = pitr ? { ...job, pitr } : job;
   }
   return jobs;
+}
+
+/**
+ * The tenant's point-in-time recovery, or undefined when it is off. A tenant on the shared server
+ * has none: streaming that server's WAL to one tenant's backup volume would hand it every tenant's data.
+ */
+function resolvePitr(env: EnvironmentFile, d: Pick<ParsedDeployment, 'services' | 'backup'>): PitrConfig | undefined {
+  const resolved = { ...DEFAULT_PITR, ...stripUndefined(env.backup.defaults.postgres?.pitr), ...stripUndefined(d.backup.postgres?.pitr) };
+  if (!resolved.enabled || d.services.postgres?.mode !== 'dedicated') return undefined;
+  const { windowDays, baseBackupSchedule, verifySchedule, maxLagSeconds, maxSlotWalKeepMb } = resolved;
+  return { windowDays, baseBackupSchedule, verifySchedule, maxLagSeconds, maxSlotWalKeepMb };
 }
 
 function stripUndefined<T extends object>(o: T | undefined): Partial<T> {

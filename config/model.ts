@@ -36,6 +36,22 @@ export interface BackupJobConfig {
   readonly verifySchedule?: string;
   readonly retention: Retention;
   readonly offsite: boolean;
+  /**
+   * Postgres only: point-in-time recovery (WAL streaming and base backups, with this job's
+   * retention and off-site setting). Absent: off, or the tenant is on the shared server.
+   */
+  readonly pitr?: PitrConfig;
+}
+
+export interface PitrConfig {
+  readonly windowDays: number;
+  /** Cron: when physical base backups are taken. */
+  readonly baseBackupSchedule: string;
+  /** Cron: when a recovery of the latest base backup plus WAL is verified. */
+  readonly verifySchedule: string;
+  readonly maxLagSeconds: number;
+  /** The server's max_slot_wal_keep_size, in MiB. */
+  readonly maxSlotWalKeepMb: number;
 }
 
 /** One tenant as deployed in one environment (its overrides for that environment applied). */
@@ -76,6 +92,23 @@ export const DEFAULT_BACKUP_JOBS: Record<BackupService, BackupJobConfig> = {
   redis: { schedule: '15 * * * *', retention: { daily: 7, weekly: 4, monthly: 3 }, offsite: true },
   qdrant: { schedule: '30 2 * * *', retention: { daily: 7, weekly: 4, monthly: 3 }, offsite: true },
   minio: { schedule: '45 2 * * *', retention: { daily: 7, weekly: 4, monthly: 3 }, offsite: true },
+};
+
+/**
+ * Point-in-time recovery when neither the environment (`backup.defaults.postgres.pitr`) nor the
+ * tenant (`backup.postgres.pitr`) says otherwise. On by default. Base backups at 03:00, apart from
+ * the logical dump (02:00) and its verification (Sunday 04:00); their verification Sunday 05:00.
+ * A week of window, like the seven daily dumps. 10 GiB of WAL kept for a receiver that is down:
+ * beyond it the server drops the slot (the archive gets a gap, healed by the next base backup)
+ * rather than fill its disk; the agent alerts at 50 % and 80 %.
+ */
+export const DEFAULT_PITR: PitrConfig & { readonly enabled: boolean } = {
+  enabled: true,
+  windowDays: 7,
+  baseBackupSchedule: '0 3 * * *',
+  verifySchedule: '0 5 * * 0',
+  maxLagSeconds: 60,
+  maxSlotWalKeepMb: 10240,
 };
 
 /** Whether an enabled service holds anything the backup agent would copy: a MinIO without buckets does not. */

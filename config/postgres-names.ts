@@ -37,10 +37,17 @@ export interface TenantRoles {
   readonly readonlyRole: string;
   /** What the backup agent connects as: reads everything in the tenant's databases, writes nothing of theirs. */
   readonly backupRole: string;
+  /** What the backup agent streams WAL and takes base backups as (point-in-time recovery): REPLICATION only. */
+  readonly replicationRole: string;
 }
 
 /** Role names derive from the tenant name; "-" is not valid in an unquoted identifier. */
 export function tenantRoles(tenant: string): TenantRoles {
   const base = tenant.replace(/-/g, '_');
-  return { appRole: `${base}_app`, readonlyRole: `${base}_readonly`, backupRole: `${base}_backup` };
+  return { appRole: `${base}_app`, readonlyRole: `${base}_readonly`, backupRole: `${base}_backup`, replicationRole: `${base}_replication` };
+}
+
+/** The replication slot that keeps the tenant's WAL on its server until the backup agent has it. */
+export function pitrSlotName(tenant: string): string {
+  return `tenantry_${tenant.replace(/-/g, '_')}`;
 }

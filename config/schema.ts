@@ -182,12 +182,52 @@ function unverifiedJobSchema(service: string) {
   });
 }
 
-const backupJobs = z.strictObject({
-  postgres: backupJobSchema.optional(),
-  redis: unverifiedJobSchema('Redis').optional(),
-  qdrant: unverifiedJobSchema('Qdrant').optional(),
-  minio: unverifiedJobSchema('MinIO').optional(),
+/**
+ * Point-in-time recovery of a tenant's dedicated Postgres (WAL streamed to the backup volume, and
+ * physical base backups). Every field is optional so environment defaults can fill it; what each
+ * resolves to when nobody sets it is DEFAULT_PITR (config/model.ts).
+ */
+const pitrFields = {
+  enabled: z.boolean().optional(),
+  /** Every moment of the last N days stays restorable (base backups and WAL are kept for it). */
+  windowDays: z.number().int().min(0).max(3650).optional(),
+  /** When a physical base backup is taken; restores replay WAL from the newest one before the target. */
+  baseBackupSchedule: cronExpression.optional(),
+  /** When the latest base backup plus WAL is recovered into a scratch server and checked. */
+  verifySchedule: cronExpression.optional(),
+  /** The agent's /health turns unhealthy when the WAL archive is further behind the server than this. */
+  maxLagSeconds: z.number().int().min(1).max(86400).optional(),
+  /** The server's max_slot_wal_keep_size: WAL the server keeps for a receiver that is down (README, "Point-in-time recovery"). */
+  maxSlotWalKeepMb: z.number().int().min(64, 'must be at least 64 (MiB): a few WAL segments').max(1048576).optional(),
+};
+
+const tenantPitrSchema = z.strictObject({
+  ...pitrFields,
+  /** Why PITR is off: a production environment refuses a tenant with it off and no reason. */
+  reason: z.string().refine((r) => r.trim() !== '', { message: 'is empty: say why point-in-time recovery is off' }).optional(),
 });
+
+const environmentPitrSchema = z.strictObject({
+  ...pitrFields,
+  reason: z
+    .never('a reason for point-in-time recovery being off belongs in each tenant file that turns it off (backup.postgres.pitr.reason): remove it here')
+    .optional(),
+});
+
+function backupJobsSchema(pitr: typeof tenantPitrSchema | typeof environmentPitrSchema) {
+  return z.strictObject({
+    postgres: backupJobSchema.extend({ pitr: pitr.optional() }).optional(),
+    redis: unverifiedJobSchema('Redis').optional(),
+    qdrant: unverifiedJobSchema('Qdrant').optional(),
+    minio: unverifiedJobSchema('MinIO').optional(),
+  });
+}
+
+/** A tenant's `backup` section. */
+const backupJobs = backupJobsSchema(tenantPitrSchema);
+
+/** An environment's `backup.defaults`: the same, except that only a tenant can say why PITR is off. */
+const backupDefaults = backupJobsSchema(environmentPitrSchema);
 
 // ---------------------------------------------------------------- environment
 
@@ -336,7 +376,7 @@ export const environmentSchema = z
     backup: z
       .strictObject({
         /** Defaults for every tenant's backup jobs (a tenant's `backup` section overrides them). */
-        defaults: backupJobs.prefault({}),
+        defaults: backupDefaults.prefault({}),
         offsite: offsiteSchema.prefault({}),
         /**
          * POST a Slack-compatible message when a backup fails. The URL is a secret: it comes from the
@@ -522,6 +562,7 @@ export type EnvironmentFile = z.output<typeof environmentSchema>;
 export type TenantFile = z.output<typeof tenantFileSchema>;
 export type TenantServices = z.output<typeof servicesSchema>;
 export type BackupJobSettings = z.output<typeof backupJobSchema>;
+export type PitrSettings = z.output<typeof tenantPitrSchema>;
 export type Retention = z.output<typeof retentionPolicySchema>;
 
 function validCidr(cidr: string): boolean {

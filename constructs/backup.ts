@@ -12,9 +12,10 @@ import {
   POSTGRES_DEFAULTS,
   RESTORE_CREDENTIAL_ENV,
 } from '../runtime/agent/config';
+import { POSTGRES_PITR_JOB } from '../runtime/render/postgres-restore-on-start';
 import type { PostgresEndpoint } from './postgres';
 import { HostPort, ServiceContainer } from './service-container';
-import { StatefulVolume } from './storage';
+import { StatefulVolume, VolumeMount } from './storage';
 import { escapeTerraformTemplate } from './terraform-text';
 
 
@@ -109,6 +110,8 @@ export interface BackupProps {
 export class Backup extends Construct {
   readonly agentConfig: AgentConfig;
   readonly metricsUrl: string;
+  /** The backup volume (the Postgres container mounts it read-only for point-in-time restores). */
+  readonly volume: VolumeMount;
 
   constructor(scope: Construct, id: string, props: BackupProps) {
     super(scope, id);
@@ -127,6 +130,7 @@ export class Backup extends Construct {
       storage: props.storage,
       containerPath: '/backups',
     });
+    this.volume = volume.mount;
     const container = new ServiceContainer(this, 'agent', {
       environment: props.environment,
       tenant: props.tenant,
@@ -166,6 +170,30 @@ function agentConfigFor(props: BackupProps): { config: AgentConfig; env: Record<
         databases: [...postgres.databases],
         ...POSTGRES_DEFAULTS,
         restoreCredential: { ...RESTORE_CREDENTIAL_ENV, source: props.postgresRestoreSource },
+      },
+    });
+  }
+  const pitr = props.jobs.postgres?.pitr;
+  if (pitr && postgres) {
+    if (!postgres.replication) throw new Error(`backup for tenant "${props.tenant}": point-in-time recovery needs a server with a replication role (a dedicated server built with pitr)`);
+    env.PG_REPLICATION_PASSWORD = postgres.replication.password;
+    jobs.push({
+      name: POSTGRES_PITR_JOB,
+      kind: 'postgres-pitr',
+      schedule: pitr.baseBackupSchedule,
+      retention: { ...props.jobs.postgres!.retention },
+      offsite: props.jobs.postgres!.offsite,
+      verifySchedule: pitr.verifySchedule,
+      pitr: {
+        host: postgres.host,
+        port: postgres.port,
+        user: postgres.replication.user,
+        passwordEnv: 'PG_REPLICATION_PASSWORD',
+        slot: postgres.replication.slot,
+        windowDays: pitr.windowDays,
+        maxLagSeconds: pitr.maxLagSeconds,
+        maxSlotWalKeepMb: postgres.replication.maxSlotWalKeepMb,
+        databases: [...postgres.databases],
       },
     });
   }

@@ -1,11 +1,12 @@
 import type { ITerraformDependable } from 'cdktf';
 import { Construct } from 'constructs';
-import { tenantRoles } from '../config/postgres-names';
+import { pitrSlotName, tenantRoles } from '../config/postgres-names';
 import { SERVICE_PORTS } from '../config/ports';
-import { renderPostgres } from '../runtime/render/postgres';
+import { renderPostgres, PostgresPitrOptions } from '../runtime/render/postgres';
+import { BACKUP_MOUNT } from '../runtime/render/postgres-restore-on-start';
 import { generatedSecret } from './secrets';
 import { HostPort, ServiceContainer, SIDE_CONTAINER_MEMORY_MB } from './service-container';
-import { StatefulServiceProps, StatefulVolume } from './storage';
+import { StatefulServiceProps, StatefulVolume, VolumeMount } from './storage';
 
 /** What other constructs need to reach a tenant's databases. */
 export interface PostgresEndpoint {
@@ -22,6 +23,14 @@ export interface PostgresEndpoint {
   readonly backupPassword: string;
   /** The server's superuser: what a restore needs, handed to operators only (never to a container but the server). */
   readonly superuser: PostgresCredential;
+  /** Point-in-time recovery's way in: a REPLICATION-only role and the slot it streams from. @default none (no PITR) */
+  readonly replication?: PostgresReplication;
+}
+
+export interface PostgresReplication extends PostgresCredential {
+  readonly slot: string;
+  /** The server's max_slot_wal_keep_size, in MiB. */
+  readonly maxSlotWalKeepMb: number;
 }
 
 export interface PostgresCredential {
@@ -46,6 +55,11 @@ export interface PostgresProps extends StatefulServiceProps {
   readonly cpus?: number;
   /** Host port for 5432. @default not published */
   readonly publishedPort?: HostPort;
+  /** Point-in-time recovery: streaming parameters, a replication role, restore on start. @default off */
+  readonly pitr?: {
+    /** The server's max_slot_wal_keep_size in MB: how much WAL the receiver's slot may hold back. */
+    readonly maxSlotWalKeepMb: number;
+  };
 }
 
 /**
@@ -67,6 +81,8 @@ export class PostgresServer extends Construct implements PostgresEndpoint {
   readonly backupRole: string;
   readonly backupPassword: string;
   readonly superuser: PostgresCredential;
+  readonly replication?: PostgresReplication;
+  private readonly container: ServiceContainer;
 
   constructor(scope: Construct, id: string, props: PostgresProps) {
     super(scope, id);
@@ -80,6 +96,10 @@ export class PostgresServer extends Construct implements PostgresEndpoint {
     this.appPassword = generatedSecret(this, 'app-password');
     this.readonlyPassword = generatedSecret(this, 'readonly-password');
     this.backupPassword = generatedSecret(this, 'backup-password');
+    if (props.pitr) {
+      const password = generatedSecret(this, 'replication-password');
+      this.replication = { user: roles.replicationRole, password, slot: pitrSlotName(props.tenant), maxSlotWalKeepMb: props.pitr.maxSlotWalKeepMb };
+    }
 
     const data = new StatefulVolume(this, 'data', {
       environment: props.environment,
@@ -103,12 +123,14 @@ export class PostgresServer extends Construct implements PostgresEndpoint {
         readonlyRole: this.readonlyRole,
         backupRole: this.backupRole,
         parameters: { ...props.parameters },
+        pitr: pitrOptions(this),
       }),
       env: {
         POSTGRES_PASSWORD: this.superuser.password,
         TENANTRY_APP_PASSWORD: this.appPassword,
         TENANTRY_READONLY_PASSWORD: this.readonlyPassword,
         TENANTRY_BACKUP_PASSWORD: this.backupPassword,
+        ...replicationPasswordEnv(this),
         // The image initialises a sub-directory: the volume root may hold lost+found (NFS, ext4).
         PGDATA: '/var/lib/postgresql/data/pgdata',
       },
@@ -119,8 +141,26 @@ export class PostgresServer extends Construct implements PostgresEndpoint {
       healthcheck: `pg_isready -U ${POSTGRES_SUPERUSER} -h 127.0.0.1 -p ${this.port}`,
     });
     this.host = container.hostname;
+    this.container = container;
     provisionRoles(this, { environment: props.environment, tenant: props.tenant, image: props.image, network: props.network, endpoint: this, dependsOn: [container.resource] });
   }
+
+  /**
+   * Mounts the tenant's backup volume read-only where the restore-on-start script looks for a
+   * prepared point-in-time restore. The Backup construct owns the volume and is built after this.
+   */
+  mountBackups(backups: VolumeMount): void {
+    if (!this.replication) throw new Error('postgres: the backup volume is mounted for point-in-time recovery only, which is off for this server');
+    this.container.addVolume({ ...backups, containerPath: BACKUP_MOUNT, readOnly: true });
+  }
+}
+
+function pitrOptions(endpoint: PostgresEndpoint): PostgresPitrOptions | undefined {
+  return endpoint.replication && { replicationRole: endpoint.replication.user, maxSlotWalKeepMb: endpoint.replication.maxSlotWalKeepMb };
+}
+
+function replicationPasswordEnv(endpoint: PostgresEndpoint): Record<string, string> {
+  return endpoint.replication ? { TENANTRY_REPLICATION_PASSWORD: endpoint.replication.password } : {};
 }
 
 export interface RoleProvisioningProps {
@@ -146,7 +186,8 @@ export interface RoleProvisioningProps {
  */
 export function provisionRoles(scope: Construct, props: RoleProvisioningProps): ServiceContainer {
   const e = props.endpoint;
-  const init = renderPostgres({ databases: [...e.databases], appRole: e.appRole, readonlyRole: e.readonlyRole, backupRole: e.backupRole, parameters: {} });
+  // The init script alone: the server's other files (pg_hba.conf, restore on start) are not the provisioner's.
+  const init = renderPostgres({ databases: [...e.databases], appRole: e.appRole, readonlyRole: e.readonlyRole, backupRole: e.backupRole, parameters: {}, pitr: pitrOptions(e) });
   const script = init.files[0].path;
   return new ServiceContainer(scope, 'provision', {
     environment: props.environment,
@@ -155,7 +196,7 @@ export function provisionRoles(scope: Construct, props: RoleProvisioningProps): 
     image: props.image,
     network: props.network,
     launch: {
-      files: init.files,
+      files: [init.files[0]],
       entrypoint: ['/bin/sh', '-c', `until pg_isready -q; do sleep ${SERVER_WAIT_POLL_SECONDS}; done; exec /bin/sh ${script}`],
       env: init.env,
     },
@@ -169,6 +210,7 @@ export function provisionRoles(scope: Construct, props: RoleProvisioningProps): 
       TENANTRY_APP_PASSWORD: e.appPassword,
       TENANTRY_READONLY_PASSWORD: e.readonlyPassword,
       TENANTRY_BACKUP_PASSWORD: e.backupPassword,
+      ...replicationPasswordEnv(e),
     },
     memoryMb: SIDE_CONTAINER_MEMORY_MB,
     oneShot: true,

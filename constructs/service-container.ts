@@ -77,6 +77,7 @@ export class ServiceContainer extends Construct {
   /** Name and hostname on the environment network. */
   readonly hostname: string;
   readonly resource: Container;
+  private readonly volumes: VolumeMount[];
 
   constructor(scope: Construct, id: string, props: ServiceContainerProps) {
     super(scope, id);
@@ -103,7 +104,7 @@ export class ServiceContainer extends Construct {
       cpus: props.cpus === undefined ? undefined : String(props.cpus),
       labels: tenantryLabels(props.environment, props.tenant, props.service),
       networksAdvanced: [{ name: props.network, aliases: [this.hostname] }],
-      volumes: props.volumes?.map((v) => ({ containerPath: v.containerPath, volumeName: v.volumeName, hostPath: v.hostPath })),
+      volumes: props.volumes?.map(volumeBlock),
       ports: props.publishedPorts?.map((p) => ({ internal: p.internal, external: p.host.port, ip: p.host.address })),
       securityOpts: [NO_NEW_PRIVILEGES],
       capabilities: { drop: ['ALL'], add: privileges.capabilities.length > 0 ? [...privileges.capabilities] : undefined },
@@ -116,7 +117,18 @@ export class ServiceContainer extends Construct {
       logOpts: { ...LOG_ROTATION },
       dependsOn: props.dependsOn,
     });
+    this.volumes = [...(props.volumes ?? [])];
   }
+
+  /** Mounts a volume another construct owns (created after this container), e.g. the backup volume. */
+  addVolume(mount: VolumeMount): void {
+    this.volumes.push(mount);
+    this.resource.putVolumes(this.volumes.map(volumeBlock));
+  }
+}
+
+function volumeBlock(v: VolumeMount) {
+  return { containerPath: v.containerPath, volumeName: v.volumeName, hostPath: v.hostPath, readOnly: v.readOnly };
 }
 
 function healthcheck(command: string): ContainerHealthcheck {

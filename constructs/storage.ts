@@ -9,6 +9,8 @@ export interface VolumeMount {
   readonly containerPath: string;
   readonly volumeName?: string;
   readonly hostPath?: string;
+  /** @default false */
+  readonly readOnly?: boolean;
 }
 
 /** A service's own storage choice, overriding the environment's. */

@@ -91,6 +91,7 @@ export class Tenant extends Construct {
       memoryMb: postgres.memoryMb,
       cpus: postgres.cpus,
       publishedPort,
+      pitr: props.tenant.backup.postgres?.pitr,
     });
   }
 
@@ -166,7 +167,7 @@ export class Tenant extends Construct {
     const { tenant, environment: env } = props;
     if (Object.keys(tenant.backup).length === 0) return undefined;
     const offsite = tenant.offsite ? this.offsiteTarget(props, tenant.offsite) : undefined;
-    return new Backup(this, 'backup', {
+    const backup = new Backup(this, 'backup', {
       ...this.serviceBase(props),
       image: props.backupImage,
       timeZone: env.timeZone,
@@ -180,6 +181,9 @@ export class Tenant extends Construct {
       webhookUrl: props.backupWebhookUrl,
       publishedPort,
     });
+    // A prepared point-in-time restore reaches the server through its start script (read-only).
+    if (this.postgres instanceof PostgresServer && this.postgres.replication) this.postgres.mountBackups(backup.volume);
+    return backup;
   }
 
   /**

@@ -8,6 +8,7 @@
  * container hostnames and one shared set of ports on 127.0.0.1), no container filesystem (so
  * container paths become temp dirs) and no images (so Debian's binaries stand in).
  */
+import { RESTORE_ON_START_SCRIPT } from '../runtime/render/postgres-restore-on-start';
 import * as fs from 'fs';
 import * as path from 'path';
 import type { RenderedFile } from '../runtime/render/types';
@@ -62,7 +63,7 @@ type Apply =
   /** Arguments appended to the command. */
   | { appendArgs: string[] }
   /** The image's entrypoint, which the synthesized container keeps, as a local program. */
-  | { imageEntrypoint: string[]; launch: LaunchKind }
+  | { imageEntrypoint: string[]; launch: LaunchKind; /** The container's own entrypoint only wraps the image's: replace it too. */ replacesWrapper?: boolean }
   | { user: 'postgres' | 'root' }
   /** Applied while reading the stack (tenant.ts evaluates strings with these values). */
   | { secret: string }
@@ -134,6 +135,17 @@ function imageEntrypointRows(containers: TenantContainer[], layout: DrillLayout)
       to: 'e2e/postgres-entrypoint.ts: initdb --auth=scram-sha-256 with POSTGRES_PASSWORD, temp server (socket only), /docker-entrypoint-initdb.d/* with the container env, stop, then postgres <command>',
       why: 'no image; the same steps in the same order (initdb here also requires the password on the local socket, which the image trusts)',
       apply: { imageEntrypoint: [], launch: 'postgres-image-entrypoint' },
+    });
+  }
+  const wrapped = containers.filter((c) => c.service === 'postgres' && c.entrypoint?.[1] === RESTORE_ON_START_SCRIPT).map((c) => c.name);
+  if (wrapped.length > 0) {
+    rows.push({
+      change: 'image entrypoint',
+      scope: wrapped,
+      from: `/bin/sh ${RESTORE_ON_START_SCRIPT} docker-entrypoint.sh postgres <command> (point-in-time recovery: applies a prepared restore, then the image's entrypoint)`,
+      to: 'e2e/postgres-entrypoint.ts, as for the image entrypoint (the restore-on-start script is not run)',
+      why: 'the drill prepares no point-in-time restore, so the script would only exec the entrypoint; test/integration/postgres-restore-on-start.test.ts runs it on real data directories',
+      apply: { imageEntrypoint: [], launch: 'postgres-image-entrypoint', replacesWrapper: true },
     });
   }
   const agents = containers.filter((c) => c.service === 'backup' && !c.entrypoint).map((c) => c.name);
@@ -439,7 +451,7 @@ function applyRows(c: TenantContainer, rows: TranslationRow[], ports: Map<string
       command = [...command, ...apply.appendArgs];
     } else if ('imageEntrypoint' in apply) {
       launch = apply.launch;
-      if (!entrypoint) entrypoint = apply.imageEntrypoint;
+      if (!entrypoint || apply.replacesWrapper) entrypoint = apply.imageEntrypoint;
     } else if ('user' in apply) {
       user = apply.user;
     }

@@ -103,6 +103,18 @@ function ignoredTenantSettings(t: { file: SourceFile; tenant: TenantFile }, depl
   };
 
   for (const service of BACKUP_SERVICES) check(['backup', service], (d) => nothingToBackUp(d, service));
+  check(['backup', 'postgres', 'pitr'], (d) =>
+    d.services.postgres?.enabled && d.services.postgres.mode === 'shared'
+      ? {
+          reason:
+            "the tenant's databases live on the environment's shared server (services.postgres.mode: shared), and point-in-time recovery of the shared server is not supported yet (its databases keep their logical backups)",
+          fix: 'remove it, or use mode: dedicated',
+        }
+      : undefined,
+  );
+  check(['backup', 'postgres', 'pitr', 'reason'], (d) =>
+    d.jobs.postgres?.pitr ? { reason: 'point-in-time recovery is on (a reason is for turning it off)', fix: 'remove it, or set backup.postgres.pitr.enabled: false' } : undefined,
+  );
   for (const setting of DEDICATED_POSTGRES_SETTINGS) {
     check(['services', 'postgres', setting], (d) =>
       d.services.postgres?.enabled && d.services.postgres.mode === 'shared'

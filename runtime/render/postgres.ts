@@ -1,3 +1,4 @@
+import { renderRestoreOnStart, RESTORE_ON_START_SCRIPT } from './postgres-restore-on-start';
 import { requireEnvLine, shellScript } from './shell';
 import type { ContainerLaunch } from './types';
 import { checkIdentifier, checkNonEmpty, checkPath } from './validate';
@@ -13,6 +14,8 @@ export interface PostgresRenderOptions {
   backupRole: string;
   /** Server parameters, passed as `-c key=value`. */
   parameters: Record<string, string | number | boolean>;
+  /** Point-in-time recovery: WAL streamed to the tenant's backup agent. @default off */
+  pitr?: PostgresPitrOptions;
   /**
    * Where the official image looks for init scripts.
    * @default '/docker-entrypoint-initdb.d'
@@ -20,7 +23,38 @@ export interface PostgresRenderOptions {
   initDir?: string;
 }
 
+export interface PostgresPitrOptions {
+  /** LOGIN REPLICATION role the backup agent streams WAL and takes base backups with: nothing else. */
+  replicationRole: string;
+  /** max_slot_wal_keep_size in MiB: WAL the server keeps for a receiver that is down. */
+  maxSlotWalKeepMb: number;
+}
+
 const RENDERER = 'renderPostgres';
+
+/** Where the rendered pg_hba.conf goes (the server reads it through `-c hba_file=`). */
+export const PITR_HBA_FILE = '/etc/tenantry/pg_hba.conf';
+
+/**
+ * Server parameters point-in-time recovery sets. wal_level, max_wal_senders and
+ * max_replication_slots are PostgreSQL's defaults since 10, stated so that a tenant's parameters
+ * cannot take them away unnoticed (the config refuses them while PITR is on). wal_keep_size 0: the
+ * replication slot alone decides what WAL the server keeps, bounded by max_slot_wal_keep_size.
+ * Senders and slots: pg_receivewal holds one of each, a base backup one or two senders more, and
+ * a scratch verification none (it recovers from files).
+ */
+export function pitrServerParameters(pitr: Pick<PostgresPitrOptions, 'maxSlotWalKeepMb'>): Record<string, string | number> {
+  return {
+    wal_level: 'replica',
+    max_wal_senders: 10,
+    max_replication_slots: 10,
+    max_slot_wal_keep_size: `${pitr.maxSlotWalKeepMb}MB`,
+    wal_keep_size: 0,
+  };
+}
+
+/** What a tenant's own `parameters` may not set while point-in-time recovery is on. */
+export const PITR_PARAMETER_NAMES: readonly string[] = Object.keys(pitrServerParameters({ maxSlotWalKeepMb: 0 }));
 const DEFAULT_INIT_DIR = '/docker-entrypoint-initdb.d';
 const INIT_SCRIPT_NAME = '10-tenantry-init.sh';
 
@@ -30,9 +64,17 @@ function checkOptions(o: PostgresRenderOptions): void {
   checkIdentifier(RENDERER, 'appRole', o.appRole);
   checkIdentifier(RENDERER, 'readonlyRole', o.readonlyRole);
   checkIdentifier(RENDERER, 'backupRole', o.backupRole);
-  const roles = [o.appRole, o.readonlyRole, o.backupRole];
+  if (o.pitr) {
+    checkIdentifier(RENDERER, 'pitr.replicationRole', o.pitr.replicationRole);
+    if (!Number.isInteger(o.pitr.maxSlotWalKeepMb) || o.pitr.maxSlotWalKeepMb < 1) {
+      throw new Error(`${RENDERER}: pitr.maxSlotWalKeepMb must be a positive whole number of MiB (value: ${o.pitr.maxSlotWalKeepMb})`);
+    }
+    const clash = PITR_PARAMETER_NAMES.filter((name) => Object.hasOwn(o.parameters, name));
+    if (clash.length > 0) throw new Error(`${RENDERER}: parameters ${clash.join(', ')} are set by point-in-time recovery; remove them from parameters`);
+  }
+  const roles = [o.appRole, o.readonlyRole, o.backupRole, ...(o.pitr ? [o.pitr.replicationRole] : [])];
   if (new Set(roles).size !== roles.length) {
-    throw new Error(`${RENDERER}: appRole, readonlyRole and backupRole must differ (${roles.map((r) => JSON.stringify(r)).join(', ')})`);
+    throw new Error(`${RENDERER}: appRole, readonlyRole, backupRole and pitr.replicationRole must differ (${roles.map((r) => JSON.stringify(r)).join(', ')})`);
   }
   if (o.initDir !== undefined) checkPath(RENDERER, 'initDir', o.initDir);
 }
@@ -75,6 +117,19 @@ ALTER ROLE :"readonly_role" SET default_transaction_read_only = on;
 -- server there is no other tenant whose name it could take, and its own tenant's is refused alike.
 ALTER ROLE :"backup_role" WITH LOGIN NOSUPERUSER CREATEDB NOCREATEROLE NOREPLICATION BYPASSRLS PASSWORD :'backup_password';
 GRANT pg_read_all_data TO :"backup_role";
+`;
+
+/**
+ * The role pg_receivewal and pg_basebackup connect as: REPLICATION reads the whole server's WAL and
+ * files, which is what a physical backup is, and it can do nothing else (no database grants; the
+ * rendered pg_hba.conf lets it in for replication only; without PITR no rule lets it replicate).
+ */
+const REPLICATION_ROLE_SQL = String.raw`
+\getenv replication_password TENANTRY_REPLICATION_PASSWORD
+SELECT format('CREATE ROLE %I', :'replication_role')
+ WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'replication_role')
+\gexec
+ALTER ROLE :"replication_role" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE REPLICATION NOBYPASSRLS PASSWORD :'replication_password';
 `;
 
 /**
@@ -194,8 +249,9 @@ ${LARGE_OBJECTS_SQL}
 /** psql input: names as psql variables (validated identifiers), then the SQL blocks above. */
 function initSql(o: PostgresRenderOptions): string {
   const names = [`\\set app_role '${o.appRole}'`, `\\set readonly_role '${o.readonlyRole}'`, `\\set backup_role '${o.backupRole}'`].join('\n');
+  const replication = o.pitr ? [`\\set replication_role '${o.pitr.replicationRole}'\n${REPLICATION_ROLE_SQL.trim()}`] : [];
   const perDatabase = o.databases.map((database) => `\\set database '${database}'\n${DATABASE_SQL.trim()}`);
-  return [names, ROLES_SQL.trim(), ...perDatabase].join('\n\n');
+  return [names, ROLES_SQL.trim(), ...replication, ...perDatabase].join('\n\n');
 }
 
 /**
@@ -213,6 +269,7 @@ export function renderPostgresInitScript(o: PostgresRenderOptions): string {
       requireEnvLine('TENANTRY_APP_PASSWORD'),
       requireEnvLine('TENANTRY_READONLY_PASSWORD'),
       requireEnvLine('TENANTRY_BACKUP_PASSWORD'),
+      ...(o.pitr ? [requireEnvLine('TENANTRY_REPLICATION_PASSWORD')] : []),
       "# libpq's PG* variables win when set (a shared server, tests); otherwise the official image's",
       '# init phase defaults apply: its local socket and POSTGRES_USER.',
       'exec psql -v ON_ERROR_STOP=1 --no-psqlrc --quiet \\',
@@ -250,12 +307,52 @@ export function renderPostgresCommand(parameters: PostgresRenderOptions['paramet
   return ['postgres', ...parameterArgs(parameters)];
 }
 
-/** The Postgres container: image entrypoint kept (it runs the init script on an empty data dir). */
+/**
+ * pg_hba.conf with point-in-time recovery: the official image's rules as it writes them at initdb
+ * (trust on the socket and loopback, where only the container itself connects; a password from
+ * anywhere else), plus one line that lets exactly the replication role in for replication. The
+ * image has no replication rule for other hosts, and its file lives in the data directory, written
+ * once at first start: rendered here, the rule reaches servers deployed before it, and a restored
+ * data directory cannot bring back an older set of rules.
+ */
+export function renderPitrHba(replicationRole: string): string {
+  checkIdentifier(RENDERER, 'pitr.replicationRole', replicationRole);
+  return [
+    '# Tenantry: the official postgres image\'s rules, and replication for the backup agent\'s role only.',
+    '# TYPE  DATABASE     USER  ADDRESS       METHOD',
+    'local   all          all                 trust',
+    'host    all          all   127.0.0.1/32  trust',
+    'host    all          all   ::1/128       trust',
+    'local   replication  all                 trust',
+    'host    replication  all   127.0.0.1/32  trust',
+    'host    replication  all   ::1/128       trust',
+    `host    replication  ${replicationRole}  all  scram-sha-256`,
+    'host    all          all   all           scram-sha-256',
+    '',
+  ].join('\n');
+}
+
+/**
+ * The Postgres container: image entrypoint kept (it runs the init script on an empty data dir).
+ * With point-in-time recovery the restore-on-start script runs first and then execs it, and the
+ * server reads the rendered pg_hba.conf.
+ */
 export function renderPostgres(o: PostgresRenderOptions): ContainerLaunch {
   const initDir = o.initDir ?? DEFAULT_INIT_DIR;
+  const init = { path: `${initDir}/${INIT_SCRIPT_NAME}`, content: renderPostgresInitScript(o), executable: true };
+  const env = ['POSTGRES_PASSWORD', 'TENANTRY_APP_PASSWORD', 'TENANTRY_READONLY_PASSWORD', 'TENANTRY_BACKUP_PASSWORD'];
+  if (!o.pitr) return { files: [init], command: renderPostgresCommand(o.parameters), env };
   return {
-    files: [{ path: `${initDir}/${INIT_SCRIPT_NAME}`, content: renderPostgresInitScript(o), executable: true }],
-    command: renderPostgresCommand(o.parameters),
-    env: ['POSTGRES_PASSWORD', 'TENANTRY_APP_PASSWORD', 'TENANTRY_READONLY_PASSWORD', 'TENANTRY_BACKUP_PASSWORD'],
+    files: [
+      init,
+      { path: PITR_HBA_FILE, content: renderPitrHba(o.pitr.replicationRole) },
+      { path: RESTORE_ON_START_SCRIPT, content: renderRestoreOnStart(), executable: true },
+    ],
+    entrypoint: ['/bin/sh', RESTORE_ON_START_SCRIPT, IMAGE_ENTRYPOINT],
+    command: renderPostgresCommand({ ...o.parameters, ...pitrServerParameters(o.pitr), hba_file: PITR_HBA_FILE }),
+    env: [...env, 'TENANTRY_REPLICATION_PASSWORD'],
   };
 }
+
+/** The official image's entrypoint (on its PATH): initialises an empty data dir, drops to postgres. */
+const IMAGE_ENTRYPOINT = 'docker-entrypoint.sh';

@@ -73,9 +73,10 @@ describe('Backup construct in an environment stack', () => {
   it('hands over a config the agent itself accepts, with a job per stateful service and no secret in it', () => {
     const config = agentConfig(container(perTenant, 'prod-acme-backup'));
     expect(agentConfigSchema.safeParse(config).success).toBe(true);
-    expect(config.jobs.map((j: { kind: string }) => j.kind)).toEqual(['postgres', 'redis', 'qdrant', 'minio']);
-    const [postgres, redis] = config.jobs;
+    expect(config.jobs.map((j: { kind: string }) => j.kind)).toEqual(['postgres', 'postgres-pitr', 'redis', 'qdrant', 'minio']);
+    const [postgres, pitr, redis] = config.jobs;
     expect(postgres.kind === 'postgres' && postgres.postgres).toMatchObject({ host: 'prod-acme-postgres', databases: ['app', 'reports'], passwordEnv: 'PG_PASSWORD' });
+    expect(pitr.kind === 'postgres-pitr' && pitr.pitr).toMatchObject({ host: 'prod-acme-postgres', user: 'acme_replication', passwordEnv: 'PG_REPLICATION_PASSWORD', slot: 'tenantry_acme', databases: ['app', 'reports'] });
     expect(redis.kind === 'redis' && redis.redis.sentinels).toEqual(['prod-acme-sentinel-1:26379', 'prod-acme-sentinel-2:26379', 'prod-acme-sentinel-3:26379']);
     expect(config.offsite).toMatchObject({ bucket: 'acme-corp-backups-prod-acme', prefix: 'prod/acme', region: 'eu-central-1' });
     expect(JSON.stringify(config)).not.toMatch(/random_password|aws_iam_access_key/);

@@ -115,7 +115,7 @@ describe('PostgresServer', () => {
     expect(server.databases).toEqual(['app', 'analytics']);
     expect(server.appRole).toBe('big_co_app');
     expect(server.readonlyRole).toBe('big_co_readonly');
-    expect(tenantRoles('big-co')).toEqual({ appRole: 'big_co_app', readonlyRole: 'big_co_readonly', backupRole: 'big_co_backup' });
+    expect(tenantRoles('big-co')).toEqual({ appRole: 'big_co_app', readonlyRole: 'big_co_readonly', backupRole: 'big_co_backup', replicationRole: 'big_co_replication' });
   });
 
   test('refuses an empty database list, naming the tenant', () => {

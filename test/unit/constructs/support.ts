@@ -40,7 +40,7 @@ export interface ContainerJson {
   readonly command?: string[];
   readonly env?: string[];
   readonly upload?: UploadJson[];
-  readonly volumes?: { container_path: string; volume_name?: string; host_path?: string }[];
+  readonly volumes?: { container_path: string; volume_name?: string; host_path?: string; read_only?: boolean }[];
   readonly ports?: { internal: number; external: number; ip: string }[];
   readonly security_opts?: string[];
   readonly capabilities?: { add?: string[]; drop: string[] };

@@ -137,7 +137,7 @@ describe('Tenant', () => {
 
     expect(ids.length).toBeGreaterThan(20);
     for (const id of ids) expect(id).toMatch(/^acme_/);
-    expect(Object.keys(resourcesOf(doc, 'random_password'))).toHaveLength(10);
+    expect(Object.keys(resourcesOf(doc, 'random_password'))).toHaveLength(11);
   });
 
   // BUG (config/load.ts resolveBackupJobs vs constructs/backup.ts): MinIO without buckets (the

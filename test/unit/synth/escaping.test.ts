@@ -5,6 +5,7 @@ import { CONFIG_JSON_ENV, readAgentConfig } from '../../../runtime/agent/config'
 import { renderMinioSetup } from '../../../runtime/render/minio-setup';
 import { renderPgBouncer } from '../../../runtime/render/pgbouncer';
 import { renderPostgres } from '../../../runtime/render/postgres';
+import { POSTGRES_PITR_JOB } from '../../../runtime/render/postgres-restore-on-start';
 import { renderRedisNode, renderSentinel } from '../../../runtime/render/redis';
 import type { ContainerLaunch } from '../../../runtime/render/types';
 import { ContainerJson, containers, loadOrThrow, REPO_ROOT, synthEnvironment, SynthesizedEnvironment } from './support';
@@ -27,13 +28,15 @@ function expectedLaunch(env: EnvironmentConfig, tenant: TenantConfig, c: Contain
   const index = Number(/-(\d+)$/.exec(c.name)?.[1]);
   const host = (name: string) => `${env.name}-${tenant.name}-${name}`;
   const roles = tenantRoles(tenant.name);
+  const pitrOn = tenant.backup.postgres?.pitr;
+  const pitr = pitrOn && { replicationRole: roles.replicationRole, maxSlotWalKeepMb: pitrOn.maxSlotWalKeepMb };
   switch (service) {
     case 'postgres':
-      return renderPostgres({ databases: s.postgres!.databases, ...roles, parameters: s.postgres!.parameters });
+      return renderPostgres({ databases: s.postgres!.databases, ...roles, parameters: s.postgres!.parameters, pitr });
     case 'postgres-provision': {
-      // The server's init script, run against it by a one-shot container once it answers.
-      const init = renderPostgres({ databases: s.postgres!.databases, ...roles, parameters: {} });
-      return { ...init, entrypoint: ['/bin/sh', '-c', `until pg_isready -q; do sleep 2; done; exec /bin/sh ${init.files[0].path}`], command: undefined };
+      // The server's init script (only that file), run against it by a one-shot container once it answers.
+      const init = renderPostgres({ databases: s.postgres!.databases, ...roles, parameters: {}, pitr });
+      return { ...init, files: [init.files[0]], entrypoint: ['/bin/sh', '-c', `until pg_isready -q; do sleep 2; done; exec /bin/sh ${init.files[0].path}`], command: undefined };
     }
     case 'pgbouncer':
       return renderPgBouncer({
@@ -117,11 +120,13 @@ describe('upload content, after Terraform unescaping, is exactly what the render
       const construct = s.stack.tenants.find((t) => t.node.id === tenant.name)!.backup!;
       expect(read).toEqual(construct.agentConfig);
       expect([read.tenant, read.environment, read.timeZone]).toEqual([tenant.name, s.env.name, s.env.timeZone]);
-      expect(read.jobs.map((j) => j.name)).toEqual(Object.keys(tenant.backup));
+      const pitrJob = tenant.backup.postgres?.pitr ? [POSTGRES_PITR_JOB] : [];
+      expect(read.jobs.map((j) => j.name)).toEqual(Object.keys(tenant.backup).flatMap((service) => (service === 'postgres' ? [service, ...pitrJob] : [service])));
       for (const job of read.jobs) {
-        const configured = tenant.backup[job.name as keyof TenantConfig['backup']]!;
+        const service = job.name === POSTGRES_PITR_JOB ? 'postgres' : (job.name as keyof TenantConfig['backup']);
+        const configured = tenant.backup[service]!;
         expect({ schedule: job.schedule, retention: job.retention, offsite: job.offsite }).toEqual({
-          schedule: configured.schedule,
+          schedule: job.name === POSTGRES_PITR_JOB ? configured.pitr!.baseBackupSchedule : configured.schedule,
           retention: configured.retention,
           offsite: configured.offsite,
         });

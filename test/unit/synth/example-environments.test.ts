@@ -124,7 +124,12 @@ describe('invariants over every example stack', () => {
     expect([prod.memory, prod.cpus, prod.command]).toEqual([
       4096,
       '2',
-      ['postgres', '-c', 'effective_cache_size=3GB', '-c', 'log_min_duration_statement=500', '-c', 'max_connections=200', '-c', 'shared_buffers=1GB'],
+      [
+        'postgres',
+        ...['-c', 'effective_cache_size=3GB', '-c', 'hba_file=/etc/tenantry/pg_hba.conf', '-c', 'log_min_duration_statement=500', '-c', 'max_connections=200'],
+        ...['-c', 'max_replication_slots=10', '-c', 'max_slot_wal_keep_size=10240MB', '-c', 'max_wal_senders=10', '-c', 'shared_buffers=1GB'],
+        ...['-c', 'wal_keep_size=0', '-c', 'wal_level=replica'],
+      ],
     ]);
     expect([dev.memory, dev.cpus]).toEqual([768, undefined]);
   });

@@ -59,7 +59,8 @@ function places(stacks: SynthesizedEnvironment[], config: TenantryConfig): Place
       const services = config.environments.find((e) => e.name === s.env.name)!.tenants.find((t) => t.name === tenant)?.services as Record<string, { storage?: { kind: string } } | undefined> | undefined;
       const overridden = section !== undefined && services?.[section]?.storage?.kind === 'bind';
       for (const m of c.volumes ?? []) {
-        if (m.host_path === undefined) continue;
+        // A read-only mount reads a place another container owns (the tenant's backups, in its Postgres for PITR restores).
+        if (m.host_path === undefined || m.read_only) continue;
         const place = { space: `bind on ${host}`, path: m.host_path, deployment: `${s.env.name}/${tenant}` };
         found.push({ ...place, whole: false, what: `${c.name}:${m.container_path}` });
         if (!overridden) found.push(tenantDirectory(place));

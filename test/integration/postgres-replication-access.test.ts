@@ -1,0 +1,80 @@
+/**
+ * Point-in-time recovery's way into a real PostgreSQL 15 server: the rendered pg_hba.conf, the
+ * streaming parameters and the replication role the init script creates. Connections come from
+ * this machine's non-loopback address, as the backup container's would over the Docker network
+ * (the image's rules trust loopback).
+ */
+import { execFile } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { PITR_HBA_FILE, pitrServerParameters, renderPostgres, PostgresRenderOptions } from '../../runtime/render/postgres';
+import { PostgresServer, startPostgres, tempDir } from '../helpers/servers';
+
+const options: PostgresRenderOptions = {
+  databases: ['orders'],
+  appRole: 'acme_app',
+  readonlyRole: 'acme_readonly',
+  backupRole: 'acme_backup',
+  parameters: {},
+  pitr: { replicationRole: 'acme_replication', maxSlotWalKeepMb: 256 },
+};
+const passwords = { TENANTRY_APP_PASSWORD: 'app-pw', TENANTRY_READONLY_PASSWORD: 'ro-pw', TENANTRY_BACKUP_PASSWORD: 'bk-pw', TENANTRY_REPLICATION_PASSWORD: `rep 'pw" $1` };
+
+function run(file: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; output: string }> {
+  return new Promise((resolve) => {
+    execFile(file, args, { env: { PATH: process.env.PATH, ...env }, timeout: 30_000 }, (error, stdout, stderr) => {
+      resolve({ code: error ? Number(error.code ?? 1) : 0, output: `${stdout}${stderr}` });
+    });
+  });
+}
+
+const lanAddress = Object.values(os.networkInterfaces())
+  .flat()
+  .find((a) => a && a.family === 'IPv4' && !a.internal)?.address;
+
+describe('replication access with point-in-time recovery (real Postgres 15)', () => {
+  let server: PostgresServer;
+  const psql = (user: string, password: string, conninfo: string, sql: string) =>
+    run('psql', ['-X', '-At', '-v', 'ON_ERROR_STOP=1', `host=${lanAddress} port=${server.port} user=${user} dbname=orders ${conninfo}`, '-c', sql], { PGPASSWORD: password });
+
+  beforeAll(async () => {
+    if (!lanAddress) throw new Error('this test needs a non-loopback IPv4 address on this machine (the image trusts loopback connections)');
+    const launch = renderPostgres(options);
+    const dir = tempDir('pitr-hba');
+    const hba = path.join(dir, 'pg_hba.conf');
+    fs.writeFileSync(hba, launch.files.find((f) => f.path === PITR_HBA_FILE)!.content, { mode: 0o644 });
+    const script = path.join(dir, 'init.sh');
+    fs.writeFileSync(script, launch.files[0].content, { mode: 0o755 });
+    const parameters = Object.fromEntries(Object.entries(pitrServerParameters(options.pitr!)).map(([k, v]) => [k, String(v)]));
+    server = await startPostgres({ parameters: { ...parameters, hba_file: hba, listen_addresses: `127.0.0.1,${lanAddress}` } });
+    expect(await run('/bin/sh', [script], { ...server.env, ...passwords })).toEqual({ code: 0, output: '' });
+  }, 60_000);
+
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  test('the server runs with the streaming parameters', async () => {
+    const shown = await run('psql', ['-X', '-At', '-d', 'postgres', '-c', "SELECT string_agg(name || '=' || setting || coalesce(unit, ''), ',' ORDER BY name) FROM pg_settings WHERE name IN ('wal_level','max_slot_wal_keep_size','wal_keep_size','max_wal_senders','max_replication_slots')"], server.env);
+    expect(shown.output.trim()).toBe('max_replication_slots=10,max_slot_wal_keep_size=256MB,max_wal_senders=10,wal_keep_size=0MB,wal_level=replica');
+  });
+
+  test('the replication role streams from another host with its password, and nothing else may', async () => {
+    const identify = await psql('acme_replication', passwords.TENANTRY_REPLICATION_PASSWORD, 'replication=true', 'IDENTIFY_SYSTEM');
+    expect(identify).toEqual({ code: 0, output: expect.stringMatching(/^\d+\|1\|/) });
+    expect((await psql('acme_replication', 'wrong', 'replication=true', 'IDENTIFY_SYSTEM')).output).toContain('password authentication failed');
+    for (const [role, password] of [['acme_app', passwords.TENANTRY_APP_PASSWORD], ['acme_backup', passwords.TENANTRY_BACKUP_PASSWORD], ['postgres', server.password]]) {
+      expect((await psql(role, password, 'replication=true', 'IDENTIFY_SYSTEM')).output).toContain('no pg_hba.conf entry for replication connection');
+    }
+  });
+
+  test('the image\'s rules still hold: the app role logs in from another host with its password', async () => {
+    expect(await psql('acme_app', passwords.TENANTRY_APP_PASSWORD, '', 'SELECT current_user')).toEqual({ code: 0, output: 'acme_app\n' });
+  });
+
+  test('the replication role holds REPLICATION and nothing more', async () => {
+    const attrs = await run('psql', ['-X', '-At', '-d', 'postgres', '-c', "SELECT rolcanlogin, rolreplication, rolsuper, rolcreatedb, rolcreaterole, rolbypassrls FROM pg_roles WHERE rolname = 'acme_replication'"], server.env);
+    expect(attrs.output.trim()).toBe('t|t|f|f|f|f');
+  });
+});
