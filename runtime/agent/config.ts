@@ -142,6 +142,41 @@ const postgresJob = z.strictObject({
   }),
 });
 
+/** A replication slot's name, as Postgres allows it: also what the slot of a tenant is named from. */
+export const SLOT_NAME = /^[a-z0-9_]{1,63}$/;
+
+/**
+ * Point-in-time recovery (docs: pitr-design): physical base backups on `schedule`, WAL streamed
+ * continuously by pg_receivewal while `serve` runs, restore to any moment of the window.
+ */
+const postgresPitrJob = z.strictObject({
+  ...jobCommon,
+  kind: z.literal('postgres-pitr'),
+  /**
+   * When the newest base backup plus WAL is recovered into a scratch server and its row counts
+   * compared with the source's at the recovered point.
+   * @default never (only on `tenantry-agent verify <job>`)
+   */
+  verifySchedule: cronExpression.optional(),
+  pitr: z.strictObject({
+    host: z.string().min(1),
+    port: z.number().int().min(1).max(65535),
+    /** A role with REPLICATION (base backups and the WAL stream), nothing more. */
+    user: z.string().min(1),
+    passwordEnv: envVarName,
+    /** The replication slot that keeps WAL on the server while the receiver is down. */
+    slot: z.string().regex(SLOT_NAME, 'must be lowercase letters, digits and "_" (at most 63 characters), e.g. "tenantry_acme"'),
+    /** Every moment of the last N days stays restorable. */
+    windowDays: z.number().int().min(0),
+    /** /health is unhealthy when the archive is further behind than this. */
+    maxLagSeconds: z.number().positive(),
+    /** The server's max_slot_wal_keep_size, known to the agent for its alerts at 50 % and 80 %. */
+    maxSlotWalKeepMb: z.number().int().min(1),
+    /** What verification counts rows in (the tenant's databases). */
+    databases: z.array(z.string().min(1)).min(1),
+  }),
+});
+
 const redisJob = z.strictObject({
   ...jobCommon,
   kind: z.literal('redis'),
@@ -195,7 +230,7 @@ const minioJob = z.strictObject({
   }),
 });
 
-export const jobSchema = z.discriminatedUnion('kind', [postgresJob, redisJob, qdrantJob, minioJob]);
+export const jobSchema = z.discriminatedUnion('kind', [postgresJob, postgresPitrJob, redisJob, qdrantJob, minioJob]);
 
 export const offsiteSchema = z.strictObject({
   bucket: z.string().min(3),

@@ -50,7 +50,7 @@ export const manifestSchema = z.object({
   tenant: z.string(),
   environment: z.string(),
   job: z.string(),
-  kind: z.enum(['postgres', 'redis', 'qdrant', 'minio']),
+  kind: z.enum(['postgres', 'postgres-pitr', 'redis', 'qdrant', 'minio']),
   id: z.string(),
   /**
    * What started the run: the schedule of `serve`, or `tenantry-agent run` by hand. Retention

@@ -19,6 +19,13 @@ const PARTIAL = '.partial';
 /** What `list` says of a good backup whose manifest predates manifest checksums. */
 const UNCHECKSUMMED = 'manifest without checksum (written before manifests had one); its data files are still checked against their sha256';
 const FAILED = '.failed.json';
+/**
+ * Folders of a `postgres-pitr` job beside its base backups (pitr-design.md): the WAL archive and
+ * the prepared restores. Never backups, never debris.
+ */
+export const WAL_FOLDER = 'wal';
+export const RESTORES_FOLDER = 'restores';
+const PITR_FOLDERS: readonly string[] = [WAL_FOLDER, RESTORES_FOLDER];
 
 /** `damaged`: a finished backup whose manifest cannot be read or fails its own checksum. */
 export type EntryState = 'ok' | 'failed' | 'running' | 'interrupted' | 'damaged';
@@ -133,7 +140,7 @@ export class BackupStore {
     const running = isLockHeld(this.lockFile);
     const entries: BackupEntry[] = [];
     for (const name of await this.names()) {
-      if (name.startsWith('.') || name.includes('.tmp-')) continue;
+      if (name.startsWith('.') || name.includes('.tmp-') || PITR_FOLDERS.includes(name)) continue;
       if (name.endsWith(PARTIAL)) {
         const id = name.slice(0, -PARTIAL.length);
         const state = running ? 'running' : 'interrupted';

@@ -81,7 +81,7 @@ export const TABLES_SQL = `
   ORDER BY 2`;
 
 /** Where a PostgreSQL major version's client tools are installed: Alpine's layout, then Debian's. */
-const TOOL_DIRS = (major: number) => [`/usr/libexec/postgresql${major}`, `/usr/lib/postgresql/${major}/bin`];
+export const TOOL_DIRS = (major: number) => [`/usr/libexec/postgresql${major}`, `/usr/lib/postgresql/${major}/bin`];
 
 /**
  * The client tools for a server of major version `serverMajor`: the oldest installed version not
