@@ -15,6 +15,9 @@ import { describeEntry, renderTable } from './listing';
 import { acquireLock } from './lock';
 import { createLogger, Logger } from './log';
 import { Agent, alertFailure, jobOfBackup, restoreBackup, runBackup, verifyBackup } from './runner';
+import { RecoveryTarget } from './pitr/recovery';
+import { restoreToPoint } from './pitr/restore';
+import { formatLsn, parseLsn } from './pitr/wal-folder';
 import { Scheduler } from './scheduler';
 import { AgentState } from './status';
 import { BackupStore } from './store';
@@ -94,7 +97,13 @@ async function dispatch(args: ParsedArguments, config: AgentConfig, io: Io, stop
       return manifest.verified?.result === 'passed' ? 0 : 1;
     }
     case 'restore': {
-      const summary = await restoreBackup(agent, findJob(config, args.positional[0]), {
+      const job = findJob(config, args.positional[0]);
+      if (job.kind === 'postgres-pitr') {
+        io.stdout(`${await restoreToPoint(agent, job, { target: pitrTarget(args), targetDir: args.values['target-dir'] })}\n`);
+        return 0;
+      }
+      if (args.values.from === undefined) throw new UserError(`job ${job.name} is a ${job.kind} job: restore it with --from <backup-id|latest> (--to-time and the like are for postgres-pitr jobs)`);
+      const summary = await restoreBackup(agent, job, {
         from: args.values.from,
         target: args.values.target,
         only: args.values.only,
@@ -112,6 +121,26 @@ async function dispatch(args: ParsedArguments, config: AgentConfig, io: Io, stop
       io.stdout(USAGE);
       return 0;
   }
+}
+
+/** The target of a restore to a point, checked before anything is read. */
+function pitrTarget(args: ParsedArguments): RecoveryTarget {
+  if (args.values.from !== undefined) throw new UserError(`job ${args.positional[0]} is a postgres-pitr job: restore it to a point with --to-time, --to-lsn, --to-name or --latest, not --from`);
+  if (args.switches.has('latest')) return { latest: true };
+  if (args.values['to-lsn'] !== undefined) {
+    try {
+      return { lsn: formatLsn(parseLsn(args.values['to-lsn'])) };
+    } catch (error) {
+      throw new UserError(`--to-lsn: ${errorMessage(error)}`);
+    }
+  }
+  if (args.values['to-name'] !== undefined) return { name: args.values['to-name'] };
+  const time = args.values['to-time'];
+  // A time without a zone would be read in whatever zone the container runs in.
+  if (!/(Z|[+-]\d{2}:?\d{2})$/.test(time) || Number.isNaN(Date.parse(time))) {
+    throw new UserError(`--to-time "${time}" is not an ISO 8601 time with a zone, e.g. 2026-12-01T17:15:00Z or 2026-12-01T18:15:00+01:00`);
+  }
+  return { time: new Date(time).toISOString() };
 }
 
 /** Exit 1 when the backup failed, and also when only its off-site copy did: someone must look. */

@@ -54,7 +54,7 @@ export interface GuardedChild {
   stop(): void;
 }
 
-type ToolStdio = IOType | Stream;
+type ToolStdio = IOType | Stream | number;
 
 /** Every tool running now, so that a stopping agent reaches those started without its signal. */
 const runningTools = new Set<GuardedChild>();

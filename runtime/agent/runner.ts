@@ -31,12 +31,12 @@ export interface Agent {
   readonly signal: AbortSignal;
 }
 
-function driverContext(agent: Agent, job: JobConfig): DriverContext {
+export function driverContext(agent: Agent, job: JobConfig): DriverContext {
   return { log: agent.log.forJob(job.name), signal: agent.signal, env: agent.env };
 }
 
 /** Holds the job's lock (and its `running` gauge) while `work` runs. */
-async function withJobLock<T>(agent: Agent, job: JobConfig, work: (store: BackupStore) => Promise<T>): Promise<T> {
+export async function withJobLock<T>(agent: Agent, job: JobConfig, work: (store: BackupStore) => Promise<T>): Promise<T> {
   const store = new BackupStore(agent.config.backupDir, job.name);
   await store.ensureDir();
   const lock = acquireLock(store.lockFile, `job ${job.name}`);
