@@ -128,8 +128,10 @@ function tarNamed(files: readonly string[], stem: string): string {
 
 /** Unpacks a base backup into `target` (created, 0700 as Postgres requires): the data directory, its pg_wal. */
 export async function extractBaseBackup(dir: string, details: BaseBackupDetails, target: string, signal?: AbortSignal): Promise<void> {
-  await fs.promises.mkdir(path.join(target, 'pg_wal'), { recursive: true, mode: 0o700 });
+  // Only the data directory itself is private: the recovery server's user must reach it.
+  await fs.promises.mkdir(target, { recursive: true });
   await fs.promises.chmod(target, 0o700);
+  await fs.promises.mkdir(path.join(target, 'pg_wal'), { mode: 0o700 });
   await untar(path.join(dir, details.baseTar), target, signal);
   await untar(path.join(dir, details.walTar), path.join(target, 'pg_wal'), signal);
 }

@@ -30,7 +30,8 @@ export function describeTarget(target: RecoveryTarget): string {
  * before that moment is there, nothing after. LSN and name stop after the record they name.
  */
 function targetSettings(target: RecoveryTarget): Record<string, string> {
-  if ('time' in target) return { recovery_target_time: target.time, recovery_target_inclusive: 'off' };
+  // Postgres's timestamp input reads "2026-12-01 17:15:00.000+00", not every ISO 8601 spelling.
+  if ('time' in target) return { recovery_target_time: new Date(target.time).toISOString().replace('T', ' ').replace('Z', '+00'), recovery_target_inclusive: 'off' };
   if ('lsn' in target) return { recovery_target_lsn: target.lsn };
   if ('name' in target) return { recovery_target_name: target.name };
   return {};

@@ -88,15 +88,19 @@ export function restoreToPoint(agent: Agent, job: PitrJob, options: PitrRestoreO
     const namedAt = 'name' in options.target && folder ? await findRestorePoint(folder, options.target.name, backups[0].details, PATH) : undefined;
     const base = chooseBaseBackup(backups, options.target, namedAt);
     const wal = walFolder(agent.config.backupDir, job.name, base.details.systemIdentifier);
-    await checkWalCovers(wal, base, options.target, namedAt);
+    const archiveEnd = await checkWalCovers(wal, base, options.target, namedAt);
 
     const restores = path.join(store.dir, RESTORES_FOLDER);
     await fs.promises.mkdir(restores, { recursive: true });
     for (const name of await fs.promises.readdir(restores)) if (name.endsWith(PARTIAL)) await fs.promises.rm(path.join(restores, name), { recursive: true, force: true });
-    const createdAt = new Date();
+    let createdAt = new Date();
+    // Ids are stamps to the second: a second restore within the same second waits for the next.
+    while (fs.existsSync(path.join(restores, restoreId(createdAt)))) {
+      await new Promise((resolve) => setTimeout(resolve, 1000 - (createdAt.getTime() % 1000)));
+      createdAt = new Date();
+    }
     const id = restoreId(createdAt);
     const work = options.targetDir ?? path.join(restores, `${id}${PARTIAL}`);
-    if (options.targetDir === undefined && fs.existsSync(path.join(restores, id))) throw new UserError(`a restore ${id} exists already; try again in a second`);
     if (options.targetDir !== undefined && fs.existsSync(options.targetDir) && (await fs.promises.readdir(options.targetDir)).length > 0) {
       throw new UserError(`--target-dir ${options.targetDir} is not empty: recover into an empty or new folder`);
     }
@@ -105,6 +109,16 @@ export function restoreToPoint(agent: Agent, job: PitrJob, options: PitrRestoreO
       ctx.log.info('restore to a point started', { id, target: describeTarget(options.target), baseBackup: base.id });
       await extractBaseBackup(store.backupDir(base.id), base.details, pgdata, agent.signal);
       const server = await recover({ pgdata, walFolder: wal, target: options.target, PATH, probeRole: job.pitr.user, log: ctx.log, signal: agent.signal });
+      // Postgres takes a damaged record for the end of the WAL and promotes there: short of the
+      // archive's newest segment, "latest" lost what the damaged segment and those after it hold.
+      const reachedSegment = segmentOf(parseLsn(server.point.reachedLsn), base.details.walSegmentBytes);
+      if ('latest' in options.target && reachedSegment < archiveEnd) {
+        await server.abandon();
+        throw new Error(
+          `recovery stopped at ${server.point.reachedLsn}, in segment ${segmentName(base.details.timeline, reachedSegment, base.details.walSegmentBytes)}, before the archive's newest segment: ` +
+            'that segment or the next is damaged; restore to an LSN before it (--to-lsn)',
+        );
+      }
       const point = await server.stop();
       const ready: ReadyRestore = { id, target: options.target, ...point, baseBackup: base.id, createdAt: createdAt.toISOString() };
       if (options.targetDir !== undefined) return `recovered into ${options.targetDir} to ${describeTarget(options.target)}: LSN ${point.reachedLsn}, last transaction ${point.reachedTime ?? 'none'}, timeline ${point.timeline}`;
@@ -126,9 +140,9 @@ export function restoreToPoint(agent: Agent, job: PitrJob, options: PitrRestoreO
 /**
  * The archive holds, unbroken, every segment from the base backup's end to the target (to its
  * newest segment for a time target and for latest, whose place in the WAL is not known before
- * replay). Refuses before anything is written when it does not.
+ * replay). Refuses before anything is written when it does not; returns the newest segment.
  */
-async function checkWalCovers(folder: string, base: BaseBackup, target: RecoveryTarget, namedAt: bigint | undefined): Promise<void> {
+async function checkWalCovers(folder: string, base: BaseBackup, target: RecoveryTarget, namedAt: bigint | undefined): Promise<bigint> {
   const bytes = base.details.walSegmentBytes;
   const { segments } = await listWal(folder, bytes);
   const from = segmentOf(parseLsn(base.details.endLsn), bytes);
@@ -145,6 +159,7 @@ async function checkWalCovers(folder: string, base: BaseBackup, target: Recovery
         `restore to an LSN before ${segmentName(base.details.timeline, gap, bytes)} begins, or from a base backup taken after the gap`,
     );
   }
+  return newest.segment;
 }
 
 /**

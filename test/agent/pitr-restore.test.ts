@@ -1,0 +1,182 @@
+/**
+ * Base backups and restore to a point against real PostgreSQL 15 and 17: the WAL archive is
+ * written by pg_receivewal --synchronous with a slot (as the agent's receiver does), and every
+ * restore is read back by a server started on the recovered data directory, row for row.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { Client } from 'pg';
+import { AgentConfig } from '../../runtime/agent/config';
+import { BaseBackupDetails } from '../../runtime/agent/pitr/base-backup';
+import { restoreToPoint, PENDING_FILE, READY_FILE, ReadyRestore } from '../../runtime/agent/pitr/restore';
+import { listWal } from '../../runtime/agent/pitr/wal-folder';
+import { runBackup } from '../../runtime/agent/runner';
+import { PostgresServer, postgresVersionsUnderTest, withDatabase } from '../helpers/servers';
+import { cli, manifests, testAgent, writeConfig } from './harness';
+import { insertBatch, PITR_ENV, pitrJob, readRecovered, Receiver, startReceiver, startSource } from './pitr-harness';
+
+jest.setTimeout(120_000);
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe.each(postgresVersionsUnderTest())('PostgreSQL $major', ({ major, binDir }) => {
+  let server: PostgresServer;
+  let receiver: Receiver;
+  let config: AgentConfig;
+  let configPath: string;
+  const env = { ...PITR_ENV, PATH: `${binDir}:${process.env.PATH}` };
+  /** The rows of `events` as committed after each batch. */
+  const rowsAfter = new Map<number, unknown[]>();
+  let beforeBatch3: string;
+  let afterBatch3Lsn: string;
+  let latestLsn: string;
+  let baseId: string;
+
+  const rowsOf = (db: Client) => db.query('SELECT * FROM events ORDER BY id').then((r) => r.rows);
+  const batch = async (n: number) => {
+    await insertBatch(server, n);
+    rowsAfter.set(n, await withDatabase(server, 'app', rowsOf));
+  };
+  const restoresDir = () => path.join(config.backupDir, 'pitr', 'restores');
+  const switchWal = () => withDatabase(server, 'postgres', (db) => db.query('SELECT pg_switch_wal()'));
+
+  beforeAll(async () => {
+    server = await startSource(binDir);
+    ({ path: configPath, config } = writeConfig({ jobs: [pitrJob(server)] }));
+    receiver = await startReceiver(server, config.backupDir, pitrJob(server));
+    await batch(1);
+    const { agent } = testAgent(config, env);
+    const manifest = await runBackup(agent, config.jobs[0], 'manual');
+    expect(manifest.error).toBeUndefined();
+    baseId = manifest.id;
+    await batch(2);
+    await sleep(50);
+    beforeBatch3 = new Date().toISOString();
+    await sleep(50);
+    await batch(3);
+    afterBatch3Lsn = await withDatabase(server, 'postgres', async (db) => (await db.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0].lsn);
+    await switchWal();
+    await batch(4);
+    await withDatabase(server, 'postgres', (db) => db.query("SELECT pg_create_restore_point('before-batch-5')"));
+    await batch(5);
+    await switchWal();
+    await batch(6);
+    latestLsn = await withDatabase(server, 'postgres', async (db) => (await db.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0].lsn);
+    await receiver.caughtUp(server);
+  });
+
+  afterAll(async () => {
+    await receiver?.stop();
+    await server?.stop();
+  });
+
+  /** The one restore `pending` names, read back by a server of the same version. */
+  async function pendingRows(): Promise<{ ready: ReadyRestore; rows: unknown[] }> {
+    const id = fs.readFileSync(path.join(restoresDir(), PENDING_FILE), 'utf8').trim();
+    const ready = JSON.parse(fs.readFileSync(path.join(restoresDir(), id, READY_FILE), 'utf8')) as ReadyRestore;
+    const rows = await readRecovered(path.join(restoresDir(), id, 'pgdata'), binDir, server.password, 'app', rowsOf);
+    return { ready, rows };
+  }
+
+  test('a base backup records its WAL range, system, version and compression, and passes pg_verifybackup', async () => {
+    const [manifest] = await manifests(config, 'pitr');
+    const details = manifest.details as unknown as BaseBackupDetails;
+    expect(manifest).toMatchObject({ kind: 'postgres-pitr', status: 'ok', check: { result: 'passed' } });
+    expect(manifest.check?.details).toContain('pg_verifybackup passed');
+    expect(details).toMatchObject({ serverMajor: major, timeline: 1, compression: 'server-zstd:1', baseTar: 'base.tar.zst', walTar: 'pg_wal.tar', walSegmentBytes: 16 * 1024 * 1024 });
+    expect(details.systemIdentifier).toMatch(/^\d+$/);
+    expect(path.basename(receiver.folder)).toBe(details.systemIdentifier);
+    expect(manifest.files.map((f) => f.path).sort()).toEqual(['backup_manifest', 'base.tar.zst', 'pg_wal.tar']);
+  });
+
+  test('restore to a time: exactly the transactions committed before it', async () => {
+    const { agent } = testAgent(config, env);
+    const summary = await restoreToPoint(agent, config.jobs[0] as never, { target: { time: beforeBatch3 } });
+    expect(summary).toContain(`from ${baseId}`);
+    const { ready, rows } = await pendingRows();
+    expect(rows).toEqual(rowsAfter.get(2));
+    expect(ready).toMatchObject({ target: { time: beforeBatch3 }, baseBackup: baseId, timeline: 2 });
+    expect(Date.parse(ready.reachedTime!)).toBeLessThan(Date.parse(beforeBatch3));
+    expect(ready.checks).toEqual(expect.arrayContaining(['pg_controldata: in production', 'pg_controldata: shut down']));
+  });
+
+  test('restore to an LSN, through the command line', async () => {
+    const result = await cli(['restore', 'pitr', '--to-lsn', afterBatch3Lsn, '--config', configPath], env);
+    expect(result.stderr.split('\n').filter((l) => l && !l.startsWith('{'))).toEqual([]);
+    expect(result.code).toBe(0);
+    expect((await pendingRows()).rows).toEqual(rowsAfter.get(3));
+  });
+
+  test('restore to a named restore point', async () => {
+    const result = await cli(['restore', 'pitr', '--to-name', 'before-batch-5', '--config', configPath], env);
+    expect(result.code).toBe(0);
+    expect((await pendingRows()).rows).toEqual(rowsAfter.get(4));
+  });
+
+  test('restore to latest: everything archived, the receiver\'s partial segment included', async () => {
+    const result = await cli(['restore', 'pitr', '--latest', '--config', configPath], env);
+    expect(result.code).toBe(0);
+    const { ready, rows } = await pendingRows();
+    expect(rows).toEqual(rowsAfter.get(6));
+    expect(ready.target).toEqual({ latest: true });
+  });
+
+  test('a target before the oldest base backup is refused before anything is written', async () => {
+    const before = fs.readdirSync(restoresDir()).sort();
+    const result = await cli(['restore', 'pitr', '--to-time', '2000-01-01T00:00:00Z', '--config', configPath], env);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('lies before the restorable window: the oldest base backup kept');
+    expect(fs.readdirSync(restoresDir()).sort()).toEqual(before);
+  });
+
+  test('a recovery server killed mid-way leaves nothing promoted and the source untouched', async () => {
+    const pendingBefore = fs.readFileSync(path.join(restoresDir(), PENDING_FILE), 'utf8');
+    const entriesBefore = fs.readdirSync(restoresDir()).sort();
+    const { agent } = testAgent(config, env, {
+      onLog: (entry) => {
+        const pid = (entry as { fields?: { pid?: number } }).fields?.pid;
+        if (entry.msg === 'recovery server started' && pid) process.kill(pid, 'SIGKILL');
+      },
+    });
+    await expect(restoreToPoint(agent, config.jobs[0] as never, { target: { latest: true } })).rejects.toThrow(/the recovery server ended before promotion \(killed by SIGKILL\)/);
+    expect(fs.readFileSync(path.join(restoresDir(), PENDING_FILE), 'utf8')).toBe(pendingBefore);
+    expect(fs.readdirSync(restoresDir()).sort()).toEqual(entriesBefore);
+    expect(await withDatabase(server, 'app', rowsOf)).toEqual(rowsAfter.get(6));
+  });
+
+  describe('a damaged archive', () => {
+    let middle: string;
+    let saved: Buffer;
+    beforeEach(async () => {
+      const { segments } = await listWal(receiver.folder, 16 * 1024 * 1024);
+      const completed = segments.filter((s) => !s.partial);
+      middle = path.join(receiver.folder, completed[completed.length - 2].name);
+      saved = fs.readFileSync(middle);
+    });
+    afterEach(() => fs.writeFileSync(middle, saved));
+
+    test('a missing segment: the restore is refused before anything is written, naming it', async () => {
+      fs.rmSync(middle);
+      const before = fs.readdirSync(restoresDir()).sort();
+      const result = await cli(['restore', 'pitr', '--latest', '--config', configPath], env);
+      expect(result.code).toBe(2);
+      expect(result.stderr).toContain(`WAL segment ${path.basename(middle)} is missing from the archive`);
+      expect(fs.readdirSync(restoresDir()).sort()).toEqual(before);
+    });
+
+    test.each([
+      ['an LSN past the damage', () => ['--to-lsn', latestLsn]],
+      ['latest', () => ['--latest']],
+    ])('a damaged segment, restoring to %s: recovery fails part-way and nothing is promoted', async (_, target) => {
+      const damaged = Buffer.from(saved);
+      damaged.fill(0x5a, 8192, 16384);
+      fs.writeFileSync(middle, damaged);
+      const pendingBefore = fs.readFileSync(path.join(restoresDir(), PENDING_FILE), 'utf8');
+      const before = fs.readdirSync(restoresDir()).sort();
+      const result = await cli(['restore', 'pitr', ...target(), '--config', configPath], env);
+      expect(result.code).not.toBe(0);
+      expect(fs.readdirSync(restoresDir()).sort()).toEqual(before);
+      expect(fs.readFileSync(path.join(restoresDir(), PENDING_FILE), 'utf8')).toBe(pendingBefore);
+    });
+  });
+});
