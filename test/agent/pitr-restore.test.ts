@@ -38,6 +38,8 @@ describe.each(postgresVersionsUnderTest())('PostgreSQL $major', ({ major, binDir
     rowsAfter.set(n, await withDatabase(server, 'app', rowsOf));
   };
   const restoresDir = () => path.join(config.backupDir, 'pitr', 'restores');
+  const restoreEntries = () => (fs.existsSync(restoresDir()) ? fs.readdirSync(restoresDir()).sort() : []);
+  const pendingNow = () => (fs.existsSync(path.join(restoresDir(), PENDING_FILE)) ? fs.readFileSync(path.join(restoresDir(), PENDING_FILE), 'utf8') : undefined);
   const switchWal = () => withDatabase(server, 'postgres', (db) => db.query('SELECT pg_switch_wal()'));
 
   beforeAll(async () => {
@@ -72,7 +74,7 @@ describe.each(postgresVersionsUnderTest())('PostgreSQL $major', ({ major, binDir
 
   /** The one restore `pending` names, read back by a server of the same version. */
   async function pendingRows(): Promise<{ ready: ReadyRestore; rows: unknown[] }> {
-    const id = fs.readFileSync(path.join(restoresDir(), PENDING_FILE), 'utf8').trim();
+    const id = (pendingNow() ?? '').trim();
     const ready = JSON.parse(fs.readFileSync(path.join(restoresDir(), id, READY_FILE), 'utf8')) as ReadyRestore;
     const rows = await readRecovered(path.join(restoresDir(), id, 'pgdata'), binDir, server.password, 'app', rowsOf);
     return { ready, rows };
@@ -122,16 +124,16 @@ describe.each(postgresVersionsUnderTest())('PostgreSQL $major', ({ major, binDir
   });
 
   test('a target before the oldest base backup is refused before anything is written', async () => {
-    const before = fs.readdirSync(restoresDir()).sort();
+    const before = restoreEntries();
     const result = await cli(['restore', 'pitr', '--to-time', '2000-01-01T00:00:00Z', '--config', configPath], env);
     expect(result.code).toBe(2);
     expect(result.stderr).toContain('lies before the restorable window: the oldest base backup kept');
-    expect(fs.readdirSync(restoresDir()).sort()).toEqual(before);
+    expect(restoreEntries()).toEqual(before);
   });
 
   test('a recovery server killed mid-way leaves nothing promoted and the source untouched', async () => {
-    const pendingBefore = fs.readFileSync(path.join(restoresDir(), PENDING_FILE), 'utf8');
-    const entriesBefore = fs.readdirSync(restoresDir()).sort();
+    const pendingBefore = pendingNow();
+    const entriesBefore = restoreEntries();
     const { agent } = testAgent(config, env, {
       onLog: (entry) => {
         const pid = (entry as { fields?: { pid?: number } }).fields?.pid;
@@ -139,8 +141,8 @@ describe.each(postgresVersionsUnderTest())('PostgreSQL $major', ({ major, binDir
       },
     });
     await expect(restoreToPoint(agent, config.jobs[0] as never, { target: { latest: true } })).rejects.toThrow(/the recovery server ended before promotion \(killed by SIGKILL\)/);
-    expect(fs.readFileSync(path.join(restoresDir(), PENDING_FILE), 'utf8')).toBe(pendingBefore);
-    expect(fs.readdirSync(restoresDir()).sort()).toEqual(entriesBefore);
+    expect(pendingNow()).toBe(pendingBefore);
+    expect(restoreEntries()).toEqual(entriesBefore);
     expect(await withDatabase(server, 'app', rowsOf)).toEqual(rowsAfter.get(6));
   });
 
@@ -157,11 +159,11 @@ describe.each(postgresVersionsUnderTest())('PostgreSQL $major', ({ major, binDir
 
     test('a missing segment: the restore is refused before anything is written, naming it', async () => {
       fs.rmSync(middle);
-      const before = fs.readdirSync(restoresDir()).sort();
+      const before = restoreEntries();
       const result = await cli(['restore', 'pitr', '--latest', '--config', configPath], env);
       expect(result.code).toBe(2);
       expect(result.stderr).toContain(`WAL segment ${path.basename(middle)} is missing from the archive`);
-      expect(fs.readdirSync(restoresDir()).sort()).toEqual(before);
+      expect(restoreEntries()).toEqual(before);
     });
 
     test.each([
@@ -171,12 +173,12 @@ describe.each(postgresVersionsUnderTest())('PostgreSQL $major', ({ major, binDir
       const damaged = Buffer.from(saved);
       damaged.fill(0x5a, 8192, 16384);
       fs.writeFileSync(middle, damaged);
-      const pendingBefore = fs.readFileSync(path.join(restoresDir(), PENDING_FILE), 'utf8');
-      const before = fs.readdirSync(restoresDir()).sort();
+      const pendingBefore = pendingNow();
+      const before = restoreEntries();
       const result = await cli(['restore', 'pitr', ...target(), '--config', configPath], env);
       expect(result.code).not.toBe(0);
-      expect(fs.readdirSync(restoresDir()).sort()).toEqual(before);
-      expect(fs.readFileSync(path.join(restoresDir(), PENDING_FILE), 'utf8')).toBe(pendingBefore);
+      expect(restoreEntries()).toEqual(before);
+      expect(pendingNow()).toBe(pendingBefore);
     });
   });
 });
