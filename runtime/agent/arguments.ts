@@ -9,6 +9,8 @@ commands:
   run <job>                         back up one job now
   list [job] [--json]               backups with time, size, status, verification, off-site copy
   verify <backup-id>                check a backup's files (and test-restore a Postgres backup)
+  verify <postgres-pitr job>        recover the newest base backup + WAL into a scratch server
+                                    and compare row counts with the source at that point
   restore <job> --from <backup-id|latest> [--target <t>] [--only <name>] [--force]
           [--from-offsite] [--with-globals] [--ignore-verification]
                                     target: database (Postgres), host:port (Redis),
@@ -36,7 +38,7 @@ const SPECS: Record<Command, CommandSpec> = {
   serve: { positional: { min: 0, max: 0, names: '' }, values: [], switches: [] },
   run: { positional: { min: 1, max: 1, names: '<job>' }, values: [], switches: [] },
   list: { positional: { min: 0, max: 1, names: '[job]' }, values: [], switches: ['json'] },
-  verify: { positional: { min: 1, max: 1, names: '<backup-id>' }, values: [], switches: [] },
+  verify: { positional: { min: 1, max: 1, names: '<backup-id|postgres-pitr job>' }, values: [], switches: [] },
   restore: {
     positional: { min: 1, max: 1, names: '<job>' },
     values: ['from', 'target', 'only', ...PITR_TARGET_OPTIONS.filter((o) => o !== 'latest'), 'target-dir'],

@@ -17,6 +17,7 @@ import { createLogger, Logger } from './log';
 import { Agent, alertFailure, jobOfBackup, restoreBackup, runBackup, verifyBackup } from './runner';
 import { RecoveryTarget } from './pitr/recovery';
 import { restoreToPoint } from './pitr/restore';
+import { verifyRecovery } from './pitr/verify';
 import { formatLsn, parseLsn } from './pitr/wal-folder';
 import { Scheduler } from './scheduler';
 import { AgentState } from './status';
@@ -91,6 +92,12 @@ async function dispatch(args: ParsedArguments, config: AgentConfig, io: Io, stop
     case 'list':
       return list(config, args, io);
     case 'verify': {
+      const named = config.jobs.find((j) => j.name === args.positional[0]);
+      if (named?.kind === 'postgres-pitr') {
+        const manifest = await verifyRecovery(agent, named);
+        io.stdout(`${named.name}: verification ${manifest.verified?.result} (${manifest.verified?.method}): ${manifest.verified?.details}\n`);
+        return manifest.verified?.result === 'passed' ? 0 : 1;
+      }
       const job = await jobOfBackup(config, args.positional[0]);
       const manifest = await verifyBackup(agent, job, args.positional[0]);
       io.stdout(`${manifest.id}: verification ${manifest.verified?.result} (${manifest.verified?.method}): ${manifest.verified?.details}\n`);

@@ -58,7 +58,7 @@ const archiveOf = (database: string) => `${database}.dump`;
 const chunksOf = (database: string) => `${database}.tables`;
 
 /** Row count per table ("schema.table"), as taken in the dump's snapshot. */
-type RowCounts = Record<string, number>;
+export type RowCounts = Record<string, number>;
 
 interface PostgresDetails {
   /**
@@ -808,7 +808,7 @@ export async function lockUnchanged(session: Client, tables: TableRef[]): Promis
 }
 
 /** count(*) of each table in the session's snapshot. */
-async function countRows(db: Client, tables: readonly TableRef[]): Promise<RowCounts> {
+export async function countRows(db: Client, tables: readonly TableRef[]): Promise<RowCounts> {
   const counts: RowCounts = {};
   for (const { qualified, label } of tables) {
     counts[label] = Number((await db.query<{ n: string }>(`SELECT count(*) AS n FROM ONLY ${qualified}`)).rows[0].n);

@@ -15,7 +15,12 @@ import { GuardedChild, runTool, spawnGuarded } from '../exec';
 import type { Logger } from '../log';
 
 /** Where to stop replaying WAL. `latest`: everything the archive holds. */
-export type RecoveryTarget = { readonly time: string } | { readonly lsn: string } | { readonly name: string } | { readonly latest: true };
+export type RecoveryTarget =
+  | { readonly time: string }
+  /** `before`: stop before the record at `lsn` rather than after it (verification's point). */
+  | { readonly lsn: string; readonly before?: boolean }
+  | { readonly name: string }
+  | { readonly latest: true };
 
 export function describeTarget(target: RecoveryTarget): string {
   if ('time' in target) return `time ${target.time}`;
@@ -32,7 +37,7 @@ export function describeTarget(target: RecoveryTarget): string {
 function targetSettings(target: RecoveryTarget): Record<string, string> {
   // Postgres's timestamp input reads "2026-12-01 17:15:00.000+00", not every ISO 8601 spelling.
   if ('time' in target) return { recovery_target_time: new Date(target.time).toISOString().replace('T', ' ').replace('Z', '+00'), recovery_target_inclusive: 'off' };
-  if ('lsn' in target) return { recovery_target_lsn: target.lsn };
+  if ('lsn' in target) return { recovery_target_lsn: target.lsn, ...(target.before ? { recovery_target_inclusive: 'off' } : {}) };
   if ('name' in target) return { recovery_target_name: target.name };
   return {};
 }
