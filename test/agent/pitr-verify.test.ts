@@ -6,7 +6,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { AgentConfig } from '../../runtime/agent/config';
-import { verifyRecovery } from '../../runtime/agent/pitr/verify';
+import { committedUnseen, verifyRecovery } from '../../runtime/agent/pitr/verify';
 import { runBackup } from '../../runtime/agent/runner';
 import { renderMetrics, snapshotJobs } from '../../runtime/agent/status';
 import { PostgresServer, postgresVersionsUnderTest, withDatabase } from '../helpers/servers';
@@ -64,6 +64,17 @@ describe.each(postgresVersionsUnderTest())('PostgreSQL $major', ({ binDir }) => 
     const metrics = renderMetrics(await snapshotJobs(agent.state), config, new Date());
     expect(metrics).toMatch(new RegExp(`tenantry_pitr_last_verified_recovery_timestamp_seconds\\{[^}]*job="pitr"[^}]*\\} ${Math.floor(Date.parse(manifest.verified!.at) / 1000)}`));
     expect(fs.readdirSync(path.join(config.backupDir, 'pitr')).filter((n) => n.includes('.tmp-'))).toEqual([]);
+  });
+
+  test('the race check: a transaction a snapshot did not see, committed on the server asked, is caught; none is not', async () => {
+    await withDatabase(server, 'app', async (db) => {
+      const before = (await db.query<{ s: string }>('SELECT pg_current_snapshot()::text AS s')).rows[0].s;
+      expect(await committedUnseen(db, before)).toBe(false);
+      await insertBatch(server, 7);
+      expect(await committedUnseen(db, before)).toBe(true);
+      const after = (await db.query<{ s: string }>('SELECT pg_current_snapshot()::text AS s')).rows[0].s;
+      expect(await committedUnseen(db, after)).toBe(false);
+    });
   });
 
   test('an archive that cannot reach the point fails verification, counted and sent, and records it', async () => {

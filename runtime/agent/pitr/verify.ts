@@ -180,7 +180,7 @@ async function compareWithSource(point: SourcePoint, connect: (database: string)
  * Whether a transaction `snapshot` did not see has committed in the recovered copy. More than
  * MAX_XIDS_CHECKED transactions begun since the snapshot count as a race without looking.
  */
-async function committedUnseen(db: Client, snapshot: string): Promise<boolean> {
+export async function committedUnseen(db: Client, snapshot: string): Promise<boolean> {
   const row = (
     await db.query<{ raced: boolean }>(
       `WITH s AS (SELECT (pg_snapshot_xmax($1::pg_snapshot)::text)::bigint AS source_xmax, (pg_snapshot_xmax(pg_current_snapshot())::text)::bigint AS recovered_xmax),
