@@ -9,7 +9,7 @@ import { Client } from 'pg';
 import { AgentConfig } from '../../runtime/agent/config';
 import { BaseBackupDetails } from '../../runtime/agent/pitr/base-backup';
 import { restoreToPoint, PENDING_FILE, READY_FILE, ReadyRestore } from '../../runtime/agent/pitr/restore';
-import { listWal } from '../../runtime/agent/pitr/wal-folder';
+import { listWal, parseLsn, segmentName, segmentOf } from '../../runtime/agent/pitr/wal-folder';
 import { runBackup } from '../../runtime/agent/runner';
 import { PostgresServer, postgresVersionsUnderTest, withDatabase } from '../helpers/servers';
 import { cli, manifests, testAgent, writeConfig } from './harness';
@@ -180,5 +180,21 @@ describe.each(postgresVersionsUnderTest())('PostgreSQL $major', ({ major, binDir
       expect(restoreEntries()).toEqual(before);
       expect(pendingNow()).toBe(pendingBefore);
     });
+  });
+
+  test('retention: a newer base backup retires the older and the WAL only it needed; the newest moment stays restorable', async () => {
+    const { segments: before } = await listWal(receiver.folder, 16 * 1024 * 1024);
+    const job = { ...config.jobs[0], retention: { daily: 0, weekly: 0, monthly: 0 }, pitr: { ...pitrJob(server).pitr, windowDays: 0 } } as typeof config.jobs[0];
+    const manifest = await runBackup(testAgent(config, env).agent, job, 'manual');
+    expect(manifest.error).toBeUndefined();
+    expect((await manifests(config, 'pitr')).map((m) => m.id)).toEqual([manifest.id]);
+    const start = (manifest.details as unknown as BaseBackupDetails).startLsn;
+    const { segments: after } = await listWal(receiver.folder, 16 * 1024 * 1024);
+    expect(after.length).toBeLessThan(before.length);
+    expect(after[0].name.slice(8)).toBe(segmentName(1, segmentOf(parseLsn(start), 16 * 1024 * 1024), 16 * 1024 * 1024).slice(8));
+    await batch(8);
+    await receiver.caughtUp(server);
+    expect((await cli(['restore', 'pitr', '--latest', '--config', configPath], env)).code).toBe(0);
+    expect((await pendingRows()).rows).toEqual(rowsAfter.get(8));
   });
 });
