@@ -16,8 +16,10 @@ commands:
                                     target: database (Postgres), host:port (Redis),
                                     collection (Qdrant), bucket (MinIO)
   restore <postgres-pitr job> --to-time <ISO time with zone> | --to-lsn <lsn> | --to-name <restore point> | --latest
-          [--target-dir <dir>]      recover into restores/<id> and mark it pending for the
-                                    Postgres container's next start (or only into <dir>)
+          [--target-dir <dir> [--port <port>]]
+                                    recover into restores/<id> and mark it pending for the
+                                    Postgres container's next start (or only into <dir>, then
+                                    with --port start it there on 127.0.0.1)
   health                            exit 0 if the running agent's /health is fine, 1 if not
 
 Without --config: the JSON in $${CONFIG_JSON_ENV}, else the file $${CONFIG_PATH_ENV}, else ${DEFAULT_CONFIG_PATH}.
@@ -41,7 +43,7 @@ const SPECS: Record<Command, CommandSpec> = {
   verify: { positional: { min: 1, max: 1, names: '<backup-id|postgres-pitr job>' }, values: [], switches: [] },
   restore: {
     positional: { min: 1, max: 1, names: '<job>' },
-    values: ['from', 'target', 'only', ...PITR_TARGET_OPTIONS.filter((o) => o !== 'latest'), 'target-dir'],
+    values: ['from', 'target', 'only', ...PITR_TARGET_OPTIONS.filter((o) => o !== 'latest'), 'target-dir', 'port'],
     switches: ['force', 'from-offsite', 'with-globals', 'ignore-verification', 'latest'],
   },
   health: { positional: { min: 0, max: 0, names: '' }, values: [], switches: [] },

@@ -106,7 +106,7 @@ async function dispatch(args: ParsedArguments, config: AgentConfig, io: Io, stop
     case 'restore': {
       const job = findJob(config, args.positional[0]);
       if (job.kind === 'postgres-pitr') {
-        io.stdout(`${await restoreToPoint(agent, job, { target: pitrTarget(args), targetDir: args.values['target-dir'] })}\n`);
+        io.stdout(`${await restoreToPoint(agent, job, { target: pitrTarget(args), ...scratchTarget(args) })}\n`);
         return 0;
       }
       if (args.values.from === undefined) throw new UserError(`job ${job.name} is a ${job.kind} job: restore it with --from <backup-id|latest> (--to-time and the like are for postgres-pitr jobs)`);
@@ -148,6 +148,16 @@ function pitrTarget(args: ParsedArguments): RecoveryTarget {
     throw new UserError(`--to-time "${time}" is not an ISO 8601 time with a zone, e.g. 2026-12-01T17:15:00Z or 2026-12-01T18:15:00+01:00`);
   }
   return { time: new Date(time).toISOString() };
+}
+
+/** --target-dir and --port of a restore to a point. */
+function scratchTarget(args: ParsedArguments): { targetDir?: string; port?: number } {
+  const targetDir = args.values['target-dir'];
+  const port = args.values.port;
+  if (port === undefined) return { targetDir };
+  if (targetDir === undefined) throw new UserError('--port starts the recovered copy of --target-dir; give --target-dir <dir> too');
+  if (!/^\d{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535) throw new UserError(`--port "${port}" is not a TCP port (1-65535)`);
+  return { targetDir, port: Number(port) };
 }
 
 /** Exit 1 when the backup failed, and also when only its off-site copy did: someone must look. */

@@ -3,6 +3,7 @@
  * written by pg_receivewal --synchronous with a slot (as the agent's receiver does), and every
  * restore is read back by a server started on the recovered data directory, row for row.
  */
+import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { Client } from 'pg';
@@ -11,9 +12,9 @@ import { BaseBackupDetails } from '../../runtime/agent/pitr/base-backup';
 import { restoreToPoint, PENDING_FILE, READY_FILE, ReadyRestore } from '../../runtime/agent/pitr/restore';
 import { listWal, parseLsn, segmentName, segmentOf } from '../../runtime/agent/pitr/wal-folder';
 import { runBackup } from '../../runtime/agent/runner';
-import { PostgresServer, postgresVersionsUnderTest, withDatabase } from '../helpers/servers';
+import { freePort, PostgresServer, postgresVersionsUnderTest, tempDir, withDatabase } from '../helpers/servers';
 import { cli, manifests, testAgent, writeConfig } from './harness';
-import { insertBatch, PITR_ENV, pitrJob, readRecovered, Receiver, startReceiver, startSource } from './pitr-harness';
+import { insertBatch, PITR_ENV, pitrJob, postgresUser, readRecovered, Receiver, startReceiver, startSource } from './pitr-harness';
 
 jest.setTimeout(120_000);
 
@@ -121,6 +122,27 @@ describe.each(postgresVersionsUnderTest())('PostgreSQL $major', ({ major, binDir
     const { ready, rows } = await pendingRows();
     expect(rows).toEqual(rowsAfter.get(6));
     expect(ready.target).toEqual({ latest: true });
+  });
+
+  test('--target-dir with --port: a scratch server of the recovered copy runs there; nothing is marked pending', async () => {
+    const pendingBefore = pendingNow();
+    const dir = path.join(tempDir('scratch'), 'pgdata');
+    const port = await freePort();
+    const result = await cli(['restore', 'pitr', '--to-lsn', afterBatch3Lsn, '--target-dir', dir, '--port', String(port), '--config', configPath], env);
+    try {
+      expect(result.stdout).toContain(`it runs on 127.0.0.1:${port}`);
+      expect(result.code).toBe(0);
+      const db = new Client({ host: '127.0.0.1', port, user: 'postgres', password: server.password, database: 'app' });
+      await db.connect();
+      try {
+        expect(await rowsOf(db)).toEqual(rowsAfter.get(3));
+      } finally {
+        await db.end();
+      }
+      expect(pendingNow()).toBe(pendingBefore);
+    } finally {
+      spawnSync(path.join(binDir, 'pg_ctl'), ['-D', dir, '-m', 'fast', '-w', 'stop'], { ...postgresUser() });
+    }
   });
 
   test('a target before the oldest base backup is refused before anything is written', async () => {

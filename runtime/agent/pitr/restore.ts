@@ -21,13 +21,15 @@ import { Agent, driverContext, withJobLock } from '../runner';
 import { RESTORES_FOLDER } from '../store';
 import { writeFileAtomic } from '../durable';
 import { BaseBackupDetails, extractBaseBackup, PitrJob } from './base-backup';
-import { describeTarget, recover, RecoveredPoint, RecoveryTarget } from './recovery';
+import { runTool } from '../exec';
+import { describeTarget, recover, RecoveredPoint, RecoveryTarget, serverUser } from './recovery';
 import { pathForMajor } from './server-binaries';
 import { firstGap, listWal, parseLsn, segmentName, segmentOf, walFolder } from './wal-folder';
 
 export const READY_FILE = 'READY.json';
 export const PENDING_FILE = 'pending';
 const PARTIAL = '.partial';
+const SCRATCH_LOG = 'tenantry-scratch-server.log';
 
 export interface ReadyRestore extends RecoveredPoint {
   readonly id: string;
@@ -76,6 +78,8 @@ export interface PitrRestoreOptions {
   readonly target: RecoveryTarget;
   /** Recover into this folder instead of restores/<id> (a scratch server; nothing pending is written). */
   readonly targetDir?: string;
+  /** With targetDir: start the recovered server on 127.0.0.1 at this port and leave it running. */
+  readonly port?: number;
 }
 
 export function restoreToPoint(agent: Agent, job: PitrJob, options: PitrRestoreOptions): Promise<string> {
@@ -121,7 +125,12 @@ export function restoreToPoint(agent: Agent, job: PitrJob, options: PitrRestoreO
       }
       const point = await server.stop();
       const ready: ReadyRestore = { id, target: options.target, ...point, baseBackup: base.id, createdAt: createdAt.toISOString() };
-      if (options.targetDir !== undefined) return `recovered into ${options.targetDir} to ${describeTarget(options.target)}: LSN ${point.reachedLsn}, last transaction ${point.reachedTime ?? 'none'}, timeline ${point.timeline}`;
+      if (options.targetDir !== undefined) {
+        const recovered = `recovered into ${options.targetDir} to ${describeTarget(options.target)}: LSN ${point.reachedLsn}, last transaction ${point.reachedTime ?? 'none'}, timeline ${point.timeline}`;
+        if (options.port === undefined) return recovered;
+        await startScratchServer(options.targetDir, options.port, PATH);
+        return `${recovered}; it runs on 127.0.0.1:${options.port} with the source's roles and pg_hba.conf (stop it with: pg_ctl -D ${options.targetDir} stop)`;
+      }
       await writeFileAtomic(path.join(work, READY_FILE), `${JSON.stringify(ready, null, 2)}\n`);
       await fs.promises.rename(work, path.join(restores, id));
       await writeFileAtomic(path.join(restores, PENDING_FILE), `${id}\n`);
@@ -135,6 +144,17 @@ export function restoreToPoint(agent: Agent, job: PitrJob, options: PitrRestoreO
       throw error;
     }
   });
+}
+
+/**
+ * Starts the recovered copy as a server of its own, outliving this command (pg_ctl detaches it):
+ * TCP on 127.0.0.1 only, no socket folder to provide. Its output goes to a file in the data
+ * directory, so that no pipe of this command's outlives it.
+ */
+async function startScratchServer(pgdata: string, port: number, PATH: string): Promise<void> {
+  const options = `-c port=${port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c archive_mode=off`;
+  const log = path.join(pgdata, SCRATCH_LOG);
+  await runTool('pg_ctl', ['--pgdata', pgdata, '--options', options, '--log', log, '--wait', '--silent', 'start'], { env: { PATH, LC_ALL: 'C' }, user: serverUser() });
 }
 
 /**
