@@ -145,6 +145,29 @@ describe.each(postgresVersionsUnderTest())('PostgreSQL $major', ({ major, binDir
     }
   });
 
+  test('a time after the last transaction, while the archive was still being written: recovered to the archive\'s end', async () => {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const quietSince = new Date().toISOString();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    // WAL without a transaction (a checkpoint record): the receiver writes the archive after the target.
+    await withDatabase(server, 'postgres', (db) => db.query('CHECKPOINT'));
+    await receiver.caughtUp(server);
+    const result = await cli(['restore', 'pitr', '--to-time', quietSince, '--config', configPath], env);
+    expect(result.code).toBe(0);
+    const { ready, rows } = await pendingRows();
+    expect(rows).toEqual(rowsAfter.get(6));
+    expect(ready.target).toEqual({ time: quietSince });
+    expect(ready.checks.join('\n')).toContain('no transaction in the archive ended between');
+  });
+
+  test('a time after the archive\'s end is refused before anything is written, saying what the archive holds', async () => {
+    const before = restoreEntries();
+    const result = await cli(['restore', 'pitr', '--to-time', new Date(Date.now() + 3_600_000).toISOString(), '--config', configPath], env);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/is after the end of the archive: its newest WAL was written at .* and the last transaction in it ended at /);
+    expect(restoreEntries()).toEqual(before);
+  });
+
   test('a target before the oldest base backup is refused before anything is written', async () => {
     const before = restoreEntries();
     const result = await cli(['restore', 'pitr', '--to-time', '2000-01-01T00:00:00Z', '--config', configPath], env);

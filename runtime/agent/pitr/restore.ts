@@ -24,7 +24,7 @@ import { BaseBackupDetails, extractBaseBackup, PitrJob } from './base-backup';
 import { runTool } from '../exec';
 import { describeTarget, recover, RecoveredPoint, RecoveryTarget, serverUser } from './recovery';
 import { pathForMajor } from './server-binaries';
-import { firstGap, listWal, parseLsn, segmentName, segmentOf, walFolder } from './wal-folder';
+import { firstGap, formatLsn, listWal, parseLsn, segmentName, segmentOf, walFolder } from './wal-folder';
 
 export const READY_FILE = 'READY.json';
 export const PENDING_FILE = 'pending';
@@ -93,6 +93,7 @@ export function restoreToPoint(agent: Agent, job: PitrJob, options: PitrRestoreO
     const base = chooseBaseBackup(backups, options.target, namedAt);
     const wal = walFolder(agent.config.backupDir, job.name, base.details.systemIdentifier);
     const archiveEnd = await checkWalCovers(wal, base, options.target, namedAt);
+    const { replay, note } = 'time' in options.target ? await replayToTime(wal, base, options.target.time, PATH) : { replay: options.target, note: undefined };
 
     const restores = path.join(store.dir, RESTORES_FOLDER);
     await fs.promises.mkdir(restores, { recursive: true });
@@ -112,18 +113,19 @@ export function restoreToPoint(agent: Agent, job: PitrJob, options: PitrRestoreO
     try {
       ctx.log.info('restore to a point started', { id, target: describeTarget(options.target), baseBackup: base.id });
       await extractBaseBackup(store.backupDir(base.id), base.details, pgdata, agent.signal);
-      const server = await recover({ pgdata, walFolder: wal, target: options.target, PATH, probeRole: job.pitr.user, log: ctx.log, signal: agent.signal });
+      const server = await recover({ pgdata, walFolder: wal, target: replay, PATH, probeRole: job.pitr.user, log: ctx.log, signal: agent.signal });
       // Postgres takes a damaged record for the end of the WAL and promotes there: short of the
       // archive's newest segment, "latest" lost what the damaged segment and those after it hold.
       const reachedSegment = segmentOf(parseLsn(server.point.reachedLsn), base.details.walSegmentBytes);
-      if ('latest' in options.target && reachedSegment < archiveEnd) {
+      if ('latest' in replay && reachedSegment < archiveEnd) {
         await server.abandon();
         throw new Error(
           `recovery stopped at ${server.point.reachedLsn}, in segment ${segmentName(base.details.timeline, reachedSegment, base.details.walSegmentBytes)}, before the archive's newest segment: ` +
             'that segment or the next is damaged; restore to an LSN before it (--to-lsn)',
         );
       }
-      const point = await server.stop();
+      const stopped = await server.stop();
+      const point = { ...stopped, checks: note ? [...stopped.checks, note] : stopped.checks };
       const ready: ReadyRestore = { id, target: options.target, ...point, baseBackup: base.id, createdAt: createdAt.toISOString() };
       if (options.targetDir !== undefined) {
         const recovered = `recovered into ${options.targetDir} to ${describeTarget(options.target)}: LSN ${point.reachedLsn}, last transaction ${point.reachedTime ?? 'none'}, timeline ${point.timeline}`;
@@ -183,24 +185,65 @@ async function checkWalCovers(folder: string, base: BaseBackup, target: Recovery
 }
 
 /**
+ * Postgres stops a time target at the first transaction that ended after it, and fails when the
+ * WAL ends before one: so a time after the archive's last transaction (a quiet database) is
+ * recovered to the archive's end, which is that moment's state, provided the receiver was still
+ * writing the archive at that time (its newest file was written at or after it). Otherwise the
+ * archive may lack transactions of that time, and the restore is refused with what it does hold.
+ */
+async function replayToTime(folder: string, base: BaseBackup, time: string, PATH: string): Promise<{ replay: RecoveryTarget; note?: string }> {
+  const target: RecoveryTarget = { time };
+  const bytes = base.details.walSegmentBytes;
+  const { segments } = await listWal(folder, bytes);
+  const first = segmentOf(parseLsn(base.details.endLsn), bytes);
+  let lastEnded: Date | undefined;
+  for (const file of [...segments].reverse()) {
+    if (file.segment < first) break;
+    const output = await dumpWal(folder, bytes, PATH, ['--rmgr', 'Transaction', '--timeline', String(file.timeline), '--start', formatLsn(file.segment * BigInt(bytes)), '--end', formatLsn((file.segment + 1n) * BigInt(bytes))]);
+    const ends = [...output.matchAll(/desc: (?:COMMIT|ABORT) (\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2}(?:\.\d+)?) UTC/g)].map((m) => new Date(`${m[1]}T${m[2]}Z`));
+    if (ends.length > 0) {
+      lastEnded = ends[ends.length - 1];
+      break;
+    }
+  }
+  if (lastEnded !== undefined && lastEnded.getTime() >= Date.parse(time)) return { replay: target };
+  const written = new Date(Math.max(...(await Promise.all(segments.map(async (file) => (await fs.promises.stat(path.join(folder, file.name))).mtimeMs)))));
+  const last = lastEnded ? `the last transaction in it ended at ${lastEnded.toISOString()}` : 'it holds no transaction after the base backup';
+  if (written.getTime() < Date.parse(time)) {
+    throw new UserError(
+      `${describeTarget(target)} is after the end of the archive: its newest WAL was written at ${written.toISOString()} and ${last}. ` +
+        'Transactions of that time may be missing (is the WAL receiver running?); restore --latest to recover everything archived',
+    );
+  }
+  return { replay: { latest: true }, note: `no transaction in the archive ended between ${lastEnded?.toISOString() ?? 'the base backup'} and the target; the archive was written until ${written.toISOString()}, so it was recovered to its end` };
+}
+
+/**
  * The LSN of restore point `name` (pg_create_restore_point), scanning the archive from the oldest
  * base backup's start, the receiver's `.partial` included. A name used twice is refused: recovery
  * would stop at whichever comes first after the chosen base backup.
  */
 async function findRestorePoint(folder: string, name: string, oldest: BaseBackupDetails, PATH: string): Promise<bigint> {
-  const bytes = oldest.walSegmentBytes;
-  const { segments } = await listWal(folder, bytes);
+  const output = await dumpWal(folder, oldest.walSegmentBytes, PATH, ['--rmgr', 'XLOG', '--start', oldest.startLsn, '--timeline', String(oldest.timeline)]);
+  const found = [...output.matchAll(/lsn: ([0-9A-F]+\/[0-9A-F]+),.*desc: RESTORE_POINT (.*)$/gm)].filter((m) => m[2] === name).map((m) => m[1]);
+  if (found.length === 0) throw new UserError(`the archive has no restore point named "${name}" after the oldest base backup kept (from ${oldest.startLsn})`);
+  if (found.length > 1) throw new UserError(`the archive has ${found.length} restore points named "${name}" (at ${found.join(', ')}): restore with --to-lsn <one of them>`);
+  return parseLsn(found[0]);
+}
+
+/**
+ * pg_waldump over the archive, the receiver's `.partial` read under its segment's name (through a
+ * scratch folder of links beside the archive), timestamps in UTC.
+ */
+async function dumpWal(folder: string, segmentBytes: number, PATH: string, args: string[]): Promise<string> {
+  const { segments } = await listWal(folder, segmentBytes);
   const scan = await fs.promises.mkdtemp(path.join(path.dirname(folder), '.tmp-scan-'));
   try {
     for (const file of segments) {
       const full = file.name.replace(/\.partial$/, '');
       if (!fs.existsSync(path.join(scan, full))) await fs.promises.symlink(path.join(folder, file.name), path.join(scan, full));
     }
-    const output = await walDump(PATH, ['--path', scan, '--rmgr', 'XLOG', '--start', oldest.startLsn, '--timeline', String(oldest.timeline)]);
-    const found = [...output.matchAll(/lsn: ([0-9A-F]+\/[0-9A-F]+),.*desc: RESTORE_POINT (.*)$/gm)].filter((m) => m[2] === name).map((m) => m[1]);
-    if (found.length === 0) throw new UserError(`the archive has no restore point named "${name}" after the oldest base backup kept (from ${oldest.startLsn})`);
-    if (found.length > 1) throw new UserError(`the archive has ${found.length} restore points named "${name}" (at ${found.join(', ')}): restore with --to-lsn <one of them>`);
-    return parseLsn(found[0]);
+    return await walDump(PATH, ['--path', scan, ...args]);
   } finally {
     await fs.promises.rm(scan, { recursive: true, force: true });
   }
@@ -212,7 +255,7 @@ async function findRestorePoint(folder: string, name: string, oldest: BaseBackup
  */
 function walDump(PATH: string, args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn('pg_waldump', args, { env: { PATH, LC_ALL: 'C' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('pg_waldump', args, { env: { PATH, LC_ALL: 'C', TZ: 'UTC' }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
     child.stderr.resume();
