@@ -9,14 +9,24 @@ commands:
   run <job>                         back up one job now
   list [job] [--json]               backups with time, size, status, verification, off-site copy
   verify <backup-id>                check a backup's files (and test-restore a Postgres backup)
+  verify <postgres-pitr job>        recover the newest base backup + WAL into a scratch server
+                                    and compare row counts with the source at that point
   restore <job> --from <backup-id|latest> [--target <t>] [--only <name>] [--force]
           [--from-offsite] [--with-globals] [--ignore-verification]
                                     target: database (Postgres), host:port (Redis),
                                     collection (Qdrant), bucket (MinIO)
+  restore <postgres-pitr job> --to-time <ISO time with zone> | --to-lsn <lsn> | --to-name <restore point> | --latest
+          [--target-dir <dir> [--port <port>]]
+                                    recover into restores/<id> and mark it pending for the
+                                    Postgres container's next start (or only into <dir>, then
+                                    with --port start it there on 127.0.0.1)
   health                            exit 0 if the running agent's /health is fine, 1 if not
 
 Without --config: the JSON in $${CONFIG_JSON_ENV}, else the file $${CONFIG_PATH_ENV}, else ${DEFAULT_CONFIG_PATH}.
 `;
+
+/** How a restore to a point names its target: exactly one of these. */
+export const PITR_TARGET_OPTIONS = ['to-time', 'to-lsn', 'to-name', 'latest'] as const;
 
 type Command = 'serve' | 'run' | 'list' | 'verify' | 'restore' | 'health' | 'help';
 
@@ -30,8 +40,12 @@ const SPECS: Record<Command, CommandSpec> = {
   serve: { positional: { min: 0, max: 0, names: '' }, values: [], switches: [] },
   run: { positional: { min: 1, max: 1, names: '<job>' }, values: [], switches: [] },
   list: { positional: { min: 0, max: 1, names: '[job]' }, values: [], switches: ['json'] },
-  verify: { positional: { min: 1, max: 1, names: '<backup-id>' }, values: [], switches: [] },
-  restore: { positional: { min: 1, max: 1, names: '<job>' }, values: ['from', 'target', 'only'], switches: ['force', 'from-offsite', 'with-globals', 'ignore-verification'] },
+  verify: { positional: { min: 1, max: 1, names: '<backup-id|postgres-pitr job>' }, values: [], switches: [] },
+  restore: {
+    positional: { min: 1, max: 1, names: '<job>' },
+    values: ['from', 'target', 'only', ...PITR_TARGET_OPTIONS.filter((o) => o !== 'latest'), 'target-dir', 'port'],
+    switches: ['force', 'from-offsite', 'with-globals', 'ignore-verification', 'latest'],
+  },
   health: { positional: { min: 0, max: 0, names: '' }, values: [], switches: [] },
   help: { positional: { min: 0, max: 0, names: '' }, values: [], switches: [] },
 };
@@ -80,7 +94,11 @@ export function parseArguments(argv: readonly string[], env: NodeJS.ProcessEnv):
   if (positional.length < min || positional.length > max) {
     throw new UserError(`"${command}" takes ${names ? names : 'no arguments'}, got ${positional.length ? positional.map((p) => `"${p}"`).join(' ') : 'none'}`);
   }
-  if (command === 'restore' && values.from === undefined) throw new UserError('restore needs --from <backup-id|latest>');
+  if (command === 'restore') {
+    const targets = PITR_TARGET_OPTIONS.filter((o) => values[o] !== undefined || switches.has(o));
+    if (values.from === undefined && targets.length === 0) throw new UserError('restore needs --from <backup-id|latest>, or for a postgres-pitr job one of --to-time, --to-lsn, --to-name, --latest');
+    if (targets.length + (values.from === undefined ? 0 : 1) > 1) throw new UserError(`restore takes one of --from, ${PITR_TARGET_OPTIONS.map((o) => `--${o}`).join(', ')}; got ${[...(values.from ? ['--from'] : []), ...targets.map((o) => `--${o}`)].join(' and ')}`);
+  }
   const config: AgentConfigSource =
     configPath !== undefined ? { path: configPath } : env[CONFIG_JSON_ENV] ? { variable: CONFIG_JSON_ENV } : { path: env[CONFIG_PATH_ENV] || DEFAULT_CONFIG_PATH };
   return { command, config, positional, values, switches };

@@ -16,6 +16,10 @@ import { acquireLock } from './lock';
 import { createLogger, Logger } from './log';
 import { WalReceiver } from './pitr/receiver';
 import { Agent, alertFailure, jobOfBackup, restoreBackup, runBackup, verifyBackup } from './runner';
+import { RecoveryTarget } from './pitr/recovery';
+import { restoreToPoint } from './pitr/restore';
+import { verifyRecovery } from './pitr/verify';
+import { formatLsn, parseLsn } from './pitr/wal-folder';
 import { Scheduler } from './scheduler';
 import { AgentState } from './status';
 import { BackupStore } from './store';
@@ -89,13 +93,25 @@ async function dispatch(args: ParsedArguments, config: AgentConfig, io: Io, stop
     case 'list':
       return list(config, args, io);
     case 'verify': {
+      const named = config.jobs.find((j) => j.name === args.positional[0]);
+      if (named?.kind === 'postgres-pitr') {
+        const manifest = await verifyRecovery(agent, named);
+        io.stdout(`${named.name}: verification ${manifest.verified?.result} (${manifest.verified?.method}): ${manifest.verified?.details}\n`);
+        return manifest.verified?.result === 'passed' ? 0 : 1;
+      }
       const job = await jobOfBackup(config, args.positional[0]);
       const manifest = await verifyBackup(agent, job, args.positional[0]);
       io.stdout(`${manifest.id}: verification ${manifest.verified?.result} (${manifest.verified?.method}): ${manifest.verified?.details}\n`);
       return manifest.verified?.result === 'passed' ? 0 : 1;
     }
     case 'restore': {
-      const summary = await restoreBackup(agent, findJob(config, args.positional[0]), {
+      const job = findJob(config, args.positional[0]);
+      if (job.kind === 'postgres-pitr') {
+        io.stdout(`${await restoreToPoint(agent, job, { target: pitrTarget(args), ...scratchTarget(args) })}\n`);
+        return 0;
+      }
+      if (args.values.from === undefined) throw new UserError(`job ${job.name} is a ${job.kind} job: restore it with --from <backup-id|latest> (--to-time and the like are for postgres-pitr jobs)`);
+      const summary = await restoreBackup(agent, job, {
         from: args.values.from,
         target: args.values.target,
         only: args.values.only,
@@ -113,6 +129,36 @@ async function dispatch(args: ParsedArguments, config: AgentConfig, io: Io, stop
       io.stdout(USAGE);
       return 0;
   }
+}
+
+/** The target of a restore to a point, checked before anything is read. */
+function pitrTarget(args: ParsedArguments): RecoveryTarget {
+  if (args.values.from !== undefined) throw new UserError(`job ${args.positional[0]} is a postgres-pitr job: restore it to a point with --to-time, --to-lsn, --to-name or --latest, not --from`);
+  if (args.switches.has('latest')) return { latest: true };
+  if (args.values['to-lsn'] !== undefined) {
+    try {
+      return { lsn: formatLsn(parseLsn(args.values['to-lsn'])) };
+    } catch (error) {
+      throw new UserError(`--to-lsn: ${errorMessage(error)}`);
+    }
+  }
+  if (args.values['to-name'] !== undefined) return { name: args.values['to-name'] };
+  const time = args.values['to-time'];
+  // A time without a zone would be read in whatever zone the container runs in.
+  if (!/(Z|[+-]\d{2}:?\d{2})$/.test(time) || Number.isNaN(Date.parse(time))) {
+    throw new UserError(`--to-time "${time}" is not an ISO 8601 time with a zone, e.g. 2026-12-01T17:15:00Z or 2026-12-01T18:15:00+01:00`);
+  }
+  return { time: new Date(time).toISOString() };
+}
+
+/** --target-dir and --port of a restore to a point. */
+function scratchTarget(args: ParsedArguments): { targetDir?: string; port?: number } {
+  const targetDir = args.values['target-dir'];
+  const port = args.values.port;
+  if (port === undefined) return { targetDir };
+  if (targetDir === undefined) throw new UserError('--port starts the recovered copy of --target-dir; give --target-dir <dir> too');
+  if (!/^\d{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535) throw new UserError(`--port "${port}" is not a TCP port (1-65535)`);
+  return { targetDir, port: Number(port) };
 }
 
 /** Exit 1 when the backup failed, and also when only its off-site copy did: someone must look. */

@@ -19,6 +19,8 @@ export interface ToolRun {
   /** Aborting kills the tool (the agent is shutting down). */
   signal?: AbortSignal;
   input?: string;
+  /** Run as this OS user (uid, gid) instead of the agent's own. */
+  user?: { uid: number; gid: number };
 }
 
 const OUTPUT_TAIL = 2000;
@@ -52,7 +54,7 @@ export interface GuardedChild {
   stop(): void;
 }
 
-type ToolStdio = IOType | Stream;
+type ToolStdio = IOType | Stream | number;
 
 /** Every tool running now, so that a stopping agent reaches those started without its signal. */
 const runningTools = new Set<GuardedChild>();
@@ -62,8 +64,18 @@ export function stopEveryTool(): void {
   for (const tool of runningTools) tool.stop();
 }
 
-export function spawnGuarded(file: string, args: readonly string[], options: { env: NodeJS.ProcessEnv; cwd?: string; stdio: [ToolStdio, ToolStdio, ToolStdio] }): GuardedChild {
-  const child: ChildProcess = spawn('sh', ['-c', GUARD, 'tenantry-guard', file, ...args], { env: options.env, cwd: options.cwd, detached: true, stdio: [...options.stdio, 'pipe'] });
+export function spawnGuarded(
+  file: string,
+  args: readonly string[],
+  options: { env: NodeJS.ProcessEnv; cwd?: string; stdio: [ToolStdio, ToolStdio, ToolStdio]; user?: { uid: number; gid: number } },
+): GuardedChild {
+  const child: ChildProcess = spawn('sh', ['-c', GUARD, 'tenantry-guard', file, ...args], {
+    env: options.env,
+    cwd: options.cwd,
+    detached: true,
+    stdio: [...options.stdio, 'pipe'],
+    ...(options.user ?? {}),
+  });
   const lifeline = child.stdio[3];
   let killer: NodeJS.Timeout | undefined;
   const signalGroup = (signal: NodeJS.Signals) => {
@@ -98,7 +110,7 @@ export function spawnGuarded(file: string, args: readonly string[], options: { e
 
 /** Runs a tool to completion and returns its stdout; a failure says which tool and why. */
 export async function runTool(file: string, args: readonly string[], options: ToolRun = {}): Promise<string> {
-  const { child, stop } = spawnGuarded(file, args, { env: { ...process.env, ...options.env }, stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+  const { child, stop } = spawnGuarded(file, args, { env: { ...process.env, ...options.env }, stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], user: options.user });
   child.stdin?.on('error', () => undefined);
   child.stdin?.end(options.input);
   let stdout = '';

@@ -14,9 +14,12 @@ import { acquireLock } from './lock';
 import type { Logger } from './log';
 import { CheckResult, isGood, isIntact, Manifest, MANIFEST_FILE, ManifestFile, Trigger } from './manifest';
 import { Offsite } from './offsite';
-import { selectRetained } from './retention';
+import type { BaseBackupDetails, PitrJob } from './pitr/base-backup';
+import { selectPitrRetained } from './pitr/retention';
+import { parseLsn, pruneWalBefore, walFolder } from './pitr/wal-folder';
+import { RetentionCandidate, selectRetained } from './retention';
 import type { AgentState } from './status';
-import { BackupStore, newBackupId } from './store';
+import { BackupEntry, BackupStore, newBackupId } from './store';
 import type { Notify } from './webhook';
 import { version as agentVersion } from '../../package.json';
 
@@ -31,12 +34,12 @@ export interface Agent {
   readonly signal: AbortSignal;
 }
 
-function driverContext(agent: Agent, job: JobConfig): DriverContext {
+export function driverContext(agent: Agent, job: JobConfig): DriverContext {
   return { log: agent.log.forJob(job.name), signal: agent.signal, env: agent.env };
 }
 
 /** Holds the job's lock (and its `running` gauge) while `work` runs. */
-async function withJobLock<T>(agent: Agent, job: JobConfig, work: (store: BackupStore) => Promise<T>): Promise<T> {
+export async function withJobLock<T>(agent: Agent, job: JobConfig, work: (store: BackupStore) => Promise<T>): Promise<T> {
   const store = new BackupStore(agent.config.backupDir, job.name);
   await store.ensureDir();
   const lock = acquireLock(store.lockFile, `job ${job.name}`);
@@ -171,7 +174,7 @@ export async function alertFailure(agent: Agent, job: JobConfig, error: string, 
 }
 
 function checkMethod(job: JobConfig): string {
-  return { postgres: 'pg_restore --list', 'postgres-pitr': 'pg_verifybackup', redis: 'redis-check-rdb', qdrant: 'sha256 against Qdrant snapshot checksum', minio: 'object count and ETag' }[job.kind];
+  return { postgres: 'pg_restore --list', 'postgres-pitr': 'pg_verifybackup of the extracted base backup', redis: 'redis-check-rdb', qdrant: 'sha256 against Qdrant snapshot checksum', minio: 'object count and ETag' }[job.kind];
 }
 
 /** Hashing a large backup takes longer than a stopping agent may: a stop request ends it. */
@@ -234,22 +237,44 @@ async function applyRetention(agent: Agent, job: JobConfig, store: BackupStore):
   // manifest): it is left alone, never counted as a failed run to clean up.
   for (const e of all.filter((entry) => entry.unreadable)) log.warn('kept a backup whose manifest cannot be read', { id: e.id, problem: e.problem });
   const entries = all.filter((entry) => !entry.unreadable);
-  const decision = selectRetained(
-    entries.map((e) => ({
-      id: e.id,
-      startedAt: e.startedAt,
-      good: e.state === 'ok' && e.manifest !== undefined && isIntact(e.manifest),
-      verified: e.manifest?.verified?.result === 'passed',
-      running: e.state === 'running',
-      manual: e.manifest?.trigger === 'manual',
-    })),
+  const candidates = entries.map((e) => ({
+    id: e.id,
+    startedAt: e.startedAt,
+    good: e.state === 'ok' && e.manifest !== undefined && isIntact(e.manifest),
+    verified: e.manifest?.verified?.result === 'passed',
+    running: e.state === 'running',
+    manual: e.manifest?.trigger === 'manual',
+  }));
+  if (job.kind === 'postgres-pitr') return applyPitrRetention(agent, job, store, entries, candidates);
+  const decision = selectRetained(candidates, job.retention, new Date(), agent.config.timeZone);
+  for (const id of decision.remove) {
+    await store.remove(id);
+    log.info('retention removed a backup', { id });
+  }
+}
+
+/** GFS plus the restorable window over base backups, then the WAL no kept base backup needs. */
+async function applyPitrRetention(agent: Agent, job: PitrJob, store: BackupStore, entries: readonly BackupEntry[], candidates: readonly RetentionCandidate[]): Promise<void> {
+  const log = agent.log.forJob(job.name);
+  const details = new Map(entries.flatMap((e) => (e.state === 'ok' && e.manifest ? [[e.id, e.manifest.details as unknown as BaseBackupDetails] as const] : [])));
+  const decision = selectPitrRetained(
+    candidates.map((c) => {
+      const d = details.get(c.id);
+      return d ? { ...c, consistentAt: new Date(d.endTime), startLsn: parseLsn(d.startLsn), systemIdentifier: d.systemIdentifier } : c;
+    }),
     job.retention,
+    job.pitr.windowDays,
     new Date(),
     agent.config.timeZone,
   );
   for (const id of decision.remove) {
     await store.remove(id);
-    log.info('retention removed a backup', { id });
+    log.info('retention removed a base backup', { id });
+  }
+  for (const [systemIdentifier, before] of decision.pruneWalBefore) {
+    const segmentBytes = [...details.values()].find((d) => d.systemIdentifier === systemIdentifier)!.walSegmentBytes;
+    const removed = await pruneWalBefore(walFolder(agent.config.backupDir, job.name, systemIdentifier), before, segmentBytes);
+    if (removed.length > 0) log.info('retention removed WAL no kept base backup needs', { systemIdentifier, segments: removed.length, first: removed[0], last: removed[removed.length - 1] });
   }
 }
 

@@ -6,6 +6,7 @@
 import { CronSchedule, nextRun, parseCron } from '../schedule/cron';
 import type { JobConfig } from './config';
 import { errorMessage, UserError } from './errors';
+import { verifyRecovery } from './pitr/verify';
 import { Agent, alertFailure, runBackup, verifyBackup } from './runner';
 
 /** setTimeout takes at most a signed 32-bit delay (~24.8 days); longer waits are re-armed. */
@@ -30,6 +31,9 @@ export class Scheduler {
       this.arm({ job, what: 'backup', schedule: parseCron(job.schedule), run: () => runBackup(this.agent, job) });
       if ((job.kind === 'postgres' || job.kind === 'postgres-pitr') && job.verifySchedule !== undefined) {
         this.arm({ job, what: 'verification', schedule: parseCron(job.verifySchedule), run: () => verifyBackup(this.agent, job, 'latest') });
+      }
+      if (job.kind === 'postgres-pitr' && job.verifySchedule !== undefined) {
+        this.arm({ job, what: 'verification', schedule: parseCron(job.verifySchedule), run: () => verifyRecovery(this.agent, job) });
       }
     }
   }

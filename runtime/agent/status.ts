@@ -49,6 +49,8 @@ export interface JobSnapshot {
   readonly counters: JobCounters;
   readonly lastGood?: Manifest;
   readonly lastVerified?: Manifest;
+  /** The backup whose verification passed most recently. */
+  readonly lastPassedVerification?: Manifest;
   /** The oldest good backup still waiting for its off-site copy. */
   readonly oldestPendingOffsite?: Manifest;
   /** A postgres-pitr job's WAL archive. */
@@ -74,6 +76,7 @@ function summarize(job: JobConfig, entries: BackupEntry[], counters: JobCounters
     counters,
     lastGood: good[good.length - 1],
     lastVerified: verified[verified.length - 1],
+    lastPassedVerification: verified.filter((m) => m.verified?.result === 'passed').pop(),
     oldestPendingOffsite: job.offsite ? good.find((m) => m.offsite?.status !== 'uploaded') : undefined,
   };
 }
@@ -97,6 +100,12 @@ export function renderMetrics(snapshots: JobSnapshot[], config: AgentConfig, now
     { name: 'tenantry_backup_offsite_failures_total', type: 'counter', help: 'Failed off-site uploads since the agent started.', value: (s) => s.counters.offsiteFailures },
     { name: 'tenantry_backup_last_verify_success', type: 'gauge', help: '1 if the latest verification passed, 0 if it failed.', value: (s) => s.lastVerified && (s.lastVerified.verified?.result === 'passed' ? 1 : 0) },
     { name: 'tenantry_backup_last_verify_timestamp_seconds', type: 'gauge', help: 'Time of the latest verification.', value: (s) => s.lastVerified?.verified && seconds(s.lastVerified.verified.at) },
+    {
+      name: 'tenantry_pitr_last_verified_recovery_timestamp_seconds',
+      type: 'gauge',
+      help: 'Time of the newest passed recovery verification (base backup + WAL recovered, row counts compared).',
+      value: (s) => (s.job.kind === 'postgres-pitr' && s.lastPassedVerification?.verified ? seconds(s.lastPassedVerification.verified.at) : undefined),
+    },
     { name: 'tenantry_backup_verify_failures_total', type: 'counter', help: 'Failed verifications since the agent started.', value: (s) => s.counters.verifyFailures },
     ...pitrFamilies(now),
   ];

@@ -21,8 +21,10 @@ const PARTIAL = '.partial';
 /** What `list` says of a good backup whose manifest predates manifest checksums. */
 const UNCHECKSUMMED = 'manifest without checksum (written before manifests had one); its data files are still checked against their sha256';
 const FAILED = '.failed.json';
-/** Folders beside a job's backups that are not backups (runtime/agent/pitr/). */
+/** Folders beside a job's backups that are not backups (runtime/agent/pitr/): the WAL archive and prepared restores. */
 export const PITR_FOLDERS = { wal: 'wal', restores: 'restores' } as const;
+export const WAL_FOLDER = PITR_FOLDERS.wal;
+export const RESTORES_FOLDER = PITR_FOLDERS.restores;
 const NOT_BACKUPS: ReadonlySet<string> = new Set(Object.values(PITR_FOLDERS));
 
 /** `damaged`: a finished backup whose manifest cannot be read or fails its own checksum. */
