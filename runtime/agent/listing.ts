@@ -1,10 +1,12 @@
 /** `tenantry-agent list`: the backups as a table for people, or as JSON for scripts. */
-import type { BackupEntry } from './store';
+import { BackupEntry, startedAtFromId } from './store';
 
 export interface ListedBackup {
   job: string;
   id: string;
-  /** ok | failed | running | interrupted */
+  /** `local`: on the backup volume (and maybe off-site too, see `offsite`); `offsite`: only the off-site bucket still holds it (`restore --from-offsite`). */
+  location: 'local' | 'offsite';
+  /** ok | failed | running | interrupted | damaged; an off-site-only backup: ok (the bucket holds only finished backups) */
   status: string;
   startedAt: string;
   endedAt: string | null;
@@ -21,6 +23,7 @@ export function describeEntry(entry: BackupEntry): ListedBackup {
   return {
     job: entry.job,
     id: entry.id,
+    location: 'local',
     status: entry.state,
     startedAt: entry.startedAt.toISOString(),
     endedAt: m?.endedAt ?? null,
@@ -30,6 +33,11 @@ export function describeEntry(entry: BackupEntry): ListedBackup {
     offsite: entry.state === 'ok' ? (m?.offsite?.status ?? 'not configured') : null,
     problem: entry.problem ?? null,
   };
+}
+
+/** A backup retention removed here that the bucket still holds: the rest of its facts are in its manifest there. */
+export function describeOffsiteOnly(job: string, id: string): ListedBackup {
+  return { job, id, location: 'offsite', status: 'ok', startedAt: startedAtFromId(id).toISOString(), endedAt: null, durationSeconds: null, sizeBytes: null, verified: null, offsite: 'uploaded', problem: null };
 }
 
 export function formatSize(bytes: number): string {
@@ -65,7 +73,7 @@ export function renderTable(rows: ListedBackup[], timeZone: string): string {
     r.sizeBytes === null ? '-' : formatSize(r.sizeBytes),
     r.problem && r.status !== 'ok' ? `${r.status}: ${r.problem.split('\n')[0].slice(0, 60)}` : r.status,
     r.verified ? `${r.verified.result} ${localTime(r.verified.at, timeZone).slice(0, 10)}` : 'no',
-    r.offsite ?? '-',
+    r.location === 'offsite' ? 'only off-site' : (r.offsite ?? '-'),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => row[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]))).join('  ');

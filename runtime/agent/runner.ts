@@ -14,6 +14,7 @@ import { acquireLock } from './lock';
 import type { Logger } from './log';
 import { CheckResult, isGood, isIntact, Manifest, MANIFEST_FILE, ManifestFile, Trigger } from './manifest';
 import { Offsite } from './offsite';
+import type { PhaseListener } from './progress';
 import { selectRetained } from './retention';
 import type { AgentState } from './status';
 import { BackupStore, newBackupId } from './store';
@@ -29,6 +30,8 @@ export interface Agent {
   readonly notify: Notify;
   /** Aborted on shutdown: running tools are stopped and the run fails cleanly. */
   readonly signal: AbortSignal;
+  /** Told each phase of a backup run (`run --progress=json`). @default nobody watches */
+  readonly onPhase?: PhaseListener;
 }
 
 function driverContext(agent: Agent, job: JobConfig): DriverContext {
@@ -71,7 +74,12 @@ export async function runBackup(agent: Agent, job: JobConfig, trigger: Trigger =
       agent.state.countersOf(job.name).lastFailure = undefined;
       // Stopping: the off-site copy is retried at the next run, and retention can wait for it.
       if (agent.signal.aborted) return manifest;
-      if (job.offsite) await shipOffsite(agent, job, locked);
+      const run = { id: manifest.id, dir: locked.backupDir(manifest.id), sizeBytes: manifest.sizeBytes };
+      if (job.offsite) {
+        agent.onPhase?.('offsite', run);
+        await shipOffsite(agent, job, locked);
+      }
+      agent.onPhase?.('retention', run);
       await applyRetention(agent, job, locked);
       return job.offsite ? locked.read(manifest.id) : manifest;
     });
@@ -113,7 +121,9 @@ async function backUp(agent: Agent, job: JobConfig, store: BackupStore, base: Ma
     const driver = driverFor(job);
     const ctx = driverContext(agent, job);
     const dir = await store.createPartial(id);
+    agent.onPhase?.('backup', { id, dir });
     const outcome = await driver.backup(dir, ctx);
+    agent.onPhase?.('check', { id, dir });
     const check = await driver.check(dir, outcome.details, ctx);
     const files = await describeFiles(dir, agent.signal);
     const manifest: Manifest = {
