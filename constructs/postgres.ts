@@ -1,6 +1,7 @@
 import type { ITerraformDependable } from 'cdktf';
 import { Construct } from 'constructs';
 import { tenantRoles } from '../config/postgres-names';
+import { POSTGRES_SERVICE } from '../config/container-labels';
 import { renderPostgres } from '../runtime/render/postgres';
 import { generatedSecret } from './secrets';
 import { HostPort, ServiceContainer, SIDE_CONTAINER_MEMORY_MB } from './service-container';
@@ -78,7 +79,7 @@ export class PostgresServer extends Construct implements PostgresEndpoint {
     const data = new StatefulVolume(this, 'data', {
       environment: props.environment,
       tenant: props.tenant,
-      service: 'postgres',
+      service: POSTGRES_SERVICE,
       purpose: 'data',
       storage: props.storage,
       override: props.storageOverride,
@@ -88,7 +89,7 @@ export class PostgresServer extends Construct implements PostgresEndpoint {
     const container = new ServiceContainer(this, 'server', {
       environment: props.environment,
       tenant: props.tenant,
-      service: 'postgres',
+      service: POSTGRES_SERVICE,
       image: props.image,
       network: props.network,
       launch: renderPostgres({

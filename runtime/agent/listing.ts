@@ -1,21 +1,28 @@
 /** `tenantry-agent list`: the backups as a table for people, or as JSON for scripts. */
+import { z } from 'zod';
 import { BackupEntry, startedAtFromId } from './store';
 
-export interface ListedBackup {
-  job: string;
-  id: string;
+/** One backup in `list --json`; the operator CLI reads it with this schema. */
+export const listedBackupSchema = z.object({
+  job: z.string(),
+  id: z.string(),
   /** `local`: on the backup volume (and maybe off-site too, see `offsite`); `offsite`: only the off-site bucket still holds it (`restore --from-offsite`). */
-  location: 'local' | 'offsite';
+  location: z.enum(['local', 'offsite']),
   /** ok | failed | running | interrupted | damaged; an off-site-only backup: ok (the bucket holds only finished backups) */
-  status: string;
-  startedAt: string;
-  endedAt: string | null;
-  durationSeconds: number | null;
-  sizeBytes: number | null;
-  verified: { at: string; result: string; method: string } | null;
-  offsite: string | null;
-  problem: string | null;
-}
+  status: z.string(),
+  startedAt: z.string(),
+  endedAt: z.string().nullable(),
+  durationSeconds: z.number().nullable(),
+  sizeBytes: z.number().nullable(),
+  verified: z.object({ at: z.string(), result: z.string(), method: z.string() }).nullable(),
+  /** pending | uploaded | failed | not configured; null for unfinished runs */
+  offsite: z.string().nullable(),
+  problem: z.string().nullable(),
+  /** What a restore of it replaces: its databases, collections or buckets (`--only` picks one); empty for Redis (one keyspace) and for unfinished runs. */
+  contents: z.array(z.string()),
+});
+
+export type ListedBackup = z.infer<typeof listedBackupSchema>;
 
 export function describeEntry(entry: BackupEntry): ListedBackup {
   const m = entry.manifest;
@@ -32,12 +39,19 @@ export function describeEntry(entry: BackupEntry): ListedBackup {
     verified: verified ? { at: verified.at, result: verified.result, method: verified.method } : null,
     offsite: entry.state === 'ok' ? (m?.offsite?.status ?? 'not configured') : null,
     problem: entry.problem ?? null,
+    contents: entry.state === 'ok' && m ? contentsOf(m.details) : [],
   };
+}
+
+/** The parts of a backup a restore can pick with --only, by kind: the keys of its details' databases, collections or buckets. */
+function contentsOf(details: Record<string, unknown>): string[] {
+  const parts = details.databases ?? details.collections ?? details.buckets;
+  return parts !== null && typeof parts === 'object' ? Object.keys(parts).sort() : [];
 }
 
 /** A backup retention removed here that the bucket still holds: the rest of its facts are in its manifest there. */
 export function describeOffsiteOnly(job: string, id: string): ListedBackup {
-  return { job, id, location: 'offsite', status: 'ok', startedAt: startedAtFromId(id).toISOString(), endedAt: null, durationSeconds: null, sizeBytes: null, verified: null, offsite: 'uploaded', problem: null };
+  return { job, id, location: 'offsite', status: 'ok', startedAt: startedAtFromId(id).toISOString(), endedAt: null, durationSeconds: null, sizeBytes: null, verified: null, offsite: 'uploaded', problem: null, contents: [] };
 }
 
 export function formatSize(bytes: number): string {

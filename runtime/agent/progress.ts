@@ -6,21 +6,25 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
+import { z } from 'zod';
 
 export const PROGRESS_INTERVAL_MS = 500;
 
 /** What a run is doing: writing the backup, checking it, copying it off-site, applying retention; then done or failed. */
-export type ProgressPhase = 'backup' | 'check' | 'offsite' | 'retention' | 'done' | 'failed';
+export type ProgressPhase = ProgressLine['phase'];
 
-export interface ProgressLine {
-  job: string;
-  id: string;
-  phase: ProgressPhase;
-  bytesDone: number;
-  bytesTotal: number | null;
-  totalIsEstimate: boolean;
-  at: string;
-}
+/** One line of `run --progress=json`; the operator CLI reads it with this schema. */
+export const progressLineSchema = z.object({
+  job: z.string(),
+  id: z.string(),
+  phase: z.enum(['backup', 'check', 'offsite', 'retention', 'done', 'failed']),
+  bytesDone: z.number(),
+  bytesTotal: z.number().nullable(),
+  totalIsEstimate: z.boolean(),
+  at: z.string(),
+});
+
+export type ProgressLine = z.infer<typeof progressLineSchema>;
 
 /** What the runner tells whoever watches a run (runner.ts calls it at each phase). */
 export type PhaseListener = (phase: ProgressPhase, run: { id: string; dir: string; sizeBytes?: number }) => void;

@@ -4,6 +4,7 @@
  * `serve` is up. The staleness rule is /health's (status.ts): a job is late when its newest good
  * backup is older than twice its schedule's longest gap.
  */
+import { z } from 'zod';
 import type { AgentConfig, JobConfig } from './config';
 import { isGood } from './manifest';
 import { isLockHeld } from './lock';
@@ -12,35 +13,34 @@ import { BackupStore } from './store';
 
 export const STALENESS_RULE = 'late when the newest good backup is older than 2 x the longest gap of the job\'s schedule';
 
-export interface JobStatus {
-  job: string;
-  kind: JobConfig['kind'];
-  schedule: string;
+/** One job in `status --json`; the operator CLI reads it with this schema. */
+export const jobStatusSchema = z.object({
+  job: z.string(),
+  kind: z.string(),
+  schedule: z.string(),
   /** Twice the schedule's longest gap (STALENESS_RULE). */
-  maxAgeSeconds: number;
-  lastGood: { id: string; endedAt: string; sizeBytes: number; verified: 'passed' | 'failed' | null } | null;
+  maxAgeSeconds: z.number(),
+  lastGood: z.object({ id: z.string(), endedAt: z.string(), sizeBytes: z.number(), verified: z.enum(['passed', 'failed']).nullable() }).nullable(),
   /** Seconds since the newest good backup ended; null without one. */
-  ageSeconds: number | null;
-  late: boolean;
+  ageSeconds: z.number().nullable(),
+  late: z.boolean(),
   /** Off-site jobs: age of the oldest good backup not yet copied off-site (0 when all are); null when the job keeps no off-site copy. */
-  offsiteLagSeconds: number | null;
+  offsiteLagSeconds: z.number().nullable(),
   /** Failed runs since the newest good backup, and the latest one's error. */
-  failuresSinceLastGood: number;
-  lastFailure: { id: string; at: string; error: string } | null;
+  failuresSinceLastGood: z.number().int(),
+  lastFailure: z.object({ id: z.string(), at: z.string(), error: z.string() }).nullable(),
   /** A run or verification holds the job's lock now. */
-  running: boolean;
+  running: z.boolean(),
   /** Point-in-time jobs only: every moment between `from` and `to` is restorable. */
-  restorableWindow?: { from: string; to: string };
+  restorableWindow: z.object({ from: z.string(), to: z.string() }).optional(),
   /** Variables a restore of this job reads its elevated credential from, passed for that one command; and where an operator finds it. */
-  restoreCredential: { env: string[]; source: string | null } | null;
-}
+  restoreCredential: z.object({ env: z.array(z.string()), source: z.string().nullable() }).nullable(),
+});
 
-export interface AgentStatus {
-  tenant: string;
-  environment: string;
-  rule: string;
-  jobs: JobStatus[];
-}
+export const agentStatusSchema = z.object({ tenant: z.string(), environment: z.string(), rule: z.string(), jobs: z.array(jobStatusSchema) });
+
+export type JobStatus = z.infer<typeof jobStatusSchema>;
+export type AgentStatus = z.infer<typeof agentStatusSchema>;
 
 /** The variables `restore` of `job` needs that the container does not hold (docs/agent-config.md, "Restoring"). */
 export function restoreCredentialOf(job: JobConfig): JobStatus['restoreCredential'] {
