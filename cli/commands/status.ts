@@ -3,7 +3,8 @@ import { agentStatusSchema } from '../../runtime/agent/report';
 import type { CliCommand } from '../context';
 import { parseAgentJson } from '../docker/agent-output';
 import { connect } from '../docker/connection';
-import { agentError, backupContainer, execAgent, selectTargets, TenantTarget, tenantContainers } from '../docker/fleet';
+import { BACKUP_SERVICE } from '../../config/container-labels';
+import { agentError, backupContainer, execAgent, selectTargets, serviceOf, TenantTarget, tenantContainers } from '../docker/fleet';
 import { EXIT } from '../errors';
 import { backupStatuses, BackupJobStatus, renderStatusJson, renderStatusTable, ServiceStatus, serviceStatus, statusReport, tenantStatus, TenantStatus } from '../status/report';
 import type Docker from 'dockerode';
@@ -62,10 +63,17 @@ async function oneTenant(docker: Docker, host: string, target: TenantTarget): Pr
   const problems: string[] = [];
   let services: ServiceStatus[] = [];
   let backups: BackupJobStatus[] = [];
+  let agentStartedAt: Date | undefined;
   try {
     const containers = await tenantContainers(docker, target);
     if (containers.length === 0) problems.push(`no containers on ${host}: not deployed there?`);
-    services = await Promise.all(containers.map(async (c) => serviceStatus(c, await docker.getContainer(c.Id).inspect())));
+    services = await Promise.all(
+      containers.map(async (c) => {
+        const inspected = await docker.getContainer(c.Id).inspect();
+        if (serviceOf(c) === BACKUP_SERVICE && inspected.State.Running) agentStartedAt = new Date(inspected.State.StartedAt);
+        return serviceStatus(c, inspected);
+      }),
+    );
   } catch (error) {
     problems.push(`Docker at ${host} did not answer: ${errorMessage(error)}`);
     return tenantStatus(target.environment.name, target.tenant.name, host, services, backups, problems);
@@ -76,7 +84,7 @@ async function oneTenant(docker: Docker, host: string, target: TenantTarget): Pr
       const agent = await backupContainer(docker, target);
       const result = await execAgent(agent, ['status', '--json']);
       if (result.exitCode !== 0) throw new Error(`tenantry-agent status failed: ${agentError(result)}`);
-      backups = backupStatuses(parseAgentJson(agentStatusSchema, result.stdout, `${target.environment.name}/${target.tenant.name}`));
+      backups = backupStatuses(parseAgentJson(agentStatusSchema, result.stdout, `${target.environment.name}/${target.tenant.name}`), agentStartedAt, new Date());
     } catch (error) {
       problems.push(`backups unknown: ${errorMessage(error)}`);
     }

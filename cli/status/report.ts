@@ -27,6 +27,8 @@ export const backupJobStatusSchema = z.strictObject({
   /** The policy: a backup older than this is late (STALENESS_RULE). */
   maxAgeSeconds: z.number(),
   late: z.boolean(),
+  /** Late, but the backup container started less than one schedule gap ago: not yet a problem (the agent's /health gives the same grace). */
+  inGracePeriod: z.boolean(),
   offsiteLagSeconds: z.number().nullable(),
   failuresSinceLastGood: z.number().int(),
   lastFailure: z.strictObject({ id: z.string(), at: z.string(), error: z.string() }).nullable(),
@@ -82,9 +84,13 @@ export function serviceStatus(info: Docker.ContainerInfo, inspected: Docker.Cont
   return { ...base, state: state.Status, ok: true, problem: null };
 }
 
-export function backupStatuses(agent: AgentStatus): BackupJobStatus[] {
+/** Each job judged; `agentStartedAt` (the backup container's start) opens one schedule gap of grace for a late job. */
+export function backupStatuses(agent: AgentStatus, agentStartedAt: Date | undefined, now: Date): BackupJobStatus[] {
   return agent.jobs.map((j) => {
-    const problem = j.lastGood === null
+    const inGracePeriod = j.late && agentStartedAt !== undefined && (now.getTime() - agentStartedAt.getTime()) / 1000 <= j.maxAgeSeconds / 2;
+    const problem = j.late && inGracePeriod
+      ? null
+      : j.lastGood === null
       ? 'no good backup yet'
       : j.late
         ? `newest good backup is ${formatDuration(j.ageSeconds ?? 0)} old (policy: ${formatDuration(j.maxAgeSeconds)})`
@@ -100,6 +106,7 @@ export function backupStatuses(agent: AgentStatus): BackupJobStatus[] {
       lastGood: j.lastGood && { id: j.lastGood.id, endedAt: j.lastGood.endedAt, ageSeconds: j.ageSeconds ?? 0, sizeBytes: j.lastGood.sizeBytes, verified: j.lastGood.verified },
       maxAgeSeconds: j.maxAgeSeconds,
       late: j.late,
+      inGracePeriod,
       offsiteLagSeconds: j.offsiteLagSeconds,
       failuresSinceLastGood: j.failuresSinceLastGood,
       lastFailure: j.lastFailure,
@@ -150,7 +157,7 @@ export function renderStatusTable(report: StatusReport, colors: Colors, terminal
         backups.push([
           b.running ? `${b.job} (running)` : b.job,
           b.lastGood?.id ?? good(false, 'none'),
-          good(!b.late, `${b.lastGood ? formatDuration(b.lastGood.ageSeconds) : '-'} / ${formatDuration(b.maxAgeSeconds)}`),
+          good(!b.late || b.inGracePeriod, `${b.lastGood ? formatDuration(b.lastGood.ageSeconds) : '-'} / ${formatDuration(b.maxAgeSeconds)}${b.inGracePeriod ? ' (grace after start)' : ''}`),
           b.lastGood ? formatSize(b.lastGood.sizeBytes) : '-',
           b.lastGood?.verified ? good(b.lastGood.verified === 'passed', b.lastGood.verified) : 'no',
           b.offsiteLagSeconds === null ? 'not configured' : formatDuration(b.offsiteLagSeconds),
