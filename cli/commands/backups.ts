@@ -3,6 +3,7 @@ import { Option } from 'commander';
 import { z } from 'zod';
 import { formatDuration, formatSize, listedBackupSchema } from '../../runtime/agent/listing';
 import type { CliCommand } from '../context';
+import { COMPACT } from '../status/report';
 import { chooseJobs, agentStatus, listBackups, openTenantAgent } from '../docker/tenant-agent';
 import { loadOrThrow } from '../synthesis';
 
@@ -46,7 +47,7 @@ const localTime = (iso: string, timeZone: string) => new Date(iso).toLocaleStrin
 
 export function renderBackups(report: BackupsReport, timeZone: string): string {
   if (report.backups.length === 0) return `${report.environment}/${report.tenant}: no backups yet\n`;
-  const table = new Table({ head: ['JOB', 'BACKUP', 'WHERE', `STARTED (${timeZone})`, 'DURATION', 'SIZE', 'STATUS', 'VERIFIED', 'OFF-SITE'], style: { head: [], border: [] } });
+  const table = new Table({ head: ['JOB', 'BACKUP', 'WHERE', `STARTED (${timeZone})`, 'DURATION', 'SIZE', 'STATUS', 'VERIFIED', 'OFF-SITE'], style: { head: [], border: [] }, chars: COMPACT });
   for (const b of report.backups) {
     table.push([
       b.job,

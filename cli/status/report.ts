@@ -8,6 +8,9 @@ import { containerName, serviceOf } from '../docker/fleet';
 
 type Colors = ReturnType<typeof createColors>;
 
+/** Tables without a rule between rows, as plan prints them: a hundred tenants stay readable. */
+export const COMPACT = { mid: '', 'left-mid': '', 'mid-mid': '', 'right-mid': '' };
+
 export const serviceStatusSchema = z.strictObject({
   container: z.string(),
   service: z.string(),
@@ -70,7 +73,8 @@ export type StatusReport = z.infer<typeof statusReportSchema>;
 export function serviceStatus(info: Docker.ContainerInfo, inspected: Docker.ContainerInspectInfo): ServiceStatus {
   const state = inspected.State;
   const oneShot = (inspected.HostConfig.RestartPolicy?.Name ?? 'no') === 'no' || inspected.HostConfig.RestartPolicy?.Name === '';
-  const health = (state.Health?.Status ?? 'none') as ServiceStatus['health'];
+  // Docker keeps a stopped container's last health; it says nothing once the container is down.
+  const health = (state.Running ? (state.Health?.Status ?? 'none') : 'none') as ServiceStatus['health'];
   const base = { container: containerName(info), service: serviceOf(info), health, restarts: inspected.RestartCount ?? 0 };
   if (oneShot && state.Status === 'exited' && state.ExitCode === 0) return { ...base, state: 'completed', ok: true, problem: null };
   if (state.Status !== 'running') {
@@ -147,12 +151,12 @@ export function renderStatusTable(report: StatusReport, colors: Colors, terminal
   for (const t of report.tenants) {
     out.push(`${colors.bold(`${t.environment}/${t.tenant}`)} on ${t.dockerHost}: ${good(t.ok, t.ok ? 'ok' : 'PROBLEMS')}`);
     if (t.services.length > 0) {
-      const services = new Table({ head: ['CONTAINER', 'STATE', 'HEALTH', 'RESTARTS'], style: { head: [], border: [] } });
+      const services = new Table({ head: ['CONTAINER', 'STATE', 'HEALTH', 'RESTARTS'], style: { head: [], border: [] }, chars: COMPACT });
       for (const s of t.services) services.push([s.container, good(s.ok || s.state === 'running', s.state), s.health === 'none' ? '-' : good(s.health !== 'unhealthy', s.health), String(s.restarts)]);
       out.push(services.toString());
     }
     if (t.backups.length > 0) {
-      const backups = new Table({ head: ['JOB', 'LAST GOOD BACKUP', 'AGE / POLICY', 'SIZE', 'VERIFIED', 'OFF-SITE LAG', 'FAILURES', 'PITR WINDOW'], style: { head: [], border: [] } });
+      const backups = new Table({ head: ['JOB', 'LAST GOOD BACKUP', 'AGE / POLICY', 'SIZE', 'VERIFIED', 'OFF-SITE LAG', 'FAILURES', 'PITR WINDOW'], style: { head: [], border: [] }, chars: COMPACT });
       for (const b of t.backups) {
         backups.push([
           b.running ? `${b.job} (running)` : b.job,

@@ -45,6 +45,14 @@ async function treeSize(dir: string): Promise<number> {
   return total;
 }
 
+function treeSizeNow(dir: string): number {
+  let total = 0;
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (entry.isFile()) total += fs.statSync(path.join(entry.parentPath, entry.name)).size;
+  }
+  return total;
+}
+
 /** A listener that prints progress lines with `write` until `stop()`; `expected` is the previous good backup's size. */
 export function jsonProgress(job: string, expected: number | undefined, write: (line: string) => void): { listener: PhaseListener; stop: () => void } {
   let timer: NodeJS.Timeout | undefined;
@@ -57,6 +65,8 @@ export function jsonProgress(job: string, expected: number | undefined, write: (
   };
   const listener: PhaseListener = (phase, run) => {
     stop();
+    // The writing phase may end between two reads: its final size, once, when the check starts.
+    if (phase === 'check') done = treeSizeNow(run.dir);
     if (run.sizeBytes !== undefined) done = run.sizeBytes;
     emit(phase, run.id);
     if (phase !== 'backup') return;

@@ -76,6 +76,8 @@ describe('the agent\'s output for the operator CLI', () => {
     const bytes = progress.map((p) => p.bytesDone);
     expect(bytes).toEqual([...bytes].sort((a, b) => a - b));
     expect(progress[progress.length - 1].bytesDone).toBe(manifest.sizeBytes);
+    // When the check starts, the files are all written: their size, even if writing ended between two reads.
+    expect(progress.find((p) => p.phase === 'check')?.bytesDone).toBe(manifest.sizeBytes);
 
     const second = await cli(['run', 'vectors', '--progress=json', '--config', configPath], env);
     const next = second.stdout.trim().split('\n').slice(0, -1).map((l) => progressLineSchema.parse(JSON.parse(l)));
