@@ -64,8 +64,9 @@ export const restore: CliCommand = {
           if (pointInTime.length > 0 || job.kind === POINT_IN_TIME_KIND) {
             if (job.kind !== POINT_IN_TIME_KIND) throw new UsageError(`${jobName} is a ${job.kind} job: a point in time (--to-time, --to-lsn, --to-name) needs a ${POINT_IN_TIME_KIND} job`);
             if (pointInTime.length === 0) throw new UsageError(`a ${POINT_IN_TIME_KIND} restore needs --to-time, --to-lsn or --to-name`);
-            await confirm(context.io, options.yes, pointInTimePlan(agent, job, pointInTime));
-            await restoreToPoint(agent, job, pointInTime, credential, context.io);
+            const postgres = await postgresContainer(agent);
+            await confirm(context.io, options.yes, pointInTimePlan(agent, job, pointInTime, containerName(postgres)));
+            await restoreToPoint(agent, job, pointInTime, credential, postgres, context.io);
             return;
           }
           const chosen = await chooseBackup(agent, job, options.from ?? 'latest');
@@ -142,11 +143,11 @@ function logicalPlan(agent: TenantAgent, job: JobStatus, backup: ListedBackup, o
   ];
 }
 
-function pointInTimePlan(agent: TenantAgent, job: JobStatus, pointInTime: string[]): string[] {
+function pointInTimePlan(agent: TenantAgent, job: JobStatus, pointInTime: string[], postgres: string): string[] {
   const window = job.restorableWindow ? `${job.restorableWindow.from} .. ${job.restorableWindow.to}` : 'not reported by the agent';
   return [
     `Restore ${agent.who} Postgres to ${pointInTime.join(' ')} (job ${job.job}; restorable window: ${window})`,
-    `  replaces: the data directory of ${agent.who.replace('/', '-')}-${POSTGRES_SERVICE}: the agent prepares a recovered copy first, then the`,
+    `  replaces: the data directory of ${postgres}: the agent prepares a recovered copy first, then the`,
     '            container is restarted and its start wrapper swaps the copy in; the current one is kept as pgdata.before-restore-<id>',
   ];
 }
@@ -200,14 +201,18 @@ async function restoreBackup(agent: TenantAgent, job: JobStatus, backup: ListedB
  * it pending; restarting the Postgres container lets its start wrapper swap it in; then the server
  * must come back healthy.
  */
-async function restoreToPoint(agent: TenantAgent, job: JobStatus, pointInTime: string[], credential: Record<string, string>, io: CliIO): Promise<void> {
+/** The tenant's own Postgres server, which a point-in-time restore restarts (found before anything is prepared). */
+async function postgresContainer(agent: TenantAgent): Promise<Docker.ContainerInfo> {
+  const found = (await tenantContainers(agent.connection.docker, agent.target)).find((c) => serviceOf(c) === POSTGRES_SERVICE);
+  if (!found) throw new OperationFailed(`${agent.who} has no ${POSTGRES_SERVICE} container of its own to restart (a tenant on a shared server is restored by the shared server's agent)`);
+  return found;
+}
+
+async function restoreToPoint(agent: TenantAgent, job: JobStatus, pointInTime: string[], credential: Record<string, string>, postgres: Docker.ContainerInfo, io: CliIO): Promise<void> {
   io.stdout('Preparing the recovered data directory in the backup container…\n');
   const prepared = await execAgent(agent.container, ['restore', job.job, ...pointInTime], { env: credential, onLog: progressLogger(io) });
   if (prepared.exitCode !== 0) throw new OperationFailed(`${agent.who}: preparing the point-in-time restore failed; the server is untouched: ${agentError(prepared)}`);
-  const docker = agent.connection.docker;
-  const postgres = (await tenantContainers(docker, agent.target)).find((c) => serviceOf(c) === POSTGRES_SERVICE);
-  if (!postgres) throw new OperationFailed(`${agent.who}: prepared (${prepared.stdout.trim()}), but no ${POSTGRES_SERVICE} container was found to restart; restart it by hand to apply the restore`);
-  const container = docker.getContainer(postgres.Id);
+  const container = agent.connection.docker.getContainer(postgres.Id);
   io.stdout(`Restarting ${containerName(postgres)} so its start wrapper applies the prepared restore…\n`);
   await container.restart({ t: 60 });
   await waitHealthy(container, containerName(postgres));

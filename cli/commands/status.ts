@@ -49,7 +49,13 @@ export const status: CliCommand = {
 
 /** The tenants of one environment, over one connection to its Docker host. */
 async function environmentStatus(targets: TenantTarget[], env: NodeJS.ProcessEnv): Promise<TenantStatus[]> {
-  const connection = connect(targets[0].environment, env);
+  let connection;
+  try {
+    connection = connect(targets[0].environment, env);
+  } catch (error) {
+    // One environment's host out of reach (a missing TLS certificate, say) must not hide the others.
+    return targets.map((t) => tenantStatus(t.environment.name, t.tenant.name, env.DOCKER_HOST || t.environment.docker.host, [], [], [`cannot reach Docker: ${errorMessage(error)}`]));
+  }
   try {
     const out: TenantStatus[] = [];
     for (const target of targets) out.push(await oneTenant(connection.docker, connection.host, target));
