@@ -11,6 +11,13 @@ export interface CliIO {
   /** Whether stdout is a terminal (colour, progress bars). */
   readonly isTTY: boolean;
   readonly env: NodeJS.ProcessEnv;
+  /** The terminal progress bars draw on (stdout when it is one). @default none: progress is printed as lines */
+  readonly terminal?: NodeJS.WriteStream;
+  /**
+   * Asks a yes/no question on the terminal; undefined when stdin is not one (a command that must
+   * ask then refuses, unless told --yes).
+   */
+  readonly ask?: (question: string) => Promise<string>;
 }
 
 export interface CliContext {

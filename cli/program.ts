@@ -6,12 +6,12 @@ import { ConfigurationError, EXIT, OperationFailed, UsageError } from './errors'
 /** The `tenantry` program: global options, every command of cli/commands.ts, and errors as one line. */
 export function tenantryProgram(io: CliIO, exitWith: (code: number) => void = () => undefined): Command {
   const program = new Command('tenantry')
-    .description('Operate a Tenantry fleet: add tenants, and see what a configuration change does before it is applied.')
+    .description('Operate a Tenantry fleet: its health and backups on each environment\'s Docker host, backups and restores now, new tenants, and what a configuration change does before it is applied.')
     .option('--config-dir <dir>', 'the configuration directory (environments/, tenants/)', undefined)
     .option('--no-color', 'plain output even in a terminal (NO_COLOR does the same)')
     .configureOutput(output(io))
     .exitOverride();
-  program.addHelpText('after', '\nThe configuration directory defaults to TENANTRY_CONFIG_DIR, else the working directory.\nExit codes: 0 done, 1 the operation failed, 2 a usage or configuration mistake, 3 (plan) data at risk.');
+  program.addHelpText('after', '\nThe configuration directory defaults to TENANTRY_CONFIG_DIR, else the working directory.\nEach environment\'s Docker host is its docker.host (ssh:// uses your ssh, its config and known_hosts); DOCKER_HOST overrides it.\nExit codes: 0 done, 1 the operation failed (status: something is unhealthy or late), 2 a usage or configuration mistake, 3 (plan) data at risk.');
   const context = cliContext(io, exitWith);
   for (const command of COMMANDS) command.register(program, context);
   for (const sub of program.commands) sub.exitOverride().configureOutput(output(io));

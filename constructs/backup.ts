@@ -1,5 +1,6 @@
 import { Construct } from 'constructs';
 import type { BackupJobConfig, StorageConfig } from '../config/model';
+import { BACKUP_SERVICE } from '../config/container-labels';
 import type { BackupService } from '../config/schema';
 import {
   AGENT_HTTP_PORT,
@@ -125,7 +126,7 @@ export class Backup extends Construct {
     const volume = new StatefulVolume(this, 'backups', {
       environment: props.environment,
       tenant: props.tenant,
-      service: 'backup',
+      service: BACKUP_SERVICE,
       purpose: 'backups',
       storage: props.storage,
       containerPath: '/backups',
@@ -134,7 +135,7 @@ export class Backup extends Construct {
     const container = new ServiceContainer(this, 'agent', {
       environment: props.environment,
       tenant: props.tenant,
-      service: 'backup',
+      service: BACKUP_SERVICE,
       image: props.image,
       network: props.network,
       launch: { files: [], command: ['serve'], env: [...Object.keys(env), CONFIG_JSON_ENV] },

@@ -1,3 +1,5 @@
+import { LABELS } from '../config/container-labels';
+
 /** Container names are `<env>-<tenant>-<service>[-<n>]`, which is also their hostname on the network. */
 export function containerName(environment: string, tenant: string, service: string, index?: number): string {
   return index === undefined ? `${environment}-${tenant}-${service}` : `${environment}-${tenant}-${service}-${index}`;
@@ -6,8 +8,8 @@ export function containerName(environment: string, tenant: string, service: stri
 /** The labels every Tenantry container and volume carries, so operators can filter by them. */
 export function tenantryLabels(environment: string, tenant: string, service: string): { label: string; value: string }[] {
   return [
-    { label: 'tenantry.env', value: environment },
-    { label: 'tenantry.service', value: service },
-    { label: 'tenantry.tenant', value: tenant },
+    { label: LABELS.environment, value: environment },
+    { label: LABELS.service, value: service },
+    { label: LABELS.tenant, value: tenant },
   ];
 }

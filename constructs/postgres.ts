@@ -1,5 +1,6 @@
 import type { ITerraformDependable } from 'cdktf';
 import { Construct } from 'constructs';
+import { POSTGRES_SERVICE } from '../config/container-labels';
 import { pitrSlotName, tenantRoles } from '../config/postgres-names';
 import { SERVICE_PORTS } from '../config/ports';
 import { renderPostgres, PostgresPitrOptions } from '../runtime/render/postgres';
@@ -104,7 +105,7 @@ export class PostgresServer extends Construct implements PostgresEndpoint {
     const data = new StatefulVolume(this, 'data', {
       environment: props.environment,
       tenant: props.tenant,
-      service: 'postgres',
+      service: POSTGRES_SERVICE,
       purpose: 'data',
       storage: props.storage,
       override: props.storageOverride,
@@ -114,7 +115,7 @@ export class PostgresServer extends Construct implements PostgresEndpoint {
     const container = new ServiceContainer(this, 'server', {
       environment: props.environment,
       tenant: props.tenant,
-      service: 'postgres',
+      service: POSTGRES_SERVICE,
       image: props.image,
       network: props.network,
       launch: renderPostgres({

@@ -6,8 +6,12 @@ export const USAGE = `usage: tenantry-agent <command> [--config <path>]
 
 commands:
   serve                             run the schedules and serve GET /metrics and GET /health
-  run <job>                         back up one job now
-  list [job] [--json]               backups with time, size, status, verification, off-site copy
+  run <job> [--progress=json]       back up one job now; --progress=json: a JSON line per update
+                                    (job, id, phase, bytesDone, bytesTotal, totalIsEstimate, at)
+  list [job] [--json] [--offsite]   backups with time, size, status, verification, off-site copy;
+                                    --offsite adds those only the off-site bucket still holds
+  status [--json]                   each job's newest good backup, its age against the schedule,
+                                    off-site lag, failures since, restore credential variables
   verify <backup-id>                check a backup's files (and test-restore a Postgres backup)
   verify <postgres-pitr job>        recover the newest base backup + WAL into a scratch server
                                     and compare row counts with the source at that point
@@ -28,7 +32,7 @@ Without --config: the JSON in $${CONFIG_JSON_ENV}, else the file $${CONFIG_PATH_
 /** How a restore to a point names its target: exactly one of these. */
 export const PITR_TARGET_OPTIONS = ['to-time', 'to-lsn', 'to-name', 'latest'] as const;
 
-type Command = 'serve' | 'run' | 'list' | 'verify' | 'restore' | 'health' | 'help';
+type Command = 'serve' | 'run' | 'list' | 'status' | 'verify' | 'restore' | 'health' | 'help';
 
 interface CommandSpec {
   positional: { min: number; max: number; names: string };
@@ -38,8 +42,9 @@ interface CommandSpec {
 
 const SPECS: Record<Command, CommandSpec> = {
   serve: { positional: { min: 0, max: 0, names: '' }, values: [], switches: [] },
-  run: { positional: { min: 1, max: 1, names: '<job>' }, values: [], switches: [] },
-  list: { positional: { min: 0, max: 1, names: '[job]' }, values: [], switches: ['json'] },
+  run: { positional: { min: 1, max: 1, names: '<job>' }, values: ['progress'], switches: [] },
+  list: { positional: { min: 0, max: 1, names: '[job]' }, values: [], switches: ['json', 'offsite'] },
+  status: { positional: { min: 0, max: 0, names: '' }, values: [], switches: ['json'] },
   verify: { positional: { min: 1, max: 1, names: '<backup-id|postgres-pitr job>' }, values: [], switches: [] },
   restore: {
     positional: { min: 1, max: 1, names: '<job>' },
@@ -94,6 +99,7 @@ export function parseArguments(argv: readonly string[], env: NodeJS.ProcessEnv):
   if (positional.length < min || positional.length > max) {
     throw new UserError(`"${command}" takes ${names ? names : 'no arguments'}, got ${positional.length ? positional.map((p) => `"${p}"`).join(' ') : 'none'}`);
   }
+  if (values.progress !== undefined && values.progress !== 'json') throw new UserError(`--progress ${values.progress}: the only progress format is json`);
   if (command === 'restore') {
     const targets = PITR_TARGET_OPTIONS.filter((o) => values[o] !== undefined || switches.has(o));
     if (values.from === undefined && targets.length === 0) throw new UserError('restore needs --from <backup-id|latest>, or for a postgres-pitr job one of --to-time, --to-lsn, --to-name, --latest');

@@ -11,9 +11,12 @@ import { AgentConfig, findJob, readAgentConfig } from './config';
 import { errorMessage, UserError } from './errors';
 import { stopEveryTool } from './exec';
 import { startHttpServer } from './http';
-import { describeEntry, renderTable } from './listing';
+import { describeEntry, describeOffsiteOnly, renderTable } from './listing';
 import { acquireLock } from './lock';
 import { createLogger, Logger } from './log';
+import { Offsite } from './offsite';
+import { jsonProgress } from './progress';
+import { agentStatus, renderStatus } from './report';
 import { WalReceiver } from './pitr/receiver';
 import { Agent, alertFailure, jobOfBackup, restoreBackup, runBackup, verifyBackup } from './runner';
 import { RecoveryTarget } from './pitr/recovery';
@@ -89,9 +92,14 @@ async function dispatch(args: ParsedArguments, config: AgentConfig, io: Io, stop
     case 'serve':
       return serve(agent, io);
     case 'run':
-      return run(agent, args.positional[0], io);
+      return run(agent, args.positional[0], args.values.progress === 'json', io);
     case 'list':
-      return list(config, args, io);
+      return list(agent, args, io);
+    case 'status': {
+      const status = await agentStatus(config, new Date());
+      io.stdout(args.switches.has('json') ? `${JSON.stringify(status, null, 2)}\n` : renderStatus(status));
+      return 0;
+    }
     case 'verify': {
       const named = config.jobs.find((j) => j.name === args.positional[0]);
       if (named?.kind === 'postgres-pitr') {
@@ -161,9 +169,25 @@ function scratchTarget(args: ParsedArguments): { targetDir?: string; port?: numb
   return { targetDir, port: Number(port) };
 }
 
-/** Exit 1 when the backup failed, and also when only its off-site copy did: someone must look. */
-async function run(agent: Agent, jobName: string, io: Io): Promise<number> {
-  const manifest = await runBackup(agent, findJob(agent.config, jobName), 'manual');
+/**
+ * Exit 1 when the backup failed, and also when only its off-site copy did: someone must look.
+ * With progress lines, the outcome is the last line too (phase done or failed), then the summary.
+ */
+async function run(agent: Agent, jobName: string, progress: boolean, io: Io): Promise<number> {
+  const job = findJob(agent.config, jobName);
+  let watcher: ReturnType<typeof jsonProgress> | undefined;
+  if (progress) {
+    const previous = (await new BackupStore(agent.config.backupDir, job.name).list()).flatMap((e) => (e.state === 'ok' && e.manifest ? [e.manifest] : [])).pop();
+    watcher = jsonProgress(job.name, previous?.sizeBytes, io.stdout);
+  }
+  let manifest;
+  try {
+    manifest = await runBackup({ ...agent, onPhase: watcher?.listener }, job, 'manual');
+  } finally {
+    watcher?.stop();
+  }
+  watcher?.listener(manifest.status === 'ok' ? 'done' : 'failed', { id: manifest.id, dir: '', sizeBytes: manifest.sizeBytes });
+  watcher?.stop();
   if (manifest.status !== 'ok') {
     io.stdout(`${manifest.id}: FAILED: ${manifest.error}\n`);
     return 1;
@@ -174,10 +198,23 @@ async function run(agent: Agent, jobName: string, io: Io): Promise<number> {
   return offsite === undefined || offsite === 'uploaded' ? 0 : 1;
 }
 
-async function list(config: AgentConfig, args: ParsedArguments, io: Io): Promise<number> {
+async function list(agent: Agent, args: ParsedArguments, io: Io): Promise<number> {
+  const config = agent.config;
   const jobs = args.positional.length ? [findJob(config, args.positional[0])] : config.jobs;
   const rows = [];
-  for (const job of jobs) rows.push(...(await new BackupStore(config.backupDir, job.name).list()).map(describeEntry));
+  for (const job of jobs) {
+    const own = (await new BackupStore(config.backupDir, job.name).list()).map(describeEntry);
+    if (args.switches.has('offsite') && job.offsite && config.offsite) {
+      const offsite = new Offsite(config.offsite, agent.env, agent.log.forJob(job.name));
+      try {
+        own.push(...(await offsite.listBackups(job.name)).filter((id) => !own.some((l) => l.id === id)).map((id) => describeOffsiteOnly(job.name, id)));
+      } finally {
+        offsite.close();
+      }
+      own.sort((a, b) => a.startedAt.localeCompare(b.startedAt));
+    }
+    rows.push(...own);
+  }
   io.stdout(args.switches.has('json') ? `${JSON.stringify(rows, null, 2)}\n` : renderTable(rows, config.timeZone));
   return 0;
 }

@@ -19,6 +19,13 @@ export const CONFIG_PATH_ENV = 'TENANTRY_AGENT_CONFIG';
  * publishes it and the Dockerfile EXPOSEs it (test/agent/dockerfile.test.ts checks that one).
  */
 export const AGENT_HTTP_PORT = 9187;
+
+/**
+ * The agent image's user (runtime/agent/Dockerfile creates it, uid 10001) and its command: a
+ * `docker exec` of the agent runs as this user, since root in the container lacks the
+ * capabilities to write the backups the agent owns.
+ */
+export const AGENT_EXEC = { user: 'tenantry', command: 'tenantry-agent' } as const;
 /** MinIO answers to any region but signs with the one it was started with, "us-east-1" unless told otherwise. */
 export const MINIO_DEFAULT_REGION = 'us-east-1';
 /** Per S3 request: enough attempts to ride out a few seconds of throttling or a restarted endpoint. */

@@ -17,6 +17,7 @@ import { Offsite } from './offsite';
 import type { BaseBackupDetails, PitrJob } from './pitr/base-backup';
 import { selectPitrRetained } from './pitr/retention';
 import { parseLsn, pruneWalBefore, walFolder } from './pitr/wal-folder';
+import type { PhaseListener } from './progress';
 import { RetentionCandidate, selectRetained } from './retention';
 import type { AgentState } from './status';
 import { BackupEntry, BackupStore, newBackupId } from './store';
@@ -32,6 +33,8 @@ export interface Agent {
   readonly notify: Notify;
   /** Aborted on shutdown: running tools are stopped and the run fails cleanly. */
   readonly signal: AbortSignal;
+  /** Told each phase of a backup run (`run --progress=json`). @default nobody watches */
+  readonly onPhase?: PhaseListener;
 }
 
 export function driverContext(agent: Agent, job: JobConfig): DriverContext {
@@ -74,7 +77,12 @@ export async function runBackup(agent: Agent, job: JobConfig, trigger: Trigger =
       agent.state.countersOf(job.name).lastFailure = undefined;
       // Stopping: the off-site copy is retried at the next run, and retention can wait for it.
       if (agent.signal.aborted) return manifest;
-      if (job.offsite) await shipOffsite(agent, job, locked);
+      const run = { id: manifest.id, dir: locked.backupDir(manifest.id), sizeBytes: manifest.sizeBytes };
+      if (job.offsite) {
+        agent.onPhase?.('offsite', run);
+        await shipOffsite(agent, job, locked);
+      }
+      agent.onPhase?.('retention', run);
       await applyRetention(agent, job, locked);
       return job.offsite ? locked.read(manifest.id) : manifest;
     });
@@ -116,7 +124,9 @@ async function backUp(agent: Agent, job: JobConfig, store: BackupStore, base: Ma
     const driver = driverFor(job);
     const ctx = driverContext(agent, job);
     const dir = await store.createPartial(id);
+    agent.onPhase?.('backup', { id, dir });
     const outcome = await driver.backup(dir, ctx);
+    agent.onPhase?.('check', { id, dir });
     const check = await driver.check(dir, outcome.details, ctx);
     const files = await describeFiles(dir, agent.signal);
     const manifest: Manifest = {

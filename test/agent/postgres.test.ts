@@ -249,7 +249,7 @@ describe('Postgres backup job (real PostgreSQL server)', () => {
       [['restore', 'nope', '--from', 'latest'], 'tenantry-agent: no job named "nope" in the agent config (jobs: pg)\n'],
       [['restore', 'pg', '--from', 'latest', '--only', 'other'], 'tenantry-agent: the backup has no database "other" (it has: app)\n'],
       [['verify', 'pg-1'], 'tenantry-agent: no job has a finished backup "pg-1"; `tenantry-agent list` shows them\n'],
-      [['run', 'pg', '--frobnicate'], 'tenantry-agent: unknown option --frobnicate for "run" (only --config)\n'],
+      [['run', 'pg', '--frobnicate'], 'tenantry-agent: unknown option --frobnicate for "run" (options: --progress, --config)\n'],
     ];
     for (const [args, message] of cases) {
       const result = await cli([...args, '--config', configPath], env);

@@ -5,6 +5,7 @@ import * as path from 'path';
 import { Writable } from 'stream';
 import type Docker from 'dockerode';
 import { evaluateString, generateSecrets, readStack, resourceReference, SynthesizedContainer, SynthesizedStack } from '../../e2e/terraform';
+import { LABELS as LABEL } from '../../config/container-labels';
 import type { ImageSubstitution } from './docker-images';
 
 /*
@@ -21,8 +22,6 @@ import type { ImageSubstitution } from './docker-images';
  * network's addresses, and a fixed host port could collide with anything on the machine.
  */
 
-/** Labels every container and volume carries (DESIGN.md, "Contracts users rely on"). */
-const LABEL = { environment: 'tenantry.env', tenant: 'tenantry.tenant', service: 'tenantry.service' } as const;
 
 export interface DeployOptions {
   readonly tenant: string;

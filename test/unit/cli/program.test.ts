@@ -60,7 +60,7 @@ describe('node dist/cli/main.js', () => {
     const top = bin(['--help']);
     expect(top.code).toBe(0);
     const commands = tenantryProgram({ stdout: () => undefined, stderr: () => undefined, isTTY: false, env: {} }).commands.map((c) => c.name());
-    expect(commands).toEqual(['add-tenant', 'plan']);
+    expect(commands).toEqual(['status', 'backups', 'backup', 'restore', 'add-tenant', 'plan']);
     for (const command of commands) {
       expect(top.stdout).toContain(command);
       const help = bin([command, '--help']);
