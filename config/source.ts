@@ -251,7 +251,8 @@ function firstLine(message: string): string {
   return message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
 }
 
-function displayPath(absolutePath: string): string {
+/** A path as problems show it: relative to the working directory when inside it, else absolute. */
+export function displayPath(absolutePath: string): string {
   const rel = path.relative(process.cwd(), absolutePath);
   return rel && !rel.startsWith('..') && !path.isAbsolute(rel) ? rel : absolutePath;
 }

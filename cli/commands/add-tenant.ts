@@ -5,6 +5,7 @@ import * as path from 'path';
 import { Document, Scalar, YAMLSeq } from 'yaml';
 import { dockerHostIdentity } from '../../config/docker-host';
 import { suggest } from '../../config/issues';
+import { displayPath } from '../../config/source';
 import type { EnvironmentConfig, TenantryConfig } from '../../config/model';
 import { lowestFreeSlot, portList, SLOT_SIZE, SlotRange } from '../../config/ports';
 import { SERVICE_DEFAULTS, tenantFileSchema } from '../../config/schema';
@@ -48,7 +49,7 @@ export const addTenant: CliCommand = {
         const text = tenantYaml(name, environments.map((e) => e.name), slot, services, environments);
         const added = await validateWith(root, name, text);
         writeAtomically(target, text);
-        context.io.stdout(describe(path.relative(process.cwd(), target) || target, slot, added, context.colors(command).bold));
+        context.io.stdout(describe(displayPath(target), slot, added, context.colors(command).bold));
       });
   },
 };
@@ -62,7 +63,7 @@ function checkName(name: string): void {
 function tenantFile(root: string, name: string): string {
   for (const ext of ['yaml', 'yml']) {
     const existing = path.join(root, 'tenants', `${name}.${ext}`);
-    if (fs.existsSync(existing)) throw new UsageError(`tenant "${name}" exists already (${path.relative(process.cwd(), existing) || existing}): edit that file, or choose another name`);
+    if (fs.existsSync(existing)) throw new UsageError(`tenant "${name}" exists already (${displayPath(existing)}): edit that file, or choose another name`);
   }
   return path.join(root, 'tenants', `${name}.yaml`);
 }
@@ -148,8 +149,7 @@ async function validateWith(root: string, name: string, text: string): Promise<A
       result = await synthesize(overlay, root);
     } catch (error) {
       if (!(error instanceof ConfigurationError)) throw error;
-      const shown = (p: string) => (path.relative(process.cwd(), p) || '.');
-      const lines = error.lines.map((l) => l.split(shown(overlay)).join(shown(root)).split(overlay).join(root));
+      const lines = error.lines.map((l) => l.split(displayPath(overlay)).join(displayPath(root)).split(overlay).join(root));
       throw new ConfigurationError(lines, `${lines.length} problem(s) with tenants/${name}.yaml as it would be written; nothing was written.`);
     }
     return result.config.environments.filter((e) => e.tenants.some((t) => t.name === name)).map((e) => added(e, name, result.stacks.get(e.name)!));

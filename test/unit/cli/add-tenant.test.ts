@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import * as fs from 'fs';
 import * as path from 'path';
 import { loadConfig } from '../../../config/load';
+import { displayPath } from '../../../config/source';
 import { TENANT_SCHEMA_LINE } from '../../../config/write-json-schema';
 import { planReportSchema } from '../../../cli/plan/report';
 import { REPO_ROOT, writeConfig } from '../synth/support';
@@ -92,7 +93,7 @@ describe('tenantry add-tenant refuses, and writes nothing', () => {
     expect(run.code).toBe(2);
     const lines = run.stderr.split('\n').filter(Boolean);
     expect(lines.at(-1)).toBe('1 problem(s) with tenants/initech.yaml as it would be written; nothing was written.');
-    expect(lines.slice(0, -1).every((l) => l.startsWith(`${path.relative(process.cwd(), root)}/tenants/initech.yaml:`) && l.includes('pgbouncer needs postgres'))).toBe(true);
+    expect(lines.slice(0, -1).every((l) => l.startsWith(`${displayPath(root)}/tenants/initech.yaml:`) && l.includes('pgbouncer needs postgres'))).toBe(true);
     expect(listing(root)).toEqual(['acme.yaml', 'globex.yaml']);
   });
 
