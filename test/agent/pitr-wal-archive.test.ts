@@ -3,9 +3,11 @@ import * as os from 'os';
 import * as path from 'path';
 import {
   checkContinuity,
+  firstGap,
   formatLsn,
   historyFileName,
   listWal,
+  markOffsite,
   parseLsn,
   parseSegmentName,
   parseWalSegmentSize,
@@ -17,6 +19,7 @@ import {
   writeServerFile,
 } from '../../runtime/agent/pitr/wal-archive';
 import { BackupStore } from '../../runtime/agent/store';
+import { diskUsage } from './pitr-harness';
 
 const MB16 = 16 * 1024 * 1024;
 
@@ -114,6 +117,24 @@ test('pruneWalBefore removes segments before the oldest kept base backup, keeps 
   expect((await pruneWalBefore(dir, parseLsn('0/3000028'))).sort()).toEqual([seg(1, 1), `${seg(1, 2)}.partial`, seg(2, 2)].sort());
   expect(fs.readdirSync(dir).filter((n) => !n.startsWith('.') && n !== 'server.json').sort()).toEqual([historyFileName(2), seg(2, 3)].sort());
   expect(fs.readdirSync(path.join(dir, '.sealed')).sort()).toEqual([historyFileName(2), seg(2, 3)].sort());
+});
+
+test('pruning frees the disk: a pruned segment takes its seal (a hard link) and its off-site marker with it', async () => {
+  const MB1 = 1024 * 1024;
+  const dir = await folder({}, MB1);
+  for (let segno = 1; segno <= 6; segno++) fs.writeFileSync(path.join(dir, seg(1, segno, MB1)), Buffer.alloc(MB1, segno));
+  await sealCompleted(dir);
+  for (let segno = 1; segno <= 6; segno++) await markOffsite(dir, seg(1, segno, MB1));
+  const before = diskUsage(dir);
+  expect(await pruneWalBefore(dir, BigInt(4 * MB1), MB1)).toEqual([1, 2, 3].map((n) => seg(1, n, MB1)));
+  expect(before - diskUsage(dir)).toBeGreaterThanOrEqual(3 * MB1);
+  for (const sub of ['.sealed', '.offsite']) expect(fs.readdirSync(path.join(dir, sub)).sort()).toEqual([4, 5, 6].map((n) => seg(1, n, MB1)));
+});
+
+test('firstGap looks across timelines from a start to an end (or the newest segment)', () => {
+  const files = [seg(1, 2), seg(1, 3), seg(2, 4), seg(2, 6)].map((name) => parseSegmentName(name, MB16)!);
+  expect(firstGap(files, 2n, 4n)).toBeUndefined();
+  expect(firstGap(files, 2n)).toBe(5n);
 });
 
 test("a job's wal/ and restores/ folders are not listed as (damaged) backups", async () => {
