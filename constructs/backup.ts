@@ -13,7 +13,7 @@ import {
   POSTGRES_DEFAULTS,
   RESTORE_CREDENTIAL_ENV,
 } from '../runtime/agent/config';
-import { POSTGRES_PITR_JOB } from '../runtime/render/postgres-restore-on-start';
+import { POSTGRES_PITR_JOB } from '../runtime/agent/pitr/layout';
 import type { PostgresEndpoint } from './postgres';
 import { HostPort, ServiceContainer } from './service-container';
 import { StatefulVolume, VolumeMount } from './storage';

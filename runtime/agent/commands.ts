@@ -22,7 +22,7 @@ import { Agent, alertFailure, jobOfBackup, restoreBackup, runBackup, verifyBacku
 import { RecoveryTarget } from './pitr/recovery';
 import { restoreToPoint } from './pitr/restore';
 import { verifyRecovery } from './pitr/verify';
-import { formatLsn, parseLsn } from './pitr/wal-folder';
+import { formatLsn, parseLsn } from './pitr/wal-archive';
 import { Scheduler } from './scheduler';
 import { AgentState } from './status';
 import { BackupStore } from './store';

@@ -16,7 +16,7 @@ import { CheckResult, isGood, isIntact, Manifest, MANIFEST_FILE, ManifestFile, T
 import { Offsite } from './offsite';
 import type { BaseBackupDetails, PitrJob } from './pitr/base-backup';
 import { selectPitrRetained } from './pitr/retention';
-import { parseLsn, pruneWalBefore, walFolder } from './pitr/wal-folder';
+import { parseLsn, pruneWalBefore, walFolder } from './pitr/wal-archive';
 import type { PhaseListener } from './progress';
 import { RetentionCandidate, selectRetained } from './retention';
 import type { AgentState } from './status';

@@ -5,6 +5,8 @@
 import type { AgentConfig, JobConfig } from './config';
 import { isGood, Manifest } from './manifest';
 import { ArchiveStatus } from './pitr/archive-status';
+import type { BaseBackupDetails } from './pitr/base-backup';
+import { readRestorableWindowStart } from './pitr/window';
 import { longestGapSeconds, parseCron } from '../schedule/cron';
 import { BackupEntry, BackupStore } from './store';
 
@@ -55,13 +57,17 @@ export interface JobSnapshot {
   readonly oldestPendingOffsite?: Manifest;
   /** A postgres-pitr job's WAL archive. */
   readonly archive?: ArchiveStatus;
+  /** A postgres-pitr job's restorable window starts here (pitr/window.ts); undefined: nothing restorable yet. */
+  readonly windowStart?: Date;
 }
 
 export async function snapshotJobs(state: AgentState): Promise<JobSnapshot[]> {
   const snapshots: JobSnapshot[] = [];
   for (const job of state.config.jobs) {
     const entries = await new BackupStore(state.config.backupDir, job.name).list();
-    snapshots.push({ ...summarize(job, entries, state.countersOf(job.name)), archive: state.archiveOf(job.name) });
+    const summary = summarize(job, entries, state.countersOf(job.name));
+    const windowStart = job.kind === 'postgres-pitr' ? await readRestorableWindowStart(state.config.backupDir, job.name, goodBaseBackups(entries)) : undefined;
+    snapshots.push({ ...summary, archive: state.archiveOf(job.name), windowStart });
   }
   return snapshots;
 }
@@ -79,6 +85,11 @@ function summarize(job: JobConfig, entries: BackupEntry[], counters: JobCounters
     lastPassedVerification: verified.filter((m) => m.verified?.result === 'passed').pop(),
     oldestPendingOffsite: job.offsite ? good.find((m) => m.offsite?.status !== 'uploaded') : undefined,
   };
+}
+
+/** Good base backups' details, oldest first (entries come sorted by start). */
+function goodBaseBackups(entries: readonly BackupEntry[]): BaseBackupDetails[] {
+  return entries.flatMap((e) => (e.state === 'ok' && e.manifest && isGood(e.manifest) ? [e.manifest.details as unknown as BaseBackupDetails] : []));
 }
 
 const seconds = (iso: string) => Date.parse(iso) / 1000;
@@ -135,6 +146,12 @@ function pitrFamilies(now: Date): MetricFamily[] {
     { name: 'tenantry_pitr_archive_lag_seconds', type: 'gauge', help: 'How long ago the newest moment whose WAL is all archived was.', value: (s) => s.archive?.lagSeconds(now) },
     { name: 'tenantry_pitr_archive_lag_bytes', type: 'gauge', help: "The server's flushed WAL position minus the archived one.", value: (s) => s.archive?.lagBytes() },
     { name: 'tenantry_pitr_slot_retained_bytes', type: 'gauge', help: "WAL the replication slot keeps on the server's disk.", value: (s) => s.archive?.slotRetainedBytes },
+    {
+      name: 'tenantry_pitr_window_start_timestamp_seconds',
+      type: 'gauge',
+      help: 'Start of the restorable window: end of the oldest good base backup with unbroken WAL from there.',
+      value: (s) => s.windowStart && s.windowStart.getTime() / 1000,
+    },
     { name: 'tenantry_pitr_wal_gaps', type: 'gauge', help: 'Missing stretches in the WAL chain of the current server.', value: (s) => s.archive?.gaps },
     { name: 'tenantry_pitr_last_verified_recovery_timestamp_seconds', type: 'gauge', help: 'Time of the latest recovery verification that passed.', value: passed },
   ];

@@ -16,15 +16,13 @@ import * as path from 'path';
 import { fsyncPath, promoteDirectory, writeFileAtomic } from './durable';
 import { isLockHeld } from './lock';
 import { Manifest, MANIFEST_FILE, parseManifest, readManifest, renderManifest } from './manifest';
+import { PITR_FOLDERS } from './pitr/layout';
 
 const PARTIAL = '.partial';
 /** What `list` says of a good backup whose manifest predates manifest checksums. */
 const UNCHECKSUMMED = 'manifest without checksum (written before manifests had one); its data files are still checked against their sha256';
 const FAILED = '.failed.json';
-/** Folders beside a job's backups that are not backups (runtime/agent/pitr/): the WAL archive and prepared restores. */
-export const PITR_FOLDERS = { wal: 'wal', restores: 'restores' } as const;
-export const WAL_FOLDER = PITR_FOLDERS.wal;
-export const RESTORES_FOLDER = PITR_FOLDERS.restores;
+/** The WAL archive and prepared restores of a postgres-pitr job (pitr/layout.ts) are not backups. */
 const NOT_BACKUPS: ReadonlySet<string> = new Set(Object.values(PITR_FOLDERS));
 
 /** `damaged`: a finished backup whose manifest cannot be read or fails its own checksum. */

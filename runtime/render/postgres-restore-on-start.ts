@@ -1,3 +1,4 @@
+import { PITR_FOLDERS, POSTGRES_PITR_JOB, PREPARED_RESTORE } from '../agent/pitr/layout';
 import { shellScript, shQuote } from './shell';
 import { checkPath } from './validate';
 
@@ -12,13 +13,6 @@ import { checkPath } from './validate';
 /** Where the Postgres container sees the tenant's backup volume (read-only). */
 export const BACKUP_MOUNT = '/var/lib/tenantry/backup';
 
-/** The backup agent's point-in-time recovery job: its folder on the backup volume. */
-export const POSTGRES_PITR_JOB = 'postgres-pitr';
-
-/** Under the job's folder: `restores/<id>/{pgdata,READY.json}` and `restores/pending` (the id to apply). */
-export const RESTORES_DIR = 'restores';
-export const PENDING_FILE = 'pending';
-export const READY_FILE = 'READY.json';
 
 /** Where the script is uploaded in the Postgres container. */
 export const RESTORE_ON_START_SCRIPT = '/usr/local/bin/tenantry-restore-on-start.sh';
@@ -50,7 +44,7 @@ export interface RestoreOnStartOptions {
 export function renderRestoreOnStart(o: RestoreOnStartOptions = {}): string {
   const backupMount = o.backupMount ?? BACKUP_MOUNT;
   checkPath('renderRestoreOnStart', 'backupMount', backupMount);
-  const restores = `${backupMount}/${POSTGRES_PITR_JOB}/${RESTORES_DIR}`;
+  const restores = `${backupMount}/${POSTGRES_PITR_JOB}/${PITR_FOLDERS.restores}`;
   return shellScript(
     [
       'Tenantry: applies a prepared point-in-time restore (tenantry-agent restore postgres-pitr) before',
@@ -80,7 +74,7 @@ export function renderRestoreOnStart(o: RestoreOnStartOptions = {}): string {
       'stage() {',
       '  as_owner rm -rf "$2.partial" &&',
       '    as_owner mkdir -m 700 "$2.partial" &&',
-      '    copy "$restores/$1/pgdata" "$2.partial" &&',
+      `    copy "$restores/$1/${PREPARED_RESTORE.pgdata}" "$2.partial" &&`,
       '    as_owner chmod 700 "$2.partial" &&',
       '    { [ "$owner" != 0 ] || chown -R postgres:postgres "$2.partial"; } &&',
       '    sync &&',
@@ -115,13 +109,13 @@ export function renderRestoreOnStart(o: RestoreOnStartOptions = {}): string {
       '  sync',
       '}',
       '',
-      'if [ -f "$restores/pending" ]; then',
+      `if [ -f "$restores/${PREPARED_RESTORE.pending}" ]; then`,
       '  id=',
-      '  IFS= read -r id < "$restores/pending" || true',
+      `  IFS= read -r id < "$restores/${PREPARED_RESTORE.pending}" || true`,
       '  case "$id" in',
       '    [0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]T[0-9][0-9][0-9][0-9][0-9][0-9]Z)',
       `      if [ -e "$applied/$id" ]; then :`,
-      `      elif [ ! -f "$restores/$id/${READY_FILE}" ] || [ ! -d "$restores/$id/pgdata" ]; then say "pending names restore $id, which is not ready: ignored"`,
+      `      elif [ ! -f "$restores/$id/${PREPARED_RESTORE.ready}" ] || [ ! -d "$restores/$id/${PREPARED_RESTORE.pgdata}" ]; then say "pending names restore $id, which is not ready: ignored"`,
       '      else apply "$id"',
       '      fi ;;',
       '    *) say "pending holds \\"$id\\", which is not a restore id: ignored" ;;',

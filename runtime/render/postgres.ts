@@ -24,7 +24,10 @@ export interface PostgresRenderOptions {
 }
 
 export interface PostgresPitrOptions {
-  /** LOGIN REPLICATION role the backup agent streams WAL and takes base backups with: nothing else. */
+  /**
+   * LOGIN role the backup agent streams WAL, takes base backups and verifies recoveries with:
+   * REPLICATION, and read-only access to the tenant's databases (see REPLICATION_ROLE_SQL).
+   */
   replicationRole: string;
   /** max_slot_wal_keep_size in MiB: WAL the server keeps for a receiver that is down. */
   maxSlotWalKeepMb: number;
@@ -120,17 +123,29 @@ GRANT pg_read_all_data TO :"backup_role";
 `;
 
 /**
- * The role pg_receivewal and pg_basebackup connect as: REPLICATION reads the whole server's WAL and
- * files, which is what a physical backup is, and it can do nothing else (no database grants; the
- * rendered pg_hba.conf lets it in for replication only; without PITR no rule lets it replicate).
+ * The role of the backup agent's postgres-pitr job, holding what it calls and nothing more:
+ * - pg_receivewal and pg_basebackup: REPLICATION (the rendered pg_hba.conf lets exactly this role
+ *   replicate; without PITR no rule lets anyone).
+ * - verification, over a normal connection to each of the tenant's databases: CONNECT on those
+ *   (granted per database below), row counts of every table as they are (pg_read_all_data, and
+ *   BYPASSRLS: the recovered copy is counted by its superuser, so a policy that hid rows from the
+ *   source's count would fail every verification), and pg_logical_emit_message, which REPLICATION
+ *   allows, for a WAL record to recover to.
+ * None of this is broader than REPLICATION alone: a base backup is a copy of every file of the
+ * cluster, every row of every table past any policy. What is added only reads, and only what
+ * that copy already holds: no write, no DDL, no role; no other database than the tenant's.
  */
 const REPLICATION_ROLE_SQL = String.raw`
 \getenv replication_password TENANTRY_REPLICATION_PASSWORD
 SELECT format('CREATE ROLE %I', :'replication_role')
  WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'replication_role')
 \gexec
-ALTER ROLE :"replication_role" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE REPLICATION NOBYPASSRLS PASSWORD :'replication_password';
+ALTER ROLE :"replication_role" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE REPLICATION BYPASSRLS PASSWORD :'replication_password';
+GRANT pg_read_all_data TO :"replication_role";
 `;
+
+/** Per database, with PITR: verification's way in (REPLICATION_ROLE_SQL says why). */
+const REPLICATION_DATABASE_SQL = String.raw`GRANT CONNECT ON DATABASE :"database" TO :"replication_role";`;
 
 /**
  * pg_read_all_data does not cover large objects (pg_dump fails "permission denied for large
@@ -188,11 +203,12 @@ SET tenantry.database = :'database';
 SET tenantry.app_role = :'app_role';
 SET tenantry.readonly_role = :'readonly_role';
 SET tenantry.backup_role = :'backup_role';
+SET tenantry.replication_role = :'replication_role';
 DO $check$
 DECLARE
   db name := current_setting('tenantry.database');
   app name := current_setting('tenantry.app_role');
-  tenant_roles name[] := ARRAY[app, current_setting('tenantry.readonly_role'), current_setting('tenantry.backup_role')];
+  tenant_roles name[] := ARRAY[app, current_setting('tenantry.readonly_role'), current_setting('tenantry.backup_role'), current_setting('tenantry.replication_role')];
   db_oid oid;
   owner name;
   strangers text;
@@ -248,9 +264,10 @@ ${LARGE_OBJECTS_SQL}
 
 /** psql input: names as psql variables (validated identifiers), then the SQL blocks above. */
 function initSql(o: PostgresRenderOptions): string {
-  const names = [`\\set app_role '${o.appRole}'`, `\\set readonly_role '${o.readonlyRole}'`, `\\set backup_role '${o.backupRole}'`].join('\n');
-  const replication = o.pitr ? [`\\set replication_role '${o.pitr.replicationRole}'\n${REPLICATION_ROLE_SQL.trim()}`] : [];
-  const perDatabase = o.databases.map((database) => `\\set database '${database}'\n${DATABASE_SQL.trim()}`);
+  // Without PITR the name is empty: the adoption check's list of the tenant's roles matches no role by it.
+  const names = [`\\set app_role '${o.appRole}'`, `\\set readonly_role '${o.readonlyRole}'`, `\\set backup_role '${o.backupRole}'`, `\\set replication_role '${o.pitr?.replicationRole ?? ''}'`].join('\n');
+  const replication = o.pitr ? [REPLICATION_ROLE_SQL.trim()] : [];
+  const perDatabase = o.databases.map((database) => [`\\set database '${database}'`, DATABASE_SQL.trim(), ...(o.pitr ? [REPLICATION_DATABASE_SQL] : [])].join('\n'));
   return [names, ROLES_SQL.trim(), ...replication, ...perDatabase].join('\n\n');
 }
 

@@ -8,7 +8,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Client } from 'pg';
 import { identifyServer, PitrJob } from '../../runtime/agent/pitr/base-backup';
-import { walFolder } from '../../runtime/agent/pitr/wal-folder';
+import { walFolder } from '../../runtime/agent/pitr/wal-archive';
 import { freePort, PostgresServer, startPostgres, tempDir, withDatabase } from '../helpers/servers';
 import { sleep } from '../helpers/processes';
 
@@ -119,3 +119,20 @@ export async function batchesIn(db: Client): Promise<number[]> {
 }
 
 export { startPostgres };
+
+/** Bytes the folder's files hold on the disk, each inode once (as du counts hard links). */
+export function diskUsage(dir: string): number {
+  const inodes = new Map<number, number>();
+  const walk = (d: string): void => {
+    for (const entry of fs.readdirSync(d, { withFileTypes: true })) {
+      const full = path.join(d, entry.name);
+      if (entry.isDirectory()) walk(full);
+      else {
+        const stat = fs.statSync(full);
+        inodes.set(stat.ino, stat.blocks * 512);
+      }
+    }
+  };
+  walk(dir);
+  return [...inodes.values()].reduce((a, b) => a + b, 0);
+}

@@ -9,12 +9,13 @@ import * as path from 'path';
 import { Client } from 'pg';
 import { AgentConfig } from '../../runtime/agent/config';
 import { BaseBackupDetails } from '../../runtime/agent/pitr/base-backup';
-import { restoreToPoint, PENDING_FILE, READY_FILE, ReadyRestore } from '../../runtime/agent/pitr/restore';
-import { listWal, parseLsn, segmentName, segmentOf } from '../../runtime/agent/pitr/wal-folder';
+import { PITR_FOLDERS, PREPARED_RESTORE } from '../../runtime/agent/pitr/layout';
+import { restoreToPoint, ReadyRestore } from '../../runtime/agent/pitr/restore';
+import { listWal, markOffsite, parseLsn, sealCompleted, segmentName, segmentOf } from '../../runtime/agent/pitr/wal-archive';
 import { runBackup } from '../../runtime/agent/runner';
 import { freePort, PostgresServer, postgresVersionsUnderTest, tempDir, withDatabase } from '../helpers/servers';
 import { cli, manifests, testAgent, writeConfig } from './harness';
-import { insertBatch, PITR_ENV, pitrJob, postgresUser, readRecovered, Receiver, startReceiver, startSource } from './pitr-harness';
+import { diskUsage, insertBatch, PITR_ENV, pitrJob, postgresUser, readRecovered, Receiver, startReceiver, startSource } from './pitr-harness';
 
 jest.setTimeout(120_000);
 
@@ -38,9 +39,9 @@ describe.each(postgresVersionsUnderTest())('PostgreSQL $major', ({ major, binDir
     await insertBatch(server, n);
     rowsAfter.set(n, await withDatabase(server, 'app', rowsOf));
   };
-  const restoresDir = () => path.join(config.backupDir, 'pitr', 'restores');
+  const restoresDir = () => path.join(config.backupDir, 'pitr', PITR_FOLDERS.restores);
   const restoreEntries = () => (fs.existsSync(restoresDir()) ? fs.readdirSync(restoresDir()).sort() : []);
-  const pendingNow = () => (fs.existsSync(path.join(restoresDir(), PENDING_FILE)) ? fs.readFileSync(path.join(restoresDir(), PENDING_FILE), 'utf8') : undefined);
+  const pendingNow = () => (fs.existsSync(path.join(restoresDir(), PREPARED_RESTORE.pending)) ? fs.readFileSync(path.join(restoresDir(), PREPARED_RESTORE.pending), 'utf8') : undefined);
   const switchWal = () => withDatabase(server, 'postgres', (db) => db.query('SELECT pg_switch_wal()'));
 
   beforeAll(async () => {
@@ -76,7 +77,7 @@ describe.each(postgresVersionsUnderTest())('PostgreSQL $major', ({ major, binDir
   /** The one restore `pending` names, read back by a server of the same version. */
   async function pendingRows(): Promise<{ ready: ReadyRestore; rows: unknown[] }> {
     const id = (pendingNow() ?? '').trim();
-    const ready = JSON.parse(fs.readFileSync(path.join(restoresDir(), id, READY_FILE), 'utf8')) as ReadyRestore;
+    const ready = JSON.parse(fs.readFileSync(path.join(restoresDir(), id, PREPARED_RESTORE.ready), 'utf8')) as ReadyRestore;
     const rows = await readRecovered(path.join(restoresDir(), id, 'pgdata'), binDir, server.password, 'app', rowsOf);
     return { ready, rows };
   }
@@ -195,8 +196,7 @@ describe.each(postgresVersionsUnderTest())('PostgreSQL $major', ({ major, binDir
     let middle: string;
     let saved: Buffer;
     beforeEach(async () => {
-      const { segments } = await listWal(receiver.folder, 16 * 1024 * 1024);
-      const completed = segments.filter((s) => !s.partial);
+      const { segments: completed } = await listWal(receiver.folder, 16 * 1024 * 1024);
       middle = path.join(receiver.folder, completed[completed.length - 2].name);
       saved = fs.readFileSync(middle);
     });
@@ -228,7 +228,11 @@ describe.each(postgresVersionsUnderTest())('PostgreSQL $major', ({ major, binDir
   });
 
   test('retention: a newer base backup retires the older and the WAL only it needed; the newest moment stays restorable', async () => {
+    // The agent's receiver seals each completed segment (a hard link) and marks what went off-site.
+    await sealCompleted(receiver.folder);
     const { segments: before } = await listWal(receiver.folder, 16 * 1024 * 1024);
+    for (const segment of before) await markOffsite(receiver.folder, segment.name);
+    const usedBefore = diskUsage(receiver.folder);
     const job = { ...config.jobs[0], retention: { daily: 0, weekly: 0, monthly: 0 }, pitr: { ...pitrJob(server).pitr, windowDays: 0 } } as typeof config.jobs[0];
     const manifest = await runBackup(testAgent(config, env).agent, job, 'manual');
     expect(manifest.error).toBeUndefined();
@@ -236,7 +240,10 @@ describe.each(postgresVersionsUnderTest())('PostgreSQL $major', ({ major, binDir
     const start = (manifest.details as unknown as BaseBackupDetails).startLsn;
     const { segments: after } = await listWal(receiver.folder, 16 * 1024 * 1024);
     expect(after.length).toBeLessThan(before.length);
-    expect(after[0].name.slice(8)).toBe(segmentName(1, segmentOf(parseLsn(start), 16 * 1024 * 1024), 16 * 1024 * 1024).slice(8));
+    const kept = after.map((segment) => segment.name);
+    for (const sub of ['.sealed', '.offsite']) expect(fs.readdirSync(path.join(receiver.folder, sub)).filter((name) => !name.endsWith('.history') && !kept.includes(name))).toEqual([]);
+    expect(usedBefore - diskUsage(receiver.folder)).toBeGreaterThanOrEqual((before.length - after.length) * 16 * 1024 * 1024);
+    expect(after[0].name.slice(8)).toBe(segmentName({ timeline: 1, segno: segmentOf(parseLsn(start), 16 * 1024 * 1024) }, 16 * 1024 * 1024).slice(8));
     await batch(8);
     await receiver.caughtUp(server);
     expect((await cli(['restore', 'pitr', '--latest', '--config', configPath], env)).code).toBe(0);

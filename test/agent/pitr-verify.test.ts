@@ -64,6 +64,10 @@ describe.each(postgresVersionsUnderTest())('PostgreSQL $major', ({ binDir }) => 
     const metrics = renderMetrics(await snapshotJobs(agent.state), config, new Date());
     expect(metrics).toMatch(new RegExp(`tenantry_pitr_last_verified_recovery_timestamp_seconds\\{[^}]*job="pitr"[^}]*\\} ${Math.floor(Date.parse(manifest.verified!.at) / 1000)}`));
     expect(fs.readdirSync(path.join(config.backupDir, 'pitr')).filter((n) => n.includes('.tmp-'))).toEqual([]);
+    // The only base backup, with the archive unbroken after it, starts the restorable window.
+    const windowStart = Date.parse((manifest.details as { endTime: string }).endTime) / 1000;
+    const windowLine = metrics.split('\n').find((line) => line.startsWith('tenantry_pitr_window_start_timestamp_seconds{') && line.includes('job="pitr"'));
+    expect(Number(windowLine?.split(' ').pop())).toBeCloseTo(windowStart, 3);
   });
 
   test('the race check: a transaction a snapshot did not see, committed on the server asked, is caught; none is not', async () => {

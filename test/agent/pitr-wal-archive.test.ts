@@ -3,9 +3,11 @@ import * as os from 'os';
 import * as path from 'path';
 import {
   checkContinuity,
+  firstGap,
   formatLsn,
   historyFileName,
   listWal,
+  markOffsite,
   parseLsn,
   parseSegmentName,
   parseWalSegmentSize,
@@ -17,6 +19,8 @@ import {
   writeServerFile,
 } from '../../runtime/agent/pitr/wal-archive';
 import { BackupStore } from '../../runtime/agent/store';
+import { restorableWindowStart } from '../../runtime/agent/pitr/window';
+import { diskUsage } from './pitr-harness';
 
 const MB16 = 16 * 1024 * 1024;
 
@@ -116,9 +120,55 @@ test('pruneWalBefore removes segments before the oldest kept base backup, keeps 
   expect(fs.readdirSync(path.join(dir, '.sealed')).sort()).toEqual([historyFileName(2), seg(2, 3)].sort());
 });
 
+test('pruning frees the disk: a pruned segment takes its seal (a hard link) and its off-site marker with it', async () => {
+  const MB1 = 1024 * 1024;
+  const dir = await folder({}, MB1);
+  for (let segno = 1; segno <= 6; segno++) fs.writeFileSync(path.join(dir, seg(1, segno, MB1)), Buffer.alloc(MB1, segno));
+  await sealCompleted(dir);
+  for (let segno = 1; segno <= 6; segno++) await markOffsite(dir, seg(1, segno, MB1));
+  const before = diskUsage(dir);
+  expect(await pruneWalBefore(dir, BigInt(4 * MB1), MB1)).toEqual([1, 2, 3].map((n) => seg(1, n, MB1)));
+  expect(before - diskUsage(dir)).toBeGreaterThanOrEqual(3 * MB1);
+  for (const sub of ['.sealed', '.offsite']) expect(fs.readdirSync(path.join(dir, sub)).sort()).toEqual([4, 5, 6].map((n) => seg(1, n, MB1)));
+});
+
+test('firstGap looks across timelines from a start to an end (or the newest segment)', () => {
+  const files = [seg(1, 2), seg(1, 3), seg(2, 4), seg(2, 6)].map((name) => parseSegmentName(name, MB16)!);
+  expect(firstGap(files, 2n, 4n)).toBeUndefined();
+  expect(firstGap(files, 2n)).toBe(5n);
+});
+
 test("a job's wal/ and restores/ folders are not listed as (damaged) backups", async () => {
   const backupDir = fs.mkdtempSync(path.join(process.env.TMPDIR || os.tmpdir(), 'store-'));
   fs.mkdirSync(path.join(walFolder(backupDir, 'postgres-pitr', '7714382839368764142')), { recursive: true });
   fs.mkdirSync(path.join(backupDir, 'postgres-pitr', 'restores'));
   expect(await new BackupStore(backupDir, 'postgres-pitr').list()).toEqual([]);
+});
+
+describe('the restorable window starts at the oldest good base backup with unbroken WAL after it', () => {
+  const base = (endLsn: string, endTime: string, systemIdentifier = '1') =>
+    ({ startLsn: endLsn, endLsn, startTime: endTime, endTime, timeline: 1, systemIdentifier, serverMajor: 15, walSegmentBytes: MB16, compression: 'none', baseTar: 'base.tar', walTar: 'pg_wal.tar' }) as const;
+  const older = base('0/2000100', '2026-12-01T10:00:00.000Z');
+  const newer = base('0/5000100', '2026-12-01T12:00:00.000Z');
+
+  test('unbroken from the oldest: its end', async () => {
+    const contents = await listWal(await folder({ [seg(1, 2)]: '', [seg(1, 3)]: '', [seg(1, 4)]: '', [seg(1, 5)]: '', [`${seg(1, 6)}.partial`]: '' }));
+    expect(restorableWindowStart([older, newer], () => contents)).toEqual(new Date(older.endTime));
+  });
+
+  test('a gap after the oldest: the newer one, after the gap', async () => {
+    const contents = await listWal(await folder({ [seg(1, 2)]: '', [seg(1, 4)]: '', [seg(1, 5)]: '', [`${seg(1, 6)}.partial`]: '' }));
+    expect(restorableWindowStart([older, newer], () => contents)).toEqual(new Date(newer.endTime));
+  });
+
+  test('across a restore: the chain follows the new timeline from its fork', async () => {
+    const contents = await listWal(await folder({ [seg(1, 2)]: '', [seg(1, 3)]: '', [seg(1, 4)]: '', [historyFileName(2)]: '1\t0/3000100\tx\n', [seg(2, 3)]: '', [seg(2, 4)]: '' }));
+    expect(restorableWindowStart([older], () => contents)).toEqual(new Date(older.endTime));
+  });
+
+  test('no WAL folder for the backups, or a gap after every one: nothing restorable', async () => {
+    expect(restorableWindowStart([older], () => undefined)).toBeUndefined();
+    const contents = await listWal(await folder({ [seg(1, 2)]: '', [seg(1, 7)]: '' }));
+    expect(restorableWindowStart([older, newer], () => contents)).toBeUndefined();
+  });
 });

@@ -73,8 +73,49 @@ describe('replication access with point-in-time recovery (real Postgres 15)', ()
     expect(await psql('acme_app', passwords.TENANTRY_APP_PASSWORD, '', 'SELECT current_user')).toEqual({ code: 0, output: 'acme_app\n' });
   });
 
-  test('the replication role holds REPLICATION and nothing more', async () => {
+  test('the replication role holds REPLICATION, and reading (past row security) for verification, nothing more', async () => {
     const attrs = await run('psql', ['-X', '-At', '-d', 'postgres', '-c', "SELECT rolcanlogin, rolreplication, rolsuper, rolcreatedb, rolcreaterole, rolbypassrls FROM pg_roles WHERE rolname = 'acme_replication'"], server.env);
-    expect(attrs.output.trim()).toBe('t|t|f|f|f|f');
+    expect(attrs.output.trim()).toBe('t|t|f|f|f|t');
+    const memberOf = await run('psql', ['-X', '-At', '-d', 'postgres', '-c', "SELECT string_agg(b.rolname, ',' ORDER BY b.rolname) FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.member JOIN pg_roles b ON b.oid = m.roleid WHERE r.rolname = 'acme_replication'"], server.env);
+    expect(memberOf.output.trim()).toBe('pg_read_all_data');
+  });
+
+  describe('verification, as the agent runs it: a normal connection to the tenant\'s database as the replication role', () => {
+    const asReplication = (sql: string, dbname = 'orders') => psql('acme_replication', passwords.TENANTRY_REPLICATION_PASSWORD, `dbname=${dbname}`, sql);
+
+    beforeAll(async () => {
+      // A table whose policy hides every row from everyone but its owner: the source's count must still see them all.
+      const setup = await psql('acme_app', passwords.TENANTRY_APP_PASSWORD, '', [
+        'CREATE TABLE invoices (id int PRIMARY KEY)',
+        'INSERT INTO invoices SELECT generate_series(1, 25)',
+        'ALTER TABLE invoices ENABLE ROW LEVEL SECURITY',
+        'ALTER TABLE invoices FORCE ROW LEVEL SECURITY',
+        'CREATE POLICY only_app ON invoices USING (current_user = \'acme_app\')',
+      ].join('; '));
+      expect(setup.code).toBe(0);
+      await run('psql', ['-X', '-At', '-d', 'postgres', '-c', 'CREATE DATABASE other_tenant'], server.env);
+      await run('psql', ['-X', '-At', '-d', 'postgres', '-c', 'REVOKE ALL ON DATABASE other_tenant FROM PUBLIC'], server.env);
+    });
+
+    test('it counts every row, row security or not', async () => {
+      expect(await asReplication('SELECT count(*) FROM invoices')).toEqual({ code: 0, output: '25\n' });
+    });
+
+    test('it writes the WAL message verification recovers to', async () => {
+      expect(await asReplication("SELECT pg_logical_emit_message(false, 'tenantry-verify', '') > '0/0'::pg_lsn")).toEqual({ code: 0, output: 't\n' });
+    });
+
+    test('it cannot write, change definitions, nor enter a database that is not the tenant\'s', async () => {
+      expect((await asReplication('INSERT INTO invoices VALUES (100)')).output).toContain('permission denied for table invoices');
+      expect((await asReplication('CREATE TABLE planted (id int)')).output).toContain('permission denied for schema public');
+      expect((await asReplication('SELECT 1', 'other_tenant')).output).toContain('permission denied for database "other_tenant"');
+    });
+
+    test('running the init script again accepts the role\'s own grant on the tenant\'s database (it is one of the tenant\'s roles)', async () => {
+      const launch = renderPostgres(options);
+      const script = path.join(tempDir('pitr-hba-rerun'), 'init.sh');
+      fs.writeFileSync(script, launch.files[0].content, { mode: 0o755 });
+      expect(await run('/bin/sh', [script], { ...server.env, ...passwords })).toEqual({ code: 0, output: '' });
+    });
   });
 });

@@ -8,7 +8,8 @@ import { execFile, execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { CONTAINER_PRIVILEGES } from '../../constructs/container-privileges';
-import { PENDING_FILE, POSTGRES_PITR_JOB, READY_FILE, renderRestoreOnStart, RESTORES_DIR } from '../../runtime/render/postgres-restore-on-start';
+import { PITR_FOLDERS, POSTGRES_PITR_JOB, PREPARED_RESTORE } from '../../runtime/agent/pitr/layout';
+import { renderRestoreOnStart } from '../../runtime/render/postgres-restore-on-start';
 import { freePort, tempDir } from '../helpers/servers';
 
 const BIN = '/usr/lib/postgresql/15/bin';
@@ -84,11 +85,11 @@ function layout(volumeOwner: 'postgres' | 'root', volumeMode: number, mountVolum
   fs.chmodSync(volume, volumeMode);
 
   const backup = path.join(root, 'backup');
-  const restores = path.join(backup, POSTGRES_PITR_JOB, RESTORES_DIR);
+  const restores = path.join(backup, POSTGRES_PITR_JOB, PITR_FOLDERS.restores);
   fs.mkdirSync(path.join(restores, RESTORE_ID), { recursive: true });
   execFileSync('cp', ['-a', templates.restored, path.join(restores, RESTORE_ID, 'pgdata')]);
-  fs.writeFileSync(path.join(restores, RESTORE_ID, READY_FILE), JSON.stringify({ id: RESTORE_ID }));
-  fs.writeFileSync(path.join(restores, PENDING_FILE), `${RESTORE_ID}\n`);
+  fs.writeFileSync(path.join(restores, RESTORE_ID, PREPARED_RESTORE.ready), JSON.stringify({ id: RESTORE_ID }));
+  fs.writeFileSync(path.join(restores, PREPARED_RESTORE.pending), `${RESTORE_ID}\n`);
   execFileSync('chown', ['-R', `${AGENT_UID}:${AGENT_UID}`, backup]);
   execFileSync('chmod', ['-R', 'go-rwx', backup]);
 
@@ -165,10 +166,10 @@ describe('restore on start: what must not change the live data directory', () =>
 
   test('a pending restore that is not READY, or not a restore id, is ignored', async () => {
     const l = layout('postgres', 0o1777);
-    const restores = path.join(l.backup, POSTGRES_PITR_JOB, RESTORES_DIR);
-    fs.rmSync(path.join(restores, RESTORE_ID, READY_FILE));
+    const restores = path.join(l.backup, POSTGRES_PITR_JOB, PITR_FOLDERS.restores);
+    fs.rmSync(path.join(restores, RESTORE_ID, PREPARED_RESTORE.ready));
     expect((await start(l)).stderr).toContain(`pending names restore ${RESTORE_ID}, which is not ready: ignored`);
-    fs.writeFileSync(path.join(restores, PENDING_FILE), '../../etc\n');
+    fs.writeFileSync(path.join(restores, PREPARED_RESTORE.pending), '../../etc\n');
     expect((await start(l)).stderr).toContain('which is not a restore id: ignored');
     expect(entries(l.volume)).toEqual(['pgdata']);
     expect(marker(l.pgdata)).toBe('live');

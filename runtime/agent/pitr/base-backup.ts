@@ -2,7 +2,7 @@
  * The `postgres-pitr` job's backup: a physical base backup with pg_basebackup, in tar format with
  * the WAL it needs streamed alongside (-X stream), so each base backup restores on its own even
  * when the WAL archive has a gap. The runner gives it the same lock, partial directory, checksums,
- * promotion, off-site copy and retention as every job; the WAL archive beside it is wal-folder.ts.
+ * promotion, off-site copy and retention as every job; the WAL archive beside it is wal-archive.ts.
  *
  * Compression, measured on a pgbench database (scale 20, 307 MB, PG 15, 2 cores, to local disk;
  * docs/benchmarks.md): server-side zstd level 1 is the fastest that is also small, 0.35 s and
@@ -21,7 +21,8 @@ import type { JobConfig } from '../config';
 import { UserError } from '../errors';
 import { runPipeline, runTool, toolVersion } from '../exec';
 import type { BackupOutcome, DriverContext, JobDriver } from '../jobs/driver';
-import { parseSize, pathForMajor } from './server-binaries';
+import { pathForMajor } from './server-binaries';
+import { parseWalSegmentSize } from './wal-archive';
 
 export type PitrJob = Extract<JobConfig, { kind: 'postgres-pitr' }>;
 
@@ -38,7 +39,7 @@ export interface BaseBackupDetails {
   readonly startTime: string;
   readonly endTime: string;
   readonly timeline: number;
-  /** Names the WAL folder the backup's later WAL is in (wal-folder.ts). */
+  /** Names the WAL folder the backup's later WAL is in (wal-archive.ts). */
   readonly systemIdentifier: string;
   readonly serverMajor: number;
   readonly walSegmentBytes: number;
@@ -161,7 +162,7 @@ export async function identifyServer(job: PitrJob, password: string): Promise<Se
     const versionNum = Number((await client.query<{ server_version_num: string }>('SHOW server_version_num')).rows[0].server_version_num);
     const version = (await client.query<{ server_version: string }>('SHOW server_version')).rows[0].server_version;
     const segment = (await client.query<{ wal_segment_size: string }>('SHOW wal_segment_size')).rows[0].wal_segment_size;
-    return { systemIdentifier: system.systemid, version, major: Math.floor(versionNum / 10000), walSegmentBytes: parseSize(segment) };
+    return { systemIdentifier: system.systemid, version, major: Math.floor(versionNum / 10000), walSegmentBytes: parseWalSegmentSize(segment) };
   } finally {
     await client.end();
   }

@@ -18,16 +18,14 @@ import * as path from 'path';
 import { UserError } from '../errors';
 import { isGood, Manifest } from '../manifest';
 import { Agent, driverContext, withJobLock } from '../runner';
-import { RESTORES_FOLDER } from '../store';
 import { writeFileAtomic } from '../durable';
 import { BaseBackupDetails, extractBaseBackup, PitrJob } from './base-backup';
 import { runTool } from '../exec';
 import { describeTarget, recover, RecoveredPoint, RecoveryTarget, serverUser } from './recovery';
 import { pathForMajor } from './server-binaries';
-import { firstGap, formatLsn, listWal, parseLsn, segmentName, segmentOf, walFolder } from './wal-folder';
+import { PITR_FOLDERS, PREPARED_RESTORE } from './layout';
+import { firstGap, formatLsn, listWal, parseLsn, SegmentId, segmentName, segmentOf, WalContents, walFolder } from './wal-archive';
 
-export const READY_FILE = 'READY.json';
-export const PENDING_FILE = 'pending';
 const PARTIAL = '.partial';
 const SCRATCH_LOG = 'tenantry-scratch-server.log';
 
@@ -95,7 +93,7 @@ export function restoreToPoint(agent: Agent, job: PitrJob, options: PitrRestoreO
     const archiveEnd = await checkWalCovers(wal, base, options.target, namedAt);
     const { replay, note } = 'time' in options.target ? await replayToTime(wal, base, options.target.time, PATH) : { replay: options.target, note: undefined };
 
-    const restores = path.join(store.dir, RESTORES_FOLDER);
+    const restores = path.join(store.dir, PITR_FOLDERS.restores);
     await fs.promises.mkdir(restores, { recursive: true });
     for (const name of await fs.promises.readdir(restores)) if (name.endsWith(PARTIAL)) await fs.promises.rm(path.join(restores, name), { recursive: true, force: true });
     let createdAt = new Date();
@@ -109,7 +107,7 @@ export function restoreToPoint(agent: Agent, job: PitrJob, options: PitrRestoreO
     if (options.targetDir !== undefined && fs.existsSync(options.targetDir) && (await fs.promises.readdir(options.targetDir)).length > 0) {
       throw new UserError(`--target-dir ${options.targetDir} is not empty: recover into an empty or new folder`);
     }
-    const pgdata = options.targetDir ?? path.join(work, 'pgdata');
+    const pgdata = options.targetDir ?? path.join(work, PREPARED_RESTORE.pgdata);
     try {
       ctx.log.info('restore to a point started', { id, target: describeTarget(options.target), baseBackup: base.id });
       await extractBaseBackup(store.backupDir(base.id), base.details, pgdata, agent.signal);
@@ -120,7 +118,7 @@ export function restoreToPoint(agent: Agent, job: PitrJob, options: PitrRestoreO
       if ('latest' in replay && reachedSegment < archiveEnd) {
         await server.abandon();
         throw new Error(
-          `recovery stopped at ${server.point.reachedLsn}, in segment ${segmentName(base.details.timeline, reachedSegment, base.details.walSegmentBytes)}, before the archive's newest segment: ` +
+          `recovery stopped at ${server.point.reachedLsn}, in segment ${segmentName({ timeline: base.details.timeline, segno: reachedSegment }, base.details.walSegmentBytes)}, before the archive's newest segment: ` +
             'that segment or the next is damaged; restore to an LSN before it (--to-lsn)',
         );
       }
@@ -133,9 +131,9 @@ export function restoreToPoint(agent: Agent, job: PitrJob, options: PitrRestoreO
         await startScratchServer(options.targetDir, options.port, PATH);
         return `${recovered}; it runs on 127.0.0.1:${options.port} with the source's roles and pg_hba.conf (stop it with: pg_ctl -D ${options.targetDir} stop)`;
       }
-      await writeFileAtomic(path.join(work, READY_FILE), `${JSON.stringify(ready, null, 2)}\n`);
+      await writeFileAtomic(path.join(work, PREPARED_RESTORE.ready), `${JSON.stringify(ready, null, 2)}\n`);
       await fs.promises.rename(work, path.join(restores, id));
-      await writeFileAtomic(path.join(restores, PENDING_FILE), `${id}\n`);
+      await writeFileAtomic(path.join(restores, PREPARED_RESTORE.pending), `${id}\n`);
       ctx.log.info('restore prepared', { id, reachedLsn: point.reachedLsn, reachedTime: point.reachedTime });
       return (
         `restore ${id} is ready (${describeTarget(options.target)}: LSN ${point.reachedLsn}, last transaction ${point.reachedTime ?? 'none'}, timeline ${point.timeline}, from ${base.id}); ` +
@@ -166,22 +164,23 @@ async function startScratchServer(pgdata: string, port: number, PATH: string): P
  */
 async function checkWalCovers(folder: string, base: BaseBackup, target: RecoveryTarget, namedAt: bigint | undefined): Promise<bigint> {
   const bytes = base.details.walSegmentBytes;
-  const { segments } = await listWal(folder, bytes);
+  const files = archivedFiles(await listWal(folder, bytes));
   const from = segmentOf(parseLsn(base.details.endLsn), bytes);
-  const newest = segments[segments.length - 1];
-  if (newest === undefined || newest.segment < from) {
+  const newest = files[files.length - 1];
+  if (newest === undefined || newest.segno < from) {
     throw new UserError(`no WAL is archived after base backup ${base.id} (its end is ${base.details.endLsn}; ${folder} holds nothing from there): is the WAL receiver running?`);
   }
   const to = 'lsn' in target ? segmentOf(parseLsn(target.lsn), bytes) : namedAt !== undefined ? segmentOf(namedAt, bytes) : undefined;
-  if (to !== undefined && to > newest.segment) throw new UserError(`${describeTarget(target)} lies after the end of the archive (its newest segment is ${newest.name})`);
-  const gap = firstGap(segments, from, to);
+  if (to !== undefined && to > newest.segno) throw new UserError(`${describeTarget(target)} lies after the end of the archive (its newest segment is ${newest.name})`);
+  const gap = firstGap(files, from, to);
   if (gap !== undefined) {
+    const missing = segmentName({ timeline: base.details.timeline, segno: gap }, bytes);
     throw new UserError(
-      `WAL segment ${segmentName(base.details.timeline, gap, bytes)} is missing from the archive (${folder}): ${describeTarget(target)} lies across a gap; ` +
-        `restore to an LSN before ${segmentName(base.details.timeline, gap, bytes)} begins, or from a base backup taken after the gap`,
+      `WAL segment ${missing} is missing from the archive (${folder}): ${describeTarget(target)} lies across a gap; ` +
+        `restore to an LSN before ${missing} begins, or from a base backup taken after the gap`,
     );
   }
-  return newest.segment;
+  return newest.segno;
 }
 
 /**
@@ -194,12 +193,12 @@ async function checkWalCovers(folder: string, base: BaseBackup, target: Recovery
 async function replayToTime(folder: string, base: BaseBackup, time: string, PATH: string): Promise<{ replay: RecoveryTarget; note?: string }> {
   const target: RecoveryTarget = { time };
   const bytes = base.details.walSegmentBytes;
-  const { segments } = await listWal(folder, bytes);
+  const segments = archivedFiles(await listWal(folder, bytes));
   const first = segmentOf(parseLsn(base.details.endLsn), bytes);
   let lastEnded: Date | undefined;
   for (const file of [...segments].reverse()) {
-    if (file.segment < first) break;
-    const output = await dumpWal(folder, bytes, PATH, ['--rmgr', 'Transaction', '--timeline', String(file.timeline), '--start', formatLsn(file.segment * BigInt(bytes)), '--end', formatLsn((file.segment + 1n) * BigInt(bytes))]);
+    if (file.segno < first) break;
+    const output = await dumpWal(folder, bytes, PATH, ['--rmgr', 'Transaction', '--timeline', String(file.timeline), '--start', formatLsn(file.segno * BigInt(bytes)), '--end', formatLsn((file.segno + 1n) * BigInt(bytes))]);
     const ends = [...output.matchAll(/desc: (?:COMMIT|ABORT) (\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2}(?:\.\d+)?) UTC/g)].map((m) => new Date(`${m[1]}T${m[2]}Z`));
     if (ends.length > 0) {
       lastEnded = ends[ends.length - 1];
@@ -231,12 +230,17 @@ async function findRestorePoint(folder: string, name: string, oldest: BaseBackup
   return parseLsn(found[0]);
 }
 
+/** Completed segments and the receiver's `.partial`, by segment number then timeline. */
+function archivedFiles(contents: WalContents): (SegmentId & { readonly name: string })[] {
+  return [...contents.segments, ...contents.partials].sort((a, b) => (a.segno === b.segno ? a.timeline - b.timeline : a.segno < b.segno ? -1 : 1));
+}
+
 /**
  * pg_waldump over the archive, the receiver's `.partial` read under its segment's name (through a
  * scratch folder of links beside the archive), timestamps in UTC.
  */
 async function dumpWal(folder: string, segmentBytes: number, PATH: string, args: string[]): Promise<string> {
-  const { segments } = await listWal(folder, segmentBytes);
+  const segments = archivedFiles(await listWal(folder, segmentBytes));
   const scan = await fs.promises.mkdtemp(path.join(path.dirname(folder), '.tmp-scan-'));
   try {
     for (const file of segments) {

@@ -25,10 +25,3 @@ export async function pathForMajor(major: number, env: NodeJS.ProcessEnv): Promi
       `a physical backup is recovered only by its own major version (Alpine: apk add postgresql${major}; Debian: apt-get install postgresql-${major})`,
   );
 }
-
-/** "16MB" (SHOW wal_segment_size) in bytes. */
-export function parseSize(text: string): number {
-  const match = /^(\d+)\s*(B|kB|MB|GB)$/.exec(text.trim());
-  if (!match) throw new Error(`unexpected size "${text}"`);
-  return Number(match[1]) * { B: 1, kB: 1024, MB: 1024 ** 2, GB: 1024 ** 3 }[match[2] as 'B' | 'kB' | 'MB' | 'GB'];
-}

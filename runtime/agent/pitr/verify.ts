@@ -29,7 +29,7 @@ import { Agent, driverContext, withJobLock } from '../runner';
 import { BaseBackupDetails, extractBaseBackup, PitrJob } from './base-backup';
 import { recover } from './recovery';
 import { pathForMajor } from './server-binaries';
-import { walFolder } from './wal-folder';
+import { walFolder } from './wal-archive';
 
 export const VERIFY_METHOD = 'base backup + WAL recovered to the source\'s LSN, row counts compared';
 /** Attempts before a source that keeps committing during every snapshot makes verification give up. */

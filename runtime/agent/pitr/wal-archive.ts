@@ -21,7 +21,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { fsyncPath, sha256File, writeFileAtomic } from '../durable';
-import { PITR_FOLDERS } from '../store';
+import { PITR_FOLDERS } from './layout';
 
 export const SEALED_FOLDER = '.sealed';
 export const REFUSED_FOLDER = '.refused';
@@ -281,6 +281,18 @@ export function checkContinuity(contents: WalContents, fromLsn?: bigint): Contin
   };
 }
 
+/**
+ * The first segment number in [from, to] that no file of the archive holds on any timeline (a
+ * restore names its own timeline through the history files), or undefined when the run is
+ * unbroken. `to` undefined: up to the newest segment archived.
+ */
+export function firstGap(files: readonly SegmentId[], from: bigint, to?: bigint): bigint | undefined {
+  const present = new Set(files.map((s) => s.segno));
+  const last = to ?? files.reduce((max, s) => (s.segno > max ? s.segno : max), from);
+  for (let segno = from; segno <= last; segno++) if (!present.has(segno)) return segno;
+  return undefined;
+}
+
 // ------------------------------------------------------------------------------- the seal
 
 export interface SealOutcome {
@@ -355,11 +367,12 @@ export async function markOffsite(folder: string, name: string): Promise<void> {
 /**
  * Removes the WAL no restore from a kept base backup can need: every segment (any timeline, with
  * its seal and off-site marker, and leftover partials) that ends at or before the segment holding
- * `lsn`, the start LSN of the oldest base backup kept. History files stay: they are small and
+ * `lsn`, the start LSN of the oldest base backup kept. The seal is a hard link: a segment whose
+ * seal stayed would keep its blocks on the disk. History files stay: they are small and
  * recovery reads them to follow timelines. Returns the names removed.
  */
-export async function pruneWalBefore(folder: string, lsn: bigint): Promise<string[]> {
-  const contents = await listWal(folder);
+export async function pruneWalBefore(folder: string, lsn: bigint, segmentSize?: number): Promise<string[]> {
+  const contents = await listWal(folder, segmentSize);
   const keepFrom = segmentOf(lsn, contents.segmentSize);
   const removed: string[] = [];
   for (const segment of [...contents.segments, ...contents.partials]) {

@@ -5,7 +5,7 @@ import { CONFIG_JSON_ENV, readAgentConfig } from '../../../runtime/agent/config'
 import { renderMinioSetup } from '../../../runtime/render/minio-setup';
 import { renderPgBouncer } from '../../../runtime/render/pgbouncer';
 import { renderPostgres } from '../../../runtime/render/postgres';
-import { POSTGRES_PITR_JOB } from '../../../runtime/render/postgres-restore-on-start';
+import { POSTGRES_PITR_JOB } from '../../../runtime/agent/pitr/layout';
 import { renderRedisNode, renderSentinel } from '../../../runtime/render/redis';
 import type { ContainerLaunch } from '../../../runtime/render/types';
 import { ContainerJson, containers, loadOrThrow, REPO_ROOT, synthEnvironment, SynthesizedEnvironment } from './support';

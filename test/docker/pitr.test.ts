@@ -1,0 +1,140 @@
+import * as fs from 'fs';
+import * as path from 'path';
+import { startTestDocker, TestDocker } from '../helpers/docker';
+import { deployFromSynth, Deployment, execIn, ExecResult } from '../helpers/docker-deploy';
+import { buildTestImages } from '../helpers/docker-images';
+import { DockerTestConfig, synthDockerTestConfig } from '../helpers/docker-tenant';
+
+/*
+ * Point-in-time recovery of a dedicated server, end to end, as an operator runs it on a tenant
+ * deployed from the synthesized JSON: the tenant's Postgres (streaming parameters, rendered
+ * pg_hba.conf, start wrapper, the backup volume read-only) and its backup agent (real Dockerfile,
+ * read-only root, uid 10001). The agent's `serve` streams WAL; a base backup is taken; rows are
+ * written around a time T; `tenantry-agent restore postgres-pitr --to-time T` prepares the restore
+ * in the backup container; `docker restart` of the Postgres container applies it through the
+ * wrapper; `verify postgres-pitr` then recovers the new timeline and compares row counts.
+ */
+
+let daemon: TestDocker;
+let dir: string;
+let config: DockerTestConfig;
+let deployment: Deployment | undefined;
+
+const SECONDS = 1000;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+beforeAll(async () => {
+  daemon = await startTestDocker();
+  const images = await buildTestImages(daemon.docker);
+  dir = fs.mkdtempSync(path.join(process.env.TMPDIR ?? '/tmp', 'docker-pitr-'));
+  // An environment and subnet of its own: other Docker suites may deploy theirs on the same daemon.
+  config = synthDockerTestConfig(dir, { environment: 'pitrtest', subnet: '172.63.0.0/16' });
+  deployment = await deployFromSynth(daemon.docker, config.stackFile, { tenant: config.tenant, services: ['postgres', 'backup'], substitutions: images.substitutions });
+  await deployment.waitReady();
+}, 900 * SECONDS);
+
+afterAll(async () => {
+  await deployment?.destroy();
+  fs.rmSync(dir, { recursive: true, force: true });
+  await daemon?.stop();
+}, 120 * SECONDS);
+
+const name = (suffix: string) => `${config.environment}-${config.tenant}-${suffix}`;
+const postgres = () => deployment!.get(name('postgres')).container;
+const agent = () => deployment!.get(name('backup')).container;
+
+function ok(result: ExecResult, what: string): string {
+  if (result.exitCode !== 0) throw new Error(`${what} exited ${result.exitCode}:\n${result.stdout}${result.stderr}`);
+  return result.stdout;
+}
+
+/** SQL as the image's superuser on the server's socket, inside its container. */
+const sql = async (query: string, database = 'app') => ok(await execIn(postgres(), ['psql', '-X', '-At', '-v', 'ON_ERROR_STOP=1', '-U', 'postgres', '-d', database, '-c', query], { user: 'postgres' }), query).trim();
+const agentCli = (args: string[]) => execIn(agent(), ['tenantry-agent', ...args], { user: 'tenantry' });
+
+/** The agent's /metrics, read inside its container. */
+async function metrics(): Promise<string> {
+  return ok(await execIn(agent(), ['node', '-e', "fetch('http://127.0.0.1:9187/metrics').then((r) => r.text()).then((t) => process.stdout.write(t))"], { user: 'tenantry' }), 'GET /metrics');
+}
+
+function metric(text: string, metricName: string): number | undefined {
+  const line = text.split('\n').find((l) => l.startsWith(`${metricName}{`) && l.includes('job="postgres-pitr"'));
+  return line === undefined ? undefined : Number(line.split(' ').pop());
+}
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60 * SECONDS): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value !== undefined) return value;
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await sleep(500);
+  }
+}
+
+/** The receiver has flushed everything the server has written so far. */
+const archived = () =>
+  until('the receiver to catch up', async () => ((await sql("SELECT coalesce((SELECT flush_lsn >= pg_current_wal_lsn() FROM pg_stat_replication WHERE application_name = 'tenantry-agent postgres-pitr'), false)", 'postgres')) === 't' ? true : undefined));
+
+describe('point-in-time recovery of a tenant deployed from cdk.tf.json', () => {
+  let restoreId: string;
+  let target: string;
+  const rowsBeforeT = Array.from({ length: 40 }, (_, i) => String(i + 1));
+
+  test('the server runs with the streaming parameters and the rendered hba_file', async () => {
+    const settings = await sql("SELECT string_agg(name || '=' || setting, ',' ORDER BY name) FROM pg_settings WHERE name IN ('wal_level', 'hba_file', 'wal_keep_size')", 'postgres');
+    expect(settings).toBe('hba_file=/etc/tenantry/pg_hba.conf,wal_keep_size=0,wal_level=replica');
+  });
+
+  test("the agent's serve streams WAL: the receiver is up in /metrics", async () => {
+    await until('tenantry_pitr_receiver_up 1', async () => (metric(await metrics(), 'tenantry_pitr_receiver_up') === 1 ? true : undefined));
+    expect(await sql("SELECT slot_name || ':' || active FROM pg_replication_slots", 'postgres')).toBe(`tenantry_${config.tenant}:true`);
+  }, 90 * SECONDS);
+
+  test('a base backup, then rows before a time T and rows after it', async () => {
+    const run = await agentCli(['run', 'postgres-pitr']);
+    expect(run.stderr).not.toMatch(/"level":"error"/);
+    expect(run).toMatchObject({ exitCode: 0, stdout: expect.stringMatching(/: ok, \d+ bytes\n$/) });
+    const [id] = run.stdout.split(':');
+    const manifest = JSON.parse(ok(await execIn(agent(), ['cat', `/backups/postgres-pitr/${id}/manifest.json`], { user: 'tenantry' }), 'cat manifest')) as { details: { endTime: string } };
+    const windowStart = await until('the restorable window in /metrics', async () => metric(await metrics(), 'tenantry_pitr_window_start_timestamp_seconds'));
+    expect(windowStart).toBeCloseTo(Date.parse(manifest.details.endTime) / 1000, 3);
+    await sql('CREATE TABLE events (id int PRIMARY KEY, note text)');
+    await sql("INSERT INTO events SELECT i, 'before' FROM generate_series(1, 40) i");
+    await sleep(1100);
+    target = await sql("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')", 'postgres');
+    await sleep(1100);
+    await sql("INSERT INTO events SELECT i, 'after' FROM generate_series(41, 60) i");
+    await archived();
+  }, 180 * SECONDS);
+
+  test('restore --to-time T prepares the restore in the backup container', async () => {
+    const restore = await agentCli(['restore', 'postgres-pitr', '--to-time', target]);
+    const out = ok(restore, 'restore --to-time');
+    restoreId = /restore (\d{8}T\d{6}Z) is ready/.exec(out)![1];
+    expect(ok(await execIn(agent(), ['cat', '/backups/postgres-pitr/restores/pending'], { user: 'tenantry' }), 'cat pending')).toBe(`${restoreId}\n`);
+  }, 180 * SECONDS);
+
+  test('docker restart applies it through the wrapper: exactly the rows before T, the old directory kept', async () => {
+    await postgres().restart({ t: 30 });
+    const rows = await until('the restored server to answer', async () => sql('SELECT string_agg(id::text, \',\' ORDER BY id) FROM events'), 120 * SECONDS);
+    expect(rows.split(',')).toEqual(rowsBeforeT);
+    const volume = ok(await execIn(postgres(), ['ls', '/var/lib/postgresql/data'], { user: 'postgres' }), 'ls data volume').split('\n').filter(Boolean).sort();
+    expect(volume).toEqual(['pgdata', `pgdata.before-restore-${restoreId}`, 'restores-applied'].sort());
+    const logs = (await postgres().logs({ stdout: true, stderr: true, tail: 200 })).toString('utf8');
+    expect(logs).toContain(`restore ${restoreId} applied`);
+  }, 240 * SECONDS);
+
+  test('verify postgres-pitr passes on the restored server', async () => {
+    await until('tenantry_pitr_receiver_up 1 after the restart', async () => (metric(await metrics(), 'tenantry_pitr_receiver_up') === 1 ? true : undefined), 120 * SECONDS);
+    await sql("INSERT INTO events SELECT i, 'after restore' FROM generate_series(100, 110) i");
+    await archived();
+    const verify = await agentCli(['verify', 'postgres-pitr']);
+    expect(ok(verify, 'verify postgres-pitr')).toMatch(/passed/);
+  }, 300 * SECONDS);
+});
