@@ -1,10 +1,12 @@
 import { PITR_PARAMETER_NAMES } from '../runtime/render/postgres';
 import { policyChecks } from './checks/policy';
 import { dockerHostIdentity, isWindowsDockerHost } from './docker-host';
+import { containerName, deploymentName } from './naming';
 import type { ParsedDeployment, ParsedEnvironment } from './parsed';
 import { portList, SLOT_SIZE, slotCount } from './ports';
 import { BACKUP_SERVICES, TenantFile } from './schema';
 import { ConfigPath, formatProblem, Problem, SourceFile } from './source';
+import { SHARED_TENANT } from './storage-layout';
 import { dotted, suggest } from './issues';
 import { offsiteRules } from './checks/offsite';
 import { storageRules } from './checks/storage';
@@ -284,7 +286,7 @@ function containerNameClashes(deployments: ParsedDeployment[]): Problem[] {
   const problems: Problem[] = [];
   for (const d of deployments) {
     const env = d.environment.env;
-    const prefix = `${env.name}-${d.tenant.name}`;
+    const prefix = deploymentName(env.name, d.tenant.name);
     const key = `${dockerHostIdentity(env.docker.host)}\u0000${prefix}`;
     const other = owners.get(key);
     if (!other) {
@@ -344,10 +346,11 @@ function portConflicts(environments: ParsedEnvironment[], deployments: ParsedDep
 
   for (const e of environments) {
     if (e.env.ports.publish && e.env.sharedPostgres?.hostPort !== undefined) {
+      const server = containerName(e.env.name, SHARED_TENANT, 'postgres');
       claim({
         port: e.env.sharedPostgres.hostPort,
-        owner: `${e.env.name}-shared-postgres`,
-        group: `${e.env.name}-shared-postgres`,
+        owner: server,
+        group: server,
         environment: e.env.name,
         sharedServer: true,
         host: e.env.docker.host,
@@ -361,7 +364,7 @@ function portConflicts(environments: ParsedEnvironment[], deployments: ParsedDep
     for (const p of portList(d.ports)) {
       claim({
         port: p.external,
-        owner: `${env.name}-${d.tenant.name}-${p.container}`,
+        owner: containerName(env.name, d.tenant.name, p.container),
         group: `${env.name}/${d.tenant.name}`,
         environment: env.name,
         sharedServer: false,

@@ -1,4 +1,5 @@
 import { createHash } from 'crypto';
+import { deploymentName } from './naming';
 
 /*
  * Where each tenant's off-site copies live. The environment is part of every prefix, in both
@@ -22,12 +23,12 @@ export function offsitePrefix(environment: string, tenant: string): string {
 
 /** The bucket of one tenant in "per-tenant" mode: `<bucket>-<env>-<tenant>`, bounded to S3's 63 characters. */
 export function perTenantBucketName(bucket: string | undefined, environment: string, tenant: string): string {
-  return boundedName(`${bucket ?? DEFAULT_OFFSITE_BUCKET}-${environment}-${tenant}`, 63);
+  return boundedName(`${bucket ?? DEFAULT_OFFSITE_BUCKET}-${deploymentName(environment, tenant)}`, 63);
 }
 
 /** The IAM user holding one tenant's off-site credential (IAM user names: at most 64 characters). */
 export function offsiteCredentialName(environment: string, tenant: string): string {
-  return boundedName(`${environment}-${tenant}-backup`, 64);
+  return boundedName(`${deploymentName(environment, tenant)}-backup`, 64);
 }
 
 /**

@@ -1,4 +1,5 @@
 import type { EnvironmentConfig, StorageConfig } from './model';
+import { containerName, volumeName } from './naming';
 import type { TenantServices } from './schema';
 
 /*
@@ -39,7 +40,7 @@ export type VolumeLocation =
 export const SHARED_TENANT = 'shared';
 
 export function volumeLocation(storage: StorageConfig, override: ServiceStorage | undefined, id: VolumeIdentity): VolumeLocation {
-  const name = `${id.environment}-${id.tenant}-${id.service}-${id.purpose}`;
+  const name = volumeName(containerName(id.environment, id.tenant, id.service), id.purpose);
   if (override?.kind === 'bind') return { kind: 'bind', hostPath: under(override.path, id.service, id.purpose) };
   const directory = override?.kind === 'volume' ? undefined : tenantDirectory(storage, id.tenant);
   if (!directory) return { kind: 'volume', name };

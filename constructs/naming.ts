@@ -1,9 +1,7 @@
 import { LABELS } from '../config/container-labels';
 
-/** Container names are `<env>-<tenant>-<service>[-<n>]`, which is also their hostname on the network. */
-export function containerName(environment: string, tenant: string, service: string, index?: number): string {
-  return index === undefined ? `${environment}-${tenant}-${service}` : `${environment}-${tenant}-${service}-${index}`;
-}
+// The rule lives in config/ (its checks compare the names too); constructs name containers by it.
+export { containerName } from '../config/naming';
 
 /** The labels every Tenantry container and volume carries, so operators can filter by them. */
 export function tenantryLabels(environment: string, tenant: string, service: string): { label: string; value: string }[] {

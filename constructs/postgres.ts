@@ -3,7 +3,7 @@ import { Construct } from 'constructs';
 import { POSTGRES_SERVICE } from '../config/container-labels';
 import { pitrSlotName, tenantRoles } from '../config/postgres-names';
 import { SERVICE_PORTS } from '../config/ports';
-import { renderPostgres, PostgresPitrOptions } from '../runtime/render/postgres';
+import { renderPostgres, PostgresRenderOptions } from '../runtime/render/postgres';
 import { BACKUP_MOUNT } from '../runtime/render/postgres-restore-on-start';
 import { generatedSecret } from './secrets';
 import { HostPort, ServiceContainer, SIDE_CONTAINER_MEMORY_MB } from './service-container';
@@ -39,6 +39,26 @@ export interface PostgresCredential {
   readonly password: string;
 }
 
+/** The tenant's own roles on its server and their passwords: the part of the endpoint every kind of server gives alike. */
+export type TenantLogins = Pick<PostgresEndpoint, 'appRole' | 'appPassword' | 'readonlyRole' | 'readonlyPassword' | 'backupRole' | 'backupPassword'>;
+
+/**
+ * The tenant's roles (config/postgres-names.ts), each with a password generated in `scope`: built
+ * here once, so that a tenant's own server and its databases on the shared one name and secure
+ * them alike.
+ */
+export function tenantLogins(scope: Construct, tenant: string): TenantLogins {
+  const roles = tenantRoles(tenant);
+  return {
+    appRole: roles.appRole,
+    appPassword: generatedSecret(scope, 'app-password'),
+    readonlyRole: roles.readonlyRole,
+    readonlyPassword: generatedSecret(scope, 'readonly-password'),
+    backupRole: roles.backupRole,
+    backupPassword: generatedSecret(scope, 'backup-password'),
+  };
+}
+
 /** The official image's superuser (POSTGRES_USER's default), on dedicated and shared servers alike. */
 export const POSTGRES_SUPERUSER = 'postgres';
 
@@ -71,36 +91,26 @@ export interface PostgresProps extends StatefulServiceProps {
  * existed (or before a password rotated) would never get it. Passwords arrive as environment
  * variables from `random_password`.
  */
-export class PostgresServer extends Construct implements PostgresEndpoint {
-  readonly host: string;
-  readonly port = SERVICE_PORTS.postgres;
-  readonly databases: readonly string[];
-  readonly appRole: string;
-  readonly appPassword: string;
-  readonly readonlyRole: string;
-  readonly readonlyPassword: string;
-  readonly backupRole: string;
-  readonly backupPassword: string;
-  readonly superuser: PostgresCredential;
-  readonly replication?: PostgresReplication;
+export class PostgresServer extends Construct {
+  /** The server, the tenant's databases and roles: what PgBouncer, backups and the outputs use. */
+  readonly endpoint: PostgresEndpoint;
   private readonly container: ServiceContainer;
 
   constructor(scope: Construct, id: string, props: PostgresProps) {
     super(scope, id);
     if (props.databases.length === 0) throw new Error(`postgres for tenant "${props.tenant}": databases must not be empty`);
-    const roles = tenantRoles(props.tenant);
-    this.appRole = roles.appRole;
-    this.readonlyRole = roles.readonlyRole;
-    this.backupRole = roles.backupRole;
-    this.databases = props.databases;
-    this.superuser = { user: POSTGRES_SUPERUSER, password: generatedSecret(this, 'superuser-password') };
-    this.appPassword = generatedSecret(this, 'app-password');
-    this.readonlyPassword = generatedSecret(this, 'readonly-password');
-    this.backupPassword = generatedSecret(this, 'backup-password');
-    if (props.pitr) {
-      const password = generatedSecret(this, 'replication-password');
-      this.replication = { user: roles.replicationRole, password, slot: pitrSlotName(props.tenant), maxSlotWalKeepMb: props.pitr.maxSlotWalKeepMb };
-    }
+    const port = SERVICE_PORTS.postgres;
+    const superuser = { user: POSTGRES_SUPERUSER, password: generatedSecret(this, 'superuser-password') };
+    const own: TenantDatabases = {
+      databases: props.databases,
+      ...tenantLogins(this, props.tenant),
+      replication: props.pitr && {
+        user: tenantRoles(props.tenant).replicationRole,
+        password: generatedSecret(this, 'replication-password'),
+        slot: pitrSlotName(props.tenant),
+        maxSlotWalKeepMb: props.pitr.maxSlotWalKeepMb,
+      },
+    };
 
     const data = new StatefulVolume(this, 'data', {
       environment: props.environment,
@@ -118,32 +128,22 @@ export class PostgresServer extends Construct implements PostgresEndpoint {
       service: POSTGRES_SERVICE,
       image: props.image,
       network: props.network,
-      launch: renderPostgres({
-        databases: [...props.databases],
-        appRole: this.appRole,
-        readonlyRole: this.readonlyRole,
-        backupRole: this.backupRole,
-        parameters: { ...props.parameters },
-        pitr: pitrOptions(this),
-      }),
+      launch: renderPostgres(initOptions(own, props.parameters)),
       env: {
-        POSTGRES_PASSWORD: this.superuser.password,
-        TENANTRY_APP_PASSWORD: this.appPassword,
-        TENANTRY_READONLY_PASSWORD: this.readonlyPassword,
-        TENANTRY_BACKUP_PASSWORD: this.backupPassword,
-        ...replicationPasswordEnv(this),
+        POSTGRES_PASSWORD: superuser.password,
+        ...loginPasswordEnv(own),
         // The image initialises a sub-directory: the volume root may hold lost+found (NFS, ext4).
         PGDATA: '/var/lib/postgresql/data/pgdata',
       },
       memoryMb: props.memoryMb,
       cpus: props.cpus,
       volumes: [data.mount],
-      publishedPorts: props.publishedPort === undefined ? undefined : [{ internal: this.port, host: props.publishedPort }],
-      healthcheck: `pg_isready -U ${POSTGRES_SUPERUSER} -h 127.0.0.1 -p ${this.port}`,
+      publishedPorts: props.publishedPort === undefined ? undefined : [{ internal: port, host: props.publishedPort }],
+      healthcheck: `pg_isready -U ${POSTGRES_SUPERUSER} -h 127.0.0.1 -p ${port}`,
     });
-    this.host = container.hostname;
+    this.endpoint = { host: container.hostname, port, ...own, superuser };
     this.container = container;
-    provisionRoles(this, { environment: props.environment, tenant: props.tenant, image: props.image, network: props.network, endpoint: this, dependsOn: [container.resource] });
+    provisionRoles(this, { environment: props.environment, tenant: props.tenant, image: props.image, network: props.network, endpoint: this.endpoint, dependsOn: [container.resource] });
   }
 
   /**
@@ -151,17 +151,27 @@ export class PostgresServer extends Construct implements PostgresEndpoint {
    * prepared point-in-time restore. The Backup construct owns the volume and is built after this.
    */
   mountBackups(backups: VolumeMount): void {
-    if (!this.replication) throw new Error('postgres: the backup volume is mounted for point-in-time recovery only, which is off for this server');
+    if (!this.endpoint.replication) throw new Error('postgres: the backup volume is mounted for point-in-time recovery only, which is off for this server');
     this.container.addVolume({ ...backups, containerPath: BACKUP_MOUNT, readOnly: true });
   }
 }
 
-function pitrOptions(endpoint: PostgresEndpoint): PostgresPitrOptions | undefined {
-  return endpoint.replication && { replicationRole: endpoint.replication.user, maxSlotWalKeepMb: endpoint.replication.maxSlotWalKeepMb };
+/** The tenant's part of an endpoint: what its init script creates, and the passwords it sets. */
+type TenantDatabases = Pick<PostgresEndpoint, 'databases' | 'replication'> & TenantLogins;
+
+function initOptions(t: TenantDatabases, parameters: PostgresProps['parameters']): PostgresRenderOptions {
+  const pitr = t.replication && { replicationRole: t.replication.user, maxSlotWalKeepMb: t.replication.maxSlotWalKeepMb };
+  return { databases: [...t.databases], appRole: t.appRole, readonlyRole: t.readonlyRole, backupRole: t.backupRole, parameters: { ...parameters }, pitr };
 }
 
-function replicationPasswordEnv(endpoint: PostgresEndpoint): Record<string, string> {
-  return endpoint.replication ? { TENANTRY_REPLICATION_PASSWORD: endpoint.replication.password } : {};
+/** The passwords the init script sets, under the variable names it reads them from. */
+function loginPasswordEnv(t: TenantDatabases): Record<string, string> {
+  return {
+    TENANTRY_APP_PASSWORD: t.appPassword,
+    TENANTRY_READONLY_PASSWORD: t.readonlyPassword,
+    TENANTRY_BACKUP_PASSWORD: t.backupPassword,
+    ...(t.replication ? { TENANTRY_REPLICATION_PASSWORD: t.replication.password } : {}),
+  };
 }
 
 export interface RoleProvisioningProps {
@@ -188,7 +198,7 @@ export interface RoleProvisioningProps {
 export function provisionRoles(scope: Construct, props: RoleProvisioningProps): ServiceContainer {
   const e = props.endpoint;
   // The init script alone: the server's other files (pg_hba.conf, restore on start) are not the provisioner's.
-  const init = renderPostgres({ databases: [...e.databases], appRole: e.appRole, readonlyRole: e.readonlyRole, backupRole: e.backupRole, parameters: {}, pitr: pitrOptions(e) });
+  const init = renderPostgres(initOptions(e, {}));
   const script = init.files[0].path;
   return new ServiceContainer(scope, 'provision', {
     environment: props.environment,
@@ -208,10 +218,7 @@ export function provisionRoles(scope: Construct, props: RoleProvisioningProps): 
       POSTGRES_USER: e.superuser.user,
       PGPASSWORD: e.superuser.password,
       POSTGRES_PASSWORD: e.superuser.password,
-      TENANTRY_APP_PASSWORD: e.appPassword,
-      TENANTRY_READONLY_PASSWORD: e.readonlyPassword,
-      TENANTRY_BACKUP_PASSWORD: e.backupPassword,
-      ...replicationPasswordEnv(e),
+      ...loginPasswordEnv(e),
     },
     memoryMb: SIDE_CONTAINER_MEMORY_MB,
     oneShot: true,

@@ -2,10 +2,9 @@ import { Construct } from 'constructs';
 import type { StorageConfig } from '../config/model';
 import { SHARED_POSTGRES_VOLUME, SHARED_TENANT } from '../config/storage-layout';
 import { SERVICE_PORTS } from '../config/ports';
-import { tenantRoles } from '../config/postgres-names';
 import { renderPostgresCommand } from '../runtime/render/postgres';
 import type { PostgresCredential, PostgresEndpoint } from './postgres';
-import { POSTGRES_SUPERUSER, provisionRoles } from './postgres';
+import { POSTGRES_SUPERUSER, provisionRoles, tenantLogins } from './postgres';
 import { generatedSecret } from './secrets';
 import { HostPort, ServiceContainer } from './service-container';
 import { StatefulVolume } from './storage';
@@ -83,32 +82,14 @@ export interface SharedPostgresDatabasesProps {
  * The tenant's own roles, not the server's superuser, are what its PgBouncer and backups use; only
  * this one-shot container and the server hold the superuser password (restores get it from operators).
  */
-export class SharedPostgresDatabases extends Construct implements PostgresEndpoint {
-  readonly host: string;
-  readonly port: number;
-  readonly databases: readonly string[];
-  readonly appRole: string;
-  readonly appPassword: string;
-  readonly readonlyRole: string;
-  readonly readonlyPassword: string;
-  readonly backupRole: string;
-  readonly backupPassword: string;
-  readonly superuser: PostgresCredential;
+export class SharedPostgresDatabases extends Construct {
+  /** The shared server's address with the tenant's own databases and roles: what PgBouncer, backups and the outputs use. */
+  readonly endpoint: PostgresEndpoint;
 
   constructor(scope: Construct, id: string, props: SharedPostgresDatabasesProps) {
     super(scope, id);
-    const roles = tenantRoles(props.tenant);
-    this.host = props.server.host;
-    this.port = props.server.port;
-    this.databases = props.databases;
-    this.appRole = roles.appRole;
-    this.readonlyRole = roles.readonlyRole;
-    this.appPassword = generatedSecret(this, 'app-password');
-    this.readonlyPassword = generatedSecret(this, 'readonly-password');
-    this.backupRole = roles.backupRole;
-    this.backupPassword = generatedSecret(this, 'backup-password');
-    this.superuser = props.server.superuser;
-
-    provisionRoles(this, { environment: props.environment, tenant: props.tenant, image: props.server.image, network: props.network, endpoint: this });
+    const { server } = props;
+    this.endpoint = { host: server.host, port: server.port, databases: props.databases, ...tenantLogins(this, props.tenant), superuser: server.superuser };
+    provisionRoles(this, { environment: props.environment, tenant: props.tenant, image: server.image, network: props.network, endpoint: this.endpoint });
   }
 }

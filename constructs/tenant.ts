@@ -3,6 +3,7 @@ import { Construct } from 'constructs';
 import { environmentImage } from '../config/images';
 import type { EnvironmentConfig, OffsiteTargetConfig, TenantConfig } from '../config/model';
 import { mapPorts, RedisPorts } from '../config/ports';
+import type { ServiceStorage } from '../config/storage-layout';
 import { Backup, BackupOffsiteTarget } from './backup';
 import { EnvironmentImages } from './images';
 import { OffsiteBucket, OffsiteBucketReference } from './offsite-bucket';
@@ -62,12 +63,13 @@ export class Tenant extends Construct {
     const { address } = props.environment.ports;
     const ports = mapPorts(props.tenant.publishedPorts, (p): HostPort => ({ address, port: p.external }));
 
-    this.postgres = this.addPostgres(props, ports.postgres);
+    const postgres = this.addPostgres(props, ports.postgres);
+    this.postgres = postgres?.endpoint;
     this.pgbouncer = this.postgres && this.addPgBouncer(props, this.postgres, ports.pgbouncer);
     this.redis = this.addRedis(props, ports.redis);
     this.qdrant = this.addQdrant(props, ports.qdrant);
     this.objectStore = this.addObjectStore(props, ports.minio);
-    this.backup = this.addBackup(props, ports.backup);
+    this.backup = this.addBackup(props, ports.backup, postgres);
     this.connectionOutput(props.tenant.name);
     this.adminOutput(props.tenant.name);
   }
@@ -77,19 +79,22 @@ export class Tenant extends Construct {
     return { environment: env.name, tenant: tenant.name, network, storage: env.storage };
   }
 
-  private addPostgres(props: TenantProps, publishedPort: HostPort | undefined): PostgresEndpoint | undefined {
+  /** A stateful service's own share of the host, from its `services.<s>` section: storage, memory and CPUs. */
+  private static resources(service: { readonly storage?: ServiceStorage; readonly memoryMb: number; readonly cpus?: number }) {
+    return { storageOverride: service.storage, memoryMb: service.memoryMb, cpus: service.cpus };
+  }
+
+  private addPostgres(props: TenantProps, publishedPort: HostPort | undefined): PostgresServer | SharedPostgresDatabases | undefined {
     const { environment: env } = props;
     const postgres = props.tenant.services.postgres;
     if (!postgres?.enabled) return undefined;
     if (postgres.mode === 'shared') return this.sharedDatabases(props);
     return new PostgresServer(this, 'postgres', {
       ...this.serviceBase(props),
+      ...Tenant.resources(postgres),
       image: props.images.use(environmentImage.postgres(env.images, postgres.version)),
-      storageOverride: postgres.storage,
       databases: postgres.databases,
       parameters: postgres.parameters,
-      memoryMb: postgres.memoryMb,
-      cpus: postgres.cpus,
       publishedPort,
       pitr: props.tenant.backup.postgres?.pitr,
     });
@@ -119,16 +124,14 @@ export class Tenant extends Construct {
     if (!redis?.enabled) return undefined;
     return new RedisSentinel(this, 'redis', {
       ...this.serviceBase(props),
+      ...Tenant.resources(redis),
       image: props.images.use(environmentImage.redis(props.environment.images)),
-      storageOverride: redis.storage,
       replicas: redis.replicas,
       sentinels: redis.sentinels,
       quorum: redis.quorum,
       downAfterMs: redis.downAfterMs,
       minReplicasToWrite: redis.minReplicasToWrite,
       maxmemory: redis.maxmemory,
-      memoryMb: redis.memoryMb,
-      cpus: redis.cpus,
       publishedPorts,
     });
   }
@@ -138,10 +141,8 @@ export class Tenant extends Construct {
     if (!qdrant?.enabled) return undefined;
     return new Qdrant(this, 'qdrant', {
       ...this.serviceBase(props),
+      ...Tenant.resources(qdrant),
       image: props.images.use(environmentImage.qdrant(props.environment.images, qdrant.version)),
-      storageOverride: qdrant.storage,
-      memoryMb: qdrant.memoryMb,
-      cpus: qdrant.cpus,
       publishedPorts,
     });
   }
@@ -152,18 +153,16 @@ export class Tenant extends Construct {
     const images = props.environment.images;
     return new ObjectStore(this, 'minio', {
       ...this.serviceBase(props),
+      ...Tenant.resources(minio),
       image: props.images.use(environmentImage.minio(images)),
       clientImage: props.images.use(environmentImage.minioClient(images)),
-      storageOverride: minio.storage,
       buckets: minio.buckets,
-      memoryMb: minio.memoryMb,
-      cpus: minio.cpus,
       publishedPorts,
     });
   }
 
   /** The backup agent, for the services created above that have a backup job. */
-  private addBackup(props: TenantProps, publishedPort: HostPort | undefined): Backup | undefined {
+  private addBackup(props: TenantProps, publishedPort: HostPort | undefined, postgres: PostgresServer | SharedPostgresDatabases | undefined): Backup | undefined {
     const { tenant, environment: env } = props;
     if (Object.keys(tenant.backup).length === 0) return undefined;
     const offsite = tenant.offsite ? this.offsiteTarget(props, tenant.offsite) : undefined;
@@ -182,7 +181,7 @@ export class Tenant extends Construct {
       publishedPort,
     });
     // A prepared point-in-time restore reaches the server through its start script (read-only).
-    if (this.postgres instanceof PostgresServer && this.postgres.replication) this.postgres.mountBackups(backup.volume);
+    if (postgres instanceof PostgresServer && postgres.endpoint.replication) postgres.mountBackups(backup.volume);
     return backup;
   }
 
@@ -225,7 +224,7 @@ export class Tenant extends Construct {
     };
   }
 
-  private sharedDatabases(props: TenantProps): PostgresEndpoint {
+  private sharedDatabases(props: TenantProps): SharedPostgresDatabases {
     if (!props.sharedPostgres) {
       throw new Error(`tenant "${props.tenant.name}": postgres mode "shared" needs the environment's sharedPostgres server`);
     }

@@ -9,6 +9,7 @@
 import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
+import { deploymentName } from '../config/naming';
 import { CONFIG_JSON_ENV } from '../runtime/agent/config';
 import { freePort, removeTempDir, startPgBouncer, startRedisProcess, tempDir } from '../test/helpers/servers';
 import { startPostgresLikeImage } from './postgres-entrypoint';
@@ -139,7 +140,7 @@ export class TenantRun {
 
   /** Synthesizes the config in the repository, reads the stack and translates one tenant. */
   static async prepare(environment: string, tenant: string): Promise<TenantRun> {
-    const root = tempDir(`drill-${environment}-${tenant}`);
+    const root = tempDir(`drill-${deploymentName(environment, tenant)}`);
     try {
       const stat = fs.statSync(root);
       const owner = { uid: stat.uid, gid: stat.gid };

@@ -8,6 +8,7 @@
  * container hostnames and one shared set of ports on 127.0.0.1), no container filesystem (so
  * container paths become temp dirs) and no images (so Debian's binaries stand in).
  */
+import { deploymentName } from '../config/naming';
 import { RESTORE_ON_START_SCRIPT } from '../runtime/render/postgres-restore-on-start';
 import * as fs from 'fs';
 import * as path from 'path';
@@ -385,7 +386,7 @@ export async function translateTenant(stack: SynthesizedStack, layout: DrillLayo
       .sort((a, b) => b.length - a.length);
     for (const containerPath of containerPaths) {
       // Named by the part after <env>-<tenant>-, so local paths never contain a container hostname.
-      const local = path.join(layout.root, c.name.slice(`${layout.environment}-${layout.tenant}-`.length), containerPath);
+      const local = path.join(layout.root, c.name.slice(`${deploymentName(layout.environment, layout.tenant)}-`.length), containerPath);
       rows.push({
         change: 'path',
         scope: [c.name],

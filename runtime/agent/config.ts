@@ -100,6 +100,15 @@ export const POSTGRES_DEFAULTS = { parallelJobs: 2, splitTablesLargerThanMb: 256
  * Backup construct writes the value this schema parsed, so moving a field changes every deployed
  * container's config (and replaces it on the next apply).
  */
+
+/** How a job reaches its Postgres server: the address, the role it logs in as, the variable with that role's password. */
+const postgresLogin = {
+  host: z.string().min(1),
+  port: z.number().int().min(1).max(65535),
+  user: z.string().min(1),
+  passwordEnv: envVarName,
+};
+
 const postgresJob = z.strictObject({
   ...jobCommon,
   kind: z.literal('postgres'),
@@ -110,15 +119,12 @@ const postgresJob = z.strictObject({
    */
   verifySchedule: cronExpression.optional(),
   postgres: z.strictObject({
-    host: z.string().min(1),
-    port: z.number().int().min(1).max(65535),
-    /**
-     * The role backups and verification run as: reads every table (pg_read_all_data, BYPASSRLS),
-     * may create the scratch databases verification restores into (CREATEDB). A superuser also
-     * gets role passwords into globals.sql.
+    /*
+     * `user` is the role backups and verification run as: reads every table (pg_read_all_data,
+     * BYPASSRLS), may create the scratch databases verification restores into (CREATEDB). A
+     * superuser also gets role passwords into globals.sql.
      */
-    user: z.string().min(1),
-    passwordEnv: envVarName,
+    ...postgresLogin,
     /** Databases to dump; each becomes a directory-format archive. */
     databases: z.array(z.string().min(1)).min(1),
     /**
@@ -172,11 +178,8 @@ const postgresPitrJob = z.strictObject({
    */
   verifySchedule: cronExpression.optional(),
   pitr: z.strictObject({
-    host: z.string().min(1),
-    port: z.number().int().min(1).max(65535),
-    /** A role with REPLICATION (streaming and base backups) and nothing it does not need. */
-    user: z.string().min(1),
-    passwordEnv: envVarName,
+    // `user` is a role with REPLICATION (streaming and base backups) and nothing it does not need.
+    ...postgresLogin,
     /** The replication slot that keeps WAL on the server while the receiver is down. */
     slot: replicationSlotName,
     /** Every moment of the last N days stays restorable (retention keeps base backups and WAL for it). */

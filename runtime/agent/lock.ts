@@ -24,7 +24,8 @@ function processStartTime(pid: number): string | null {
   }
 }
 
-function isAlive(pid: number): boolean {
+/** Whether a process with this PID exists; EPERM says it does, only not ours to signal. */
+export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -2,6 +2,7 @@ import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import Docker from 'dockerode';
+import { isAlive, sleep } from './processes';
 
 /*
  * A real Docker daemon for the tests (TESTING.md, "Docker engine"). DOCKER_HOST, when it answers,
@@ -51,17 +52,6 @@ async function answers(docker: Docker): Promise<boolean> {
   }
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
 /** The tests' own daemon's files under `cache`. */
 export function ownDaemonPaths(cache: string) {
   return {
@@ -77,13 +67,13 @@ export function ownDaemonPaths(cache: string) {
 function daemonPid(pidFile: string): number | undefined {
   if (!fs.existsSync(pidFile)) return undefined;
   const pid = Number(fs.readFileSync(pidFile, 'utf8').trim());
-  return pid > 0 && alive(pid) ? pid : undefined;
+  return pid > 0 && isAlive(pid) ? pid : undefined;
 }
 
 function liveUsers(usersDir: string): number[] {
   const pids = fs.readdirSync(usersDir).map(Number).filter((pid) => pid > 0);
-  for (const pid of pids.filter((p) => !alive(p))) fs.rmSync(path.join(usersDir, String(pid)), { force: true });
-  return pids.filter(alive);
+  for (const pid of pids.filter((p) => !isAlive(p))) fs.rmSync(path.join(usersDir, String(pid)), { force: true });
+  return pids.filter(isAlive);
 }
 
 export interface StartOptions {
@@ -148,7 +138,7 @@ export async function startTestDocker(options: StartOptions = {}): Promise<TestD
     if (pid === undefined) return;
     process.kill(pid, 'SIGTERM');
     const deadline = Date.now() + STOP_TIMEOUT_MS;
-    while (alive(pid)) {
+    while (isAlive(pid)) {
       if (Date.now() > deadline) throw new Error(`dockerd (pid ${pid}) did not exit within ${STOP_TIMEOUT_MS / 1000} s of SIGTERM; see ${files.log}`);
       await sleep(200);
     }

@@ -1,5 +1,6 @@
 import { spawn, SpawnOptions } from 'child_process';
 import * as net from 'net';
+import { isAlive } from '../../runtime/agent/lock';
 
 /**
  * Starting, watching and stopping server processes: shared by the test harness and the e2e drill,
@@ -11,14 +12,8 @@ export const STOP_GRACE_MS = 10_000;
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+// The agent's own check (runtime/agent/lock.ts), so the harness and the agent agree on what is alive.
+export { isAlive };
 
 async function waitUntilGone(pid: number, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;

@@ -22,7 +22,7 @@ function backup(extra: Extra = {}) {
       image: 'tenantry/backup-agent:0.1.0',
       timeZone: 'Europe/Berlin',
       jobs: { postgres: JOB, redis: { ...JOB, schedule: '15 * * * *' } },
-      postgres,
+      postgres: postgres.endpoint,
       redis,
       ...extra,
     });

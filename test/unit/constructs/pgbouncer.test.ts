@@ -22,7 +22,7 @@ function pgbouncer(props: PoolProps = {}) {
       memoryMb: 512,
       ...CONFIG_DEFAULTS.postgres,
     });
-    pool = new PgBouncer(scope, 'pgbouncer', { environment: 'dev', tenant: 'acme', image: 'edoburu/pgbouncer:v1.23.1-p2', network: NETWORK, postgres, ...CONFIG_DEFAULTS.pgbouncer, ...props });
+    pool = new PgBouncer(scope, 'pgbouncer', { environment: 'dev', tenant: 'acme', image: 'edoburu/pgbouncer:v1.23.1-p2', network: NETWORK, postgres: postgres.endpoint, ...CONFIG_DEFAULTS.pgbouncer, ...props });
   });
   const c = container(out.doc, 'dev-acme-pgbouncer');
   const ini = unescapeTerraformTemplate(upload(c, '/etc/pgbouncer/pgbouncer.ini').content);

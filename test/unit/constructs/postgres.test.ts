@@ -108,13 +108,13 @@ describe('PostgresServer', () => {
   });
 
   test('exposes its endpoint: host, port, databases and roles derived from the tenant name', () => {
-    const { server } = postgres({ tenant: 'big-co' });
+    const { endpoint } = postgres({ tenant: 'big-co' }).server;
 
-    expect(server.host).toBe('dev-big-co-postgres');
-    expect(server.port).toBe(5432);
-    expect(server.databases).toEqual(['app', 'analytics']);
-    expect(server.appRole).toBe('big_co_app');
-    expect(server.readonlyRole).toBe('big_co_readonly');
+    expect(endpoint.host).toBe('dev-big-co-postgres');
+    expect(endpoint.port).toBe(5432);
+    expect(endpoint.databases).toEqual(['app', 'analytics']);
+    expect(endpoint.appRole).toBe('big_co_app');
+    expect(endpoint.readonlyRole).toBe('big_co_readonly');
     expect(tenantRoles('big-co')).toEqual({ appRole: 'big_co_app', readonlyRole: 'big_co_readonly', backupRole: 'big_co_backup', replicationRole: 'big_co_replication' });
   });
 

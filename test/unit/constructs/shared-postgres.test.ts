@@ -2,7 +2,7 @@ import { Construct } from 'constructs';
 import { SharedPostgresDatabases, SharedPostgresServer } from '../../../constructs/shared-postgres';
 import { unescapeTerraformTemplate } from '../../../constructs/terraform-text';
 import { renderPostgresInitScript } from '../../../runtime/render/postgres';
-import { container, envOf, labels, NETWORK, RANDOM_PASSWORD_REF, STORAGE, synth } from './support';
+import { container, envOf, labels, NETWORK, passwordId, RANDOM_PASSWORD_REF, resourcesOf, STORAGE, synth } from './support';
 
 function sharedServer(scope: Construct) {
   return new SharedPostgresServer(scope, 'shared-postgres', {
@@ -46,5 +46,28 @@ describe('SharedPostgresServer and SharedPostgresDatabases', () => {
     expect(env.PGHOST).toBe('dev-shared-postgres');
     expect(env.PGPASSWORD).toBe(envOf(container(doc, 'dev-shared-postgres')).POSTGRES_PASSWORD);
     for (const secret of ['PGPASSWORD', 'TENANTRY_APP_PASSWORD', 'TENANTRY_READONLY_PASSWORD']) expect(env[secret]).toMatch(RANDOM_PASSWORD_REF);
+  });
+
+  test("a tenant's endpoint: the shared server's address and superuser, the tenant's own roles with passwords of their own", () => {
+    let databases: SharedPostgresDatabases | undefined;
+    const { doc } = synth((scope) => {
+      const server = sharedServer(scope);
+      databases = new SharedPostgresDatabases(scope, 'postgres', { environment: 'dev', tenant: 'big-co', server, network: NETWORK, databases: ['app'] });
+    });
+    const { host, port, appRole, readonlyRole, backupRole, superuser } = databases!.endpoint;
+    expect({ host, port, appRole, readonlyRole, backupRole, superuser: superuser.user }).toEqual({
+      host: 'dev-shared-postgres',
+      port: 5432,
+      appRole: 'big_co_app',
+      readonlyRole: 'big_co_readonly',
+      backupRole: 'big_co_backup',
+      superuser: 'postgres',
+    });
+
+    const env = envOf(container(doc, 'dev-big-co-postgres-provision'));
+    const tenantIds = ['TENANTRY_APP_PASSWORD', 'TENANTRY_READONLY_PASSWORD', 'TENANTRY_BACKUP_PASSWORD'].map((name) => passwordId(env[name]));
+    const serverId = passwordId(env.PGPASSWORD);
+    expect(new Set([...tenantIds, serverId]).size).toBe(4);
+    expect(Object.keys(resourcesOf(doc, 'random_password')).sort()).toEqual([...tenantIds, serverId].sort());
   });
 });
