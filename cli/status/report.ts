@@ -156,7 +156,7 @@ export function renderStatusTable(report: StatusReport, colors: Colors, terminal
       out.push(services.toString());
     }
     if (t.backups.length > 0) {
-      const backups = new Table({ head: ['JOB', 'LAST GOOD BACKUP', 'AGE / POLICY', 'SIZE', 'VERIFIED', 'OFF-SITE LAG', 'FAILURES', 'PITR WINDOW'], style: { head: [], border: [] }, chars: COMPACT });
+      const backups = new Table({ head: ['JOB', 'LAST GOOD BACKUP', 'AGE / POLICY', 'SIZE', 'VERIFIED', 'OFF-SITE LAG', 'FAILURES', 'PITR WINDOW (UTC)'], style: { head: [], border: [] }, chars: COMPACT });
       for (const b of t.backups) {
         backups.push([
           b.running ? `${b.job} (running)` : b.job,

@@ -8,7 +8,8 @@ import { z } from 'zod';
 import type { AgentConfig, JobConfig } from './config';
 import { isGood } from './manifest';
 import { isLockHeld } from './lock';
-import { scheduleGaps } from './status';
+import { readRestorableWindow } from './pitr/window';
+import { goodBaseBackups, scheduleGaps } from './status';
 import { BackupStore } from './store';
 
 export const STALENESS_RULE = 'late when the newest good backup is older than 2 x the longest gap of the job\'s schedule';
@@ -66,6 +67,7 @@ export async function agentStatus(config: AgentConfig, now: Date): Promise<Agent
     const maxAgeSeconds = 2 * (gaps.get(job.name) ?? 0);
     const ageSeconds = last ? Math.max(0, Math.round((now.getTime() - Date.parse(last.endedAt)) / 1000)) : null;
     const pending = job.offsite ? good.find((m) => m.offsite?.status !== 'uploaded') : undefined;
+    const window = job.kind === 'postgres-pitr' ? await readRestorableWindow(config.backupDir, job.name, goodBaseBackups(entries)) : undefined;
     jobs.push({
       job: job.name,
       kind: job.kind,
@@ -78,6 +80,7 @@ export async function agentStatus(config: AgentConfig, now: Date): Promise<Agent
       failuresSinceLastGood: failures.length,
       lastFailure: latestFailure ? { id: latestFailure.id, at: latestFailure.manifest?.endedAt ?? latestFailure.startedAt.toISOString(), error: latestFailure.problem ?? 'unknown' } : null,
       running: isLockHeld(store.lockFile),
+      ...(window && { restorableWindow: { from: window.from.toISOString(), to: window.to.toISOString() } }),
       restoreCredential: restoreCredentialOf(job),
     });
   }
@@ -97,7 +100,8 @@ export function renderStatus(status: AgentStatus): string {
     const last = j.lastGood ? `last good ${j.lastGood.id}, ${age(j.ageSeconds ?? 0)} ago (limit ${age(j.maxAgeSeconds)})` : 'no good backup yet';
     const failures = j.failuresSinceLastGood > 0 ? `, ${j.failuresSinceLastGood} failed run(s) since: ${j.lastFailure?.error.split('\n')[0]}` : '';
     const offsite = j.offsiteLagSeconds === null ? '' : `, off-site lag ${age(j.offsiteLagSeconds)}`;
-    return `${j.job}: ${j.late ? 'LATE' : 'ok'}, ${last}${offsite}${failures}${j.running ? ', running now' : ''}`;
+    const window = j.restorableWindow ? `, restorable ${j.restorableWindow.from} .. ${j.restorableWindow.to}` : '';
+    return `${j.job}: ${j.late ? 'LATE' : 'ok'}, ${last}${window}${offsite}${failures}${j.running ? ', running now' : ''}`;
   });
   return `${[...lines, `(${status.rule})`].join('\n')}\n`;
 }

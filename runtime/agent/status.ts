@@ -88,7 +88,7 @@ function summarize(job: JobConfig, entries: BackupEntry[], counters: JobCounters
 }
 
 /** Good base backups' details, oldest first (entries come sorted by start). */
-function goodBaseBackups(entries: readonly BackupEntry[]): BaseBackupDetails[] {
+export function goodBaseBackups(entries: readonly BackupEntry[]): BaseBackupDetails[] {
   return entries.flatMap((e) => (e.state === 'ok' && e.manifest && isGood(e.manifest) ? [e.manifest.details as unknown as BaseBackupDetails] : []));
 }
 

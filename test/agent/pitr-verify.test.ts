@@ -8,6 +8,7 @@ import * as path from 'path';
 import { AgentConfig } from '../../runtime/agent/config';
 import { committedUnseen, verifyRecovery } from '../../runtime/agent/pitr/verify';
 import { runBackup } from '../../runtime/agent/runner';
+import { agentStatusSchema } from '../../runtime/agent/report';
 import { renderMetrics, snapshotJobs } from '../../runtime/agent/status';
 import { PostgresServer, postgresVersionsUnderTest, withDatabase } from '../helpers/servers';
 import { cli, manifests, testAgent, writeConfig } from './harness';
@@ -68,6 +69,21 @@ describe.each(postgresVersionsUnderTest())('PostgreSQL $major', ({ binDir }) => 
     const windowStart = Date.parse((manifest.details as { endTime: string }).endTime) / 1000;
     const windowLine = metrics.split('\n').find((line) => line.startsWith('tenantry_pitr_window_start_timestamp_seconds{') && line.includes('job="pitr"'));
     expect(Number(windowLine?.split(' ').pop())).toBeCloseTo(windowStart, 3);
+  });
+
+  test('status --json: the restorable window, from the base backup\'s end to the archive\'s last write', async () => {
+    await receiver.caughtUp(server);
+    const caughtUp = Date.now();
+    const result = await cli(['status', '--json', '--config', configPath], env);
+    expect(result).toMatchObject({ code: 0, stderr: '' });
+    const [job] = agentStatusSchema.parse(JSON.parse(result.stdout)).jobs;
+    const [manifest] = await manifests(config, 'pitr');
+    expect(job.restorableWindow?.from).toBe(new Date((manifest.details as { endTime: string }).endTime).toISOString());
+    // The receiver wrote the last commit before it caught up; a quiet server writes nothing more.
+    const newestWrite = Math.max(...fs.readdirSync(receiver.folder).filter((n) => /^[0-9A-F]{24}(\.partial)?$/.test(n)).map((n) => fs.statSync(path.join(receiver.folder, n)).mtimeMs));
+    expect(Date.parse(job.restorableWindow!.to)).toBe(new Date(newestWrite).getTime());
+    expect(Date.parse(job.restorableWindow!.to)).toBeLessThanOrEqual(caughtUp);
+    expect(Date.parse(job.restorableWindow!.to)).toBeGreaterThan(Date.parse(job.restorableWindow!.from));
   });
 
   test('the race check: a transaction a snapshot did not see, committed on the server asked, is caught; none is not', async () => {

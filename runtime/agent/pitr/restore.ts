@@ -24,6 +24,7 @@ import { runTool } from '../exec';
 import { describeTarget, recover, RecoveredPoint, RecoveryTarget, serverUser } from './recovery';
 import { pathForMajor } from './server-binaries';
 import { PITR_FOLDERS, PREPARED_RESTORE } from './layout';
+import { archiveWrittenUntil } from './window';
 import { firstGap, formatLsn, listWal, parseLsn, SegmentId, segmentName, segmentOf, WalContents, walFolder } from './wal-archive';
 
 const PARTIAL = '.partial';
@@ -193,7 +194,8 @@ async function checkWalCovers(folder: string, base: BaseBackup, target: Recovery
 async function replayToTime(folder: string, base: BaseBackup, time: string, PATH: string): Promise<{ replay: RecoveryTarget; note?: string }> {
   const target: RecoveryTarget = { time };
   const bytes = base.details.walSegmentBytes;
-  const segments = archivedFiles(await listWal(folder, bytes));
+  const contents = await listWal(folder, bytes);
+  const segments = archivedFiles(contents);
   const first = segmentOf(parseLsn(base.details.endLsn), bytes);
   let lastEnded: Date | undefined;
   for (const file of [...segments].reverse()) {
@@ -206,7 +208,7 @@ async function replayToTime(folder: string, base: BaseBackup, time: string, PATH
     }
   }
   if (lastEnded !== undefined && lastEnded.getTime() >= Date.parse(time)) return { replay: target };
-  const written = new Date(Math.max(...(await Promise.all(segments.map(async (file) => (await fs.promises.stat(path.join(folder, file.name))).mtimeMs)))));
+  const written = (await archiveWrittenUntil(folder, contents)) ?? new Date(0);
   const last = lastEnded ? `the last transaction in it ended at ${lastEnded.toISOString()}` : 'it holds no transaction after the base backup';
   if (written.getTime() < Date.parse(time)) {
     throw new UserError(

@@ -93,6 +93,19 @@ describe('the report', () => {
     expect(statusReport([well], NOW).ok).toBe(true);
   });
 
+  test('a point-in-time job\'s restorable window: in the JSON as the agent reports it, in the table to the minute (UTC)', () => {
+    const restorableWindow = { from: '2026-12-01T01:00:10.123Z', to: '2026-12-01T11:59:58.456Z' };
+    const pitr = job({ job: 'postgres-pitr', kind: 'postgres-pitr', restorableWindow });
+    const report = statusReport([tenantStatus('prod', 'acme', 'ssh://deploy@db1', [], backupStatuses(agent([job({}), pitr]), LONG_AGO, NOW), [])], NOW);
+    expect(statusReportSchema.parse(JSON.parse(JSON.stringify(report))).tenants[0].backups.map((b) => [b.job, b.restorableWindow])).toEqual([
+      ['postgres', null],
+      ['postgres-pitr', restorableWindow],
+    ]);
+    const table = renderStatusTable(report, createColors(false), false);
+    expect(table).toContain('PITR WINDOW (UTC)');
+    expect(table).toMatch(/postgres-pitr .*2026-12-01 01:00 \.\. 2026-12-01 11:59/);
+  });
+
   test('on a terminal: colour and a summary line; piped: plain, the problems listed all the same', () => {
     const report = statusReport([sick, well], NOW);
     const terminal = renderStatusTable(report, createColors(true), true);
