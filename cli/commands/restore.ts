@@ -3,7 +3,9 @@ import { POSTGRES_SERVICE } from '../../config/container-labels';
 import { formatSize, ListedBackup } from '../../runtime/agent/listing';
 import type { JobStatus } from '../../runtime/agent/report';
 import type { CliCommand, CliIO } from '../context';
-import { agentError, containerName, execAgent, serviceOf, tenantContainers } from '../docker/fleet';
+import { preparedRestore } from '../../runtime/agent/pitr/restore';
+import { RESTORES_APPLIED_FOLDER } from '../../runtime/render/postgres-restore-on-start';
+import { agentError, containerName, execAgent, execIn, serviceOf, tenantContainers } from '../docker/fleet';
 import { agentStatus, chooseJobs, listBackups, openTenantAgent, TenantAgent } from '../docker/tenant-agent';
 import { OperationFailed, UsageError } from '../errors';
 import { loadOrThrow } from '../synthesis';
@@ -146,11 +148,13 @@ function logicalPlan(agent: TenantAgent, job: JobStatus, backup: ListedBackup, o
 function pointInTimePlan(agent: TenantAgent, job: JobStatus, pointInTime: string[], postgres: string): string[] {
   const window = job.restorableWindow ? `${job.restorableWindow.from} .. ${job.restorableWindow.to}` : 'not reported by the agent';
   return [
-    `Restore ${agent.who} Postgres to ${pointInTime.join(' ')} (job ${job.job}; restorable window: ${window})`,
+    `Restore ${agent.who} Postgres to ${describePoint(pointInTime)} (job ${job.job}; restorable window: ${window})`,
     `  replaces: the data directory of ${postgres}: the agent prepares a recovered copy first, then the`,
     '            container is restarted and its start wrapper swaps the copy in; the current one is kept as pgdata.before-restore-<id>',
   ];
 }
+
+const describePoint = ([flag, value]: string[]) => `${flag.replace(/^--to-/, '')} ${value}`;
 
 /** Asks for "yes" on a terminal; without one, only --yes goes on. */
 async function confirm(io: CliIO, yes: boolean | undefined, plan: string[]): Promise<void> {
@@ -212,11 +216,24 @@ async function restoreToPoint(agent: TenantAgent, job: JobStatus, pointInTime: s
   io.stdout('Preparing the recovered data directory in the backup container…\n');
   const prepared = await execAgent(agent.container, ['restore', job.job, ...pointInTime], { env: credential, onLog: progressLogger(io) });
   if (prepared.exitCode !== 0) throw new OperationFailed(`${agent.who}: preparing the point-in-time restore failed; the server is untouched: ${agentError(prepared)}`);
+  const restore = preparedRestore(prepared.stdout);
+  if (!restore) throw new OperationFailed(`${agent.who}: the agent reported no prepared restore, so ${containerName(postgres)} was not restarted: ${prepared.stdout.trim()}`);
+  const name = containerName(postgres);
   const container = agent.connection.docker.getContainer(postgres.Id);
-  io.stdout(`Restarting ${containerName(postgres)} so its start wrapper applies the prepared restore…\n`);
+  io.stdout(`Prepared restore ${restore.id} (${restore.reached})\nRestarting ${name} so its start wrapper applies it…\n`);
   await container.restart({ t: 60 });
-  await waitHealthy(container, containerName(postgres));
-  io.stdout(`Restored: ${prepared.stdout.trim()}\nChecked:  the recovered copy reached its target and was consistent (the agent's checks above); ${containerName(postgres)} is healthy on it\n`);
+  await waitHealthy(container, name);
+  // The wrapper starts the server on its current data directory when it cannot apply the restore: healthy alone proves nothing.
+  const applied = await execIn(container, ['sh', '-c', `test -e "$(dirname "$PGDATA")/${RESTORES_APPLIED_FOLDER}/$1"`, 'sh', restore.id], 'postgres');
+  if (applied.exitCode !== 0) {
+    const log = (await container.logs({ stdout: true, stderr: true, tail: 200 })).toString('utf8').split('\n').filter((l) => l.includes('tenantry-restore-on-start'));
+    throw new OperationFailed(`${name} restarted but did not apply restore ${restore.id}: it runs on its previous data directory, untouched. Its start wrapper said:\n${log.join('\n') || '(nothing)'}`);
+  }
+  io.stdout(
+    `Restored: ${agent.who} Postgres to ${restore.reached}; ${name} runs on it (restore ${restore.id})\n` +
+      `Checked:  the recovered copy reached its target and was consistent before it was swapped in; ${name} is healthy on it\n` +
+      `Kept:     the data directory it replaced, as pgdata.before-restore-${restore.id} on ${name}'s data volume: remove it once you are satisfied\n`,
+  );
 }
 
 async function waitHealthy(container: Docker.Container, name: string): Promise<void> {

@@ -64,14 +64,24 @@ export interface AgentExec {
  * added to that one process only (a restore's elevated credential): never on a command line,
  * never in the container's configuration. `onLine` sees each stdout line as it arrives.
  */
-export async function execAgent(
+export function execAgent(
   container: Docker.Container,
   args: readonly string[],
   options: { env?: Record<string, string>; onLine?: (line: string) => void; onLog?: (line: string) => void } = {},
 ): Promise<AgentExec> {
+  return execIn(container, [AGENT_EXEC.command, ...args], AGENT_EXEC.user, options);
+}
+
+/** `command` in `container` as `user` (docker exec); see execAgent. */
+export async function execIn(
+  container: Docker.Container,
+  command: readonly string[],
+  user: string,
+  options: { env?: Record<string, string>; onLine?: (line: string) => void; onLog?: (line: string) => void } = {},
+): Promise<AgentExec> {
   const exec = await container.exec({
-    Cmd: [AGENT_EXEC.command, ...args],
-    User: AGENT_EXEC.user,
+    Cmd: [...command],
+    User: user,
     Env: Object.entries(options.env ?? {}).map(([k, v]) => `${k}=${v}`),
     AttachStdout: true,
     AttachStderr: true,

@@ -14,6 +14,9 @@ import { checkPath } from './validate';
 export const BACKUP_MOUNT = '/var/lib/tenantry/backup';
 
 
+/** Beside the data directory (PGDATA) on the data volume: one empty file per applied restore, named by its id. */
+export const RESTORES_APPLIED_FOLDER = 'restores-applied';
+
 /** Where the script is uploaded in the Postgres container. */
 export const RESTORE_ON_START_SCRIPT = '/usr/local/bin/tenantry-restore-on-start.sh';
 
@@ -54,7 +57,7 @@ export function renderRestoreOnStart(o: RestoreOnStartOptions = {}): string {
       `restores=${shQuote(restores)}`,
       ': "${PGDATA:?PGDATA must be set}"',
       'volume=$(dirname "$PGDATA")',
-      'applied="$volume/restores-applied"',
+      `applied="$volume/${RESTORES_APPLIED_FOLDER}"`,
       'say() { echo "tenantry-restore-on-start: $*" >&2; }',
       '',
       'owner=$(stat -c %u "$volume")',

@@ -136,10 +136,7 @@ export function restoreToPoint(agent: Agent, job: PitrJob, options: PitrRestoreO
       await fs.promises.rename(work, path.join(restores, id));
       await writeFileAtomic(path.join(restores, PREPARED_RESTORE.pending), `${id}\n`);
       ctx.log.info('restore prepared', { id, reachedLsn: point.reachedLsn, reachedTime: point.reachedTime });
-      return (
-        `restore ${id} is ready (${describeTarget(options.target)}: LSN ${point.reachedLsn}, last transaction ${point.reachedTime ?? 'none'}, timeline ${point.timeline}, from ${base.id}); ` +
-        'restart the Postgres container to apply it (its data directory is kept as pgdata.before-restore-' + id + ')'
-      );
+      return `${preparedLine(id, `${describeTarget(options.target)}: LSN ${point.reachedLsn}, last transaction ${point.reachedTime ?? 'none'}, timeline ${point.timeline}, from ${base.id}`)}; ${APPLY_HINT(id)}`;
     } catch (error) {
       if (options.targetDir === undefined) await fs.promises.rm(work, { recursive: true, force: true });
       throw error;
@@ -182,6 +179,16 @@ async function checkWalCovers(folder: string, base: BaseBackup, target: Recovery
     );
   }
   return newest.segno;
+}
+
+/** The first part of the result of a prepared restore; the operator CLI reads the id and what was reached from it (preparedRestore). */
+const preparedLine = (id: string, reached: string) => `restore ${id} is ready (${reached})`;
+const APPLY_HINT = (id: string) => `restart the Postgres container to apply it (its data directory is kept as pgdata.before-restore-${id})`;
+
+/** The id and what was reached, from `tenantry-agent restore postgres-pitr`'s output; undefined if it prepared none. */
+export function preparedRestore(output: string): { id: string; reached: string } | undefined {
+  const found = /restore (\d{8}T\d{6}Z) is ready \((.*)\); restart the Postgres container/.exec(output);
+  return found ? { id: found[1], reached: found[2] } : undefined;
 }
 
 /**

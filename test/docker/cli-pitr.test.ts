@@ -1,0 +1,151 @@
+import * as fs from 'fs';
+import * as path from 'path';
+import { backupsReportSchema } from '../../cli/commands/backups';
+import { runTenantry } from '../../cli/program';
+import { statusReportSchema } from '../../cli/status/report';
+import { startTestDocker, TestDocker } from '../helpers/docker';
+import { deployFromSynth, Deployment, execIn, ExecResult } from '../helpers/docker-deploy';
+import { buildTestImages } from '../helpers/docker-images';
+import { DockerTestConfig, synthDockerTestConfig } from '../helpers/docker-tenant';
+
+/*
+ * The operator's side of point-in-time recovery (README, "Point-in-time recovery"): `tenantry
+ * status`, `tenantry backups` and `tenantry restore <env> <tenant> postgres-pitr --to-time T --yes`
+ * against a tenant deployed from its synthesized cdk.tf.json on a real Docker daemon, the CLI
+ * running in this process with DOCKER_HOST pointed at the tests' daemon. The agent-level flow
+ * (tenantry-agent restore, docker restart by hand) is test/docker/pitr.test.ts.
+ */
+
+let daemon: TestDocker;
+let dir: string;
+let config: DockerTestConfig;
+let deployment: Deployment | undefined;
+
+const SECONDS = 1000;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+beforeAll(async () => {
+  daemon = await startTestDocker();
+  const images = await buildTestImages(daemon.docker);
+  dir = fs.mkdtempSync(path.join(process.env.TMPDIR ?? '/tmp', 'docker-cli-pitr-'));
+  // An environment and subnet of its own: other Docker suites may deploy theirs on the same daemon.
+  config = synthDockerTestConfig(dir, { environment: 'clipitr', subnet: '172.64.0.0/16' });
+  deployment = await deployFromSynth(daemon.docker, config.stackFile, { tenant: config.tenant, services: ['postgres', 'backup'], substitutions: images.substitutions });
+  await deployment.waitReady();
+}, 900 * SECONDS);
+
+afterAll(async () => {
+  await deployment?.destroy();
+  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  await daemon?.stop();
+}, 120 * SECONDS);
+
+const name = (suffix: string) => `${config.environment}-${config.tenant}-${suffix}`;
+const postgres = () => deployment!.get(name('postgres')).container;
+const agent = () => deployment!.get(name('backup')).container;
+
+async function tenantry(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const code = await runTenantry(['--config-dir', config.configDir, ...argv], {
+    stdout: (t) => (stdout += t),
+    stderr: (t) => (stderr += t),
+    isTTY: false,
+    env: { PATH: process.env.PATH, DOCKER_HOST: daemon.host },
+  });
+  return { code, stdout, stderr };
+}
+
+function ok(result: ExecResult, what: string): string {
+  if (result.exitCode !== 0) throw new Error(`${what} exited ${result.exitCode}:\n${result.stdout}${result.stderr}`);
+  return result.stdout;
+}
+
+/** SQL as the image's superuser on the server's socket, inside its container. */
+const sql = async (query: string, database = 'app') => ok(await execIn(postgres(), ['psql', '-X', '-At', '-v', 'ON_ERROR_STOP=1', '-U', 'postgres', '-d', database, '-c', query], { user: 'postgres' }), query).trim();
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60 * SECONDS): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value !== undefined) return value;
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await sleep(500);
+  }
+}
+
+/** The receiver streams and has flushed everything the server has written so far. */
+const archived = () =>
+  until(
+    'the receiver to catch up',
+    async () => ((await sql("SELECT coalesce((SELECT flush_lsn >= pg_current_wal_lsn() FROM pg_stat_replication WHERE application_name = 'tenantry-agent postgres-pitr'), false)", 'postgres')) === 't' ? true : undefined),
+    90 * SECONDS,
+  );
+
+describe('tenantry over point-in-time recovery of a deployed tenant', () => {
+  let baseBackup: string;
+  let baseEnd: string;
+  let target: string;
+
+  test('a base backup (tenantry backup), then rows before a time T and rows after it', async () => {
+    await archived();
+    const run = await tenantry(['backup', config.environment, config.tenant, 'postgres-pitr']);
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    const last = run.stdout.trim().split('\n').pop()!;
+    expect(last).toMatch(/^postgres-pitr-\S+: ok, \d+ bytes$/);
+    baseBackup = last.split(':')[0];
+    const manifest = JSON.parse(ok(await execIn(agent(), ['cat', `/backups/postgres-pitr/${baseBackup}/manifest.json`], { user: 'tenantry' }), 'cat manifest')) as { details: { endTime: string } };
+    baseEnd = new Date(manifest.details.endTime).toISOString();
+    await sql('CREATE TABLE events (id int PRIMARY KEY, note text)');
+    await sql("INSERT INTO events SELECT i, 'before' FROM generate_series(1, 40) i");
+    await sleep(1100);
+    target = await sql("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')", 'postgres');
+    await sleep(1100);
+    await sql("INSERT INTO events SELECT i, 'after' FROM generate_series(41, 60) i");
+    await archived();
+  }, 240 * SECONDS);
+
+  test('backups lists the base backup', async () => {
+    const json = await tenantry(['backups', config.environment, config.tenant, 'postgres-pitr', '-o', 'json']);
+    expect(json).toMatchObject({ code: 0, stderr: '' });
+    const report = backupsReportSchema.parse(JSON.parse(json.stdout));
+    expect(report.backups.map((b) => [b.job, b.id, b.location, b.status])).toEqual([['postgres-pitr', baseBackup, 'local', 'ok']]);
+    const table = await tenantry(['backups', config.environment, config.tenant, 'postgres-pitr']);
+    expect(table.code).toBe(0);
+    expect(table.stdout).toContain(baseBackup);
+  });
+
+  test('status shows the restorable window: from the base backup\'s end to the archive\'s end, T inside', async () => {
+    const json = await tenantry(['status', '--env', config.environment, '-o', 'json']);
+    const report = statusReportSchema.parse(JSON.parse(json.stdout));
+    const pitr = report.tenants[0].backups.find((b) => b.job === 'postgres-pitr')!;
+    expect(pitr.restorableWindow?.from).toBe(baseEnd);
+    expect(Date.parse(pitr.restorableWindow!.to)).toBeGreaterThan(Date.parse(target));
+    const table = await tenantry(['status', '--env', config.environment]);
+    expect(table.stdout).toContain(`${baseEnd.slice(0, 16).replace('T', ' ')} ..`);
+  });
+
+  test('restore --to-time T --yes: prepared in the agent, Postgres restarted and healthy, exactly the rows before T', async () => {
+    const run = await tenantry(['restore', config.environment, config.tenant, 'postgres-pitr', '--to-time', target, '--yes']);
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain(`Restore ${config.environment}/${config.tenant} Postgres to time ${target} (job postgres-pitr; restorable window: `);
+    const restoreId = /\nPrepared restore (\d{8}T\d{6}Z) \(time /.exec(run.stdout)![1];
+    expect(run.stdout).toContain(`Restarting ${name('postgres')} so its start wrapper applies it`);
+    // The CLI restarted the server itself and confirmed the wrapper applied this restore: no instruction to restart is left over.
+    expect(run.stdout).not.toContain('restart the Postgres container');
+    expect(run.stdout).toMatch(new RegExp(`\\nRestored: ${config.environment}/${config.tenant} Postgres to time ${target}: LSN .*; ${name('postgres')} runs on it \\(restore ${restoreId}\\)\\n`));
+    expect(run.stdout).toContain(`\nKept:     the data directory it replaced, as pgdata.before-restore-${restoreId}`);
+    expect((await postgres().inspect()).State.Health?.Status).toBe('healthy');
+    const rows = await sql("SELECT string_agg(id::text, ',' ORDER BY id) FROM events");
+    expect(rows.split(',')).toEqual(Array.from({ length: 40 }, (_, i) => String(i + 1)));
+    const volume = ok(await execIn(postgres(), ['ls', '/var/lib/postgresql/data'], { user: 'postgres' }), 'ls data volume').split('\n').filter(Boolean).sort();
+    expect(volume).toEqual(['pgdata', `pgdata.before-restore-${restoreId}`, 'restores-applied'].sort());
+  }, 300 * SECONDS);
+});
