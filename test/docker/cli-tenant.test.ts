@@ -97,7 +97,7 @@ describe('tenantry against a deployed tenant', () => {
   test('backup of an unknown job: exit 2 naming the jobs', async () => {
     const run = await tenantry(['backup', config.environment, config.tenant, 'postgress']);
     expect(run).toMatchObject({ code: 2, stdout: '' });
-    expect(run.stderr).toBe(`tenantry: ${config.environment}/${config.tenant} has no backup job "postgress"; did you mean "postgres"? (jobs: postgres, redis)\n`);
+    expect(run.stderr).toBe(`tenantry: ${config.environment}/${config.tenant} has no backup job "postgress"; did you mean "postgres"? (jobs: postgres, postgres-pitr, redis)\n`);
   });
 
   test('restore: refused without a terminal unless --yes, and without the credential, before anything runs', async () => {
