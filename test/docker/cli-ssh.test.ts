@@ -101,8 +101,8 @@ describe('tenantry over ssh://', () => {
     const configDir = configWithDocker('wrong-key', { host: sshd!.url, sshOptions: options });
     const run = await tenantry(['backups', config.environment, config.tenant], configDir);
     expect(run).toMatchObject({ code: 1, stdout: '' });
-    expect(run.stderr).toMatch(/^tenantry: [^\n]*host key[^\n]*\n$/i);
-    expect(run.stderr).toContain(`127.0.0.1:${sshd!.port}`);
+    // ssh's banner about a changed key comes before its reason: only the reason is shown.
+    expect(run.stderr).toBe(`tenantry: cannot reach Docker at ${sshd!.url}: Host key verification failed.\n`);
   }, 60 * SECONDS);
 
   test('a host that does not answer: one clear line, exit 1', async () => {
@@ -110,8 +110,9 @@ describe('tenantry over ssh://', () => {
     const configDir = configWithDocker('unreachable', { host: `ssh://root@127.0.0.1:${port}`, sshOptions: sshd!.sshOptions });
     const run = await tenantry(['backups', config.environment, config.tenant], configDir);
     expect(run).toMatchObject({ code: 1, stdout: '' });
-    expect(run.stderr).toMatch(/^tenantry: [^\n]*\n$/);
-    expect(run.stderr).toContain(`127.0.0.1:${port}`);
-    expect(run.stderr).toMatch(/connection refused/i);
+    expect(run.stderr).toBe(`tenantry: cannot reach Docker at ssh://root@127.0.0.1:${port}: ssh: connect to host 127.0.0.1 port ${port}: Connection refused\n`);
+    const status = await tenantry(['status', '--env', config.environment], configDir);
+    expect(status.code).toBe(1);
+    expect(status.stdout).toContain(`${config.environment}/${config.tenant}: cannot reach Docker at ssh://root@127.0.0.1:${port}: ssh: connect to host 127.0.0.1 port ${port}: Connection refused\n`);
   }, 60 * SECONDS);
 });
