@@ -3,7 +3,7 @@
 # As root it installs what is missing; otherwise it prints the exact command and fails.
 set -eu
 
-packages="postgresql postgresql-client pgbouncer redis-server redis-sentinel zstd gosu docker.io debootstrap"
+packages="postgresql postgresql-client pgbouncer redis-server redis-sentinel zstd gosu docker.io debootstrap openssh-server openssh-client"
 missing=""
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "$1" ]; }
 pg_bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)"
@@ -19,6 +19,9 @@ have gosu || missing="$missing gosu"
 # base image with debootstrap (nothing can be pulled from a registry here).
 have /usr/sbin/dockerd || missing="$missing docker.io"
 have /usr/sbin/debootstrap || missing="$missing debootstrap"
+# docker.host ssh:// (test/docker/cli-ssh.test.ts): the tests' own sshd, and the ssh the CLI runs.
+have /usr/sbin/sshd || missing="$missing openssh-server"
+have ssh || missing="$missing openssh-client"
 
 # PostgreSQL 17 beside Debian's 15: the real-server tests run on both (Tenantry supports 15-17).
 # Debian trixie's packages, unpacked into a cache that outlives the checkout (test/helpers/servers.ts
@@ -67,4 +70,7 @@ apt-get install -y -qq --no-install-recommends $packages >/dev/null
 for svc in postgresql pgbouncer redis-server redis-sentinel docker containerd; do
   service "$svc" stop >/dev/null 2>&1 || true
 done
+# The tests run their own sshd on a free port. The system's is stopped only when installed just
+# now: one that ran before may be how someone reaches this machine.
+case " $missing " in *" openssh-server "*) service ssh stop >/dev/null 2>&1 || true ;; esac
 ensure_postgres_17

@@ -43,7 +43,7 @@ export function connect(environment: EnvironmentConfig, env: NodeJS.ProcessEnv):
       return plain(host, new Docker({ ...base, protocol: 'https', host: url.hostname, port, ca: read('ca.pem'), cert: read('cert.pem'), key: read('key.pem') }));
     }
     case 'ssh:': {
-      const agent = new SshAgent(sshArguments(url, sshOptions));
+      const agent = new SshAgent(host, sshArguments(url, sshOptions));
       // docker-modem takes an `agent` for every request (modem.js, dial); @types/dockerode omits it.
       const options: Docker.DockerOptions & { agent: http.Agent } = { ...base, protocol: 'http', host: 'docker', agent };
       return { docker: new Docker(options), host, close: () => agent.destroy() };
@@ -61,6 +61,9 @@ function parse(host: string, environment: string): URL {
   }
 }
 
+/** The Docker host could not be reached at all; the message names the host and why. */
+export class DockerUnreachable extends OperationFailed {}
+
 const plain = (host: string, docker: Docker): DockerConnection => ({ docker, host, close: () => undefined });
 
 /** `ssh [options] [-p port] [-l user] host -- docker system dial-stdio`. */
@@ -77,9 +80,17 @@ export function sshArguments(url: URL, options: readonly string[]): string[] {
   ];
 }
 
-/** An HTTP agent whose connections are `ssh … docker system dial-stdio` processes, kept alive between requests. */
+/**
+ * An HTTP agent whose connections are `ssh … docker system dial-stdio` processes, kept alive between
+ * requests. When ssh fails (a changed host key, a refused connection, a missing `docker` there), its
+ * stdout ends before it exits: the connection is held open until ssh has exited, so a request fails
+ * with ssh's own last line rather than an empty "socket hang up".
+ */
 class SshAgent extends http.Agent {
-  constructor(private readonly args: string[]) {
+  constructor(
+    private readonly host: string,
+    private readonly args: string[],
+  ) {
     super({ keepAlive: true, maxSockets: 4 });
   }
 
@@ -87,14 +98,36 @@ class SshAgent extends http.Agent {
     const child = spawn('ssh', this.args, { stdio: ['pipe', 'pipe', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString('utf8')).slice(-2000)));
-    const socket = Duplex.from({ readable: child.stdout, writable: child.stdin });
-    child.on('error', (error) => socket.destroy(new Error(`ssh ${this.args.join(' ')}: ${error.message}`)));
-    child.on('exit', (code) => {
-      if (code !== 0 && code !== null) socket.destroy(new Error(`ssh ${this.args.join(' ')} exited ${code}: ${stderr.trim().split('\n').pop() ?? ''}`));
+    const failed = (why: string) => socket.destroy(new DockerUnreachable(`cannot reach Docker at ${this.host}: ${why}`));
+    // The connection lives as long as the ssh process, whatever its pipes do first.
+    const socket = new Duplex({
+      read: () => child.stdout.resume(),
+      // A write into a pipe ssh has closed is answered by ssh's exit, with its reason.
+      write: (chunk: Buffer, _encoding, done) => child.stdin.write(chunk, () => done()),
+      final: (done) => child.stdin.end(() => done()),
+      destroy: (error, done) => {
+        child.kill();
+        done(error);
+      },
     });
-    socket.on('close', () => child.kill());
+    child.stdin.on('error', () => undefined);
+    child.stdout.on('data', (chunk: Buffer) => socket.push(chunk) || child.stdout.pause());
+    child.on('error', (error) => failed(`ssh: ${error.message}`));
+    child.on('close', (code, signal) => {
+      if (code === 0 || signal !== null) socket.push(null);
+      else failed(lastLine(stderr) ?? `ssh exited ${code}`);
+    });
     // http expects a socket's knobs; a pipe to ssh has none of them to turn.
     Object.assign(socket, { setKeepAlive: () => socket, setNoDelay: () => socket, setTimeout: () => socket, ref: () => socket, unref: () => socket });
     return socket;
   }
+}
+
+/** ssh's last line of stderr: its reason for giving up (the lines before are warnings and banners). */
+function lastLine(text: string): string | undefined {
+  return text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l !== '')
+    .pop();
 }

@@ -21,6 +21,8 @@ describe('startTestDocker', () => {
       expect(own.host).toBe(`unix://${files.socket}`);
       expect((await own.docker.info()).DockerRootDir).toBe(files.dataRoot);
       const pid = Number(fs.readFileSync(files.pidFile, 'utf8'));
+      // Not the starting run's TMPDIR, which goes away while other runs still use the daemon.
+      expect(fs.readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0')).toContain(`TMPDIR=${files.tmp}`);
       await own.stop();
       expect(() => process.kill(pid, 0)).toThrow();
       await expect(own.docker.ping()).rejects.toThrow();

@@ -31,6 +31,8 @@ export interface DockerTestConfigOptions {
   readonly tenant?: string;
   /** A subnet no other network on the daemon uses. @default '172.61.0.0/16' */
   readonly subnet?: string;
+  /** The environment's `docker` section as a user writes it. @default { host: 'unix:///var/run/docker.sock' } */
+  readonly docker?: { readonly host: string; readonly sshOptions?: readonly string[] };
 }
 
 /** Writes the configuration under `dir` and synthesizes it there (cdktf.out). */
@@ -48,7 +50,7 @@ export function synthDockerTestConfig(dir: string, options: DockerTestConfigOpti
     stringify({
       name: environment,
       production: false,
-      docker: { host: 'unix:///var/run/docker.sock' },
+      docker: options.docker ?? { host: 'unix:///var/run/docker.sock' },
       network: { name: `tenantry-${environment}`, subnet: options.subnet ?? '172.61.0.0/16' },
       storage: { kind: 'volume' },
       backup: { defaults: { postgres: off, redis: off, qdrant: off, minio: off } },

@@ -60,6 +60,7 @@ export function ownDaemonPaths(cache: string) {
     socket: path.join(cache, 'docker.sock'),
     pidFile: path.join(cache, 'dockerd.pid'),
     log: path.join(cache, 'dockerd.log'),
+    tmp: path.join(cache, 'tmp'),
     users: path.join(cache, 'users'),
   };
 }
@@ -111,10 +112,13 @@ export async function startTestDocker(options: StartOptions = {}): Promise<TestD
     // A daemon still starting (another run's) gets its chance before a second one is tried.
     if (daemonPid(files.pidFile) === undefined) {
       const log = fs.openSync(files.log, 'a');
+      // runc writes every exec's process file under dockerd's TMPDIR: the daemon outlives the run
+      // that started it (and that run's TMPDIR, which it removes), so it gets one of its own.
+      fs.mkdirSync(files.tmp, { recursive: true, mode: 0o700 });
       const child = spawn(
         '/usr/sbin/dockerd',
         ['--data-root', files.dataRoot, '--exec-root', files.execRoot, '--host', host, '--pidfile', files.pidFile, ...(options.daemonArgs ?? [])],
-        { detached: true, stdio: ['ignore', log, log] },
+        { detached: true, stdio: ['ignore', log, log], env: { ...process.env, TMPDIR: files.tmp } },
       );
       fs.closeSync(log);
       child.unref();
