@@ -26,15 +26,20 @@ import { Offsite } from '../offsite';
 import type { Agent } from '../runner';
 import { ArchiveStatus } from './archive-status';
 import {
+  abandonedFiles,
   archivedSystems,
   checkContinuity,
+  formatLsn,
   listWal,
   markOffsite,
+  parseHistory,
   parseLsn,
   parseWalSegmentSize,
   pendingOffsite,
   readServerFile,
   sealCompleted,
+  setAsideAbandoned,
+  TimelineSwitch,
   walFolder,
   writeServerFile,
 } from './wal-archive';
@@ -69,6 +74,8 @@ export interface IdentifiedServer {
   readonly flushLsn: bigint;
   readonly walSegmentSize: number;
   readonly major: number;
+  /** How the server's timeline descends from timeline 1 (its .history file): empty on timeline 1. */
+  readonly history: readonly TimelineSwitch[];
 }
 
 /** A replication connection (replication=true: the walsender's own commands, as pg_receivewal uses). */
@@ -97,9 +104,12 @@ export async function identifyServer(client: Client): Promise<IdentifiedServer> 
   const system = (await client.query<{ systemid: string; timeline: number; xlogpos: string }>('IDENTIFY_SYSTEM')).rows[0];
   const size = (await client.query<{ wal_segment_size: string }>('SHOW wal_segment_size')).rows[0].wal_segment_size;
   const version = (await client.query<{ server_version_num: string }>('SHOW server_version_num')).rows[0].server_version_num;
+  const timeline = Number(system.timeline);
+  const history = timeline > 1 ? (await client.query<{ content: string | Buffer }>(`TIMELINE_HISTORY ${timeline}`)).rows[0].content.toString() : '';
   return {
     systemIdentifier: String(system.systemid),
-    timeline: Number(system.timeline),
+    timeline,
+    history: parseHistory(history),
     flushLsn: parseLsn(system.xlogpos),
     walSegmentSize: parseWalSegmentSize(size),
     major: Math.floor(Number(version) / 10000),
@@ -203,6 +213,7 @@ export class WalReceiver {
       await client.end().catch(() => undefined);
     }
     const folder = await this.folderFor(server);
+    await this.leaveAbandonedBranch(folder, server);
     const toolDir = clientToolDir(server.major);
     if (!toolDir) this.log.warn('no client tools installed for this server version; using pg_receivewal on PATH', { serverMajor: server.major });
     const env = {
@@ -262,6 +273,23 @@ export class WalReceiver {
     this.status.systemIdentifier = server.systemIdentifier;
     this.status.timeline = server.timeline;
     return folder;
+  }
+
+  /**
+   * After a restore the server runs on a timeline forked from the archived one: the archive's
+   * segments past the fork are set aside (pg_receivewal would otherwise resume after them, at a
+   * place the server's history does not have) and the new timeline is streamed from the fork on.
+   */
+  private async leaveAbandonedBranch(folder: string, server: IdentifiedServer): Promise<void> {
+    const abandoned = await abandonedFiles(folder, await listWal(folder, server.walSegmentSize), server.timeline, server.history);
+    if (!abandoned.length) return;
+    const moved = await setAsideAbandoned(folder, abandoned);
+    const forks = server.history.map((entry) => `timeline ${entry.parent} at ${formatLsn(entry.switchpoint)}`).join(', ');
+    const text =
+      `WAL archive of ${this.job.name}: the server runs on timeline ${server.timeline} (left ${forks || 'no earlier timeline'}, e.g. after a restore); ` +
+      `${moved.length} archived WAL files of the abandoned branch are kept in ${[...new Set(moved.map((m) => path.join(folder, path.dirname(m))))].join(', ')} (${abandoned.join(', ')}), and archiving resumes on timeline ${server.timeline}`;
+    this.log.warn(text);
+    await this.agent.notify(text);
   }
 
   // -------------------------------------------------------------------------------- monitor
