@@ -128,7 +128,7 @@ export class PostgresServer extends Construct {
       service: POSTGRES_SERVICE,
       image: props.image,
       network: props.network,
-      launch: renderPostgres(initOptions(own, props.parameters)),
+      launch: renderPostgres(initOptions(own, props.tenant, props.parameters)),
       env: {
         POSTGRES_PASSWORD: superuser.password,
         ...loginPasswordEnv(own),
@@ -159,9 +159,10 @@ export class PostgresServer extends Construct {
 /** The tenant's part of an endpoint: what its init script creates, and the passwords it sets. */
 type TenantDatabases = Pick<PostgresEndpoint, 'databases' | 'replication'> & TenantLogins;
 
-function initOptions(t: TenantDatabases, parameters: PostgresProps['parameters']): PostgresRenderOptions {
-  const pitr = t.replication && { replicationRole: t.replication.user, maxSlotWalKeepMb: t.replication.maxSlotWalKeepMb };
-  return { databases: [...t.databases], appRole: t.appRole, readonlyRole: t.readonlyRole, backupRole: t.backupRole, parameters: { ...parameters }, pitr };
+function initOptions(t: TenantDatabases, tenant: string, parameters: PostgresProps['parameters']): PostgresRenderOptions {
+  const pitr = t.replication && { maxSlotWalKeepMb: t.replication.maxSlotWalKeepMb };
+  const { replicationRole } = tenantRoles(tenant);
+  return { databases: [...t.databases], appRole: t.appRole, readonlyRole: t.readonlyRole, backupRole: t.backupRole, replicationRole, parameters: { ...parameters }, pitr };
 }
 
 /** The passwords the init script sets, under the variable names it reads them from. */
@@ -198,7 +199,7 @@ export interface RoleProvisioningProps {
 export function provisionRoles(scope: Construct, props: RoleProvisioningProps): ServiceContainer {
   const e = props.endpoint;
   // The init script alone: the server's other files (pg_hba.conf, restore on start) are not the provisioner's.
-  const init = renderPostgres(initOptions(e, {}));
+  const init = renderPostgres(initOptions(e, props.tenant, {}));
   const script = init.files[0].path;
   return new ServiceContainer(scope, 'provision', {
     environment: props.environment,

@@ -12,6 +12,13 @@ export interface PostgresRenderOptions {
   readonlyRole: string;
   /** LOGIN role the backup agent uses: reads everything in these databases (RLS and large objects included). */
   backupRole: string;
+  /**
+   * LOGIN role the backup agent's postgres-pitr job uses (see REPLICATION_ROLE_SQL), created and
+   * given its rights only with `pitr`. Named either way: a tenant that turns PITR off keeps the
+   * role and its CONNECT grants, which stay the tenant's own to the adoption check, while the role
+   * loses LOGIN and REPLICATION.
+   */
+  replicationRole: string;
   /** Server parameters, passed as `-c key=value`. */
   parameters: Record<string, string | number | boolean>;
   /** Point-in-time recovery: WAL streamed to the tenant's backup agent. @default off */
@@ -24,11 +31,6 @@ export interface PostgresRenderOptions {
 }
 
 export interface PostgresPitrOptions {
-  /**
-   * LOGIN role the backup agent streams WAL, takes base backups and verifies recoveries with:
-   * REPLICATION, and read-only access to the tenant's databases (see REPLICATION_ROLE_SQL).
-   */
-  replicationRole: string;
   /** max_slot_wal_keep_size in MiB: WAL the server keeps for a receiver that is down. */
   maxSlotWalKeepMb: number;
 }
@@ -67,17 +69,17 @@ function checkOptions(o: PostgresRenderOptions): void {
   checkIdentifier(RENDERER, 'appRole', o.appRole);
   checkIdentifier(RENDERER, 'readonlyRole', o.readonlyRole);
   checkIdentifier(RENDERER, 'backupRole', o.backupRole);
+  checkIdentifier(RENDERER, 'replicationRole', o.replicationRole);
   if (o.pitr) {
-    checkIdentifier(RENDERER, 'pitr.replicationRole', o.pitr.replicationRole);
     if (!Number.isInteger(o.pitr.maxSlotWalKeepMb) || o.pitr.maxSlotWalKeepMb < 1) {
       throw new Error(`${RENDERER}: pitr.maxSlotWalKeepMb must be a positive whole number of MiB (value: ${o.pitr.maxSlotWalKeepMb})`);
     }
     const clash = PITR_PARAMETER_NAMES.filter((name) => Object.hasOwn(o.parameters, name));
     if (clash.length > 0) throw new Error(`${RENDERER}: parameters ${clash.join(', ')} are set by point-in-time recovery; remove them from parameters`);
   }
-  const roles = [o.appRole, o.readonlyRole, o.backupRole, ...(o.pitr ? [o.pitr.replicationRole] : [])];
+  const roles = [o.appRole, o.readonlyRole, o.backupRole, o.replicationRole];
   if (new Set(roles).size !== roles.length) {
-    throw new Error(`${RENDERER}: appRole, readonlyRole, backupRole and pitr.replicationRole must differ (${roles.map((r) => JSON.stringify(r)).join(', ')})`);
+    throw new Error(`${RENDERER}: appRole, readonlyRole, backupRole and replicationRole must differ (${roles.map((r) => JSON.stringify(r)).join(', ')})`);
   }
   if (o.initDir !== undefined) checkPath(RENDERER, 'initDir', o.initDir);
 }
@@ -144,6 +146,13 @@ ALTER ROLE :"replication_role" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE RE
 GRANT pg_read_all_data TO :"replication_role";
 `;
 
+/** Without PITR: a role left from when it was on keeps its grants but can no longer log in or replicate. */
+const RETIRED_REPLICATION_ROLE_SQL = String.raw`
+SELECT format('ALTER ROLE %I WITH NOLOGIN NOREPLICATION', :'replication_role')
+ WHERE EXISTS (SELECT FROM pg_roles WHERE rolname = :'replication_role')
+\gexec
+`;
+
 /** Per database, with PITR: verification's way in (REPLICATION_ROLE_SQL says why). */
 const REPLICATION_DATABASE_SQL = String.raw`GRANT CONNECT ON DATABASE :"database" TO :"replication_role";`;
 
@@ -191,8 +200,9 @@ GRANT EXECUTE ON FUNCTION tenantry.grant_large_objects_to_backup() TO :"backup_r
  * CONNECT; ALTER OWNER would hand B a database in which A's objects and grants survive. A database
  * of the list must therefore be owned by the app role (only this script, or a superuser, can make it
  * so: the app role lacks CREATEDB, and no other role is a member of it) and mention no role but the
- * tenant's three and superusers, in its own owner and grants or as the owner of anything inside it
- * (pg_shdepend records both; the bootstrap superuser's are not recorded). A superuser-owned
+ * tenant's four (the replication role too, PITR on or off: turned off, it keeps its CONNECT) and
+ * superusers, in its own owner and grants or as the owner of anything inside it (pg_shdepend
+ * records both; the bootstrap superuser's are not recorded). A superuser-owned
  * database is refused too: the official image creates only "postgres" (POSTGRES_DB is not set), a
  * name the config refuses for a tenant. Checked after CREATE DATABASE, which copies template1, so a
  * foreign object planted there is caught as well. PUBLIC's default entries are allowed: a run
@@ -264,9 +274,8 @@ ${LARGE_OBJECTS_SQL}
 
 /** psql input: names as psql variables (validated identifiers), then the SQL blocks above. */
 function initSql(o: PostgresRenderOptions): string {
-  // Without PITR the name is empty: the adoption check's list of the tenant's roles matches no role by it.
-  const names = [`\\set app_role '${o.appRole}'`, `\\set readonly_role '${o.readonlyRole}'`, `\\set backup_role '${o.backupRole}'`, `\\set replication_role '${o.pitr?.replicationRole ?? ''}'`].join('\n');
-  const replication = o.pitr ? [REPLICATION_ROLE_SQL.trim()] : [];
+  const names = [`\\set app_role '${o.appRole}'`, `\\set readonly_role '${o.readonlyRole}'`, `\\set backup_role '${o.backupRole}'`, `\\set replication_role '${o.replicationRole}'`].join('\n');
+  const replication = [(o.pitr ? REPLICATION_ROLE_SQL : RETIRED_REPLICATION_ROLE_SQL).trim()];
   const perDatabase = o.databases.map((database) => [`\\set database '${database}'`, DATABASE_SQL.trim(), ...(o.pitr ? [REPLICATION_DATABASE_SQL] : [])].join('\n'));
   return [names, ROLES_SQL.trim(), ...replication, ...perDatabase].join('\n\n');
 }
@@ -362,7 +371,7 @@ export function renderPostgres(o: PostgresRenderOptions): ContainerLaunch {
   return {
     files: [
       init,
-      { path: PITR_HBA_FILE, content: renderPitrHba(o.pitr.replicationRole) },
+      { path: PITR_HBA_FILE, content: renderPitrHba(o.replicationRole) },
       { path: RESTORE_ON_START_SCRIPT, content: renderRestoreOnStart(), executable: true },
     ],
     entrypoint: ['/bin/sh', RESTORE_ON_START_SCRIPT, IMAGE_ENTRYPOINT],

@@ -7,8 +7,9 @@ import { execFile } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { ArchiveStatus } from '../../runtime/agent/pitr/archive-status';
-import { PitrJob, RECEIVER_TIMING, ReceiverTiming, WalReceiver } from '../../runtime/agent/pitr/receiver';
-import { checkContinuity, historyFileName, listWal, parseLsn, walFolder } from '../../runtime/agent/pitr/wal-archive';
+import type { PitrJob } from '../../runtime/agent/pitr/replication';
+import { RECEIVER_TIMING, ReceiverTiming, WalReceiver } from '../../runtime/agent/pitr/receiver';
+import { ABANDONED_FOLDER, checkContinuity, historyFileName, listWal, parseLsn, walFolder } from '../../runtime/agent/pitr/wal-archive';
 import { renderMetrics, snapshotJobs } from '../../runtime/agent/status';
 import { isAlive } from '../helpers/processes';
 import { freePort, postgresVersionsUnderTest, PostgresServer, startPostgres, tempDir, withDatabase } from '../helpers/servers';
@@ -189,6 +190,8 @@ describe.each(postgresVersionsUnderTest())('WAL archiving from a real PostgreSQL
     await waitFor('the new timeline archived', async () => ((await slotFlushed(server, slot).catch(() => -1n)) >= after.lsn && status.timeline === 2 ? true : undefined), 30_000, 100);
     afterDebug = () => undefined;
     expect(fs.existsSync(path.join(folder, historyFileName(2)))).toBe(true);
+    // The old timeline ended at the switch: nothing of it is an abandoned branch.
+    expect(fs.existsSync(path.join(folder, ABANDONED_FOLDER))).toBe(false);
     const chain = checkContinuity(await listWal(folder));
     expect(chain).toMatchObject({ timeline: 2, gaps: [], problems: [] });
   });

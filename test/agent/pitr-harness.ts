@@ -7,7 +7,7 @@ import { ChildProcess, spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { Client } from 'pg';
-import { identifyServer, PitrJob } from '../../runtime/agent/pitr/base-backup';
+import { identifyJobServer, PitrJob } from '../../runtime/agent/pitr/replication';
 import { walFolder } from '../../runtime/agent/pitr/wal-archive';
 import { freePort, PostgresServer, startPostgres, tempDir, withDatabase } from '../helpers/servers';
 import { sleep } from '../helpers/processes';
@@ -59,7 +59,7 @@ export interface Receiver {
 
 /** pg_receivewal --synchronous with a slot, as the postgres OS user, into the job's WAL folder. */
 export async function startReceiver(server: PostgresServer, backupDir: string, job: PitrJob): Promise<Receiver> {
-  const { systemIdentifier } = await identifyServer(job, REPLICATOR.password);
+  const { systemIdentifier } = await identifyJobServer(job, PITR_ENV, 'test');
   const folder = walFolder(backupDir, job.name, systemIdentifier);
   fs.mkdirSync(folder, { recursive: true });
   const user = postgresUser();

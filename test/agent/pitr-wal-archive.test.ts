@@ -2,6 +2,8 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import {
+  abandonedFiles,
+  ABANDONED_FOLDER,
   checkContinuity,
   firstGap,
   formatLsn,
@@ -14,6 +16,7 @@ import {
   pruneWalBefore,
   sealCompleted,
   segmentName,
+  setAsideAbandoned,
   segmentNameForLsn,
   walFolder,
   writeServerFile,
@@ -170,5 +173,44 @@ describe('the restorable window starts at the oldest good base backup with unbro
     expect(restorableWindowStart([older], () => undefined)).toBeUndefined();
     const contents = await listWal(await folder({ [seg(1, 2)]: '', [seg(1, 7)]: '' }));
     expect(restorableWindowStart([older, newer], () => contents)).toBeUndefined();
+  });
+});
+
+describe('an abandoned branch (the server forked a new timeline at a restore)', () => {
+  // Timeline 3 left timeline 1 at 0/5000100 (in segment 5); timeline 2 is an earlier restore's branch.
+  const history = [{ parent: 1, switchpoint: 0x5000100n }];
+  const partialWith = (tail: boolean) => {
+    const bytes = Buffer.alloc(MB16);
+    bytes.fill(1, 0, 0x100);
+    if (tail) bytes[0x200] = 1;
+    return bytes;
+  };
+
+  test('segments past the fork, a complete fork segment, and timelines outside the history are abandoned; what precedes the fork is not', async () => {
+    const dir = await folder({ [seg(1, 4)]: 'a', [seg(1, 5)]: 'b', [seg(1, 6)]: 'c', [`${seg(1, 7)}.partial`]: 'd', [seg(2, 3)]: 'e', [seg(3, 5)]: 'f', [historyFileName(2)]: '1\t0/3000000\tx\n' });
+    const names = await abandonedFiles(dir, await listWal(dir), 3, history);
+    expect(names.sort()).toEqual([seg(1, 5), seg(1, 6), `${seg(1, 7)}.partial`, seg(2, 3)].sort());
+  });
+
+  test('a partial fork segment is abandoned only when it holds bytes past the switchpoint (an ordinary promotion leaves it written up to it)', async () => {
+    const ended = await folder({});
+    fs.writeFileSync(path.join(ended, `${seg(1, 5)}.partial`), partialWith(false));
+    expect(await abandonedFiles(ended, await listWal(ended), 3, history)).toEqual([]);
+    const forked = await folder({});
+    fs.writeFileSync(path.join(forked, `${seg(1, 5)}.partial`), partialWith(true));
+    expect(await abandonedFiles(forked, await listWal(forked), 3, history)).toEqual([`${seg(1, 5)}.partial`]);
+  });
+
+  test('set aside into abandoned/<timeline>/, never overwriting, seal dropped; the chain left is the new timeline\'s', async () => {
+    const dir = await folder({ [seg(1, 4)]: 'a', [seg(1, 5)]: 'b', [seg(1, 6)]: 'c', [seg(3, 5)]: 'f', [historyFileName(3)]: '1\t0/5000100\tx\n' });
+    await sealCompleted(dir);
+    fs.mkdirSync(path.join(dir, ABANDONED_FOLDER, '00000001'), { recursive: true });
+    fs.writeFileSync(path.join(dir, ABANDONED_FOLDER, '00000001', seg(1, 6)), 'older');
+    const moved = await setAsideAbandoned(dir, [seg(1, 5), seg(1, 6)], new Date('2026-12-01T18:00:00Z'));
+    expect(moved).toEqual([path.join(ABANDONED_FOLDER, '00000001', seg(1, 5)), path.join(ABANDONED_FOLDER, '00000001', `${seg(1, 6)}.20261201T180000.000Z`)]);
+    expect(moved.map((m) => fs.readFileSync(path.join(dir, m), 'utf8'))).toEqual(['b', 'c']);
+    expect(fs.readFileSync(path.join(dir, ABANDONED_FOLDER, '00000001', seg(1, 6)), 'utf8')).toBe('older');
+    expect(fs.readdirSync(path.join(dir, '.sealed')).sort()).toEqual([historyFileName(3), seg(1, 4), seg(3, 5)].sort());
+    expect(checkContinuity(await listWal(dir))).toMatchObject({ timeline: 3, gaps: [], problems: [] });
   });
 });

@@ -89,7 +89,7 @@ describe.each(postgresVersionsUnderTest())('backup role on a real PostgreSQL $ma
 
   /** The init script, run as a shared server's provisioning runs it. */
   const provision = (t: TenantSetup) => {
-    const launch = renderPostgres({ databases: t.databases, appRole: t.appRole, readonlyRole: t.readonlyRole, backupRole: t.backupRole, parameters: {} });
+    const launch = renderPostgres({ databases: t.databases, appRole: t.appRole, readonlyRole: t.readonlyRole, backupRole: t.backupRole, replicationRole: t.replicationRole, parameters: {} });
     const script = path.join(tempDir('init'), 'init.sh');
     fs.writeFileSync(script, launch.files[0].content);
     const p = passwords(t);

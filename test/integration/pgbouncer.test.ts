@@ -18,7 +18,7 @@ const DATABASES = ['orders', 'billing'];
 
 function prepareDatabases(server: PostgresServer, appPassword: string): Promise<void> {
   const script = path.join(tempDir('pgbouncer-init'), 'init.sh');
-  fs.writeFileSync(script, renderPostgresInitScript({ databases: DATABASES, appRole: APP_ROLE, readonlyRole: 'acme_readonly', backupRole: 'acme_backup', parameters: {} }));
+  fs.writeFileSync(script, renderPostgresInitScript({ databases: DATABASES, appRole: APP_ROLE, readonlyRole: 'acme_readonly', backupRole: 'acme_backup', replicationRole: 'acme_replication', parameters: {} }));
   const env = { PATH: process.env.PATH, ...server.env, TENANTRY_APP_PASSWORD: appPassword, TENANTRY_READONLY_PASSWORD: 'unused-here', TENANTRY_BACKUP_PASSWORD: 'unused-here-too' };
   return new Promise((resolve, reject) => {
     execFile('/bin/sh', [script], { env }, (error, _stdout, stderr) => (error ? reject(new Error(stderr)) : resolve()));

@@ -14,6 +14,7 @@ const options: PostgresRenderOptions = {
   appRole: 'acme_app',
   readonlyRole: 'acme_readonly',
   backupRole: 'acme_backup',
+  replicationRole: 'acme_replication',
   parameters: { max_connections: 50 },
 };
 

@@ -16,8 +16,9 @@ const options: PostgresRenderOptions = {
   appRole: 'acme_app',
   readonlyRole: 'acme_readonly',
   backupRole: 'acme_backup',
+  replicationRole: 'acme_replication',
   parameters: {},
-  pitr: { replicationRole: 'acme_replication', maxSlotWalKeepMb: 256 },
+  pitr: { maxSlotWalKeepMb: 256 },
 };
 const passwords = { TENANTRY_APP_PASSWORD: 'app-pw', TENANTRY_READONLY_PASSWORD: 'ro-pw', TENANTRY_BACKUP_PASSWORD: 'bk-pw', TENANTRY_REPLICATION_PASSWORD: `rep 'pw" $1` };
 
@@ -117,5 +118,19 @@ describe('replication access with point-in-time recovery (real Postgres 15)', ()
       fs.writeFileSync(script, launch.files[0].content, { mode: 0o755 });
       expect(await run('/bin/sh', [script], { ...server.env, ...passwords })).toEqual({ code: 0, output: '' });
     });
+  });
+
+  // Last: it turns PITR off on this server.
+  test('PITR switched off later: the init script still accepts the tenant\'s database, and the left role can no longer log in or replicate', async () => {
+    const { pitr: _off, ...withoutPitr } = options;
+    const launch = renderPostgres(withoutPitr);
+    const script = path.join(tempDir('pitr-off'), 'init.sh');
+    fs.writeFileSync(script, launch.files[0].content, { mode: 0o755 });
+    const { TENANTRY_REPLICATION_PASSWORD: _unused, ...loginPasswords } = passwords;
+    expect(await run('/bin/sh', [script], { ...server.env, ...loginPasswords })).toEqual({ code: 0, output: '' });
+    const attrs = await run('psql', ['-X', '-At', '-d', 'postgres', '-c', "SELECT rolcanlogin, rolreplication FROM pg_roles WHERE rolname = 'acme_replication'"], server.env);
+    expect(attrs.output.trim()).toBe('f|f');
+    expect((await psql('acme_replication', passwords.TENANTRY_REPLICATION_PASSWORD, '', 'SELECT 1')).output).toContain('is not permitted to log in');
+    expect(await psql('acme_app', passwords.TENANTRY_APP_PASSWORD, '', 'SELECT count(*) FROM invoices')).toEqual({ code: 0, output: '25\n' });
   });
 });

@@ -16,6 +16,7 @@ const postgres: PostgresRenderOptions = {
   appRole: 'acme_app',
   readonlyRole: 'acme_readonly',
   backupRole: 'acme_backup',
+  replicationRole: 'acme_replication',
   parameters: { shared_buffers: '128MB', max_connections: 100, log_connections: true },
 };
 const pgbouncer: PgBouncerRenderOptions = {
@@ -148,7 +149,7 @@ describe('renderPostgres', () => {
     expect(() => renderPostgres({ ...postgres, databases: ['orders', 'Bad-Name'] })).toThrow(
       'renderPostgres: databases[1] must be a lower-case identifier of at most 63 characters ([a-z_][a-z0-9_]*) (value: "Bad-Name")',
     );
-    expect(() => renderPostgres({ ...postgres, readonlyRole: 'acme_app' })).toThrow('appRole, readonlyRole, backupRole and pitr.replicationRole must differ');
+    expect(() => renderPostgres({ ...postgres, readonlyRole: 'acme_app' })).toThrow('appRole, readonlyRole, backupRole and replicationRole must differ');
     expect(() => renderPostgres({ ...postgres, databases: [] })).toThrow('databases must be a non-empty list');
     expect(() => renderPostgres({ ...postgres, parameters: { 'bad key': 1 } })).toThrow('parameter names');
   });

@@ -15,16 +15,12 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { Client } from 'pg';
 import { secretFromEnv } from '../config';
-import type { JobConfig } from '../config';
 import { UserError } from '../errors';
 import { runPipeline, runTool, toolVersion } from '../exec';
 import type { BackupOutcome, DriverContext, JobDriver } from '../jobs/driver';
 import { pathForMajor } from './server-binaries';
-import { parseWalSegmentSize } from './wal-archive';
-
-export type PitrJob = Extract<JobConfig, { kind: 'postgres-pitr' }>;
+import { identifyJobServer, PitrJob } from './replication';
 
 /** pg_basebackup's --compress: see the measurements above. */
 export const BASE_BACKUP_COMPRESSION = 'server-zstd:1';
@@ -59,7 +55,7 @@ export class PitrDriver implements JobDriver {
 
   async backup(dir: string, ctx: DriverContext): Promise<BackupOutcome> {
     const password = secretFromEnv(this.job.pitr.passwordEnv, ctx.env);
-    const server = await identifyServer(this.job, password);
+    const server = await identifyJobServer(this.job, ctx.env, 'base backup');
     const PATH = await pathForMajor(server.major, ctx.env);
     const env = { PATH, PGPASSWORD: password, PGCONNECT_TIMEOUT: '10', PGAPPNAME: 'tenantry-agent' };
     const startTime = new Date().toISOString();
@@ -84,7 +80,7 @@ export class PitrDriver implements JobDriver {
       timeline: ranges[ranges.length - 1].Timeline,
       systemIdentifier: server.systemIdentifier,
       serverMajor: server.major,
-      walSegmentBytes: server.walSegmentBytes,
+      walSegmentBytes: server.walSegmentSize,
       compression: BASE_BACKUP_COMPRESSION,
       baseTar: tarNamed(files, 'base'),
       walTar: tarNamed(files, 'pg_wal'),
@@ -144,26 +140,4 @@ async function untar(file: string, into: string, signal?: AbortSignal): Promise<
     return;
   }
   await runPipeline({ file: decompressor, args: ['-dc', file] }, { file: 'tar', args: ['-xf', '-', '-C', into] }, { signal });
-}
-
-interface ServerIdentity {
-  systemIdentifier: string;
-  version: string;
-  major: number;
-  walSegmentBytes: number;
-}
-
-/** IDENTIFY_SYSTEM and the settings a physical backup depends on, over a replication connection. */
-export async function identifyServer(job: PitrJob, password: string): Promise<ServerIdentity> {
-  const client = new Client({ host: job.pitr.host, port: job.pitr.port, user: job.pitr.user, password, database: 'replication', replication: true, connectionTimeoutMillis: 10_000 } as ConstructorParameters<typeof Client>[0]);
-  await client.connect();
-  try {
-    const system = (await client.query<{ systemid: string }>('IDENTIFY_SYSTEM')).rows[0];
-    const versionNum = Number((await client.query<{ server_version_num: string }>('SHOW server_version_num')).rows[0].server_version_num);
-    const version = (await client.query<{ server_version: string }>('SHOW server_version')).rows[0].server_version;
-    const segment = (await client.query<{ wal_segment_size: string }>('SHOW wal_segment_size')).rows[0].wal_segment_size;
-    return { systemIdentifier: system.systemid, version, major: Math.floor(versionNum / 10000), walSegmentBytes: parseWalSegmentSize(segment) };
-  } finally {
-    await client.end();
-  }
 }

@@ -14,7 +14,6 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { Client } from 'pg';
-import type { JobConfig } from '../config';
 import { secretFromEnv } from '../config';
 import { errorMessage } from '../errors';
 import { GuardedChild, runTool, spawnGuarded } from '../exec';
@@ -25,21 +24,22 @@ import type { Logger } from '../log';
 import { Offsite } from '../offsite';
 import type { Agent } from '../runner';
 import { ArchiveStatus } from './archive-status';
+import { IdentifiedServer, identifyJobServer, identifyServer, PitrJob, replicationConnection } from './replication';
 import {
+  abandonedFiles,
   archivedSystems,
   checkContinuity,
+  formatLsn,
   listWal,
   markOffsite,
   parseLsn,
-  parseWalSegmentSize,
   pendingOffsite,
   readServerFile,
   sealCompleted,
+  setAsideAbandoned,
   walFolder,
   writeServerFile,
 } from './wal-archive';
-
-export type PitrJob = Extract<JobConfig, { kind: 'postgres-pitr' }>;
 
 export interface ReceiverTiming {
   /** How often the monitor polls the server and the folder. @default 1000 */
@@ -60,51 +60,6 @@ export const RECEIVER_TIMING: ReceiverTiming = { pollMs: 1000, restartDelayMs: 1
 export const SLOT_ALERT_PERCENTS = [50, 80] as const;
 
 const MB = 1024 * 1024;
-
-/** What IDENTIFY_SYSTEM and SHOW tell about the server, before anything is written. */
-export interface IdentifiedServer {
-  readonly systemIdentifier: string;
-  readonly timeline: number;
-  /** The server's flushed WAL position. */
-  readonly flushLsn: bigint;
-  readonly walSegmentSize: number;
-  readonly major: number;
-}
-
-/** A replication connection (replication=true: the walsender's own commands, as pg_receivewal uses). */
-export async function replicationConnection(job: PitrJob, env: NodeJS.ProcessEnv): Promise<Client> {
-  const client = new Client({
-    host: job.pitr.host,
-    port: job.pitr.port,
-    user: job.pitr.user,
-    password: secretFromEnv(job.pitr.passwordEnv, env),
-    replication: 'true',
-    application_name: `tenantry-agent ${job.name} monitor`,
-    connectionTimeoutMillis: 10_000,
-    query_timeout: 10_000,
-  } as ConstructorParameters<typeof Client>[0]);
-  client.on('error', () => undefined); // a dropped connection fails the next query, which reports it
-  try {
-    await client.connect();
-  } catch (error) {
-    await client.end().catch(() => undefined);
-    throw error;
-  }
-  return client;
-}
-
-export async function identifyServer(client: Client): Promise<IdentifiedServer> {
-  const system = (await client.query<{ systemid: string; timeline: number; xlogpos: string }>('IDENTIFY_SYSTEM')).rows[0];
-  const size = (await client.query<{ wal_segment_size: string }>('SHOW wal_segment_size')).rows[0].wal_segment_size;
-  const version = (await client.query<{ server_version_num: string }>('SHOW server_version_num')).rows[0].server_version_num;
-  return {
-    systemIdentifier: String(system.systemid),
-    timeline: Number(system.timeline),
-    flushLsn: parseLsn(system.xlogpos),
-    walSegmentSize: parseWalSegmentSize(size),
-    major: Math.floor(Number(version) / 10000),
-  };
-}
 
 /** The slot's restart_lsn: what the receiver has confirmed flushed (undefined: absent, or never streamed). */
 async function slotRestartLsn(client: Client, slot: string): Promise<bigint | undefined> {
@@ -195,14 +150,9 @@ export class WalReceiver {
 
   /** One identified run of pg_receivewal, until it exits. */
   private async receiveOnce(): Promise<void> {
-    const client = await replicationConnection(this.job, this.agent.env);
-    let server: IdentifiedServer;
-    try {
-      server = await identifyServer(client);
-    } finally {
-      await client.end().catch(() => undefined);
-    }
+    const server = await identifyJobServer(this.job, this.agent.env, 'receiver');
     const folder = await this.folderFor(server);
+    await this.leaveAbandonedBranch(folder, server);
     const toolDir = clientToolDir(server.major);
     if (!toolDir) this.log.warn('no client tools installed for this server version; using pg_receivewal on PATH', { serverMajor: server.major });
     const env = {
@@ -264,6 +214,23 @@ export class WalReceiver {
     return folder;
   }
 
+  /**
+   * After a restore the server runs on a timeline forked from the archived one: the archive's
+   * segments past the fork are set aside (pg_receivewal would otherwise resume after them, at a
+   * place the server's history does not have) and the new timeline is streamed from the fork on.
+   */
+  private async leaveAbandonedBranch(folder: string, server: IdentifiedServer): Promise<void> {
+    const abandoned = await abandonedFiles(folder, await listWal(folder, server.walSegmentSize), server.timeline, server.history);
+    if (!abandoned.length) return;
+    const moved = await setAsideAbandoned(folder, abandoned);
+    const forks = server.history.map((entry) => `timeline ${entry.parent} at ${formatLsn(entry.switchpoint)}`).join(', ');
+    const text =
+      `WAL archive of ${this.job.name}: the server runs on timeline ${server.timeline} (left ${forks || 'no earlier timeline'}, e.g. after a restore); ` +
+      `${moved.length} archived WAL files of the abandoned branch are kept in ${[...new Set(moved.map((m) => path.join(folder, path.dirname(m))))].join(', ')} (${abandoned.join(', ')}), and archiving resumes on timeline ${server.timeline}`;
+    this.log.warn(text);
+    await this.agent.notify(text);
+  }
+
   // -------------------------------------------------------------------------------- monitor
 
   private async watch(): Promise<void> {
@@ -282,7 +249,7 @@ export class WalReceiver {
 
   /** Server position, slot position and lag, with the retained-WAL alerts. */
   private async poll(at: Date): Promise<void> {
-    this.monitor ??= await replicationConnection(this.job, this.agent.env);
+    this.monitor ??= await replicationConnection(this.job, this.agent.env, 'monitor');
     const server = await identifyServer(this.monitor);
     const flushed = await slotRestartLsn(this.monitor, this.job.pitr.slot);
     const status = this.status;

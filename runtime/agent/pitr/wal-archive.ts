@@ -9,6 +9,7 @@
  *       .sealed/<segment>                                a hard link to each completed segment
  *       .refused/<segment>.<stamp>                       different bytes offered under a sealed name
  *       .offsite/<segment>                               marker: the segment is in the off-site bucket
+ *       abandoned/<timeline>/<segment>                   a branch the server's history left (see setAsideAbandoned)
  *
  * A server re-initialised at the same address has a new system identifier and so a new folder: a
  * segment is never replaced by another server's segment of the same name. Within a folder the
@@ -26,6 +27,8 @@ import { PITR_FOLDERS } from './layout';
 export const SEALED_FOLDER = '.sealed';
 export const REFUSED_FOLDER = '.refused';
 export const OFFSITE_MARKERS_FOLDER = '.offsite';
+/** Segments of a branch the server's history left (a restore forked it), under `abandoned/<timeline>/`. */
+export const ABANDONED_FOLDER = 'abandoned';
 const SERVER_FILE = 'server.json';
 const PARTIAL_SUFFIX = '.partial';
 /** WAL segment numbers per "log id" (the middle 8 hex digits): 2^32 bytes of WAL each. */
@@ -360,6 +363,71 @@ export async function markOffsite(folder: string, name: string): Promise<void> {
   const dir = path.join(folder, OFFSITE_MARKERS_FOLDER);
   await fs.promises.mkdir(dir, { recursive: true });
   await fs.promises.writeFile(path.join(dir, name), '');
+}
+
+// ------------------------------------------------------------------------- abandoned branches
+
+/**
+ * The files of `contents` that hold WAL the server's history does not: timelines it never ran on,
+ * and WAL of a timeline it left written past the point it left it (a restore to a moment T forks
+ * a new timeline at T while the archive holds the old timeline's segments after T). A complete
+ * segment holding the switchpoint went on past it; a `.partial` there did only if it has bytes
+ * after it (pg_receivewal zero-fills a partial, and the timeline's end leaves one written up to
+ * the switchpoint exactly).
+ */
+export async function abandonedFiles(folder: string, contents: WalContents, timeline: number, history: readonly TimelineSwitch[]): Promise<string[]> {
+  const size = contents.segmentSize;
+  const leftAt = new Map(history.map((entry) => [entry.parent, entry.switchpoint]));
+  const abandoned: string[] = [];
+  for (const [file, partial] of [...contents.segments.map((s) => [s, false] as const), ...contents.partials.map((s) => [s, true] as const)]) {
+    if (file.timeline === timeline) continue;
+    const switchpoint = leftAt.get(file.timeline);
+    const forkSegment = switchpoint === undefined ? -1n : segmentOf(switchpoint, size);
+    const past =
+      switchpoint === undefined ||
+      file.segno > forkSegment ||
+      (file.segno === forkSegment && (!partial || (await hasBytesFrom(path.join(folder, file.name), Number(switchpoint - segmentStart(forkSegment, size))))));
+    if (past) abandoned.push(file.name);
+  }
+  return abandoned;
+}
+
+async function hasBytesFrom(file: string, offset: number): Promise<boolean> {
+  const handle = await fs.promises.open(file, 'r');
+  try {
+    const chunk = Buffer.alloc(64 * 1024);
+    for (let at = offset; ; at += chunk.length) {
+      const { bytesRead } = await handle.read(chunk, 0, chunk.length, at);
+      if (bytesRead === 0) return false;
+      if (chunk.subarray(0, bytesRead).some((byte) => byte !== 0)) return true;
+    }
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Moves an abandoned branch out of pg_receivewal's way: it starts from the newest segment in its
+ * folder, and a segment past the fork asks the server for WAL its history does not have, which it
+ * refuses for ever. Each file goes to `abandoned/<timeline>/` (never deleted; a name already there
+ * gets a stamp), its seal goes (its bytes stay in the moved file), its off-site marker stays.
+ * Returns where each went, relative to `folder`.
+ */
+export async function setAsideAbandoned(folder: string, names: readonly string[], now: Date = new Date()): Promise<string[]> {
+  const moved: string[] = [];
+  const dirs = new Set<string>();
+  for (const name of names) {
+    const dir = path.join(ABANDONED_FOLDER, name.slice(0, 8));
+    await fs.promises.mkdir(path.join(folder, dir), { recursive: true });
+    dirs.add(path.join(folder, dir));
+    let to = path.join(dir, name);
+    if (fs.existsSync(path.join(folder, to))) to = `${to}.${now.toISOString().replace(/[-:]/g, '')}`;
+    await fs.promises.rename(path.join(folder, name), path.join(folder, to));
+    await fs.promises.rm(path.join(folder, SEALED_FOLDER, name), { force: true });
+    moved.push(to);
+  }
+  for (const dir of [...dirs, ...(moved.length ? [path.join(folder, ABANDONED_FOLDER), folder] : [])]) await fsyncPath(dir);
+  return moved;
 }
 
 // ------------------------------------------------------------------------------- retention

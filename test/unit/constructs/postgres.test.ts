@@ -68,7 +68,7 @@ describe('PostgresServer', () => {
     expect(c.upload).toHaveLength(1);
     expect(script.executable).toBe(true);
     expect(unescapeTerraformTemplate(script.content)).toBe(
-      renderPostgresInitScript({ databases: ['app', 'analytics'], appRole: 'acme_app', readonlyRole: 'acme_readonly', backupRole: 'acme_backup', parameters: {} }),
+      renderPostgresInitScript({ databases: ['app', 'analytics'], appRole: 'acme_app', readonlyRole: 'acme_readonly', backupRole: 'acme_backup', replicationRole: 'acme_replication', parameters: {} }),
     );
   });
 

@@ -40,7 +40,7 @@ describe('SharedPostgresServer and SharedPostgresDatabases', () => {
 
     expect([provision.restart, provision.must_run]).toEqual(['no', false]);
     expect(provision.upload?.map((u) => unescapeTerraformTemplate(u.content))).toEqual([
-      renderPostgresInitScript({ databases: ['app'], appRole: 'acme_app', readonlyRole: 'acme_readonly', backupRole: 'acme_backup', parameters: {} }),
+      renderPostgresInitScript({ databases: ['app'], appRole: 'acme_app', readonlyRole: 'acme_readonly', backupRole: 'acme_backup', replicationRole: 'acme_replication', parameters: {} }),
     ]);
     const env = envOf(provision);
     expect(env.PGHOST).toBe('dev-shared-postgres');

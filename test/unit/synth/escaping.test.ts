@@ -29,7 +29,7 @@ function expectedLaunch(env: EnvironmentConfig, tenant: TenantConfig, c: Contain
   const host = (name: string) => `${env.name}-${tenant.name}-${name}`;
   const roles = tenantRoles(tenant.name);
   const pitrOn = tenant.backup.postgres?.pitr;
-  const pitr = pitrOn && { replicationRole: roles.replicationRole, maxSlotWalKeepMb: pitrOn.maxSlotWalKeepMb };
+  const pitr = pitrOn && { maxSlotWalKeepMb: pitrOn.maxSlotWalKeepMb };
   switch (service) {
     case 'postgres':
       return renderPostgres({ databases: s.postgres!.databases, ...roles, parameters: s.postgres!.parameters, pitr });
