@@ -359,16 +359,52 @@ export function renderPostgres(o: PostgresRenderOptions): ContainerLaunch {
   const init = { path: `${initDir}/${INIT_SCRIPT_NAME}`, content: renderPostgresInitScript(o), executable: true };
   const env = ['POSTGRES_PASSWORD', 'TENANTRY_APP_PASSWORD', 'TENANTRY_READONLY_PASSWORD', 'TENANTRY_BACKUP_PASSWORD'];
   if (!o.pitr) return { files: [init], command: renderPostgresCommand(o.parameters), env };
+  return withPitr({ files: [init], command: renderPostgresCommand(o.parameters), env: [...env, 'TENANTRY_REPLICATION_PASSWORD'] }, o.parameters, o.pitr);
+}
+
+/**
+ * The environment's shared server: no init script (its tenants' databases are provisioned one
+ * tenant at a time, constructs/shared-postgres.ts); with point-in-time recovery, the same streaming
+ * parameters, pg_hba.conf and restore on start as a dedicated server, for the environment's own
+ * replication role (created by renderReplicationRoleScript).
+ */
+export function renderSharedPostgres(parameters: PostgresRenderOptions['parameters'], pitr?: PostgresPitrOptions): ContainerLaunch {
+  const plain = { files: [], command: renderPostgresCommand(parameters), env: ['POSTGRES_PASSWORD'] };
+  return pitr ? withPitr(plain, parameters, pitr) : plain;
+}
+
+function withPitr(launch: ContainerLaunch, parameters: PostgresRenderOptions['parameters'], pitr: PostgresPitrOptions): ContainerLaunch {
   return {
+    ...launch,
     files: [
-      init,
-      { path: PITR_HBA_FILE, content: renderPitrHba(o.pitr.replicationRole) },
+      ...launch.files,
+      { path: PITR_HBA_FILE, content: renderPitrHba(pitr.replicationRole) },
       { path: RESTORE_ON_START_SCRIPT, content: renderRestoreOnStart(), executable: true },
     ],
     entrypoint: ['/bin/sh', RESTORE_ON_START_SCRIPT, IMAGE_ENTRYPOINT],
-    command: renderPostgresCommand({ ...o.parameters, ...pitrServerParameters(o.pitr), hba_file: PITR_HBA_FILE }),
-    env: [...env, 'TENANTRY_REPLICATION_PASSWORD'],
+    command: renderPostgresCommand({ ...parameters, ...pitrServerParameters(pitr), hba_file: PITR_HBA_FILE }),
   };
+}
+
+/**
+ * The shared server's replication role alone, for its one-shot provisioning container: the role
+ * the environment's backup agent streams the whole server with. It gets CONNECT on no tenant's
+ * database (adding a tenant must not change the environment's archive); recovery verification
+ * counts the `postgres` database, which PUBLIC may connect to.
+ */
+export function renderReplicationRoleScript(replicationRole: string): string {
+  checkIdentifier(RENDERER, 'pitr.replicationRole', replicationRole);
+  return shellScript(
+    ['Tenantry: creates the shared server\'s replication role, or re-asserts it and sets its password. Safe to run again.'],
+    [
+      requireEnvLine('TENANTRY_REPLICATION_PASSWORD'),
+      'exec psql -v ON_ERROR_STOP=1 --no-psqlrc --quiet \\',
+      '  --username "${PGUSER:-${POSTGRES_USER:-postgres}}" --dbname "${PGDATABASE:-postgres}" <<\'SQL\'',
+      `\\set replication_role '${replicationRole}'`,
+      REPLICATION_ROLE_SQL.trim(),
+      'SQL',
+    ],
+  );
 }
 
 /** The official image's entrypoint (on its PATH): initialises an empty data dir, drops to postgres. */
