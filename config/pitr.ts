@@ -1,4 +1,5 @@
 import { BackupJobConfig, DEFAULT_BACKUP_JOBS, DEFAULT_PITR, PitrConfig } from './model';
+import type { ParsedDeployment } from './parsed';
 import type { EnvironmentFile, PitrSettings } from './schema';
 
 /** Point-in-time recovery with the environment's defaults, then `own`, applied; undefined when it is off. */
@@ -26,6 +27,16 @@ export function sharedServerArchive(env: EnvironmentFile): (BackupJobConfig & { 
     offsite: false,
     pitr,
   };
+}
+
+export function onSharedServer(d: Pick<ParsedDeployment, 'services'>): boolean {
+  return d.services.postgres?.enabled === true && d.services.postgres.mode === 'shared';
+}
+
+/** Whether the tenant's Postgres can be restored to a point: its own server's job, or the environment's archive of the shared server. */
+export function pitrCovers(d: ParsedDeployment): boolean {
+  if (!d.jobs.postgres) return false;
+  return onSharedServer(d) ? sharedServerArchive(d.environment.env) !== undefined : d.jobs.postgres.pitr !== undefined;
 }
 
 export function stripUndefined<T extends object>(o: T | undefined): Partial<T> {
