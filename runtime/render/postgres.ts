@@ -82,6 +82,11 @@ function checkOptions(o: PostgresRenderOptions): void {
   if (o.initDir !== undefined) checkPath(RENDERER, 'initDir', o.initDir);
 }
 
+/** A session whose statements (passwords among them) reach no server log, nor notices the client. */
+const QUIET_SESSION_SQL = `SET client_min_messages = warning;
+SET log_statement = 'none';
+SET log_min_duration_statement = -1;`;
+
 /**
  * Roles first, in the maintenance database. The passwords come from the environment through
  * psql's `\getenv` (psql 15+), so they appear neither in this file nor in any process's argv.
@@ -89,9 +94,7 @@ function checkOptions(o: PostgresRenderOptions): void {
  * to the server log whenever log_statement or an error logs the statement.
  */
 const ROLES_SQL = String.raw`
-SET client_min_messages = warning;
-SET log_statement = 'none';
-SET log_min_duration_statement = -1;
+${QUIET_SESSION_SQL}
 SET log_min_error_statement = 'panic';
 \getenv app_password TENANTRY_APP_PASSWORD
 \getenv readonly_password TENANTRY_READONLY_PASSWORD
@@ -401,6 +404,8 @@ export function renderReplicationRoleScript(replicationRole: string): string {
       'exec psql -v ON_ERROR_STOP=1 --no-psqlrc --quiet \\',
       '  --username "${PGUSER:-${POSTGRES_USER:-postgres}}" --dbname "${PGDATABASE:-postgres}" <<\'SQL\'',
       `\\set replication_role '${replicationRole}'`,
+      // ALTER ROLE … PASSWORD must not reach the server log (ROLES_SQL says why).
+      QUIET_SESSION_SQL,
       REPLICATION_ROLE_SQL.trim(),
       'SQL',
     ],
