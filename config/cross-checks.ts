@@ -1,5 +1,6 @@
 import { PITR_PARAMETER_NAMES } from '../runtime/render/postgres';
 import { policyChecks } from './checks/policy';
+import { pitrCovers } from './pitr';
 import { dockerHostIdentity, isWindowsDockerHost } from './docker-host';
 import { containerName, deploymentName } from './naming';
 import type { ParsedDeployment, ParsedEnvironment } from './parsed';
@@ -234,18 +235,24 @@ function productionBackupPolicy(d: ParsedDeployment): (Problem | InheritedProble
 }
 
 /**
- * A production tenant's own Postgres server can be restored to any moment unless its file says
- * why not: without point-in-time recovery, losing the server loses up to a day of writes. (A
- * tenant on the shared server has none yet: config/load.ts resolvePitr.)
+ * A production tenant's Postgres can be restored to any moment unless its file says why not:
+ * without point-in-time recovery, losing the server loses up to a day of writes. A tenant on the
+ * shared server has it through the environment's archive (config/pitr.ts), which only the
+ * environment turns off.
  */
 function productionPitrPolicy(d: ParsedDeployment): Problem[] {
   const { env, file: envFile } = d.environment;
   const pg = d.services.postgres;
-  if (!pg?.enabled || pg.mode !== 'dedicated' || !d.jobs.postgres || d.jobs.postgres.pitr) return [];
+  if (!pg?.enabled || pitrCovers(d) || !d.jobs.postgres) return [];
   if (d.backup.postgres?.pitr?.reason !== undefined) return [];
-  const because = `environment "${env.name}" is production and refuses a Postgres server without point-in-time recovery unless the tenant file says why`;
+  const shared = pg.mode === 'shared';
+  // Without a shared server the tenant's mode is the problem, reported on its own.
+  if (shared && !env.sharedPostgres) return [];
+  const because = shared
+    ? `environment "${env.name}" is production and refuses a tenant on its shared server without point-in-time recovery of that server unless the tenant file says why`
+    : `environment "${env.name}" is production and refuses a Postgres server without point-in-time recovery unless the tenant file says why`;
   const own = ['backup', 'postgres', 'pitr', 'enabled'];
-  const where = writtenAt(d, own);
+  const where = shared ? undefined : writtenAt(d, own);
   if (where) {
     const reasonAt = [...where.slice(0, -1), 'reason'];
     return [d.file.problem(where, `${dotted(where)}: ${because}: set it to true (or remove it), or say why beside it in ${dotted(reasonAt)}: "…"`)];

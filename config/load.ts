@@ -4,7 +4,8 @@ import type { z } from 'zod';
 import { policyChecks } from './checks/policy';
 import { crossCheck } from './cross-checks';
 import { describeIssues, describeValue } from './issues';
-import { BackupJobConfig, DEFAULT_BACKUP_JOBS, DEFAULT_PITR, EnvironmentConfig, holdsBackupData, OffsiteTargetConfig, PitrConfig, StorageConfig, TenantConfig, TenantryConfig } from './model';
+import { resolvePitrSettings, sharedServerArchive, stripUndefined } from './pitr';
+import { BackupJobConfig, DEFAULT_BACKUP_JOBS, EnvironmentConfig, holdsBackupData, OffsiteTargetConfig, PitrConfig, StorageConfig, TenantConfig, TenantryConfig } from './model';
 import { offsiteCredentialName, offsitePrefix, perTenantBucketName, usesOffsite } from './offsite';
 import type { ParsedDeployment, ParsedEnvironment } from './parsed';
 import { publishedPorts, slotCount } from './ports';
@@ -251,6 +252,7 @@ function resolve(environments: ParsedEnvironment[], deployments: ParsedDeploymen
         storage,
         offsite: backup.offsite,
         sharedOffsiteBucket: sharedOffsiteBucket(env, environments, deployments),
+        sharedPostgresArchive: sharedServerArchive(env),
         backupWebhook: backup.webhook,
         source: file.displayName,
         tenants,
@@ -310,16 +312,11 @@ function resolveBackupJobs(env: EnvironmentFile, d: Pick<ParsedDeployment, 'serv
 }
 
 /**
- * The tenant's point-in-time recovery, or undefined when it is off. A tenant on the shared server
- * has none: streaming that server's WAL to one tenant's backup volume would hand it every tenant's data.
+ * The tenant's own point-in-time recovery, or undefined when it is off. A tenant on the shared
+ * server has none of its own: streaming that server's WAL to one tenant's backup volume would hand
+ * it every tenant's data, so the environment's archive (config/pitr.ts sharedServerArchive) covers it.
  */
 function resolvePitr(env: EnvironmentFile, d: Pick<ParsedDeployment, 'services' | 'backup'>): PitrConfig | undefined {
-  const resolved = { ...DEFAULT_PITR, ...stripUndefined(env.backup.defaults.postgres?.pitr), ...stripUndefined(d.backup.postgres?.pitr) };
-  if (!resolved.enabled || d.services.postgres?.mode !== 'dedicated') return undefined;
-  const { windowDays, baseBackupSchedule, verifySchedule, maxLagSeconds, maxSlotWalKeepMb } = resolved;
-  return { windowDays, baseBackupSchedule, verifySchedule, maxLagSeconds, maxSlotWalKeepMb };
-}
-
-function stripUndefined<T extends object>(o: T | undefined): Partial<T> {
-  return Object.fromEntries(Object.entries(o ?? {}).filter(([, v]) => v !== undefined)) as Partial<T>;
+  if (d.services.postgres?.mode !== 'dedicated') return undefined;
+  return resolvePitrSettings(env, d.backup.postgres?.pitr);
 }

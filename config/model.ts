@@ -23,6 +23,12 @@ export interface EnvironmentConfig extends Omit<EnvironmentFile, 'storage' | 'ba
    * in `managedBy`: `declared` is false when another environment's stack declares it.
    */
   readonly sharedOffsiteBucket?: { readonly name: string; readonly declared: boolean };
+  /**
+   * Point-in-time recovery of the environment's shared server, by the environment's own backup
+   * agent: its tenants' PITR. Absent without a shared server, or with PITR off in
+   * `backup.defaults.postgres.pitr`.
+   */
+  readonly sharedPostgresArchive?: BackupJobConfig & { readonly pitr: PitrConfig };
   /** Whether backup agents notify the `backup_webhook_url` Terraform variable's URL on failure. */
   readonly backupWebhook: boolean;
   /** The environment's file, as shown in messages. */

@@ -201,6 +201,9 @@ const pitrFields = {
   maxSlotWalKeepMb: z.number().int().min(64, 'must be at least 64 (MiB): a few WAL segments').max(1048576).optional(),
 };
 
+/** The PITR settings an environment default or a tenant's own server takes (a tenant's `reason` apart). */
+export const PITR_SETTINGS = Object.keys(pitrFields) as (keyof typeof pitrFields)[];
+
 const tenantPitrSchema = z.strictObject({
   ...pitrFields,
   /** Why PITR is off: a production environment refuses a tenant with it off and no reason. */

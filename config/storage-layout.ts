@@ -1,4 +1,5 @@
 import type { EnvironmentConfig, StorageConfig } from './model';
+import { BACKUP_SERVICE } from './container-labels';
 import { containerName, volumeName } from './naming';
 import type { TenantServices } from './schema';
 
@@ -96,6 +97,9 @@ export function tenantVolumes(services: TenantServices, hasBackup: boolean): Ten
 /** The environment's shared Postgres server's one volume. */
 export const SHARED_POSTGRES_VOLUME = { tenant: SHARED_TENANT, service: 'postgres', purpose: 'data' } as const;
 
+/** The environment's archive of the shared server (its own backup agent's volume, like a tenant's backup volume). */
+export const SHARED_POSTGRES_ARCHIVE_VOLUME = { tenant: SHARED_TENANT, service: BACKUP_SERVICE, purpose: 'backups' } as const;
+
 /** One stateful volume of an environment, where it lives, and which service's image writes it. */
 export interface EnvironmentVolume {
   readonly id: VolumeIdentity;
@@ -104,12 +108,16 @@ export interface EnvironmentVolume {
   readonly location: VolumeLocation;
 }
 
-/** Every stateful volume of a loaded environment: the shared Postgres server's, then each tenant's (tenants sorted by name). */
+/** Every stateful volume of a loaded environment: the shared Postgres server's and its archive's, then each tenant's (tenants sorted by name). */
 export function environmentVolumes(env: EnvironmentConfig): EnvironmentVolume[] {
   const volumes: EnvironmentVolume[] = [];
   if (env.sharedPostgres) {
     const id = { environment: env.name, ...SHARED_POSTGRES_VOLUME };
     volumes.push({ id, image: 'postgres', location: volumeLocation(env.storage, undefined, id) });
+  }
+  if (env.sharedPostgresArchive) {
+    const id = { environment: env.name, ...SHARED_POSTGRES_ARCHIVE_VOLUME };
+    volumes.push({ id, image: 'backup', location: volumeLocation(env.storage, undefined, id) });
   }
   for (const tenant of env.tenants) {
     for (const v of tenantVolumes(tenant.services, Object.keys(tenant.backup).length > 0)) {

@@ -26,6 +26,9 @@ import { escapeTerraformTemplate } from './terraform-text';
  */
 export const BACKUP_AGENT_MEMORY_MB = 256;
 
+/** What a `postgres-pitr` job streams from, and the databases its verification counts rows in. */
+export type PitrSource = Pick<PostgresEndpoint, 'host' | 'port' | 'databases' | 'replication'>;
+
 /** Where finished backups are copied, and the credential that reaches only this tenant's part of it. */
 export interface BackupOffsiteTarget {
   readonly bucket: string;
@@ -54,6 +57,12 @@ export interface BackupProps {
   readonly jobs: Readonly<Partial<Record<BackupService, BackupJobConfig>>>;
   /** The tenant's databases and the backup role that dumps them. @default no Postgres job */
   readonly postgres?: PostgresEndpoint;
+  /**
+   * The server whose WAL the `postgres-pitr` job streams, when it is not `postgres`: the
+   * environment's shared server, archived by the environment's own agent (no logical job there).
+   * @default `postgres`
+   */
+  readonly pitrSource?: PitrSource;
   /** Where operators get the restore credential (quoted by a restore run without it). @default not said */
   readonly postgresRestoreSource?: string;
   /** Where the job asks for a replica to copy the RDB from. @default no Redis job */
@@ -175,9 +184,10 @@ function agentConfigFor(props: BackupProps): { config: AgentConfig; env: Record<
     });
   }
   const pitr = props.jobs.postgres?.pitr;
-  if (pitr && postgres) {
-    if (!postgres.replication) throw new Error(`backup for tenant "${props.tenant}": point-in-time recovery needs a server with a replication role (a dedicated server built with pitr)`);
-    env.PG_REPLICATION_PASSWORD = postgres.replication.password;
+  const source = props.pitrSource ?? postgres;
+  if (pitr && source) {
+    if (!source.replication) throw new Error(`backup for tenant "${props.tenant}": point-in-time recovery needs a server with a replication role (a server built with pitr)`);
+    env.PG_REPLICATION_PASSWORD = source.replication.password;
     jobs.push({
       name: POSTGRES_PITR_JOB,
       kind: 'postgres-pitr',
@@ -186,15 +196,15 @@ function agentConfigFor(props: BackupProps): { config: AgentConfig; env: Record<
       offsite: props.jobs.postgres!.offsite,
       verifySchedule: pitr.verifySchedule,
       pitr: {
-        host: postgres.host,
-        port: postgres.port,
-        user: postgres.replication.user,
+        host: source.host,
+        port: source.port,
+        user: source.replication.user,
         passwordEnv: 'PG_REPLICATION_PASSWORD',
-        slot: postgres.replication.slot,
+        slot: source.replication.slot,
         windowDays: pitr.windowDays,
         maxLagSeconds: pitr.maxLagSeconds,
-        maxSlotWalKeepMb: postgres.replication.maxSlotWalKeepMb,
-        databases: [...postgres.databases],
+        maxSlotWalKeepMb: source.replication.maxSlotWalKeepMb,
+        databases: [...source.databases],
       },
     });
   }

@@ -63,7 +63,7 @@ export function tenantLogins(scope: Construct, tenant: string): TenantLogins {
 export const POSTGRES_SUPERUSER = 'postgres';
 
 /** How often the provisioning container asks whether the server accepts connections yet: a start takes seconds. */
-const SERVER_WAIT_POLL_SECONDS = 2;
+export const SERVER_WAIT_POLL_SECONDS = 2;
 
 export interface PostgresProps extends StatefulServiceProps {
   /** The tenant's databases, created with its roles on first start and re-asserted on every change. */

@@ -2,12 +2,14 @@ import { Construct } from 'constructs';
 import type { StorageConfig } from '../config/model';
 import { SHARED_POSTGRES_VOLUME, SHARED_TENANT } from '../config/storage-layout';
 import { SERVICE_PORTS } from '../config/ports';
-import { renderPostgresCommand } from '../runtime/render/postgres';
-import type { PostgresCredential, PostgresEndpoint } from './postgres';
-import { POSTGRES_SUPERUSER, provisionRoles, tenantLogins } from './postgres';
+import { pitrSlotName, tenantRoles } from '../config/postgres-names';
+import { renderReplicationRoleScript, renderSharedPostgres } from '../runtime/render/postgres';
+import { BACKUP_MOUNT } from '../runtime/render/postgres-restore-on-start';
+import type { PostgresCredential, PostgresEndpoint, PostgresReplication } from './postgres';
+import { POSTGRES_SUPERUSER, provisionRoles, SERVER_WAIT_POLL_SECONDS, tenantLogins } from './postgres';
 import { generatedSecret } from './secrets';
-import { HostPort, ServiceContainer } from './service-container';
-import { StatefulVolume } from './storage';
+import { HostPort, ServiceContainer, SIDE_CONTAINER_MEMORY_MB } from './service-container';
+import { StatefulVolume, VolumeMount } from './storage';
 
 /** The environment's one Postgres server for tenants with `postgres.mode: shared`. */
 export interface SharedPostgresProps {
@@ -27,18 +29,42 @@ export interface SharedPostgresProps {
   readonly cpus?: number;
   /** Host port for 5432. @default not published */
   readonly publishedPort?: HostPort;
+  /**
+   * Point-in-time recovery of the whole server, streamed to the environment's own backup agent
+   * (SharedPostgresBackup): streaming parameters, a replication role of the server's own, restore on start.
+   * @default off
+   */
+  readonly pitr?: {
+    /** The server's max_slot_wal_keep_size in MB: how much WAL the receiver's slot may hold back. */
+    readonly maxSlotWalKeepMb: number;
+  };
 }
 
+/**
+ * The shared server. With point-in-time recovery its WAL goes to the environment's archive, never
+ * to a tenant's backup agent: a replication role reads every tenant's data, so it is the server's
+ * (named after SHARED_TENANT), created by a one-shot container, and reaches no tenant's container.
+ */
 export class SharedPostgresServer extends Construct {
   readonly host: string;
   readonly port = SERVICE_PORTS.postgres;
   readonly superuser: PostgresCredential;
   readonly image: string;
+  /** The environment's archive's way in. @default none (no PITR) */
+  readonly replication?: PostgresReplication;
+  private readonly container: ServiceContainer;
 
   constructor(scope: Construct, id: string, props: SharedPostgresProps) {
     super(scope, id);
     this.image = props.image;
     this.superuser = { user: POSTGRES_SUPERUSER, password: generatedSecret(this, 'superuser-password') };
+    this.replication = props.pitr && {
+      user: tenantRoles(SHARED_TENANT).replicationRole,
+      password: generatedSecret(this, 'replication-password'),
+      slot: pitrSlotName(SHARED_TENANT),
+      maxSlotWalKeepMb: props.pitr.maxSlotWalKeepMb,
+    };
+    const pitrLaunch = this.replication && { replicationRole: this.replication.user, maxSlotWalKeepMb: this.replication.maxSlotWalKeepMb };
     const data = new StatefulVolume(this, 'data', {
       environment: props.environment,
       ...SHARED_POSTGRES_VOLUME,
@@ -51,7 +77,7 @@ export class SharedPostgresServer extends Construct {
       service: 'postgres',
       image: props.image,
       network: props.network,
-      launch: { files: [], command: renderPostgresCommand({ ...props.parameters }), env: ['POSTGRES_PASSWORD'] },
+      launch: renderSharedPostgres({ ...props.parameters }, pitrLaunch),
       env: { POSTGRES_PASSWORD: this.superuser.password, PGDATA: '/var/lib/postgresql/data/pgdata' },
       memoryMb: props.memoryMb,
       cpus: props.cpus,
@@ -60,6 +86,38 @@ export class SharedPostgresServer extends Construct {
       healthcheck: `pg_isready -U ${POSTGRES_SUPERUSER} -h 127.0.0.1 -p ${this.port}`,
     });
     this.host = server.hostname;
+    this.container = server;
+    if (this.replication) this.provisionReplicationRole(props, this.replication, server);
+  }
+
+  /**
+   * Mounts the environment's archive read-only where the restore-on-start script looks for a
+   * prepared whole-server restore (an operator's decision for the environment, never a tenant's).
+   */
+  mountBackups(backups: VolumeMount): void {
+    if (!this.replication) throw new Error('shared postgres: the backup volume is mounted for point-in-time recovery only, which is off for this server');
+    this.container.addVolume({ ...backups, containerPath: BACKUP_MOUNT, readOnly: true });
+  }
+
+  /** The server has no init script of its own (its data directory predates PITR): a one-shot container creates the role. */
+  private provisionReplicationRole(props: SharedPostgresProps, replication: PostgresReplication, server: ServiceContainer): void {
+    const script = { path: '/tenantry/replication-role.sh', content: renderReplicationRoleScript(replication.user), executable: true };
+    new ServiceContainer(this, 'provision-replication', {
+      environment: props.environment,
+      tenant: SHARED_TENANT,
+      service: 'postgres-provision',
+      image: props.image,
+      network: props.network,
+      launch: {
+        files: [script],
+        entrypoint: ['/bin/sh', '-c', `until pg_isready -q; do sleep ${SERVER_WAIT_POLL_SECONDS}; done; exec /bin/sh ${script.path}`],
+        env: ['PGPASSWORD', 'TENANTRY_REPLICATION_PASSWORD'],
+      },
+      env: { PGHOST: this.host, PGPORT: String(this.port), PGUSER: this.superuser.user, PGPASSWORD: this.superuser.password, TENANTRY_REPLICATION_PASSWORD: replication.password },
+      memoryMb: SIDE_CONTAINER_MEMORY_MB,
+      oneShot: true,
+      dependsOn: [server.resource],
+    });
   }
 }
 

@@ -12,6 +12,8 @@ import { OffsiteBucket } from '../constructs/offsite-bucket';
 import { EnvironmentNetwork } from '../constructs/network';
 import { MemoryLimitPolicy, PinnedImagesPolicy, ProductionDataPortsPolicy } from '../constructs/policy';
 import { SharedPostgresServer } from '../constructs/shared-postgres';
+import { Backup } from '../constructs/backup';
+import { SHARED_TENANT } from '../config/storage-layout';
 import { Tenant } from '../constructs/tenant';
 
 export interface EnvironmentStackProps {
@@ -29,6 +31,9 @@ export interface EnvironmentStackProps {
    */
   readonly backupImageBuild: AgentImageBuild;
 }
+
+/** What verification of the shared server's archive counts rows in: PostgreSQL's own database, no tenant's. */
+const SHARED_ARCHIVE_VERIFIED_DATABASE = 'postgres';
 
 /** One environment: its providers and backend, its network, and every tenant deployed to it. */
 export class EnvironmentStack extends TerraformStack {
@@ -56,6 +61,7 @@ export class EnvironmentStack extends TerraformStack {
           memoryMb: env.sharedPostgres.memoryMb,
           cpus: env.sharedPostgres.cpus,
           publishedPort: env.ports.publish && env.sharedPostgres.hostPort !== undefined ? { address: env.ports.address, port: env.sharedPostgres.hostPort } : undefined,
+          pitr: env.sharedPostgresArchive && { maxSlotWalKeepMb: env.sharedPostgresArchive.pitr.maxSlotWalKeepMb },
         })
       : undefined;
 
@@ -70,7 +76,7 @@ export class EnvironmentStack extends TerraformStack {
             objectLock: env.offsite.objectLock,
           })
         : OffsiteBucket.managedElsewhere(this, 'offsite-partition', shared.name);
-    const hasBackups = env.tenants.some((t) => Object.keys(t.backup).length > 0);
+    const hasBackups = env.sharedPostgresArchive !== undefined || env.tenants.some((t) => Object.keys(t.backup).length > 0);
     const backupImage = hasBackups ? this.backupImage(env, images, props.backupImageBuild) : '';
 
     const backupWebhookUrl = env.backupWebhook
@@ -80,6 +86,8 @@ export class EnvironmentStack extends TerraformStack {
           description: 'Slack-compatible webhook URL the backup agents POST to when a backup fails',
         }).stringValue
       : undefined;
+
+    if (sharedPostgres && env.sharedPostgresArchive) this.archiveSharedPostgres(env, sharedPostgres, env.sharedPostgresArchive, network.name, backupImage, backupWebhookUrl);
 
     for (const tenant of env.tenants) {
       this.tenants.push(
@@ -99,6 +107,33 @@ export class EnvironmentStack extends TerraformStack {
     Aspects.of(this).add(new PinnedImagesPolicy());
     Aspects.of(this).add(new MemoryLimitPolicy());
     Aspects.of(this).add(new ProductionDataPortsPolicy(env.name, env.production, env.ports.allowDataPortsInProduction));
+  }
+
+  /**
+   * The shared server's WAL and base backups go to an agent of the environment's own
+   * (`<env>-shared-backup`), never to a tenant's: they hold every tenant's data. Its config names
+   * no tenant (verification counts the `postgres` database), so adding a tenant leaves it as it is.
+   */
+  private archiveSharedPostgres(
+    env: EnvironmentConfig,
+    server: SharedPostgresServer,
+    job: NonNullable<EnvironmentConfig['sharedPostgresArchive']>,
+    network: string,
+    image: string,
+    webhookUrl: string | undefined,
+  ): void {
+    const archive = new Backup(this, 'shared-postgres-backup', {
+      environment: env.name,
+      tenant: SHARED_TENANT,
+      image,
+      network,
+      storage: env.storage,
+      timeZone: env.timeZone,
+      jobs: { postgres: job },
+      pitrSource: { host: server.host, port: server.port, databases: [SHARED_ARCHIVE_VERIFIED_DATABASE], replication: server.replication },
+      webhookUrl,
+    });
+    server.mountBackups(archive.volume);
   }
 
   /** The agent image: the environment's registry image, or built on the Docker host from this repository. */

@@ -3,7 +3,9 @@ import { dotted } from '../issues';
 import type { ParsedDeployment, ParsedEnvironment } from '../parsed';
 import { holdsBackupData } from '../model';
 import { portList } from '../ports';
-import { BACKUP_SERVICES, BackupService, TenantFile } from '../schema';
+import { onSharedServer, pitrCovers, sharedServerArchive } from '../pitr';
+import { PITR_PARAMETER_NAMES } from '../../runtime/render/postgres';
+import { BACKUP_SERVICES, BackupService, PITR_SETTINGS, TenantFile } from '../schema';
 import { ConfigPath, Problem, SourceFile } from '../source';
 
 /*
@@ -20,6 +22,7 @@ export function policyChecks(
 ): Problem[] {
   return [
     ...environments.flatMap((e) => sharedPostgresPort(e)),
+    ...environments.flatMap((e) => sharedPostgresPitrParameters(e)),
     ...environments.flatMap((e) => productionDataPorts(e, deployments)),
     ...deployments.flatMap((d) => qdrantVersionAgainstImage(d)),
     ...tenants.flatMap((t) => ignoredTenantSettings(t, deployments)),
@@ -39,6 +42,20 @@ function productionDataPorts(environment: ParsedEnvironment, deployments: Parsed
       `ports.publish: environment "${env.name}" is production, and publishing ports would expose Postgres, PgBouncer and Redis outside the Docker network (${who}): set ports.publish: false, or ports.allowDataPortsInProduction: true if you really mean it`,
     ),
   ];
+}
+
+/** Server parameters the shared server's archive sets itself: the environment's own value would be silently replaced, or break streaming. */
+function sharedPostgresPitrParameters({ env, file }: ParsedEnvironment): Problem[] {
+  if (!sharedServerArchive(env)) return [];
+  const parameters = env.sharedPostgres?.parameters ?? {};
+  return PITR_PARAMETER_NAMES.filter((name) => Object.hasOwn(parameters, name) && file.has(['sharedPostgres', 'parameters', name])).map((name) => {
+    const at = ['sharedPostgres', 'parameters', name];
+    return file.problem(
+      at,
+      `${dotted(at)}: point-in-time recovery of the shared server (on: backup.defaults.postgres.pitr) sets ${name} itself; remove it (backup.defaults.postgres.pitr.maxSlotWalKeepMb sets max_slot_wal_keep_size), or turn PITR off there`,
+      { key: true },
+    );
+  });
 }
 
 function sharedPostgresPort({ env, file }: ParsedEnvironment): Problem[] {
@@ -103,17 +120,22 @@ function ignoredTenantSettings(t: { file: SourceFile; tenant: TenantFile }, depl
   };
 
   for (const service of BACKUP_SERVICES) check(['backup', service], (d) => nothingToBackUp(d, service));
-  check(['backup', 'postgres', 'pitr'], (d) =>
-    d.services.postgres?.enabled && d.services.postgres.mode === 'shared'
-      ? {
-          reason:
-            "the tenant's databases live on the environment's shared server (services.postgres.mode: shared), and point-in-time recovery of the shared server is not supported yet (its databases keep their logical backups)",
-          fix: 'remove it, or use mode: dedicated',
-        }
-      : undefined,
-  );
+  for (const setting of PITR_SETTINGS) {
+    check(['backup', 'postgres', 'pitr', setting], (d) =>
+      onSharedServer(d)
+        ? {
+            reason: `the tenant's databases live on the environment's shared server (services.postgres.mode: shared), whose point-in-time recovery the environment's archive gives every tenant on it, set by backup.defaults.postgres.pitr in ${d.environment.file.displayName}`,
+            fix: 'remove it, or use mode: dedicated',
+          }
+        : undefined,
+    );
+  }
   check(['backup', 'postgres', 'pitr', 'reason'], (d) =>
-    d.jobs.postgres?.pitr ? { reason: 'point-in-time recovery is on (a reason is for turning it off)', fix: 'remove it, or set backup.postgres.pitr.enabled: false' } : undefined,
+    !pitrCovers(d)
+      ? undefined
+      : onSharedServer(d)
+        ? { reason: "point-in-time recovery is on (the environment's archive of its shared server covers the tenant; a reason is for when it is off)", fix: 'remove it' }
+        : { reason: 'point-in-time recovery is on (a reason is for turning it off)', fix: 'remove it, or set backup.postgres.pitr.enabled: false' },
   );
   for (const setting of DEDICATED_POSTGRES_SETTINGS) {
     check(['services', 'postgres', setting], (d) =>

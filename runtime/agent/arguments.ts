@@ -21,6 +21,7 @@ commands:
                                     collection (Qdrant), bucket (MinIO)
   restore <postgres-pitr job> --to-time <ISO time with zone> | --to-lsn <lsn> | --to-name <restore point> | --latest
           [--target-dir <dir> [--port <port>]]
+          | [--only-databases <db,db> --into <host:port> --port <scratch port>]
                                     recover into restores/<id> and mark it pending for the
                                     Postgres container's next start (or only into <dir>, then
                                     with --port start it there on 127.0.0.1)
@@ -48,7 +49,7 @@ const SPECS: Record<Command, CommandSpec> = {
   verify: { positional: { min: 1, max: 1, names: '<backup-id|postgres-pitr job>' }, values: [], switches: [] },
   restore: {
     positional: { min: 1, max: 1, names: '<job>' },
-    values: ['from', 'target', 'only', ...PITR_TARGET_OPTIONS.filter((o) => o !== 'latest'), 'target-dir', 'port'],
+    values: ['from', 'target', 'only', ...PITR_TARGET_OPTIONS.filter((o) => o !== 'latest'), 'target-dir', 'port', 'only-databases', 'into'],
     switches: ['force', 'from-offsite', 'with-globals', 'ignore-verification', 'latest'],
   },
   health: { positional: { min: 0, max: 0, names: '' }, values: [], switches: [] },

@@ -21,6 +21,7 @@ import { WalReceiver } from './pitr/receiver';
 import { Agent, alertFailure, jobOfBackup, restoreBackup, runBackup, verifyBackup } from './runner';
 import { RecoveryTarget } from './pitr/recovery';
 import { restoreToPoint } from './pitr/restore';
+import { DatabasesToPointOptions, restoreDatabasesToPoint } from './pitr/restore-databases';
 import { verifyRecovery } from './pitr/verify';
 import { formatLsn, parseLsn } from './pitr/wal-archive';
 import { Scheduler } from './scheduler';
@@ -115,7 +116,11 @@ async function dispatch(args: ParsedArguments, config: AgentConfig, io: Io, stop
     case 'restore': {
       const job = findJob(config, args.positional[0]);
       if (job.kind === 'postgres-pitr') {
-        io.stdout(`${await restoreToPoint(agent, job, { target: pitrTarget(args), ...scratchTarget(args) })}\n`);
+        const some = someDatabases(args);
+        const result = some
+          ? await restoreDatabasesToPoint(agent, job, { target: pitrTarget(args), ...some, commandLine: restoreCommandLine(job.name, args) })
+          : await restoreToPoint(agent, job, { target: pitrTarget(args), ...scratchTarget(args) });
+        io.stdout(`${result}\n`);
         return 0;
       }
       if (args.values.from === undefined) throw new UserError(`job ${job.name} is a ${job.kind} job: restore it with --from <backup-id|latest> (--to-time and the like are for postgres-pitr jobs)`);
@@ -157,6 +162,30 @@ function pitrTarget(args: ParsedArguments): RecoveryTarget {
     throw new UserError(`--to-time "${time}" is not an ISO 8601 time with a zone, e.g. 2026-12-01T17:15:00Z or 2026-12-01T18:15:00+01:00`);
   }
   return { time: new Date(time).toISOString() };
+}
+
+/**
+ * --only-databases, --into and --port (the scratch server's) of a restore of some databases of a
+ * shared server to a point; undefined for a whole-server restore.
+ */
+function someDatabases(args: ParsedArguments): Pick<DatabasesToPointOptions, 'databases' | 'into' | 'scratchPort'> | undefined {
+  const only = args.values['only-databases'];
+  const into = args.values.into;
+  if (only === undefined && into === undefined) return undefined;
+  if (only === undefined || into === undefined) throw new UserError('--only-databases <db,db> and --into <host:port> go together: the databases to bring back, and the live server they go into');
+  if (args.values['target-dir'] !== undefined) throw new UserError('--only-databases recovers into a scratch folder of its own: leave out --target-dir');
+  const address = /^([A-Za-z0-9.-]+):(\d{1,5})$/.exec(into);
+  if (!address) throw new UserError(`--into "${into}" is not host:port, e.g. dev-shared-postgres:5432`);
+  const port = args.values.port;
+  if (port === undefined || !/^\d{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535) throw new UserError('--only-databases needs --port <a free local TCP port> for the scratch server');
+  const databases = only.split(',').map((d) => d.trim()).filter((d) => d !== '');
+  return { databases, into: { host: address[1], port: Number(address[2]) }, scratchPort: Number(port) };
+}
+
+/** This restore's command line, for messages that tell an operator how to run it again. */
+function restoreCommandLine(job: string, args: ParsedArguments): string {
+  const values = Object.entries(args.values).flatMap(([name, value]) => (value === undefined ? [] : [`--${name} ${value}`]));
+  return ['restore', job, ...values, ...[...args.switches].map((name) => `--${name}`)].join(' ');
 }
 
 /** --target-dir and --port of a restore to a point. */

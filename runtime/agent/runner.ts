@@ -189,7 +189,7 @@ function checkMethod(job: JobConfig): string {
 }
 
 /** Hashing a large backup takes longer than a stopping agent may: a stop request ends it. */
-async function describeFiles(dir: string, stop: AbortSignal): Promise<ManifestFile[]> {
+export async function describeFiles(dir: string, stop: AbortSignal): Promise<ManifestFile[]> {
   const files: ManifestFile[] = [];
   for (const relative of await listFiles(dir)) {
     if (stop.aborted) throw new Error('stopped before every file was checksummed');

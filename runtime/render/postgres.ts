@@ -84,6 +84,11 @@ function checkOptions(o: PostgresRenderOptions): void {
   if (o.initDir !== undefined) checkPath(RENDERER, 'initDir', o.initDir);
 }
 
+/** A session whose statements (passwords among them) reach no server log, nor notices the client. */
+const QUIET_SESSION_SQL = `SET client_min_messages = warning;
+SET log_statement = 'none';
+SET log_min_duration_statement = -1;`;
+
 /**
  * Roles first, in the maintenance database. The passwords come from the environment through
  * psql's `\getenv` (psql 15+), so they appear neither in this file nor in any process's argv.
@@ -91,9 +96,7 @@ function checkOptions(o: PostgresRenderOptions): void {
  * to the server log whenever log_statement or an error logs the statement.
  */
 const ROLES_SQL = String.raw`
-SET client_min_messages = warning;
-SET log_statement = 'none';
-SET log_min_duration_statement = -1;
+${QUIET_SESSION_SQL}
 SET log_min_error_statement = 'panic';
 \getenv app_password TENANTRY_APP_PASSWORD
 \getenv readonly_password TENANTRY_READONLY_PASSWORD
@@ -368,16 +371,54 @@ export function renderPostgres(o: PostgresRenderOptions): ContainerLaunch {
   const init = { path: `${initDir}/${INIT_SCRIPT_NAME}`, content: renderPostgresInitScript(o), executable: true };
   const env = ['POSTGRES_PASSWORD', 'TENANTRY_APP_PASSWORD', 'TENANTRY_READONLY_PASSWORD', 'TENANTRY_BACKUP_PASSWORD'];
   if (!o.pitr) return { files: [init], command: renderPostgresCommand(o.parameters), env };
+  return withPitr({ files: [init], command: renderPostgresCommand(o.parameters), env: [...env, 'TENANTRY_REPLICATION_PASSWORD'] }, o.parameters, o.pitr, o.replicationRole);
+}
+
+/**
+ * The environment's shared server: no init script (its tenants' databases are provisioned one
+ * tenant at a time, constructs/shared-postgres.ts); with point-in-time recovery, the same streaming
+ * parameters, pg_hba.conf and restore on start as a dedicated server, for the environment's own
+ * replication role (created by renderReplicationRoleScript).
+ */
+export function renderSharedPostgres(parameters: PostgresRenderOptions['parameters'], pitr?: PostgresPitrOptions & { replicationRole: string }): ContainerLaunch {
+  const plain = { files: [], command: renderPostgresCommand(parameters), env: ['POSTGRES_PASSWORD'] };
+  return pitr ? withPitr(plain, parameters, pitr, pitr.replicationRole) : plain;
+}
+
+function withPitr(launch: ContainerLaunch, parameters: PostgresRenderOptions['parameters'], pitr: PostgresPitrOptions, replicationRole: string): ContainerLaunch {
   return {
+    ...launch,
     files: [
-      init,
-      { path: PITR_HBA_FILE, content: renderPitrHba(o.replicationRole) },
+      ...launch.files,
+      { path: PITR_HBA_FILE, content: renderPitrHba(replicationRole) },
       { path: RESTORE_ON_START_SCRIPT, content: renderRestoreOnStart(), executable: true },
     ],
     entrypoint: ['/bin/sh', RESTORE_ON_START_SCRIPT, IMAGE_ENTRYPOINT],
-    command: renderPostgresCommand({ ...o.parameters, ...pitrServerParameters(o.pitr), hba_file: PITR_HBA_FILE }),
-    env: [...env, 'TENANTRY_REPLICATION_PASSWORD'],
+    command: renderPostgresCommand({ ...parameters, ...pitrServerParameters(pitr), hba_file: PITR_HBA_FILE }),
   };
+}
+
+/**
+ * The shared server's replication role alone, for its one-shot provisioning container: the role
+ * the environment's backup agent streams the whole server with. It gets CONNECT on no tenant's
+ * database (adding a tenant must not change the environment's archive); recovery verification
+ * counts the `postgres` database, which PUBLIC may connect to.
+ */
+export function renderReplicationRoleScript(replicationRole: string): string {
+  checkIdentifier(RENDERER, 'pitr.replicationRole', replicationRole);
+  return shellScript(
+    ['Tenantry: creates the shared server\'s replication role, or re-asserts it and sets its password. Safe to run again.'],
+    [
+      requireEnvLine('TENANTRY_REPLICATION_PASSWORD'),
+      'exec psql -v ON_ERROR_STOP=1 --no-psqlrc --quiet \\',
+      '  --username "${PGUSER:-${POSTGRES_USER:-postgres}}" --dbname "${PGDATABASE:-postgres}" <<\'SQL\'',
+      `\\set replication_role '${replicationRole}'`,
+      // ALTER ROLE … PASSWORD must not reach the server log (ROLES_SQL says why).
+      QUIET_SESSION_SQL,
+      REPLICATION_ROLE_SQL.trim(),
+      'SQL',
+    ],
+  );
 }
 
 /** The official image's entrypoint (on its PATH): initialises an empty data dir, drops to postgres. */

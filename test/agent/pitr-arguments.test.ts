@@ -28,6 +28,10 @@ describe('restore to a point: mistakes are refused with exit 2 before anything i
     [['restore', 'pitr', '--from', 'latest'], 'job pitr is a postgres-pitr job: restore it to a point with --to-time, --to-lsn, --to-name or --latest, not --from'],
     [['restore', 'pg', '--latest'], 'job pg is a postgres job: restore it with --from <backup-id|latest>'],
     [['restore', 'pitr', '--latest', '--port', '5499'], '--port starts the recovered copy of --target-dir; give --target-dir <dir> too'],
+    [['restore', 'pitr', '--latest', '--only-databases', 'app'], '--only-databases <db,db> and --into <host:port> go together'],
+    [['restore', 'pitr', '--latest', '--only-databases', 'app', '--into', 'db'], '--into "db" is not host:port'],
+    [['restore', 'pitr', '--latest', '--only-databases', 'app', '--into', 'db:5432'], '--only-databases needs --port <a free local TCP port> for the scratch server'],
+    [['restore', 'pitr', '--latest', '--only-databases', 'app', '--into', 'db:5432', '--port', '5499', '--target-dir', '/x'], '--only-databases recovers into a scratch folder of its own'],
     [['restore', 'pitr', '--latest', '--target-dir', '/x', '--port', '99999'], '--port "99999" is not a TCP port'],
   ])('%j', async (args, message) => {
     const { code, stderr } = await run(args);

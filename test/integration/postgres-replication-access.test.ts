@@ -8,7 +8,7 @@ import { execFile } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { PITR_HBA_FILE, pitrServerParameters, renderPostgres, PostgresRenderOptions } from '../../runtime/render/postgres';
+import { PITR_HBA_FILE, pitrServerParameters, renderPostgres, PostgresRenderOptions, renderReplicationRoleScript } from '../../runtime/render/postgres';
 import { PostgresServer, startPostgres, tempDir } from '../helpers/servers';
 
 const options: PostgresRenderOptions = {
@@ -132,5 +132,37 @@ describe('replication access with point-in-time recovery (real Postgres 15)', ()
     expect(attrs.output.trim()).toBe('f|f');
     expect((await psql('acme_replication', passwords.TENANTRY_REPLICATION_PASSWORD, '', 'SELECT 1')).output).toContain('is not permitted to log in');
     expect(await psql('acme_app', passwords.TENANTRY_APP_PASSWORD, '', 'SELECT count(*) FROM invoices')).toEqual({ code: 0, output: '25\n' });
+  });
+});
+
+describe("the shared server's replication role script (real Postgres 15)", () => {
+  let server: PostgresServer;
+
+  beforeAll(async () => {
+    server = await startPostgres({});
+  }, 60_000);
+
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  test('creates shared_replication with REPLICATION and reading only; run again, it sets the new password and nothing else', async () => {
+    const script = path.join(tempDir('shared-replication'), 'replication-role.sh');
+    fs.writeFileSync(script, renderReplicationRoleScript('shared_replication'), { mode: 0o755 });
+    expect(await run('/bin/sh', [script], { ...server.env, TENANTRY_REPLICATION_PASSWORD: 'first' })).toEqual({ code: 0, output: '' });
+    expect(await run('/bin/sh', [script], { ...server.env, TENANTRY_REPLICATION_PASSWORD: `second 'pw" $1` })).toEqual({ code: 0, output: '' });
+
+    const attrs = await run('psql', ['-X', '-At', '-d', 'postgres', '-c', "SELECT rolcanlogin, rolreplication, rolsuper, rolcreatedb, rolcreaterole, rolbypassrls FROM pg_roles WHERE rolname = 'shared_replication'"], server.env);
+    expect(attrs.output.trim()).toBe('t|t|f|f|f|t');
+    const login = await run('psql', ['-X', '-At', `host=127.0.0.1 port=${server.port} user=shared_replication dbname=postgres`, '-c', 'SELECT pg_has_role(current_user, \'pg_read_all_data\', \'MEMBER\')'], { PGPASSWORD: `second 'pw" $1` });
+    expect(login).toEqual({ code: 0, output: 't\n' });
+  });
+
+  test('refuses to run without the password', async () => {
+    const script = path.join(tempDir('shared-replication'), 'replication-role.sh');
+    fs.writeFileSync(script, renderReplicationRoleScript('shared_replication'), { mode: 0o755 });
+    const result = await run('/bin/sh', [script], { ...server.env });
+    expect(result.code).not.toBe(0);
+    expect(result.output).toContain('TENANTRY_REPLICATION_PASSWORD');
   });
 });

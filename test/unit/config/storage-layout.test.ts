@@ -3,7 +3,7 @@ import * as path from 'path';
 import { loadConfig } from '../../../config/load';
 import type { StorageConfig } from '../../../config/model';
 import { formatProblem } from '../../../config/source';
-import { SHARED_POSTGRES_VOLUME, tenantVolumes, volumeLocation } from '../../../config/storage-layout';
+import { SHARED_POSTGRES_ARCHIVE_VOLUME, SHARED_POSTGRES_VOLUME, tenantVolumes, volumeLocation } from '../../../config/storage-layout';
 import { dataRootProblem, storagePathProblem } from '../../../config/storage-paths';
 import { resourcesOf, VolumeJson } from '../constructs/support';
 import { loadOrThrow, synthEnvironment, writeConfig } from '../synth/support';
@@ -110,10 +110,11 @@ describe('tenantVolumes lists exactly the volumes the constructs create', () => 
     const listed = [
       ...tenantVolumes(acme.services, Object.keys(acme.backup).length > 0).map((v) => volumeLocation(dev.storage, undefined, { environment: 'dev', tenant: 'acme', ...v })),
       volumeLocation(dev.storage, undefined, { environment: 'dev', ...SHARED_POSTGRES_VOLUME }),
+      volumeLocation(dev.storage, undefined, { environment: 'dev', ...SHARED_POSTGRES_ARCHIVE_VOLUME }),
     ].map((l) => (l.kind === 'volume' ? l.name : ''));
 
     expect(listed.sort()).toEqual(synthesized);
-    expect(synthesized).toHaveLength(12);
+    expect(synthesized).toHaveLength(13);
   });
 });
 

@@ -159,7 +159,11 @@ describe('shared Postgres', () => {
   // rendering an init script that is thrown away.
   test('tenants with mode: shared get their databases on the server from a one-shot provisioning container', () => {
     const root = writeConfig({
-      'environments/dev.yaml': environment('dev', '172.30.0.0/16', { sharedPostgres: { parameters: { max_connections: 300 } } }),
+      // PITR off: the environment's archive of the server has its own test (shared-postgres-archive.test.ts).
+      'environments/dev.yaml': environment('dev', '172.30.0.0/16', {
+        sharedPostgres: { parameters: { max_connections: 300 } },
+        backup: { defaults: { postgres: { pitr: { enabled: false } } } },
+      }),
       'tenants/acme.yaml': { name: 'acme', environments: ['dev'], services: { postgres: { mode: 'shared', databases: ['app'] } } },
     });
     const [s] = loadOrThrow(root).environments.map(synthEnvironment);

@@ -1,0 +1,88 @@
+import { AgentConfig } from '../../../runtime/agent/config';
+import { PITR_HBA_FILE } from '../../../runtime/render/postgres';
+import { BACKUP_MOUNT, RESTORE_ON_START_SCRIPT } from '../../../runtime/render/postgres-restore-on-start';
+import { agentConfigOf, container, envOf, RANDOM_PASSWORD_REF, resourcesOf, SynthDoc, upload, VolumeJson } from '../constructs/support';
+import { containers, errorAnnotations, invariantViolations, loadOrThrow, synthEnvironment, writeConfig } from './support';
+
+const LOCAL = 'unix:///var/run/docker.sock';
+
+function dev(extra: Record<string, unknown> = {}) {
+  return { name: 'dev', docker: { host: LOCAL }, network: { name: 'tenantry-dev', subnet: '172.30.0.0/16' }, storage: { kind: 'volume' }, sharedPostgres: {}, ...extra };
+}
+
+const sharedTenant = (name: string) => ({ name, environments: ['dev'], services: { postgres: { mode: 'shared', databases: [`${name}_app`] }, pgbouncer: { enabled: false } } });
+
+/** The docker_volume a mount's `${docker_volume.<id>.name}` reference names. */
+function volumeNamed(doc: SynthDoc, reference: string | undefined): string | undefined {
+  const id = /^\$\{docker_volume\.([^.]+)\.name\}$/.exec(reference ?? '')?.[1];
+  return id === undefined ? undefined : resourcesOf<VolumeJson>(doc, 'docker_volume')[id]?.name;
+}
+
+function synthDev(files: Record<string, unknown>) {
+  const [s] = loadOrThrow(writeConfig(files)).environments.map(synthEnvironment);
+  return s;
+}
+
+describe("the shared Postgres server's archive: the environment's own agent, never a tenant's", () => {
+  test('GIVEN a shared server with PITR on by default THEN dev-shared-backup streams its WAL with the server\'s own replication role', () => {
+    const s = synthDev({ 'environments/dev.yaml': dev(), 'tenants/acme.yaml': sharedTenant('acme') });
+
+    expect(invariantViolations([s])).toEqual([]);
+    expect(errorAnnotations(s.stack)).toEqual([]);
+    const archive = container(s.doc, 'dev-shared-backup');
+    const config = agentConfigOf<AgentConfig>(archive)!;
+    expect(config.tenant).toBe('shared');
+    expect(config.offsite).toBeUndefined();
+    expect(config.jobs).toEqual([
+      expect.objectContaining({
+        name: 'postgres-pitr',
+        kind: 'postgres-pitr',
+        offsite: false,
+        pitr: expect.objectContaining({ host: 'dev-shared-postgres', port: 5432, user: 'shared_replication', slot: 'tenantry_shared', databases: ['postgres'], maxSlotWalKeepMb: 10240 }),
+      }),
+    ]);
+    expect(envOf(archive).PG_REPLICATION_PASSWORD).toMatch(RANDOM_PASSWORD_REF);
+    expect(archive.volumes?.map((v) => [volumeNamed(s.doc, v.volume_name), v.container_path])).toEqual([['dev-shared-backup-backups', '/backups']]);
+
+    // The tenant's own agent dumps its databases logically and streams nothing.
+    const tenantJobs = agentConfigOf<AgentConfig>(container(s.doc, 'dev-acme-backup'))!.jobs.map((j) => j.kind);
+    expect(tenantJobs).toEqual(['postgres']);
+    expect(Object.values(envOf(container(s.doc, 'dev-acme-backup')))).not.toContain(envOf(archive).PG_REPLICATION_PASSWORD);
+  });
+
+  test('THEN the server has the dedicated server\'s streaming parameters, pg_hba.conf and restore on start, the archive mounted read-only', () => {
+    const s = synthDev({ 'environments/dev.yaml': dev({ sharedPostgres: { parameters: { max_connections: 300 } } }), 'tenants/acme.yaml': sharedTenant('acme') });
+    const server = container(s.doc, 'dev-shared-postgres');
+
+    expect(server.command).toEqual([
+      'postgres', '-c', `hba_file=${PITR_HBA_FILE}`, '-c', 'max_connections=300', '-c', 'max_replication_slots=10', '-c', 'max_slot_wal_keep_size=10240MB',
+      '-c', 'max_wal_senders=10', '-c', 'wal_keep_size=0', '-c', 'wal_level=replica',
+    ]);
+    expect(server.entrypoint).toEqual(['/bin/sh', RESTORE_ON_START_SCRIPT, 'docker-entrypoint.sh']);
+    expect(upload(server, PITR_HBA_FILE).content).toContain('host    replication  shared_replication  all  scram-sha-256');
+    const mounted = server.volumes?.find((v) => v.container_path === BACKUP_MOUNT);
+    expect([volumeNamed(s.doc, mounted?.volume_name), mounted?.read_only]).toEqual(['dev-shared-backup-backups', true]);
+    // Only the server and its one-shot provisioning hold the replication password besides the archive.
+    const provision = container(s.doc, 'dev-shared-postgres-provision');
+    expect([provision.restart, provision.must_run]).toEqual(['no', false]);
+    expect(envOf(provision).TENANTRY_REPLICATION_PASSWORD).toBe(envOf(container(s.doc, 'dev-shared-backup')).PG_REPLICATION_PASSWORD);
+    expect(upload(provision, '/tenantry/replication-role.sh').content).toContain("\\set replication_role 'shared_replication'");
+  });
+
+  test('adding a tenant to the shared server changes neither the server, its provisioning nor its archive', () => {
+    const one = synthDev({ 'environments/dev.yaml': dev(), 'tenants/acme.yaml': sharedTenant('acme') });
+    const two = synthDev({ 'environments/dev.yaml': dev(), 'tenants/acme.yaml': sharedTenant('acme'), 'tenants/beta.yaml': sharedTenant('beta') });
+
+    for (const name of ['dev-shared-backup', 'dev-shared-postgres', 'dev-shared-postgres-provision']) {
+      expect(container(two.doc, name)).toEqual(container(one.doc, name));
+    }
+  });
+
+  test('backup.defaults.postgres.pitr.enabled: false in the environment: no archive, the server as before PITR', () => {
+    const s = synthDev({ 'environments/dev.yaml': dev({ backup: { defaults: { postgres: { pitr: { enabled: false } } } } }), 'tenants/acme.yaml': sharedTenant('acme') });
+
+    expect(containers(s.doc).map((c) => c.name)).not.toContain('dev-shared-backup');
+    expect(containers(s.doc).map((c) => c.name)).not.toContain('dev-shared-postgres-provision');
+    expect(container(s.doc, 'dev-shared-postgres').command).toEqual(['postgres']);
+  });
+});
