@@ -25,13 +25,13 @@
  */
 import { ChildProcess, execFile, execFileSync, spawn } from 'child_process';
 import * as fs from 'fs';
-import * as http from 'http';
 import * as os from 'os';
 import * as path from 'path';
 import { performance } from 'perf_hooks';
 import { Client, ClientConfig } from 'pg';
-import { AcknowledgedWriter, ACK_TABLE_DDL, compareLatest, rowsPresent } from '../e2e/acknowledged-commits';
-import { LongRunning, startLongRunning } from '../e2e/processes';
+import { agentMetric } from '../e2e/agent-metrics';
+import { CommitWriter, ACK_TABLE_DDL, compareLatest, rowsPresent } from '../e2e/acknowledged-commits';
+import { killTree, LongRunning, startLongRunning } from '../e2e/processes';
 import { textTable } from '../e2e/text-table';
 import { CONFIG_JSON_ENV, parseAgentConfig, RESTORE_CREDENTIAL_ENV } from '../runtime/agent/config';
 import { runPipeline } from '../runtime/agent/exec';
@@ -144,23 +144,6 @@ function sameDigest(expected: Record<string, string>, actual: Record<string, str
   if (differ.length) throw new Error(`${what}: contents differ from the source in ${differ.map((t) => `${t} (${actual[t]} instead of ${expected[t]})`).join(', ')}`);
 }
 
-/** PIDs of `root` and every descendant (from /proc). */
-function processTree(root: number): number[] {
-  const parent = new Map<number, number>();
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
-      parent.set(Number(entry), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
-    } catch {
-      // exited meanwhile
-    }
-  }
-  const found = [root];
-  for (let i = 0; i < found.length; i++) for (const [pid, ppid] of parent) if (ppid === found[i]) found.push(pid);
-  return found;
-}
-
 const postmasterPid = (pgdata: string) => Number(fs.readFileSync(path.join(pgdata, 'postmaster.pid'), 'utf8').split('\n')[0]);
 
 /** A Postgres started with pg_ctl on a data directory (a copy, or a restore) and stopped the same way. */
@@ -185,13 +168,7 @@ class LocalServer {
 
   /** SIGKILL to the postmaster and every backend at once: the host is gone, nothing is shut down. */
   killAll(): void {
-    for (const pid of processTree(postmasterPid(this.pgdata))) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
+    killTree(postmasterPid(this.pgdata));
   }
 }
 
@@ -267,18 +244,8 @@ class AgentProcess {
     this.serving = undefined;
   }
 
-  async metric(name: string): Promise<number | undefined> {
-    const text = await new Promise<string>((resolve) => {
-      const request = http.get({ host: '127.0.0.1', port: this.httpPort, path: '/metrics', timeout: 2000 }, (response) => {
-        let body = '';
-        response.on('data', (chunk: Buffer) => (body += chunk.toString()));
-        response.on('end', () => resolve(body));
-      });
-      request.on('error', () => resolve(''));
-      request.on('timeout', () => request.destroy());
-    });
-    const match = new RegExp(`^${name}\\{[^}]*job="${PITR_JOB}"[^}]*\\} (\\S+)$`, 'm').exec(text);
-    return match ? Number(match[1]) : undefined;
+  metric(name: string): Promise<number | undefined> {
+    return agentMetric(this.httpPort, name, PITR_JOB);
   }
 
   /** The newest promoted backup of a job: its folder and manifest size. */
@@ -345,11 +312,15 @@ export async function runPitrBenchmark(options: PitrBenchOptions = {}): Promise<
   const print = options.print ?? (() => undefined);
   const load: [number, number] = [load1(), 0];
   const server: PostgresServer = await startPostgres({ parameters: { wal_level: 'replica', max_wal_senders: '10', max_replication_slots: '10', max_slot_wal_keep_size: '8GB' } });
+  // The logical restores load into another server: loading into the archived one would add their
+  // WAL (twice the database) to what every later restore to latest replays.
+  const target: PostgresServer = await startPostgres({ password: server.password });
   const binDir = server.binDir;
   const work = tempDir('bench-pitr');
   const env = server.env;
   const source: ClientConfig = { host: server.host, port: server.port, user: 'postgres', password: server.password, database: 'bench' };
   const admin: ClientConfig = { ...source, database: 'postgres' };
+  const targetAdmin: ClientConfig = { ...admin, port: target.port };
   let agent: AgentProcess | undefined;
   const timed = async (connection: ClientConfig, work: () => Promise<unknown>) => {
     await query(connection, 'CHECKPOINT');
@@ -372,6 +343,7 @@ export async function runPitrBenchmark(options: PitrBenchOptions = {}): Promise<
 
     agent = await AgentProcess.create(path.join(work, 'agent'), server.port, server.password);
     await agent.serve();
+    const targetAgent = await AgentProcess.create(agent.backupDir, target.port, target.password);
     print(`agent serving, receiver streaming (http ${agent.httpPort})`);
 
     // 1. Base backup, alternating.
@@ -404,8 +376,8 @@ export async function runPitrBenchmark(options: PitrBenchOptions = {}): Promise<
 
     // 2. Restore to a server that accepts connections, alternating; contents compared after each.
     const restore: Record<string, TimedRow> = {
-      psql: { method: 'gunzip | psql (into a new database)', seconds: [], load: [] },
-      logical: { method: `tenantry-agent restore ${LOGICAL_JOB} --from latest --target <new database>`, seconds: [], load: [] },
+      psql: { method: 'gunzip | psql (into a new database on another server)', seconds: [], load: [] },
+      logical: { method: `tenantry-agent restore ${LOGICAL_JOB} --from latest --target <new database> (on another server)`, seconds: [], load: [] },
       scratch: { method: `tenantry-agent restore ${PITR_JOB} --latest --target-dir <dir> --port <port> (recovered, then started)`, seconds: [], load: [] },
       dedicated: { method: `tenantry-agent restore ${PITR_JOB} --latest, restore-on-start script, server start (the dedicated server's path)`, seconds: [], load: [] },
     };
@@ -414,14 +386,14 @@ export async function runPitrBenchmark(options: PitrBenchOptions = {}): Promise<
     fs.writeFileSync(wrapper, renderRestoreOnStart({ backupMount: agent.backupDir }), { mode: 0o755 });
     const ids = postgresIds();
     for (let i = 1; i <= repetitions; i++) {
-      await query(admin, `CREATE DATABASE plain_${i}`);
-      await step(restore.psql, admin, () => runPipeline({ file: 'gunzip', args: ['-c', dumpFile] }, { file: 'psql', args: ['--quiet', '--no-psqlrc', '-v', 'ON_ERROR_STOP=1', `--dbname=plain_${i}`] }, { env }));
-      sameDigest(expected, await digest({ ...source, database: `plain_${i}` }), 'gunzip | psql');
-      await query(admin, `DROP DATABASE plain_${i}`);
+      await query(targetAdmin, `CREATE DATABASE plain_${i}`);
+      await step(restore.psql, targetAdmin, () => runPipeline({ file: 'gunzip', args: ['-c', dumpFile] }, { file: 'psql', args: ['--quiet', '--no-psqlrc', '-v', 'ON_ERROR_STOP=1', `--dbname=plain_${i}`] }, { env: target.env }));
+      sameDigest(expected, await digest({ ...targetAdmin, database: `plain_${i}` }), 'gunzip | psql');
+      await query(targetAdmin, `DROP DATABASE plain_${i}`);
 
-      await step(restore.logical, admin, () => agent!.command(['restore', LOGICAL_JOB, '--from', 'latest', '--target', `logical_${i}`]));
-      sameDigest(expected, await digest({ ...source, database: `logical_${i}` }), 'the agent\'s logical restore');
-      await query(admin, `DROP DATABASE logical_${i}`);
+      await step(restore.logical, targetAdmin, () => targetAgent.command(['restore', LOGICAL_JOB, '--from', 'latest', '--target', `logical_${i}`]));
+      sameDigest(expected, await digest({ ...targetAdmin, database: `logical_${i}` }), 'the agent\'s logical restore');
+      await query(targetAdmin, `DROP DATABASE logical_${i}`);
 
       const scratchDir = path.join(work, `scratch-${i}`);
       const scratchPort = await freePort();
@@ -542,7 +514,7 @@ export async function runPitrBenchmark(options: PitrBenchOptions = {}): Promise<
       const liveServer = await LocalServer.start(live, livePort, binDir, synchronous ? { synchronous_standby_names: `"${RECEIVER_APPLICATION_NAME}"` } : {});
       const trialAgent = await AgentProcess.create(path.join(trialDir, 'agent'), livePort, server.password);
       const liveConnection: ClientConfig = { ...source, port: livePort };
-      let writer: AcknowledgedWriter | undefined;
+      let writer: CommitWriter | undefined;
       let load: ChildProcess | undefined;
       let restored: LocalServer | undefined;
       try {
@@ -551,7 +523,7 @@ export async function runPitrBenchmark(options: PitrBenchOptions = {}): Promise<
         await receiverCaughtUp({ ...admin, port: livePort });
         load = pgbench(binDir, { ...env, PGPORT: String(livePort) }, ['-n', '-c', '2', '-j', '2', '-T', '120', 'bench']);
         void pgbenchResult(load);
-        writer = new AcknowledgedWriter(liveConnection, ACKS, 2);
+        writer = new CommitWriter(liveConnection, ACKS, 2);
         await writer.start();
         // A moment that falls anywhere in a commit's round trip: 4 s plus a varying fraction of a second.
         await sleep(4000 + ((n * 397) % 1000));
@@ -608,6 +580,7 @@ export async function runPitrBenchmark(options: PitrBenchOptions = {}): Promise<
     };
   } finally {
     await agent?.stop().catch(() => undefined);
+    await target.stop();
     await server.stop();
     fs.rmSync(work, { recursive: true, force: true });
   }

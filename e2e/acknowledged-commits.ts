@@ -24,7 +24,7 @@ export interface Commit {
 const md5 = (text: string) => createHash('md5').update(text).digest('hex');
 const key = (client: number, seq: number) => `${client}:${seq}`;
 
-export class AcknowledgedWriter {
+export class CommitWriter {
   readonly commits: Commit[] = [];
   private running = false;
   private loops: Promise<void>[] = [];
