@@ -7,7 +7,7 @@
  *      pg_verifybackup) vs pg_basebackup alone with the job's flags, and the logical job;
  *   2. restore to a server that accepts connections, with identical contents (every table's row
  *      count and sum of 64-bit row hashes equal the source's): `gunzip | psql` vs the agent's
- *      logical restore vs `restore postgres-pitr --latest --target-dir --port` (recovered and
+ *      logical restore (both into a second server) vs `restore postgres-pitr --latest --target-dir --port` (recovered and
  *      started) vs the dedicated server's path (`restore --latest`, the Postgres container's
  *      restore-on-start script swapping it in, the server started);
  *   3. recovery point: a server under pgbench load plus a client recording every commit
@@ -21,7 +21,8 @@
  * its config in TENANTRY_AGENT_CONFIG_JSON, from dist/. Each comparison alternates its sides (A, B,
  * A, B); every timed step starts after a CHECKPOINT and a sync; tables show medians and the load
  * average beside them. Run: `npm run build --silent && node dist/bench/pitr.js`
- * (BENCH_PG_SCALE, BENCH_REPETITIONS, BENCH_PITR_TRIALS, BENCH_PITR_SYNC_TRIALS override).
+ * (BENCH_PG_SCALE, BENCH_REPETITIONS, BENCH_PITR_TRIALS, BENCH_PITR_SYNC_TRIALS,
+ * BENCH_PITR_LATENCY_REPETITIONS, BENCH_PITR_LATENCY_SECONDS and BENCH_PITR_LAG_SECONDS override).
  */
 import { ChildProcess, execFile, execFileSync, spawn } from 'child_process';
 import * as fs from 'fs';
@@ -428,7 +429,7 @@ export async function runPitrBenchmark(options: PitrBenchOptions = {}): Promise<
     const probeScript = path.join(work, 'probe.sql');
     fs.writeFileSync(probeScript, `INSERT INTO ${PROBE} DEFAULT VALUES;\n`);
     const latency: LatencyRow[] = [];
-    const seconds = Number(process.env.BENCH_PITR_LATENCY_SECONDS ?? 8);
+    const seconds = Number(process.env.BENCH_PITR_LATENCY_SECONDS ?? 6);
     for (const clients of [1, 4]) {
       for (const synchronous of [false, true]) latency.push({ synchronous, clients, latencyMs: [], tps: [], load: [] });
     }
@@ -442,7 +443,9 @@ export async function runPitrBenchmark(options: PitrBenchOptions = {}): Promise<
       }
       throw new Error(`the receiver did not become ${on ? 'a synchronous' : 'an asynchronous'} standby`);
     };
-    for (let i = 1; i <= repetitions; i++) {
+    // Single commits are short and the machine is shared: more alternations than the other comparisons.
+    const latencyRepetitions = Math.max(repetitions, Number(process.env.BENCH_PITR_LATENCY_REPETITIONS ?? 5));
+    for (let i = 1; i <= latencyRepetitions; i++) {
       for (const row of latency) {
         await setSynchronous(row.synchronous);
         row.load.push(load1());
@@ -637,7 +640,7 @@ export function formatPitrBenchmark(result: PitrBenchmark): string {
     summary(false),
     summary(true),
     '',
-    `Commit latency: pgbench -n -T ${process.env.BENCH_PITR_LATENCY_SECONDS ?? 8} of one single-row INSERT per transaction, with the agent's receiver asynchronous and synchronous`,
+    `Commit latency: ${result.latency[0].latencyMs.length} alternations of pgbench -n -T ${process.env.BENCH_PITR_LATENCY_SECONDS ?? 6} of one single-row INSERT per transaction, with the agent's receiver asynchronous and synchronous`,
     latency,
     `cost of zero loss: ${costs.join('; ')}`,
     '',
