@@ -530,8 +530,8 @@ export async function runPitrBenchmark(options: PitrBenchOptions = {}): Promise<
         await writer.start();
         // A moment that falls anywhere in a commit's round trip: 4 s plus a varying fraction of a second.
         await sleep(4000 + ((n * 397) % 1000));
-        liveServer.killAll();
         const lostAt = Date.now();
+        liveServer.killAll();
         await writer.stop();
         load.kill('SIGKILL');
         fs.rmSync(live, { recursive: true, force: true });
@@ -616,7 +616,7 @@ export function formatPitrBenchmark(result: PitrBenchmark): string {
   });
   const trialRows = (sync: boolean) => result.trials.filter((t) => t.synchronous === sync);
   const trials = textTable(
-    ['trial', 'commit', 'acknowledged', 'commits/s', 'lost', 'lost ms', 'unacked but kept', 'restore s', 'load avg'],
+    ['trial', 'commit', 'acknowledged', 'commits/s', 'lost', 'lost within ms', 'unacked but kept', 'restore s', 'load avg'],
     result.trials.map((t, i) => [String(i + 1), t.synchronous ? 'synchronous' : 'asynchronous', String(t.acknowledged), t.commitsPerSecond.toFixed(0), String(t.lost), (t.lostSeconds * 1000).toFixed(0), String(t.unacknowledgedPresent), t.restoreSeconds.toFixed(1), t.load.toFixed(1)]),
   );
   const summary = (sync: boolean) => {

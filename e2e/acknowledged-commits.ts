@@ -108,7 +108,11 @@ export interface LatestComparison {
   acknowledged: number;
   /** Acknowledged commits missing from the restore (or present with other contents). */
   lost: Commit[];
-  /** Seconds of acknowledged writes lost: from the first lost acknowledgement to the loss; 0 when none. */
+  /**
+   * Seconds of writes lost, at most: from when the first lost commit was sent to the loss; 0 when
+   * none. Sent, not acknowledged: an acknowledgement that arrived while the client was busy
+   * killing the server is only seen afterwards.
+   */
   lostSeconds: number;
   /** Unacknowledged INSERTs (in flight at the loss) that the restore holds anyway. */
   unacknowledgedPresent: number;
@@ -116,12 +120,12 @@ export interface LatestComparison {
   unknown: number;
 }
 
-/** What a restore to the latest point kept of the writer's commits, against the moment `lostAt` (ms). */
+/** What a restore to the latest point kept of the writer's commits, against the moment `lostAt` (ms) the server was lost. */
 export function compareLatest(commits: readonly Commit[], present: Map<string, string>, lostAt: number): LatestComparison {
   const sent = new Map(commits.map((c) => [key(c.client, c.seq), c]));
   const acked = commits.filter((c) => c.ackedAt !== undefined);
   const lost = acked.filter((c) => present.get(key(c.client, c.seq)) !== c.payload);
-  const firstLost = Math.min(...lost.map((c) => c.ackedAt!));
+  const firstLost = Math.min(...lost.map((c) => c.sentAt));
   return {
     acknowledged: acked.length,
     lost,

@@ -127,8 +127,8 @@ async function pointInTimeStep(
     await sleep(2000);
     t = Date.now();
     await sleep(2000);
-    const killed = killTree(tenant.running(postgres.name).pid);
     destroyedAt = Date.now();
+    const killed = killTree(tenant.running(postgres.name).pid);
     tenant.forget(postgres.name);
     fs.rmSync(pgdata, { recursive: true, force: true });
     detail(`T = ${iso(t)}; SIGKILL of ${killed} Postgres processes at ${iso(destroyedAt)}, then ${pgdata} deleted`);
@@ -157,7 +157,7 @@ async function pointInTimeStep(
   const latest = await rows();
   const lost = compareLatest(writer.commits, latest.rows, destroyedAt);
   detail(
-    `restored to latest: ${latest.rows.size} rows; acknowledged ${lost.acknowledged}, lost ${lost.lost.length} (${(lost.lostSeconds * 1000).toFixed(0)} ms of writes before the kill); ` +
+    `restored to latest: ${latest.rows.size} rows; acknowledged ${lost.acknowledged}, lost ${lost.lost.length} (sent in the last ${(lost.lostSeconds * 1000).toFixed(0)} ms before the kill); ` +
       `unacknowledged but kept ${lost.unacknowledgedPresent}; rows never written ${lost.unknown}; wrong checksums ${latest.badChecksums}`,
   );
   const kept = fs.readdirSync(path.dirname(pgdata)).filter((name) => name.startsWith('pgdata.before-restore-'));

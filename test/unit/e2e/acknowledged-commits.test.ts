@@ -36,12 +36,16 @@ describe('compareToTime', () => {
 });
 
 describe('compareLatest', () => {
-  test('the writes lost are counted from the first lost acknowledgement to the loss', () => {
+  test('the writes lost span from the sending of the first lost commit to the loss', () => {
     const commits = [commit(1, 0, 10), commit(2, 10, 400), commit(3, 400, 700), commit(4, 700)];
     const result = compareLatest(commits, present(commits[0]), 1000);
     expect(result.acknowledged).toBe(3);
     expect(result.lost.map((c) => c.seq)).toEqual([2, 3]);
-    expect(result.lostSeconds).toBeCloseTo(0.6);
+    expect(result.lostSeconds).toBeCloseTo(0.99);
+  });
+
+  test('a commit acknowledged only after the loss was noted still counts from its sending', () => {
+    expect(compareLatest([commit(1, 995, 1003)], new Map(), 1000).lostSeconds).toBeCloseTo(0.005);
   });
 
   test('nothing lost: 0 s; an unacknowledged commit kept is counted apart', () => {
