@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: every benchmark in sequence, each printing its table. Synthesis first, then
- * backup, then the others listed below.
+ * backup and point-in-time recovery, then the others listed below.
  *
  * A missing program that cannot be installed (as root the benchmarks install Debian packages
  * themselves) ends the run with exit code 2 and one sentence naming the package. No process is
@@ -13,6 +13,7 @@ import { MissingBinary } from '../e2e/launcher';
 import { formatBackupBenchmark, runBackupBenchmark } from './backup';
 import { formatConnectionsRows, runConnectionsBenchmark } from './connections';
 import { formatFailover, runFailoverBenchmark } from './failover';
+import { formatPitrBenchmark, runPitrBenchmark } from './pitr';
 import { ensureGnuTime, formatSynthBenchmark, killSynthBenchChildren, runSynthBenchmark } from './synth';
 
 interface Benchmark {
@@ -30,6 +31,7 @@ const progress = (line: string) => console.error(`  ${line}`);
 const BENCHMARKS: Benchmark[] = [
   { name: 'synth', run: async (print) => formatSynthBenchmark(await runSynthBenchmark({ print })) },
   { name: 'backup', run: async (print) => formatBackupBenchmark(await runBackupBenchmark({ print })) },
+  { name: 'pitr', run: async (print) => formatPitrBenchmark(await runPitrBenchmark({ print })) },
   { name: 'connections', run: async (print) => formatConnectionsRows(await runConnectionsBenchmark({ print })) },
   { name: 'failover', run: async (print) => formatFailover(await runFailoverBenchmark({ print })) },
 ];

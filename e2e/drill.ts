@@ -6,6 +6,9 @@
  *
  *   - Postgres: rows written through PgBouncer survive backup (the agent), DROP DATABASE … FORCE
  *     and restore (the agent), identical row for row, and the app can write again;
+ *   - Postgres point-in-time recovery: under continuous acknowledged writes, with the server and
+ *     its data directory destroyed, a restore to a time T holds exactly the commits made before T,
+ *     and a restore to the latest point loses under a second of acknowledged writes;
  *   - PgBouncer: 1000 clients connected at once are served by no more server connections than
  *     the pool size;
  *   - Redis: after SIGKILL of the master, the sentinels promote a replica, and no write the
@@ -15,10 +18,15 @@
  * Every process the drill starts is stopped by PID on the way out, also on failure.
  */
 import * as fs from 'fs';
+import * as path from 'path';
 import { RESTORE_CREDENTIAL_ENV } from '../runtime/agent/config';
+import { POSTGRES_PITR_JOB } from '../runtime/agent/pitr/layout';
+import { CommitWriter, compareLatest, compareToTime, rowsPresent } from './acknowledged-commits';
+import { agentMetric } from './agent-metrics';
 import { MissingBinary, checkBinaries, ensureOptional, RunningService, TenantRun } from './launcher';
 import { ensureOpenFiles } from './limits';
 import { manyClients } from './pgbouncer-load';
+import { killTree } from './processes';
 import { ANALYTICS_TABLES, APP_TABLES, asSuperuser, digestTables, runAppWorkload, TableDigest } from './postgres-workload';
 import { AcknowledgedWriter, killMasterAndTime, missingOrDifferent, replicationInfo, SentinelView, waitForSteadyState } from './redis-failover';
 import { DrillReport, StepFailed, Steps } from './report';
@@ -27,6 +35,10 @@ import { formatTable, LocalContainer } from './translation';
 export const DRILL_ENVIRONMENT = 'dev';
 export const DRILL_TENANT = 'acme';
 const CLIENTS = 1000;
+/** The table the point-in-time step's writer fills, in database app. */
+const PITR_TABLE = 'pitr_drill';
+/** Issue 12's recovery point objective: acknowledged writes of less than a second may be lost. */
+const RPO_SECONDS = 1;
 const START_ORDER = ['postgres', 'pgbouncer', 'redis', 'sentinel', 'backup'];
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -62,6 +74,107 @@ async function databaseAccess(superuser: { port: number; user: string; password:
   const [d] = db.rows;
   const [s] = schema.rows;
   return `owner ${d?.owner}, acl ${d?.acl ?? '(default: PUBLIC may connect)'}; schema public owner ${s?.owner}, acl ${s?.acl ?? '(default)'}`;
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+/** Waits (bounded) until the backup container's WAL receiver streams, from its own /metrics. */
+async function receiverStreaming(tenant: TenantRun): Promise<void> {
+  const [backup] = tenant.byService('backup');
+  for (let i = 0; i < 300; i++) {
+    if ((await agentMetric(backup.port, 'tenantry_pitr_receiver_up', POSTGRES_PITR_JOB)) === 1) return;
+    await sleep(200);
+  }
+  throw new Error(`the backup container's WAL receiver did not start streaming within 60 s (tenantry_pitr_receiver_up on 127.0.0.1:${backup.port}/metrics)`);
+}
+
+/**
+ * Issue 12, item 8, through the synthesized containers only: the backup container's agent
+ * (serve: the WAL receiver; run: the base backup; restore: the prepared restore) and the Postgres
+ * container's restore-on-start wrapper, which applies it when the container starts.
+ */
+async function pointInTimeStep(
+  tenant: TenantRun,
+  postgres: LocalContainer,
+  superuser: { port: number; user: string; password: string },
+  appUrl: string | undefined,
+  analyticsUrl: string | undefined,
+  detail: (line: string) => void,
+): Promise<void> {
+  if (!appUrl || !analyticsUrl) throw new Error('the tenant output has no app/analytics database URL');
+  const [backup] = tenant.byService('backup');
+  const pgdata = postgres.env.PGDATA;
+  const agent = async (args: string[]) => {
+    const result = await tenant.agent(args);
+    if (result.code !== 0) throw new Error(`tenantry-agent ${args.join(' ')} failed (exit ${result.code}):\n${agentOutput(result)}`);
+    return agentOutput(result).split('\n').filter((line) => !line.startsWith('{')).join(' ');
+  };
+  const rows = () => rowsPresent({ host: '127.0.0.1', port: superuser.port, user: superuser.user, password: superuser.password, database: 'app' }, PITR_TABLE);
+  const restartPostgres = async () => {
+    const started = await tenant.start(postgres.name);
+    for (const line of (started.preStartOutput ?? '').split('\n').filter(Boolean)) detail(`  Postgres container start: ${line}`);
+  };
+
+  await receiverStreaming(tenant);
+  detail(`${backup.name} serve: WAL receiver streaming (tenantry_pitr_receiver_up 1)`);
+  detail(`tenantry-agent run ${POSTGRES_PITR_JOB}: ${await agent(['run', POSTGRES_PITR_JOB])}`.trim());
+
+  const writer = new CommitWriter({ connectionString: appUrl, connectionTimeoutMillis: 10_000 }, PITR_TABLE, 2);
+  await writer.start();
+  let destroyedAt = 0;
+  let t = 0;
+  try {
+    await sleep(2000);
+    t = Date.now();
+    await sleep(2000);
+    destroyedAt = Date.now();
+    const killed = killTree(tenant.running(postgres.name).pid);
+    tenant.forget(postgres.name);
+    fs.rmSync(pgdata, { recursive: true, force: true });
+    detail(`T = ${iso(t)}; SIGKILL of ${killed} Postgres processes at ${iso(destroyedAt)}, then ${pgdata} deleted`);
+  } finally {
+    await writer.stop();
+  }
+  detail(`writer (2 connections through PgBouncer): ${writer.commits.length} INSERTs sent, ${writer.acknowledged} acknowledged; it stopped on: ${writer.errors[0] ?? 'nothing'}`);
+
+  // The backup container stops while the server runs restored to T, as its receiver would follow
+  // that server onto a new timeline, and --latest follows the newest timeline of the archive.
+  await tenant.running(backup.name).stop();
+  detail(`${backup.name} stopped (so the archive's latest stays the destroyed server's)`);
+  detail(`tenantry-agent restore ${POSTGRES_PITR_JOB} --to-time ${iso(t)}: ${await agent(['restore', POSTGRES_PITR_JOB, '--to-time', iso(t)])}`);
+  await restartPostgres();
+  const atT = await rows();
+  const toT = compareToTime(writer.commits, atT.rows, t);
+  detail(
+    `restored to T: ${atT.rows.size} rows; acknowledged before T ${toT.before}, missing ${toT.missingBefore.length}; sent after T ${toT.after}, present ${toT.presentAfter.length}; ` +
+      `in flight at T ${toT.inFlight} (present ${toT.inFlightPresent}); rows never written ${toT.unknown}; wrong checksums ${atT.badChecksums}`,
+  );
+  const wrongAtT = toT.missingBefore.length + toT.presentAfter.length + toT.unknown + atT.badChecksums;
+
+  await tenant.running(postgres.name).stop();
+  detail(`tenantry-agent restore ${POSTGRES_PITR_JOB} --latest: ${await agent(['restore', POSTGRES_PITR_JOB, '--latest'])}`);
+  await restartPostgres();
+  const latest = await rows();
+  const lost = compareLatest(writer.commits, latest.rows, destroyedAt);
+  detail(
+    `restored to latest: ${latest.rows.size} rows; acknowledged ${lost.acknowledged}, lost ${lost.lost.length} (sent in the last ${(lost.lostSeconds * 1000).toFixed(0)} ms before the kill); ` +
+      `unacknowledged but kept ${lost.unacknowledgedPresent}; rows never written ${lost.unknown}; wrong checksums ${latest.badChecksums}`,
+  );
+  const kept = fs.readdirSync(path.dirname(pgdata)).filter((name) => name.startsWith('pgdata.before-restore-'));
+  detail(`data directories kept aside by the restore-on-start script: ${kept.join(', ') || 'none'}`);
+
+  await tenant.start(backup.name);
+  await receiverStreaming(tenant);
+  await runAppWorkload(appUrl, analyticsUrl, { connections: 2, transactions: 5 });
+  detail(`${backup.name} started again: the receiver streams from the restored server; the app wrote 5 more transactions through PgBouncer`);
+
+  const problems: string[] = [];
+  if (wrongAtT > 0) problems.push(`the restore to T is not exactly the commits before T (${toT.missingBefore.length} missing, ${toT.presentAfter.length} from after T, ${toT.unknown} unknown, ${atT.badChecksums} bad checksums)`);
+  if (lost.unknown + latest.badChecksums > 0) problems.push(`the restore to latest holds ${lost.unknown} rows never written and ${latest.badChecksums} with a wrong checksum`);
+  if (lost.lostSeconds >= RPO_SECONDS) problems.push(`the restore to latest lost ${lost.lostSeconds.toFixed(3)} s of acknowledged writes (${lost.lost.length} commits), not under ${RPO_SECONDS} s`);
+  // The first restore replaced nothing (the data directory was deleted); the second, the one restored to T.
+  if (kept.length !== 1) problems.push(`expected the data directory restored to T kept aside by the restore to latest, found ${kept.join(', ') || 'none'}`);
+  if (problems.length > 0) throw new Error(problems.join('; '));
 }
 
 function agentOutput(result: { code: number; stdout: string; stderr: string }): string {
@@ -192,6 +305,10 @@ export async function runDrill(print: (line: string) => void = console.log): Pro
       detail(`after:  ${access.after}`);
       if (access.after !== access.before) throw new Error('the restored database has another owner or other privileges than the one dropped');
     });
+
+    await steps.run('Postgres point-in-time recovery: writes, time T, more writes, server and data directory destroyed, restore to T, then to latest', (detail) =>
+      pointInTimeStep(tenant, postgres, superuser, appUrl, analyticsUrl, detail),
+    );
 
     await steps.run(`PgBouncer: ${CLIENTS} clients connected at once, served by the pool`, async (detail) => {
       const poolSize = Number(setting(pgbouncer, 'pgbouncer.ini', 'default_pool_size'));

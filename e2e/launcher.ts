@@ -24,6 +24,8 @@ export interface RunningService {
   service: string;
   pid: number;
   port: number;
+  /** What the container's pre-start step (its wrapper) printed, if it has one. */
+  preStartOutput?: string;
   stop(): Promise<void>;
 }
 
@@ -176,12 +178,14 @@ export class TenantRun {
   async start(name: string): Promise<RunningService> {
     const c = this.container(name);
     materialize(c, this.owner);
+    const preStartOutput = c.preStart ? await this.preStart(c) : undefined;
     const started = await this.launch(c);
     const service: RunningService = {
       name,
       service: c.service,
       pid: started.pid,
       port: c.port,
+      preStartOutput,
       stop: async () => {
         this.services.delete(name);
         await started.stop();
@@ -194,6 +198,14 @@ export class TenantRun {
   /** Forgets a service the caller killed itself (e.g. SIGKILL in a failover drill). */
   forget(name: string): void {
     this.services.delete(name);
+  }
+
+  /** The wrapper split off the container's entrypoint (translation.ts), as root with the container's env. */
+  private async preStart(c: LocalContainer): Promise<string> {
+    const result = await runToCompletion(c.preStart!, { env: c.env, timeoutMs: 600_000 });
+    const output = `${result.stdout}${result.stderr}`.trim();
+    if (result.code !== 0) throw new Error(`${c.name}: ${c.preStart!.join(' ')} exited with ${result.code}: ${output.slice(-2000)}`);
+    return output;
   }
 
   private async launch(c: LocalContainer): Promise<{ pid: number; stop(): Promise<void> }> {
@@ -209,7 +221,7 @@ export class TenantRun {
       return startRedisProcess({ script, env: c.env }, c.port);
     }
     if (c.service === 'backup') {
-      return startLongRunning(c.name, c.argv, { env: c.env, stopSignal: 'SIGTERM', emergencySignal: 'SIGKILL' }, () => portAccepts(c.port));
+      return startLongRunning(c.name, c.argv, { env: c.env, owner: this.ownerOf(c), stopSignal: 'SIGTERM', emergencySignal: 'SIGKILL' }, () => portAccepts(c.port));
     }
     throw new Error(`${c.name}: the drill does not know how to start service "${c.service}"`);
   }
@@ -225,14 +237,19 @@ export class TenantRun {
     if (!c) throw new Error('the tenant has no backup container');
     const serve = c.argv.indexOf('serve');
     if (serve < 0 || !c.env[CONFIG_JSON_ENV]) throw new Error(`${c.name}: expected "<agent> serve" with its config in ${CONFIG_JSON_ENV} (argv: ${c.argv.join(' ')})`);
-    return runToCompletion([...c.argv.slice(0, serve), ...args], { env: { ...c.env, ...extraEnv }, timeoutMs });
+    return runToCompletion([...c.argv.slice(0, serve), ...args], { env: { ...c.env, ...extraEnv }, owner: this.ownerOf(c), timeoutMs });
   }
 
   /** The container's healthcheck, run as Docker would (CMD-SHELL) with the container's env and user. */
   healthcheck(name: string): Promise<RunResult> {
     const c = this.container(name);
     if (!c.healthcheck) return Promise.resolve({ code: 0, stdout: '(no healthcheck)', stderr: '' });
-    return runToCompletion(['/bin/sh', '-c', c.healthcheck], { env: c.env, owner: c.user === 'postgres' ? this.owner : undefined, timeoutMs: 5000 });
+    return runToCompletion(['/bin/sh', '-c', c.healthcheck], { env: c.env, owner: this.ownerOf(c), timeoutMs: 5000 });
+  }
+
+  /** The OS user a container's processes run as (its translation row): the postgres user, else root. */
+  ownerOf(c: LocalContainer): Owner | undefined {
+    return c.user === 'postgres' ? this.owner : undefined;
   }
 
   /** Stops everything started, in reverse order, by PID; then removes the temp dir. */

@@ -5,6 +5,7 @@
  * still running when the drill's process exits is killed then.
  */
 import { execFile } from 'child_process';
+import * as fs from 'fs';
 import { portAccepts, signalThenKill, sleep, spawnWatched } from '../test/helpers/processes';
 
 export { portAccepts };
@@ -44,6 +45,42 @@ export function killEverythingLeft(): number {
 }
 
 process.once('exit', killEverythingLeft);
+
+/** `root` and every live descendant of it (from /proc), parents first. */
+export function processTree(root: number): number[] {
+  const parent = new Map<number, number>();
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      // /proc/<pid>/stat: "pid (comm) state ppid ..."; comm may contain spaces and parentheses.
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      parent.set(Number(entry), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  const found = [root];
+  for (let i = 0; i < found.length; i++) for (const [pid, ppid] of parent) if (ppid === found[i]) found.push(pid);
+  return found;
+}
+
+/**
+ * SIGKILL to `root` and all its descendants at once, as losing the host would end them (a killed
+ * postmaster alone leaves its backends to finish what they were doing). Returns how many were signalled.
+ */
+export function killTree(root: number): number {
+  let killed = 0;
+  for (const pid of processTree(root)) {
+    running.delete(pid);
+    try {
+      process.kill(pid, 'SIGKILL');
+      killed++;
+    } catch {
+      // already gone
+    }
+  }
+  return killed;
+}
 
 /** `signal`, then SIGKILL after the grace period; resolves once the PID is gone. */
 export async function stopPid(pid: number, signal: NodeJS.Signals): Promise<void> {

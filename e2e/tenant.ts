@@ -20,6 +20,8 @@ export interface TenantContainer {
   internalPorts: number[];
   /** Container paths of its volumes. */
   volumes: string[];
+  /** Per container path: the host path or volume name behind it, and whether it is mounted read-only. */
+  volumeSources: Record<string, { source: string; readOnly: boolean }>;
   /** The CMD-SHELL healthcheck command. */
   healthcheck?: string;
   /** Docker runtime settings the drill does not reproduce (listed in the translation table). */
@@ -77,6 +79,7 @@ export function tenantContainers(stack: SynthesizedStack, tenant: string, secret
         files: (c.upload ?? []).map((u) => ({ path: u.file, content: evaluateString(u.content, secrets, where(`upload ${u.file}`)), executable: u.executable ?? false })),
         internalPorts,
         volumes: (c.volumes ?? []).map((v) => v.container_path),
+        volumeSources: Object.fromEntries((c.volumes ?? []).map((v) => [v.container_path, { source: v.host_path ?? v.volume_name ?? v.container_path, readOnly: v.read_only ?? false }])),
         healthcheck: test && test[0] === 'CMD-SHELL' ? evaluate(test[1], 'healthcheck') : undefined,
         runtime: { memoryMb: c.memory, restart: c.restart, published: (c.ports ?? []).filter((p) => p.external !== undefined).map((p) => `${p.ip ?? '0.0.0.0'}:${p.external}→${p.internal}`) },
       };

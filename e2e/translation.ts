@@ -43,6 +43,8 @@ export interface LocalContainer {
   /** Local port of the service's first internal port: where it accepts connections. */
   port: number;
   healthcheck?: string;
+  /** Run to completion, as root with `env`, before the container's program (a wrapper the translation split off). */
+  preStart?: string[];
 }
 
 /** One row: what changes, where, from what to what, and why. `apply` is what the code does. */
@@ -144,8 +146,8 @@ function imageEntrypointRows(containers: TenantContainer[], layout: DrillLayout)
       change: 'image entrypoint',
       scope: wrapped,
       from: `/bin/sh ${RESTORE_ON_START_SCRIPT} docker-entrypoint.sh postgres <command> (point-in-time recovery: applies a prepared restore, then the image's entrypoint)`,
-      to: 'e2e/postgres-entrypoint.ts, as for the image entrypoint (the restore-on-start script is not run)',
-      why: 'the drill prepares no point-in-time restore, so the script would only exec the entrypoint; test/integration/postgres-restore-on-start.test.ts runs it on real data directories',
+      to: '/bin/sh <the script> true (as root, with the container env: applies a prepared restore), then e2e/postgres-entrypoint.ts as for the image entrypoint',
+      why: 'the script ends by exec-ing its arguments, the image\'s entrypoint, which has no program here: it execs `true` instead and the emulated entrypoint follows',
       apply: { imageEntrypoint: [], launch: 'postgres-image-entrypoint', replacesWrapper: true },
     });
   }
@@ -272,9 +274,9 @@ function userAndEnvRows(run: TenantContainer[], layout: DrillLayout): Translatio
   rows.push(...serviceRow(run, 'backup', {
     change: 'user',
     from: 'the agent process as user tenantry (uid 10001, after the entrypoint chowns /backups)',
-    to: 'root (the drill\'s user)',
-    why: 'no tenantry user exists on this machine; the drill creates the backup dir itself',
-    apply: { user: 'root' },
+    to: 'OS user postgres, owner of the backup dir the drill creates',
+    why: 'no tenantry user exists on this machine; like the image\'s, a user that is not root: an agent run as root runs the recovery server as postgres, which cannot read the WAL its receiver wrote',
+    apply: { user: 'postgres' },
   }));
 
   return rows;
@@ -386,13 +388,17 @@ export async function translateTenant(stack: SynthesizedStack, layout: DrillLayo
       .sort((a, b) => b.length - a.length);
     for (const containerPath of containerPaths) {
       // Named by the part after <env>-<tenant>-, so local paths never contain a container hostname.
-      const local = path.join(layout.root, c.name.slice(`${deploymentName(layout.environment, layout.tenant)}-`.length), containerPath);
+      const localOf = (owner: TenantContainer, at: string) => path.join(layout.root, owner.name.slice(`${deploymentName(layout.environment, layout.tenant)}-`.length), at);
+      const writer = sharedVolumeWriter(run, c, containerPath);
+      const local = writer ? localOf(writer.container, writer.path) : localOf(c, containerPath);
       rows.push({
         change: 'path',
         scope: [c.name],
         from: containerPath,
         to: local,
-        why: c.volumes.includes(containerPath) ? 'volume: a temp dir instead of the bind path/volume' : 'container filesystem: a temp dir per container',
+        why: writer
+          ? `volume shared with ${writer.container.name} (the same host path or volume, mounted there at ${writer.path}): its temp dir`
+          : c.volumes.includes(containerPath) ? 'volume: a temp dir instead of the bind path/volume' : 'container filesystem: a temp dir per container',
         apply: { text: new RegExp(`(?<![\\w./-])${escapeRegExp(containerPath)}(?=[/\\s'"]|$)`, 'gm'), replacement: local },
       });
     }
@@ -415,6 +421,21 @@ export async function translateTenant(stack: SynthesizedStack, layout: DrillLayo
   return result;
 }
 
+/**
+ * The container that mounts the same host path or volume as `c` does at `at`, writable, when `c`
+ * mounts it read-only (the Postgres container reading the backup volume): both must see one dir.
+ */
+function sharedVolumeWriter(run: TenantContainer[], c: TenantContainer, at: string): { container: TenantContainer; path: string } | undefined {
+  const mine = c.volumeSources[at];
+  if (!mine?.readOnly) return undefined;
+  for (const other of run) {
+    if (other === c) continue;
+    const found = Object.entries(other.volumeSources).find(([, v]) => v.source === mine.source && !v.readOnly);
+    if (found) return { container: other, path: found[0] };
+  }
+  return undefined;
+}
+
 function mapStrings(value: unknown, f: (s: string) => string): unknown {
   if (typeof value === 'string') return f(value);
   if (Array.isArray(value)) return value.map((v) => mapStrings(v, f));
@@ -435,6 +456,7 @@ function applyRows(c: TenantContainer, rows: TranslationRow[], ports: Map<string
   let user: LocalContainer['user'] = 'root';
   let files = c.files.map((f) => ({ ...f }));
   let healthcheck = c.healthcheck;
+  let preStart: string[] | undefined;
   const dirs: string[] = [];
   for (const row of rows.filter((r) => inScope(r, c.name))) {
     const apply = row.apply;
@@ -442,6 +464,7 @@ function applyRows(c: TenantContainer, rows: TranslationRow[], ports: Map<string
       const edit = (s: string) => s.replace(apply.text, apply.replacement);
       files = files.map((f) => ({ ...f, path: edit(f.path), content: edit(f.content) }));
       entrypoint = entrypoint?.map(edit);
+      preStart = preStart?.map(edit);
       command = command.map(edit);
       env = Object.fromEntries(Object.entries(env).map(([k, v]) => [k, edit(v)]));
       healthcheck = healthcheck === undefined ? undefined : edit(healthcheck);
@@ -452,6 +475,8 @@ function applyRows(c: TenantContainer, rows: TranslationRow[], ports: Map<string
       command = [...command, ...apply.appendArgs];
     } else if ('imageEntrypoint' in apply) {
       launch = apply.launch;
+      // The wrapper (a shell and its script) runs first with `true` in place of what it would exec.
+      if (entrypoint && apply.replacesWrapper) preStart = [...entrypoint.slice(0, 2), 'true'];
       if (!entrypoint || apply.replacesWrapper) entrypoint = apply.imageEntrypoint;
     } else if ('user' in apply) {
       user = apply.user;
@@ -471,6 +496,7 @@ function applyRows(c: TenantContainer, rows: TranslationRow[], ports: Map<string
     ports: localPorts,
     port: localPorts[internal[0]],
     healthcheck,
+    ...(preStart ? { preStart } : {}),
   };
 }
 
@@ -484,6 +510,7 @@ function checkNothingLeft(t: Translation, root: string): void {
       ['argv', c.argv.join(' ')],
       ['env', Object.entries(c.env).map(([k, v]) => `${k}=${v}`).join('\n')],
       ['healthcheck', c.healthcheck ?? ''],
+      ['pre-start', (c.preStart ?? []).join(' ')],
     ];
     for (const [where, text] of texts) {
       for (const name of names) if (new RegExp(`(?<![\\w.-])${escapeRegExp(name)}(?![\\w-])`).test(text)) problems.push(`${c.name} ${where}: still names ${name}`);

@@ -21,6 +21,7 @@ const STEPS = [
   'container healthchecks',
   'Postgres: write through PgBouncer, back up, DROP DATABASE, restore, compare',
   'Postgres: the restored database keeps its owner and privileges',
+  'Postgres point-in-time recovery',
   'PgBouncer: 1000 clients connected at once',
   'Redis: SIGKILL the master',
   'stop every process by PID',
@@ -77,5 +78,8 @@ describe('e2e drill: tenant acme of the dev stack, run from cdk.tf.json with rea
     expect(step('Redis')?.details.join('\n')).toMatch(/failover: [\d.]+ s from kill to all sentinels/);
     expect(step('Redis')?.details.join('\n')).toMatch(/acknowledged writes missing or different on the new master: 0/);
     expect(step('Postgres')?.details.join('\n')).toMatch(/orders: \d+ rows md5 [0-9a-f]{32} → \d+ rows md5 [0-9a-f]{32}/);
+    const pitr = step('Postgres point-in-time recovery')?.details.join('\n');
+    expect(pitr).toMatch(/restored to T: \d+ rows; acknowledged before T [1-9]\d*, missing 0; sent after T [1-9]\d*, present 0;/);
+    expect(pitr).toMatch(/restored to latest: \d+ rows; acknowledged [1-9]\d*, lost \d+ \(sent in the last \d+ ms before the kill\)/);
   });
 });

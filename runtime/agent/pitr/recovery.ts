@@ -130,7 +130,10 @@ export async function recover(request: RecoveryRequest): Promise<RecoveredServer
     hba_file: hbaFile,
     ssl: 'off',
     archive_mode: 'off',
-    hot_standby: 'on',
+    // Off: with hot standby on, Postgres aborts recovery when max_connections (or another of the
+    // settings the WAL records) is lower than the source's, and a container passes its tuned
+    // values on its command line, outside the backup. Nothing connects before the promotion.
+    hot_standby: 'off',
     logging_collector: 'off',
     restore_command: restoreCommand,
     recovery_target_timeline: 'latest',
