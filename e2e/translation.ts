@@ -16,6 +16,9 @@ import type { RenderedFile } from '../runtime/render/types';
 import { evaluateValue, generateSecrets, SynthesizedStack } from './terraform';
 import { TenantContainer, tenantContainers } from './tenant';
 
+/** A compiled agent CLI the drill runs instead of the checkout's dist (one its postgres user can read). */
+export const DRILL_AGENT_CLI_ENV = 'TENANTRY_DRILL_AGENT_CLI';
+
 /** Services the drill starts; the others have no binary here (see the `not run` rows). */
 export const RUN_SERVICES = ['postgres', 'pgbouncer', 'redis', 'sentinel', 'backup'] as const;
 
@@ -153,7 +156,9 @@ function imageEntrypointRows(containers: TenantContainer[], layout: DrillLayout)
   }
   const agents = containers.filter((c) => c.service === 'backup' && !c.entrypoint).map((c) => c.name);
   if (agents.length > 0) {
-    const cli = path.join(layout.repoDir, 'dist', 'runtime', 'agent', 'cli.js');
+    // The agent runs as the postgres user (restores run recovery as it); a checkout it cannot
+    // enter (a private clone in CI) hands it a standalone copy instead (test/e2e/drill.test.ts).
+    const cli = process.env[DRILL_AGENT_CLI_ENV] || path.join(layout.repoDir, 'dist', 'runtime', 'agent', 'cli.js');
     rows.push({
       change: 'image entrypoint',
       scope: agents,

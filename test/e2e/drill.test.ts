@@ -7,6 +7,8 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { DRILL_AGENT_CLI_ENV } from '../../e2e/translation';
+import { standaloneAgent } from '../agent/compiled';
 import { buildIfStale } from '../helpers/build';
 import type { DrillReport, StepResult } from '../../e2e/report';
 
@@ -37,7 +39,10 @@ describe('e2e drill: tenant acme of the dev stack, run from cdk.tf.json with rea
     const dir = fs.mkdtempSync(path.join(process.env.TMPDIR || os.tmpdir(), 'drill-test-'));
     const json = path.join(dir, 'report.json');
     try {
-      const result = spawnSync(process.execPath, [DRILL, '--json', json], { cwd: REPO, encoding: 'utf8', timeout: 540_000, killSignal: 'SIGTERM' });
+      // The drill's agent runs as postgres, who cannot enter a private checkout (CI's clone in mktemp -d).
+      const agentCli = standaloneAgent(path.join(dir, 'agent'));
+      fs.chmodSync(dir, 0o755);
+      const result = spawnSync(process.execPath, [DRILL, '--json', json], { cwd: REPO, encoding: 'utf8', timeout: 540_000, killSignal: 'SIGTERM', env: { ...process.env, [DRILL_AGENT_CLI_ENV]: agentCli } });
       exitCode = result.status;
       output = `${result.stdout}\n${result.stderr}`;
       if (fs.existsSync(json)) report = JSON.parse(fs.readFileSync(json, 'utf8')) as DrillReport;

@@ -65,6 +65,10 @@ export async function startTestSshd(dir: string, dockerHost: string): Promise<Te
       'PermitRootLogin prohibit-password',
       'PermitUserEnvironment DOCKER_HOST',
       'UsePAM no',
+      // Its files live under TMPDIR, which in CI is below /tmp (world-writable): StrictModes refuses an
+      // authorized_keys file below such a directory. This sshd is a throwaway on 127.0.0.1 with a
+      // generated key; nothing else can write those files.
+      'StrictModes no',
       'AllowTcpForwarding no',
       'X11Forwarding no',
       'PrintMotd no',
