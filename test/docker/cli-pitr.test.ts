@@ -3,6 +3,7 @@ import * as path from 'path';
 import { backupsReportSchema } from '../../cli/commands/backups';
 import { runTenantry } from '../../cli/program';
 import { statusReportSchema } from '../../cli/status/report';
+import { containerName } from '../../config/naming';
 import { startTestDocker, TestDocker } from '../helpers/docker';
 import { deployFromSynth, Deployment, execIn, ExecResult } from '../helpers/docker-deploy';
 import { buildTestImages } from '../helpers/docker-images';
@@ -28,8 +29,7 @@ beforeAll(async () => {
   daemon = await startTestDocker();
   const images = await buildTestImages(daemon.docker);
   dir = fs.mkdtempSync(path.join(process.env.TMPDIR ?? '/tmp', 'docker-cli-pitr-'));
-  // An environment and subnet of its own: other Docker suites may deploy theirs on the same daemon.
-  config = synthDockerTestConfig(dir, { environment: 'clipitr', subnet: '172.64.0.0/16' });
+  config = synthDockerTestConfig(dir, { suite: 'cliPitr' });
   deployment = await deployFromSynth(daemon.docker, config.stackFile, { tenant: config.tenant, services: ['postgres', 'backup'], substitutions: images.substitutions });
   await deployment.waitReady();
 }, 900 * SECONDS);
@@ -40,7 +40,7 @@ afterAll(async () => {
   await daemon?.stop();
 }, 120 * SECONDS);
 
-const name = (suffix: string) => `${config.environment}-${config.tenant}-${suffix}`;
+const name = (suffix: string) => containerName(config.environment, config.tenant, suffix);
 const postgres = () => deployment!.get(name('postgres')).container;
 const agent = () => deployment!.get(name('backup')).container;
 

@@ -32,7 +32,7 @@ beforeAll(async () => {
   const images = await buildTestImages(daemon.docker);
   dir = fs.mkdtempSync(path.join(process.env.TMPDIR ?? '/tmp', 'docker-ssh-'));
   sshd = await startTestSshd(path.join(dir, 'ssh'), daemon.host);
-  config = synthDockerTestConfig(dir, { subnet: '172.63.0.0/16', environment: 'sshtest', docker: { host: sshd.url, sshOptions: sshd.sshOptions } });
+  config = synthDockerTestConfig(dir, { suite: 'ssh', docker: { host: sshd.url, sshOptions: sshd.sshOptions } });
   deployment = await deployFromSynth(daemon.docker, config.stackFile, { tenant: config.tenant, substitutions: images.substitutions });
   await deployment.waitReady();
 }, 600 * SECONDS);

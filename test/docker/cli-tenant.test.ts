@@ -3,6 +3,7 @@ import * as path from 'path';
 import { backupsReportSchema } from '../../cli/commands/backups';
 import { runTenantry } from '../../cli/program';
 import { statusReportSchema } from '../../cli/status/report';
+import { containerName } from '../../config/naming';
 import { startTestDocker, TestDocker } from '../helpers/docker';
 import { deployFromSynth, Deployment, execIn } from '../helpers/docker-deploy';
 import { buildTestImages } from '../helpers/docker-images';
@@ -25,7 +26,7 @@ beforeAll(async () => {
   daemon = await startTestDocker();
   const images = await buildTestImages(daemon.docker);
   dir = fs.mkdtempSync(path.join(process.env.TMPDIR ?? '/tmp', 'docker-cli-'));
-  config = synthDockerTestConfig(dir, { subnet: '172.62.0.0/16', environment: 'clitest' });
+  config = synthDockerTestConfig(dir, { suite: 'cli' });
   deployment = await deployFromSynth(daemon.docker, config.stackFile, { tenant: config.tenant, substitutions: images.substitutions });
   await deployment.waitReady();
 }, 600 * SECONDS);
@@ -36,7 +37,7 @@ afterAll(async () => {
   await daemon?.stop();
 }, 120 * SECONDS);
 
-const name = (suffix: string) => `${config.environment}-${config.tenant}-${suffix}`;
+const name = (suffix: string) => containerName(config.environment, config.tenant, suffix);
 
 async function tenantry(argv: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   let stdout = '';

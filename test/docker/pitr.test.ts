@@ -1,5 +1,6 @@
 import * as fs from 'fs';
 import * as path from 'path';
+import { containerName } from '../../config/naming';
 import { startTestDocker, TestDocker } from '../helpers/docker';
 import { deployFromSynth, Deployment, execIn, ExecResult } from '../helpers/docker-deploy';
 import { buildTestImages } from '../helpers/docker-images';
@@ -27,8 +28,7 @@ beforeAll(async () => {
   daemon = await startTestDocker();
   const images = await buildTestImages(daemon.docker);
   dir = fs.mkdtempSync(path.join(process.env.TMPDIR ?? '/tmp', 'docker-pitr-'));
-  // An environment and subnet of its own: other Docker suites may deploy theirs on the same daemon.
-  config = synthDockerTestConfig(dir, { environment: 'pitrtest', subnet: '172.63.0.0/16' });
+  config = synthDockerTestConfig(dir, { suite: 'pitr' });
   deployment = await deployFromSynth(daemon.docker, config.stackFile, { tenant: config.tenant, services: ['postgres', 'backup'], substitutions: images.substitutions });
   await deployment.waitReady();
 }, 900 * SECONDS);
@@ -39,7 +39,7 @@ afterAll(async () => {
   await daemon?.stop();
 }, 120 * SECONDS);
 
-const name = (suffix: string) => `${config.environment}-${config.tenant}-${suffix}`;
+const name = (suffix: string) => containerName(config.environment, config.tenant, suffix);
 const postgres = () => deployment!.get(name('postgres')).container;
 const agent = () => deployment!.get(name('backup')).container;
 

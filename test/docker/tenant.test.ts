@@ -1,5 +1,6 @@
 import * as fs from 'fs';
 import * as path from 'path';
+import { containerName } from '../../config/naming';
 import { startTestDocker, TestDocker } from '../helpers/docker';
 import { deployFromSynth, Deployment, execIn } from '../helpers/docker-deploy';
 import { buildTestImages } from '../helpers/docker-images';
@@ -34,7 +35,7 @@ afterAll(async () => {
   await daemon.stop();
 }, 120 * SECONDS);
 
-const name = (suffix: string) => `${config.environment}-${config.tenant}-${suffix}`;
+const name = (suffix: string) => containerName(config.environment, config.tenant, suffix);
 
 describe('a tenant deployed from cdk.tf.json', () => {
   test('has exactly the synthesized containers, each with its settings from the JSON', async () => {

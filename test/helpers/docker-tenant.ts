@@ -24,20 +24,30 @@ export interface DockerTestConfig {
   readonly bindRoot: string;
 }
 
+/**
+ * Each Docker suite's environment and network: the suites share one daemon and jest may run two at
+ * once, so no two may share a name or a subnet (two suites once both took 172.63.0.0/16).
+ */
+export const DOCKER_SUITES = {
+  tenant: { environment: 'dockertest', subnet: '172.61.0.0/16' },
+  cli: { environment: 'clitest', subnet: '172.62.0.0/16' },
+  pitr: { environment: 'pitrtest', subnet: '172.63.0.0/16' },
+  cliPitr: { environment: 'clipitr', subnet: '172.64.0.0/16' },
+  ssh: { environment: 'sshtest', subnet: '172.65.0.0/16' },
+} as const;
+
 export interface DockerTestConfigOptions {
-  /** @default 'dockertest' */
-  readonly environment?: string;
+  /** Which suite's environment name and subnet (DOCKER_SUITES). @default 'tenant' */
+  readonly suite?: keyof typeof DOCKER_SUITES;
   /** @default 'acme' */
   readonly tenant?: string;
-  /** A subnet no other network on the daemon uses. @default '172.61.0.0/16' */
-  readonly subnet?: string;
   /** The environment's `docker` section as a user writes it. @default { host: 'unix:///var/run/docker.sock' } */
   readonly docker?: { readonly host: string; readonly sshOptions?: readonly string[] };
 }
 
 /** Writes the configuration under `dir` and synthesizes it there (cdktf.out). */
 export function synthDockerTestConfig(dir: string, options: DockerTestConfigOptions = {}): DockerTestConfig {
-  const environment = options.environment ?? 'dockertest';
+  const { environment, subnet } = DOCKER_SUITES[options.suite ?? 'tenant'];
   const tenant = options.tenant ?? 'acme';
   const configDir = path.join(dir, 'config');
   const bindRoot = path.join(dir, 'bind');
@@ -51,7 +61,7 @@ export function synthDockerTestConfig(dir: string, options: DockerTestConfigOpti
       name: environment,
       production: false,
       docker: options.docker ?? { host: 'unix:///var/run/docker.sock' },
-      network: { name: `tenantry-${environment}`, subnet: options.subnet ?? '172.61.0.0/16' },
+      network: { name: `tenantry-${environment}`, subnet },
       storage: { kind: 'volume' },
       backup: { defaults: { postgres: off, redis: off, qdrant: off, minio: off } },
     }),
