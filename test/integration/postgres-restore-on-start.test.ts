@@ -155,12 +155,14 @@ describe('restore on start: what must not change the live data directory', () =>
   ])('a copy that fails on a %s data volume leaves the live directory in place, untouched, and the server starts on it', async (_what, breakVolume) => {
     const l = layout('postgres', 0o1777, smallFilesystem);
     breakVolume(l);
-    const before = execFileSync('ls', ['-laR', l.pgdata]).toString();
+    // The directory itself and everything in it; not its parent (the failed copy wrote there).
+    const listing = () => execFileSync('ls', ['-ld', '--full-time', l.pgdata]).toString() + execFileSync('ls', ['-lAR', '--full-time', l.pgdata]).toString();
+    const before = listing();
     const run = await start(l);
     expect(run).toMatchObject({ code: 0, stdout: 'entrypoint ran\n' });
     expect(run.stderr).toContain(`could not copy restore ${RESTORE_ID}`);
     expect(entries(l.volume).filter((e) => e !== 'lost+found')).toEqual(['pgdata']);
-    expect(execFileSync('ls', ['-laR', l.pgdata]).toString()).toBe(before);
+    expect(listing()).toBe(before);
     expect(marker(l.pgdata)).toBe('live');
   }, 60_000);
 
