@@ -149,7 +149,7 @@ describe("the agent image's Redis tools are the environment's Redis image's", ()
     expect(instructions.filter((l) => l.startsWith('FROM ') && !l.includes('${REDIS_IMAGE}'))).toEqual(['FROM ${NODE_IMAGE} AS build', 'FROM ${NODE_IMAGE} AS deps', 'FROM ${NODE_IMAGE}']);
     const apk = finalStage.find((l) => l.includes('apk add'))!;
     expect(apk).toMatch(/if command -v apk >\/dev\/null; then apk add --no-cache postgresql15-client postgresql16-client postgresql17-client postgresql15 postgresql16 postgresql17 libssl3 zstd coreutils tini su-exec /);
-    expect(apk).toContain('for major in 15 16 17; do for tool in pg_dump pg_basebackup postgres pg_verifybackup; do test -x "/usr/libexec/postgresql$major/$tool"');
+    expect(apk).toContain('for major in 15 16 17; do for tool in pg_dump pg_basebackup postgres pg_verifybackup pg_waldump; do test -x "/usr/libexec/postgresql$major/$tool"');
     expect(finalStage).toContain('ENTRYPOINT ["/sbin/tini", "--", "tenantry-entrypoint"]');
   });
 
