@@ -10,7 +10,7 @@
  * which then stops its tools itself (SIGTERM to the group, SIGKILL after TOOL_STOP_GRACE_MS).
  */
 import { ChildProcess, IOType, spawn, spawnSync } from 'child_process';
-import type { Stream } from 'stream';
+import type { Readable, Stream } from 'stream';
 import * as fs from 'fs';
 
 export interface ToolRun {
@@ -126,6 +126,41 @@ export async function runTool(file: string, args: readonly string[], options: To
     options.signal?.removeEventListener('abort', stop);
   }
 }
+
+/**
+ * Runs a tool and hands its stdout, as a stream, to `consume` (large binary output: nothing of it
+ * is kept as text). Rejects when either fails; the tool is stopped when `consume` fails first.
+ */
+export async function readToolStream<T>(file: string, args: readonly string[], consume: (stdout: Readable) => Promise<T>, options: ToolRun = {}): Promise<T> {
+  const { child, stop } = spawnGuarded(file, args, { env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'], user: options.user });
+  const done = settle({ file, args }, child, false);
+  if (options.signal?.aborted) stop();
+  options.signal?.addEventListener('abort', stop, { once: true });
+  try {
+    let result: T;
+    try {
+      result = await consume(child.stdout!);
+    } catch (error) {
+      // The reader failing first is often the tool failing (a damaged input ends the stream
+      // early): give the tool a moment to exit on its own, reading what it still writes, and
+      // let its own words explain; then stop it.
+      child.stdout?.resume();
+      const alone = await Promise.race([done, new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), TOOL_EXPLAINS_MS))]);
+      stop();
+      const settled = alone ?? (await done);
+      throw alone?.error !== undefined ? new Error(`${settled.error} (then: ${errorText(error)})`) : error;
+    }
+    const { error } = await done;
+    if (error !== undefined) throw new Error(error);
+    return result;
+  } finally {
+    options.signal?.removeEventListener('abort', stop);
+  }
+}
+
+/** How long a tool whose reader failed may take to exit and say why. */
+const TOOL_EXPLAINS_MS = 2000;
+const errorText = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
 export interface GrowthWatch {
   /** Aborts when the file has not grown for the given time, or when the parent signal aborts. */
@@ -263,12 +298,13 @@ interface Settled {
 /** The name failures give a command: its tool's, also when a wrapper (stdbuf) runs it. */
 const toolName = (command: ToolCommand) => command.name ?? command.file;
 
-function settle(command: ToolCommand, child: ChildProcess): Promise<Settled> {
+/** `keepStdout` false: stdout is someone else's to read (readToolStream), and stays out of messages. */
+function settle(command: ToolCommand, child: ChildProcess, keepStdout = true): Promise<Settled> {
   const file = toolName(command);
   return new Promise((resolve) => {
     let stdout = '';
     let stderr = '';
-    child.stdout?.on('data', (chunk: Buffer) => (stdout = (stdout + chunk.toString()).slice(-OUTPUT_TAIL)));
+    if (keepStdout) child.stdout?.on('data', (chunk: Buffer) => (stdout = (stdout + chunk.toString()).slice(-OUTPUT_TAIL)));
     child.stderr?.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-OUTPUT_TAIL)));
     child.once('error', (error: NodeJS.ErrnoException) =>
       resolve({ stdout, stderr, error: error.code === 'ENOENT' ? notInstalled(file) : `${file}: ${error.message}` }),

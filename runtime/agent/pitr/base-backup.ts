@@ -19,12 +19,12 @@ import { secretFromEnv } from '../config';
 import { UserError } from '../errors';
 import { runPipeline, runTool, toolVersion } from '../exec';
 import type { BackupOutcome, DriverContext, JobDriver } from '../jobs/driver';
+import { BACKUP_MANIFEST, checkBaseBackup, readManifest } from './base-backup-check';
 import { pathForMajor } from './server-binaries';
 import { identifyJobServer, PitrJob } from './replication';
 
 /** pg_basebackup's --compress: see the measurements above. */
 export const BASE_BACKUP_COMPRESSION = 'server-zstd:1';
-export const BACKUP_MANIFEST = 'backup_manifest';
 
 /** What the manifest records of a base backup (its `details`), and what restore reads back. */
 export interface BaseBackupDetails {
@@ -43,11 +43,6 @@ export interface BaseBackupDetails {
   /** The data directory's tar and the WAL streamed during the backup, as pg_basebackup named them. */
   readonly baseTar: string;
   readonly walTar: string;
-}
-
-/** The subset of backup_manifest (PostgreSQL's own, JSON) this reads. */
-interface PgBackupManifest {
-  'WAL-Ranges': { Timeline: number; 'Start-LSN': string; 'End-LSN': string }[];
 }
 
 export class PitrDriver implements JobDriver {
@@ -69,7 +64,7 @@ export class PitrDriver implements JobDriver {
       { env, signal: ctx.signal },
     );
     const endTime = new Date().toISOString();
-    const manifest = JSON.parse(await fs.promises.readFile(path.join(dir, BACKUP_MANIFEST), 'utf8')) as PgBackupManifest;
+    const manifest = readManifest(await fs.promises.readFile(path.join(dir, BACKUP_MANIFEST), 'utf8'));
     const ranges = manifest['WAL-Ranges'];
     const files = await fs.promises.readdir(dir);
     const details: BaseBackupDetails = {
@@ -93,23 +88,16 @@ export class PitrDriver implements JobDriver {
   }
 
   /**
-   * Extracts the backup into a scratch folder beside it and runs pg_verifybackup: every file
-   * against backup_manifest's SHA-256, and the WAL from start to end point parsed. That reads
-   * every byte of both tars (a truncated or damaged archive fails), at the cost of the backup's
-   * uncompressed size on disk for as long as the check runs.
+   * pg_verifybackup's checks, read from the tars as they stream (base-backup-check.ts): every
+   * file's size and SHA-256 against backup_manifest, and the WAL from start to end point parsed.
+   * Every byte of both tars is read (a truncated or damaged archive fails); nothing but the WAL
+   * of the backup's own span is written.
    */
   async check(dir: string, raw: Record<string, unknown>, ctx: DriverContext): Promise<string> {
     const details = raw as unknown as BaseBackupDetails;
-    const scratch = `${dir}.tmp-check`;
-    await fs.promises.rm(scratch, { recursive: true, force: true });
-    try {
-      await extractBaseBackup(dir, details, scratch, ctx.signal);
-      const PATH = await pathForMajor(details.serverMajor, ctx.env);
-      await runTool('pg_verifybackup', ['--quiet', `--manifest-path=${path.join(dir, BACKUP_MANIFEST)}`, scratch], { env: { PATH }, signal: ctx.signal });
-    } finally {
-      await fs.promises.rm(scratch, { recursive: true, force: true });
-    }
-    return `pg_verifybackup passed: WAL ${details.startLsn}..${details.endLsn} on timeline ${details.timeline}, system ${details.systemIdentifier}`;
+    const PATH = await pathForMajor(details.serverMajor, ctx.env);
+    const manifest = await checkBaseBackup({ dir, baseTar: details.baseTar, walTar: details.walTar, PATH, signal: ctx.signal });
+    return `manifest checked (${manifest.Files.length} files, SHA-256) and WAL ${details.startLsn}..${details.endLsn} parsed on timeline ${details.timeline}, system ${details.systemIdentifier}`;
   }
 
   async restore(): Promise<string> {
