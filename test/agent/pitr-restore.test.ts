@@ -146,6 +146,38 @@ describe.each(postgresVersionsUnderTest())('PostgreSQL $major', ({ major, binDir
     }
   });
 
+  test('an agent run as root (an operator\'s root docker exec) recovers an archive the agent\'s own user wrote with mode 0600: the server runs as that user', async () => {
+    // A copy of the backups as the image has them: owned by its unprivileged user, private.
+    const volume = tempDir('backups-as-agent-user');
+    fs.chmodSync(volume, 0o755);
+    const copy = path.join(volume, 'backups');
+    fs.cpSync(config.backupDir, copy, { recursive: true });
+    const nobody = { uid: 65534, gid: 65534 };
+    const own = (dir: string): void => {
+      fs.chownSync(dir, nobody.uid, nobody.gid);
+      fs.chmodSync(dir, 0o700);
+      for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+        const full = path.join(dir, entry.name);
+        if (entry.isDirectory()) own(full);
+        else if (entry.isFile()) {
+          fs.chownSync(full, nobody.uid, nobody.gid);
+          fs.chmodSync(full, 0o600);
+        }
+      }
+    };
+    own(copy);
+    const raw = JSON.parse(fs.readFileSync(configPath, 'utf8'));
+    const copyConfig = path.join(tempDir('config-as-agent-user'), 'agent.json');
+    fs.writeFileSync(copyConfig, JSON.stringify({ ...raw, backupDir: copy }));
+    const parent = tempDir('recovered-as-agent-user');
+    fs.chmodSync(parent, 0o755);
+    const dir = path.join(parent, 'pgdata');
+    const result = await cli(['restore', 'pitr', '--to-lsn', afterBatch3Lsn, '--target-dir', dir, '--config', copyConfig], env);
+    expect(result.stderr).not.toMatch(/Permission denied/);
+    expect(result).toMatchObject({ code: 0 });
+    expect(fs.statSync(dir)).toMatchObject(nobody);
+  });
+
   test('a time after the last transaction, while the archive was still being written: recovered to the archive\'s end', async () => {
     await new Promise((resolve) => setTimeout(resolve, 50));
     const quietSince = new Date().toISOString();

@@ -79,9 +79,16 @@ export interface RecoveredServer {
   abandon(): Promise<void>;
 }
 
-/** Postgres refuses to run as root: an agent running as root (tests, a root `docker exec`) runs it as the OS user `postgres`. */
-export function serverUser(): { uid: number; gid: number } | undefined {
+/**
+ * Postgres refuses to run as root. An agent running as root (tests, an operator's root `docker
+ * exec`) runs it as the owner of `files` (the WAL archive, which the receiver wrote mode 0600 as
+ * the agent's own user, or a data directory recovery already handed over), else as the OS user
+ * `postgres`.
+ */
+export function serverUser(files?: string): { uid: number; gid: number } | undefined {
   if (process.getuid?.() !== 0) return undefined;
+  const owner = files === undefined ? undefined : fs.statSync(files);
+  if (owner !== undefined && owner.uid !== 0) return { uid: owner.uid, gid: owner.gid };
   const line = fs
     .readFileSync('/etc/passwd', 'utf8')
     .split('\n')
@@ -111,7 +118,7 @@ const POLL_MS = 200;
  * first (a missing or damaged WAL segment, a target the archive does not reach) or the agent stops.
  */
 export async function recover(request: RecoveryRequest): Promise<RecoveredServer> {
-  const user = serverUser();
+  const user = serverUser(request.walFolder);
   const socket = await socketFolder(path.dirname(request.pgdata));
   const logFile = path.join(socket, 'recovery.log');
   const hbaFile = path.join(socket, 'pg_hba.conf');

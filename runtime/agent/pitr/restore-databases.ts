@@ -64,7 +64,7 @@ export async function restoreDatabasesToPoint(agent: Agent, job: PitrJob, o: Dat
     }
     return `${o.databases.join(', ')} restored to ${describeTarget(o.target)} on ${o.into.host}:${o.into.port} (every other database untouched): ${done.join('; ')}`;
   } finally {
-    if (started) await runTool('pg_ctl', ['--pgdata', pgdata, '--mode', 'fast', '--wait', '--silent', 'stop'], { env: { PATH: agent.env.PATH ?? '', LC_ALL: 'C' }, user: serverUser() }).catch(() => undefined);
+    if (started) await runTool('pg_ctl', ['--pgdata', pgdata, '--mode', 'fast', '--wait', '--silent', 'stop'], { env: { PATH: agent.env.PATH ?? '', LC_ALL: 'C' }, user: serverUser(pgdata) }).catch(() => undefined);
     await fs.promises.rm(scratch, { recursive: true, force: true });
   }
 }

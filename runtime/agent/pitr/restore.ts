@@ -153,7 +153,7 @@ export function restoreToPoint(agent: Agent, job: PitrJob, options: PitrRestoreO
 async function startScratchServer(pgdata: string, port: number, PATH: string): Promise<void> {
   const options = `-c port=${port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c archive_mode=off`;
   const log = path.join(pgdata, SCRATCH_LOG);
-  await runTool('pg_ctl', ['--pgdata', pgdata, '--options', options, '--log', log, '--wait', '--silent', 'start'], { env: { PATH, LC_ALL: 'C' }, user: serverUser() });
+  await runTool('pg_ctl', ['--pgdata', pgdata, '--options', options, '--log', log, '--wait', '--silent', 'start'], { env: { PATH, LC_ALL: 'C' }, user: serverUser(pgdata) });
 }
 
 /**
