@@ -352,7 +352,7 @@ export async function runPitrBenchmark(options: PitrBenchOptions = {}): Promise<
     const dumpFile = path.join(work, 'bench.sql.gz');
     const backup: Record<string, TimedRow> = {
       dump: { method: 'pg_dump | gzip (plain SQL, gzip -6)', seconds: [], load: [] },
-      pitr: { method: `tenantry-agent run ${PITR_JOB} (pg_basebackup --compress=${BASE_BACKUP_COMPRESSION}; check: extract + pg_verifybackup; manifest)`, seconds: [], load: [] },
+      pitr: { method: `tenantry-agent run ${PITR_JOB} (pg_basebackup --compress=${BASE_BACKUP_COMPRESSION}; check: tars streamed against backup_manifest + pg_waldump)`, seconds: [], load: [] },
       basebackup: { method: `pg_basebackup alone (the job's flags, no check)`, seconds: [], load: [] },
       logical: { method: `tenantry-agent run ${LOGICAL_JOB} (logical, issue 4)`, seconds: [], load: [] },
     };

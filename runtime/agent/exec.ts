@@ -131,9 +131,20 @@ export async function runTool(file: string, args: readonly string[], options: To
  * Runs a tool and hands its stdout, as a stream, to `consume` (large binary output: nothing of it
  * is kept as text). Rejects when either fails; the tool is stopped when `consume` fails first.
  */
-export async function readToolStream<T>(file: string, args: readonly string[], consume: (stdout: Readable) => Promise<T>, options: ToolRun = {}): Promise<T> {
-  const { child, stop } = spawnGuarded(file, args, { env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'], user: options.user });
+export async function readToolStream<T>(
+  file: string,
+  args: readonly string[],
+  consume: (stdout: Readable) => Promise<T>,
+  options: Omit<ToolRun, 'input'> & { stdin?: Readable } = {},
+): Promise<T> {
+  const { child, stop } = spawnGuarded(file, args, { env: { ...process.env, ...options.env }, stdio: [options.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'], user: options.user });
   const done = settle({ file, args }, child, false);
+  if (options.stdin && child.stdin) {
+    // A tool that exits early closes its stdin: that is its failure to report, not the pipe's.
+    child.stdin.on('error', () => undefined);
+    options.stdin.on('error', () => child.stdin?.destroy());
+    options.stdin.pipe(child.stdin);
+  }
   if (options.signal?.aborted) stop();
   options.signal?.addEventListener('abort', stop, { once: true });
   try {

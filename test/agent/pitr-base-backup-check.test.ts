@@ -3,12 +3,14 @@
  * real pg_basebackup output of PostgreSQL 15 and 17: an intact backup passes and agrees with
  * pg_verifybackup on the extracted copy; each kind of damage a disk, a copy or a person can do is
  * caught and named, as pg_verifybackup would: a flipped byte in a data file, a truncated archive,
- * a file missing, a file added, an edited manifest, a damaged WAL segment.
+ * a file missing, a file added, an edited manifest, a damaged WAL segment. And the hashing of a
+ * tar while another process is still writing it gives what reading the finished file gives.
  */
-import { execFileSync, spawnSync } from 'child_process';
+import { execFileSync, spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { BaseBackupFiles, checkBaseBackup } from '../../runtime/agent/pitr/base-backup-check';
+import { createHash } from 'crypto';
+import { BaseBackupFiles, checkBaseBackup, followFile, hashTarFile } from '../../runtime/agent/pitr/base-backup-check';
 import { PostgresServer, postgresVersionsUnderTest, tempDir } from '../helpers/servers';
 import { insertBatch, REPLICATOR, startSource } from './pitr-harness';
 
@@ -91,5 +93,54 @@ describe.each(postgresVersionsUnderTest())('PostgreSQL $major', ({ binDir }) => 
     const backup = damaged(damage);
     await expect(checkBaseBackup(backup)).rejects.toThrow(message);
     expect(fs.existsSync(`${backup.dir}.tmp-check`)).toBe(false);
+  });
+});
+
+describe('followFile: reading a file while another process writes it', () => {
+  const sha = (data: Buffer) => createHash('sha256').update(data).digest('hex');
+  const collect = async (stream: NodeJS.ReadableStream) => {
+    const chunks: Buffer[] = [];
+    for await (const chunk of stream) chunks.push(chunk as Buffer);
+    return Buffer.concat(chunks);
+  };
+
+  test('a file created late and written in bursts with pauses is read whole, ending when the writer has finished', async () => {
+    const file = path.join(tempDir('follow'), 'growing');
+    const written: Buffer[] = [];
+    const writer = (async () => {
+      await new Promise((resolve) => setTimeout(resolve, 60));
+      for (let burst = 0; burst < 12; burst++) {
+        const data = Buffer.alloc(300_000 + burst * 7_001, burst);
+        fs.appendFileSync(file, data);
+        written.push(data);
+        await new Promise((resolve) => setTimeout(resolve, burst % 3 === 0 ? 45 : 1));
+      }
+    })();
+    const read = await collect(followFile(file, writer));
+    expect(read.length).toBe(Buffer.concat(written).length);
+    expect(sha(read)).toBe(sha(Buffer.concat(written)));
+  });
+
+  test('a writer that fails before creating the file ends the reading with an error, not a wait', async () => {
+    const file = path.join(tempDir('follow'), 'never');
+    const failed = Promise.reject(new Error('pg_basebackup: could not connect'));
+    await expect(collect(followFile(file, failed))).rejects.toThrow('never was never written');
+  });
+
+  test('a compressed tar hashed while it is written equals the same tar hashed afterwards', async () => {
+    const dir = tempDir('follow-tar');
+    const source = path.join(dir, 'files');
+    fs.mkdirSync(path.join(source, 'base'), { recursive: true });
+    for (let i = 0; i < 20; i++) fs.writeFileSync(path.join(source, 'base', String(i)), Buffer.alloc(50_000 * (i + 1), i));
+    const tar = path.join(dir, 'base.tar.zst');
+    // zstd writes the archive as tar produces it, slowly enough (a pipe, -1 and small blocks) to be followed.
+    const writing = new Promise<void>((resolve, reject) => {
+      const child = spawn('sh', ['-c', `tar -cf - -b 1 -C "${source}" . | zstd -q -1 --no-progress -o "${tar}"`]);
+      child.once('close', (code) => (code === 0 ? resolve() : reject(new Error(`exit ${code}`))));
+    });
+    const streamed = await hashTarFile(tar, undefined, followFile(tar, writing));
+    const afterwards = await hashTarFile(tar);
+    expect([...streamed.entries()].sort()).toEqual([...afterwards.entries()].sort());
+    expect(streamed.get('base/19')).toEqual({ size: 1_000_000, sha256: sha(Buffer.alloc(1_000_000, 19)) });
   });
 });

@@ -15,7 +15,7 @@
 import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import type { Readable } from 'stream';
+import { Readable } from 'stream';
 import { extract } from 'tar-stream';
 import { readToolStream, runTool } from '../exec';
 
@@ -41,9 +41,6 @@ export interface PgBackupManifest {
 const IGNORED = ['backup_manifest', 'pg_wal', 'postgresql.auto.conf', 'recovery.signal', 'standby.signal'];
 const isIgnored = (file: string) => IGNORED.some((ignored) => file === ignored || file.startsWith(`${ignored}/`));
 
-/** Node's name for each checksum algorithm a manifest may name; CRC32C has none, and the agent always asks for SHA-256. */
-const HASHES: Record<string, string> = { SHA224: 'sha224', SHA256: 'sha256', SHA384: 'sha384', SHA512: 'sha512' };
-
 /**
  * The manifest, once its own checksum holds: SHA-256 of every byte before the line that holds it
  * (the manifest ends `"Manifest-Checksum": "<hex>"}` and a newline).
@@ -59,50 +56,111 @@ export function readManifest(text: string): PgBackupManifest {
 
 const manifestPath = (file: ManifestFile) => file.Path ?? Buffer.from(file['Encoded-Path'] ?? '', 'hex').toString('utf8');
 
-/**
- * Compares a data directory's tar stream with the manifest: every problem found, in the order
- * pg_verifybackup reports them (files with a wrong size or checksum, then missing, then extra).
- */
-export async function compareTarWithManifest(tar: Readable, manifest: PgBackupManifest): Promise<string[]> {
-  const expected = new Map(manifest.Files.map((file) => [manifestPath(file), file]));
-  const problems: string[] = [];
-  const seen = new Set<string>();
+/** What a data directory's tar holds: each regular file's size and SHA-256, by path. */
+export type TarContents = ReadonlyMap<string, { readonly size: number; readonly sha256: string }>;
+
+/** Reads a tar stream to its end, hashing every regular file (SHA-256: what the agent asks pg_basebackup for). */
+export async function hashTar(tar: Readable): Promise<TarContents> {
+  const contents = new Map<string, { size: number; sha256: string }>();
   const entries = extract();
   tar.on('error', (error) => entries.destroy(error));
   tar.pipe(entries);
   for await (const entry of entries) {
-    const name = entry.header.name.replace(/^\.\//, '');
     if (entry.header.type !== 'file') {
       entry.resume();
       continue;
     }
-    seen.add(name);
-    const file = expected.get(name);
-    const algorithm = file?.['Checksum-Algorithm'];
-    const hash = algorithm === undefined ? undefined : HASHES[algorithm];
-    if (algorithm !== undefined && hash === undefined) throw new Error(`backup_manifest uses checksum ${algorithm}, which this check does not compute (the agent asks pg_basebackup for SHA256)`);
-    const digest = hash === undefined ? undefined : createHash(hash);
+    const digest = createHash('sha256');
     let size = 0;
     for await (const chunk of entry as AsyncIterable<Buffer>) {
       size += chunk.length;
-      digest?.update(chunk);
+      digest.update(chunk);
     }
-    if (file === undefined) {
-      if (!isIgnored(name)) problems.push(`"${name}" is in the backup but not in its manifest`);
-      continue;
-    }
-    if (size !== file.Size) problems.push(`"${name}" has size ${size} in the backup, ${file.Size} in the manifest`);
-    else if (digest !== undefined && digest.digest('hex') !== file.Checksum) problems.push(`"${name}" does not match its ${algorithm} checksum in the manifest`);
+    contents.set(entry.header.name.replace(/^\.\//, ''), { size, sha256: digest.digest('hex') });
   }
-  for (const name of expected.keys()) if (!seen.has(name) && !isIgnored(name)) problems.push(`"${name}" is in the manifest but not in the backup`);
+  return contents;
+}
+
+/**
+ * Every difference between a data directory's tar and the manifest, in the order
+ * pg_verifybackup reports them (a wrong size or checksum, then missing files, then extra ones).
+ */
+export function compareWithManifest(contents: TarContents, manifest: PgBackupManifest): string[] {
+  const problems: string[] = [];
+  const listed = new Set<string>();
+  for (const file of manifest.Files) {
+    const name = manifestPath(file);
+    listed.add(name);
+    const found = contents.get(name);
+    if (found === undefined) continue;
+    const algorithm = file['Checksum-Algorithm'];
+    if (algorithm !== undefined && algorithm !== 'SHA256') throw new Error(`backup_manifest uses checksum ${algorithm}; the agent asks pg_basebackup for SHA256 and checks only that`);
+    if (found.size !== file.Size) problems.push(`"${name}" has size ${found.size} in the backup, ${file.Size} in the manifest`);
+    else if (algorithm !== undefined && found.sha256 !== file.Checksum) problems.push(`"${name}" does not match its ${algorithm} checksum in the manifest`);
+  }
+  for (const name of listed) if (!contents.has(name) && !isIgnored(name)) problems.push(`"${name}" is in the manifest but not in the backup`);
+  for (const name of contents.keys()) if (!listed.has(name) && !isIgnored(name)) problems.push(`"${name}" is in the backup but not in its manifest`);
   return problems;
 }
 
-/** Streams a tar, decompressed when its name says how. */
-export function readTar<T>(file: string, consume: (tar: Readable) => Promise<T>, signal?: AbortSignal): Promise<T> {
-  const decompressor = file.endsWith('.zst') ? 'zstd' : file.endsWith('.lz4') ? 'lz4' : file.endsWith('.gz') ? 'gzip' : undefined;
-  if (decompressor === undefined) return consume(fs.createReadStream(file));
-  return readToolStream(decompressor, ['-dc', file], consume, { signal });
+/** The tool that decompresses a tar, by its name's ending; undefined for a plain tar. */
+export function decompressorFor(file: string): string | undefined {
+  return file.endsWith('.zst') ? 'zstd' : file.endsWith('.lz4') ? 'lz4' : file.endsWith('.gz') ? 'gzip' : undefined;
+}
+
+/** Hashes a tar's files; `compressed` (the file's bytes) is read from the file itself unless given. */
+export function hashTarFile(file: string, signal?: AbortSignal, compressed?: Readable): Promise<TarContents> {
+  const decompressor = decompressorFor(file);
+  if (decompressor === undefined) return hashTar(compressed ?? fs.createReadStream(file));
+  return readToolStream(decompressor, compressed ? ['-dc'] : ['-dc', file], hashTar, { signal, stdin: compressed });
+}
+
+/** How often a file being written is looked at again once its reader has caught up. */
+const FOLLOW_POLL_MS = 20;
+const FOLLOW_CHUNK = 1024 * 1024;
+
+/**
+ * The bytes of `file` as another process writes it (created late, appended only), ending once
+ * `finished` has settled and everything written has been read: a check can hash a backup while
+ * pg_basebackup is still writing it, instead of reading it back afterwards.
+ */
+export function followFile(file: string, finished: Promise<unknown>, signal?: AbortSignal): Readable {
+  let settled = false;
+  void finished.then(
+    () => (settled = true),
+    () => (settled = true),
+  );
+  const wait = () => Promise.race([new Promise((resolve) => setTimeout(resolve, FOLLOW_POLL_MS)), finished.catch(() => undefined)]);
+  async function* chunks(): AsyncGenerator<Buffer> {
+    let handle: fs.promises.FileHandle | undefined;
+    while (handle === undefined) {
+      if (signal?.aborted) throw new Error(`stopped: the agent received ${String(signal.reason)}`);
+      const wasSettled = settled;
+      handle = await fs.promises.open(file, 'r').catch((error: NodeJS.ErrnoException) => {
+        if (error.code !== 'ENOENT') throw error;
+        return undefined;
+      });
+      if (handle === undefined && wasSettled) throw new Error(`${path.basename(file)} was never written`);
+      if (handle === undefined) await wait();
+    }
+    try {
+      let position = 0;
+      for (;;) {
+        if (signal?.aborted) throw new Error(`stopped: the agent received ${String(signal.reason)}`);
+        // Read after noting whether the writer had finished: then an empty read means the end.
+        const wasSettled = settled;
+        const { bytesRead, buffer } = await handle.read(Buffer.allocUnsafe(FOLLOW_CHUNK), 0, FOLLOW_CHUNK, position);
+        if (bytesRead > 0) {
+          position += bytesRead;
+          yield buffer.subarray(0, bytesRead);
+        } else if (wasSettled) return;
+        else await wait();
+      }
+    } finally {
+      await handle.close();
+    }
+  }
+  return Readable.from(chunks(), { objectMode: false });
 }
 
 export interface BaseBackupFiles {
@@ -115,17 +173,21 @@ export interface BaseBackupFiles {
   readonly signal?: AbortSignal;
 }
 
-/** Checks a tar-format base backup (see the top of this file); throws with every problem found. */
-export async function checkBaseBackup(backup: BaseBackupFiles): Promise<PgBackupManifest> {
+/**
+ * Checks a tar-format base backup (see the top of this file); throws with every problem found.
+ * `streamed`: the data directory's tar already hashed while it was written (followFile).
+ */
+export async function checkBaseBackup(backup: BaseBackupFiles, streamed?: Promise<TarContents>): Promise<PgBackupManifest> {
   const manifest = readManifest(await fs.promises.readFile(path.join(backup.dir, BACKUP_MANIFEST), 'utf8'));
   const walScratch = path.join(`${backup.dir}.tmp-check`, 'pg_wal');
   await fs.promises.rm(path.dirname(walScratch), { recursive: true, force: true });
   await fs.promises.mkdir(walScratch, { recursive: true });
   try {
-    const [problems] = await Promise.all([
-      readTar(path.join(backup.dir, backup.baseTar), (tar) => compareTarWithManifest(tar, manifest), backup.signal),
+    const [contents] = await Promise.all([
+      streamed ?? hashTarFile(path.join(backup.dir, backup.baseTar), backup.signal),
       runTool('tar', ['-xf', path.join(backup.dir, backup.walTar), '-C', walScratch], { signal: backup.signal }),
     ]);
+    const problems = compareWithManifest(contents, manifest);
     if (problems.length > 0) throw new Error(`the base backup does not match its manifest: ${problems.slice(0, 5).join('; ')}${problems.length > 5 ? ` (and ${problems.length - 5} more)` : ''}`);
     for (const range of manifest['WAL-Ranges']) {
       const args = ['--quiet', `--path=${walScratch}`, `--timeline=${range.Timeline}`, `--start=${range['Start-LSN']}`, `--end=${range['End-LSN']}`];

@@ -19,7 +19,7 @@ import { secretFromEnv } from '../config';
 import { UserError } from '../errors';
 import { runPipeline, runTool, toolVersion } from '../exec';
 import type { BackupOutcome, DriverContext, JobDriver } from '../jobs/driver';
-import { BACKUP_MANIFEST, checkBaseBackup, readManifest } from './base-backup-check';
+import { BACKUP_MANIFEST, checkBaseBackup, decompressorFor, followFile, hashTarFile, readManifest, TarContents } from './base-backup-check';
 import { pathForMajor } from './server-binaries';
 import { identifyJobServer, PitrJob } from './replication';
 
@@ -45,7 +45,13 @@ export interface BaseBackupDetails {
   readonly walTar: string;
 }
 
+/** The data directory's tar as pg_basebackup names it with BASE_BACKUP_COMPRESSION. */
+const STREAMED_BASE_TAR = 'base.tar.zst';
+
 export class PitrDriver implements JobDriver {
+  /** Per backup folder: its data directory's tar, hashed while pg_basebackup wrote it; check() takes it. */
+  private readonly streamed = new Map<string, Promise<TarContents>>();
+
   constructor(private readonly job: PitrJob) {}
 
   async backup(dir: string, ctx: DriverContext): Promise<BackupOutcome> {
@@ -54,7 +60,7 @@ export class PitrDriver implements JobDriver {
     const PATH = await pathForMajor(server.major, ctx.env);
     const env = { PATH, PGPASSWORD: password, PGCONNECT_TIMEOUT: '10', PGAPPNAME: 'tenantry-agent' };
     const startTime = new Date().toISOString();
-    await runTool(
+    const copied = runTool(
       'pg_basebackup',
       [
         `--host=${this.job.pitr.host}`, `--port=${this.job.pitr.port}`, `--username=${this.job.pitr.user}`, '--no-password',
@@ -63,6 +69,13 @@ export class PitrDriver implements JobDriver {
       ],
       { env, signal: ctx.signal },
     );
+    // The check hashes the data directory's tar as pg_basebackup writes it, on the other core,
+    // rather than reading it back afterwards (base-backup-check.ts).
+    const streamedTar = path.join(dir, STREAMED_BASE_TAR);
+    const streamed = hashTarFile(streamedTar, ctx.signal, followFile(streamedTar, copied, ctx.signal));
+    streamed.catch(() => undefined);
+    await copied;
+    this.streamed.set(dir, streamed);
     const endTime = new Date().toISOString();
     const manifest = readManifest(await fs.promises.readFile(path.join(dir, BACKUP_MANIFEST), 'utf8'));
     const ranges = manifest['WAL-Ranges'];
@@ -96,8 +109,10 @@ export class PitrDriver implements JobDriver {
   async check(dir: string, raw: Record<string, unknown>, ctx: DriverContext): Promise<string> {
     const details = raw as unknown as BaseBackupDetails;
     const PATH = await pathForMajor(details.serverMajor, ctx.env);
-    const manifest = await checkBaseBackup({ dir, baseTar: details.baseTar, walTar: details.walTar, PATH, signal: ctx.signal });
-    return `manifest checked (${manifest.Files.length} files, SHA-256) and WAL ${details.startLsn}..${details.endLsn} parsed on timeline ${details.timeline}, system ${details.systemIdentifier}`;
+    const streamed = details.baseTar === STREAMED_BASE_TAR ? this.streamed.get(dir) : undefined;
+    this.streamed.delete(dir);
+    const manifest = await checkBaseBackup({ dir, baseTar: details.baseTar, walTar: details.walTar, PATH, signal: ctx.signal }, streamed);
+    return `manifest checked (${manifest.Files.length} files, SHA-256${streamed ? ', hashed as written' : ''}) and WAL ${details.startLsn}..${details.endLsn} parsed on timeline ${details.timeline}, system ${details.systemIdentifier}`;
   }
 
   async restore(): Promise<string> {
@@ -122,7 +137,7 @@ export async function extractBaseBackup(dir: string, details: BaseBackupDetails,
 }
 
 async function untar(file: string, into: string, signal?: AbortSignal): Promise<void> {
-  const decompressor = file.endsWith('.zst') ? 'zstd' : file.endsWith('.lz4') ? 'lz4' : file.endsWith('.gz') ? 'gzip' : undefined;
+  const decompressor = decompressorFor(file);
   if (decompressor === undefined) {
     await runTool('tar', ['-xf', file, '-C', into], { signal });
     return;
