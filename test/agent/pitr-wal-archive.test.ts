@@ -18,10 +18,12 @@ import {
   segmentName,
   setAsideAbandoned,
   segmentNameForLsn,
+  WalContents,
   walFolder,
   writeServerFile,
 } from '../../runtime/agent/pitr/wal-archive';
 import { BackupStore } from '../../runtime/agent/store';
+import { archivedPosition } from '../../runtime/agent/pitr/receiver';
 import { restorableWindowStart } from '../../runtime/agent/pitr/window';
 import { diskUsage } from './pitr-harness';
 
@@ -212,5 +214,32 @@ describe('an abandoned branch (the server forked a new timeline at a restore)', 
     expect(fs.readFileSync(path.join(dir, ABANDONED_FOLDER, '00000001', seg(1, 6)), 'utf8')).toBe('older');
     expect(fs.readdirSync(path.join(dir, '.sealed')).sort()).toEqual([historyFileName(3), seg(1, 4), seg(3, 5)].sort());
     expect(checkContinuity(await listWal(dir))).toMatchObject({ timeline: 3, gaps: [], problems: [] });
+  });
+});
+
+describe('archivedPosition: what /metrics calls archived', () => {
+  const MB16 = 16 * 1024 * 1024;
+  const contents = (names: string[]): WalContents => {
+    const ids = names.map((name) => ({ ...parseSegmentName(name.replace(/\.partial$/, ''), MB16)!, name }));
+    return { segmentSize: MB16, segments: ids.filter((f) => !f.name.endsWith('.partial')), partials: ids.filter((f) => f.name.endsWith('.partial')), histories: new Map() };
+  };
+
+  test('streaming: the slot\'s confirmed position, inside the segment being received', () => {
+    const folder = contents(['000000010000000000000003', '000000010000000000000004.partial']);
+    expect(archivedPosition(parseLsn('0/4001000'), folder, 1)).toBe(parseLsn('0/4001000'));
+  });
+
+  test('a slot created anew after a restore (timeline 2) while the folder holds nothing of timeline 2: nothing counts as archived', () => {
+    const folder = contents(['000000010000000000000003', '000000010000000000000004.partial']);
+    expect(archivedPosition(parseLsn('0/5000100'), folder, 2)).toBeUndefined();
+  });
+
+  test('a confirmed position past the folder\'s newest file on the timeline is bounded by that file\'s end', () => {
+    const folder = contents(['000000020000000000000005']);
+    expect(archivedPosition(parseLsn('0/7000000'), folder, 2)).toBe(parseLsn('0/6000000'));
+  });
+
+  test('no slot (never streamed, or dropped): nothing counts as archived', () => {
+    expect(archivedPosition(undefined, contents(['000000010000000000000003']), 1)).toBeUndefined();
   });
 });

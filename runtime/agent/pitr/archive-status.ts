@@ -8,7 +8,7 @@ export class ArchiveStatus {
   downSince: Date | undefined;
   systemIdentifier?: string;
   timeline?: number;
-  /** What the receiver has flushed to the backup volume (the slot's restart_lsn, which it confirms). */
+  /** What the receiver has flushed to the backup volume: the slot's confirmed position, bounded by the folder's files (receiver.ts archivedPosition). */
   lastArchivedLsn?: bigint;
   /** The server's flushed WAL position at the last poll. */
   serverLsn?: bigint;

@@ -36,7 +36,9 @@ import {
   pendingOffsite,
   readServerFile,
   sealCompleted,
+  segmentStart,
   setAsideAbandoned,
+  WalContents,
   walFolder,
   writeServerFile,
 } from './wal-archive';
@@ -65,6 +67,22 @@ const MB = 1024 * 1024;
 async function slotRestartLsn(client: Client, slot: string): Promise<bigint | undefined> {
   const row = (await client.query<{ restart_lsn: string | null }>(`READ_REPLICATION_SLOT ${slot}`)).rows[0];
   return row?.restart_lsn ? parseLsn(row.restart_lsn) : undefined;
+}
+
+/**
+ * What the archive holds of the server's WAL: the slot's confirmed position, but never past the
+ * end of the newest file the folder holds on the server's timeline. A slot created anew (after a
+ * restore replaced the data directory, which drops pg_replslot) starts at the server's current
+ * position although nothing of it is archived yet: until pg_receivewal has written that
+ * segment, the archive is behind, and /metrics and /health say so.
+ */
+export function archivedPosition(confirmed: bigint | undefined, contents: WalContents | undefined, timeline: number): bigint | undefined {
+  if (confirmed === undefined || contents === undefined) return undefined;
+  const files = [...contents.segments, ...contents.partials].filter((f) => f.timeline === timeline);
+  if (files.length === 0) return undefined;
+  const newest = files.reduce((a, b) => (b.segno > a.segno ? b : a));
+  const end = segmentStart(newest.segno + 1n, contents.segmentSize);
+  return confirmed < end ? confirmed : end;
 }
 
 const sleep = (ms: number, signal: AbortSignal) =>
@@ -255,7 +273,7 @@ export class WalReceiver {
     const status = this.status;
     status.serverLsn = server.flushLsn;
     status.timeline = server.timeline;
-    if (flushed !== undefined) status.lastArchivedLsn = flushed;
+    status.lastArchivedLsn = archivedPosition(flushed, this.folder === undefined ? undefined : await listWal(this.folder), server.timeline);
     this.samples.push({ at, lsn: server.flushLsn });
     // The newest sample whose position is archived is the moment the archive covers.
     const archived = status.lastArchivedLsn ?? -1n;
