@@ -136,18 +136,11 @@ export async function extractBaseBackup(dir: string, details: BaseBackupDetails,
   await untar(path.join(dir, details.walTar), path.join(target, 'pg_wal'), signal);
 }
 
-/**
- * GNU tar in 1 MiB records (`-b 2048`, `-B` to gather them from a pipe) rather than its default
- * 10 KiB: a tenth of the read and write calls. Unpacking a 1.1 GB base backup took 1.15-1.35 s
- * instead of 1.57-2.02 s (docs/benchmarks.md).
- */
-const TAR_RECORDS = ['-b', '2048', '-B'];
-
 async function untar(file: string, into: string, signal?: AbortSignal): Promise<void> {
   const decompressor = decompressorFor(file);
   if (decompressor === undefined) {
-    await runTool('tar', ['-xf', file, ...TAR_RECORDS, '-C', into], { signal });
+    await runTool('tar', ['-xf', file, '-C', into], { signal });
     return;
   }
-  await runPipeline({ file: decompressor, args: ['-dc', file] }, { file: 'tar', args: ['-xf', '-', ...TAR_RECORDS, '-C', into] }, { signal });
+  await runPipeline({ file: decompressor, args: ['-dc', file] }, { file: 'tar', args: ['-xf', '-', '-C', into] }, { signal });
 }
