@@ -125,6 +125,11 @@ test('pruneWalBefore removes segments before the oldest kept base backup, keeps 
   expect(fs.readdirSync(path.join(dir, '.sealed')).sort()).toEqual([historyFileName(2), seg(2, 3)].sort());
 });
 
+test('pruneWalBefore on a WAL folder the receiver never created (a base backup right after deploy) removes nothing and does not fail', async () => {
+  const parent = await folder({});
+  expect(await pruneWalBefore(path.join(parent, 'no-such-system'), parseLsn('0/3000028'))).toEqual([]);
+});
+
 test('pruning frees the disk: a pruned segment takes its seal (a hard link) and its off-site marker with it', async () => {
   const MB1 = 1024 * 1024;
   const dir = await folder({}, MB1);

@@ -440,6 +440,8 @@ export async function setAsideAbandoned(folder: string, names: readonly string[]
  * recovery reads them to follow timelines. Returns the names removed.
  */
 export async function pruneWalBefore(folder: string, lsn: bigint, segmentSize?: number): Promise<string[]> {
+  // A base backup taken before the receiver ever ran (a manual run right after deploy): no WAL yet.
+  if (!fs.existsSync(folder)) return [];
   const contents = await listWal(folder, segmentSize);
   const keepFrom = segmentOf(lsn, contents.segmentSize);
   const removed: string[] = [];
