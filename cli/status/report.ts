@@ -3,7 +3,7 @@ import type Docker from 'dockerode';
 import type { createColors } from 'picocolors';
 import { z } from 'zod';
 import { formatDuration, formatSize } from '../../runtime/agent/listing';
-import { AgentStatus, STALENESS_RULE } from '../../runtime/agent/report';
+import { AgentStatus, jobStatusSchema, STALENESS_RULE } from '../../runtime/agent/report';
 import { containerName, serviceOf } from '../docker/fleet';
 
 type Colors = ReturnType<typeof createColors>;
@@ -22,22 +22,25 @@ export const serviceStatusSchema = z.strictObject({
   problem: z.string().nullable(),
 });
 
+/**
+ * A backup job's row: the agent's own job status (runtime/agent/report.ts, one source for the
+ * fields both print) with the age moved into `lastGood`, the window always present, and the CLI's
+ * verdict. Strict, so that a field either side adds shows up in the JSON contract's tests.
+ */
+const agentJob = jobStatusSchema.shape;
 export const backupJobStatusSchema = z.strictObject({
-  job: z.string(),
-  kind: z.string(),
-  schedule: z.string(),
-  lastGood: z.strictObject({ id: z.string(), endedAt: z.string(), ageSeconds: z.number(), sizeBytes: z.number(), verified: z.enum(['passed', 'failed']).nullable() }).nullable(),
+  ...jobStatusSchema.pick({ job: true, kind: true, schedule: true }).shape,
+  lastGood: agentJob.lastGood.unwrap().extend({ ageSeconds: z.number() }).strict().nullable(),
   /** The policy: a backup older than this is late (STALENESS_RULE). */
-  maxAgeSeconds: z.number(),
-  late: z.boolean(),
+  maxAgeSeconds: agentJob.maxAgeSeconds,
+  late: agentJob.late,
   /** Late, but the backup container started less than one schedule gap ago: not yet a problem (the agent's /health gives the same grace). */
   inGracePeriod: z.boolean(),
-  offsiteLagSeconds: z.number().nullable(),
-  failuresSinceLastGood: z.number().int(),
-  lastFailure: z.strictObject({ id: z.string(), at: z.string(), error: z.string() }).nullable(),
-  running: z.boolean(),
+  ...jobStatusSchema.pick({ offsiteLagSeconds: true, failuresSinceLastGood: true }).shape,
+  lastFailure: agentJob.lastFailure.unwrap().strict().nullable(),
+  running: agentJob.running,
   /** Point-in-time jobs: every moment in between is restorable; null where the agent reports none. */
-  restorableWindow: z.strictObject({ from: z.string(), to: z.string() }).nullable(),
+  restorableWindow: agentJob.restorableWindow.unwrap().strict().nullable(),
   ok: z.boolean(),
   problem: z.string().nullable(),
 });
