@@ -22,7 +22,8 @@
  * A, B); every timed step starts after a CHECKPOINT and a sync; tables show medians and the load
  * average beside them. Run: `npm run build --silent && node dist/bench/pitr.js`
  * (BENCH_PG_SCALE, BENCH_REPETITIONS, BENCH_PITR_TRIALS, BENCH_PITR_SYNC_TRIALS,
- * BENCH_PITR_LATENCY_REPETITIONS, BENCH_PITR_LATENCY_SECONDS and BENCH_PITR_LAG_SECONDS override).
+ * BENCH_PITR_LATENCY_REPETITIONS, BENCH_PITR_LATENCY_SECONDS, BENCH_PITR_LAG_SECONDS and
+ * BENCH_PG_MAJOR, 15 or 17, override).
  */
 import { ChildProcess, execFile, execFileSync, spawn } from 'child_process';
 import * as fs from 'fs';
@@ -39,7 +40,10 @@ import { runPipeline } from '../runtime/agent/exec';
 import { BASE_BACKUP_COMPRESSION } from '../runtime/agent/pitr/base-backup';
 import { POSTGRES_PITR_JOB } from '../runtime/agent/pitr/layout';
 import { renderRestoreOnStart } from '../runtime/render/postgres-restore-on-start';
-import { freePort, PostgresServer, startPostgres, tempDir } from '../test/helpers/servers';
+import { freePort, PostgresServer, postgresVersionsUnderTest, startPostgres, tempDir } from '../test/helpers/servers';
+
+/** Debian bookworm's server, the one every other benchmark uses. */
+const DEFAULT_MAJOR = 15;
 import { runBenchmarkProgram, versionLine } from './program';
 
 const PITR_JOB = POSTGRES_PITR_JOB;
@@ -313,10 +317,15 @@ export async function runPitrBenchmark(options: PitrBenchOptions = {}): Promise<
   const syncTrialCount = options.syncTrials ?? Number(process.env.BENCH_PITR_SYNC_TRIALS ?? 3);
   const print = options.print ?? (() => undefined);
   const load: [number, number] = [load1(), 0];
-  const server: PostgresServer = await startPostgres({ parameters: { wal_level: 'replica', max_wal_senders: '10', max_replication_slots: '10', max_slot_wal_keep_size: '8GB' } });
+  // BENCH_PG_MAJOR=17: the servers, the bench's own tools and the agent's all of that version.
+  const major = Number(process.env.BENCH_PG_MAJOR ?? DEFAULT_MAJOR);
+  const chosen = postgresVersionsUnderTest().find((v) => v.major === major);
+  if (!chosen) throw new Error(`BENCH_PG_MAJOR=${major}: the tests' PostgreSQL versions are ${postgresVersionsUnderTest().map((v) => v.major).join(', ')}`);
+  process.env.PATH = `${chosen.binDir}:${process.env.PATH}`;
+  const server: PostgresServer = await startPostgres({ binDir: chosen.binDir, parameters: { wal_level: 'replica', max_wal_senders: '10', max_replication_slots: '10', max_slot_wal_keep_size: '8GB' } });
   // The logical restores load into another server: loading into the archived one would add their
   // WAL (twice the database) to what every later restore to latest replays.
-  const target: PostgresServer = await startPostgres({ password: server.password });
+  const target: PostgresServer = await startPostgres({ binDir: chosen.binDir, password: server.password });
   const binDir = server.binDir;
   const work = tempDir('bench-pitr');
   const env = server.env;
