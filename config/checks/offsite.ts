@@ -19,9 +19,17 @@ const OFFSITE_BUCKET = ['backup', 'offsite', 'bucket'];
 const SHARED_POSTGRES = ['sharedPostgres'];
 const MANAGED_BY = ['backup', 'offsite', 'managedBy'];
 
-/** `environments/prod.yaml:12:13`, for naming the other end of a clash in a message. */
+/**
+ * `environments/prod.yaml:12:13`, for naming the other end of a clash in a message: the value at
+ * `at`, or the key itself where the key is what is meant (`sharedPostgres:`, whose value is a map).
+ */
 function position(file: SourceFile, at: (string | number)[]): string {
-  return file.position(at);
+  return file.position(at, { key: at === SHARED_POSTGRES });
+}
+
+/** A problem at `at`, pointed at as `position` points at it. */
+function problemAt(file: SourceFile, at: (string | number)[], message: string): Problem {
+  return file.problem(at, message, { key: at === SHARED_POSTGRES });
 }
 
 /**
@@ -133,7 +141,7 @@ function bucketNameClashes(environments: ParsedEnvironment[], deployments: Parse
       credentials.set(user, o);
     } else {
       problems.push(
-        o.file.problem(o.at, `${dotted(o.at)}: the off-site credential of ${o.what} would be IAM user "${user}", like that of ${other.what} (${position(other.file, other.at)}): rename one of the tenants or environments`),
+        problemAt(o.file, o.at, `${dotted(o.at)}: the off-site credential of ${o.what} would be IAM user "${user}", like that of ${other.what} (${position(other.file, other.at)}): rename one of the tenants or environments`),
       );
     }
   }
@@ -157,7 +165,7 @@ function bucketNameClashes(environments: ParsedEnvironment[], deployments: Parse
         : offsite.at === SHARED_POSTGRES
           ? 'set another backup.offsite.bucket in the environment, or rename the environment'
           : 'set another backup.offsite.bucket in the environment, or rename the tenant';
-    problems.push(offsite.file.problem(offsite.at, `${dotted(offsite.at)}: bucket "${claim.name}", ${offsite.what}, is also ${other.what} (${position(other.file, other.at)}): ${why}: ${fix}`));
+    problems.push(problemAt(offsite.file, offsite.at, `${dotted(offsite.at)}: bucket "${claim.name}", ${offsite.what}, is also ${other.what} (${position(other.file, other.at)}): ${why}: ${fix}`));
   }
   return problems;
 }
