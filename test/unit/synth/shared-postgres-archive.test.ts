@@ -132,6 +132,14 @@ describe("the shared server's archive off-site: a place of its own, as a tenant 
     expect(agentConfigOf<AgentConfig>(container(s.doc, 'dev-shared-backup'))!.offsite).toMatchObject({ bucket: 'acme-corp-backups', prefix: 'dev/shared' });
   });
 
+  test("the AWS provider comes with the archive's copies even when no tenant copies off-site", () => {
+    const tenant = { ...sharedTenant('acme'), backup: { postgres: { offsite: false } } };
+    const s = synthDev({ 'environments/dev.yaml': dev({ aws: { region: 'eu-west-1' } }), 'tenants/acme.yaml': tenant });
+
+    expect(loadOrThrow(writeConfig({ 'environments/dev.yaml': dev(), 'tenants/acme.yaml': tenant })).environments[0].tenants[0].offsite).toBeUndefined();
+    expect((JSON.parse(s.json) as { provider: Record<string, { region: string }[]> }).provider.aws).toEqual([{ region: 'eu-west-1' }]);
+  });
+
   test('adding a tenant changes none of its bucket, credential, policy or key', () => {
     const one = synthDev({ 'environments/dev.yaml': dev(), 'tenants/acme.yaml': sharedTenant('acme') });
     const two = synthDev({ 'environments/dev.yaml': dev(), 'tenants/acme.yaml': sharedTenant('acme'), 'tenants/beta.yaml': sharedTenant('beta') });
