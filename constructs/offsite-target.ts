@@ -1,17 +1,20 @@
 import { Construct } from 'constructs';
-import type { EnvironmentConfig, OffsiteTargetConfig } from '../config/model';
+import type { OffsiteTargetConfig } from '../config/model';
 import type { BackupOffsiteTarget } from './backup';
-import { OffsiteBucket, OffsiteBucketReference } from './offsite-bucket';
+import { OffsiteBucket, OffsiteBucketProps, OffsiteBucketReference } from './offsite-bucket';
 import { OffsiteCredential } from './offsite-credential';
 
 export interface OffsiteTargetProps {
-  readonly environment: EnvironmentConfig;
+  /** The environment's name (tag `tenantry:environment`). */
+  readonly environment: string;
   /** Whose copies these are: a tenant's name, or SHARED_TENANT for the shared server's archive (tag `tenantry:tenant`). */
   readonly tenant: string;
   /** The resolved bucket, prefix and credential name. */
   readonly target: OffsiteTargetConfig;
   /** The environment's one bucket in "shared" mode. @default a bucket of its own, `target.bucket` */
   readonly sharedBucket?: OffsiteBucketReference;
+  /** Object lock of a bucket of its own (`backup.offsite.objectLock`). @default no object lock */
+  readonly objectLock?: OffsiteBucketProps['objectLock'];
 }
 
 /**
@@ -20,11 +23,11 @@ export interface OffsiteTargetProps {
  * the environment's archive of its shared server get theirs by this one rule.
  */
 export function addOffsiteTarget(scope: Construct, props: OffsiteTargetProps): BackupOffsiteTarget {
-  const { environment: env, target } = props;
-  const tags = { 'tenantry:environment': env.name, 'tenantry:tenant': props.tenant, 'managed-by': 'tenantry' };
+  const { target } = props;
+  const tags = { 'tenantry:environment': props.environment, 'tenantry:tenant': props.tenant, 'managed-by': 'tenantry' };
   const bucket =
     props.sharedBucket ??
-    new OffsiteBucket(scope, 'offsite', { bucketName: target.bucket, tags, kmsKeyArn: target.kmsKeyArn, objectLock: env.offsite.objectLock });
+    new OffsiteBucket(scope, 'offsite', { bucketName: target.bucket, tags, kmsKeyArn: target.kmsKeyArn, objectLock: props.objectLock });
   const credential = new OffsiteCredential(scope, 'offsite-credential', {
     userName: target.credentialName,
     bucketName: bucket.bucketName,

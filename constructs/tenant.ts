@@ -166,7 +166,7 @@ export class Tenant extends Construct {
     const { tenant, environment: env } = props;
     if (Object.keys(tenant.backup).length === 0) return undefined;
     const offsite = tenant.offsite
-      ? addOffsiteTarget(this, { environment: env, tenant: tenant.name, target: tenant.offsite, sharedBucket: props.sharedOffsiteBucket })
+      ? addOffsiteTarget(this, { environment: env.name, tenant: tenant.name, target: tenant.offsite, sharedBucket: props.sharedOffsiteBucket, objectLock: env.offsite.objectLock })
       : undefined;
     const backup = new Backup(this, 'backup', {
       ...this.serviceBase(props),

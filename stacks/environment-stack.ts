@@ -128,7 +128,13 @@ export class EnvironmentStack extends TerraformStack {
   ): void {
     const { network, image, webhookUrl } = agent;
     const offsite = job.offsiteTarget
-      ? addOffsiteTarget(new Construct(this, SHARED_TENANT), { environment: env, tenant: SHARED_TENANT, target: job.offsiteTarget, sharedBucket: agent.sharedOffsiteBucket })
+      ? addOffsiteTarget(new Construct(this, SHARED_TENANT), {
+          environment: env.name,
+          tenant: SHARED_TENANT,
+          target: job.offsiteTarget,
+          sharedBucket: agent.sharedOffsiteBucket,
+          objectLock: env.offsite.objectLock,
+        })
       : undefined;
     const archive = new Backup(this, 'shared-postgres-backup', {
       environment: env.name,
