@@ -4,7 +4,7 @@ import type { z } from 'zod';
 import { policyChecks } from './checks/policy';
 import { crossCheck } from './cross-checks';
 import { describeIssues, describeValue } from './issues';
-import { resolvePitrSettings, sharedServerArchive, stripUndefined } from './pitr';
+import { resolvePitrSettings, sharedArchiveUsesOffsite, sharedServerArchive, stripUndefined } from './pitr';
 import { BackupJobConfig, DEFAULT_BACKUP_JOBS, EnvironmentConfig, holdsBackupData, OffsiteTargetConfig, PitrConfig, StorageConfig, TenantConfig, TenantryConfig } from './model';
 import { offsiteCredentialName, offsitePrefix, perTenantBucketName, usesOffsite } from './offsite';
 import type { ParsedDeployment, ParsedEnvironment } from './parsed';
@@ -18,6 +18,7 @@ import {
   tenantFileSchema,
 } from './schema';
 import { ConfigPath, Problem, sortProblems, SourceFile } from './source';
+import { SHARED_TENANT } from './storage-layout';
 
 export type LoadResult = { ok: true; config: TenantryConfig } | { ok: false; problems: Problem[] };
 
@@ -234,6 +235,7 @@ function resolve(environments: ParsedEnvironment[], deployments: ParsedDeploymen
   return {
     environments: sorted.map(({ file, env, storage }): EnvironmentConfig => {
       const { backup, ...rest } = env;
+      const owner = byName.get(env.backup.offsite.managedBy ?? env.name)!;
       const tenants = deployments
         .filter((d) => d.environment.env === env)
         .sort((a, b) => a.tenant.name.localeCompare(b.tenant.name))
@@ -245,14 +247,14 @@ function resolve(environments: ParsedEnvironment[], deployments: ParsedDeploymen
           backup: d.jobs,
           publishedPorts: d.ports,
           portSlot: d.tenant.portSlot,
-          offsite: usesOffsite(d) ? offsiteTarget(env, byName.get(env.backup.offsite.managedBy ?? env.name)!, d.tenant.name) : undefined,
+          offsite: usesOffsite(d) ? offsiteTarget(env, owner, d.tenant.name) : undefined,
         }));
       return {
         ...rest,
         storage,
         offsite: backup.offsite,
         sharedOffsiteBucket: sharedOffsiteBucket(env, environments, deployments),
-        sharedPostgresArchive: sharedServerArchive(env),
+        sharedPostgresArchive: sharedArchive(env, owner),
         backupWebhook: backup.webhook,
         source: file.displayName,
         tenants,
@@ -274,13 +276,22 @@ function offsiteTarget(env: EnvironmentFile, owner: EnvironmentFile, tenant: str
   };
 }
 
-/** A shared bucket exists where a tenant of this environment, or of one naming it in managedBy, copies off-site. */
+/** The shared server's archive, placed off-site as a tenant named SHARED_TENANT would be: one rule for both. */
+function sharedArchive(env: EnvironmentFile, owner: EnvironmentFile): EnvironmentConfig['sharedPostgresArchive'] {
+  const archive = sharedServerArchive(env);
+  return archive?.offsite ? { ...archive, offsiteTarget: offsiteTarget(env, owner, SHARED_TENANT) } : archive;
+}
+
+/**
+ * A shared bucket exists where a tenant of this environment, or of one naming it in managedBy,
+ * or the archive of such an environment's shared server, copies off-site.
+ */
 function sharedOffsiteBucket(env: EnvironmentFile, environments: ParsedEnvironment[], deployments: ParsedDeployment[]): EnvironmentConfig['sharedOffsiteBucket'] {
   const settings = env.backup.offsite;
   if (settings.mode !== 'shared' || settings.bucket === undefined) return undefined;
   const declared = settings.managedBy === undefined;
   const users = declared ? environments.filter((e) => e.env === env || e.env.backup.offsite.managedBy === env.name).map((e) => e.env) : [env];
-  const used = deployments.some((d) => users.includes(d.environment.env) && usesOffsite(d));
+  const used = users.some(sharedArchiveUsesOffsite) || deployments.some((d) => users.includes(d.environment.env) && usesOffsite(d));
   return used ? { name: settings.bucket, declared } : undefined;
 }
 

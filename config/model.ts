@@ -28,7 +28,7 @@ export interface EnvironmentConfig extends Omit<EnvironmentFile, 'storage' | 'ba
    * agent: its tenants' PITR. Absent without a shared server, or with PITR off in
    * `backup.defaults.postgres.pitr`.
    */
-  readonly sharedPostgresArchive?: BackupJobConfig & { readonly pitr: PitrConfig };
+  readonly sharedPostgresArchive?: SharedPostgresArchiveConfig;
   /** Whether backup agents notify the `backup_webhook_url` Terraform variable's URL on failure. */
   readonly backupWebhook: boolean;
   /** The environment's file, as shown in messages. */
@@ -47,6 +47,20 @@ export interface BackupJobConfig {
    * retention and off-site setting). Absent: off, or the tenant is on the shared server.
    */
   readonly pitr?: PitrConfig;
+}
+
+/**
+ * The shared server's archive: one `postgres-pitr` job with the environment's Postgres retention
+ * and off-site setting (`backup.defaults.postgres`).
+ */
+export interface SharedPostgresArchiveConfig extends BackupJobConfig {
+  readonly pitr: PitrConfig;
+  /**
+   * Where its base backups and WAL go off-site, placed like a tenant named SHARED_TENANT's copies:
+   * its own bucket `<bucket>-<env>-shared` (per-tenant mode) or the shared bucket, prefix
+   * `<env>/shared`, credential `<env>-shared-backup`. Absent when `offsite` is false.
+   */
+  readonly offsiteTarget?: OffsiteTargetConfig;
 }
 
 export interface PitrConfig {

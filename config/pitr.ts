@@ -1,4 +1,4 @@
-import { BackupJobConfig, DEFAULT_BACKUP_JOBS, DEFAULT_PITR, PitrConfig } from './model';
+import { DEFAULT_BACKUP_JOBS, DEFAULT_PITR, PitrConfig, SharedPostgresArchiveConfig } from './model';
 import type { ParsedDeployment } from './parsed';
 import type { EnvironmentFile, PitrSettings } from './schema';
 
@@ -12,21 +12,27 @@ export function resolvePitrSettings(env: EnvironmentFile, own: PitrSettings | un
 
 /**
  * The environment's shared server's own archive: its PITR follows `backup.defaults.postgres.pitr`
- * (on by default, like every tenant's) and its base backups the environment's Postgres retention.
- * Off-site: none yet (the shared server's archive has no place of its own in an off-site bucket;
- * its tenants' logical dumps go off-site with theirs). Undefined without a shared server or with PITR off.
+ * (on by default, like every tenant's), its base backups the environment's Postgres retention and
+ * off-site setting. Where it goes off-site is the loader's (it knows the environment declaring a
+ * shared bucket). Undefined without a shared server or with PITR off.
  */
-export function sharedServerArchive(env: EnvironmentFile): (BackupJobConfig & { readonly pitr: PitrConfig }) | undefined {
+export function sharedServerArchive(env: EnvironmentFile): Omit<SharedPostgresArchiveConfig, 'offsiteTarget'> | undefined {
   if (!env.sharedPostgres) return undefined;
   const pitr = resolvePitrSettings(env, undefined);
   if (!pitr) return undefined;
   const base = DEFAULT_BACKUP_JOBS.postgres;
+  const defaults = env.backup.defaults.postgres;
   return {
     schedule: pitr.baseBackupSchedule,
-    retention: { ...base.retention, ...stripUndefined(env.backup.defaults.postgres?.retention) },
-    offsite: false,
+    retention: { ...base.retention, ...stripUndefined(defaults?.retention) },
+    offsite: defaults?.offsite ?? base.offsite,
     pitr,
   };
+}
+
+/** Whether the environment's archive of its shared server copies off-site (then it has a bucket, or a prefix, and a credential). */
+export function sharedArchiveUsesOffsite(env: EnvironmentFile): boolean {
+  return sharedServerArchive(env)?.offsite === true;
 }
 
 export function onSharedServer(d: Pick<ParsedDeployment, 'services'>): boolean {

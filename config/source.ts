@@ -130,8 +130,8 @@ export class SourceFile {
   }
 
   /** `file:line:col` of the value at `at` (or its nearest existing parent), as `problem` would point at it. */
-  position(at: ConfigPath): string {
-    const offset = this.offsetOf(at, false);
+  position(at: ConfigPath, options: { key?: boolean } = {}): string {
+    const offset = this.offsetOf(at, options.key ?? false);
     return formatPosition(offset === undefined ? this.wholeFile('') : this.problemAtOffset(offset, ''));
   }
 

@@ -1,13 +1,13 @@
 import { TerraformOutput } from 'cdktf';
 import { Construct } from 'constructs';
 import { environmentImage } from '../config/images';
-import type { EnvironmentConfig, OffsiteTargetConfig, TenantConfig } from '../config/model';
+import type { EnvironmentConfig, TenantConfig } from '../config/model';
 import { mapPorts, RedisPorts } from '../config/ports';
 import type { ServiceStorage } from '../config/storage-layout';
-import { Backup, BackupOffsiteTarget } from './backup';
+import { Backup } from './backup';
 import { EnvironmentImages } from './images';
-import { OffsiteBucket, OffsiteBucketReference } from './offsite-bucket';
-import { OffsiteCredential } from './offsite-credential';
+import type { OffsiteBucketReference } from './offsite-bucket';
+import { addOffsiteTarget } from './offsite-target';
 import { ObjectStore, ObjectStoreProps } from './object-store';
 import { PgBouncer } from './pgbouncer';
 import { PostgresEndpoint, PostgresServer } from './postgres';
@@ -165,7 +165,9 @@ export class Tenant extends Construct {
   private addBackup(props: TenantProps, publishedPort: HostPort | undefined, postgres: PostgresServer | SharedPostgresDatabases | undefined): Backup | undefined {
     const { tenant, environment: env } = props;
     if (Object.keys(tenant.backup).length === 0) return undefined;
-    const offsite = tenant.offsite ? this.offsiteTarget(props, tenant.offsite) : undefined;
+    const offsite = tenant.offsite
+      ? addOffsiteTarget(this, { environment: env.name, tenant: tenant.name, target: tenant.offsite, sharedBucket: props.sharedOffsiteBucket, objectLock: env.offsite.objectLock })
+      : undefined;
     const backup = new Backup(this, 'backup', {
       ...this.serviceBase(props),
       image: props.backupImage,
@@ -197,31 +199,6 @@ export class Tenant extends Construct {
     if (Object.keys(value).length === 0) return;
     const output = new TerraformOutput(this, 'admin', { value, sensitive: true, description: `Operator credentials for tenant ${name} (restores, setup): not for applications` });
     output.overrideLogicalId(adminOutputName(name));
-  }
-
-  /** The tenant's own bucket (or its prefix in the shared one) and a credential that reaches only that. */
-  private offsiteTarget(props: TenantProps, target: OffsiteTargetConfig): BackupOffsiteTarget {
-    const { tenant, environment: env } = props;
-    const tags = { 'tenantry:environment': env.name, 'tenantry:tenant': tenant.name, 'managed-by': 'tenantry' };
-    const bucket =
-      props.sharedOffsiteBucket ??
-      new OffsiteBucket(this, 'offsite', { bucketName: target.bucket, tags, kmsKeyArn: target.kmsKeyArn, objectLock: env.offsite.objectLock });
-    const credential = new OffsiteCredential(this, 'offsite-credential', {
-      userName: target.credentialName,
-      bucketName: bucket.bucketName,
-      bucketArn: bucket.bucketArn,
-      prefix: target.prefix,
-      kmsKeyArn: target.kmsKeyArn,
-      tags,
-    });
-    return {
-      bucket: bucket.bucketName,
-      prefix: target.prefix,
-      region: target.region,
-      endpoint: target.endpoint,
-      accessKeyId: credential.accessKeyId,
-      secretAccessKey: credential.secretAccessKey,
-    };
   }
 
   private sharedDatabases(props: TenantProps): SharedPostgresDatabases {

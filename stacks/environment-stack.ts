@@ -3,12 +3,13 @@ import { DockerProvider } from '@cdktf/provider-docker/lib/provider';
 import { RandomProvider } from '@cdktf/provider-random/lib/provider';
 import { Aspects, LocalBackend, S3Backend, TerraformStack, TerraformVariable } from 'cdktf';
 import { Construct } from 'constructs';
-import type { EnvironmentConfig } from '../config/model';
+import type { EnvironmentConfig, SharedPostgresArchiveConfig } from '../config/model';
 import { Image } from '@cdktf/provider-docker/lib/image';
 import { environmentImage } from '../config/images';
 import { AgentImageBuild, agentBuildArgs, agentImageName } from './backup-image';
 import { EnvironmentImages } from '../constructs/images';
-import { OffsiteBucket } from '../constructs/offsite-bucket';
+import { OffsiteBucket, OffsiteBucketReference } from '../constructs/offsite-bucket';
+import { addOffsiteTarget } from '../constructs/offsite-target';
 import { EnvironmentNetwork } from '../constructs/network';
 import { MemoryLimitPolicy, PinnedImagesPolicy, ProductionDataPortsPolicy } from '../constructs/policy';
 import { SharedPostgresServer } from '../constructs/shared-postgres';
@@ -46,7 +47,7 @@ export class EnvironmentStack extends TerraformStack {
     new DockerProvider(this, 'docker', { host: env.docker.host, sshOpts: env.docker.sshOptions });
     new RandomProvider(this, 'random');
     // Only environments with off-site copies (or a bucket others use) talk to AWS: a dev stack must plan without AWS credentials.
-    const offsite = env.tenants.some((t) => t.offsite) || env.sharedOffsiteBucket !== undefined;
+    const offsite = env.tenants.some((t) => t.offsite) || env.sharedPostgresArchive?.offsiteTarget !== undefined || env.sharedOffsiteBucket !== undefined;
     if (offsite) new AwsProvider(this, 'aws', { region: env.aws.region });
 
     const network = new EnvironmentNetwork(this, 'network', { environment: env.name, name: env.network.name, subnet: env.network.subnet });
@@ -87,7 +88,9 @@ export class EnvironmentStack extends TerraformStack {
         }).stringValue
       : undefined;
 
-    if (sharedPostgres && env.sharedPostgresArchive) this.archiveSharedPostgres(env, sharedPostgres, env.sharedPostgresArchive, network.name, backupImage, backupWebhookUrl);
+    if (sharedPostgres && env.sharedPostgresArchive) {
+      this.archiveSharedPostgres(env, sharedPostgres, env.sharedPostgresArchive, { network: network.name, image: backupImage, webhookUrl: backupWebhookUrl, sharedOffsiteBucket });
+    }
 
     for (const tenant of env.tenants) {
       this.tenants.push(
@@ -111,17 +114,28 @@ export class EnvironmentStack extends TerraformStack {
 
   /**
    * The shared server's WAL and base backups go to an agent of the environment's own
-   * (`<env>-shared-backup`), never to a tenant's: they hold every tenant's data. Its config names
-   * no tenant (verification counts the `postgres` database), so adding a tenant leaves it as it is.
+   * (`<env>-shared-backup`), never to a tenant's: they hold every tenant's data. Off-site they go
+   * to a place of their own, as a tenant named SHARED_TENANT's would (construct `shared`, which no
+   * tenant may be named): its own bucket or the shared one, a credential reaching `<env>/shared/`
+   * only. Nothing of it names a tenant (verification counts the `postgres` database), so adding a
+   * tenant leaves it as it is.
    */
   private archiveSharedPostgres(
     env: EnvironmentConfig,
     server: SharedPostgresServer,
-    job: NonNullable<EnvironmentConfig['sharedPostgresArchive']>,
-    network: string,
-    image: string,
-    webhookUrl: string | undefined,
+    job: SharedPostgresArchiveConfig,
+    agent: { network: string; image: string; webhookUrl: string | undefined; sharedOffsiteBucket: OffsiteBucketReference | undefined },
   ): void {
+    const { network, image, webhookUrl } = agent;
+    const offsite = job.offsiteTarget
+      ? addOffsiteTarget(new Construct(this, SHARED_TENANT), {
+          environment: env.name,
+          tenant: SHARED_TENANT,
+          target: job.offsiteTarget,
+          sharedBucket: agent.sharedOffsiteBucket,
+          objectLock: env.offsite.objectLock,
+        })
+      : undefined;
     const archive = new Backup(this, 'shared-postgres-backup', {
       environment: env.name,
       tenant: SHARED_TENANT,
@@ -131,6 +145,7 @@ export class EnvironmentStack extends TerraformStack {
       timeZone: env.timeZone,
       jobs: { postgres: job },
       pitrSource: { host: server.host, port: server.port, databases: [SHARED_ARCHIVE_VERIFIED_DATABASE], replication: server.replication },
+      offsite,
       webhookUrl,
     });
     server.mountBackups(archive.volume);

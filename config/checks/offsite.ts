@@ -1,12 +1,14 @@
 import { dotted, suggest } from '../issues';
 import type { ParsedDeployment, ParsedEnvironment } from '../parsed';
 import { offsiteCredentialName, perTenantBucketName, usesOffsite } from '../offsite';
+import { sharedArchiveUsesOffsite } from '../pitr';
+import { SHARED_TENANT } from '../storage-layout';
 import { Problem, SourceFile } from '../source';
 
 /**
  * Rules that keep every environment's and tenant's off-site copies their own: one stack declares
- * each bucket, bucket and IAM user names are unique across environments, and no off-site bucket
- * is a Terraform state bucket. (The `<env>/<tenant>` prefix that separates tenants inside a
+ * each bucket, bucket and IAM user names (tenants' and shared-server archives') are unique across
+ * environments, and no off-site bucket is a Terraform state bucket. (The `<env>/<tenant>` prefix that separates tenants inside a
  * shared bucket is config/offsite.ts's, by construction.)
  */
 export function offsiteRules(environments: ParsedEnvironment[], deployments: ParsedDeployment[], declared: string[]): Problem[] {
@@ -14,11 +16,20 @@ export function offsiteRules(environments: ParsedEnvironment[], deployments: Par
 }
 
 const OFFSITE_BUCKET = ['backup', 'offsite', 'bucket'];
+const SHARED_POSTGRES = ['sharedPostgres'];
 const MANAGED_BY = ['backup', 'offsite', 'managedBy'];
 
-/** `environments/prod.yaml:12:13`, for naming the other end of a clash in a message. */
+/**
+ * `environments/prod.yaml:12:13`, for naming the other end of a clash in a message: the value at
+ * `at`, or the key itself where the key is what is meant (`sharedPostgres:`, whose value is a map).
+ */
 function position(file: SourceFile, at: (string | number)[]): string {
-  return file.position(at);
+  return file.position(at, { key: at === SHARED_POSTGRES });
+}
+
+/** A problem at `at`, pointed at as `position` points at it. */
+function problemAt(file: SourceFile, at: (string | number)[], message: string): Problem {
+  return file.problem(at, message, { key: at === SHARED_POSTGRES });
 }
 
 /**
@@ -68,6 +79,16 @@ function offsiteBucketOwners(environments: ParsedEnvironment[], declared: string
   return problems;
 }
 
+/** Whatever copies off-site under its own prefix and credential: a tenant, or an environment's archive of its shared server. */
+interface OffsiteOwner {
+  readonly env: ParsedEnvironment['env'];
+  /** The tenant name its bucket, prefix and IAM user are made of (SHARED_TENANT for the archive). */
+  readonly tenant: string;
+  readonly what: string;
+  readonly file: SourceFile;
+  readonly at: (string | number)[];
+}
+
 interface BucketClaim {
   readonly name: string;
   readonly what: string;
@@ -89,21 +110,38 @@ function bucketNameClashes(environments: ParsedEnvironment[], deployments: Parse
     if (e.env.backend.kind === 's3') claims.push({ name: e.env.backend.bucket, what: `the Terraform state bucket of environment "${e.env.name}"`, file: e.file, at: ['backend', 'bucket'], state: true });
     if (mode === 'shared' && bucket !== undefined) claims.push({ name: bucket, what: `the shared off-site bucket of environment "${e.env.name}"`, file: e.file, at: OFFSITE_BUCKET, state: false });
   }
-  const credentials = new Map<string, ParsedDeployment>();
+  // The shared server's archive copies off-site as a tenant named SHARED_TENANT would: its names can clash like one.
+  const owners: OffsiteOwner[] = [
+    ...environments.filter((e) => sharedArchiveUsesOffsite(e.env)).map((e) => ({
+      env: e.env,
+      tenant: SHARED_TENANT,
+      what: `the shared Postgres server's archive in environment "${e.env.name}"`,
+      file: e.file,
+      at: SHARED_POSTGRES,
+    })),
+    ...deployments.filter(usesOffsite).map((d) => ({
+      env: d.environment.env,
+      tenant: d.tenant.name,
+      what: `tenant "${d.tenant.name}" in environment "${d.environment.env.name}"`,
+      file: d.file,
+      at: ['name'],
+    })),
+  ];
+  const credentials = new Map<string, OffsiteOwner>();
   const problems: Problem[] = [];
-  for (const d of deployments.filter(usesOffsite)) {
-    const env = d.environment.env;
+  for (const o of owners) {
+    const { env } = o;
     if (env.backup.offsite.mode === 'per-tenant') {
-      const name = perTenantBucketName(env.backup.offsite.bucket, env.name, d.tenant.name);
-      claims.push({ name, what: `the off-site bucket of tenant "${d.tenant.name}" in environment "${env.name}"`, file: d.file, at: ['name'], state: false });
+      const name = perTenantBucketName(env.backup.offsite.bucket, env.name, o.tenant);
+      claims.push({ name, what: `the off-site bucket of ${o.what}`, file: o.file, at: o.at, state: false });
     }
-    const user = offsiteCredentialName(env.name, d.tenant.name);
+    const user = offsiteCredentialName(env.name, o.tenant);
     const other = credentials.get(user);
     if (!other) {
-      credentials.set(user, d);
+      credentials.set(user, o);
     } else {
       problems.push(
-        d.file.problem(['name'], `name: the off-site credential of tenant "${d.tenant.name}" in environment "${env.name}" would be IAM user "${user}", like that of tenant "${other.tenant.name}" in environment "${other.environment.env.name}" (${position(other.file, ['name'])}): rename one of the tenants or environments`),
+        problemAt(o.file, o.at, `${dotted(o.at)}: the off-site credential of ${o.what} would be IAM user "${user}", like that of ${other.what} (${position(other.file, other.at)}): rename one of the tenants or environments`),
       );
     }
   }
@@ -121,8 +159,13 @@ function bucketNameClashes(environments: ParsedEnvironment[], deployments: Parse
     const why = other.state
       ? 'an off-site bucket must not be a Terraform state bucket (state holds every secret, and a backup credential must not reach it)'
       : 'bucket names are global, and each bucket belongs to one stack';
-    const fix = offsite.at === OFFSITE_BUCKET ? 'choose another bucket' : 'set another backup.offsite.bucket in the environment, or rename the tenant';
-    problems.push(offsite.file.problem(offsite.at, `${dotted(offsite.at)}: bucket "${claim.name}", ${offsite.what}, is also ${other.what} (${position(other.file, other.at)}): ${why}: ${fix}`));
+    const fix =
+      offsite.at === OFFSITE_BUCKET
+        ? 'choose another bucket'
+        : offsite.at === SHARED_POSTGRES
+          ? 'set another backup.offsite.bucket in the environment, or rename the environment'
+          : 'set another backup.offsite.bucket in the environment, or rename the tenant';
+    problems.push(problemAt(offsite.file, offsite.at, `${dotted(offsite.at)}: bucket "${claim.name}", ${offsite.what}, is also ${other.what} (${position(other.file, other.at)}): ${why}: ${fix}`));
   }
   return problems;
 }

@@ -96,3 +96,53 @@ test('per-tenant buckets: the prefix names the environment too (one rule for bot
   expect((JSON.parse(policy.policy) as Policy).Statement[1].Resource).toMatch(/\}\/prod\/acme\/\*$/);
   expect(Object.values(resourcesOf<{ bucket: string }>(doc, 'aws_s3_bucket')).map((b) => b.bucket)).toEqual(['acme-corp-prod-acme']);
 });
+
+describe("the shared Postgres server's archive and the tenants, in one shared bucket", () => {
+  /** S3's StringLike and an ARN's `*`: any characters, `/` included. */
+  const glob = (pattern: string) => new RegExp(`^${pattern.split('*').map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
+
+  /** What one credential may list and touch, as key patterns in the bucket, from its synthesized policy. */
+  function reach(policy: Policy) {
+    const [list, objects] = policy.Statement;
+    return {
+      lists: (prefix: string) => list.Condition!.StringLike['s3:prefix'].some((p) => glob(p).test(prefix)),
+      touches: (key: string) => glob(objects.Resource.replace(/^.*?(acme-corp-backups|\.arn\})\//, '')).test(key),
+    };
+  }
+
+  test("no tenant's credential reaches <env>/shared/, and the archive's credential reaches no tenant's prefix", () => {
+    const stacks = synthesize({
+      'environments/prod.yaml': environment('prod', '172.31.0.0/16', shared, { sharedPostgres: {} }),
+      'environments/staging.yaml': environment('staging', '172.30.0.0/16', { ...shared, managedBy: 'prod' }, { sharedPostgres: {} }),
+      'tenants/acme.yaml': { name: 'acme', environments: ['prod', 'staging'], services: { postgres: { mode: 'shared', databases: ['acme_app'] }, pgbouncer: { enabled: false } } },
+      'tenants/beta.yaml': { name: 'beta', environments: ['staging'], services: postgresOnly },
+      'tenants/shared-data.yaml': { name: 'shared-data', environments: ['prod'], services: postgresOnly },
+    });
+    const credentials = new Map(
+      [...stacks.values()].flatMap((s) => {
+        const users = resourcesOf<{ name: string }>(s.doc, 'aws_iam_user');
+        return Object.values(resourcesOf<{ user: string; policy: string }>(s.doc, 'aws_iam_user_policy')).map((p) => {
+          const user = users[/^\$\{aws_iam_user\.([^.]+)\.name\}$/.exec(p.user)![1]].name;
+          return [user, reach(JSON.parse(p.policy) as Policy)] as const;
+        });
+      }),
+    );
+    const owners: Record<string, string> = {
+      'prod-shared-backup': 'prod/shared',
+      'staging-shared-backup': 'staging/shared',
+      'prod-acme-backup': 'prod/acme',
+      'prod-shared-data-backup': 'prod/shared-data',
+      'staging-acme-backup': 'staging/acme',
+      'staging-beta-backup': 'staging/beta',
+    };
+    expect([...credentials.keys()].sort()).toEqual(Object.keys(owners).sort());
+
+    for (const [user, can] of credentials) {
+      for (const [other, prefix] of Object.entries(owners)) {
+        const own = other === user;
+        const key = `${prefix}/postgres-pitr/20261201T030000Z/base.tar.zst`;
+        expect({ user, prefix, lists: can.lists(`${prefix}/`), touches: can.touches(key) }).toEqual({ user, prefix, lists: own, touches: own });
+      }
+    }
+  });
+});

@@ -2,7 +2,7 @@ import { AgentConfig } from '../../../runtime/agent/config';
 import { PITR_HBA_FILE } from '../../../runtime/render/postgres';
 import { BACKUP_MOUNT, RESTORE_ON_START_SCRIPT } from '../../../runtime/render/postgres-restore-on-start';
 import { agentConfigOf, container, envOf, RANDOM_PASSWORD_REF, resourcesOf, SynthDoc, upload, VolumeJson } from '../constructs/support';
-import { containers, errorAnnotations, invariantViolations, loadOrThrow, synthEnvironment, writeConfig } from './support';
+import { containers, errorAnnotations, invariantViolations, loadOrThrow, ownedResources, synthEnvironment, writeConfig } from './support';
 
 const LOCAL = 'unix:///var/run/docker.sock';
 
@@ -32,12 +32,11 @@ describe("the shared Postgres server's archive: the environment's own agent, nev
     const archive = container(s.doc, 'dev-shared-backup');
     const config = agentConfigOf<AgentConfig>(archive)!;
     expect(config.tenant).toBe('shared');
-    expect(config.offsite).toBeUndefined();
     expect(config.jobs).toEqual([
       expect.objectContaining({
         name: 'postgres-pitr',
         kind: 'postgres-pitr',
-        offsite: false,
+        offsite: true,
         pitr: expect.objectContaining({ host: 'dev-shared-postgres', port: 5432, user: 'shared_replication', slot: 'tenantry_shared', databases: ['postgres'], maxSlotWalKeepMb: 10240 }),
       }),
     ]);
@@ -84,5 +83,85 @@ describe("the shared Postgres server's archive: the environment's own agent, nev
     expect(containers(s.doc).map((c) => c.name)).not.toContain('dev-shared-backup');
     expect(containers(s.doc).map((c) => c.name)).not.toContain('dev-shared-postgres-provision');
     expect(container(s.doc, 'dev-shared-postgres').command).toEqual(['postgres']);
+  });
+});
+
+interface Policy {
+  Statement: { Sid: string; Resource: string; Condition?: { StringLike: Record<string, string[]> } }[];
+}
+
+/** The aws_iam_user named `name`, its policy and its access key, by logical ID. */
+function credential(doc: SynthDoc, name: string) {
+  const [userId, user] = Object.entries(resourcesOf<{ name: string; tags: Record<string, string> }>(doc, 'aws_iam_user')).find(([, u]) => u.name === name)!;
+  const policy = Object.values(resourcesOf<{ user: string; policy: string }>(doc, 'aws_iam_user_policy')).find((p) => p.user === `\${aws_iam_user.${userId}.name}`)!;
+  const keyId = Object.entries(resourcesOf<{ user: string }>(doc, 'aws_iam_access_key')).find(([, k]) => k.user === `\${aws_iam_user.${userId}.name}`)![0];
+  return { user, policy: JSON.parse(policy.policy) as Policy, keyId };
+}
+
+describe("the shared server's archive off-site: a place of its own, as a tenant named shared would get", () => {
+  test('per-tenant buckets (the default): its own bucket <bucket>-<env>-shared, tagged, a credential reaching dev/shared/ only, handed to the agent', () => {
+    const s = synthDev({ 'environments/dev.yaml': dev({ backup: { offsite: { bucket: 'acme-corp' } } }), 'tenants/acme.yaml': sharedTenant('acme') });
+
+    expect(invariantViolations([s])).toEqual([]);
+    expect(errorAnnotations(s.stack)).toEqual([]);
+    const buckets = Object.values(resourcesOf<{ bucket: string; tags: Record<string, string> }>(s.doc, 'aws_s3_bucket'));
+    expect(buckets.find((b) => b.bucket === 'acme-corp-dev-shared')?.tags).toEqual({ 'tenantry:environment': 'dev', 'tenantry:tenant': 'shared', 'managed-by': 'tenantry' });
+
+    const { user, policy, keyId } = credential(s.doc, 'dev-shared-backup');
+    expect(user.tags).toEqual({ 'tenantry:environment': 'dev', 'tenantry:tenant': 'shared', 'managed-by': 'tenantry' });
+    const [list, objects] = policy.Statement;
+    expect(list.Condition!.StringLike['s3:prefix']).toEqual(['dev/shared/', 'dev/shared/*']);
+    expect(objects.Resource).toMatch(/^\$\{aws_s3_bucket\.shared_offsite_[^.]+\.arn\}\/dev\/shared\/\*$/);
+
+    const archive = container(s.doc, 'dev-shared-backup');
+    expect(agentConfigOf<AgentConfig>(archive)!.offsite).toMatchObject({ bucket: 'acme-corp-dev-shared', prefix: 'dev/shared', accessKeyIdEnv: 'OFFSITE_ACCESS_KEY_ID', secretAccessKeyEnv: 'OFFSITE_SECRET_ACCESS_KEY' });
+    expect(envOf(archive).OFFSITE_ACCESS_KEY_ID).toBe(`\${aws_iam_access_key.${keyId}.id}`);
+    expect(envOf(archive).OFFSITE_SECRET_ACCESS_KEY).toBe(`\${aws_iam_access_key.${keyId}.secret}`);
+    // The tenant's own agent holds its own key, not the archive's.
+    expect(envOf(container(s.doc, 'dev-acme-backup')).OFFSITE_ACCESS_KEY_ID).not.toBe(envOf(archive).OFFSITE_ACCESS_KEY_ID);
+  });
+
+  test("shared mode: the environment's bucket, declared even when no tenant's job copies off-site, because the archive does", () => {
+    const tenant = { ...sharedTenant('acme'), backup: { postgres: { offsite: false } } };
+    const s = synthDev({ 'environments/dev.yaml': dev({ backup: { offsite: { mode: 'shared', bucket: 'acme-corp-backups' } } }), 'tenants/acme.yaml': tenant });
+
+    expect(Object.values(resourcesOf<{ bucket: string }>(s.doc, 'aws_s3_bucket')).map((b) => b.bucket)).toEqual(['acme-corp-backups']);
+    expect(Object.values(resourcesOf<{ name: string }>(s.doc, 'aws_iam_user')).map((u) => u.name)).toEqual(['dev-shared-backup']);
+    const [, objects] = credential(s.doc, 'dev-shared-backup').policy.Statement;
+    expect(objects.Resource).toMatch(/^\$\{aws_s3_bucket\.offsite_[^.]+\.arn\}\/dev\/shared\/\*$/);
+    expect(agentConfigOf<AgentConfig>(container(s.doc, 'dev-shared-backup'))!.offsite).toMatchObject({ bucket: 'acme-corp-backups', prefix: 'dev/shared' });
+  });
+
+  test("the AWS provider comes with the archive's copies even when no tenant copies off-site", () => {
+    const tenant = { ...sharedTenant('acme'), backup: { postgres: { offsite: false } } };
+    const s = synthDev({ 'environments/dev.yaml': dev({ aws: { region: 'eu-west-1' } }), 'tenants/acme.yaml': tenant });
+
+    expect(loadOrThrow(writeConfig({ 'environments/dev.yaml': dev(), 'tenants/acme.yaml': tenant })).environments[0].tenants[0].offsite).toBeUndefined();
+    expect((JSON.parse(s.json) as { provider: Record<string, { region: string }[]> }).provider.aws).toEqual([{ region: 'eu-west-1' }]);
+  });
+
+  test('adding a tenant changes none of its bucket, credential, policy or key', () => {
+    const one = synthDev({ 'environments/dev.yaml': dev(), 'tenants/acme.yaml': sharedTenant('acme') });
+    const two = synthDev({ 'environments/dev.yaml': dev(), 'tenants/acme.yaml': sharedTenant('acme'), 'tenants/beta.yaml': sharedTenant('beta') });
+
+    const archiveOf = (s: typeof one) => ownedResources(s.stack.node.findChild('shared'), s);
+    expect([...archiveOf(one).keys()].map((k) => k.split('.')[0]).sort()).toEqual([
+      'aws_iam_access_key', 'aws_iam_user', 'aws_iam_user_policy', 'aws_s3_bucket', 'aws_s3_bucket_lifecycle_configuration', 'aws_s3_bucket_policy',
+      'aws_s3_bucket_public_access_block', 'aws_s3_bucket_server_side_encryption_configuration', 'aws_s3_bucket_versioning',
+    ]);
+    expect(archiveOf(two)).toEqual(archiveOf(one));
+    expect(container(two.doc, 'dev-shared-backup')).toEqual(container(one.doc, 'dev-shared-backup'));
+  });
+
+  test('backup.defaults.postgres.offsite: false: no bucket, no credential, no AWS provider, the job stays local', () => {
+    const s = synthDev({ 'environments/dev.yaml': dev({ backup: { defaults: { postgres: { offsite: false } } } }), 'tenants/acme.yaml': sharedTenant('acme') });
+
+    const config = agentConfigOf<AgentConfig>(container(s.doc, 'dev-shared-backup'))!;
+    expect(config.offsite).toBeUndefined();
+    expect(config.jobs.map((j) => [j.name, j.offsite])).toEqual([['postgres-pitr', false]]);
+    expect(envOf(container(s.doc, 'dev-shared-backup')).OFFSITE_ACCESS_KEY_ID).toBeUndefined();
+    expect(Object.keys((JSON.parse(s.json) as { provider: Record<string, unknown> }).provider)).toEqual(['docker', 'random']);
+    expect(Object.keys(s.doc.resource ?? {}).filter((type) => type.startsWith('aws_'))).toEqual([]);
+    expect(s.stack.node.tryFindChild('shared')).toBeUndefined();
   });
 });
