@@ -1,13 +1,8 @@
-import * as fs from 'fs';
-import * as path from 'path';
 import { backupsReportSchema } from '../../cli/commands/backups';
 import { runTenantry } from '../../cli/program';
 import { statusReportSchema } from '../../cli/status/report';
-import { containerName } from '../../config/naming';
-import { startTestDocker, TestDocker } from '../helpers/docker';
-import { deployFromSynth, Deployment, execIn, ExecResult } from '../helpers/docker-deploy';
-import { buildTestImages } from '../helpers/docker-images';
-import { DockerTestConfig, synthDockerTestConfig } from '../helpers/docker-tenant';
+import { execIn, ExecResult } from '../helpers/docker-deploy';
+import { deployedTenant } from '../helpers/docker-suite';
 
 /*
  * The operator's side of point-in-time recovery (README, "Point-in-time recovery"): `tenantry
@@ -17,41 +12,23 @@ import { DockerTestConfig, synthDockerTestConfig } from '../helpers/docker-tenan
  * (tenantry-agent restore, docker restart by hand) is test/docker/pitr.test.ts.
  */
 
-let daemon: TestDocker;
-let dir: string;
-let config: DockerTestConfig;
-let deployment: Deployment | undefined;
-
 const SECONDS = 1000;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-beforeAll(async () => {
-  daemon = await startTestDocker();
-  const images = await buildTestImages(daemon.docker);
-  dir = fs.mkdtempSync(path.join(process.env.TMPDIR ?? '/tmp', 'docker-cli-pitr-'));
-  config = synthDockerTestConfig(dir, { suite: 'cliPitr' });
-  deployment = await deployFromSynth(daemon.docker, config.stackFile, { tenant: config.tenant, services: ['postgres', 'backup'], substitutions: images.substitutions });
-  await deployment.waitReady();
-}, 900 * SECONDS);
+const suite = deployedTenant({ suite: 'cliPitr', setupSeconds: 900, services: ['postgres', 'backup'] });
 
-afterAll(async () => {
-  await deployment?.destroy();
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
-  await daemon?.stop();
-}, 120 * SECONDS);
-
-const name = (suffix: string) => containerName(config.environment, config.tenant, suffix);
-const postgres = () => deployment!.get(name('postgres')).container;
-const agent = () => deployment!.get(name('backup')).container;
+const { name } = suite;
+const postgres = () => suite.deployment.get(name('postgres')).container;
+const agent = () => suite.deployment.get(name('backup')).container;
 
 async function tenantry(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   let stdout = '';
   let stderr = '';
-  const code = await runTenantry(['--config-dir', config.configDir, ...argv], {
+  const code = await runTenantry(['--config-dir', suite.config.configDir, ...argv], {
     stdout: (t) => (stdout += t),
     stderr: (t) => (stderr += t),
     isTTY: false,
-    env: { PATH: process.env.PATH, DOCKER_HOST: daemon.host },
+    env: { PATH: process.env.PATH, DOCKER_HOST: suite.daemon.host },
   });
   return { code, stdout, stderr };
 }
@@ -94,7 +71,7 @@ describe('tenantry over point-in-time recovery of a deployed tenant', () => {
 
   test('a base backup (tenantry backup), then rows before a time T and rows after it', async () => {
     await archived();
-    const run = await tenantry(['backup', config.environment, config.tenant, 'postgres-pitr']);
+    const run = await tenantry(['backup', suite.config.environment, suite.config.tenant, 'postgres-pitr']);
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
     const last = run.stdout.trim().split('\n').pop()!;
@@ -112,35 +89,35 @@ describe('tenantry over point-in-time recovery of a deployed tenant', () => {
   }, 240 * SECONDS);
 
   test('backups lists the base backup', async () => {
-    const json = await tenantry(['backups', config.environment, config.tenant, 'postgres-pitr', '-o', 'json']);
+    const json = await tenantry(['backups', suite.config.environment, suite.config.tenant, 'postgres-pitr', '-o', 'json']);
     expect(json).toMatchObject({ code: 0, stderr: '' });
     const report = backupsReportSchema.parse(JSON.parse(json.stdout));
     expect(report.backups.map((b) => [b.job, b.id, b.location, b.status])).toEqual([['postgres-pitr', baseBackup, 'local', 'ok']]);
-    const table = await tenantry(['backups', config.environment, config.tenant, 'postgres-pitr']);
+    const table = await tenantry(['backups', suite.config.environment, suite.config.tenant, 'postgres-pitr']);
     expect(table.code).toBe(0);
     expect(table.stdout).toContain(baseBackup);
   });
 
   test('status shows the restorable window: from the base backup\'s end to the archive\'s end, T inside', async () => {
-    const json = await tenantry(['status', '--env', config.environment, '-o', 'json']);
+    const json = await tenantry(['status', '--env', suite.config.environment, '-o', 'json']);
     const report = statusReportSchema.parse(JSON.parse(json.stdout));
     const pitr = report.tenants[0].backups.find((b) => b.job === 'postgres-pitr')!;
     expect(pitr.restorableWindow?.from).toBe(baseEnd);
     expect(Date.parse(pitr.restorableWindow!.to)).toBeGreaterThan(Date.parse(target));
-    const table = await tenantry(['status', '--env', config.environment]);
+    const table = await tenantry(['status', '--env', suite.config.environment]);
     expect(table.stdout).toContain(`${baseEnd.slice(0, 16).replace('T', ' ')} ..`);
   });
 
   test('restore --to-time T --yes: prepared in the agent, Postgres restarted and healthy, exactly the rows before T', async () => {
-    const run = await tenantry(['restore', config.environment, config.tenant, 'postgres-pitr', '--to-time', target, '--yes']);
+    const run = await tenantry(['restore', suite.config.environment, suite.config.tenant, 'postgres-pitr', '--to-time', target, '--yes']);
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
-    expect(run.stdout).toContain(`Restore ${config.environment}/${config.tenant} Postgres to time ${target} (job postgres-pitr; restorable window: `);
+    expect(run.stdout).toContain(`Restore ${suite.config.environment}/${suite.config.tenant} Postgres to time ${target} (job postgres-pitr; restorable window: `);
     const restoreId = /\nPrepared restore (\d{8}T\d{6}Z) \(time /.exec(run.stdout)![1];
     expect(run.stdout).toContain(`Restarting ${name('postgres')} so its start wrapper applies it`);
     // The CLI restarted the server itself and confirmed the wrapper applied this restore: no instruction to restart is left over.
     expect(run.stdout).not.toContain('restart the Postgres container');
-    expect(run.stdout).toMatch(new RegExp(`\\nRestored: ${config.environment}/${config.tenant} Postgres to time ${target}: LSN .*; ${name('postgres')} runs on it \\(restore ${restoreId}\\)\\n`));
+    expect(run.stdout).toMatch(new RegExp(`\\nRestored: ${suite.config.environment}/${suite.config.tenant} Postgres to time ${target}: LSN .*; ${name('postgres')} runs on it \\(restore ${restoreId}\\)\\n`));
     expect(run.stdout).toContain(`\nKept:     the data directory it replaced, as pgdata.before-restore-${restoreId}`);
     expect((await postgres().inspect()).State.Health?.Status).toBe('healthy');
     const rows = await sql("SELECT string_agg(id::text, ',' ORDER BY id) FROM events");

@@ -4,10 +4,7 @@ import { parse, stringify } from 'yaml';
 import { backupsReportSchema } from '../../cli/commands/backups';
 import { runTenantry } from '../../cli/program';
 import { statusReportSchema } from '../../cli/status/report';
-import { startTestDocker, TestDocker } from '../helpers/docker';
-import { deployFromSynth, Deployment } from '../helpers/docker-deploy';
-import { buildTestImages } from '../helpers/docker-images';
-import { DockerTestConfig, synthDockerTestConfig } from '../helpers/docker-tenant';
+import { deployedTenant } from '../helpers/docker-suite';
 import { freePort } from '../helpers/servers';
 import { startTestSshd, TestSshd } from '../helpers/sshd';
 
@@ -19,71 +16,60 @@ import { startTestSshd, TestSshd } from '../helpers/sshd';
  * synthesized cdk.tf.json.
  */
 
-let daemon: TestDocker;
 let sshd: TestSshd | undefined;
-let dir: string;
-let config: DockerTestConfig;
-let deployment: Deployment | undefined;
 
 const SECONDS = 1000;
 
-beforeAll(async () => {
-  daemon = await startTestDocker();
-  const images = await buildTestImages(daemon.docker);
-  dir = fs.mkdtempSync(path.join(process.env.TMPDIR ?? '/tmp', 'docker-ssh-'));
-  sshd = await startTestSshd(path.join(dir, 'ssh'), daemon.host);
-  config = synthDockerTestConfig(dir, { suite: 'ssh', docker: { host: sshd.url, sshOptions: sshd.sshOptions } });
-  deployment = await deployFromSynth(daemon.docker, config.stackFile, { tenant: config.tenant, substitutions: images.substitutions });
-  await deployment.waitReady();
-}, 600 * SECONDS);
-
-afterAll(async () => {
-  await deployment?.destroy();
-  await sshd?.stop();
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
-  await daemon?.stop();
-}, 120 * SECONDS);
+const suite = deployedTenant({
+  suite: 'ssh',
+  setupSeconds: 600,
+  dockerHost: async (dir, daemon) => {
+    const started = await startTestSshd(path.join(dir, 'ssh'), daemon.host);
+    sshd = started;
+    return { docker: { host: started.url, sshOptions: started.sshOptions }, stop: () => started.stop() };
+  },
+});
 
 /** The CLI in this process, with an environment holding no DOCKER_HOST (the environment file says where Docker is). */
-async function tenantry(argv: string[], configDir = config.configDir): Promise<{ code: number; stdout: string; stderr: string }> {
+async function tenantry(argv: string[], configDir = suite.config.configDir): Promise<{ code: number; stdout: string; stderr: string }> {
   let stdout = '';
   let stderr = '';
   const code = await runTenantry(['--config-dir', configDir, ...argv], {
     stdout: (t) => (stdout += t),
     stderr: (t) => (stderr += t),
     isTTY: false,
-    env: { PATH: process.env.PATH, HOME: path.join(dir, 'home') },
+    env: { PATH: process.env.PATH, HOME: path.join(suite.dir, 'home') },
   });
   return { code, stdout, stderr };
 }
 
 /** A copy of the configuration whose environment file has `docker` replaced. */
 function configWithDocker(name: string, docker: { host: string; sshOptions?: string[] }): string {
-  const copy = path.join(dir, name);
-  fs.cpSync(config.configDir, copy, { recursive: true });
-  const file = path.join(copy, 'environments', `${config.environment}.yaml`);
+  const copy = path.join(suite.dir, name);
+  fs.cpSync(suite.config.configDir, copy, { recursive: true });
+  const file = path.join(copy, 'environments', `${suite.config.environment}.yaml`);
   fs.writeFileSync(file, stringify({ ...parse(fs.readFileSync(file, 'utf8')), docker }));
   return copy;
 }
 
 describe('tenantry over ssh://', () => {
   test('status: every container of the tenant, reached through sshd', async () => {
-    const run = await tenantry(['status', '--env', config.environment, '-o', 'json']);
+    const run = await tenantry(['status', '--env', suite.config.environment, '-o', 'json']);
     expect(run.stderr).toBe('');
     const report = statusReportSchema.parse(JSON.parse(run.stdout));
     const [t] = report.tenants;
-    expect(t).toMatchObject({ environment: config.environment, tenant: config.tenant, dockerHost: sshd!.url, problems: [] });
-    expect(t.services.map((s) => s.container)).toEqual(deployment!.containers.map((c) => c.name));
+    expect(t).toMatchObject({ environment: suite.config.environment, tenant: suite.config.tenant, dockerHost: sshd!.url, problems: [] });
+    expect(t.services.map((s) => s.container)).toEqual(suite.deployment.containers.map((c) => c.name));
     expect(t.services.find((s) => s.service === 'postgres')).toMatchObject({ state: 'running', health: 'healthy', ok: true });
     expect(run.code).toBe(0);
   }, 60 * SECONDS);
 
   test('backup, then backups lists it', async () => {
-    const backup = await tenantry(['backup', config.environment, config.tenant, 'postgres']);
+    const backup = await tenantry(['backup', suite.config.environment, suite.config.tenant, 'postgres']);
     expect(backup.stderr).toBe('');
     expect(backup.code).toBe(0);
     const id = backup.stdout.trim().split('\n').pop()!.split(':')[0];
-    const run = await tenantry(['backups', config.environment, config.tenant, '-o', 'json']);
+    const run = await tenantry(['backups', suite.config.environment, suite.config.tenant, '-o', 'json']);
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
     const report = backupsReportSchema.parse(JSON.parse(run.stdout));
@@ -91,15 +77,15 @@ describe('tenantry over ssh://', () => {
   }, 120 * SECONDS);
 
   test('a host key that is not the known one: refused, one clear line, exit 1', async () => {
-    const otherKnownHosts = path.join(dir, 'other_known_hosts');
+    const otherKnownHosts = path.join(suite.dir, 'other_known_hosts');
     const [, type, key] = /^(\S+) (\S+) (\S+)/.exec(fs.readFileSync(sshd!.knownHosts, 'utf8'))!;
     // The same name with another key of the same type: what ssh calls a changed host key.
-    const other = fs.readFileSync(path.join(dir, 'ssh', 'client_ed25519.pub'), 'utf8').split(' ')[1];
+    const other = fs.readFileSync(path.join(suite.dir, 'ssh', 'client_ed25519.pub'), 'utf8').split(' ')[1];
     expect(other).not.toBe(key);
     fs.writeFileSync(otherKnownHosts, `[127.0.0.1]:${sshd!.port} ${type} ${other}\n`);
     const options = sshd!.sshOptions.map((o) => o.replace(sshd!.knownHosts, otherKnownHosts));
     const configDir = configWithDocker('wrong-key', { host: sshd!.url, sshOptions: options });
-    const run = await tenantry(['backups', config.environment, config.tenant], configDir);
+    const run = await tenantry(['backups', suite.config.environment, suite.config.tenant], configDir);
     expect(run).toMatchObject({ code: 1, stdout: '' });
     // ssh's banner about a changed key comes before its reason: only the reason is shown.
     expect(run.stderr).toBe(`tenantry: cannot reach Docker at ${sshd!.url}: Host key verification failed.\n`);
@@ -108,11 +94,11 @@ describe('tenantry over ssh://', () => {
   test('a host that does not answer: one clear line, exit 1', async () => {
     const port = await freePort();
     const configDir = configWithDocker('unreachable', { host: `ssh://root@127.0.0.1:${port}`, sshOptions: sshd!.sshOptions });
-    const run = await tenantry(['backups', config.environment, config.tenant], configDir);
+    const run = await tenantry(['backups', suite.config.environment, suite.config.tenant], configDir);
     expect(run).toMatchObject({ code: 1, stdout: '' });
     expect(run.stderr).toBe(`tenantry: cannot reach Docker at ssh://root@127.0.0.1:${port}: ssh: connect to host 127.0.0.1 port ${port}: Connection refused\n`);
-    const status = await tenantry(['status', '--env', config.environment], configDir);
+    const status = await tenantry(['status', '--env', suite.config.environment], configDir);
     expect(status.code).toBe(1);
-    expect(status.stdout).toContain(`${config.environment}/${config.tenant}: cannot reach Docker at ssh://root@127.0.0.1:${port}: ssh: connect to host 127.0.0.1 port ${port}: Connection refused\n`);
+    expect(status.stdout).toContain(`${suite.config.environment}/${suite.config.tenant}: cannot reach Docker at ssh://root@127.0.0.1:${port}: ssh: connect to host 127.0.0.1 port ${port}: Connection refused\n`);
   }, 60 * SECONDS);
 });

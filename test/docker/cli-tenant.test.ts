@@ -1,13 +1,8 @@
-import * as fs from 'fs';
-import * as path from 'path';
 import { backupsReportSchema } from '../../cli/commands/backups';
 import { runTenantry } from '../../cli/program';
 import { statusReportSchema } from '../../cli/status/report';
-import { containerName } from '../../config/naming';
-import { startTestDocker, TestDocker } from '../helpers/docker';
-import { deployFromSynth, Deployment, execIn } from '../helpers/docker-deploy';
-import { buildTestImages } from '../helpers/docker-images';
-import { DockerTestConfig, synthDockerTestConfig } from '../helpers/docker-tenant';
+import { execIn } from '../helpers/docker-deploy';
+import { deployedTenant } from '../helpers/docker-suite';
 
 /*
  * `tenantry status | backups | backup | restore` against one tenant deployed from its synthesized
@@ -15,46 +10,28 @@ import { DockerTestConfig, synthDockerTestConfig } from '../helpers/docker-tenan
  * operator's tunnel would). The CLI runs in this process with its output captured.
  */
 
-let daemon: TestDocker;
-let dir: string;
-let config: DockerTestConfig;
-let deployment: Deployment | undefined;
-
 const SECONDS = 1000;
 
-beforeAll(async () => {
-  daemon = await startTestDocker();
-  const images = await buildTestImages(daemon.docker);
-  dir = fs.mkdtempSync(path.join(process.env.TMPDIR ?? '/tmp', 'docker-cli-'));
-  config = synthDockerTestConfig(dir, { suite: 'cli' });
-  deployment = await deployFromSynth(daemon.docker, config.stackFile, { tenant: config.tenant, substitutions: images.substitutions });
-  await deployment.waitReady();
-}, 600 * SECONDS);
+const suite = deployedTenant({ suite: 'cli', setupSeconds: 600 });
 
-afterAll(async () => {
-  await deployment?.destroy();
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
-  await daemon?.stop();
-}, 120 * SECONDS);
-
-const name = (suffix: string) => containerName(config.environment, config.tenant, suffix);
+const { name } = suite;
 
 async function tenantry(argv: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   let stdout = '';
   let stderr = '';
-  const code = await runTenantry(['--config-dir', config.configDir, ...argv], {
+  const code = await runTenantry(['--config-dir', suite.config.configDir, ...argv], {
     stdout: (t) => (stdout += t),
     stderr: (t) => (stderr += t),
     isTTY: false,
-    env: { PATH: process.env.PATH, DOCKER_HOST: daemon.host, ...env },
+    env: { PATH: process.env.PATH, DOCKER_HOST: suite.daemon.host, ...env },
   });
   return { code, stdout, stderr };
 }
 
 /** SQL as the tenant's application role, through PgBouncer, from the Postgres container. */
 async function appSql(sql: string): Promise<string> {
-  const d = deployment!;
-  const result = await execIn(d.get(name('postgres')).container, ['psql', '-h', name('pgbouncer'), '-p', '6432', '-U', `${config.tenant}_app`, '-d', 'app', '-v', 'ON_ERROR_STOP=1', '-tAc', sql], {
+  const d = suite.deployment;
+  const result = await execIn(d.get(name('postgres')).container, ['psql', '-h', name('pgbouncer'), '-p', '6432', '-U', `${suite.config.tenant}_app`, '-d', 'app', '-v', 'ON_ERROR_STOP=1', '-tAc', sql], {
     env: { PGPASSWORD: d.get(name('pgbouncer')).env.PGBOUNCER_PASSWORD },
     user: 'postgres',
   });
@@ -64,7 +41,7 @@ async function appSql(sql: string): Promise<string> {
 
 /** The restore credential as an operator exports it from `terraform output -json admin_<tenant>`. */
 const superuser = () => {
-  const env = deployment!.get(name('postgres')).env;
+  const env = suite.deployment.get(name('postgres')).env;
   return { TENANTRY_RESTORE_PGUSER: env.POSTGRES_USER ?? 'postgres', TENANTRY_RESTORE_PGPASSWORD: env.POSTGRES_PASSWORD };
 };
 
@@ -73,7 +50,7 @@ describe('tenantry against a deployed tenant', () => {
 
   test('backup: progress lines when piped, then the agent\'s summary', async () => {
     await appSql('create table orders (id int primary key, item text); insert into orders values (1, \'first\'), (2, \'second\')');
-    const run = await tenantry(['backup', config.environment, config.tenant, 'postgres']);
+    const run = await tenantry(['backup', suite.config.environment, suite.config.tenant, 'postgres']);
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
     const lines = run.stdout.trim().split('\n');
@@ -85,35 +62,35 @@ describe('tenantry against a deployed tenant', () => {
   }, 120 * SECONDS);
 
   test('backups lists it (table and JSON matching its schema)', async () => {
-    const json = await tenantry(['backups', config.environment, config.tenant, '-o', 'json']);
+    const json = await tenantry(['backups', suite.config.environment, suite.config.tenant, '-o', 'json']);
     expect(json.code).toBe(0);
     const report = backupsReportSchema.parse(JSON.parse(json.stdout));
     expect(report.backups.find((b) => b.id === backupId)).toMatchObject({ job: 'postgres', location: 'local', status: 'ok', contents: ['app'], offsite: 'not configured' });
-    const table = await tenantry(['backups', config.environment, config.tenant, 'postgres']);
+    const table = await tenantry(['backups', suite.config.environment, suite.config.tenant, 'postgres']);
     expect(table.code).toBe(0);
     expect(table.stdout).toContain(backupId);
     expect(table.stdout).toMatch(/JOB\s+│\s+BACKUP\s+│\s+WHERE/);
   });
 
   test('backup of an unknown job: exit 2 naming the jobs', async () => {
-    const run = await tenantry(['backup', config.environment, config.tenant, 'postgress']);
+    const run = await tenantry(['backup', suite.config.environment, suite.config.tenant, 'postgress']);
     expect(run).toMatchObject({ code: 2, stdout: '' });
-    expect(run.stderr).toBe(`tenantry: ${config.environment}/${config.tenant} has no backup job "postgress"; did you mean "postgres"? (jobs: postgres, postgres-pitr, redis)\n`);
+    expect(run.stderr).toBe(`tenantry: ${suite.config.environment}/${suite.config.tenant} has no backup job "postgress"; did you mean "postgres"? (jobs: postgres, postgres-pitr, redis)\n`);
   });
 
   test('restore: refused without a terminal unless --yes, and without the credential, before anything runs', async () => {
-    const noYes = await tenantry(['restore', config.environment, config.tenant, 'postgres'], superuser());
+    const noYes = await tenantry(['restore', suite.config.environment, suite.config.tenant, 'postgres'], superuser());
     expect(noYes.code).toBe(2);
-    expect(noYes.stdout).toContain(`Restore ${config.environment}/${config.tenant} postgres from ${backupId}`);
+    expect(noYes.stdout).toContain(`Restore ${suite.config.environment}/${suite.config.tenant} postgres from ${backupId}`);
     expect(noYes.stderr).toBe('tenantry: a restore replaces data: run it in a terminal to confirm, or pass --yes\n');
-    const noCredential = await tenantry(['restore', config.environment, config.tenant, 'postgres', '--yes']);
+    const noCredential = await tenantry(['restore', suite.config.environment, suite.config.tenant, 'postgres', '--yes']);
     expect(noCredential.code).toBe(2);
     expect(noCredential.stderr).toMatch(/^tenantry: restoring postgres of \S+ needs the credential the backup container does not hold: export TENANTRY_RESTORE_PGUSER and TENANTRY_RESTORE_PGPASSWORD/);
   });
 
   test('restore brings back a dropped table, and says how it was checked', async () => {
     await appSql('drop table orders');
-    const run = await tenantry(['restore', config.environment, config.tenant, 'postgres', '--from', backupId, '--yes'], superuser());
+    const run = await tenantry(['restore', suite.config.environment, suite.config.tenant, 'postgres', '--from', backupId, '--yes'], superuser());
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
     expect(run.stdout).toContain('  replaces: database(s) app: each is restored beside the current one');
@@ -123,11 +100,11 @@ describe('tenantry against a deployed tenant', () => {
   }, 180 * SECONDS);
 
   test('status: every container and job, JSON matching its schema, exit 0 while all is well', async () => {
-    const run = await tenantry(['status', '--env', config.environment, '-o', 'json']);
+    const run = await tenantry(['status', '--env', suite.config.environment, '-o', 'json']);
     const report = statusReportSchema.parse(JSON.parse(run.stdout));
-    expect(report.tenants.map((t) => [t.environment, t.tenant])).toEqual([[config.environment, config.tenant]]);
+    expect(report.tenants.map((t) => [t.environment, t.tenant])).toEqual([[suite.config.environment, suite.config.tenant]]);
     const [t] = report.tenants;
-    expect(t.services.map((s) => s.container)).toEqual(deployment!.containers.map((c) => c.name));
+    expect(t.services.map((s) => s.container)).toEqual(suite.deployment.containers.map((c) => c.name));
     expect(t.services.find((s) => s.service === 'postgres-provision')).toMatchObject({ state: 'completed', ok: true });
     expect(t.services.find((s) => s.service === 'postgres')).toMatchObject({ state: 'running', health: 'healthy', restarts: expect.any(Number), ok: true });
     const postgres = t.backups.find((b) => b.job === 'postgres');
@@ -139,7 +116,7 @@ describe('tenantry against a deployed tenant', () => {
   });
 
   test('status: a stopped container and a failing healthcheck, exit 1, each named', async () => {
-    const d = deployment!;
+    const d = suite.deployment;
     await d.get(name('sentinel-3')).container.stop({ t: 5 });
     const replica = d.get(name('redis-1'));
     await execIn(replica.container, ['redis-cli', 'CONFIG', 'SET', 'requirepass', 'not-the-configured-one'], { env: { REDISCLI_AUTH: replica.env.REDIS_PASSWORD } });
@@ -155,10 +132,10 @@ describe('tenantry against a deployed tenant', () => {
     expect(t.services.find((s) => s.container === name('redis-1'))).toMatchObject({ state: 'running', health: 'unhealthy', ok: false });
     expect(report.summary).toEqual({ tenants: 1, healthy: 0, problems: 2 });
 
-    const table = await tenantry(['status', '--tenant', config.tenant]);
+    const table = await tenantry(['status', '--tenant', suite.config.tenant]);
     expect(table.code).toBe(1);
-    expect(table.stdout).toContain(`${config.environment}/${config.tenant}: ${name('sentinel-3')} is exited`);
-    expect(table.stdout).toContain(`${config.environment}/${config.tenant}: ${name('redis-1')} is unhealthy`);
+    expect(table.stdout).toContain(`${suite.config.environment}/${suite.config.tenant}: ${name('sentinel-3')} is exited`);
+    expect(table.stdout).toContain(`${suite.config.environment}/${suite.config.tenant}: ${name('redis-1')} is unhealthy`);
     // Piped: no colour codes and no summary line.
     expect(table.stdout).not.toContain('\u001b[');
     expect(table.stdout).not.toMatch(/tenant\(s\): /);

@@ -1,10 +1,5 @@
-import * as fs from 'fs';
-import * as path from 'path';
-import { containerName } from '../../config/naming';
-import { startTestDocker, TestDocker } from '../helpers/docker';
-import { deployFromSynth, Deployment, execIn, ExecResult } from '../helpers/docker-deploy';
-import { buildTestImages } from '../helpers/docker-images';
-import { DockerTestConfig, synthDockerTestConfig } from '../helpers/docker-tenant';
+import { execIn, ExecResult } from '../helpers/docker-deploy';
+import { deployedTenant } from '../helpers/docker-suite';
 
 /*
  * Point-in-time recovery of a dedicated server, end to end, as an operator runs it on a tenant
@@ -16,32 +11,14 @@ import { DockerTestConfig, synthDockerTestConfig } from '../helpers/docker-tenan
  * wrapper; `verify postgres-pitr` then recovers the new timeline and compares row counts.
  */
 
-let daemon: TestDocker;
-let dir: string;
-let config: DockerTestConfig;
-let deployment: Deployment | undefined;
-
 const SECONDS = 1000;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-beforeAll(async () => {
-  daemon = await startTestDocker();
-  const images = await buildTestImages(daemon.docker);
-  dir = fs.mkdtempSync(path.join(process.env.TMPDIR ?? '/tmp', 'docker-pitr-'));
-  config = synthDockerTestConfig(dir, { suite: 'pitr' });
-  deployment = await deployFromSynth(daemon.docker, config.stackFile, { tenant: config.tenant, services: ['postgres', 'backup'], substitutions: images.substitutions });
-  await deployment.waitReady();
-}, 900 * SECONDS);
+const suite = deployedTenant({ suite: 'pitr', setupSeconds: 900, services: ['postgres', 'backup'] });
 
-afterAll(async () => {
-  await deployment?.destroy();
-  fs.rmSync(dir, { recursive: true, force: true });
-  await daemon?.stop();
-}, 120 * SECONDS);
-
-const name = (suffix: string) => containerName(config.environment, config.tenant, suffix);
-const postgres = () => deployment!.get(name('postgres')).container;
-const agent = () => deployment!.get(name('backup')).container;
+const { name } = suite;
+const postgres = () => suite.deployment.get(name('postgres')).container;
+const agent = () => suite.deployment.get(name('backup')).container;
 
 function ok(result: ExecResult, what: string): string {
   if (result.exitCode !== 0) throw new Error(`${what} exited ${result.exitCode}:\n${result.stdout}${result.stderr}`);
@@ -93,7 +70,7 @@ describe('point-in-time recovery of a tenant deployed from cdk.tf.json', () => {
 
   test("the agent's serve streams WAL: the receiver is up in /metrics", async () => {
     await until('tenantry_pitr_receiver_up 1', async () => (metric(await metrics(), 'tenantry_pitr_receiver_up') === 1 ? true : undefined));
-    expect(await sql("SELECT slot_name || ':' || active FROM pg_replication_slots", 'postgres')).toBe(`tenantry_${config.tenant}:true`);
+    expect(await sql("SELECT slot_name || ':' || active FROM pg_replication_slots", 'postgres')).toBe(`tenantry_${suite.config.tenant}:true`);
   }, 90 * SECONDS);
 
   test('a base backup, then rows before a time T and rows after it', async () => {

@@ -1,0 +1,89 @@
+import * as fs from 'fs';
+import * as path from 'path';
+import { containerName } from '../../config/naming';
+import { startTestDocker, TestDocker } from './docker';
+import { deployFromSynth, Deployment } from './docker-deploy';
+import { buildTestImages } from './docker-images';
+import { DOCKER_SUITES, DockerTestConfig, DockerTestConfigOptions, synthDockerTestConfig } from './docker-tenant';
+
+/*
+ * What every Docker suite does around its tests, once: start (or join) the test daemon, build the
+ * images (cached), synthesize the suite's configuration in a temporary folder, create one
+ * tenant's containers from cdk.tf.json and wait until they are ready; afterwards remove them, the
+ * folder and the daemon's reference.
+ */
+
+export interface DeployedTenant {
+  readonly daemon: TestDocker;
+  /** The suite's temporary folder (configuration, cdktf.out, bind paths). */
+  readonly dir: string;
+  readonly config: DockerTestConfig;
+  readonly deployment: Deployment;
+  /** `<env>-<tenant>-<suffix>`, through the naming rule. */
+  name(suffix: string): string;
+}
+
+export interface DeployedTenantOptions {
+  /** The suite's environment and subnet (DOCKER_SUITES). */
+  readonly suite: keyof typeof DOCKER_SUITES;
+  /** Only these services' containers (and their one-shots). @default all of the tenant's */
+  readonly services?: readonly string[];
+  /** How long setting up may take: the first run on a machine builds the images. */
+  readonly setupSeconds: number;
+  /** Where the environment file says Docker is, started before synthesis (an sshd in front of the daemon); its `stop` runs after the containers are removed. */
+  readonly dockerHost?: (dir: string, daemon: TestDocker) => Promise<{ docker: NonNullable<DockerTestConfigOptions['docker']>; stop(): Promise<void> }>;
+}
+
+const SECONDS = 1000;
+/** Removing the containers and the folder. */
+const TEARDOWN_SECONDS = 120;
+
+/** Registers the suite's beforeAll and afterAll; the returned fields may be read once beforeAll has run. */
+export function deployedTenant(options: DeployedTenantOptions): DeployedTenant {
+  let daemon: TestDocker | undefined;
+  let dir: string | undefined;
+  let config: DockerTestConfig | undefined;
+  let deployment: Deployment | undefined;
+  let host: { stop(): Promise<void> } | undefined;
+  const ready = <T>(value: T | undefined, what: string): T => {
+    if (value === undefined) throw new Error(`the Docker suite's ${what} is read before its beforeAll has run (or after it failed)`);
+    return value;
+  };
+
+  beforeAll(async () => {
+    daemon = await startTestDocker();
+    const images = await buildTestImages(daemon.docker);
+    dir = fs.mkdtempSync(path.join(process.env.TMPDIR ?? '/tmp', `docker-${DOCKER_SUITES[options.suite].environment}-`));
+    const custom = await options.dockerHost?.(dir, daemon);
+    host = custom;
+    config = synthDockerTestConfig(dir, { suite: options.suite, docker: custom?.docker });
+    deployment = await deployFromSynth(daemon.docker, config.stackFile, { tenant: config.tenant, services: options.services, substitutions: images.substitutions });
+    await deployment.waitReady();
+  }, options.setupSeconds * SECONDS);
+
+  afterAll(async () => {
+    await deployment?.destroy();
+    await host?.stop();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+    await daemon?.stop();
+  }, TEARDOWN_SECONDS * SECONDS);
+
+  return {
+    get daemon() {
+      return ready(daemon, 'daemon');
+    },
+    get dir() {
+      return ready(dir, 'folder');
+    },
+    get config() {
+      return ready(config, 'configuration');
+    },
+    get deployment() {
+      return ready(deployment, 'deployment');
+    },
+    name(suffix: string) {
+      const { environment, tenant } = ready(config, 'configuration');
+      return containerName(environment, tenant, suffix);
+    },
+  };
+}
