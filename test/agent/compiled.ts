@@ -20,8 +20,19 @@ export function compiledCli(): string {
   return compiled;
 }
 
-/** The packages the agent imports (the backup image installs them; their dependencies follow). */
-const AGENT_PACKAGES = ['pg', '@aws-sdk/client-s3', '@aws-sdk/lib-storage', 'zod'];
+/**
+ * The npm packages the TypeScript files under `dirs` (repository-relative) import, by package name
+ * (`@scope/name` or `name`), limited to package.json's dependencies: what an image or a standalone
+ * copy of that code must carry. Node's own modules are not dependencies, so they drop out.
+ */
+export function importedPackages(dirs: readonly string[]): string[] {
+  const dependencies = Object.keys((JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { dependencies: Record<string, string> }).dependencies);
+  const files = dirs.flatMap((dir) => (fs.readdirSync(path.join(REPO, dir), { recursive: true, encoding: 'utf8' }) as string[]).filter((f) => f.endsWith('.ts')).map((f) => path.join(REPO, dir, f)));
+  const imported = new Set(
+    files.flatMap((file) => [...fs.readFileSync(file, 'utf8').matchAll(/(?:from|require\()\s*'([^.'][^']*)'/g)].map((m) => m[1].split('/').slice(0, m[1].startsWith('@') ? 2 : 1).join('/'))),
+  );
+  return dependencies.filter((d) => imported.has(d)).sort();
+}
 
 /**
  * The agent transpiled into `out` beside a copy of the packages it loads, so that it runs without
@@ -30,7 +41,7 @@ const AGENT_PACKAGES = ['pg', '@aws-sdk/client-s3', '@aws-sdk/lib-storage', 'zod
  */
 export function standaloneAgent(out: string): string {
   const cli = transpileAgent(out);
-  for (const name of packageClosure(AGENT_PACKAGES)) {
+  for (const name of packageClosure(importedPackages(SOURCES))) {
     fs.cpSync(path.join(REPO, 'node_modules', name), path.join(out, 'node_modules', name), { recursive: true });
   }
   return cli;

@@ -1,6 +1,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { AGENT_HTTP_PORT, DEFAULT_CONFIG_PATH } from '../../runtime/agent/config';
+import { importedPackages } from './compiled';
 
 /*
  * The Dockerfile cannot import the agent's constants, so this test holds it to them: a port or a
@@ -22,12 +23,7 @@ describe('runtime/agent/Dockerfile', () => {
     const repo = path.resolve(__dirname, '../..');
     const copied = [...DOCKERFILE.matchAll(/^COPY (runtime\/\S+) \.\/runtime\//gm)].map((m) => m[1]);
     expect(copied.length).toBeGreaterThan(0);
-    const sources = copied.flatMap((dir) => fs.readdirSync(path.join(repo, dir), { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts')).map((f) => path.join(repo, dir, f)));
-    const imported = new Set(
-      sources.flatMap((file) =>
-        [...fs.readFileSync(file, 'utf8').matchAll(/(?:from|require\()\s*'([^.'][^']*)'/g)].map((m) => m[1].split('/').slice(0, m[1].startsWith('@') ? 2 : 1).join('/')),
-      ),
-    );
+    const imported = new Set(importedPackages(copied));
     const dependencies = Object.keys((JSON.parse(fs.readFileSync(path.join(repo, 'package.json'), 'utf8')) as { dependencies: Record<string, string> }).dependencies);
     const uninstalled = /npm uninstall --no-save --ignore-scripts ([^\\&\n]+)/.exec(DOCKERFILE)?.[1].trim().split(/\s+/) ?? [];
     expect([...uninstalled].sort()).toEqual(dependencies.filter((d) => !imported.has(d)).sort());
