@@ -65,9 +65,8 @@ export const POSTGRES_SUPERUSER = 'postgres';
 /** How often the provisioning container asks whether the server accepts connections yet: a start takes seconds. */
 export const SERVER_WAIT_POLL_SECONDS = 2;
 
-export interface PostgresProps extends StatefulServiceProps {
-  /** The tenant's databases, created with its roles on first start and re-asserted on every change. */
-  readonly databases: readonly string[];
+/** How a Postgres server runs, a tenant's own or the environment's shared one. */
+export interface PostgresServerSettings {
   /** Server parameters, passed as `-c key=value`. */
   readonly parameters: Readonly<Record<string, string | number | boolean>>;
   /** The container's memory limit in MiB. */
@@ -76,11 +75,20 @@ export interface PostgresProps extends StatefulServiceProps {
   readonly cpus?: number;
   /** Host port for 5432. @default not published */
   readonly publishedPort?: HostPort;
-  /** Point-in-time recovery: streaming parameters, a replication role, restore on start. @default off */
+  /**
+   * Point-in-time recovery: streaming parameters, a replication role of the server's own, restore
+   * on start; the WAL goes to the tenant's backup agent, or the environment's for the shared server.
+   * @default off
+   */
   readonly pitr?: {
     /** The server's max_slot_wal_keep_size in MB: how much WAL the receiver's slot may hold back. */
     readonly maxSlotWalKeepMb: number;
   };
+}
+
+export interface PostgresProps extends StatefulServiceProps, PostgresServerSettings {
+  /** The tenant's databases, created with its roles on first start and re-asserted on every change. */
+  readonly databases: readonly string[];
 }
 
 /**

@@ -5,14 +5,14 @@ import { SERVICE_PORTS } from '../config/ports';
 import { pitrSlotName, tenantRoles } from '../config/postgres-names';
 import { renderReplicationRoleScript, renderSharedPostgres } from '../runtime/render/postgres';
 import { BACKUP_MOUNT } from '../runtime/render/postgres-restore-on-start';
-import type { PostgresCredential, PostgresEndpoint, PostgresReplication } from './postgres';
+import type { PostgresCredential, PostgresEndpoint, PostgresReplication, PostgresServerSettings } from './postgres';
 import { POSTGRES_SUPERUSER, provisionRoles, SERVER_WAIT_POLL_SECONDS, tenantLogins } from './postgres';
 import { generatedSecret } from './secrets';
-import { HostPort, ServiceContainer, SIDE_CONTAINER_MEMORY_MB } from './service-container';
+import { ServiceContainer, SIDE_CONTAINER_MEMORY_MB } from './service-container';
 import { StatefulVolume, VolumeMount } from './storage';
 
 /** The environment's one Postgres server for tenants with `postgres.mode: shared`. */
-export interface SharedPostgresProps {
+export interface SharedPostgresProps extends PostgresServerSettings {
   /** The environment's name: the first part of every container and volume name, and their `tenantry.env` label. */
   readonly environment: string;
   /** Image ID or pinned reference (the image policy aspect checks it). */
@@ -21,23 +21,6 @@ export interface SharedPostgresProps {
   readonly network: string;
   /** The environment's storage: where the server's data volume lives. */
   readonly storage: StorageConfig;
-  /** Server parameters, passed as `-c key=value`. */
-  readonly parameters: Readonly<Record<string, string | number | boolean>>;
-  /** The container's memory limit in MiB. */
-  readonly memoryMb: number;
-  /** CPU limit in cores. @default no CPU limit */
-  readonly cpus?: number;
-  /** Host port for 5432. @default not published */
-  readonly publishedPort?: HostPort;
-  /**
-   * Point-in-time recovery of the whole server, streamed to the environment's own backup agent
-   * (SharedPostgresBackup): streaming parameters, a replication role of the server's own, restore on start.
-   * @default off
-   */
-  readonly pitr?: {
-    /** The server's max_slot_wal_keep_size in MB: how much WAL the receiver's slot may hold back. */
-    readonly maxSlotWalKeepMb: number;
-  };
 }
 
 /**
