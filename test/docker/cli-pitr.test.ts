@@ -1,8 +1,7 @@
 import { backupsReportSchema } from '../../cli/commands/backups';
-import { runTenantry } from '../../cli/program';
 import { statusReportSchema } from '../../cli/status/report';
-import { execIn, ExecResult } from '../helpers/docker-deploy';
-import { deployedTenant } from '../helpers/docker-suite';
+import { execIn } from '../helpers/docker-deploy';
+import { deployedTenant, psqlIn, runCli, stdoutOf, until } from '../helpers/docker-suite';
 
 /*
  * The operator's side of point-in-time recovery (README, "Point-in-time recovery"): `tenantry
@@ -21,40 +20,10 @@ const { name } = suite;
 const postgres = () => suite.deployment.get(name('postgres')).container;
 const agent = () => suite.deployment.get(name('backup')).container;
 
-async function tenantry(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const code = await runTenantry(['--config-dir', suite.config.configDir, ...argv], {
-    stdout: (t) => (stdout += t),
-    stderr: (t) => (stderr += t),
-    isTTY: false,
-    env: { PATH: process.env.PATH, DOCKER_HOST: suite.daemon.host },
-  });
-  return { code, stdout, stderr };
-}
-
-function ok(result: ExecResult, what: string): string {
-  if (result.exitCode !== 0) throw new Error(`${what} exited ${result.exitCode}:\n${result.stdout}${result.stderr}`);
-  return result.stdout;
-}
+const tenantry = (argv: string[]) => runCli(suite.config.configDir, argv, { DOCKER_HOST: suite.daemon.host });
 
 /** SQL as the image's superuser on the server's socket, inside its container. */
-const sql = async (query: string, database = 'app') => ok(await execIn(postgres(), ['psql', '-X', '-At', '-v', 'ON_ERROR_STOP=1', '-U', 'postgres', '-d', database, '-c', query], { user: 'postgres' }), query).trim();
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60 * SECONDS): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await sleep(500);
-  }
-}
+const sql = (query: string, database = 'app') => psqlIn(postgres(), query, database);
 
 /** The receiver streams and has flushed everything the server has written so far. */
 const archived = () =>
@@ -77,7 +46,7 @@ describe('tenantry over point-in-time recovery of a deployed tenant', () => {
     const last = run.stdout.trim().split('\n').pop()!;
     expect(last).toMatch(/^postgres-pitr-\S+: ok, \d+ bytes$/);
     baseBackup = last.split(':')[0];
-    const manifest = JSON.parse(ok(await execIn(agent(), ['cat', `/backups/postgres-pitr/${baseBackup}/manifest.json`], { user: 'tenantry' }), 'cat manifest')) as { details: { endTime: string } };
+    const manifest = JSON.parse(stdoutOf(await execIn(agent(), ['cat', `/backups/postgres-pitr/${baseBackup}/manifest.json`], { user: 'tenantry' }), 'cat manifest')) as { details: { endTime: string } };
     baseEnd = new Date(manifest.details.endTime).toISOString();
     await sql('CREATE TABLE events (id int PRIMARY KEY, note text)');
     await sql("INSERT INTO events SELECT i, 'before' FROM generate_series(1, 40) i");
@@ -122,7 +91,7 @@ describe('tenantry over point-in-time recovery of a deployed tenant', () => {
     expect((await postgres().inspect()).State.Health?.Status).toBe('healthy');
     const rows = await sql("SELECT string_agg(id::text, ',' ORDER BY id) FROM events");
     expect(rows.split(',')).toEqual(Array.from({ length: 40 }, (_, i) => String(i + 1)));
-    const volume = ok(await execIn(postgres(), ['ls', '/var/lib/postgresql/data'], { user: 'postgres' }), 'ls data volume').split('\n').filter(Boolean).sort();
+    const volume = stdoutOf(await execIn(postgres(), ['ls', '/var/lib/postgresql/data'], { user: 'postgres' }), 'ls data volume').split('\n').filter(Boolean).sort();
     expect(volume).toEqual(['pgdata', `pgdata.before-restore-${restoreId}`, 'restores-applied'].sort());
   }, 300 * SECONDS);
 });

@@ -2,9 +2,8 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { parse, stringify } from 'yaml';
 import { backupsReportSchema } from '../../cli/commands/backups';
-import { runTenantry } from '../../cli/program';
 import { statusReportSchema } from '../../cli/status/report';
-import { deployedTenant } from '../helpers/docker-suite';
+import { deployedTenant, runCli } from '../helpers/docker-suite';
 import { freePort } from '../helpers/servers';
 import { startTestSshd, TestSshd } from '../helpers/sshd';
 
@@ -31,17 +30,7 @@ const suite = deployedTenant({
 });
 
 /** The CLI in this process, with an environment holding no DOCKER_HOST (the environment file says where Docker is). */
-async function tenantry(argv: string[], configDir = suite.config.configDir): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const code = await runTenantry(['--config-dir', configDir, ...argv], {
-    stdout: (t) => (stdout += t),
-    stderr: (t) => (stderr += t),
-    isTTY: false,
-    env: { PATH: process.env.PATH, HOME: path.join(suite.dir, 'home') },
-  });
-  return { code, stdout, stderr };
-}
+const tenantry = (argv: string[], configDir = suite.config.configDir) => runCli(configDir, argv, { HOME: path.join(suite.dir, 'home') });
 
 /** A copy of the configuration whose environment file has `docker` replaced. */
 function configWithDocker(name: string, docker: { host: string; sshOptions?: string[] }): string {

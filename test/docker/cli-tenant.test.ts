@@ -1,8 +1,7 @@
 import { backupsReportSchema } from '../../cli/commands/backups';
-import { runTenantry } from '../../cli/program';
 import { statusReportSchema } from '../../cli/status/report';
 import { execIn } from '../helpers/docker-deploy';
-import { deployedTenant } from '../helpers/docker-suite';
+import { deployedTenant, runCli } from '../helpers/docker-suite';
 
 /*
  * `tenantry status | backups | backup | restore` against one tenant deployed from its synthesized
@@ -16,17 +15,7 @@ const suite = deployedTenant({ suite: 'cli', setupSeconds: 600 });
 
 const { name } = suite;
 
-async function tenantry(argv: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const code = await runTenantry(['--config-dir', suite.config.configDir, ...argv], {
-    stdout: (t) => (stdout += t),
-    stderr: (t) => (stderr += t),
-    isTTY: false,
-    env: { PATH: process.env.PATH, DOCKER_HOST: suite.daemon.host, ...env },
-  });
-  return { code, stdout, stderr };
-}
+const tenantry = (argv: string[], env: NodeJS.ProcessEnv = {}) => runCli(suite.config.configDir, argv, { DOCKER_HOST: suite.daemon.host, ...env });
 
 /** SQL as the tenant's application role, through PgBouncer, from the Postgres container. */
 async function appSql(sql: string): Promise<string> {

@@ -1,5 +1,5 @@
-import { execIn, ExecResult } from '../helpers/docker-deploy';
-import { deployedTenant } from '../helpers/docker-suite';
+import { execIn } from '../helpers/docker-deploy';
+import { deployedTenant, psqlIn, stdoutOf, until } from '../helpers/docker-suite';
 
 /*
  * Point-in-time recovery of a dedicated server, end to end, as an operator runs it on a tenant
@@ -20,38 +20,18 @@ const { name } = suite;
 const postgres = () => suite.deployment.get(name('postgres')).container;
 const agent = () => suite.deployment.get(name('backup')).container;
 
-function ok(result: ExecResult, what: string): string {
-  if (result.exitCode !== 0) throw new Error(`${what} exited ${result.exitCode}:\n${result.stdout}${result.stderr}`);
-  return result.stdout;
-}
-
 /** SQL as the image's superuser on the server's socket, inside its container. */
-const sql = async (query: string, database = 'app') => ok(await execIn(postgres(), ['psql', '-X', '-At', '-v', 'ON_ERROR_STOP=1', '-U', 'postgres', '-d', database, '-c', query], { user: 'postgres' }), query).trim();
+const sql = (query: string, database = 'app') => psqlIn(postgres(), query, database);
 const agentCli = (args: string[]) => execIn(agent(), ['tenantry-agent', ...args], { user: 'tenantry' });
 
 /** The agent's /metrics, read inside its container. */
 async function metrics(): Promise<string> {
-  return ok(await execIn(agent(), ['node', '-e', "fetch('http://127.0.0.1:9187/metrics').then((r) => r.text()).then((t) => process.stdout.write(t))"], { user: 'tenantry' }), 'GET /metrics');
+  return stdoutOf(await execIn(agent(), ['node', '-e', "fetch('http://127.0.0.1:9187/metrics').then((r) => r.text()).then((t) => process.stdout.write(t))"], { user: 'tenantry' }), 'GET /metrics');
 }
 
 function metric(text: string, metricName: string): number | undefined {
   const line = text.split('\n').find((l) => l.startsWith(`${metricName}{`) && l.includes('job="postgres-pitr"'));
   return line === undefined ? undefined : Number(line.split(' ').pop());
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60 * SECONDS): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await sleep(500);
-  }
 }
 
 /** The receiver has flushed everything the server has written so far. */
@@ -78,7 +58,7 @@ describe('point-in-time recovery of a tenant deployed from cdk.tf.json', () => {
     expect(run.stderr).not.toMatch(/"level":"error"/);
     expect(run).toMatchObject({ exitCode: 0, stdout: expect.stringMatching(/: ok, \d+ bytes\n$/) });
     const [id] = run.stdout.split(':');
-    const manifest = JSON.parse(ok(await execIn(agent(), ['cat', `/backups/postgres-pitr/${id}/manifest.json`], { user: 'tenantry' }), 'cat manifest')) as { details: { endTime: string } };
+    const manifest = JSON.parse(stdoutOf(await execIn(agent(), ['cat', `/backups/postgres-pitr/${id}/manifest.json`], { user: 'tenantry' }), 'cat manifest')) as { details: { endTime: string } };
     const windowStart = await until('the restorable window in /metrics', async () => metric(await metrics(), 'tenantry_pitr_window_start_timestamp_seconds'));
     expect(windowStart).toBeCloseTo(Date.parse(manifest.details.endTime) / 1000, 3);
     await sql('CREATE TABLE events (id int PRIMARY KEY, note text)');
@@ -92,16 +72,16 @@ describe('point-in-time recovery of a tenant deployed from cdk.tf.json', () => {
 
   test('restore --to-time T prepares the restore in the backup container', async () => {
     const restore = await agentCli(['restore', 'postgres-pitr', '--to-time', target]);
-    const out = ok(restore, 'restore --to-time');
+    const out = stdoutOf(restore, 'restore --to-time');
     restoreId = /restore (\d{8}T\d{6}Z) is ready/.exec(out)![1];
-    expect(ok(await execIn(agent(), ['cat', '/backups/postgres-pitr/restores/pending'], { user: 'tenantry' }), 'cat pending')).toBe(`${restoreId}\n`);
+    expect(stdoutOf(await execIn(agent(), ['cat', '/backups/postgres-pitr/restores/pending'], { user: 'tenantry' }), 'cat pending')).toBe(`${restoreId}\n`);
   }, 180 * SECONDS);
 
   test('docker restart applies it through the wrapper: exactly the rows before T, the old directory kept', async () => {
     await postgres().restart({ t: 30 });
     const rows = await until('the restored server to answer', async () => sql('SELECT string_agg(id::text, \',\' ORDER BY id) FROM events'), 120 * SECONDS);
     expect(rows.split(',')).toEqual(rowsBeforeT);
-    const volume = ok(await execIn(postgres(), ['ls', '/var/lib/postgresql/data'], { user: 'postgres' }), 'ls data volume').split('\n').filter(Boolean).sort();
+    const volume = stdoutOf(await execIn(postgres(), ['ls', '/var/lib/postgresql/data'], { user: 'postgres' }), 'ls data volume').split('\n').filter(Boolean).sort();
     expect(volume).toEqual(['pgdata', `pgdata.before-restore-${restoreId}`, 'restores-applied'].sort());
     const logs = (await postgres().logs({ stdout: true, stderr: true, tail: 200 })).toString('utf8');
     expect(logs).toContain(`restore ${restoreId} applied`);
@@ -112,6 +92,6 @@ describe('point-in-time recovery of a tenant deployed from cdk.tf.json', () => {
     await sql("INSERT INTO events SELECT i, 'after restore' FROM generate_series(100, 110) i");
     await archived();
     const verify = await agentCli(['verify', 'postgres-pitr']);
-    expect(ok(verify, 'verify postgres-pitr')).toMatch(/passed/);
+    expect(stdoutOf(verify, 'verify postgres-pitr')).toMatch(/passed/);
   }, 300 * SECONDS);
 });

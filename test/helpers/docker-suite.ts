@@ -2,7 +2,9 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { containerName } from '../../config/naming';
 import { startTestDocker, TestDocker } from './docker';
-import { deployFromSynth, Deployment } from './docker-deploy';
+import type Docker from 'dockerode';
+import { runTenantry } from '../../cli/program';
+import { deployFromSynth, Deployment, execIn, ExecResult } from './docker-deploy';
 import { buildTestImages } from './docker-images';
 import { DOCKER_SUITES, DockerTestConfig, DockerTestConfigOptions, synthDockerTestConfig } from './docker-tenant';
 
@@ -86,4 +88,48 @@ export function deployedTenant(options: DeployedTenantOptions): DeployedTenant {
       return containerName(environment, tenant, suffix);
     },
   };
+}
+
+/** `tenantry` run in this process on a configuration folder, its output captured (no TTY). */
+export async function runCli(configDir: string, argv: readonly string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const code = await runTenantry(['--config-dir', configDir, ...argv], {
+    stdout: (t) => (stdout += t),
+    stderr: (t) => (stderr += t),
+    isTTY: false,
+    env: { PATH: process.env.PATH, ...env },
+  });
+  return { code, stdout, stderr };
+}
+
+/** An exec's stdout; an error with its whole output when it exited non-zero. */
+export function stdoutOf(result: ExecResult, what: string): string {
+  if (result.exitCode !== 0) throw new Error(`${what} exited ${result.exitCode}:\n${result.stdout}${result.stderr}`);
+  return result.stdout;
+}
+
+/** SQL as the image's superuser on the server's socket, inside the Postgres container. */
+export async function psqlIn(container: Docker.Container, query: string, database: string): Promise<string> {
+  const result = await execIn(container, ['psql', '-X', '-At', '-v', 'ON_ERROR_STOP=1', '-U', 'postgres', '-d', database, '-c', query], { user: 'postgres' });
+  return stdoutOf(result, query).trim();
+}
+
+/** How often `until` asks again. */
+const UNTIL_POLL_MS = 500;
+
+/** Asks `probe` until it gives a value (a throw counts as not yet); after `timeoutMs`, fails naming the last error. */
+export async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60 * SECONDS): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value !== undefined) return value;
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await new Promise((resolve) => setTimeout(resolve, UNTIL_POLL_MS));
+  }
 }
