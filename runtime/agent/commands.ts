@@ -14,7 +14,7 @@ import { startHttpServer } from './http';
 import { describeEntry, describeOffsiteOnly, renderTable } from './listing';
 import { acquireLock } from './lock';
 import { createLogger, Logger } from './log';
-import { Offsite } from './offsite';
+import { openOffsite } from './offsite-client';
 import { jsonProgress } from './progress';
 import { agentStatus, renderStatus } from './report';
 import { WalReceiver } from './pitr/receiver';
@@ -234,7 +234,7 @@ async function list(agent: Agent, args: ParsedArguments, io: Io): Promise<number
   for (const job of jobs) {
     const own = (await new BackupStore(config.backupDir, job.name).list()).map(describeEntry);
     if (args.switches.has('offsite') && job.offsite && config.offsite) {
-      const offsite = new Offsite(config.offsite, agent.env, agent.log.forJob(job.name));
+      const offsite = await openOffsite(config.offsite, agent.env, agent.log.forJob(job.name));
       try {
         own.push(...(await offsite.listBackups(job.name)).filter((id) => !own.some((l) => l.id === id)).map((id) => describeOffsiteOnly(job.name, id)));
       } finally {

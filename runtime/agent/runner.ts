@@ -13,7 +13,7 @@ import type { DriverContext } from './jobs/driver';
 import { acquireLock } from './lock';
 import type { Logger } from './log';
 import { CheckResult, isGood, isIntact, Manifest, MANIFEST_FILE, ManifestFile, Trigger } from './manifest';
-import { Offsite } from './offsite';
+import { openOffsite } from './offsite-client';
 import type { BaseBackupDetails } from './pitr/base-backup';
 import type { PitrJob } from './pitr/replication';
 import { selectPitrRetained } from './pitr/retention';
@@ -218,7 +218,7 @@ async function shipOffsite(agent: Agent, job: JobConfig, store: BackupStore): Pr
   if (agent.config.offsite === undefined) return;
   const log = agent.log.forJob(job.name);
   const pending = (await store.list()).flatMap((e) => (e.state === 'ok' && e.manifest && isGood(e.manifest) && e.manifest.offsite?.status !== 'uploaded' ? [e.manifest] : [])).reverse();
-  const offsite = new Offsite(agent.config.offsite, agent.env, log);
+  const offsite = await openOffsite(agent.config.offsite, agent.env, log);
   try {
     for (const manifest of pending) {
       const at = new Date().toISOString();
@@ -392,7 +392,7 @@ function restoreCommandLine(job: JobConfig, options: RestoreOptions): string {
 
 async function fetchFromOffsite(agent: Agent, job: JobConfig, store: BackupStore, from: string): Promise<Manifest> {
   if (agent.config.offsite === undefined) throw new UserError('--from-offsite needs an "offsite" section in the agent config');
-  const offsite = new Offsite(agent.config.offsite, agent.env, agent.log.forJob(job.name));
+  const offsite = await openOffsite(agent.config.offsite, agent.env, agent.log.forJob(job.name));
   try {
     const remote = await offsite.listBackups(job.name);
     const id = from === 'latest' ? remote[remote.length - 1] : from;

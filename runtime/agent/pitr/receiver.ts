@@ -21,7 +21,7 @@ import { GuardedChild, runTool, spawnGuarded } from '../exec';
 // helper of issue 12 is moving it into a tools module (the integrator updates this import).
 import { clientToolDir } from '../jobs/postgres/tools';
 import type { Logger } from '../log';
-import { Offsite } from '../offsite';
+import { openOffsite } from '../offsite-client';
 import type { Agent } from '../runner';
 import { ArchiveStatus } from './archive-status';
 import { IdentifiedServer, identifyJobServer, identifyServer, PitrJob, replicationConnection } from './replication';
@@ -344,7 +344,7 @@ export class WalReceiver {
   private async shipOffsite(folder: string): Promise<void> {
     const pending = await pendingOffsite(folder);
     if (!pending.length || this.agent.config.offsite === undefined) return;
-    const offsite = new Offsite(this.agent.config.offsite, this.agent.env, this.log);
+    const offsite = await openOffsite(this.agent.config.offsite, this.agent.env, this.log);
     const system = path.basename(folder);
     try {
       for (const name of pending) {
