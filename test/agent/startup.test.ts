@@ -20,7 +20,7 @@ function loadedSdkModules(args: string[]): { code: number | null; sdk: string[];
 }
 
 test('status and list load no AWS SDK module; the off-site client and the MinIO driver load it when used', () => {
-  const minio = { name: 'minio', kind: 'minio', schedule: '0 3 * * *', retention: { daily: 1, weekly: 0, monthly: 0 }, offsite: false, minio: { endpoint: 'http://127.0.0.1:1', accessKeyEnv: 'K', secretKeyEnv: 'S', buckets: ['b'] } };
+  const minio = { name: 'minio', kind: 'minio' as const, schedule: '0 3 * * *', retention: { daily: 1, weekly: 0, monthly: 0 }, offsite: false, minio: { endpoint: 'http://127.0.0.1:1', accessKeyEnv: 'K', secretKeyEnv: 'S', buckets: ['b'] } };
   const { path: config } = writeConfig({ jobs: [minio] });
   for (const command of [['status', '--json'], ['list'], ['list', 'minio']]) {
     const run = loadedSdkModules([...command, '--config', config]);
