@@ -26,7 +26,7 @@ import { describeTarget, recover, RecoveredPoint, RecoveryTarget, serverUser } f
 import { pathForMajor } from './server-binaries';
 import { PITR_FOLDERS, PREPARED_RESTORE } from './layout';
 import { archiveWrittenUntil } from './window';
-import { firstGap, formatLsn, listWal, parseLsn, SegmentId, segmentName, segmentOf, WalContents, walFolder } from './wal-archive';
+import { firstGap, formatLsn, listWal, parseLsn, SegmentId, segmentName, segmentOf, WalContents, walFolder, withSegmentLinks } from './wal-archive';
 
 const PARTIAL = '.partial';
 const SCRATCH_LOG = 'tenantry-scratch-server.log';
@@ -250,17 +250,8 @@ function archivedFiles(contents: WalContents): (SegmentId & { readonly name: str
  * scratch folder of links beside the archive), timestamps in UTC.
  */
 async function dumpWal(folder: string, segmentBytes: number, PATH: string, args: string[]): Promise<string> {
-  const segments = archivedFiles(await listWal(folder, segmentBytes));
-  const scan = await fs.promises.mkdtemp(path.join(path.dirname(folder), '.tmp-scan-'));
-  try {
-    for (const file of segments) {
-      const full = file.name.replace(/\.partial$/, '');
-      if (!fs.existsSync(path.join(scan, full))) await fs.promises.symlink(path.join(folder, file.name), path.join(scan, full));
-    }
-    return await walDump(PATH, ['--path', scan, ...args]);
-  } finally {
-    await fs.promises.rm(scan, { recursive: true, force: true });
-  }
+  const names = archivedFiles(await listWal(folder, segmentBytes)).map((file) => file.name);
+  return withSegmentLinks(folder, names, path.dirname(folder), (linked) => walDump(PATH, ['--path', linked, ...args]));
 }
 
 /**

@@ -15,7 +15,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { runTool } from '../exec';
-import { formatLsn, segmentName, segmentOf } from './wal-archive';
+import { formatLsn, segmentName, segmentOf, withSegmentLinks } from './wal-archive';
 
 /** A database's snapshot (pg_current_snapshot() text: `xmin:xmax:xip,xip`) and its OID. */
 export interface DatabaseSnapshot {
@@ -148,23 +148,16 @@ export interface WalScan {
   readonly signal: AbortSignal;
 }
 
-/**
- * The commit records between `from` and `to`, read with pg_waldump from the archive. The segment
- * being received is a `.partial` file, which pg_waldump does not open: a private folder links
- * each segment's name to whichever file holds it.
- */
+/** The commit records between `from` and `to`, read with pg_waldump from the archive (its `.partial` too: withSegmentLinks). */
 export async function scanCommits(scan: WalScan): Promise<CommitRecord[]> {
-  const folder = await fs.promises.mkdtemp(path.join(scan.scratchParent, '.tmp-waldump-'));
-  try {
-    for (let segno = segmentOf(scan.from, scan.segmentSize); segno <= segmentOf(scan.to - 1n, scan.segmentSize); segno++) {
-      const name = segmentName({ timeline: scan.timeline, segno }, scan.segmentSize);
-      const source = [name, `${name}.partial`].map((n) => path.join(scan.walFolder, n)).find((file) => fs.existsSync(file));
-      if (source === undefined) throw new Error(`the archive has no WAL segment ${name} (nor ${name}.partial) between ${formatLsn(scan.from)} and ${formatLsn(scan.to)}`);
-      await fs.promises.symlink(source, path.join(folder, name));
-    }
-    const args = ['--path', folder, '--timeline', String(scan.timeline), '--start', formatLsn(scan.from), '--end', formatLsn(scan.to)];
-    return commitsInWaldump(await runTool('pg_waldump', args, { env: { PATH: scan.PATH, LC_ALL: 'C' }, signal: scan.signal }));
-  } finally {
-    await fs.promises.rm(folder, { recursive: true, force: true });
+  const names: string[] = [];
+  for (let segno = segmentOf(scan.from, scan.segmentSize); segno <= segmentOf(scan.to - 1n, scan.segmentSize); segno++) {
+    const name = segmentName({ timeline: scan.timeline, segno }, scan.segmentSize);
+    const found = [name, `${name}.partial`].find((n) => fs.existsSync(path.join(scan.walFolder, n)));
+    if (found === undefined) throw new Error(`the archive has no WAL segment ${name} (nor ${name}.partial) between ${formatLsn(scan.from)} and ${formatLsn(scan.to)}`);
+    names.push(found);
   }
+  const args = ['--timeline', String(scan.timeline), '--start', formatLsn(scan.from), '--end', formatLsn(scan.to)];
+  const output = await withSegmentLinks(scan.walFolder, names, scan.scratchParent, (linked) => runTool('pg_waldump', ['--path', linked, ...args], { env: { PATH: scan.PATH, LC_ALL: 'C' }, signal: scan.signal }));
+  return commitsInWaldump(output);
 }

@@ -455,3 +455,22 @@ export async function pruneWalBefore(folder: string, lsn: bigint, segmentSize?: 
   if (removed.length) await fsyncPath(folder);
   return removed;
 }
+
+/**
+ * Runs `use` on a private folder (made under `scratchParent`, removed afterwards) in which each
+ * of `names` (files of the archive `folder`) is linked under its segment's own name: pg_waldump
+ * opens segments by name only, and the receiver's current one is a `.partial`. Where two files
+ * name one segment, the first of `names` wins.
+ */
+export async function withSegmentLinks<T>(folder: string, names: readonly string[], scratchParent: string, use: (linked: string) => Promise<T>): Promise<T> {
+  const linked = await fs.promises.mkdtemp(path.join(scratchParent, '.tmp-waldump-'));
+  try {
+    for (const name of names) {
+      const segment = name.endsWith(PARTIAL_SUFFIX) ? name.slice(0, -PARTIAL_SUFFIX.length) : name;
+      if (!fs.existsSync(path.join(linked, segment))) await fs.promises.symlink(path.join(folder, name), path.join(linked, segment));
+    }
+    return await use(linked);
+  } finally {
+    await fs.promises.rm(linked, { recursive: true, force: true });
+  }
+}
