@@ -2,7 +2,7 @@ import { Option } from 'commander';
 import { agentStatusSchema } from '../../runtime/agent/report';
 import type { CliCommand } from '../context';
 import { parseAgentJson } from '../docker/agent-output';
-import { connect, DockerUnreachable } from '../docker/connection';
+import { asUnreachable, connect, DockerUnreachable } from '../docker/connection';
 import { BACKUP_SERVICE } from '../../config/container-labels';
 import { agentError, backupContainer, execAgent, selectTargets, serviceOf, TenantTarget, tenantContainers } from '../docker/fleet';
 import { EXIT } from '../errors';
@@ -80,7 +80,8 @@ async function oneTenant(docker: Docker, host: string, target: TenantTarget): Pr
         return serviceStatus(c, inspected);
       }),
     );
-  } catch (error) {
+  } catch (caught) {
+    const error = asUnreachable(host, caught);
     problems.push(error instanceof DockerUnreachable ? error.message : `Docker at ${host} did not answer: ${errorMessage(error)}`);
     return tenantStatus(target.environment.name, target.tenant.name, host, services, backups, problems);
   }

@@ -6,6 +6,7 @@ import * as path from 'path';
 import { Duplex } from 'stream';
 import Docker from 'dockerode';
 import type { EnvironmentConfig } from '../../config/model';
+import { errorMessage } from '../../runtime/agent/errors';
 import { OperationFailed } from '../errors';
 
 /** A Docker Engine API client for one environment's host, and how to let go of it. */
@@ -63,6 +64,19 @@ function parse(host: string, environment: string): URL {
 
 /** The Docker host could not be reached at all; the message names the host and why. */
 export class DockerUnreachable extends OperationFailed {}
+
+/** Node's codes for a connection that failed before Docker could answer: refused, unreachable, or a TLS handshake refused either way. */
+const CONNECTION_FAILURE = /^(ECONNREFUSED|ECONNRESET|EHOSTUNREACH|ENETUNREACH|ETIMEDOUT|ENOENT|EACCES|EPROTO|EPIPE|ENOTFOUND|EAI_AGAIN|ERR_SSL_|ERR_TLS_|CERT_|UNABLE_TO_|SELF_SIGNED|DEPTH_ZERO)/;
+
+/**
+ * A failure to reach `host` as one line naming it (`cannot reach Docker at tcp://…: self-signed
+ * certificate in certificate chain`); any other error as it is.
+ */
+export function asUnreachable(host: string, error: unknown): unknown {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  if (error instanceof OperationFailed || typeof code !== 'string' || !CONNECTION_FAILURE.test(code)) return error;
+  return new DockerUnreachable(`cannot reach Docker at ${host}: ${errorMessage(error)}`);
+}
 
 const plain = (host: string, docker: Docker): DockerConnection => ({ docker, host, close: () => undefined });
 

@@ -4,7 +4,7 @@ import { listedBackupSchema } from '../../runtime/agent/listing';
 import { agentStatusSchema, AgentStatus } from '../../runtime/agent/report';
 import { OperationFailed, UsageError } from '../errors';
 import { parseAgentJson } from './agent-output';
-import { connect, DockerConnection } from './connection';
+import { asUnreachable, connect, DockerConnection } from './connection';
 import { agentError, backupContainer, execAgent, selectTargets, TenantTarget } from './fleet';
 import { suggest } from '../../config/issues';
 import type { TenantryConfig } from '../../config/model';
@@ -27,7 +27,7 @@ export async function openTenantAgent(config: TenantryConfig, environment: strin
     return { target, connection, container, who: `${environment}/${tenant}` };
   } catch (error) {
     connection.close();
-    throw error;
+    throw asUnreachable(connection.host, error);
   }
 }
 

@@ -4,15 +4,18 @@ import { parse, stringify } from 'yaml';
 import { backupsReportSchema } from '../../cli/commands/backups';
 import { statusReportSchema } from '../../cli/status/report';
 import { deployedTenant, runCli } from '../helpers/docker-suite';
+import { startTlsDockerHost, TlsDockerHost } from '../helpers/docker-tls';
 import { freePort } from '../helpers/servers';
 import { startTestSshd, TestSshd } from '../helpers/sshd';
 
 /*
- * `tenantry` reaching a Docker host over ssh, for real: the environment file says
+ * `tenantry` reaching a Docker host over ssh and over tcp:// with TLS, for real. Over ssh: the environment file says
  * `docker.host: ssh://root@127.0.0.1:<port>` with its ssh options (identity file, known_hosts), as
  * a user writes it, and no DOCKER_HOST is set. The tests' own sshd logs in and runs the machine's
  * `docker system dial-stdio` against the tests' daemon, where one tenant is deployed from its
- * synthesized cdk.tf.json.
+ * synthesized cdk.tf.json. Over TLS: `docker.host: tcp://127.0.0.1:<port>` with DOCKER_TLS_VERIFY
+ * and DOCKER_CERT_PATH, in front of the same daemon a listener that demands a client certificate
+ * of its own CA (test/helpers/docker-tls.ts).
  */
 
 let sshd: TestSshd | undefined;
@@ -89,5 +92,35 @@ describe('tenantry over ssh://', () => {
     const status = await tenantry(['status', '--env', suite.config.environment], configDir);
     expect(status.code).toBe(1);
     expect(status.stdout).toContain(`${suite.config.environment}/${suite.config.tenant}: cannot reach Docker at ssh://root@127.0.0.1:${port}: ssh: connect to host 127.0.0.1 port ${port}: Connection refused\n`);
+  }, 60 * SECONDS);
+});
+
+describe('tenantry over tcp:// with TLS (DOCKER_TLS_VERIFY, DOCKER_CERT_PATH, as the Docker CLI reads them)', () => {
+  let host: TlsDockerHost | undefined;
+  beforeAll(async () => {
+    host = await startTlsDockerHost(path.join(suite.dir, 'tls'), suite.daemon.host);
+  });
+  afterAll(() => host?.stop());
+
+  const overTls = (argv: string[], certDir: string) =>
+    runCli(configWithDocker('tls', { host: host!.url }), argv, { DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: certDir, HOME: path.join(suite.dir, 'home') });
+
+  test('status: every container of the tenant, reached through a listener that demands a client certificate', async () => {
+    const run = await overTls(['status', '--env', suite.config.environment, '-o', 'json'], host!.certDir);
+    expect(run.stderr).toBe('');
+    const [t] = statusReportSchema.parse(JSON.parse(run.stdout)).tenants;
+    expect(t).toMatchObject({ environment: suite.config.environment, tenant: suite.config.tenant, dockerHost: host!.url, problems: [] });
+    expect(t.services.map((s) => s.container)).toEqual(suite.deployment.containers.map((c) => c.name));
+    expect(run.code).toBe(0);
+  }, 60 * SECONDS);
+
+  test('a client certificate of another CA (and a CA that does not know the host): refused, one clear line, exit 1', async () => {
+    const run = await overTls(['backups', suite.config.environment, suite.config.tenant], host!.strangerCertDir);
+    expect(run).toMatchObject({ code: 1, stdout: '' });
+    expect(run.stderr).toMatch(new RegExp(`^tenantry: cannot reach Docker at ${host!.url.replace(/[.]/g, '\\.')}: [^\n]+\n$`));
+    expect(run.stderr).not.toMatch(/\n\s+at /);
+    const status = await overTls(['status', '--env', suite.config.environment], host!.strangerCertDir);
+    expect(status.code).toBe(1);
+    expect(status.stdout).toContain(`${suite.config.environment}/${suite.config.tenant}: cannot reach Docker at ${host!.url}: `);
   }, 60 * SECONDS);
 });
