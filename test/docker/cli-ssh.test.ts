@@ -9,8 +9,8 @@ import { freePort } from '../helpers/servers';
 import { startTestSshd, TestSshd } from '../helpers/sshd';
 
 /*
- * `tenantry` reaching a Docker host over ssh and over tcp:// with TLS, for real. Over ssh: the environment file says
- * `docker.host: ssh://root@127.0.0.1:<port>` with its ssh options (identity file, known_hosts), as
+ * `tenantry` reaching a Docker host over ssh and over tcp:// with TLS, for real. Over ssh: the
+ * environment file says `docker.host: ssh://root@127.0.0.1:<port>` with its ssh options (identity file, known_hosts), as
  * a user writes it, and no DOCKER_HOST is set. The tests' own sshd logs in and runs the machine's
  * `docker system dial-stdio` against the tests' daemon, where one tenant is deployed from its
  * synthesized cdk.tf.json. Over TLS: `docker.host: tcp://127.0.0.1:<port>` with DOCKER_TLS_VERIFY
