@@ -10,12 +10,12 @@ import { startTestSshd, TestSshd } from '../helpers/sshd';
 
 /*
  * `tenantry` reaching a Docker host over ssh and over tcp:// with TLS, for real. Over ssh: the
- * environment file says `docker.host: ssh://root@127.0.0.1:<port>` with its ssh options (identity file, known_hosts), as
- * a user writes it, and no DOCKER_HOST is set. The tests' own sshd logs in and runs the machine's
- * `docker system dial-stdio` against the tests' daemon, where one tenant is deployed from its
- * synthesized cdk.tf.json. Over TLS: `docker.host: tcp://127.0.0.1:<port>` with DOCKER_TLS_VERIFY
- * and DOCKER_CERT_PATH, in front of the same daemon a listener that demands a client certificate
- * of its own CA (test/helpers/docker-tls.ts).
+ * environment file says `docker.host: ssh://root@127.0.0.1:<port>` with its ssh options (identity
+ * file, known_hosts), as a user writes it, and no DOCKER_HOST is set. The tests' own sshd logs in
+ * and runs the machine's `docker system dial-stdio` against the tests' daemon, where one tenant is
+ * deployed from its synthesized cdk.tf.json. Over TLS: `docker.host: tcp://127.0.0.1:<port>` with
+ * DOCKER_TLS_VERIFY and DOCKER_CERT_PATH; in front of the same daemon, a listener that demands a
+ * client certificate of its own CA (test/helpers/docker-tls.ts).
  */
 
 let sshd: TestSshd | undefined;
