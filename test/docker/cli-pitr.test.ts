@@ -1,7 +1,7 @@
 import { backupsReportSchema } from '../../cli/commands/backups';
 import { statusReportSchema } from '../../cli/status/report';
 import { execIn } from '../helpers/docker-deploy';
-import { deployedTenant, psqlIn, runCli, stdoutOf, until } from '../helpers/docker-suite';
+import { agentManifest, deployedTenant, psqlIn, receiverCaughtUp, runCli, stdoutOf, writeAroundTime } from '../helpers/docker-suite';
 
 /*
  * The operator's side of point-in-time recovery (README, "Point-in-time recovery"): `tenantry
@@ -12,7 +12,6 @@ import { deployedTenant, psqlIn, runCli, stdoutOf, until } from '../helpers/dock
  */
 
 const SECONDS = 1000;
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 const suite = deployedTenant({ suite: 'cliPitr', setupSeconds: 900, services: ['postgres', 'backup'] });
 
@@ -26,12 +25,7 @@ const tenantry = (argv: string[]) => runCli(suite.config.configDir, argv, { DOCK
 const sql = (query: string, database = 'app') => psqlIn(postgres(), query, database);
 
 /** The receiver streams and has flushed everything the server has written so far. */
-const archived = () =>
-  until(
-    'the receiver to catch up',
-    async () => ((await sql("SELECT coalesce((SELECT flush_lsn >= pg_current_wal_lsn() FROM pg_stat_replication WHERE application_name = 'tenantry-agent postgres-pitr'), false)", 'postgres')) === 't' ? true : undefined),
-    90 * SECONDS,
-  );
+const archived = () => receiverCaughtUp(postgres(), 90 * SECONDS);
 
 describe('tenantry over point-in-time recovery of a deployed tenant', () => {
   let baseBackup: string;
@@ -46,15 +40,9 @@ describe('tenantry over point-in-time recovery of a deployed tenant', () => {
     const last = run.stdout.trim().split('\n').pop()!;
     expect(last).toMatch(/^postgres-pitr-\S+: ok, \d+ bytes$/);
     baseBackup = last.split(':')[0];
-    const manifest = JSON.parse(stdoutOf(await execIn(agent(), ['cat', `/backups/postgres-pitr/${baseBackup}/manifest.json`], { user: 'tenantry' }), 'cat manifest')) as { details: { endTime: string } };
-    baseEnd = new Date(manifest.details.endTime).toISOString();
-    await sql('CREATE TABLE events (id int PRIMARY KEY, note text)');
-    await sql("INSERT INTO events SELECT i, 'before' FROM generate_series(1, 40) i");
-    await sleep(1100);
-    target = await sql("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')", 'postgres');
-    await sleep(1100);
-    await sql("INSERT INTO events SELECT i, 'after' FROM generate_series(41, 60) i");
-    await archived();
+    const manifest = await agentManifest(agent(), 'postgres-pitr', baseBackup);
+    baseEnd = new Date(manifest.details.endTime as string).toISOString();
+    target = await writeAroundTime(postgres(), 90 * SECONDS);
   }, 240 * SECONDS);
 
   test('backups lists the base backup', async () => {

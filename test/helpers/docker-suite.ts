@@ -133,3 +133,34 @@ export async function until<T>(what: string, probe: () => Promise<T | undefined>
     await new Promise((resolve) => setTimeout(resolve, UNTIL_POLL_MS));
   }
 }
+
+/** Waits until the tenant's WAL receiver has flushed everything its Postgres server has written. */
+export function receiverCaughtUp(postgres: Docker.Container, timeoutMs?: number): Promise<true> {
+  const behind = "SELECT coalesce((SELECT flush_lsn >= pg_current_wal_lsn() FROM pg_stat_replication WHERE application_name = 'tenantry-agent postgres-pitr'), false)";
+  return until('the receiver to catch up', async () => ((await psqlIn(postgres, behind, 'postgres')) === 't' ? true : undefined), timeoutMs);
+}
+
+/** The manifest of the agent's backup `id` of `job`, read inside its container as its own user. */
+export async function agentManifest(agent: Docker.Container, job: string, id: string): Promise<{ details: Record<string, unknown> }> {
+  const result = await execIn(agent, ['cat', `/backups/${job}/${id}/manifest.json`], { user: 'tenantry' });
+  return JSON.parse(stdoutOf(result, 'cat manifest')) as { details: Record<string, unknown> };
+}
+
+/** A second between the writes and T, so that a restore to T cannot confuse them. */
+const CLEAR_OF_T_MS = 1100;
+
+/**
+ * The point-in-time scenario's writes in `app`: table `events` with rows 1-40 ('before'), a time
+ * T read from the server's clock, rows 41-60 ('after'), all archived. Returns T (ISO, UTC).
+ */
+export async function writeAroundTime(postgres: Docker.Container, archiveTimeoutMs?: number): Promise<string> {
+  const sql = (query: string, database = 'app') => psqlIn(postgres, query, database);
+  await sql('CREATE TABLE events (id int PRIMARY KEY, note text)');
+  await sql("INSERT INTO events SELECT i, 'before' FROM generate_series(1, 40) i");
+  await new Promise((resolve) => setTimeout(resolve, CLEAR_OF_T_MS));
+  const target = await sql("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')", 'postgres');
+  await new Promise((resolve) => setTimeout(resolve, CLEAR_OF_T_MS));
+  await sql("INSERT INTO events SELECT i, 'after' FROM generate_series(41, 60) i");
+  await receiverCaughtUp(postgres, archiveTimeoutMs);
+  return target;
+}
