@@ -60,7 +60,7 @@ const manifestPath = (file: ManifestFile) => file.Path ?? Buffer.from(file['Enco
 export type TarContents = ReadonlyMap<string, { readonly size: number; readonly sha256: string }>;
 
 /** Reads a tar stream to its end, hashing every regular file (SHA-256: what the agent asks pg_basebackup for). */
-export async function hashTar(tar: Readable): Promise<TarContents> {
+async function hashTar(tar: Readable): Promise<TarContents> {
   const contents = new Map<string, { size: number; sha256: string }>();
   const entries = extract();
   tar.on('error', (error) => entries.destroy(error));
@@ -85,7 +85,7 @@ export async function hashTar(tar: Readable): Promise<TarContents> {
  * Every difference between a data directory's tar and the manifest, in the order
  * pg_verifybackup reports them (a wrong size or checksum, then missing files, then extra ones).
  */
-export function compareWithManifest(contents: TarContents, manifest: PgBackupManifest): string[] {
+function compareWithManifest(contents: TarContents, manifest: PgBackupManifest): string[] {
   const problems: string[] = [];
   const listed = new Set<string>();
   for (const file of manifest.Files) {
