@@ -6,6 +6,7 @@
 import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
+import { runTool } from './exec';
 
 export async function fsyncPath(target: string): Promise<void> {
   const handle = await fs.promises.open(target, 'r');
@@ -24,6 +25,42 @@ export async function fsyncTree(root: string): Promise<void> {
     else if (entry.isFile()) await fsyncPath(child);
   }
   await fsyncPath(root);
+}
+
+/** How often writtenBackWhile asks for the write-back. */
+const WRITE_BACK_INTERVAL_MS = 100;
+
+/**
+ * Runs `work` (something that writes a lot under `dir`: unpacking a base backup) while the
+ * filesystem holding `dir` is written back every WRITE_BACK_INTERVAL_MS (`sync -f`, syncfs), so
+ * the disk writes happen during the work instead of all in the fsync that must follow it.
+ * Measured on a 1.1 GB base backup: unpacking took as long, and the `sync` after it fell from
+ * 0.73-0.81 s to 0.01-0.02 s (docs/benchmarks.md). Only an overlap: whoever needs the files
+ * durable still fsyncs them (a recovery server fsyncs its whole data directory as it starts), so a
+ * write-back that fails is of no consequence and is not reported.
+ */
+export async function writtenBackWhile<T>(dir: string, work: () => Promise<T>): Promise<T> {
+  let finished = false;
+  let wake = () => undefined as void;
+  const writingBack = (async () => {
+    while (!finished) {
+      await runTool('sync', ['-f', dir]).catch(() => undefined);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, WRITE_BACK_INTERVAL_MS);
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+  })();
+  try {
+    return await work();
+  } finally {
+    finished = true;
+    wake();
+    await writingBack;
+  }
 }
 
 /** Writes a file under a temporary name, fsyncs it, renames it into place, fsyncs the folder. */

@@ -18,6 +18,7 @@ import * as path from 'path';
 import { secretFromEnv } from '../config';
 import { UserError } from '../errors';
 import { runPipeline, runTool, toolVersion } from '../exec';
+import { writtenBackWhile } from '../durable';
 import type { BackupOutcome, DriverContext, JobDriver } from '../jobs/driver';
 import { BACKUP_MANIFEST, checkBaseBackup, decompressorFor, followFile, hashTarFile, readManifest, TarContents } from './base-backup-check';
 import { pathForMajor } from './server-binaries';
@@ -132,8 +133,10 @@ export async function extractBaseBackup(dir: string, details: BaseBackupDetails,
   await fs.promises.mkdir(target, { recursive: true });
   await fs.promises.chmod(target, 0o700);
   await fs.promises.mkdir(path.join(target, 'pg_wal'), { mode: 0o700 });
-  await untar(path.join(dir, details.baseTar), target, signal);
-  await untar(path.join(dir, details.walTar), path.join(target, 'pg_wal'), signal);
+  await writtenBackWhile(target, async () => {
+    await untar(path.join(dir, details.baseTar), target, signal);
+    await untar(path.join(dir, details.walTar), path.join(target, 'pg_wal'), signal);
+  });
 }
 
 async function untar(file: string, into: string, signal?: AbortSignal): Promise<void> {

@@ -110,7 +110,7 @@ async function socketFolder(fallbackParent: string): Promise<string> {
 const shellQuote = (value: string) => `'${value.replace(/'/g, `'\\''`)}'`;
 /** Any port: with listen_addresses '' it only names the socket file. */
 const SOCKET_ONLY_PORT = 5432;
-const POLL_MS = 200;
+const POLL_MS = 50;
 
 /**
  * Starts recovery and resolves once the server has reached the target and promoted, and every
