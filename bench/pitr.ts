@@ -396,26 +396,35 @@ export async function runPitrBenchmark(options: PitrBenchOptions = {}): Promise<
     const wrapper = path.join(work, 'restore-on-start.sh');
     fs.writeFileSync(wrapper, renderRestoreOnStart({ backupMount: agent.backupDir }), { mode: 0o755 });
     const ids = postgresIds();
+    // Every run's copies (about 1,300 files each) stay until the comparison ends: on ext4 without a
+    // journal (this machine's disk) creating files within a minute of deleting many others costs
+    // far more, as the kernel skips recently deleted inodes one by one (recently_deleted() in
+    // fs/ext4/ialloc.c; with perf, half of tar's time), which the next timed step would pay for
+    // the previous step's clean-up.
+    const removeLater: (() => Promise<unknown>)[] = [];
     for (let i = 1; i <= repetitions; i++) {
       await query(targetAdmin, `CREATE DATABASE plain_${i}`);
       await step(restore.psql, targetAdmin, () => runPipeline({ file: 'gunzip', args: ['-c', dumpFile] }, { file: 'psql', args: ['--quiet', '--no-psqlrc', '-v', 'ON_ERROR_STOP=1', `--dbname=plain_${i}`] }, { env: target.env }));
       sameDigest(expected, await digest({ ...targetAdmin, database: `plain_${i}` }), 'gunzip | psql');
-      await query(targetAdmin, `DROP DATABASE plain_${i}`);
+      removeLater.push(() => query(targetAdmin, `DROP DATABASE plain_${i}`));
 
       await step(restore.logical, targetAdmin, () => targetAgent.command(['restore', LOGICAL_JOB, '--from', 'latest', '--target', `logical_${i}`]));
       sameDigest(expected, await digest({ ...targetAdmin, database: `logical_${i}` }), 'the agent\'s logical restore');
-      await query(targetAdmin, `DROP DATABASE logical_${i}`);
+      removeLater.push(() => query(targetAdmin, `DROP DATABASE logical_${i}`));
 
       const scratchDir = path.join(work, `scratch-${i}`);
       const scratchPort = await freePort();
       let output = '';
-      const began = Date.now();
-      await step(restore.scratch, admin, async () => (output = await agent!.command(['restore', PITR_JOB, '--latest', '--target-dir', scratchDir, '--port', String(scratchPort)])));
+      let began = 0;
+      await step(restore.scratch, admin, async () => {
+        began = Date.now();
+        output = await agent!.command(['restore', PITR_JOB, '--latest', '--target-dir', scratchDir, '--port', String(scratchPort)]);
+      });
       phases.push(restorePhases(output, began, Date.now()));
       const scratch = new LocalServer(scratchDir, scratchPort, binDir);
       sameDigest(expected, await digest({ ...source, port: scratchPort }), 'restore --latest --target-dir --port');
       await scratch.stop();
-      fs.rmSync(scratchDir, { recursive: true, force: true });
+      removeLater.push(() => fs.promises.rm(scratchDir, { recursive: true, force: true }));
 
       // The Postgres container's data volume: owned by postgres, as the image's is.
       const volume = path.join(work, `volume-${i}`);
@@ -430,10 +439,11 @@ export async function runPitrBenchmark(options: PitrBenchOptions = {}): Promise<
       });
       sameDigest(expected, await digest({ ...source, port: dedicatedPort }), 'restore --latest applied by the restore-on-start script');
       await new LocalServer(pgdata, dedicatedPort, binDir).stop();
-      fs.rmSync(volume, { recursive: true, force: true });
-      fs.rmSync(path.join(agent.backupDir, PITR_JOB, 'restores'), { recursive: true, force: true });
+      removeLater.push(() => fs.promises.rm(volume, { recursive: true, force: true }));
       print(`run ${i}: ${Object.values(restore).map((r) => `${r.method.split(' (')[0].split(' --')[0]} ${r.seconds[i - 1].toFixed(1)} s`).join(', ')} (contents identical)`);
     }
+    for (const remove of removeLater) await remove();
+    fs.rmSync(path.join(agent.backupDir, PITR_JOB, 'restores'), { recursive: true, force: true });
 
     // 3. Commit latency with and without synchronous replication to the receiver, alternating.
     const probeScript = path.join(work, 'probe.sql');

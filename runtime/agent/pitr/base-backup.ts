@@ -139,11 +139,20 @@ export async function extractBaseBackup(dir: string, details: BaseBackupDetails,
   });
 }
 
+/**
+ * GNU tar reading 1 MiB records, whole ones from the pipe (--read-full-records), where its
+ * default is 10 KiB: one read, and one wake-up of the decompressor, per MiB instead of per 10 KiB.
+ * Unpacking the pgbench -s 70 base backup (1.1 GB) through the agent's pipeline: 0.71-0.94 s
+ * against 1.37-2.19 s (3 alternated runs, docs/benchmarks.md). The image brings GNU tar (busybox
+ * tar knows neither option).
+ */
+const TAR_EXTRACT = ['--blocking-factor=2048', '--read-full-records', '-x'];
+
 async function untar(file: string, into: string, signal?: AbortSignal): Promise<void> {
   const decompressor = decompressorFor(file);
   if (decompressor === undefined) {
-    await runTool('tar', ['-xf', file, '-C', into], { signal });
+    await runTool('tar', [...TAR_EXTRACT, '-f', file, '-C', into], { signal });
     return;
   }
-  await runPipeline({ file: decompressor, args: ['-dc', file] }, { file: 'tar', args: ['-xf', '-', '-C', into] }, { signal });
+  await runPipeline({ file: decompressor, args: ['-dc', file] }, { file: 'tar', args: [...TAR_EXTRACT, '-f', '-', '-C', into] }, { signal });
 }
