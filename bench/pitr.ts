@@ -38,6 +38,7 @@ import { textTable } from '../e2e/text-table';
 import { CONFIG_JSON_ENV, parseAgentConfig, RESTORE_CREDENTIAL_ENV } from '../runtime/agent/config';
 import { runPipeline } from '../runtime/agent/exec';
 import { BASE_BACKUP_COMPRESSION } from '../runtime/agent/pitr/base-backup';
+import { manifestChecksum } from '../runtime/agent/pitr/base-backup-check';
 import { POSTGRES_PITR_JOB } from '../runtime/agent/pitr/layout';
 import { renderRestoreOnStart } from '../runtime/render/postgres-restore-on-start';
 import { freePort, PostgresServer, postgresVersionsUnderTest, startPostgres, tempDir } from '../test/helpers/servers';
@@ -361,7 +362,7 @@ export async function runPitrBenchmark(options: PitrBenchOptions = {}): Promise<
     const dumpFile = path.join(work, 'bench.sql.gz');
     const backup: Record<string, TimedRow> = {
       dump: { method: 'pg_dump | gzip (plain SQL, gzip -6)', seconds: [], load: [] },
-      pitr: { method: `tenantry-agent run ${PITR_JOB} (pg_basebackup --compress=${BASE_BACKUP_COMPRESSION}; check: tars streamed against backup_manifest + pg_waldump)`, seconds: [], load: [] },
+      pitr: { method: `tenantry-agent run ${PITR_JOB} (pg_basebackup --compress=${BASE_BACKUP_COMPRESSION}; check: tars streamed against backup_manifest (${manifestChecksum()}) + pg_waldump)`, seconds: [], load: [] },
       basebackup: { method: `pg_basebackup alone (the job's flags, no check)`, seconds: [], load: [] },
       logical: { method: `tenantry-agent run ${LOGICAL_JOB} (logical, issue 4)`, seconds: [], load: [] },
     };
@@ -376,7 +377,7 @@ export async function runPitrBenchmark(options: PitrBenchOptions = {}): Promise<
       backup.pitr.sizeBytes = agent.newest(PITR_JOB).sizeBytes;
       const raw = path.join(work, 'basebackup');
       await step(backup.basebackup, admin, () =>
-        run(path.join(binDir, 'pg_basebackup'), [`--host=127.0.0.1`, `--port=${server.port}`, `--username=${REPLICATOR.user}`, `--pgdata=${raw}`, '--format=tar', '--wal-method=stream', '--checkpoint=fast', `--compress=${BASE_BACKUP_COMPRESSION}`, '--manifest-checksums=SHA256'], { env: { PGPASSWORD: REPLICATOR.password } }),
+        run(path.join(binDir, 'pg_basebackup'), [`--host=127.0.0.1`, `--port=${server.port}`, `--username=${REPLICATOR.user}`, `--pgdata=${raw}`, '--format=tar', '--wal-method=stream', '--checkpoint=fast', `--compress=${BASE_BACKUP_COMPRESSION}`, `--manifest-checksums=${manifestChecksum()}`], { env: { PGPASSWORD: REPLICATOR.password } }),
       );
       backup.basebackup.sizeBytes = Number(execFileSync('du', ['-sb', raw]).toString().split('\t')[0]);
       fs.rmSync(raw, { recursive: true, force: true });

@@ -5,18 +5,27 @@
  * caught and named, as pg_verifybackup would: a flipped byte in a data file, a truncated archive,
  * a file missing, a file added, an edited manifest, a damaged WAL segment. And the hashing of a
  * tar while another process is still writing it gives what reading the finished file gives.
+ * Both checksums a manifest can carry here: CRC32C (what the agent asks for) and SHA256 (where
+ * CRC32C cannot load, and older backups).
  */
 import { execFileSync, spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { createHash } from 'crypto';
-import { BaseBackupFiles, checkBaseBackup, followFile, hashTarFile } from '../../runtime/agent/pitr/base-backup-check';
+import { BaseBackupFiles, checkBaseBackup, followFile, hashTarFile, manifestChecksum, ManifestChecksum } from '../../runtime/agent/pitr/base-backup-check';
 import { PostgresServer, postgresVersionsUnderTest, tempDir } from '../helpers/servers';
 import { insertBatch, REPLICATOR, startSource } from './pitr-harness';
 
 jest.setTimeout(120_000);
 
-describe.each(postgresVersionsUnderTest())('PostgreSQL $major', ({ binDir }) => {
+const CHECKSUMS: readonly ManifestChecksum[] = ['CRC32C', 'SHA256'];
+const cases = postgresVersionsUnderTest().flatMap((version) => CHECKSUMS.map((checksum) => ({ ...version, checksum })));
+
+test('the agent asks pg_basebackup for CRC32C here (its native part loads)', () => {
+  expect(manifestChecksum()).toBe('CRC32C');
+});
+
+describe.each(cases)('PostgreSQL $major, $checksum manifest', ({ binDir, checksum }) => {
   let server: PostgresServer;
   let intact: string;
   const PATH = `${binDir}:${process.env.PATH}`;
@@ -27,7 +36,7 @@ describe.each(postgresVersionsUnderTest())('PostgreSQL $major', ({ binDir }) => 
     intact = path.join(tempDir('base-backup-check'), 'intact');
     execFileSync(
       path.join(binDir, 'pg_basebackup'),
-      ['-h', server.host, '-p', String(server.port), '-U', REPLICATOR.user, '-D', intact, '--format=tar', '--wal-method=stream', '--checkpoint=fast', '--compress=server-zstd:1', '--manifest-checksums=SHA256'],
+      ['-h', server.host, '-p', String(server.port), '-U', REPLICATOR.user, '-D', intact, '--format=tar', '--wal-method=stream', '--checkpoint=fast', '--compress=server-zstd:1', `--manifest-checksums=${checksum}`],
       { env: { PGPASSWORD: REPLICATOR.password, PATH } },
     );
   });
@@ -57,6 +66,7 @@ describe.each(postgresVersionsUnderTest())('PostgreSQL $major', ({ binDir }) => 
   test('an intact backup passes, as pg_verifybackup on the extracted copy agrees, and nothing but the check folder is written and then removed', async () => {
     const manifest = await checkBaseBackup({ dir: intact, baseTar: 'base.tar.zst', walTar: 'pg_wal.tar', PATH });
     expect(manifest.Files.length).toBeGreaterThan(100);
+    expect(new Set(manifest.Files.map((file) => file['Checksum-Algorithm']))).toEqual(new Set([checksum]));
     expect(fs.existsSync(`${intact}.tmp-check`)).toBe(false);
     const extracted = tempDir('base-backup-extracted');
     execFileSync('sh', ['-c', `zstd -dc "${intact}/base.tar.zst" | tar -xf - -C "${extracted}" && tar -xf "${intact}/pg_wal.tar" -C "${extracted}/pg_wal"`]);
@@ -70,7 +80,7 @@ describe.each(postgresVersionsUnderTest())('PostgreSQL $major', ({ binDir }) => 
       const bytes = fs.readFileSync(file);
       bytes[bytes.length - 100] ^= 0xff;
       fs.writeFileSync(file, bytes);
-    }), /does not match its manifest: "base\/\d+\/\d+" does not match its SHA256 checksum/],
+    }), new RegExp(`does not match its manifest: "base/\\d+/\\d+" does not match its ${checksum} checksum`)],
     ['a data file missing', (dir: string) => repack(dir, (u) => fs.rmSync(dataFile(u))), /"base\/\d+\/\d+" is in the manifest but not in the backup/],
     ['a file added', (dir: string) => repack(dir, (u) => fs.writeFileSync(path.join(u, 'base', 'stray'), 'x')), /"base\/stray" is in the backup but not in its manifest/],
     ['a file grown', (dir: string) => repack(dir, (u) => fs.appendFileSync(path.join(u, 'PG_VERSION'), '\n')), /"PG_VERSION" has size \d+ in the backup, \d+ in the manifest/],
@@ -132,15 +142,19 @@ describe('followFile: reading a file while another process writes it', () => {
     const source = path.join(dir, 'files');
     fs.mkdirSync(path.join(source, 'base'), { recursive: true });
     for (let i = 0; i < 20; i++) fs.writeFileSync(path.join(source, 'base', String(i)), Buffer.alloc(50_000 * (i + 1), i));
+    fs.writeFileSync(path.join(source, 'check'), '123456789');
     const tar = path.join(dir, 'base.tar.zst');
     // zstd writes the archive as tar produces it, slowly enough (a pipe, -1 and small blocks) to be followed.
     const writing = new Promise<void>((resolve, reject) => {
       const child = spawn('sh', ['-c', `tar -cf - -b 1 -C "${source}" . | zstd -q -1 --no-progress -o "${tar}"`]);
       child.once('close', (code) => (code === 0 ? resolve() : reject(new Error(`exit ${code}`))));
     });
-    const streamed = await hashTarFile(tar, undefined, followFile(tar, writing));
-    const afterwards = await hashTarFile(tar);
-    expect([...streamed.entries()].sort()).toEqual([...afterwards.entries()].sort());
-    expect(streamed.get('base/19')).toEqual({ size: 1_000_000, sha256: sha(Buffer.alloc(1_000_000, 19)) });
+    const streamed = await hashTarFile(tar, 'SHA256', undefined, followFile(tar, writing));
+    const afterwards = await hashTarFile(tar, 'SHA256');
+    expect([...streamed.files.entries()].sort()).toEqual([...afterwards.files.entries()].sort());
+    expect(streamed.files.get('base/19')).toEqual({ size: 1_000_000, checksum: sha(Buffer.alloc(1_000_000, 19)) });
+    // CRC-32C's check value (of "123456789") is 0xE3069283; backup_manifest writes its bytes little-endian.
+    const crc = await hashTarFile(tar, 'CRC32C');
+    expect(crc.files.get('check')?.checksum).toBe('839206e3');
   });
 });

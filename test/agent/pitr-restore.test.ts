@@ -86,7 +86,7 @@ describe.each(postgresVersionsUnderTest())('PostgreSQL $major', ({ major, binDir
     const [manifest] = await manifests(config, 'pitr');
     const details = manifest.details as unknown as BaseBackupDetails;
     expect(manifest).toMatchObject({ kind: 'postgres-pitr', status: 'ok', check: { result: 'passed' } });
-    expect(manifest.check?.details).toMatch(/^manifest checked \(\d+ files, SHA-256, hashed as written\) and WAL /);
+    expect(manifest.check?.details).toMatch(/^manifest checked \(\d+ files, CRC32C, hashed as written\) and WAL /);
     expect(details).toMatchObject({ serverMajor: major, timeline: 1, compression: 'server-zstd:1', baseTar: 'base.tar.zst', walTar: 'pg_wal.tar', walSegmentBytes: 16 * 1024 * 1024 });
     expect(details.systemIdentifier).toMatch(/^\d+$/);
     expect(path.basename(receiver.folder)).toBe(details.systemIdentifier);

@@ -20,7 +20,7 @@ import { UserError } from '../errors';
 import { runPipeline, runTool, toolVersion } from '../exec';
 import { writtenBackWhile } from '../durable';
 import type { BackupOutcome, DriverContext, JobDriver } from '../jobs/driver';
-import { BACKUP_MANIFEST, checkBaseBackup, decompressorFor, followFile, hashTarFile, readManifest, TarContents } from './base-backup-check';
+import { BACKUP_MANIFEST, checkBaseBackup, checksumOf, decompressorFor, followFile, hashTarFile, manifestChecksum, readManifest, TarContents } from './base-backup-check';
 import { pathForMajor } from './server-binaries';
 import { identifyJobServer, PitrJob } from './replication';
 
@@ -61,19 +61,20 @@ export class PitrDriver implements JobDriver {
     const PATH = await pathForMajor(server.major, ctx.env);
     const env = { PATH, PGPASSWORD: password, PGCONNECT_TIMEOUT: '10', PGAPPNAME: 'tenantry-agent' };
     const startTime = new Date().toISOString();
+    const checksum = manifestChecksum();
     const copied = runTool(
       'pg_basebackup',
       [
         `--host=${this.job.pitr.host}`, `--port=${this.job.pitr.port}`, `--username=${this.job.pitr.user}`, '--no-password',
         `--pgdata=${dir}`, '--format=tar', '--wal-method=stream', '--checkpoint=fast', `--compress=${BASE_BACKUP_COMPRESSION}`,
-        '--label=tenantry-agent', '--manifest-checksums=SHA256',
+        '--label=tenantry-agent', `--manifest-checksums=${checksum}`,
       ],
       { env, signal: ctx.signal },
     );
     // The check hashes the data directory's tar as pg_basebackup writes it, on the other core,
     // rather than reading it back afterwards (base-backup-check.ts).
     const streamedTar = path.join(dir, STREAMED_BASE_TAR);
-    const streamed = hashTarFile(streamedTar, ctx.signal, followFile(streamedTar, copied, ctx.signal));
+    const streamed = hashTarFile(streamedTar, checksum, ctx.signal, followFile(streamedTar, copied, ctx.signal));
     streamed.catch(() => undefined);
     await copied;
     this.streamed.set(dir, streamed);
@@ -103,7 +104,7 @@ export class PitrDriver implements JobDriver {
 
   /**
    * pg_verifybackup's checks, read from the tars as they stream (base-backup-check.ts): every
-   * file's size and SHA-256 against backup_manifest, and the WAL from start to end point parsed.
+   * file's size and checksum against backup_manifest, and the WAL from start to end point parsed.
    * Every byte of both tars is read (a truncated or damaged archive fails); nothing but the WAL
    * of the backup's own span is written.
    */
@@ -113,7 +114,7 @@ export class PitrDriver implements JobDriver {
     const streamed = details.baseTar === STREAMED_BASE_TAR ? this.streamed.get(dir) : undefined;
     this.streamed.delete(dir);
     const manifest = await checkBaseBackup({ dir, baseTar: details.baseTar, walTar: details.walTar, PATH, signal: ctx.signal }, streamed);
-    return `manifest checked (${manifest.Files.length} files, SHA-256${streamed ? ', hashed as written' : ''}) and WAL ${details.startLsn}..${details.endLsn} parsed on timeline ${details.timeline}, system ${details.systemIdentifier}`;
+    return `manifest checked (${manifest.Files.length} files, ${checksumOf(manifest)}${streamed ? ', hashed as written' : ''}) and WAL ${details.startLsn}..${details.endLsn} parsed on timeline ${details.timeline}, system ${details.systemIdentifier}`;
   }
 
   async restore(): Promise<string> {
