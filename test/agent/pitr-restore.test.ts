@@ -87,7 +87,7 @@ describe.each(postgresVersionsUnderTest())('PostgreSQL $major', ({ major, binDir
     const details = manifest.details as unknown as BaseBackupDetails;
     expect(manifest).toMatchObject({ kind: 'postgres-pitr', status: 'ok', check: { result: 'passed' } });
     expect(manifest.check?.details).toMatch(/^manifest checked \(\d+ files, CRC32C, hashed as written\) and WAL /);
-    expect(details).toMatchObject({ serverMajor: major, timeline: 1, compression: 'server-zstd:1', baseTar: 'base.tar.zst', walTar: 'pg_wal.tar', walSegmentBytes: 16 * 1024 * 1024 });
+    expect(details).toMatchObject({ serverMajor: major, timeline: 1, compression: 'server-zstd:level=1,workers=1', baseTar: 'base.tar.zst', walTar: 'pg_wal.tar', walSegmentBytes: 16 * 1024 * 1024 });
     expect(details.systemIdentifier).toMatch(/^\d+$/);
     expect(path.basename(receiver.folder)).toBe(details.systemIdentifier);
     expect(manifest.files.map((f) => f.path).sort()).toEqual(['backup_manifest', 'base.tar.zst', 'pg_wal.tar']);

@@ -11,7 +11,9 @@
  * 56 MB for server-lz4; `pg_dump | gzip` of the same database takes 1.6 s. The server compresses
  * before sending, so the network and the agent's CPU carry a tenth of the bytes. pg_wal.tar (the
  * WAL streamed during the backup) stays uncompressed: pg_basebackup streams it beside the
- * server's compressed tar.
+ * server's compressed tar. With one zstd worker thread (`workers=1`) the server compresses beside
+ * reading and checksumming the files instead of in turn: on the scale-70 database (1.1 GB, CRC32C
+ * manifest) 0.74-0.83 s against 1.02-1.05 s, for 4 % more bytes (51.5 against 49.6 MB).
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -25,7 +27,7 @@ import { pathForMajor } from './server-binaries';
 import { identifyJobServer, PitrJob } from './replication';
 
 /** pg_basebackup's --compress: see the measurements above. */
-export const BASE_BACKUP_COMPRESSION = 'server-zstd:1';
+export const BASE_BACKUP_COMPRESSION = 'server-zstd:level=1,workers=1';
 
 /** What the manifest records of a base backup (its `details`), and what restore reads back. */
 export interface BaseBackupDetails {
@@ -61,6 +63,9 @@ export class PitrDriver implements JobDriver {
     const PATH = await pathForMajor(server.major, ctx.env);
     const env = { PATH, PGPASSWORD: password, PGCONNECT_TIMEOUT: '10', PGAPPNAME: 'tenantry-agent' };
     const startTime = new Date().toISOString();
+    // Asked while the copy runs: two processes less at its end.
+    const tools = Promise.all([toolVersion('pg_basebackup', { PATH }), toolVersion('zstd')]);
+    tools.catch(() => undefined);
     const checksum = manifestChecksum();
     const copied = runTool(
       'pg_basebackup',
@@ -97,7 +102,7 @@ export class PitrDriver implements JobDriver {
     };
     return {
       source: { version: server.version, address: `${this.job.pitr.host}:${this.job.pitr.port}` },
-      tools: { pg_basebackup: await toolVersion('pg_basebackup', { PATH }), zstd: await toolVersion('zstd') },
+      tools: await tools.then(([pgBasebackup, zstd]) => ({ pg_basebackup: pgBasebackup, zstd })),
       details: { ...details },
     };
   }
