@@ -325,8 +325,10 @@ export async function runPitrBenchmark(options: PitrBenchOptions = {}): Promise<
   process.env.PATH = `${chosen.binDir}:${process.env.PATH}`;
   const server: PostgresServer = await startPostgres({ binDir: chosen.binDir, parameters: { wal_level: 'replica', max_wal_senders: '10', max_replication_slots: '10', max_slot_wal_keep_size: '8GB' } });
   // The logical restores load into another server: loading into the archived one would add their
-  // WAL (twice the database) to what every later restore to latest replays.
-  const target: PostgresServer = await startPostgres({ binDir: chosen.binDir, password: server.password });
+  // WAL (twice the database) to what every later restore to latest replays. Without autovacuum:
+  // the databases they load stay until the comparison ends (below), and vacuuming and analysing
+  // each 1.1 GB load would share the two cores and the disk with the timed steps after it.
+  const target: PostgresServer = await startPostgres({ binDir: chosen.binDir, password: server.password, parameters: { autovacuum: 'off' } });
   const binDir = server.binDir;
   const work = tempDir('bench-pitr');
   const env = server.env;
