@@ -153,6 +153,11 @@ function sameDigest(expected: Record<string, string>, actual: Record<string, str
 
 const postmasterPid = (pgdata: string) => Number(fs.readFileSync(path.join(pgdata, 'postmaster.pid'), 'utf8').split('\n')[0]);
 
+/** Drops the clean page cache (after a sync: nothing is lost), where the bench runs as root; a no-op elsewhere. */
+function dropPageCache(): void {
+  if (process.getuid?.() === 0) fs.writeFileSync('/proc/sys/vm/drop_caches', '1');
+}
+
 /** A Postgres started with pg_ctl on a data directory (a copy, or a restore) and stopped the same way. */
 class LocalServer {
   constructor(
@@ -336,9 +341,10 @@ export async function runPitrBenchmark(options: PitrBenchOptions = {}): Promise<
   const admin: ClientConfig = { ...source, database: 'postgres' };
   const targetAdmin: ClientConfig = { ...admin, port: target.port };
   let agent: AgentProcess | undefined;
-  const timed = async (connection: ClientConfig, work: () => Promise<unknown>) => {
+  const timed = async (connection: ClientConfig, work: () => Promise<unknown>, coldCache = false) => {
     await query(connection, 'CHECKPOINT');
     execFileSync('sync');
+    if (coldCache) dropPageCache();
     const start = performance.now();
     await work();
     return (performance.now() - start) / 1000;
@@ -368,9 +374,9 @@ export async function runPitrBenchmark(options: PitrBenchOptions = {}): Promise<
       basebackup: { method: `pg_basebackup alone (the job's flags, no check)`, seconds: [], load: [] },
       logical: { method: `tenantry-agent run ${LOGICAL_JOB} (logical, issue 4)`, seconds: [], load: [] },
     };
-    const step = async (row: TimedRow, connection: ClientConfig, work: () => Promise<unknown>) => {
+    const step = async (row: TimedRow, connection: ClientConfig, work: () => Promise<unknown>, coldCache = false) => {
       row.load.push(load1());
-      row.seconds.push(await timed(connection, work));
+      row.seconds.push(await timed(connection, work, coldCache));
     };
     for (let i = 1; i <= repetitions; i++) {
       await step(backup.dump, admin, () => runPipeline({ file: 'pg_dump', args: ['--dbname=bench'] }, { file: 'sh', args: ['-c', 'exec gzip > "$0"', dumpFile] }, { env }));
@@ -403,15 +409,18 @@ export async function runPitrBenchmark(options: PitrBenchOptions = {}): Promise<
     // journal (this machine's disk) creating files within a minute of deleting many others costs
     // far more, as the kernel skips recently deleted inodes one by one (recently_deleted() in
     // fs/ext4/ialloc.c; with perf, half of tar's time), which the next timed step would pay for
-    // the previous step's clean-up.
+    // the previous step's clean-up. Kept, they grow the page cache by about 5 GB a run, and from
+    // the second run on every method slowed down (gunzip | psql 6.4-7.5 s in runs 1-2, 9.9-11.7 s
+    // in run 3), so each restore starts with the clean page cache dropped (root only): every side
+    // cold, reading its dump or base backup from disk.
     const removeLater: (() => Promise<unknown>)[] = [];
     for (let i = 1; i <= repetitions; i++) {
       await query(targetAdmin, `CREATE DATABASE plain_${i}`);
-      await step(restore.psql, targetAdmin, () => runPipeline({ file: 'gunzip', args: ['-c', dumpFile] }, { file: 'psql', args: ['--quiet', '--no-psqlrc', '-v', 'ON_ERROR_STOP=1', `--dbname=plain_${i}`] }, { env: target.env }));
+      await step(restore.psql, targetAdmin, () => runPipeline({ file: 'gunzip', args: ['-c', dumpFile] }, { file: 'psql', args: ['--quiet', '--no-psqlrc', '-v', 'ON_ERROR_STOP=1', `--dbname=plain_${i}`] }, { env: target.env }), true);
       sameDigest(expected, await digest({ ...targetAdmin, database: `plain_${i}` }), 'gunzip | psql');
       removeLater.push(() => query(targetAdmin, `DROP DATABASE plain_${i}`));
 
-      await step(restore.logical, targetAdmin, () => targetAgent.command(['restore', LOGICAL_JOB, '--from', 'latest', '--target', `logical_${i}`]));
+      await step(restore.logical, targetAdmin, () => targetAgent.command(['restore', LOGICAL_JOB, '--from', 'latest', '--target', `logical_${i}`]), true);
       sameDigest(expected, await digest({ ...targetAdmin, database: `logical_${i}` }), 'the agent\'s logical restore');
       removeLater.push(() => query(targetAdmin, `DROP DATABASE logical_${i}`));
 
@@ -422,7 +431,7 @@ export async function runPitrBenchmark(options: PitrBenchOptions = {}): Promise<
       await step(restore.scratch, admin, async () => {
         began = Date.now();
         output = await agent!.command(['restore', PITR_JOB, '--latest', '--target-dir', scratchDir, '--port', String(scratchPort)]);
-      });
+      }, true);
       phases.push(restorePhases(output, began, Date.now()));
       const scratch = new LocalServer(scratchDir, scratchPort, binDir);
       sameDigest(expected, await digest({ ...source, port: scratchPort }), 'restore --latest --target-dir --port');
@@ -439,7 +448,7 @@ export async function runPitrBenchmark(options: PitrBenchOptions = {}): Promise<
         await agent!.command(['restore', PITR_JOB, '--latest']);
         await run('/bin/sh', [wrapper, 'true'], { env: { PGDATA: pgdata } });
         await LocalServer.start(pgdata, dedicatedPort, binDir);
-      });
+      }, true);
       sameDigest(expected, await digest({ ...source, port: dedicatedPort }), 'restore --latest applied by the restore-on-start script');
       await new LocalServer(pgdata, dedicatedPort, binDir).stop();
       removeLater.push(() => fs.promises.rm(volume, { recursive: true, force: true }));
