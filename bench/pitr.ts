@@ -3,8 +3,8 @@
  * -i -s 70, built once), in one run (issue 12, "Measure and report"):
  *
  *   1. base backup: `pg_dump | gzip` vs `tenantry-agent run postgres-pitr` (the whole job:
- *      pg_basebackup --compress=server-zstd:1, then its check, which extracts it and runs
- *      pg_verifybackup) vs pg_basebackup alone with the job's flags, and the logical job;
+ *      pg_basebackup, then its check of the tars against backup_manifest) vs pg_basebackup alone
+ *      with the job's flags, and the logical job;
  *   2. restore to a server that accepts connections, with identical contents (every table's row
  *      count and sum of 64-bit row hashes equal the source's): `gunzip | psql` vs the agent's
  *      logical restore (both into a second server) vs `restore postgres-pitr --latest --target-dir --port` (recovered and
