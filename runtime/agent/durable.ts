@@ -45,6 +45,7 @@ export async function writtenBackWhile<T>(dir: string, work: () => Promise<T>): 
   const writingBack = (async () => {
     while (!finished) {
       await runTool('sync', ['-f', dir]).catch(() => undefined);
+      if (finished) break;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, WRITE_BACK_INTERVAL_MS);
         wake = () => {

@@ -25,6 +25,13 @@ function recordingSync(calls: string, then: string): string {
 
 const callsIn = (file: string) => (fs.existsSync(file) ? fs.readFileSync(file, 'utf8').trim().split('\n').filter(Boolean) : []);
 
+/** Waits until `file` records `count` calls (a loaded machine's sync can take a while). */
+async function callsReach(file: string, count: number): Promise<void> {
+  for (const deadline = Date.now() + 30_000; callsIn(file).length < count; await sleep(20)) {
+    if (Date.now() > deadline) throw new Error(`only ${callsIn(file).length} of ${count} syncs within 30 s`);
+  }
+}
+
 describe('writtenBackWhile', () => {
   const savedPath = process.env.PATH;
   afterEach(() => {
@@ -37,12 +44,12 @@ describe('writtenBackWhile', () => {
     process.env.PATH = `${recordingSync(calls, `exec ${realSync} "$@"`)}:${savedPath}`;
     const result = await writtenBackWhile(dir, async () => {
       fs.writeFileSync(path.join(dir, 'data'), Buffer.alloc(8 << 20, 1));
-      await sleep(600);
+      await callsReach(calls, 3);
       return 'written';
     });
     expect(result).toBe('written');
     const during = callsIn(calls);
-    expect(during.length).toBeGreaterThanOrEqual(2);
+    expect(during.length).toBeGreaterThanOrEqual(3);
     expect(new Set(during)).toEqual(new Set([`-f ${dir}`]));
     await sleep(400);
     expect(callsIn(calls)).toHaveLength(during.length);
@@ -67,7 +74,6 @@ describe('writtenBackWhile', () => {
   test('a sync that fails (an old one without -f) does not fail the work: the write-back is only an overlap', async () => {
     const calls = path.join(folder(), 'calls');
     process.env.PATH = `${recordingSync(calls, 'echo "sync: invalid option -- f" >&2; exit 1')}:${savedPath}`;
-    await expect(writtenBackWhile(folder(), async () => (await sleep(300), 42))).resolves.toBe(42);
-    expect(callsIn(calls).length).toBeGreaterThanOrEqual(2);
+    await expect(writtenBackWhile(folder(), async () => (await callsReach(calls, 2), 42))).resolves.toBe(42);
   });
 });
