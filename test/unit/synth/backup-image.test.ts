@@ -145,10 +145,11 @@ describe("the agent image's Redis tools are the environment's Redis image's", ()
     expect(instructions).toContain('FROM ${REDIS_IMAGE} AS redis');
   });
 
-  test('Dockerfile text: production stays on Alpine: every other stage is FROM NODE_IMAGE (default node:20-alpine3.21), whose apk branch installs the PostgreSQL 15, 16 and 17 clients and servers (PITR recovery), tini and su-exec', () => {
+  test('Dockerfile text: production stays on Alpine: every other stage is FROM NODE_IMAGE (default node:20-alpine3.21), whose apk branch installs the PostgreSQL 15, 16 and 17 clients and servers (PITR recovery), GNU tar (base backups unpacked in 1 MiB records; the build refuses another tar), tini and su-exec', () => {
     expect(instructions.filter((l) => l.startsWith('FROM ') && !l.includes('${REDIS_IMAGE}'))).toEqual(['FROM ${NODE_IMAGE} AS build', 'FROM ${NODE_IMAGE} AS deps', 'FROM ${NODE_IMAGE}']);
     const apk = finalStage.find((l) => l.includes('apk add'))!;
-    expect(apk).toMatch(/if command -v apk >\/dev\/null; then apk add --no-cache postgresql15-client postgresql16-client postgresql17-client postgresql15 postgresql16 postgresql17 libssl3 zstd coreutils tini su-exec /);
+    expect(apk).toMatch(/if command -v apk >\/dev\/null; then apk add --no-cache postgresql15-client postgresql16-client postgresql17-client postgresql15 postgresql16 postgresql17 libssl3 zstd coreutils tar tini su-exec /);
+    expect(apk).toContain(`tar --version | grep -q 'GNU tar' || {`);
     expect(apk).toContain('for major in 15 16 17; do for tool in pg_dump pg_basebackup postgres pg_verifybackup pg_waldump; do test -x "/usr/libexec/postgresql$major/$tool"');
     expect(finalStage).toContain('ENTRYPOINT ["/sbin/tini", "--", "tenantry-entrypoint"]');
   });
