@@ -185,7 +185,7 @@ export async function alertFailure(agent: Agent, job: JobConfig, error: string, 
 }
 
 function checkMethod(job: JobConfig): string {
-  return { postgres: 'pg_restore --list', 'postgres-pitr': 'backup_manifest SHA-256 of every file in the streamed tar, WAL span parsed', redis: 'redis-check-rdb', qdrant: 'sha256 against Qdrant snapshot checksum', minio: 'object count and ETag' }[job.kind];
+  return { postgres: 'pg_restore --list', 'postgres-pitr': 'backup_manifest checksum of every file in the streamed tar, WAL span parsed', redis: 'redis-check-rdb', qdrant: 'sha256 against Qdrant snapshot checksum', minio: 'object count and ETag' }[job.kind];
 }
 
 /** Hashing a large backup takes longer than a stopping agent may: a stop request ends it. */
