@@ -6,6 +6,7 @@
 import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
+import { setTimeout as sleep } from 'timers/promises';
 import { runTool } from './exec';
 
 export async function fsyncPath(target: string): Promise<void> {
@@ -40,26 +41,18 @@ const WRITE_BACK_INTERVAL_MS = 100;
  * write-back that fails is of no consequence and is not reported.
  */
 export async function writtenBackWhile<T>(dir: string, work: () => Promise<T>): Promise<T> {
-  let finished = false;
-  let wake = () => undefined as void;
+  const finished = new AbortController();
   const writingBack = (async () => {
-    while (!finished) {
+    while (!finished.signal.aborted) {
       await runTool('sync', ['-f', dir]).catch(() => undefined);
-      if (finished) break;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, WRITE_BACK_INTERVAL_MS);
-        wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
+      // Ends early (rejects) when the work finishes: no wait after it.
+      await sleep(WRITE_BACK_INTERVAL_MS, undefined, { signal: finished.signal }).catch(() => undefined);
     }
   })();
   try {
     return await work();
   } finally {
-    finished = true;
-    wake();
+    finished.abort();
     await writingBack;
   }
 }
